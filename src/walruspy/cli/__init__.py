@@ -1,0 +1,1 @@
+"""The `walruspy` command line: Walrus's command names, `--json` on every command."""

@@ -1,0 +1,146 @@
+"""Decoding a blob from slivers, with Walrus's consistency checks (spec/encoding.md section 10).
+
+Theory of operation: any p = n-2f distinct verified primary slivers give, column by column, the p
+source symbols of each of the s columns (primary code, k = p); any s = n-f secondary slivers give,
+row by row, the s source symbols of each of the p rows (secondary code, k = s). The rows, read
+row-major and cut to the unencoded length, are the blob.
+
+Authentic slivers do not make an authentic blob: a malicious writer can commit to slivers that are
+not one codeword. The `DEFAULT` check re-cuts the p systematic primary slivers from the decoded
+blob and compares their hashes with the metadata (skipping rows received as verified slivers); the
+`STRICT` check re-encodes the blob and compares blob IDs. Either failure raises
+`InconsistentBlobError`: an inconsistent blob is never returned as data.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import numpy as np
+
+from walruspy.core.encoding import encode_blob
+from walruspy.core.errors import InconsistentBlobError, NotEnoughSymbolsError
+from walruspy.core.metadata import VerifiedBlobMetadataWithId
+from walruspy.core.rs import decode_source
+from walruspy.core.slivers import SliverData, VerifiedSliver
+from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
+
+
+class ConsistencyCheck(enum.Enum):
+    """How much to check a decoded blob against its metadata (Walrus's `ConsistencyCheckType`)."""
+
+    SKIP = "skip"
+    DEFAULT = "default"
+    STRICT = "strict"
+
+
+def decode_blob(
+    metadata: VerifiedBlobMetadataWithId,
+    slivers: Iterable[VerifiedSliver],
+    check: ConsistencyCheck = ConsistencyCheck.DEFAULT,
+) -> bytes:
+    """Decode the blob from enough verified slivers of one axis.
+
+    Needs p distinct primary slivers or s distinct secondary slivers (extra ones are ignored).
+    Raises `NotEnoughSymbolsError` when there are too few, `InconsistentBlobError` when the check
+    fails, and `ValueError` for slivers of another blob or of both axes.
+    """
+    by_index: dict[int, SliverData] = {}
+    axes = set()
+    for verified in slivers:
+        if verified.blob_id != metadata.blob_id.raw:
+            raise ValueError("a sliver of another blob was passed to decode_blob")
+        by_index[verified.sliver.index] = verified.sliver
+        axes.add(verified.sliver.sliver_type)
+    if len(axes) > 1:
+        raise ValueError("decode_blob takes slivers of one axis")
+    axis = axes.pop() if axes else SliverType.PRIMARY
+    params = metadata.params
+    needed = (
+        params.n_primary_source_symbols
+        if axis is SliverType.PRIMARY
+        else (params.n_secondary_source_symbols)
+    )
+    if len(by_index) < needed:
+        raise NotEnoughSymbolsError(
+            f"need {needed} distinct {axis.value} slivers to decode, got {len(by_index)}"
+        )
+    chosen = {i: by_index[i] for i in sorted(by_index)[:needed]}
+    if axis is SliverType.PRIMARY:
+        rows = _rows_from_primary(metadata, chosen)
+    else:
+        rows = _rows_from_secondary(metadata, chosen)
+    blob = rows.tobytes()[: metadata.unencoded_length]
+    received_rows = set(chosen) if axis is SliverType.PRIMARY else set()
+    _check_consistency(metadata, rows, blob, received_rows, check)
+    return blob
+
+
+def _rows_from_primary(
+    metadata: VerifiedBlobMetadataWithId, chosen: dict[int, SliverData]
+) -> np.ndarray:
+    """The p x s source matrix from p primary slivers (decoding column by column if needed)."""
+    params, ss = metadata.params, metadata.symbol_size
+    p, s, n = params.n_primary_source_symbols, params.n_secondary_source_symbols, params.n_shards
+    indices = list(chosen)
+    data = np.stack([np.frombuffer(chosen[i].data, dtype=np.uint8) for i in indices])
+    data = data.reshape(p, s, ss)
+    if indices == list(range(p)):
+        return data
+    rows = np.empty((p, s, ss), dtype=np.uint8)
+    for c in range(s):
+        column = {i: data[k, c].tobytes() for k, i in enumerate(indices)}
+        rows[:, c, :] = np.frombuffer(
+            b"".join(decode_source(p, n, column)), dtype=np.uint8
+        ).reshape(p, ss)
+    return rows
+
+
+def _rows_from_secondary(
+    metadata: VerifiedBlobMetadataWithId, chosen: dict[int, SliverData]
+) -> np.ndarray:
+    """The p x s source matrix from s secondary slivers (decoding row by row if needed)."""
+    params, ss = metadata.params, metadata.symbol_size
+    p, s, n = params.n_primary_source_symbols, params.n_secondary_source_symbols, params.n_shards
+    indices = list(chosen)
+    data = np.stack([np.frombuffer(chosen[j].data, dtype=np.uint8) for j in indices])
+    data = data.reshape(s, p, ss)
+    if indices == list(range(s)):
+        return np.ascontiguousarray(data.transpose(1, 0, 2))
+    rows = np.empty((p, s, ss), dtype=np.uint8)
+    for r in range(p):
+        row = {j: data[k, r].tobytes() for k, j in enumerate(indices)}
+        rows[r] = np.frombuffer(b"".join(decode_source(s, n, row)), dtype=np.uint8).reshape(s, ss)
+    return rows
+
+
+def _check_consistency(
+    metadata: VerifiedBlobMetadataWithId,
+    rows: np.ndarray,
+    blob: bytes,
+    received_rows: set[int],
+    check: ConsistencyCheck,
+) -> None:
+    if check is ConsistencyCheck.SKIP:
+        return
+    if check is ConsistencyCheck.STRICT:
+        recomputed = encode_blob(blob, metadata.n_shards).metadata.blob_id
+        if recomputed != metadata.blob_id:
+            raise InconsistentBlobError(
+                f"blob {metadata.blob_id} is inconsistently encoded: re-encoding the decoded data "
+                f"gives blob ID {recomputed}"
+            )
+        return
+    ss = metadata.symbol_size
+    for i in range(metadata.params.n_primary_source_symbols):
+        if i in received_rows:
+            continue
+        sliver = SliverData(SliverType.PRIMARY, SliverIndex(i), ss, rows[i].tobytes())
+        if sliver.merkle_root(metadata.n_shards) != metadata.sliver_hash(
+            SliverPairIndex(i), SliverType.PRIMARY
+        ):
+            raise InconsistentBlobError(
+                f"blob {metadata.blob_id} is inconsistently encoded: decoded primary sliver {i} "
+                "does not match its metadata hash"
+            )

@@ -1,0 +1,133 @@
+"""Slivers: the rows and columns of the encoded blob that shards store (spec/encoding.md 5 and 8).
+
+Theory of operation: primary sliver i is row i of the expanded n x n matrix cut to its first s
+symbols; secondary sliver j is column j cut to its first p symbols. Sliver pair i holds primary
+sliver i and secondary sliver n-1-i. A sliver is checked by expanding it with the orthogonal code
+to n symbols and comparing the Merkle root of those symbols with the metadata entry of its pair.
+
+Wire form (BCS `SliverData`): ULEB128(len) ‖ data ‖ symbol_size u16 ‖ index u16, where index is
+the sliver index (not the pair index). The sliver type is not in the bytes: it comes from the URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from walruspy.core.bcs import Reader, Writer
+from walruspy.core.errors import VerificationError
+from walruspy.core.merkle import MerkleTree, leaf_hash
+from walruspy.core.metadata import VerifiedBlobMetadataWithId
+from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE, EncodingParams
+from walruspy.core.rs import expand, split_symbols
+from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType, pair_index_of_sliver
+
+#: The largest sliver data BCS may announce: a primary sliver at the maximum n and symbol size.
+MAX_SLIVER_BYTES = MAX_N_SHARDS * MAX_SYMBOL_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class SliverData:
+    """One sliver: its axis, sliver index, symbol size and data (a whole number of symbols)."""
+
+    sliver_type: SliverType
+    index: SliverIndex
+    symbol_size: int
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index <= MAX_N_SHARDS:
+            raise VerificationError(f"sliver index {self.index} is not a u16")
+        if not 0 < self.symbol_size <= MAX_SYMBOL_SIZE:
+            raise VerificationError(f"symbol size {self.symbol_size} out of range")
+        if len(self.data) % self.symbol_size:
+            raise VerificationError(
+                f"sliver of {len(self.data)} bytes is not a whole number of "
+                f"{self.symbol_size}-byte symbols"
+            )
+
+    @property
+    def symbols(self) -> list[bytes]:
+        """The sliver's symbols."""
+        return split_symbols(self.data, self.symbol_size)
+
+    def pair_index(self, n_shards: int) -> SliverPairIndex:
+        """The sliver pair this sliver belongs to."""
+        return pair_index_of_sliver(self.index, self.sliver_type, n_shards)
+
+    def to_bcs(self) -> bytes:
+        """The BCS bytes of `SliverData`."""
+        return Writer().bytes(self.data).u16(self.symbol_size).u16(self.index).finish()
+
+    @classmethod
+    def from_bcs(cls, data: bytes, sliver_type: SliverType) -> SliverData:
+        """Parse `SliverData` of the given axis, strictly."""
+        reader = Reader(data)
+        body = reader.bytes("sliver data", MAX_SLIVER_BYTES)
+        symbol_size = reader.u16("symbol size")
+        index = reader.u16("sliver index")
+        reader.finish("sliver")
+        if symbol_size == 0:
+            raise VerificationError("sliver has symbol size 0")
+        return cls(sliver_type, SliverIndex(index), symbol_size, body)
+
+    def expanded_symbols(self, n_shards: int) -> list[bytes]:
+        """The n symbols of the sliver's row or column: the sliver extended with the other code."""
+        return expand(self.symbols, n_shards)
+
+    def merkle_root(self, n_shards: int) -> bytes:
+        """The Merkle root over the expanded sliver, as committed in the metadata."""
+        return MerkleTree([leaf_hash(s) for s in self.expanded_symbols(n_shards)]).root
+
+    def verify(self, metadata: VerifiedBlobMetadataWithId) -> VerifiedSliver:
+        """Check this sliver against verified metadata (spec/encoding.md section 8)."""
+        params = metadata.params
+        n = params.n_shards
+        if self.index >= n:
+            raise VerificationError(f"sliver index {self.index} out of range for {n} shards")
+        expected_size = metadata.symbol_size
+        if self.symbol_size != expected_size:
+            raise VerificationError(
+                f"symbol size {self.symbol_size} differs from the blob's {expected_size}"
+            )
+        expected_len = expected_sliver_length(params, self.sliver_type, expected_size)
+        if len(self.data) != expected_len:
+            raise VerificationError(
+                f"{self.sliver_type.value} sliver has {len(self.data)} bytes, "
+                f"expected {expected_len}"
+            )
+        committed = metadata.sliver_hash(self.pair_index(n), self.sliver_type)
+        if self.merkle_root(n) != committed:
+            raise VerificationError(
+                f"{self.sliver_type.value} sliver {self.index} does not match the metadata hash"
+            )
+        return VerifiedSliver(self, metadata.blob_id.raw, _token=_VERIFIED)
+
+
+def expected_sliver_length(
+    params: EncodingParams, sliver_type: SliverType, symbol_size: int
+) -> int:
+    """Bytes of a sliver of `sliver_type` for the given parameters and symbol size."""
+    if sliver_type is SliverType.PRIMARY:
+        return params.primary_sliver_length(symbol_size)
+    return params.secondary_sliver_length(symbol_size)
+
+
+_VERIFIED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSliver:
+    """A sliver checked against the metadata of blob `blob_id`. Made only by `SliverData.verify`."""
+
+    sliver: SliverData
+    blob_id: bytes
+    _token: object = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedSliver is made only by SliverData.verify() or the encoder")
+
+
+def trust_encoded_sliver(sliver: SliverData, blob_id: bytes) -> VerifiedSliver:
+    """Wrap a sliver that this process encoded itself as verified."""
+    return VerifiedSliver(sliver, blob_id, _token=_VERIFIED)

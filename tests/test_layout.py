@@ -1,0 +1,52 @@
+"""The dependency rule of STYLE.md: who may import whom inside walruspy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "walruspy"
+
+#: package -> the walruspy packages it may import (besides itself).
+ALLOWED = {
+    "core": set(),
+    "chain": {"core"},
+    "node_api": {"core"},
+    "client": {"core", "chain", "node_api", "workers"},
+    "node": {"core", "chain", "node_api", "workers"},
+    "daemon": {"client", "core", "chain", "node_api", "workers"},
+    "cli": {"client", "core", "chain", "node_api", "workers", "daemon", "node", "devnet", "demo"},
+    "devnet": {"core", "chain", "node_api", "client", "node", "daemon", "workers"},
+    "workers": {"core"},
+    "demo": {"core", "workers", "client", "devnet", "chain"},
+}
+
+
+def _walruspy_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "walruspy" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_follow_the_dependency_rule(path: Path) -> None:
+    relative = path.relative_to(SRC)
+    package = relative.parts[0].removesuffix(".py")
+    if package == "__init__" or package == "__main__":
+        return
+    assert package in ALLOWED, f"new top-level module {package}: add it to the dependency rule"
+    imported = _walruspy_imports(path) - {package}
+    forbidden = imported - ALLOWED[package]
+    assert not forbidden, f"walruspy.{package} may not import {sorted(forbidden)} ({relative})"

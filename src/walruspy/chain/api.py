@@ -1,0 +1,175 @@
+"""What storage nodes and clients need from the control plane, as typed Protocols.
+
+Theory of operation: `ChainReader` is everything a storage node reads (system parameters, the
+committee, blob records, the ordered event stream); `ChainWriter` adds the transactions of a
+client or node account (reserve and register, certify, extend, delete, invalidate, advance the
+epoch). `walruspy.chain.evm` implements both over standard Ethereum JSON-RPC, so the same code runs
+against the embedded devchain, anvil or a public testnet; tests may run it in-process on web3's
+eth-tester provider. Contract logic lives only in the Vyper contracts: nothing here re-implements
+a rule of theirs, it only calls them and decodes what they return.
+
+Errors: a transaction the contract rejects raises `ChainRevertError` carrying the contract's
+reason; a node that cannot be reached or answers nonsense raises `ChainUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from walruspy.chain.events import ChainEvent, EventCursor
+from walruspy.core.blob_id import BlobId
+from walruspy.core.certificates import Certificate
+from walruspy.core.committee import Committee
+from walruspy.core.errors import WalrusError
+
+
+class ChainError(WalrusError):
+    """Root of the control-plane client's errors."""
+
+
+class ChainRevertError(ChainError):
+    """The contract rejected a call; `reason` is its revert string (e.g. "storage too small")."""
+
+    def __init__(self, reason: str, operation: str = "") -> None:
+        self.reason = reason
+        self.operation = operation
+        where = f"{operation}: " if operation else ""
+        super().__init__(f"{where}rejected by the contract: {reason}")
+
+
+class ChainUnavailableError(ChainError):
+    """The chain's JSON-RPC endpoint could not be reached or answered nonsense."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    """The System contract's parameters and current state."""
+
+    chain_id: int
+    system_address: str
+    wal_address: str
+    epoch: int
+    n_shards: int
+    epoch_duration_s: int
+    epoch_started_at: int
+    max_epochs_ahead: int
+    storage_price_per_unit_size: int
+    write_price_per_unit_size: int
+    total_capacity_size: int
+    used_capacity_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRecord:
+    """A storage resource (Move `Storage`): `storage_size` bytes for epochs [start, end)."""
+
+    storage_id: bytes
+    owner: str
+    start_epoch: int
+    end_epoch: int
+    storage_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    """A blob object (Move `Blob`) as the contract holds it."""
+
+    object_id: bytes
+    owner: str
+    blob_id: BlobId
+    size: int
+    encoding_type: int
+    registered_epoch: int
+    certified_epoch: int | None
+    storage: StorageRecord
+    deletable: bool
+
+    @property
+    def end_epoch(self) -> int:
+        """The first epoch in which the blob is no longer stored (exclusive end)."""
+        return self.storage.end_epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The result of reserve-and-register: the new blob object and what it cost."""
+
+    blob: BlobRecord
+    cost: int
+    tx_hash: bytes
+
+
+class ChainReader(Protocol):
+    """Read access to the control plane."""
+
+    async def system_info(self) -> SystemInfo:
+        """Current parameters and state of the System contract."""
+        ...
+
+    async def committee(self) -> Committee:
+        """The committee of the current epoch."""
+        ...
+
+    async def get_blob(self, object_id: bytes) -> BlobRecord | None:
+        """The blob object `object_id`, or None if it does not exist (or was deleted)."""
+        ...
+
+    async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
+        """Every blob object `owner` holds."""
+        ...
+
+    async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
+        """Up to `limit` events at or after `cursor`, in chain order, from finalized blocks."""
+        ...
+
+    async def chain_time(self) -> int:
+        """The timestamp of the latest block, in seconds (epochs are measured in it)."""
+        ...
+
+
+class ChainWriter(ChainReader, Protocol):
+    """Transactions from one account."""
+
+    @property
+    def address(self) -> str:
+        """The account's address (checksummed hex)."""
+        ...
+
+    async def wal_balance(self, owner: str | None = None) -> int:
+        """WAL (in FROST) held by `owner`, this account by default."""
+        ...
+
+    async def reserve_and_register(
+        self,
+        *,
+        blob_id: BlobId,
+        root_hash: bytes,
+        unencoded_size: int,
+        encoded_size: int,
+        epochs_ahead: int,
+        deletable: bool,
+    ) -> Registration:
+        """Buy storage for `epochs_ahead` epochs and register the blob on it, in one transaction."""
+        ...
+
+    async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
+        """Post the quorum certificate over the blob's BLOB_CERT message (its availability)."""
+        ...
+
+    async def extend_blob(self, object_id: bytes, extended_epochs: int) -> None:
+        """Pay to keep a certified blob for `extended_epochs` more epochs."""
+        ...
+
+    async def delete_blob(self, object_id: bytes) -> StorageRecord:
+        """Delete a deletable blob this account owns; its storage comes back to the account."""
+        ...
+
+    async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
+        """Post a validity certificate over INVALID_BLOB_ID: the blob is marked invalid."""
+        ...
+
+    async def advance_epoch(self) -> bool:
+        """Start the next epoch if its time has come; False if it is too early or already done."""
+        ...

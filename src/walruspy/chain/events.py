@@ -1,0 +1,132 @@
+"""The control plane's events, as storage nodes and clients consume them (walrus-system.md 1.5).
+
+Theory of operation: the System contract emits Walrus's events as EVM logs. Each event carries its
+`EventId` (block number, log index, transaction hash); events are totally ordered by (block
+number, log index), and an `EventCursor` names the position just after the last event a consumer
+applied, so a consumer that persists its cursor with its effects resumes without skipping or
+repeating an event. This replaces Walrus's (checkpoint, event sequence) cursor; node status JSON
+shows an event's ID as `{"txDigest": <tx hash>, "eventSeq": <log index>}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from walruspy.core.blob_id import BlobId
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EventId:
+    """Where an event sits on chain; ordered by (block number, log index)."""
+
+    block_number: int
+    log_index: int
+    tx_hash: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.block_number < 0 or self.log_index < 0:
+            raise ValueError(f"invalid event position {self.block_number}/{self.log_index}")
+
+    @property
+    def cursor_after(self) -> EventCursor:
+        """The cursor that resumes just after this event."""
+        return EventCursor(self.block_number, self.log_index + 1)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EventCursor:
+    """The position of the next event to read: events at or after (block, log index)."""
+
+    block_number: int = 0
+    log_index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.block_number < 0 or self.log_index < 0:
+            raise ValueError(f"invalid event cursor {self.block_number}/{self.log_index}")
+
+    def admits(self, event_id: EventId) -> bool:
+        """Whether an event at `event_id` comes at or after this cursor."""
+        return (event_id.block_number, event_id.log_index) >= (self.block_number, self.log_index)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRegistered:
+    """A blob object was registered (Move `BlobRegistered`)."""
+
+    event_id: EventId
+    epoch: int
+    blob_id: BlobId
+    size: int
+    encoding_type: int
+    end_epoch: int
+    deletable: bool
+    object_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCertified:
+    """A blob object was certified, or its certified lifetime extended (Move `BlobCertified`)."""
+
+    event_id: EventId
+    epoch: int
+    blob_id: BlobId
+    end_epoch: int
+    deletable: bool
+    object_id: bytes
+    is_extension: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BlobDeleted:
+    """A deletable blob object was deleted by its owner (Move `BlobDeleted`)."""
+
+    event_id: EventId
+    epoch: int
+    blob_id: BlobId
+    end_epoch: int
+    object_id: bytes
+    was_certified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidBlobId:
+    """A blob ID was proven inconsistent by a validity certificate (Move `InvalidBlobID`)."""
+
+    event_id: EventId
+    epoch: int
+    blob_id: BlobId
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChangeStart:
+    """Epoch `epoch` began: writes go to its committee (Move `EpochChangeStart`)."""
+
+    event_id: EventId
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChangeDone:
+    """Epoch `epoch`'s committee holds all its shards (Move `EpochChangeDone`)."""
+
+    event_id: EventId
+    epoch: int
+
+
+ChainEvent = (
+    BlobRegistered
+    | BlobCertified
+    | BlobDeleted
+    | InvalidBlobId
+    | EpochChangeStart
+    | EpochChangeDone
+)
+BlobEvent = BlobRegistered | BlobCertified | BlobDeleted | InvalidBlobId
+EVENT_NAMES = (
+    "BlobRegistered",
+    "BlobCertified",
+    "BlobDeleted",
+    "InvalidBlobID",
+    "EpochChangeStart",
+    "EpochChangeDone",
+)

@@ -1,0 +1,1 @@
+"""The control plane: Vyper contracts, the EVM chain client, and the embedded devchain."""

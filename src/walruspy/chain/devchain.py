@@ -1,0 +1,353 @@
+"""The embedded development chain: py-evm behind an Ethereum JSON-RPC server, made durable.
+
+Theory of operation
+-------------------
+walruspy's control plane runs as Vyper contracts on an EVM. So that nobody has to install
+a blockchain, walruspy can start its own: py-evm (through eth-tester's ``PyEVMBackend``,
+Prague fork, so the EIP-2537 BLS12-381 and EIP-152 BLAKE2F precompiles are active, the
+former native, see :mod:`walruspy.chain.precompiles`) behind the JSON-RPC of
+:mod:`walruspy.chain.jsonrpc`. Any code that talks to it uses web3 over standard JSON-RPC
+only, so geth or anvil can take its place.
+
+Blocks. Every accepted ``eth_sendRawTransaction`` is mined at once in a block of its own,
+so its receipt exists when the call returns. A block's timestamp is the wall clock (plus
+the offset that ``evm_increaseTime`` adds) but at least its parent's plus one second,
+since post-merge blocks must be strictly later than their parents: a burst of n
+transactions in one second runs the chain clock up to n - 1 seconds ahead, and it falls
+back in step with the wall clock once the chain is idle (as anvil and hardhat do). Calls
+and gas estimates run in the context of the next block, with the timestamp it would get.
+
+Durability. The chain lives in memory, and the state directory holds what is needed to
+rebuild it exactly:
+
+* ``genesis.json``: chain id, dev accounts, gas limit, genesis timestamp and hash. A start
+  with other explicit settings is refused; settings left out are taken from it.
+* ``journal.bin``: an append-only log of what changed the chain, in order: each mined
+  transaction as (block timestamp, block hash, raw transaction), each empty block mined
+  by ``evm_mine`` as (timestamp, block hash), each clock offset set by
+  ``evm_increaseTime``. A record is ``length | crc32 | payload`` and is written and
+  fdatasync'ed before the JSON-RPC response leaves, so anything a client was told
+  survives ``kill -9``. A torn last record (a crash mid-write) fails its length or CRC
+  check and is cut off at the next start; damage before the last record refuses the start.
+
+On start the journal is replayed: same timestamps and deterministic block fields (the
+``prevrandao`` of a block is the keccak of its parent's hash) give the same blocks, hashes
+and receipts, and each replayed block's hash is checked against the journal.
+``evm_snapshot``/``evm_revert`` work too: a revert truncates the journal back to where it
+was at the snapshot, then rewinds the chain in memory.
+
+Concurrency. py-evm is synchronous and not thread-safe, so all chain work runs on one
+worker thread, one request at a time, while the event loop keeps serving; the number of
+requests waiting for it is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from eth_utils.address import to_checksum_address
+
+from walruspy.chain import jsonrpc as rpc
+from walruspy.chain.devchain_engine import (
+    Engine,
+)
+from walruspy.chain.devchain_state import (
+    DEFAULT_ACCOUNT_BALANCE_WEI,
+    DEFAULT_ACCOUNT_COUNT,
+    DEFAULT_BLOCK_GAS_LIMIT,
+    DEFAULT_CHAIN_ID,
+    JOURNAL_FILE,
+    LOCK_FILE,
+    MAX_QUEUED_CALLS,
+    SUGGESTED_PRIORITY_FEE_WEI,
+    ClockRecord,
+    DevchainError,
+    DevchainGenesis,
+    DevchainStateError,
+    Journal,
+    JournalRecord,
+    MineRecord,
+    TxRecord,
+    dev_account_keys,
+    load_genesis,
+    store_genesis,
+)
+from walruspy.chain.jsonrpc import RpcError
+
+__all__ = [
+    "DEFAULT_ACCOUNT_BALANCE_WEI",
+    "DEFAULT_ACCOUNT_COUNT",
+    "DEFAULT_BLOCK_GAS_LIMIT",
+    "DEFAULT_CHAIN_ID",
+    "ClockRecord",
+    "Devchain",
+    "DevchainError",
+    "DevchainGenesis",
+    "DevchainStateError",
+    "Journal",
+    "JournalRecord",
+    "MineRecord",
+    "TxRecord",
+    "dev_account_keys",
+    "open_devchain",
+    "run_devchain_server",
+]
+
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+
+class _Worker:
+    """Runs chain work on one thread, one call at a time, with a bounded wait queue."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="walruspy-devchain")
+        self._queued = 0
+
+    async def run(self, function: Callable[..., _T], *args: Any) -> _T:
+        if self._queued >= MAX_QUEUED_CALLS:
+            raise RpcError(rpc.LIMIT_EXCEEDED, "devchain busy: too many queued requests")
+        self._queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        finally:
+            self._queued -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Devchain:
+    """A running development chain, as :func:`open_devchain` yields it.
+
+    ``url`` is its JSON-RPC endpoint; ``accounts`` (checksummed) and ``account_keys`` (raw
+    private keys, same order) are the prefunded dev accounts; ``genesis`` its settings.
+    """
+
+    def __init__(
+        self, url: str, state_dir: Path, engine: Engine, failure: asyncio.Future[None]
+    ) -> None:
+        self.url = url
+        self.state_dir = state_dir
+        self.chain_id = engine.genesis.chain_id
+        self.genesis = engine.genesis
+        self.account_keys: tuple[bytes, ...] = tuple(engine.account_keys)
+        self.accounts: tuple[str, ...] = tuple(to_checksum_address(a) for a in engine.accounts)
+        self._failure = failure
+
+    async def wait_failed(self) -> None:
+        """Return never; raise :class:`DevchainError` if the chain stops serving (disk error)."""
+        await asyncio.shield(self._failure)
+
+
+def _rpc_methods(
+    engine: Engine, worker: _Worker, failure: asyncio.Future[None]
+) -> dict[str, rpc.RpcMethod]:
+    def on_worker(function: Callable[[list[Any]], Any], mutating: bool = False) -> rpc.RpcMethod:
+        async def method(params: list[Any]) -> Any:
+            try:
+                return await worker.run(partial(engine.run, function, mutating=mutating), params)
+            except DevchainError as exc:
+                _log.error("devchain stopped: %s", exc, exc_info=exc)
+                if not failure.done():
+                    failure.set_exception(exc)
+                raise RpcError(
+                    rpc.INTERNAL_ERROR, "devchain stopped after an internal failure"
+                ) from exc
+
+        return method
+
+    def constant(value: Any) -> rpc.RpcMethod:
+        async def method(params: list[Any]) -> Any:
+            del params
+            return value
+
+        return method
+
+    from eth import __version__ as pyevm_version
+
+    from walruspy import __version__
+
+    return {
+        "eth_chainId": constant(rpc.encode_quantity(engine.genesis.chain_id)),
+        "net_version": constant(str(engine.genesis.chain_id)),
+        "web3_clientVersion": constant(f"walruspy-devchain/{__version__}/py-evm-{pyevm_version}"),
+        "eth_accounts": constant([to_checksum_address(a) for a in engine.accounts]),
+        "eth_maxPriorityFeePerGas": constant(rpc.encode_quantity(SUGGESTED_PRIORITY_FEE_WEI)),
+        "eth_syncing": constant(False),
+        "eth_blockNumber": on_worker(engine.block_number),
+        "eth_getBalance": on_worker(engine.get_balance),
+        "eth_getTransactionCount": on_worker(engine.get_transaction_count),
+        "eth_getCode": on_worker(engine.get_code),
+        "eth_getStorageAt": on_worker(engine.get_storage_at),
+        "eth_sendRawTransaction": on_worker(engine.send_raw_transaction, mutating=True),
+        "eth_call": on_worker(engine.call),
+        "eth_estimateGas": on_worker(engine.estimate_gas),
+        "eth_getTransactionReceipt": on_worker(engine.get_transaction_receipt),
+        "eth_getTransactionByHash": on_worker(engine.get_transaction_by_hash),
+        "eth_getLogs": on_worker(engine.get_logs),
+        "eth_getBlockByNumber": on_worker(engine.get_block_by_number),
+        "eth_getBlockByHash": on_worker(engine.get_block_by_hash),
+        "eth_gasPrice": on_worker(engine.gas_price),
+        "eth_feeHistory": on_worker(engine.fee_history),
+        "evm_increaseTime": on_worker(engine.evm_increase_time, mutating=True),
+        "evm_mine": on_worker(engine.evm_mine, mutating=True),
+        "evm_snapshot": on_worker(engine.evm_snapshot),
+        "evm_revert": on_worker(engine.evm_revert, mutating=True),
+    }
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory's lock (released by the kernel even on kill -9)."""
+    with (state_dir / LOCK_FILE).open("a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DevchainStateError(f"{state_dir} is in use by another devchain") from exc
+        yield
+
+
+def _start_engine(
+    state_dir: Path,
+    requested: dict[str, int | None],
+    clock: Callable[[], float],
+    abort: threading.Event,
+) -> tuple[Engine, Journal]:
+    """Load or create the genesis, replay the journal; runs on the chain thread."""
+    genesis, stored_hash = load_genesis(state_dir, requested, int(clock()))
+    engine = Engine(genesis, clock)
+    if stored_hash is None:
+        store_genesis(state_dir, genesis, engine.genesis_hash)
+    elif stored_hash != engine.genesis_hash:
+        raise DevchainStateError(f"{state_dir}: the genesis block differs (py-evm changed?)")
+    journal, records = Journal.open(state_dir / JOURNAL_FILE)
+    try:
+        engine.replay(records, abort)
+    except BaseException:
+        journal.close()
+        raise
+    engine.attach_journal(journal)
+    return engine, journal
+
+
+@contextlib.asynccontextmanager
+async def open_devchain(
+    state_dir: Path,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+    chain_id: int | None = None,
+    account_count: int | None = None,
+    account_balance_wei: int | None = None,
+    block_gas_limit: int | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Devchain]:
+    """Run a durable development chain in this event loop, serving JSON-RPC on ``host:port``.
+
+    ``port=0`` picks a free port (see ``.url``). Settings left as None come from the state
+    directory, or defaults for a new one; explicit settings that differ from the stored
+    ones raise :class:`DevchainStateError`.
+    """
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    requested = {
+        "chain_id": chain_id,
+        "account_count": account_count,
+        "account_balance_wei": account_balance_wei,
+        "block_gas_limit": block_gas_limit,
+    }
+    with _locked(state_dir), contextlib.ExitStack() as closing:
+        worker = _Worker()
+        closing.callback(worker.close)
+        abort = threading.Event()  # stops a long replay when we are cancelled meanwhile
+        closing.callback(abort.set)
+        engine, journal = await worker.run(_start_engine, state_dir, requested, clock, abort)
+        closing.callback(journal.close)
+        failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        app = rpc.make_jsonrpc_app(_rpc_methods(engine, worker, failure))
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            listener = socket.create_server((host, port), reuse_port=False)
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted ones inherit
+            site = web.SockSite(runner, listener)
+            await site.start()
+            bound_port = listener.getsockname()[1]
+            yield Devchain(f"http://{host}:{bound_port}", state_dir, engine, failure)
+        finally:
+            await runner.cleanup()
+            if not failure.done():
+                failure.cancel()
+            elif not failure.cancelled():
+                failure.exception()  # reported through wait_failed or the RPC errors
+
+
+def run_devchain_server(
+    port: int,
+    state_dir: Path,
+    host: str = "127.0.0.1",
+    *,
+    chain_id: int | None = None,
+    account_count: int | None = None,
+    account_balance_wei: int | None = None,
+    block_gas_limit: int | None = None,
+) -> None:
+    """Serve a development chain until SIGTERM or SIGINT (the ``walruspy chain serve`` body).
+
+    Prints exactly one line to stdout once it accepts requests:
+    ``devchain listening on http://HOST:PORT chain_id=ID``. Raises
+    :class:`DevchainError` if the chain cannot start or stops serving.
+    """
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        starting = asyncio.current_task()
+
+        def on_signal() -> None:
+            if starting is not None and not stop.is_set():
+                starting.cancel()  # still starting (a long replay): give up at once
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, on_signal)
+        async with open_devchain(
+            state_dir, port, host=host, chain_id=chain_id, account_count=account_count,
+            account_balance_wei=account_balance_wei, block_gas_limit=block_gas_limit,
+        ) as chain:  # fmt: skip
+            sys.stdout.write(f"devchain listening on {chain.url} chain_id={chain.chain_id}\n")
+            sys.stdout.flush()
+            starting = None
+            async with asyncio.TaskGroup() as tasks:
+                watcher = tasks.create_task(chain.wait_failed())
+                await stop.wait()
+                watcher.cancel()
+
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve())
+    except asyncio.CancelledError:
+        return  # a signal while starting
+    except BaseExceptionGroup as group:  # from the TaskGroup: the chain stopped serving
+        raise group.exceptions[0] from group

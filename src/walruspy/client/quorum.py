@@ -1,0 +1,198 @@
+"""Quorum fan-out: ask many storage nodes, gather shard weight until a threshold is reached.
+
+Theory of operation (walrus-system.md sections 1.2, 1.3 and 5). Every client step that talks to the
+committee has the same shape: send one request per node, weigh each success by the shards the node
+holds, and stop once the successes reach a threshold (a quorum 2f+1 for confirmations, n-2f
+slivers for a read, f+1 for a trusted status). `gather_weight` is that one helper:
+
+- at most `max_concurrency` requests are in flight;
+- it returns as soon as the success weight reaches `threshold` and, after an optional `linger_s`
+  (Walrus keeps uploading to slow nodes for a while after the quorum, so that more honest nodes
+  get their slivers directly), cancels what is still running;
+- it stops early when the weight still outstanding can no longer reach the threshold;
+- `timeout_s` bounds the whole fan-out.
+
+Per-node successes and failures are values in the returned `Fanout`, never exceptions, so the
+caller can say exactly which nodes failed and why, and how much weight it reached of how much it
+needed. Exceptions a request raises are caught except for cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRequest(Generic[K, T]):
+    """One request to one node: its key (node id or URL), its shard weight, the call to make."""
+
+    key: K
+    weight: int
+    call: Callable[[], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSuccess(Generic[K, T]):
+    """A node that answered, with its value and how long it took."""
+
+    key: K
+    weight: int
+    value: T
+    elapsed_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailure(Generic[K]):
+    """A node that failed, with the error (or a timeout/cancellation note)."""
+
+    key: K
+    weight: int
+    error: BaseException
+    elapsed_s: float
+
+    def describe(self) -> str:
+        """One line naming the node and what went wrong."""
+        reason = str(self.error) or type(self.error).__name__
+        return f"{self.key}: {reason}"
+
+
+@dataclass(slots=True)
+class Fanout(Generic[K, T]):
+    """What a fan-out gathered."""
+
+    threshold: int
+    successes: list[NodeSuccess[K, T]] = field(default_factory=list)
+    failures: list[NodeFailure[K]] = field(default_factory=list)
+    not_asked: list[K] = field(default_factory=list)
+    timed_out: bool = False
+
+    @property
+    def weight(self) -> int:
+        """The shard weight of the successful nodes."""
+        return sum(s.weight for s in self.successes)
+
+    @property
+    def reached(self) -> bool:
+        """Whether the successes reached the threshold."""
+        return self.weight >= self.threshold
+
+    def summary(self, max_failures: int = 10) -> str:
+        """A readable account: weight reached of needed, and the first failures."""
+        parts = [f"reached weight {self.weight} of the {self.threshold} needed"]
+        if self.timed_out:
+            parts.append("the fan-out timed out")
+        if self.failures:
+            shown = "; ".join(f.describe() for f in self.failures[:max_failures])
+            more = len(self.failures) - max_failures
+            parts.append(f"failed: {shown}" + (f" (and {more} more)" if more > 0 else ""))
+        return ", ".join(parts)
+
+
+class UnfinishedRequestError(TimeoutError):
+    """Recorded for a node whose request was still running when the fan-out ended."""
+
+
+async def gather_weight(
+    requests: Iterable[NodeRequest[K, T]],
+    threshold: int,
+    *,
+    max_concurrency: int,
+    timeout_s: float,
+    linger_s: float | Callable[[float], float] = 0.0,
+    accept: Callable[[T], bool] | None = None,
+) -> Fanout[K, T]:
+    """Run `requests` until the success weight reaches `threshold` (see the module docstring).
+
+    `linger_s` is a number of seconds, or a function of the time it took to reach the threshold
+    (Walrus's extra time: 0.5 x that time + 0.5 s). `accept` can turn a returned value into a
+    failure (for example a "not found" answer that must not count towards the threshold).
+    """
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be at least 1")
+    pending_requests: list[NodeRequest[K, T]] = list(requests)
+    pending_requests.reverse()  # pop() from the end keeps the caller's order
+    outcome: Fanout[K, T] = Fanout(threshold)
+    remaining_weight = sum(r.weight for r in pending_requests)
+    running: dict[asyncio.Task[T], tuple[NodeRequest[K, T], float]] = {}
+    start = time.monotonic()
+    deadline = start + timeout_s
+    linger_deadline: float | None = None
+
+    def launch() -> None:
+        while pending_requests and len(running) < max_concurrency:
+            request = pending_requests.pop()
+            running[asyncio.ensure_future(request.call())] = (request, time.monotonic())
+
+    try:
+        launch()
+        while running:
+            reached = outcome.reached
+            if reached and linger_deadline is None:
+                extra = linger_s(time.monotonic() - start) if callable(linger_s) else linger_s
+                linger_deadline = time.monotonic() + extra
+            if not reached and outcome.weight + remaining_weight < threshold:
+                break  # the threshold is out of reach
+            wait_until = deadline if linger_deadline is None else min(deadline, linger_deadline)
+            budget = wait_until - time.monotonic()
+            if budget <= 0:
+                outcome.timed_out = linger_deadline is None or deadline <= linger_deadline
+                break
+            done, _ = await asyncio.wait(
+                running, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                request, started = running.pop(task)
+                remaining_weight -= request.weight
+                _record(outcome, request, task, time.monotonic() - started, accept)
+            if outcome.reached and linger_s == 0:
+                break
+            launch()
+    finally:
+        await _cancel(running, outcome)
+    outcome.not_asked = [r.key for r in reversed(pending_requests)]
+    return outcome
+
+
+def _record(
+    outcome: Fanout[K, T],
+    request: NodeRequest[K, T],
+    task: asyncio.Task[T],
+    elapsed_s: float,
+    accept: Callable[[T], bool] | None,
+) -> None:
+    error = task.exception()
+    if error is not None:
+        outcome.failures.append(NodeFailure(request.key, request.weight, error, elapsed_s))
+        return
+    value = task.result()
+    if accept is not None and not accept(value):
+        rejected = ValueError(f"answer not accepted: {value!r:.200}")
+        outcome.failures.append(NodeFailure(request.key, request.weight, rejected, elapsed_s))
+        return
+    outcome.successes.append(NodeSuccess(request.key, request.weight, value, elapsed_s))
+
+
+async def _cancel(
+    running: dict[asyncio.Task[T], tuple[NodeRequest[K, T], float]], outcome: Fanout[K, T]
+) -> None:
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
+    now = time.monotonic()
+    for request, started in running.values():
+        note = UnfinishedRequestError("still running when the fan-out ended")
+        outcome.failures.append(NodeFailure(request.key, request.weight, note, now - started))
+    running.clear()
+
+
+def keys_of(items: Sequence[NodeSuccess[K, T]]) -> list[K]:
+    """The keys of some successes, in order."""
+    return [item.key for item in items]

@@ -1,0 +1,126 @@
+"""The one quorum fan-out helper: thresholds, concurrency, timeouts, lingering, failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from walruspy.client.quorum import NodeRequest, UnfinishedRequestError, gather_weight
+
+
+def request(key: str, weight: int, delay: float, value: object = None, error: bool = False):
+    async def call() -> object:
+        await asyncio.sleep(delay)
+        if error:
+            raise ConnectionError(f"{key} refused")
+        return value if value is not None else key
+
+    return NodeRequest(key, weight, call)
+
+
+async def test_stops_once_the_threshold_is_reached_and_cancels_the_rest() -> None:
+    cancelled = []
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append("slow")
+            raise
+        return "slow"
+
+    requests = [request("a", 3, 0.0), request("b", 4, 0.01), NodeRequest("slow", 3, slow)]
+    out = await gather_weight(requests, 7, max_concurrency=10, timeout_s=5)
+    assert out.reached
+    assert sorted(s.key for s in out.successes) == ["a", "b"]
+    assert cancelled == ["slow"]
+    assert [f.key for f in out.failures] == ["slow"]
+    assert isinstance(out.failures[0].error, UnfinishedRequestError)
+
+
+async def test_failures_are_values_and_the_summary_names_them() -> None:
+    requests = [request("a", 3, 0.0), request("b", 3, 0.0, error=True), request("c", 4, 0.0)]
+    out = await gather_weight(requests, 10, max_concurrency=10, timeout_s=5)
+    assert not out.reached
+    assert out.weight == 7
+    assert "reached weight 7 of the 10 needed" in out.summary()
+    assert "b: b refused" in out.summary()
+
+
+async def test_gives_up_when_the_threshold_is_out_of_reach() -> None:
+    requests = [request("a", 5, 0.0, error=True), request("b", 5, 5.0)]
+    started = asyncio.get_running_loop().time()
+    out = await gather_weight(requests, 7, max_concurrency=10, timeout_s=30)
+    assert asyncio.get_running_loop().time() - started < 1
+    assert not out.reached
+
+
+async def test_timeout_bounds_the_whole_fanout() -> None:
+    out = await gather_weight([request("a", 10, 5.0)], 1, max_concurrency=1, timeout_s=0.05)
+    assert out.timed_out
+    assert not out.reached
+
+
+async def test_concurrency_is_capped_and_order_is_kept() -> None:
+    in_flight = 0
+    peak = 0
+    order = []
+
+    def make(key: str) -> NodeRequest[str, str]:
+        async def call() -> str:
+            nonlocal in_flight, peak
+            order.append(key)
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return key
+
+        return NodeRequest(key, 1, call)
+
+    out = await gather_weight([make(str(i)) for i in range(12)], 12, max_concurrency=3, timeout_s=5)
+    assert out.reached
+    assert peak == 3
+    assert order == [str(i) for i in range(12)]
+
+
+async def test_linger_keeps_slow_nodes_for_a_bounded_time() -> None:
+    requests = [request("fast", 7, 0.0), request("medium", 1, 0.05), request("slow", 2, 3.0)]
+    out = await gather_weight(requests, 7, max_concurrency=10, timeout_s=5, linger_s=0.3)
+    assert sorted(s.key for s in out.successes) == ["fast", "medium"]
+    assert [f.key for f in out.failures] == ["slow"]
+    assert not out.timed_out
+
+
+async def test_accept_turns_answers_into_failures() -> None:
+    requests = [request("a", 5, 0.0, value="not found"), request("b", 5, 0.0, value="ok")]
+    out = await gather_weight(
+        requests, 5, max_concurrency=10, timeout_s=5, accept=lambda v: v == "ok"
+    )
+    assert [s.key for s in out.successes] == ["b"]
+    assert "answer not accepted" in out.failures[0].describe()
+
+
+def test_bad_concurrency_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_concurrency"):
+        asyncio.run(gather_weight([], 1, max_concurrency=0, timeout_s=1))
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(st.tuples(st.integers(1, 5), st.booleans()), min_size=1, max_size=12),
+    st.integers(1, 30),
+    st.integers(1, 6),
+)
+def test_reached_iff_enough_nodes_succeed(
+    nodes: list[tuple[int, bool]], threshold: int, cap: int
+) -> None:
+    requests = [request(str(i), w, 0.0, error=bad) for i, (w, bad) in enumerate(nodes)]
+    out = asyncio.run(gather_weight(requests, threshold, max_concurrency=cap, timeout_s=5))
+    good_weight = sum(w for w, bad in nodes if not bad)
+    assert out.reached == (good_weight >= threshold)
+    asked = {s.key for s in out.successes} | {f.key for f in out.failures} | set(out.not_asked)
+    assert asked == {str(i) for i in range(len(nodes))}

@@ -1,0 +1,120 @@
+"""The Vyper contracts of walruspy's control plane, and a cached compiler for them.
+
+Deployable contracts (spec/walrus-system.md section 2, porting notes 2.9):
+
+- ``Wal``: the WAL token (ERC-20, 9 decimals, burnable).
+- ``Committee``: a BLS storage committee (keys, weights, shards, addresses) that checks
+  certificates with the EIP-2537 precompiles.
+- ``System``: epochs, storage resources, blobs, certificates and the storage fund.
+
+The lower-case files are Vyper modules the three import. Deploy ``Wal(supply)`` and
+``Committee()``, fill the committee with ``add_members`` (batches) and ``seal(shard_owners)``,
+then deploy ``System(wal, committee, ...)``. The chain must run the Prague fork (EIP-2537 BLS
+and EIP-152 BLAKE2F precompiles).
+
+:func:`compile_contract` compiles with the ``vyper`` package at first use (about half a second
+per contract) and caches the result on disk, keyed by a digest of every ``.vy`` file here and of
+the compiler version, so editing any module recompiles everything that may import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONTRACTS_DIR", "DEPLOYABLE", "Abi", "compile_contract", "sources_digest"]
+
+#: The directory holding the ``.vy`` sources.
+CONTRACTS_DIR = Path(__file__).resolve().parent
+#: Names of the contracts that are deployed (the others are modules).
+DEPLOYABLE = ("Wal", "Committee", "System")
+
+#: A contract ABI as ``json.loads`` gives it.
+Abi = list[dict[str, Any]]
+
+_DEFAULT_CACHE_DIR = Path("~/.cache/walruspy")
+_CACHE_SUBDIR = "contracts"
+
+
+def _vyper_version() -> str:
+    import vyper
+
+    version = vyper.__version__
+    assert isinstance(version, str)
+    return version
+
+
+def sources_digest() -> str:
+    """A SHA-256 hex digest of every contract source (names and bytes) and the compiler version."""
+    digest = hashlib.sha256(_vyper_version().encode())
+    for path in sorted(CONTRACTS_DIR.glob("*.vy")):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _compile(name: str) -> tuple[Abi, bytes]:
+    import vyper
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    path = CONTRACTS_DIR / f"{name}.vy"
+    output = vyper.compile_code(
+        path.read_text(),
+        contract_path=path.name,
+        input_bundle=FilesystemInputBundle([CONTRACTS_DIR]),
+        output_formats=["abi", "bytecode"],
+    )
+    abi = output["abi"]
+    bytecode = output["bytecode"]
+    assert isinstance(abi, list)
+    assert isinstance(bytecode, str)
+    return abi, bytes.fromhex(bytecode.removeprefix("0x"))
+
+
+def _read_cache(path: Path) -> tuple[Abi, bytes] | None:
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cached, dict):
+        return None
+    abi, bytecode = cached.get("abi"), cached.get("bytecode")
+    if not isinstance(abi, list) or not isinstance(bytecode, str):
+        return None
+    return abi, bytes.fromhex(bytecode)
+
+
+def _write_cache(path: Path, abi: Abi, bytecode: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so concurrent compilers never read a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"abi": abi, "bytecode": bytecode.hex()}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def compile_contract(name: str, cache_dir: Path | str | None = None) -> tuple[Abi, bytes]:
+    """Compile the deployable contract ``name`` and return its ABI and deployment bytecode.
+
+    The result is cached under ``cache_dir`` (default ``~/.cache/walruspy``) in a file named by
+    the contract and :func:`sources_digest`; a cache that cannot be read is recompiled over.
+    Raises ``ValueError`` for a name that is not in :data:`DEPLOYABLE`.
+    """
+    if name not in DEPLOYABLE:
+        raise ValueError(f"unknown contract {name!r}; deployable contracts: {DEPLOYABLE}")
+    root = Path(cache_dir) if cache_dir is not None else _DEFAULT_CACHE_DIR.expanduser()
+    path = root / _CACHE_SUBDIR / f"{name}-{sources_digest()[:32]}.json"
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
+    abi, bytecode = _compile(name)
+    _write_cache(path, abi, bytecode)
+    return abi, bytecode

@@ -398,7 +398,11 @@ def test_status_table() -> None:
 def test_every_walrus_reason_has_a_class() -> None:
     ours = {(reason, status.http_code) for reason, status in errors.KNOWN_ERRORS}
     assert ours >= WALRUS_REASONS
-    assert ours - WALRUS_REASONS == {("INVALID_REQUEST", 400), ("BODY_TOO_LARGE", 403)}
+    assert ours - WALRUS_REASONS == {
+        ("INVALID_REQUEST", 400),
+        ("BODY_TOO_LARGE", 403),
+        ("RESOURCE_EXHAUSTED", 429),
+    }
 
 
 def test_error_body_matches_walrus_example() -> None:

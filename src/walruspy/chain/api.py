@@ -8,8 +8,13 @@ against the embedded devchain, anvil or a public testnet; tests may run it in-pr
 eth-tester provider. Contract logic lives only in the Vyper contracts: nothing here re-implements
 a rule of theirs, it only calls them and decodes what they return.
 
-Errors: a transaction the contract rejects raises `ChainRevertError` carrying the contract's
-reason; a node that cannot be reached or answers nonsense raises `ChainUnavailableError`.
+Errors:
+
+    ChainError                  root of the control-plane client's errors
+    ├── ChainRevertError        the contract rejected a call or transaction (its reason string)
+    ├── ChainRejectedError      the node refused a transaction before running it (funds, nonce)
+    ├── ChainUnavailableError   the node cannot be reached, times out or answers nonsense
+    └── DeploymentError         a deployment file that is unreadable or does not match the chain
 """
 
 from __future__ import annotations
@@ -39,8 +44,22 @@ class ChainRevertError(ChainError):
         super().__init__(f"{where}rejected by the contract: {reason}")
 
 
+class ChainRejectedError(ChainError):
+    """The node refused a transaction without running it (e.g. insufficient funds for gas)."""
+
+    def __init__(self, reason: str, operation: str = "") -> None:
+        self.reason = reason
+        self.operation = operation
+        where = f"{operation}: " if operation else ""
+        super().__init__(f"{where}refused by the node: {reason}")
+
+
 class ChainUnavailableError(ChainError):
     """The chain's JSON-RPC endpoint could not be reached or answered nonsense."""
+
+
+class DeploymentError(ChainError):
+    """A deployment file that cannot be read, is malformed, or names contracts not on the chain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +158,10 @@ class ChainWriter(ChainReader, Protocol):
 
     async def wal_balance(self, owner: str | None = None) -> int:
         """WAL (in FROST) held by `owner`, this account by default."""
+        ...
+
+    async def transfer_wal(self, to: str, amount: int) -> None:
+        """Send `amount` FROST of WAL to `to` (devnets fund their clients with it)."""
         ...
 
     async def reserve_and_register(

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from walruspy.cli.chain_cmd import chain
+from walruspy.cli.node_cmd import node
 from walruspy.cli.output import JSON_META_KEY, emit, json_option
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import WalrusError
@@ -97,6 +99,10 @@ def convert_blob_id_command(value: str, as_json: bool) -> None:
             f"Hex: {result['hex']}",
         ],
     )
+
+
+cli.add_command(chain)
+cli.add_command(node)
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ one of the exceptions below and renders it with `NodeApiError.to_body`; the clie
 answer back into the same exception with `error_from_response`, so both sides share one table.
 
     WalrusError
+    ├── NodeConnectionError              the request did not complete (refused, reset, cut off)
+    │   └── NodeTimeoutError             ... or took longer than its timeout
     └── NodeApiError                     an error answer of a storage node
         ├── MetadataNotFoundError        404 METADATA_NOT_FOUND
         ├── MissingMetadataError         400 METADATA_NOT_FOUND (a sliver needs the metadata first)
@@ -23,8 +25,9 @@ answer back into the same exception with `error_from_response`, so both sides sh
         ├── UnknownNodeApiError          a well-formed AIP-193 answer with a reason we do not know
         └── UnexpectedResponseError      anything else: not JSON, not AIP-193, code mismatch
 
-Two reasons are walruspy additions for cases where Walrus answers with a framework's plain-text
-body instead: `INVALID_REQUEST` (a malformed path or query parameter) and `BODY_TOO_LARGE`.
+Three reasons are walruspy additions for cases where Walrus answers with a framework's plain-text
+body or a tower layer instead: `INVALID_REQUEST` (a malformed path or query parameter),
+`BODY_TOO_LARGE` and `RESOURCE_EXHAUSTED` (the node's concurrent-request limit).
 """
 
 from __future__ import annotations
@@ -88,6 +91,14 @@ class ApiStatus(enum.Enum):
             if member.value == (status, code):
                 return member
         raise DecodeError(f"error status {status[:60]!r} and code {code} do not correspond")
+
+
+class NodeConnectionError(WalrusError):
+    """A request to a node did not complete: connection refused or reset, body cut off."""
+
+
+class NodeTimeoutError(NodeConnectionError):
+    """A request to a node did not complete within its timeout."""
 
 
 class NodeApiError(WalrusError):
@@ -381,6 +392,15 @@ class BodyTooLargeError(KnownNodeApiError):
     DEFAULT_MESSAGE = "the request body exceeds the limit of this route"
 
 
+class TooManyRequestsError(KnownNodeApiError):
+    """The node is handling as many requests as its limit allows (walruspy); retry later."""
+
+    STATUS = ApiStatus.RESOURCE_EXHAUSTED
+    REASON = "RESOURCE_EXHAUSTED"
+    DOMAIN = GLOBAL_ERROR_DOMAIN
+    DEFAULT_MESSAGE = "too many concurrent requests; retry later"
+
+
 class UnavailableError(KnownNodeApiError):
     """A node-level limiter refused the request; retry with backoff."""
 
@@ -453,12 +473,13 @@ KNOWN_ERRORS: Mapping[tuple[str, ApiStatus], type[KnownNodeApiError]] = MappingP
             InvalidContentTypeError,
             InvalidRequestError,
             BodyTooLargeError,
+            TooManyRequestsError,
             UnavailableError,
             InternalServerError,
         )
     }
 )
-assert len(KNOWN_ERRORS) == 30, "two error classes share a (reason, status) pair"
+assert len(KNOWN_ERRORS) == 31, "two error classes share a (reason, status) pair"
 
 
 def _status_for_http(http_status: int) -> ApiStatus:

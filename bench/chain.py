@@ -1,0 +1,237 @@
+"""Measure the chain client on the embedded devchain and on anvil, side by side.
+
+For each operation of the blob lifecycle (reserve+register, certify with 4, 10 and 100 committee
+members, extend, delete) it prints the gas used and the median wall time of the client call as
+a caller sees it (transaction, receipt and the client's own reads), on both chains; then the
+transaction throughput of one account sending concurrently. anvil (a native Rust node) is the
+baseline measured in the same run; the last column is devchain time / anvil time.
+Target (issue 3): certify with 100 members in at most 150 ms on the devchain.
+
+Usage: python bench/chain.py [--repeat N] [--transactions N] [--no-anvil]
+Needs npm for the anvil leg (installs @foundry-rs/anvil into .cache/anvil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.chain.backends
+
+from tests.chain.backends import ChainProcess, running
+
+from walruspy.chain.deploy import DeployParams, assign_shards, deploy
+from walruspy.chain.evm import EvmChain, open_evm_chain
+from walruspy.core.blob_id import BlobId
+from walruspy.core.certificates import Certificate
+from walruspy.core.committee import CommitteeMember
+from walruspy.core.crypto import BlsPrivateKey
+from walruspy.core.messages import BlobPersistence, ConfirmationMessage
+from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
+
+COMMITTEE_SIZES = (4, 10, 100)
+IN_FLIGHT = 32  # concurrent transactions in the throughput run
+TARGET_CERTIFY_100_MS = 150.0
+
+
+@dataclass
+class Figures:
+    """Gas and wall times per operation on one chain."""
+
+    gas: dict[str, int] = field(default_factory=dict)
+    times_s: dict[str, list[float]] = field(default_factory=dict)
+    tx_per_s: dict[str, float] = field(default_factory=dict)
+
+    def record(self, name: str, gas: int, seconds: float) -> None:
+        self.gas[name] = gas
+        self.times_s.setdefault(name, []).append(seconds)
+
+    def median_ms(self, name: str) -> float:
+        return 1000 * statistics.median(self.times_s[name])
+
+
+class GasMeter:
+    """Remembers the gas of the last receipt the chain client got."""
+
+    def __init__(self, chain: EvmChain) -> None:
+        self.last = 0
+        sender = chain._sender
+        send = sender.send
+
+        async def metered(operation: str, **kwargs: Any) -> Any:
+            receipt = await send(operation, **kwargs)
+            self.last = int(receipt["gasUsed"])
+            return receipt
+
+        sender.send = metered  # type: ignore[method-assign]
+
+
+def committee(n_members: int) -> tuple[DeployParams, list[BlsPrivateKey]]:
+    n_shards = 10 * n_members if n_members < 100 else 1000
+    keys = [
+        BlsPrivateKey.from_seed(hashlib.sha256(b"bench %d" % i).digest()) for i in range(n_members)
+    ]
+    shards = assign_shards(n_members, n_shards, "round-robin")
+    members = [
+        CommitteeMember((i + 1).to_bytes(32, "big"), keys[i].public_key(), f"n{i}:1", shards[i])
+        for i in range(n_members)
+    ]
+    params = DeployParams(
+        members=tuple(members),
+        n_shards=n_shards,
+        epoch_duration_s=3600,
+        max_epochs_ahead=53,
+        total_capacity_size=1 << 50,
+        storage_price_per_unit_size=100_000,
+        write_price_per_unit_size=20_000,
+    )
+    return params, keys
+
+
+async def timed(figures: Figures, name: str, meter: GasMeter, call: Awaitable[Any]) -> Any:
+    start = time.perf_counter()
+    result = await call
+    figures.record(name, meter.last, time.perf_counter() - start)
+    return result
+
+
+async def register(chain: EvmChain, n_shards: int, deletable: bool) -> Any:
+    root_hash = secrets.token_bytes(32)
+    size = 1000
+    return await chain.reserve_and_register(
+        blob_id=BlobId.from_metadata(RS2_ENCODING_TYPE, size, root_hash),
+        root_hash=root_hash,
+        unencoded_size=size,
+        encoded_size=EncodingParams(n_shards).encoded_length(size),
+        epochs_ahead=1,
+        deletable=deletable,
+    )
+
+
+async def lifecycle(
+    node: ChainProcess, n_members: int, repeat: int, transactions: int, figures: Figures
+) -> None:
+    params, keys = committee(n_members)
+    deployment = await deploy(node.url, node.keys[0], params)
+    signers_of = params.committee()
+    quorum, weight = [], 0
+    for index, member in enumerate(signers_of.members):
+        if signers_of.is_quorum(weight):
+            break
+        quorum.append(index)
+        weight += member.weight
+    async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:
+        meter = GasMeter(chain)
+        await register(chain, params.n_shards, True)  # approval and first slots out of the way
+        for _ in range(repeat):
+            name = "reserve+register (1 epoch)"
+            registration = await timed(
+                figures, name, meter, register(chain, params.n_shards, deletable=True)
+            )
+            blob = registration.blob
+            message = ConfirmationMessage(
+                1, blob.blob_id.raw, BlobPersistence.deletable(blob.object_id)
+            ).to_bcs()
+            certificate = Certificate.from_signatures(
+                message, [(i, keys[i].sign(message)) for i in quorum]
+            )
+            name = f"certify, {n_members} members ({len(quorum)} sign)"
+            await timed(figures, name, meter, chain.certify_blob(blob.object_id, certificate))
+            if n_members == COMMITTEE_SIZES[0]:
+                await timed(
+                    figures, "extend (+1 epoch)", meter, chain.extend_blob(blob.object_id, 1)
+                )
+                await timed(figures, "delete", meter, chain.delete_blob(blob.object_id))
+        if n_members == COMMITTEE_SIZES[0]:
+            await throughput(chain, params.n_shards, transactions, figures)
+
+
+async def rate(count: int, make: Callable[[], Awaitable[Any]]) -> float:
+    """Transactions per second of `count` calls, IN_FLIGHT at a time."""
+    limit = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one() -> None:
+        async with limit:
+            await make()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return count / (time.perf_counter() - start)
+
+
+async def throughput(chain: EvmChain, n_shards: int, count: int, figures: Figures) -> None:
+    sink = "0x" + secrets.token_hex(20)
+    figures.tx_per_s["WAL transfers"] = await rate(count, lambda: chain.transfer_wal(sink, 1))
+    figures.tx_per_s["reserve+register"] = await rate(
+        count // 2, lambda: register(chain, n_shards, False)
+    )
+
+
+async def measure(node: ChainProcess, repeat: int, transactions: int) -> Figures:
+    figures = Figures()
+    for n_members in COMMITTEE_SIZES:
+        await lifecycle(node, n_members, repeat, transactions, figures)
+    return figures
+
+
+def report(chains: dict[str, Figures]) -> None:
+    names = list(chains)
+    first = chains[names[0]]
+    header = f"{'operation':<36}" + "".join(f"{n + ' gas':>14}{n + ' ms':>13}" for n in names)
+    if len(names) == 2:
+        header += f"{'ratio':>8}"
+    print(header)
+    for operation in first.gas:
+        line = f"{operation:<36}"
+        for name in names:
+            figures = chains[name]
+            line += f"{figures.gas[operation]:>14,}{figures.median_ms(operation):>13.1f}"
+        if len(names) == 2:
+            ratio = chains[names[0]].median_ms(operation) / chains[names[1]].median_ms(operation)
+            line += f"{ratio:>7.2f}x"
+        print(line)
+    print(f"\nthroughput, one account, {IN_FLIGHT} in flight")
+    for operation in first.tx_per_s:
+        line = f"  {operation:<34}" + "".join(
+            f"{chains[n].tx_per_s[operation]:>18.1f} tx/s ({n})" for n in names
+        )
+        print(line)
+    certify_100 = next(op for op in first.gas if op.startswith("certify, 100 "))
+    got = first.median_ms(certify_100)
+    verdict = "meets" if got <= TARGET_CERTIFY_100_MS else "MISSES"
+    target = f"the {TARGET_CERTIFY_100_MS:.0f} ms target"
+    print(f"\n{names[0]}: {certify_100} {got:.1f} ms: {verdict} {target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10, help="runs per operation (median)")
+    parser.add_argument("--transactions", type=int, default=200, help="for the tx/s figure")
+    parser.add_argument("--no-anvil", action="store_true", help="the devchain only")
+    args = parser.parse_args()
+    chains: dict[str, Figures] = {}
+    backends = ["devchain"] if args.no_anvil else ["devchain", "anvil"]
+    with tempfile.TemporaryDirectory() as state:
+        for name in backends:
+            with running(name, Path(state) / name) as node:
+                if isinstance(node, str):
+                    print(f"anvil skipped: {node}")
+                    continue
+                started = time.perf_counter()
+                chains[name] = asyncio.run(measure(node, args.repeat, args.transactions))
+                print(f"{name}: measured in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    report(chains)
+
+
+if __name__ == "__main__":
+    main()

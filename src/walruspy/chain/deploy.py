@@ -1,0 +1,404 @@
+"""Deploying the control plane to any EVM chain, and the deployment file the other commands read.
+
+Theory of operation (spec/walrus-system.md 2.1, 2.2, 2.9). Walrus's `init::initialize_walrus`
+creates the System and Staking objects and the first epoch change selects the committee. Our
+fixed-committee port does the same in five steps from one deployer account, over standard
+JSON-RPC only (so the devchain, anvil and a public testnet all work):
+
+1. `Wal(supply)`: the WAL token, whole supply minted to the deployer;
+2. `Committee()`, then `add_members` in batches of `MEMBER_BATCH` members in committee order
+   (strictly increasing node ID, the order of Walrus's committee map), then `seal` with the
+   shard assignment (byte i = committee index of the holder of shard i);
+3. `System(wal, committee, epoch duration, max epochs ahead, capacity, prices)`, whose
+   constructor starts epoch 1 and emits EpochChangeStart/EpochChangeDone: the block of this
+   transaction is where the event stream of the deployment starts.
+
+The contracts do not check a proof of possession of the members' BLS keys: the committee is
+trusted at deployment, as Walrus's genesis committee is (staking registration, which checks one,
+is a later issue). Every transaction has an explicit gas limit measured on the devchain and on
+anvil (see the constants); nothing is estimated.
+
+`Deployment` records the chain ID, the three addresses, the deployer, the start block and a
+digest of the contracts' ABIs, as a JSON file; loading checks every field and names what is
+wrong, and the chain client refuses a deployment whose ABI digest differs from the ABIs it was
+built with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import is_address, to_checksum_address
+
+from walruspy.chain.api import DeploymentError
+from walruspy.chain.contracts import DEPLOYABLE, Abi, compile_contract
+from walruspy.chain.evm_rpc import (
+    DEFAULT_RECEIPT_TIMEOUT_S,
+    ContractHandle,
+    TransactionSender,
+    open_web3,
+    rpc_errors,
+)
+from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.core.crypto import BlsPublicKey
+from walruspy.core.errors import WalrusError
+
+__all__ = [
+    "DEPLOYMENT_FORMAT",
+    "FIRST_EPOCH",
+    "MEMBER_BATCH",
+    "DeployParams",
+    "Deployment",
+    "ShardAssignment",
+    "abi_digest",
+    "assign_shards",
+    "deploy",
+    "load_committee_file",
+]
+
+#: The format tag of deployment files; bump it when a field changes meaning.
+DEPLOYMENT_FORMAT: Final = "walruspy-deployment/1"
+#: The epoch the deployed committee serves (System.vy's FIRST_EPOCH).
+FIRST_EPOCH: Final = 1
+#: Members per `add_members` transaction. Each member costs about 175k gas (the key's subgroup
+#: check plus seven fresh storage slots), so 50 members take 8.9M gas, well inside the 30M block
+#: gas limit of the devchain, anvil and mainnet, and their ~16 KiB of calldata inside the 128 KiB
+#: transaction size cap.
+MEMBER_BATCH: Final = 50
+
+# Gas limits: about 1.4x what the devchain measured (anvil charges the same; bench/chain.py
+# prints both). Measured: Wal 490,714; Committee 2,499,655; System 4,642,997 (creation costs
+# 200 gas per byte of runtime code); add_members 156k + 175k per member; seal 113k + 22.4k per
+# member + 1,004 per shard (4,478,118 for 150 members and 1000 shards).
+_WAL_DEPLOY_GAS: Final = 700_000
+_COMMITTEE_DEPLOY_GAS: Final = 3_500_000
+_SYSTEM_DEPLOY_GAS: Final = 6_500_000
+_ADD_MEMBERS_BASE_GAS: Final = 220_000
+_ADD_MEMBERS_PER_MEMBER_GAS: Final = 245_000
+_SEAL_BASE_GAS: Final = 160_000
+_SEAL_PER_MEMBER_GAS: Final = 32_000
+_SEAL_PER_SHARD_GAS: Final = 1_500
+
+_U32: Final = (1 << 32) - 1
+_U64: Final = (1 << 64) - 1
+_MAX_COMMITTEE_MEMBERS: Final = 150  # Committee.vy MAX_MEMBERS (Move's active-set limit)
+_MAX_SHARDS: Final = 1000  # Committee.vy MAX_SHARDS
+_MAX_EPOCHS_AHEAD: Final = 1000  # storage_accounting.vy MAX_MAX_EPOCHS_AHEAD
+
+ShardAssignment = Literal["contiguous", "round-robin"]
+
+
+def assign_shards(
+    n_members: int, n_shards: int, mode: ShardAssignment = "contiguous"
+) -> list[tuple[int, ...]]:
+    """Deal `n_shards` shards to `n_members` members for a devnet, as evenly as possible.
+
+    "contiguous" gives member i the range [i*n/m, (i+1)*n/m); "round-robin" gives it shards
+    i, i+m, i+2m, ... Every member gets at least one shard, so n_shards >= n_members.
+    """
+    if n_members < 1 or n_shards < n_members:
+        raise ValueError(f"cannot deal {n_shards} shards to {n_members} members, one at least each")
+    if mode == "contiguous":
+        bounds = [i * n_shards // n_members for i in range(n_members + 1)]
+        return [tuple(range(bounds[i], bounds[i + 1])) for i in range(n_members)]
+    if mode == "round-robin":
+        return [tuple(range(i, n_shards, n_members)) for i in range(n_members)]
+    raise ValueError(f"unknown shard assignment {mode!r}: contiguous or round-robin")
+
+
+@dataclass(frozen=True, slots=True)
+class DeployParams:
+    """What a deployment needs: the first committee and the system's parameters.
+
+    `members` may come in any order; they are deployed in committee order (by node ID). Prices
+    are in FROST (10^-9 WAL) per 1 MiB unit of encoded size (per epoch for storage).
+    """
+
+    members: tuple[CommitteeMember, ...]
+    n_shards: int
+    epoch_duration_s: int
+    max_epochs_ahead: int
+    total_capacity_size: int
+    storage_price_per_unit_size: int
+    write_price_per_unit_size: int
+    wal_supply: int = 10**9 * 10**9  # one billion WAL, Walrus's total supply
+
+    def __post_init__(self) -> None:
+        members = tuple(sorted(self.members, key=lambda m: m.node_id))
+        object.__setattr__(self, "members", members)
+        if not 1 <= len(members) <= _MAX_COMMITTEE_MEMBERS:
+            raise ValueError(f"a committee has 1 to {_MAX_COMMITTEE_MEMBERS} members")
+        if not 1 <= self.n_shards <= _MAX_SHARDS:
+            raise ValueError(f"n_shards must be in [1, {_MAX_SHARDS}], got {self.n_shards}")
+        self.committee()  # checks node IDs unique, shards disjoint and covering
+        _check_range("epoch_duration_s", self.epoch_duration_s, 1, _U64)
+        _check_range("max_epochs_ahead", self.max_epochs_ahead, 1, _MAX_EPOCHS_AHEAD)
+        _check_range("total_capacity_size", self.total_capacity_size, 0, _U64)
+        _check_range("storage_price_per_unit_size", self.storage_price_per_unit_size, 0, _U64)
+        _check_range("write_price_per_unit_size", self.write_price_per_unit_size, 0, _U64)
+        _check_range("wal_supply", self.wal_supply, 0, (1 << 256) - 1)
+
+    def committee(self) -> Committee:
+        """The committee the deployment creates, as the chain client will read it back."""
+        return Committee(FIRST_EPOCH, self.n_shards, self.members)
+
+    def shard_owners(self) -> bytes:
+        """`seal`'s argument: byte i is the committee index of the member holding shard i."""
+        committee = self.committee()
+        return bytes(committee.shard_owner(shard) for shard in range(self.n_shards))
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def abi_digest(abis: Sequence[Abi]) -> str:
+    """A SHA-256 hex digest of the deployable contracts' ABIs (in `DEPLOYABLE` order).
+
+    Equal digests mean a client built from these contracts can talk to the deployment.
+    """
+    canonical = json.dumps(list(abis), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where the control plane lives on one chain; saved as a JSON deployment file."""
+
+    chain_id: int
+    system: str
+    wal: str
+    committee: str
+    deployer: str
+    start_block: int
+    abi_digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of a deployment file."""
+        return {
+            "format": DEPLOYMENT_FORMAT,
+            "chain_id": self.chain_id,
+            "contracts": {"system": self.system, "wal": self.wal, "committee": self.committee},
+            "deployer": self.deployer,
+            "start_block": self.start_block,
+            "abi_digest": self.abi_digest,
+        }
+
+    @classmethod
+    def from_json(cls, data: object, source: str = "deployment") -> Deployment:
+        """Parse a deployment file's object; `DeploymentError` names the first bad field."""
+        if not isinstance(data, dict):
+            raise DeploymentError(f"{source}: expected a JSON object")
+        if data.get("format") != DEPLOYMENT_FORMAT:
+            raise DeploymentError(
+                f"{source}: format is {data.get('format')!r}, expected {DEPLOYMENT_FORMAT!r}"
+            )
+        contracts = data.get("contracts")
+        if not isinstance(contracts, dict):
+            raise DeploymentError(f"{source}: 'contracts' must be an object")
+
+        def address(container: dict[str, Any], key: str) -> str:
+            value = container.get(key)
+            if not isinstance(value, str) or not is_address(value):
+                raise DeploymentError(f"{source}: {key!r} must be a hex address, got {value!r}")
+            return to_checksum_address(value)
+
+        def natural(key: str) -> int:
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise DeploymentError(f"{source}: {key!r} must be a natural number, got {value!r}")
+            return value
+
+        digest = data.get("abi_digest")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise DeploymentError(f"{source}: 'abi_digest' must be 64 hex digits")
+        return cls(
+            chain_id=natural("chain_id"),
+            system=address(contracts, "system"),
+            wal=address(contracts, "wal"),
+            committee=address(contracts, "committee"),
+            deployer=address(data, "deployer"),
+            start_block=natural("start_block"),
+            abi_digest=digest,
+        )
+
+    def save(self, path: Path | str) -> None:
+        """Write the deployment file (atomically: a reader never sees half of it)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Deployment:
+        """Read a deployment file; `DeploymentError` says what is wrong with it."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise DeploymentError(
+                f"{path}: cannot read the deployment file: {exc.strerror}"
+            ) from exc
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DeploymentError(f"{path}: not a JSON deployment file: {exc}") from exc
+        return cls.from_json(data, str(path))
+
+
+def load_committee_file(
+    path: Path | str, n_shards: int | None = None, assignment: ShardAssignment = "contiguous"
+) -> tuple[tuple[CommitteeMember, ...], int]:
+    """Read a committee file: members and the shard count.
+
+    The file is `{"n_shards": N, "members": [{"node_id": hex32, "public_key": hex48,
+    "network_address": "host:port", "shards": [...]}, ...]}`. Either every member lists its
+    shards, or none does and `n_shards` (the argument, else the file's) shards are dealt with
+    `assign_shards(assignment)` in the order the members appear.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise DeploymentError(f"{path}: cannot read the committee file: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise DeploymentError(f"{path}: not a JSON committee file: {exc}") from exc
+    entries = data.get("members") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise DeploymentError(f"{path}: 'members' must be a non-empty list")
+    if n_shards is None:
+        n_shards = data.get("n_shards")
+    with_shards = sum(isinstance(e, dict) and "shards" in e for e in entries)
+    if with_shards not in (0, len(entries)):
+        raise DeploymentError(f"{path}: either every member lists its shards or none does")
+    if with_shards == 0:
+        if isinstance(n_shards, bool) or not isinstance(n_shards, int):
+            raise DeploymentError(f"{path}: give 'n_shards' to deal the shards to the members")
+        try:
+            dealt: list[tuple[int, ...] | None] = list(
+                assign_shards(len(entries), n_shards, assignment)
+            )
+        except ValueError as exc:
+            raise DeploymentError(f"{path}: {exc}") from exc
+    else:
+        dealt = [None] * len(entries)
+    members = tuple(
+        _committee_member(entry, shards, f"{path}: member {i}")
+        for i, (entry, shards) in enumerate(zip(entries, dealt, strict=True))
+    )
+    if n_shards is None:
+        n_shards = sum(member.weight for member in members)
+    if isinstance(n_shards, bool) or not isinstance(n_shards, int):
+        raise DeploymentError(f"{path}: 'n_shards' must be an integer")
+    return members, n_shards
+
+
+def _committee_member(entry: object, shards: tuple[int, ...] | None, where: str) -> CommitteeMember:
+    if not isinstance(entry, dict):
+        raise DeploymentError(f"{where}: expected an object")
+    try:
+        node_id = bytes.fromhex(str(entry["node_id"]).removeprefix("0x"))
+        public_key = BlsPublicKey.from_bytes(
+            bytes.fromhex(str(entry["public_key"]).removeprefix("0x"))
+        )
+        listed = entry.get("shards") if shards is None else shards
+        if not isinstance(listed, list | tuple):
+            raise DeploymentError(f"{where}: 'shards' must be a list of shard indices")
+        return CommitteeMember(node_id, public_key, entry["network_address"], tuple(listed))
+    except KeyError as exc:
+        raise DeploymentError(f"{where}: missing {exc.args[0]!r}") from exc
+    except (ValueError, TypeError, WalrusError) as exc:
+        raise DeploymentError(f"{where}: {exc}") from exc
+
+
+def _constructor_data(abi: Abi, bytecode: bytes, *args: Any) -> bytes:
+    constructor = next((e for e in abi if e["type"] == "constructor"), None)
+    types = [i["type"] for i in constructor["inputs"]] if constructor else []
+    return bytecode + abi_encode(types, list(args))
+
+
+async def _create(sender: TransactionSender, name: str, data: bytes, gas: int) -> tuple[str, int]:
+    receipt = await sender.send(f"deploy {name}", to=None, data=data, gas=gas)
+    address = receipt["contractAddress"]
+    if address is None:
+        raise AssertionError(f"deploying {name}: receipt without a contract address")
+    return to_checksum_address(address), receipt["blockNumber"]
+
+
+async def deploy(
+    rpc_url: str,
+    deployer_key: bytes,
+    params: DeployParams,
+    *,
+    receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+) -> Deployment:
+    """Deploy WAL, the committee and System from `deployer_key`'s account; see the module doc.
+
+    The deployer holds the whole WAL supply afterwards. Raises `ChainUnavailableError`,
+    `ChainRejectedError` (e.g. no ether for gas) or `ChainRevertError` (a contract check).
+    """
+    compiled = dict(await asyncio.to_thread(lambda: [(n, compile_contract(n)) for n in DEPLOYABLE]))
+    wal_abi, wal_code = compiled["Wal"]
+    committee_abi, committee_code = compiled["Committee"]
+    system_abi, system_code = compiled["System"]
+    w3 = open_web3(rpc_url)
+    try:
+        with rpc_errors(rpc_url, "read the chain id"):
+            chain_id = await w3.eth.chain_id
+        sender = TransactionSender(w3, rpc_url, deployer_key, chain_id, receipt_timeout_s)
+        wal, _ = await _create(
+            sender, "Wal", _constructor_data(wal_abi, wal_code, params.wal_supply), _WAL_DEPLOY_GAS
+        )
+        committee_address, _ = await _create(
+            sender, "Committee", _constructor_data(committee_abi, committee_code),
+            _COMMITTEE_DEPLOY_GAS,
+        )  # fmt: skip
+        committee = ContractHandle(w3, rpc_url, committee_address, committee_abi)
+        await _fill_committee(sender, committee, params)
+        system_data = _constructor_data(
+            system_abi, system_code, wal, committee_address, params.epoch_duration_s,
+            params.max_epochs_ahead, params.total_capacity_size,
+            params.storage_price_per_unit_size, params.write_price_per_unit_size,
+        )  # fmt: skip
+        system, start_block = await _create(sender, "System", system_data, _SYSTEM_DEPLOY_GAS)
+    finally:
+        await w3.provider.disconnect()
+    return Deployment(
+        chain_id=chain_id,
+        system=system,
+        wal=wal,
+        committee=committee_address,
+        deployer=sender.address,
+        start_block=start_block,
+        abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
+    )
+
+
+async def _fill_committee(
+    sender: TransactionSender, committee: ContractHandle, params: DeployParams
+) -> None:
+    members = params.members
+    for start in range(0, len(members), MEMBER_BATCH):
+        batch = members[start : start + MEMBER_BATCH]
+        data = committee.calldata(
+            "add_members",
+            [m.node_id for m in batch],
+            [m.public_key.to_eip2537() for m in batch],
+            [m.network_address for m in batch],
+        )
+        gas = _ADD_MEMBERS_BASE_GAS + _ADD_MEMBERS_PER_MEMBER_GAS * len(batch)
+        await sender.send("add committee members", to=committee.address, data=data, gas=gas)
+    seal_gas = (
+        _SEAL_BASE_GAS + _SEAL_PER_MEMBER_GAS * len(members) + _SEAL_PER_SHARD_GAS * params.n_shards
+    )
+    data = committee.calldata("seal", params.shard_owners())
+    await sender.send("seal the committee", to=committee.address, data=data, gas=seal_gas)

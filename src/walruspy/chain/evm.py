@@ -1,0 +1,438 @@
+"""The control-plane client over Ethereum JSON-RPC: `ChainReader` and `ChainWriter` on the EVM.
+
+Theory of operation (spec/walrus-system.md 1.2, 1.5, 2.1, 2.6, 2.7, 2.9). A `Deployment` names
+the System, WAL and first Committee contracts; `open_evm_chain` connects to any JSON-RPC node
+(the devchain, anvil, a testnet), checks that the deployment is on that chain and was built from
+the same contract ABIs, and yields an `EvmChainReader`, or an `EvmChain` that also sends
+transactions when given a private key. Nothing here re-implements a rule of the contracts: the
+client calls them, decodes what they return, and turns failures into the chain error tree
+(`walruspy.chain.api`).
+
+Reads (`walruspy.chain.evm_reader`) are `eth_call`s pinned to one block number, so a record
+assembled from several views is a consistent snapshot; events come from paged eth_getLogs
+(`walruspy.chain.evm_events`).
+
+Writes (`walruspy.chain.evm_rpc.TransactionSender`): locally managed nonces so one account can
+send concurrently, explicit per-operation gas limits (below), receipts awaited with a timeout,
+revert reasons recovered by replay. Paid calls (reserve+register, extend) pull WAL from the
+account with `transferFrom`; the client approves System once for an unlimited allowance (the
+ERC-20 maximum, which Wal.vy never decrements) when it first pays. Exact approvals would cost a
+second transaction per paid call and would race between concurrent calls, since `approve` sets
+the allowance rather than adding to it; System only ever pulls the prices it computes.
+
+Results come from the receipt where the contract reports them: the new blob's object ID from
+its BlobRegistered log, the price paid from the WAL Transfer log, the storage resource a delete
+returns from System's ObjectTransferred log (created from the zero address), then read at the
+receipt's block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final, overload
+
+from web3 import AsyncWeb3
+from web3.types import TxReceipt
+
+from walruspy.chain.api import (
+    ChainReader,
+    ChainRevertError,
+    ChainUnavailableError,
+    ChainWriter,
+    DeploymentError,
+    Registration,
+    StorageRecord,
+)
+from walruspy.chain.contracts import DEPLOYABLE, Abi, compile_contract
+from walruspy.chain.deploy import Deployment, abi_digest
+from walruspy.chain.events import BlobRegistered, ChainEvent, InvalidBlobId
+from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, event_topic
+from walruspy.chain.evm_reader import EvmChainReader
+from walruspy.chain.evm_rpc import (
+    DEFAULT_RECEIPT_TIMEOUT_S,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    ContractHandle,
+    TransactionSender,
+    gather_reads,
+    open_web3,
+    rpc_errors,
+)
+from walruspy.core.blob_id import BlobId
+from walruspy.core.certificates import Certificate
+from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
+
+__all__ = ["EvmChain", "EvmChainReader", "GasLimits", "open_evm_chain"]
+
+# The ERC-20 "unlimited" allowance, which Wal.vy never decrements.
+_UNLIMITED: Final = (1 << 256) - 1
+_REVERT_EPOCH_NOT_OVER: Final = "epoch not over"
+
+
+class GasLimits:
+    """Explicit gas limits per operation, about 1.35x the gas each needs in its worst case.
+
+    The figures are the gas a transaction needs to succeed (what eth_estimateGas finds, which
+    exceeds the gas finally charged when cleared slots earn refunds), identical on the devchain
+    and on anvil. Storage payments loop over the epochs paid for and certificates over the
+    committee's non-signers, so those limits grow with them; the worst case is where every
+    storage slot written is fresh (22,100 gas each). Unused gas is not charged: a limit is only
+    a ceiling and the balance the node checks before running the transaction.
+    """
+
+    # reserve_and_register: 645k for 1 epoch with fresh slots (556k otherwise), plus 45.1k per
+    # further epoch (2.90M for 53 epochs).
+    RESERVE_AND_REGISTER_BASE: Final = 870_000
+    RESERVE_AND_REGISTER_PER_EXTRA_EPOCH: Final = 61_000
+    # certify_blob: 294k with every member signing, about 250 more per signer and 12.6k per
+    # non-signer, whose key is read (four cold slots) and subtracted: 4 members 307k (smallest
+    # quorum), 100 members 734k, 150 members 1.01M, 100 members where one holds a quorum alone
+    # (99 non-signers) 1.57M.
+    CERTIFY_BASE: Final = 400_000
+    CERTIFY_PER_SIGNER: Final = 1_000
+    CERTIFY_PER_NON_SIGNER: Final = 17_000
+    # invalidate_blob_id: the same check at the validity threshold; 1.57M for 150 members with
+    # 102 non-signers, 1.52M for 99 non-signers of 100. The certify formula covers it.
+    # extend_blob: 85k + 13k per epoch already paid for by others, 46k per fresh epoch slot.
+    EXTEND_BASE: Final = 130_000
+    EXTEND_PER_EPOCH: Final = 63_000
+    # delete_blob: 279k (the restored storage record's fresh slots; the blob's cleared slots
+    # are refunded after the execution, so the limit must cover the gross figure).
+    DELETE: Final = 380_000
+    # advance_epoch: 120k + 40.4k per member the first time (a fresh reward slot per node):
+    # 4 members 291k, 100 members 4.17M; later epochs cost less.
+    ADVANCE_EPOCH_BASE: Final = 200_000
+    ADVANCE_EPOCH_PER_MEMBER: Final = 55_000
+    # ERC-20 transfer to a fresh account 51,194; approve 46,162.
+    WAL_TRANSFER: Final = 70_000
+    WAL_APPROVE: Final = 65_000
+    # The block gas limit of the devchain, anvil and Ethereum mainnet: a node refuses a
+    # transaction asking more, so formulas are capped here and an oversized request (say 900
+    # epochs ahead) reaches the contract, which rejects it with its own reason.
+    MAX_TRANSACTION: Final = 30_000_000
+
+    @classmethod
+    def paid_epochs(cls, base: int, per_epoch: int, epochs: int) -> int:
+        """`base + per_epoch * epochs`, capped at `MAX_TRANSACTION`."""
+        return min(base + per_epoch * max(epochs, 0), cls.MAX_TRANSACTION)
+
+    @classmethod
+    def certificate(cls, n_members: int, n_signers: int) -> int:
+        """The limit of certify_blob or invalidate_blob_id for this many signers."""
+        n_non_signers = max(n_members - n_signers, 0)
+        gas = (
+            cls.CERTIFY_BASE
+            + cls.CERTIFY_PER_SIGNER * n_signers
+            + cls.CERTIFY_PER_NON_SIGNER * n_non_signers
+        )
+        return min(gas, cls.MAX_TRANSACTION)
+
+
+class EvmChain(EvmChainReader):
+    """`ChainWriter` over JSON-RPC: the reader plus the transactions of one account."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        url: str,
+        deployment: Deployment,
+        abis: dict[str, Abi],
+        sender: TransactionSender,
+        **reader_options: Any,
+    ) -> None:
+        super().__init__(w3, url, deployment, abis, **reader_options)
+        self._sender = sender
+        self._approved = False
+        self._approve_lock = asyncio.Lock()
+        events = {e["name"]: e for e in abis["System"] + abis["Wal"] if e["type"] == "event"}
+        self._object_transferred = event_topic(events["ObjectTransferred"])
+        self._wal_transfer = event_topic(events["Transfer"])
+
+    @property
+    def address(self) -> str:
+        """The account's address (checksummed hex)."""
+        return self._sender.address
+
+    async def wal_balance(self, owner: str | None = None) -> int:
+        """WAL (in FROST) held by `owner`, this account by default."""
+        return await super().wal_balance(self.address if owner is None else owner)
+
+    async def transfer_wal(self, to: str, amount: int) -> None:
+        """Send `amount` FROST of WAL to `to` (e.g. to fund a devnet client)."""
+        data = self._wal.calldata("transfer", AsyncWeb3.to_checksum_address(to), amount)
+        await self._send("transfer WAL", self._wal, data, GasLimits.WAL_TRANSFER)
+
+    async def reserve_and_register(
+        self,
+        *,
+        blob_id: BlobId,
+        root_hash: bytes,
+        unencoded_size: int,
+        encoded_size: int,
+        epochs_ahead: int,
+        deletable: bool,
+    ) -> Registration:
+        """Buy storage of the blob's encoded length for `epochs_ahead` epochs and register it.
+
+        `encoded_size` must be the RS2 encoded length for this system's shard count (what the
+        contract computes and charges for); a mismatch is our caller's bug: ValueError.
+        """
+        expected = EncodingParams(await self.n_shards()).encoded_length(unencoded_size)
+        if encoded_size != expected:
+            raise ValueError(
+                f"encoded_size {encoded_size} is not the encoded length {expected} of"
+                f" {unencoded_size} bytes on {await self.n_shards()} shards"
+            )
+        await self._ensure_allowance()
+        data = self._system.calldata(
+            "reserve_and_register", epochs_ahead, blob_id.raw, root_hash, unencoded_size,
+            RS2_ENCODING_TYPE, deletable,
+        )  # fmt: skip
+        gas = GasLimits.paid_epochs(
+            GasLimits.RESERVE_AND_REGISTER_BASE,
+            GasLimits.RESERVE_AND_REGISTER_PER_EXTRA_EPOCH,
+            epochs_ahead - 1,
+        )
+        receipt = await self._send("reserve_and_register", self._system, data, gas)
+        registered = [e for e in self._system_events(receipt) if isinstance(e, BlobRegistered)]
+        if len(registered) != 1:
+            raise ChainUnavailableError(f"{self.url}: reserve_and_register: no BlobRegistered log")
+        object_id = registered[0].object_id
+        blob = await self._blob_at(object_id, receipt["blockNumber"], self.address)
+        if blob is None:
+            raise ChainUnavailableError(f"{self.url}: registered blob {object_id.hex()} not found")
+        return Registration(blob, self._wal_paid(receipt), bytes(receipt["transactionHash"]))
+
+    async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
+        """Post a quorum certificate over the blob's BLOB_CERT message (its availability)."""
+        n_members = await self._n_members()
+        data = self._system.calldata(
+            "certify_blob", object_id, certificate.signature.to_eip2537(),
+            certificate.signers_bitmap(n_members), certificate.serialized_message,
+        )  # fmt: skip
+        gas = GasLimits.certificate(n_members, len(certificate.signers))
+        await self._send("certify_blob", self._system, data, gas)
+
+    async def extend_blob(self, object_id: bytes, extended_epochs: int) -> None:
+        """Pay to keep a certified, unexpired blob for `extended_epochs` more epochs."""
+        await self._ensure_allowance()
+        data = self._system.calldata("extend_blob", object_id, extended_epochs)
+        gas = GasLimits.paid_epochs(
+            GasLimits.EXTEND_BASE, GasLimits.EXTEND_PER_EPOCH, extended_epochs
+        )
+        await self._send("extend_blob", self._system, data, gas)
+
+    async def delete_blob(self, object_id: bytes) -> StorageRecord:
+        """Delete a deletable blob this account owns; its storage resource comes back."""
+        data = self._system.calldata("delete_blob", object_id)
+        receipt = await self._send("delete_blob", self._system, data, GasLimits.DELETE)
+        zero = bytes(32)
+        restored = [
+            bytes(log["topics"][1])
+            for log in receipt["logs"]
+            if log["address"] == self._system.address
+            and bytes(log["topics"][0]) == self._object_transferred
+            and bytes(log["topics"][2]) == zero
+        ]
+        if len(restored) != 1:
+            raise ChainUnavailableError(f"{self.url}: delete_blob: no storage came back")
+        storage = await self._system.view("storage", restored[0], block=receipt["blockNumber"])
+        start, end, size = storage
+        return StorageRecord(restored[0], self.address, int(start), int(end), int(size))
+
+    async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
+        """Post a validity certificate over INVALID_BLOB_ID: the blob ID is marked invalid."""
+        n_members = await self._n_members()
+        data = self._system.calldata(
+            "invalidate_blob_id", certificate.signature.to_eip2537(),
+            certificate.signers_bitmap(n_members), certificate.serialized_message,
+        )  # fmt: skip
+        gas = GasLimits.certificate(n_members, len(certificate.signers))
+        receipt = await self._send("invalidate_blob_id", self._system, data, gas)
+        invalid = [e for e in self._system_events(receipt) if isinstance(e, InvalidBlobId)]
+        if len(invalid) != 1:
+            raise ChainUnavailableError(f"{self.url}: invalidate_blob_id: no InvalidBlobID log")
+        return invalid[0].blob_id
+
+    async def advance_epoch(self) -> bool:
+        """Start the next epoch if its time has come; False if too early or already done.
+
+        A dry run (eth_call) first, so an early call costs no gas; a transaction that loses
+        the race to another caller reverts with "epoch not over" and also returns False.
+        """
+        data = self._system.calldata("advance_epoch")
+        gas = GasLimits.ADVANCE_EPOCH_BASE + GasLimits.ADVANCE_EPOCH_PER_MEMBER * (
+            await self._n_members()
+        )
+        try:
+            with rpc_errors(self.url, "advance_epoch"):
+                await self._w3.eth.call(
+                    {"from": self.address, "to": self._system.address, "data": data}
+                )
+            await self._send("advance_epoch", self._system, data, gas)
+        except ChainRevertError as exc:
+            if exc.reason == _REVERT_EPOCH_NOT_OVER:
+                return False
+            raise
+        return True
+
+    async def _send(
+        self, operation: str, contract: ContractHandle, data: bytes, gas: int
+    ) -> TxReceipt:
+        return await self._sender.send(operation, to=contract.address, data=data, gas=gas)
+
+    async def _n_members(self) -> int:
+        address = str(await self._system.view("committee"))
+        members, _ = await self._committee_members(address)
+        return len(members)
+
+    async def _ensure_allowance(self) -> None:
+        """Approve System for unlimited WAL once (see the module doc for why)."""
+        if self._approved:
+            return
+        async with self._approve_lock:
+            if self._approved:
+                return
+            allowance = int(await self._wal.view("allowance", self.address, self._system.address))
+            if allowance < _UNLIMITED // 2:
+                data = self._wal.calldata("approve", self._system.address, _UNLIMITED)
+                await self._send("approve WAL", self._wal, data, GasLimits.WAL_APPROVE)
+            self._approved = True
+
+    def _system_events(self, receipt: TxReceipt) -> list[ChainEvent]:
+        events = []
+        for log in receipt["logs"]:
+            if log["address"] == self._system.address:
+                event = self._decoder.decode(log)
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _wal_paid(self, receipt: TxReceipt) -> int:
+        """FROST this account paid System in the transaction (its WAL Transfer logs)."""
+        me, system = (
+            bytes.fromhex(a[2:]).rjust(32, b"\0") for a in (self.address, self._system.address)
+        )
+        return sum(
+            int.from_bytes(bytes(log["data"]), "big")
+            for log in receipt["logs"]
+            if log["address"] == self._wal.address
+            and bytes(log["topics"][0]) == self._wal_transfer
+            and bytes(log["topics"][1]) == me
+            and bytes(log["topics"][2]) == system
+        )
+
+
+async def _check_deployment(
+    w3: AsyncWeb3[Any], url: str, deployment: Deployment, abis: dict[str, Abi]
+) -> None:
+    with rpc_errors(url, "check the deployment"):
+        chain_id, code = await gather_reads(
+            w3.eth.chain_id, w3.eth.get_code(AsyncWeb3.to_checksum_address(deployment.system))
+        )
+    if chain_id != deployment.chain_id:
+        raise DeploymentError(
+            f"{url} is chain {chain_id}, the deployment is on chain {deployment.chain_id}"
+        )
+    if not code:
+        raise DeploymentError(
+            f"{url}: no contract at the System address {deployment.system} (was the chain reset?)"
+        )
+    digest = abi_digest([abis[name] for name in DEPLOYABLE])
+    if digest != deployment.abi_digest:
+        raise DeploymentError(
+            "the deployment was made from contracts with other ABIs than this walruspy's: redeploy"
+        )
+
+
+@overload
+def open_evm_chain(
+    rpc_url: str,
+    deployment: Deployment,
+    private_key: bytes,
+    *,
+    confirmations: int = 0,
+    max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+) -> contextlib.AbstractAsyncContextManager[EvmChain]: ...
+
+
+@overload
+def open_evm_chain(
+    rpc_url: str,
+    deployment: Deployment,
+    private_key: None = None,
+    *,
+    confirmations: int = 0,
+    max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+) -> contextlib.AbstractAsyncContextManager[EvmChainReader]: ...
+
+
+def open_evm_chain(
+    rpc_url: str,
+    deployment: Deployment,
+    private_key: bytes | None = None,
+    *,
+    confirmations: int = 0,
+    max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+) -> contextlib.AbstractAsyncContextManager[EvmChainReader]:
+    """Connect to `rpc_url` and yield a client of `deployment` (an async context manager).
+
+    With `private_key` the client is an `EvmChain` sending transactions from that account;
+    without, an `EvmChainReader`. `confirmations` holds events back until that many blocks
+    follow theirs (0 for the devchain and anvil, which never reorganise; a public chain wants
+    its finality depth). Entering raises `ChainUnavailableError` if the node cannot be reached
+    and `DeploymentError` if the deployment is not on that chain or not from these contracts.
+    """
+    return _open(
+        rpc_url,
+        deployment=deployment,
+        private_key=private_key,
+        confirmations=confirmations,
+        max_span_blocks=max_span_blocks,
+        request_timeout_s=request_timeout_s,
+        receipt_timeout_s=receipt_timeout_s,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _open(
+    rpc_url: str,
+    *,
+    deployment: Deployment,
+    private_key: bytes | None,
+    confirmations: int,
+    max_span_blocks: int,
+    request_timeout_s: float,
+    receipt_timeout_s: float,
+) -> AsyncIterator[EvmChainReader]:
+    abis = await asyncio.to_thread(lambda: {n: compile_contract(n)[0] for n in DEPLOYABLE})
+    w3 = open_web3(rpc_url, request_timeout_s)
+    try:
+        await _check_deployment(w3, rpc_url, deployment, abis)
+        options: dict[str, Any] = {
+            "confirmations": confirmations,
+            "max_span_blocks": max_span_blocks,
+        }
+        if private_key is None:
+            yield EvmChainReader(w3, rpc_url, deployment, abis, **options)
+        else:
+            sender = TransactionSender(
+                w3, rpc_url, private_key, deployment.chain_id, receipt_timeout_s
+            )
+            yield EvmChain(w3, rpc_url, deployment, abis, sender, **options)
+    finally:
+        await w3.provider.disconnect()
+
+
+if TYPE_CHECKING:
+
+    def _implements(chain: EvmChain, reader: EvmChainReader) -> tuple[ChainWriter, ChainReader]:
+        """mypy checks here that the classes satisfy the Protocols of walruspy.chain.api."""
+        return chain, reader

@@ -1,0 +1,242 @@
+"""The reading half of the EVM chain client: `ChainReader` over Ethereum JSON-RPC.
+
+Theory of operation (spec/walrus-system.md 1.5, 2.1, 2.6, 2.9). Reads are `eth_call`s of the
+System, Committee and WAL views pinned to one block number, so a record assembled from several
+views is a consistent snapshot. The committee is read from System's current Committee contract:
+members in committee (bitmap) order, keys as EIP-2537 points that `BlsPublicKey.from_eip2537`
+checks to be in the G1 subgroup (and that must equal the contract's compressed form), shards
+from the contract's shard assignment. A sealed Committee never changes, so its members are
+cached by address. Events come from `walruspy.chain.evm_events`. `walruspy.chain.evm` builds
+the writer on top of this class and opens both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Final
+
+from web3 import AsyncWeb3
+from web3.types import BlockIdentifier
+
+from walruspy.chain.api import (
+    BlobRecord,
+    ChainRevertError,
+    ChainUnavailableError,
+    StorageRecord,
+    SystemInfo,
+)
+from walruspy.chain.contracts import Abi
+from walruspy.chain.deploy import Deployment
+from walruspy.chain.events import ChainEvent, EventCursor
+from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, EventDecoder, LogReader
+from walruspy.chain.evm_rpc import ContractHandle, gather_reads, rpc_errors
+from walruspy.core.blob_id import BlobId
+from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.core.crypto import BlsPublicKey
+from walruspy.core.errors import WalrusError
+
+__all__ = ["EvmChainReader"]
+
+# Concurrent eth_calls of one listing (owned_blobs): enough to hide round trips, few enough not
+# to flood a public endpoint's rate limit.
+_MAX_CONCURRENT_READS: Final = 16
+# objects.vy MAX_PAGE: the longest page of IDs one listing view returns.
+_ID_PAGE: Final = 256
+# Committee contracts whose members are cached; one per epoch once committees change.
+_COMMITTEE_CACHE_ENTRIES: Final = 4
+_REVERT_UNKNOWN_BLOB: Final = "unknown blob"
+
+
+class EvmChainReader:
+    """`ChainReader` over JSON-RPC; see the module doc. Build it with `open_evm_chain`."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        url: str,
+        deployment: Deployment,
+        abis: dict[str, Abi],
+        *,
+        confirmations: int = 0,
+        max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
+    ) -> None:
+        if confirmations < 0:
+            raise ValueError("confirmations cannot be negative")
+        self._w3 = w3
+        self.url = url
+        self.deployment = deployment
+        self._abis = abis
+        self._confirmations = confirmations
+        self._system = ContractHandle(w3, url, deployment.system, abis["System"])
+        self._wal = ContractHandle(w3, url, deployment.wal, abis["Wal"])
+        self._decoder = EventDecoder(abis["System"])
+        self._events = LogReader(
+            w3,
+            url,
+            deployment.system,
+            self._decoder,
+            start_block=deployment.start_block,
+            max_span_blocks=max_span_blocks,
+        )
+        self._members: dict[str, tuple[tuple[CommitteeMember, ...], int]] = {}
+        self._n_shards: int | None = None
+
+    async def _head(self) -> int:
+        with rpc_errors(self.url, "read the block number"):
+            return int(await self._w3.eth.block_number)
+
+    async def system_info(self) -> SystemInfo:
+        """Current parameters and state of the System contract (one block's snapshot)."""
+        head = await self._head()
+        names = (
+            "epoch", "n_shards", "epoch_duration_s", "epoch_start_s", "max_epochs_ahead",
+            "storage_price_per_unit_size", "write_price_per_unit_size", "total_capacity_size",
+            "used_capacity_size",
+        )  # fmt: skip
+        values = await gather_reads(*(self._system.view(n, block=head) for n in names))
+        v = dict(zip(names, (int(x) for x in values), strict=True))
+        return SystemInfo(
+            chain_id=self.deployment.chain_id,
+            system_address=self.deployment.system,
+            wal_address=self.deployment.wal,
+            epoch=v["epoch"],
+            n_shards=v["n_shards"],
+            epoch_duration_s=v["epoch_duration_s"],
+            epoch_started_at=v["epoch_start_s"],
+            max_epochs_ahead=v["max_epochs_ahead"],
+            storage_price_per_unit_size=v["storage_price_per_unit_size"],
+            write_price_per_unit_size=v["write_price_per_unit_size"],
+            total_capacity_size=v["total_capacity_size"],
+            used_capacity_size=v["used_capacity_size"],
+        )
+
+    async def n_shards(self) -> int:
+        """The number of shards (fixed for the life of the system, so read once)."""
+        if self._n_shards is None:
+            self._n_shards = int(await self._system.view("n_shards"))
+        return self._n_shards
+
+    async def committee(self) -> Committee:
+        """The committee of the current epoch, keys decoded and subgroup-checked."""
+        head = await self._head()
+        epoch, address = await gather_reads(
+            self._system.view("epoch", block=head), self._system.view("committee", block=head)
+        )
+        members, n_shards = await self._committee_members(str(address), head)
+        try:
+            return Committee(int(epoch), n_shards, members)
+        except ValueError as exc:
+            raise ChainUnavailableError(f"{self.url}: inconsistent committee: {exc}") from exc
+
+    async def _committee_members(
+        self, address: str, block: BlockIdentifier = "latest"
+    ) -> tuple[tuple[CommitteeMember, ...], int]:
+        cached = self._members.get(address)
+        if cached is not None:
+            return cached
+        contract = ContractHandle(self._w3, self.url, address, self._abis["Committee"])
+        infos, owners, n_shards = await gather_reads(
+            contract.view("committee_members", block=block),
+            contract.view("shard_assignment", block=block),
+            contract.view("n_shards", block=block),
+        )
+        shards: list[list[int]] = [[] for _ in infos]
+        try:
+            for shard, owner in enumerate(bytes(owners)):
+                shards[owner].append(shard)
+            members = tuple(
+                _member(info, tuple(held)) for info, held in zip(infos, shards, strict=True)
+            )
+        except (IndexError, ValueError, WalrusError) as exc:
+            raise ChainUnavailableError(f"{self.url}: committee {address}: {exc}") from exc
+        if len(self._members) >= _COMMITTEE_CACHE_ENTRIES:
+            self._members.pop(next(iter(self._members)))
+        self._members[address] = (members, int(n_shards))
+        return members, int(n_shards)
+
+    async def get_blob(self, object_id: bytes) -> BlobRecord | None:
+        """The blob object `object_id`, or None if there is none (never was, or deleted)."""
+        return await self._blob_at(object_id, await self._head())
+
+    async def _blob_at(
+        self, object_id: bytes, block: int, owner: str | None = None
+    ) -> BlobRecord | None:
+        try:
+            if owner is None:
+                record, holder = await gather_reads(
+                    self._system.view("blob", object_id, block=block),
+                    self._system.view("owner_of", object_id, block=block),
+                )
+                owner = str(holder)
+            else:
+                record = await self._system.view("blob", object_id, block=block)
+        except ChainRevertError as exc:
+            if exc.reason == _REVERT_UNKNOWN_BLOB:
+                return None
+            raise
+        return _blob_record(object_id, owner, record)
+
+    async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
+        """Every blob object `owner` holds (expired ones too, until burnt), at one block."""
+        owner = AsyncWeb3.to_checksum_address(owner)
+        head = await self._head()
+        count = int(await self._system.view("blob_count_of", owner, block=head))
+        pages = await gather_reads(
+            *(
+                self._system.view("blob_ids_of", owner, start, _ID_PAGE, block=head)
+                for start in range(0, count, _ID_PAGE)
+            )
+        )
+        limit = asyncio.Semaphore(_MAX_CONCURRENT_READS)
+
+        async def read(object_id: bytes) -> BlobRecord | None:
+            async with limit:
+                return await self._blob_at(object_id, head, owner)
+
+        ids = [bytes(i) for page in pages for i in page]
+        records = await gather_reads(*(read(i) for i in ids))
+        return [r for r in records if r is not None]
+
+    async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
+        """Up to `limit` events at or after `cursor`, in chain order (evm_events)."""
+        last = await self._head() - self._confirmations
+        return await self._events.read(cursor, limit, last)
+
+    async def chain_time(self) -> int:
+        """The timestamp of the latest block, in seconds."""
+        with rpc_errors(self.url, "read the latest block"):
+            block = await self._w3.eth.get_block("latest")
+        return int(block["timestamp"])
+
+    async def wal_balance(self, owner: str) -> int:
+        """WAL (in FROST) held by `owner`."""
+        return int(await self._wal.view("balanceOf", AsyncWeb3.to_checksum_address(owner)))
+
+
+def _member(info: Sequence[Any], shards: tuple[int, ...]) -> CommitteeMember:
+    node_id, key_eip2537, key_compressed, network_address, weight = info
+    key = BlsPublicKey.from_eip2537(bytes(key_eip2537))
+    if key.to_bytes() != bytes(key_compressed):
+        raise ValueError(f"node {bytes(node_id).hex()}: its two key encodings differ")
+    if int(weight) != len(shards):
+        raise ValueError(f"node {bytes(node_id).hex()}: weight {weight} but {len(shards)} shards")
+    return CommitteeMember(bytes(node_id), key, str(network_address), shards)
+
+
+def _blob_record(object_id: bytes, owner: str, record: Sequence[Any]) -> BlobRecord:
+    (registered, blob_id, size, encoding, certified, certified_epoch, storage_id, storage,
+     deletable) = record  # fmt: skip
+    start, end, storage_size = storage
+    owner = AsyncWeb3.to_checksum_address(owner)
+    return BlobRecord(
+        object_id=object_id,
+        owner=owner,
+        blob_id=BlobId(bytes(blob_id)),
+        size=int(size),
+        encoding_type=int(encoding),
+        registered_epoch=int(registered),
+        certified_epoch=int(certified_epoch) if certified else None,
+        storage=StorageRecord(bytes(storage_id), owner, int(start), int(end), int(storage_size)),
+        deletable=bool(deletable),
+    )

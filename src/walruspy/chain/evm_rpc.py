@@ -1,0 +1,378 @@
+"""JSON-RPC plumbing of the EVM chain client: connections, errors, contract views, transactions.
+
+Theory of operation (spec/walrus-system.md 2.9 items 5-7). The chain client and the deployer talk
+to any Ethereum node through web3.py's `AsyncWeb3` over HTTP and nothing else, so the embedded
+devchain, anvil or a public testnet are interchangeable. This module holds what both need:
+
+* `open_web3` makes one connection pool per client, with a bounded request time and web3's retry
+  of transient connection failures limited to reads (a retried `eth_sendRawTransaction` whose
+  first attempt was mined would come back as "nonce too low" and be re-signed: a double payment).
+* Importing this module replaces web3's per-request session lock helper with a
+  cancellation-safe one (web3 issue #3867): with the original, one request cancelled at the
+  wrong moment wedges every later HTTP request of the process. `gather_reads` runs concurrent
+  reads in a task group, so no read outlives a failed sibling, and receipt waits check their
+  deadline between polls instead of cancelling a poll in flight.
+* `rpc_errors` translates foreign exceptions at the boundary: a revert becomes
+  `ChainRevertError` with the contract's reason string, a transaction the node refuses becomes
+  `ChainRejectedError`, anything else (refused connection, timeout, an error object for a read,
+  a malformed answer) becomes `ChainUnavailableError` naming the URL.
+* `TransactionSender` signs and sends the transactions of one account. Nonces are kept locally
+  so that many tasks can send at once: one lock covers assigning the nonce, signing and sending,
+  so transactions reach the node in nonce order (the devchain mines each on arrival and refuses
+  gaps), while waiting for receipts happens outside the lock and overlaps. A node that says the
+  nonce is wrong (another client used the account, or a send whose fate is unknown) makes the
+  sender re-read the pending nonce and try again, a bounded number of times. Gas limits are
+  always explicit (the caller's per-operation figures; estimation re-executes the call and is
+  slow on the devchain); fees are EIP-1559, `2 * base fee + tip` from the node, cached briefly.
+  A receipt with status 0 is replayed with `eth_call` on the state before its block to recover
+  the contract's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+import aiohttp
+from eth_abi.abi import decode as abi_decode
+from eth_account import Account
+from eth_typing import ChecksumAddress, HexStr
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.contract import AsyncContract
+from web3.exceptions import (
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
+from web3.types import BlockIdentifier, TxParams, TxReceipt
+
+from walruspy.chain.api import ChainRejectedError, ChainRevertError, ChainUnavailableError
+
+__all__ = [
+    "DEFAULT_RECEIPT_TIMEOUT_S",
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "ContractHandle",
+    "TransactionSender",
+    "gather_reads",
+    "open_web3",
+    "revert_reason",
+    "rpc_errors",
+]
+
+#: One JSON-RPC request: a public node answering an eth_getLogs over a few thousand blocks can
+#: take seconds; anything slower than this is a node in trouble.
+DEFAULT_REQUEST_TIMEOUT_S: Final = 30.0
+#: Waiting for a receipt: a few blocks of a public chain (12 s each) with room for congestion.
+#: The devchain and anvil (automine) have the receipt when the send returns.
+DEFAULT_RECEIPT_TIMEOUT_S: Final = 120.0
+# Transient connection failures of reads are retried twice, 0.1 then 0.2 s apart: enough for a
+# restarting local node, short enough that an unreachable URL is reported within a second.
+_READ_RETRIES: Final = 2
+_READ_RETRY_BACKOFF_S: Final = 0.1
+# How often a sender re-reads its nonce and re-sends after the node said the nonce was wrong;
+# more than one concurrent writer on one account is a misconfiguration, not a steady state.
+_MAX_NONCE_ATTEMPTS: Final = 3
+# Fees are re-read at most this often: a burst of sends shares one reading, and 2 x base fee
+# covers six full blocks of base-fee growth (12.5% each) meanwhile.
+_FEE_CACHE_S: Final = 1.0
+# Receipt polling starts at once (automining nodes) and backs off to a block-time fraction.
+_FIRST_POLL_S: Final = 0.005
+_MAX_POLL_S: Final = 0.5
+
+_ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
+_REVERTED_PREFIX: Final = "execution reverted"
+
+
+@contextlib.asynccontextmanager
+async def _cancellation_safe_lock(
+    thread_pool: ThreadPoolExecutor, lock: threading.Lock
+) -> AsyncIterator[None]:
+    """web3's `async_lock` with the fix proposed in web3.py PR #3872 (web3.py issue #3867).
+
+    web3 7-8 takes one process-wide `threading.Lock` on a worker thread for every HTTP request.
+    Its `async_lock` releases the lock even when a cancelled waiter never got it, and leaves
+    the worker thread to acquire it for nobody: once a request is cancelled at that moment,
+    every later HTTP request of every AsyncHTTPProvider in the process hangs (reproduced by
+    tests/chain/test_evm_rpc.py). Here the acquisition is shielded; a waiter cancelled before
+    it completes hands the lock back as soon as the worker gets it, and only a holder releases.
+    """
+    acquiring = asyncio.get_running_loop().run_in_executor(thread_pool, lock.acquire)
+
+    def hand_back(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            lock.release()
+
+    try:
+        await asyncio.shield(acquiring)
+    except asyncio.CancelledError:
+        acquiring.add_done_callback(hand_back)
+        raise
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _install_cancellation_safe_lock() -> None:
+    """Replace web3's `async_lock` in its HTTP session manager (only the known faulty one)."""
+    from web3._utils import async_caching, http_session_manager
+
+    # A web3 whose session manager no longer uses the faulty function is left alone; the
+    # reproducer in tests/chain/test_evm_rpc.py then says whether it still hangs.
+    if getattr(http_session_manager, "async_lock", None) is async_caching.async_lock:
+        http_session_manager.async_lock = _cancellation_safe_lock  # type: ignore[attr-defined]
+
+
+_install_cancellation_safe_lock()
+
+
+def open_web3(url: str, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> AsyncWeb3[Any]:
+    """An `AsyncWeb3` on `url` with bounded requests and retries of reads only."""
+    reads = [m for m in REQUEST_RETRY_ALLOWLIST if m != "eth_sendRawTransaction"]
+    retry = ExceptionRetryConfiguration(
+        errors=(aiohttp.ClientConnectionError, TimeoutError),
+        retries=_READ_RETRIES,
+        backoff_factor=_READ_RETRY_BACKOFF_S,
+        method_allowlist=reads,
+    )
+    provider = AsyncHTTPProvider(
+        url,
+        request_kwargs={"timeout": aiohttp.ClientTimeout(total=request_timeout_s)},
+        exception_retry_configuration=retry,
+    )
+    return AsyncWeb3(provider)
+
+
+async def gather_reads(*calls: Awaitable[Any]) -> list[Any]:
+    """Await `calls` concurrently, in a task group: the first failure cancels the others.
+
+    Unlike `asyncio.gather`, no call outlives a failed sibling (one that did would go on
+    using, and re-open, a connection pool its client has closed); the failure is raised as
+    itself, not as an ExceptionGroup.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_awaited(call)) for call in calls]
+    except BaseExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _awaited(call: Awaitable[Any]) -> Any:
+    return await call
+
+
+def revert_reason(data: bytes | str | None, message: str = "") -> str:
+    """The reason of a revert: `Error(string)` decoded, a panic code, or the node's message."""
+    raw = b""
+    if isinstance(data, bytes):
+        raw = data
+    elif isinstance(data, str) and data.startswith("0x"):
+        with contextlib.suppress(ValueError):
+            raw = bytes.fromhex(data[2:])
+    try:
+        if raw[:4] == _ERROR_SELECTOR:
+            reason: str = abi_decode(["string"], raw[4:])[0]
+            return reason
+        if raw[:4] == _PANIC_SELECTOR:
+            return f"panic {abi_decode(['uint256'], raw[4:])[0]:#x}"
+    except Exception:  # noqa: S110 - undecodable revert data: fall back to the message
+        pass
+    text = message.strip()
+    if text.startswith(_REVERTED_PREFIX):
+        text = text[len(_REVERTED_PREFIX) :].lstrip(": ").strip()
+    return text or "reverted without a reason"
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    response = exc.rpc_response
+    if response is not None:
+        error = response.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+    return str(exc.user_message or exc.message)
+
+
+@contextlib.contextmanager
+def rpc_errors(url: str, operation: str) -> Iterator[None]:
+    """Translate web3, aiohttp and socket failures of `operation` into the chain error tree."""
+    try:
+        yield
+    except ContractLogicError as exc:
+        data = exc.data if isinstance(exc.data, str) else None
+        raise ChainRevertError(revert_reason(data, exc.message or ""), operation) from exc
+    except Web3RPCError as exc:
+        raise ChainUnavailableError(
+            f"{url}: {operation}: the node answered an error: {_rpc_message(exc)}"
+        ) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise ChainUnavailableError(
+            f"{url}: {operation}: cannot reach the node: {str(exc) or type(exc).__name__}"
+        ) from exc
+    except (Web3Exception, ValueError, KeyError, TypeError) as exc:
+        # web3 and eth-abi raise these on answers they cannot parse (BadResponseFormat, a
+        # short return value); our own misuse never reaches here because callers build
+        # arguments before entering.
+        raise ChainUnavailableError(
+            f"{url}: {operation}: malformed answer from the node: {exc}"
+        ) from exc
+
+
+class ContractHandle:
+    """A deployed contract: calldata for transactions and views with translated errors."""
+
+    def __init__(self, w3: AsyncWeb3[Any], url: str, address: str, abi: Sequence[Any]) -> None:
+        self.url = url
+        self.address: ChecksumAddress = AsyncWeb3.to_checksum_address(address)
+        self.contract: AsyncContract = w3.eth.contract(address=self.address, abi=list(abi))
+
+    def calldata(self, function: str, *args: Any) -> bytes:
+        """ABI-encoded call of `function(*args)`."""
+        return bytes.fromhex(self.contract.encode_abi(function, args=list(args))[2:])
+
+    async def view(self, function: str, *args: Any, block: BlockIdentifier = "latest") -> Any:
+        """Call the view `function(*args)` at `block`; a revert raises `ChainRevertError`."""
+        call = self.contract.functions[function](*args)  # our arguments: checked outside
+        with rpc_errors(self.url, function):
+            return await call.call(block_identifier=block)
+
+
+class TransactionSender:
+    """Signs and sends the transactions of one account, concurrently, with local nonces."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        url: str,
+        private_key: bytes,
+        chain_id: int,
+        receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    ) -> None:
+        self._w3 = w3
+        self._url = url
+        self._account = Account.from_key(private_key)
+        self._chain_id = chain_id
+        self._receipt_timeout_s = receipt_timeout_s
+        self._lock = asyncio.Lock()
+        self._next_nonce: int | None = None
+        self._fees: tuple[int, int] | None = None
+        self._fees_read_at = 0.0
+        self.address: ChecksumAddress = self._account.address
+
+    async def send(
+        self, operation: str, *, to: str | None, data: bytes, gas: int, value: int = 0
+    ) -> TxReceipt:
+        """Send a transaction and wait for its receipt.
+
+        Raises `ChainRevertError` (with the contract's reason) if it reverted,
+        `ChainRejectedError` if the node refused it, `ChainUnavailableError` if the node could
+        not be reached or no receipt came within the receipt timeout.
+        """
+        async with self._lock:
+            tx, tx_hash = await self._sign_and_send(operation, to, data, gas, value)
+        receipt = await self._wait_receipt(operation, tx_hash)
+        if receipt["status"] != 1:
+            raise ChainRevertError(await self._replay_reason(tx, receipt), operation)
+        return receipt
+
+    async def _sign_and_send(
+        self, operation: str, to: str | None, data: bytes, gas: int, value: int
+    ) -> tuple[dict[str, Any], bytes]:
+        for attempt in range(_MAX_NONCE_ATTEMPTS):
+            if self._next_nonce is None:
+                with rpc_errors(self._url, f"{operation}: read the nonce"):
+                    self._next_nonce = await self._w3.eth.get_transaction_count(
+                        self.address, "pending"
+                    )
+            max_fee, tip = await self._current_fees(operation)
+            tx: dict[str, Any] = {
+                "type": 2,
+                "chainId": self._chain_id,
+                "nonce": self._next_nonce,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+                "value": value,
+                "data": data,
+            }
+            if to is not None:
+                tx["to"] = to
+            signed = self._account.sign_transaction(tx)
+            try:
+                tx_hash = bytes(await self._w3.eth.send_raw_transaction(signed.raw_transaction))
+            except Web3RPCError as exc:
+                message = _rpc_message(exc)
+                if "nonce" in message.lower() and attempt + 1 < _MAX_NONCE_ATTEMPTS:
+                    self._next_nonce = None
+                    continue
+                if "nonce" in message.lower():
+                    self._next_nonce = None
+                raise ChainRejectedError(message, operation) from exc
+            except BaseException:
+                self._next_nonce = None  # the node may or may not have it: re-read next time
+                with rpc_errors(self._url, f"{operation}: send"):
+                    raise
+            self._next_nonce += 1
+            return tx, tx_hash
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _current_fees(self, operation: str) -> tuple[int, int]:
+        now = time.monotonic()
+        if self._fees is None or now - self._fees_read_at > _FEE_CACHE_S:
+            with rpc_errors(self._url, f"{operation}: read the fees"):
+                block = await self._w3.eth.get_block("latest")
+                tip = int(await self._w3.eth.max_priority_fee)
+            base = int(block.get("baseFeePerGas", 0))
+            self._fees = (2 * base + tip, tip)
+            self._fees_read_at = now
+        return self._fees
+
+    async def _wait_receipt(self, operation: str, tx_hash: bytes) -> TxReceipt:
+        # The deadline is checked between polls rather than by cancelling a poll in flight:
+        # each poll is already bounded by the request timeout.
+        deadline = time.monotonic() + self._receipt_timeout_s
+        delay = 0.0
+        while True:
+            with rpc_errors(self._url, f"{operation}: read the receipt"):
+                try:
+                    return await self._w3.eth.get_transaction_receipt(HexStr(tx_hash.hex()))
+                except TransactionNotFound:
+                    pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChainUnavailableError(
+                    f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} has no receipt"
+                    f" after {self._receipt_timeout_s:g} s"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(max(delay * 2, _FIRST_POLL_S), _MAX_POLL_S)
+
+    async def _replay_reason(self, tx: dict[str, Any], receipt: TxReceipt) -> str:
+        """Why a mined transaction reverted: re-run it on the state before its block."""
+        if receipt["gasUsed"] >= tx["gas"]:
+            return f"out of gas (limit {tx['gas']})"
+        call: TxParams = {"from": self.address, "gas": tx["gas"], "data": tx["data"]}
+        if "to" in tx:
+            call["to"] = tx["to"]
+        if tx["value"]:
+            call["value"] = tx["value"]
+        try:
+            await self._w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
+        except ContractLogicError as exc:
+            data = exc.data if isinstance(exc.data, str) else None
+            return revert_reason(data, exc.message or "")
+        except Web3RPCError as exc:
+            return _rpc_message(exc)
+        except (aiohttp.ClientError, OSError, TimeoutError, Web3Exception) as exc:
+            return f"reverted (the reason could not be read: {exc})"
+        return (
+            "reverted (the replay succeeded: an earlier transaction of its block changed the state)"
+        )

@@ -1,0 +1,319 @@
+"""The storage node's configuration file (YAML), validated at start with messages naming the field.
+
+Theory of operation (spec/walrus-system.md 3.4, 3.7, 3.9; Walrus `node_config_example.yaml`): the
+file is read once by `load_config`; every field is checked for type and range, unknown keys are
+refused (a misspelt limit must not silently fall back to its default), and relative paths are
+resolved against the directory of the file. The result is a tree of frozen dataclasses whose
+defaults say why they are what they are. `node_config_example.yaml` at the repository root lists
+every field with a comment; a test loads it.
+
+Walrus's `sui` group becomes `chain`: an Ethereum JSON-RPC URL and the deployment file that
+`walruspy chain deploy` writes (`walruspy.chain.deploy.Deployment`: chain ID and contract
+addresses), which the node reads at start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from walruspy.node.errors import ConfigError
+
+#: Walrus's default REST port (`rest_api_address: 0.0.0.0:9185`).
+DEFAULT_PORT = 9185
+#: The largest configuration file read; a real one is a few kilobytes.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    """Where the chain is and which contracts to follow."""
+
+    rpc_url: str
+    deployment_file: Path
+    #: Walrus polls every 400 ms; our devchain makes a block per transaction, so the same pace
+    #: keeps the node within a block or two without flooding the RPC endpoint.
+    event_polling_interval_s: float = 0.4
+    #: Events fetched per poll: enough to catch up fast, small enough to bound one answer.
+    events_per_poll: int = 1000
+    #: Chain calls are retried with exponential backoff between these bounds (Walrus: 1 s..30 s).
+    retry_min_backoff_s: float = 1.0
+    retry_max_backoff_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """Bounds of the REST API."""
+
+    #: The largest request body any route accepts. A primary sliver at the largest symbol size
+    #: is s x 65,534 bytes; 64 MiB covers committees up to ~1,000 shards, and each route also
+    #: has its own exact limit below this one.
+    max_body_bytes: int = 64 << 20
+    #: Requests handled at once; more are refused with 429 so the node keeps answering.
+    max_concurrent_requests: int = 256
+    #: Recovery-symbol requests computed at once (each expands slivers: CPU-bound); Walrus
+    #: refuses extra ones with 503 UNAVAILABLE.
+    max_concurrent_symbol_requests: int = 16
+    #: Longest wait for a registration in a confirmation long-poll; 0 disables it (Walrus's
+    #: default `confirmation_long_poll_max_millis: 0`).
+    confirmation_long_poll_max_ms: int = 0
+    #: Long-polls waiting at once; beyond it requests answer without waiting, as in Walrus.
+    max_long_polls: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryConfig:
+    """Blob sync (spec 3.4): bounded concurrency, timeouts and retries."""
+
+    #: Blobs synced at once (Walrus: 100; fewer here because decoding runs on our two cores).
+    max_concurrent_blob_syncs: int = 8
+    #: Requests one sync has in flight to other nodes at once.
+    max_concurrent_requests: int = 16
+    #: Blob IDs waiting for a sync slot; the event processor waits when it is full.
+    max_pending_syncs: int = 100_000
+    #: Walrus's `metadata_request_timeout_secs: 5`.
+    metadata_request_timeout_s: float = 5.0
+    #: Walrus's `sliver_request_timeout_secs: 45`.
+    sliver_request_timeout_s: float = 45.0
+    #: Rounds of requests for one sliver or metadata before the sync gives up until the next scan.
+    max_attempts: int = 10
+    #: Backoff between rounds, doubling from min to max (Walrus: 1 s .. 3600 s).
+    retry_min_backoff_s: float = 1.0
+    retry_max_backoff_s: float = 60.0
+    #: Wait after a certification before recovering, since the client may still be uploading
+    #: to this node (Walrus's live-upload deferral: 15 s for blobs up to 100 MiB).
+    live_upload_deferral_s: float = 15.0
+    #: Period of the scan that re-queues certified blobs still missing data (after a restart,
+    #: a give-up, or a race); 10 minutes keeps its cost negligible.
+    rescan_interval_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class EpochConfig:
+    """The epoch-change driver and garbage collection (spec 3.5, 3.7)."""
+
+    #: Whether this node calls the permissionless `advance_epoch` when the epoch is over.
+    drive_epoch_change: bool = True
+    #: Random delay before calling it, so the nodes do not all send the same transaction.
+    max_jitter_s: float = 5.0
+    #: How often the driver looks at the chain clock when the epoch end is far.
+    check_interval_s: float = 10.0
+    #: Delete the data of blobs with no live registration at each epoch change.
+    enable_data_deletion: bool = True
+    #: Delete data as soon as a deletion leaves no registration (Walrus's default: off).
+    enable_immediate_data_deletion: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """The whole node configuration."""
+
+    storage_path: Path
+    protocol_key_path: Path
+    wallet_key_path: Path
+    chain: ChainConfig
+    rest_api_host: str = "127.0.0.1"
+    rest_api_port: int = DEFAULT_PORT
+    #: The URL other nodes and clients use; informational (the chain holds the real address).
+    public_url: str = ""
+    name: str = "walruspy-node"
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    blob_recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    epoch: EpochConfig = field(default_factory=EpochConfig)
+    metrics_enabled: bool = True
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class _Section:
+    """One mapping of the YAML file, read field by field; unknown keys are refused at `done`."""
+
+    def __init__(self, raw: object, where: str, base_dir: Path) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where or 'the config'} must be a mapping, got {_kind(raw)}")
+        self._raw: dict[Any, Any] = raw
+        self._where = where
+        self._base = base_dir
+        self._seen: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self._where}.{key}" if self._where else key
+
+    def _get(self, key: str) -> Any:
+        self._seen.add(key)
+        return self._raw.get(key)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self._get(key)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{self._name(key)} is required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{self._name(key)} must be a non-empty string, got {value!r}")
+        return value
+
+    def path(self, key: str) -> Path:
+        path = Path(self.text(key)).expanduser()
+        return path if path.is_absolute() else self._base / path
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{self._name(key)} must be an integer in [{low}, {high}]: {value!r}")
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise ConfigError(f"{self._name(key)} must be a number in [{low}, {high}]: {value!r}")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._name(key)} must be true or false, got {value!r}")
+        return value
+
+    def section(self, key: str) -> _Section:
+        return _Section(self._get(key), self._name(key), self._base)
+
+    def done(self) -> None:
+        unknown = sorted(str(k) for k in self._raw if k not in self._seen)
+        if unknown:
+            raise ConfigError(f"unknown field {self._name(unknown[0])}")
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def parse_host_port(text: str, where: str) -> tuple[str, int]:
+    """`host:port` (IPv6 hosts in brackets) -> (host, port); port 0 picks a free one."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{where} must be host:port with a port in [0, 65535], got {text!r}")
+    return host.strip("[]"), int(port_text)
+
+
+def _chain(section: _Section) -> ChainConfig:
+    rpc_url = section.text("rpc_url")
+    if not rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"chain.rpc_url must be an http(s) URL, got {rpc_url!r}")
+    low = section.number("retry_min_backoff_s", 1.0, 0.001, 3600)
+    config = ChainConfig(
+        rpc_url=rpc_url,
+        deployment_file=section.path("deployment_file"),
+        event_polling_interval_s=section.number("event_polling_interval_s", 0.4, 0.01, 600),
+        events_per_poll=section.integer("events_per_poll", 1000, 1, 100_000),
+        retry_min_backoff_s=low,
+        retry_max_backoff_s=section.number("retry_max_backoff_s", 30.0, low, 3600),
+    )
+    section.done()
+    return config
+
+
+def _limits(section: _Section) -> ApiLimits:
+    config = ApiLimits(
+        max_body_bytes=section.integer("max_body_bytes", 64 << 20, 1024, 1 << 32),
+        max_concurrent_requests=section.integer("max_concurrent_requests", 256, 1, 100_000),
+        max_concurrent_symbol_requests=section.integer(
+            "max_concurrent_symbol_requests", 16, 1, 10_000
+        ),
+        confirmation_long_poll_max_ms=section.integer(
+            "confirmation_long_poll_max_ms", 0, 0, 600_000
+        ),
+        max_long_polls=section.integer("max_long_polls", 1000, 0, 100_000),
+    )
+    section.done()
+    return config
+
+
+def _recovery(section: _Section) -> RecoveryConfig:
+    low = section.number("retry_min_backoff_s", 1.0, 0.001, 3600)
+    config = RecoveryConfig(
+        max_concurrent_blob_syncs=section.integer("max_concurrent_blob_syncs", 8, 1, 10_000),
+        max_concurrent_requests=section.integer("max_concurrent_requests", 16, 1, 10_000),
+        max_pending_syncs=section.integer("max_pending_syncs", 100_000, 1, 10_000_000),
+        metadata_request_timeout_s=section.number("metadata_request_timeout_s", 5.0, 0.01, 3600),
+        sliver_request_timeout_s=section.number("sliver_request_timeout_s", 45.0, 0.01, 3600),
+        max_attempts=section.integer("max_attempts", 10, 1, 1000),
+        retry_min_backoff_s=low,
+        retry_max_backoff_s=section.number("retry_max_backoff_s", 60.0, low, 86_400),
+        live_upload_deferral_s=section.number("live_upload_deferral_s", 15.0, 0, 3600),
+        rescan_interval_s=section.number("rescan_interval_s", 600.0, 0.1, 86_400),
+    )
+    section.done()
+    return config
+
+
+def _epoch(section: _Section) -> EpochConfig:
+    config = EpochConfig(
+        drive_epoch_change=section.flag("drive_epoch_change", True),
+        max_jitter_s=section.number("max_jitter_s", 5.0, 0, 3600),
+        check_interval_s=section.number("check_interval_s", 10.0, 0.01, 3600),
+        enable_data_deletion=section.flag("enable_data_deletion", True),
+        enable_immediate_data_deletion=section.flag("enable_immediate_data_deletion", False),
+    )
+    section.done()
+    return config
+
+
+def parse_config(raw: object, base_dir: Path) -> NodeConfig:
+    """Validate a decoded YAML document; relative paths are taken from `base_dir`."""
+    top = _Section(raw, "", base_dir)
+    host, port = parse_host_port(
+        top.text("rest_api_address", f"127.0.0.1:{DEFAULT_PORT}"), "rest_api_address"
+    )
+    public_url = top.text("public_url", f"http://{host}:{port}")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public_url must be an http(s) URL, got {public_url!r}")
+    metrics = top.section("metrics")
+    metrics_enabled = metrics.flag("enabled", True)
+    metrics.done()
+    config = NodeConfig(
+        name=top.text("name", "walruspy-node"),
+        storage_path=top.path("storage_path"),
+        protocol_key_path=top.path("protocol_key_path"),
+        wallet_key_path=top.path("wallet_key_path"),
+        rest_api_host=host,
+        rest_api_port=port,
+        public_url=public_url,
+        chain=_chain(top.section("chain")),
+        limits=_limits(top.section("limits")),
+        blob_recovery=_recovery(top.section("blob_recovery")),
+        epoch=_epoch(top.section("epoch")),
+        metrics_enabled=metrics_enabled,
+    )
+    top.done()
+    return config
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate the YAML configuration at `path`."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config file {path} exceeds {MAX_CONFIG_BYTES} bytes")
+    try:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"the config file {path} is not valid YAML: {exc}") from exc
+    return parse_config(raw, path.resolve().parent)

@@ -1,0 +1,178 @@
+"""Epoch changes: the driver that ends an epoch on chain, and what the node does when one starts.
+
+Theory of operation (spec/walrus-system.md 2.2, 3.5 and 3.7; Walrus `epoch_change_driver.rs`,
+`epoch_change.rs`).
+
+`EpochChangeDriver` is the permissionless half: any node may call the System contract's
+`advance_epoch()` once the current epoch's duration has passed. Each node looks at the chain clock
+(the latest block's timestamp, or the wall clock when no block has been made for a while, since
+the next block will carry about that time), waits a random jitter so the nodes do not all send the
+same transaction, and calls it. Another node being first is normal: the call then returns False or
+reverts, and both are counted, not raised. Chain failures are retried with capped backoff.
+
+`EpochChanges.begin_epoch` is the node's reaction to `EpochChangeStart(e)`, run inline by the event
+processor: refresh the committee view from the chain (creating storage for any shard the node
+gains; our deployment's committee is fixed, so shard sync never happens), then collect garbage for
+the new epoch (`gc.GarbageCollector`). Replayed old epoch events change nothing: the view only
+moves forward and GC of an epoch runs once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+
+from walruspy.chain.api import ChainError, ChainReader, ChainRevertError, ChainWriter
+from walruspy.core.committee import Committee
+from walruspy.node.config import EpochConfig
+from walruspy.node.gc import GarbageCollector
+from walruspy.node.metrics import NodeMetrics
+from walruspy.node.store import NodeStore
+from walruspy.node.store_records import ShardStatus
+from walruspy.node.view import CommitteeView, NodeState
+
+log = structlog.get_logger("walruspy.node.epoch")
+T = TypeVar("T")
+
+#: Chain reads are retried this many times (with backoff) before the failure propagates.
+MAX_CHAIN_ATTEMPTS = 8
+
+
+async def retry_chain(
+    call: Callable[[], Awaitable[T]],
+    min_backoff_s: float,
+    max_backoff_s: float,
+    what: str,
+    max_attempts: int | None = MAX_CHAIN_ATTEMPTS,
+) -> T:
+    """`call()`, retried on `ChainError` with doubling, capped backoff.
+
+    After `max_attempts` the last failure propagates; None retries until the chain answers
+    (for reads the node cannot go on without, while cancellation still stops it).
+    """
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except ChainError as exc:
+            attempt += 1
+            if max_attempts is not None and attempt >= max_attempts:
+                raise
+            delay = min(max_backoff_s, min_backoff_s * 2 ** min(attempt - 1, 32))
+            log.warning("chain call failed; retrying", call=what, error=str(exc), delay_s=delay)
+            await asyncio.sleep(delay)
+
+
+class EpochChanges:
+    """Applies the start of an epoch to the node: committee view, shard storage, GC."""
+
+    def __init__(
+        self,
+        chain: ChainReader,
+        store: NodeStore,
+        state: NodeState,
+        gc: GarbageCollector,
+        metrics: NodeMetrics,
+        *,
+        backoff_s: tuple[float, float] = (1.0, 30.0),
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.state = state
+        self.gc = gc
+        self.metrics = metrics
+        self.backoff_s = backoff_s
+
+    async def begin_epoch(self, epoch: int) -> None:
+        """React to `EpochChangeStart(epoch)`."""
+        if epoch > self.state.epoch:
+            await self.refresh_committee()
+        await self.gc.collect(self.state.epoch)
+
+    async def refresh_committee(self) -> None:
+        """Read the current committee and move the view forward to it."""
+        # The event that brought us here is persisted: the new view must not be skipped, so
+        # this waits for the chain as long as it takes (event reads would wait as well).
+        committee: Committee = await retry_chain(
+            self.chain.committee, *self.backoff_s, what="committee", max_attempts=None
+        )
+        if committee.epoch < self.state.epoch:
+            return
+        view = CommitteeView.of(committee, self.state.public_key)
+        await self.install_view(view)
+
+    async def install_view(self, view: CommitteeView) -> None:
+        """Create storage for the view's shards, then make it the node's view."""
+        existing = await asyncio.to_thread(self.store.shards)
+        for shard in sorted(view.owned_shards - set(existing)):
+            await asyncio.to_thread(self.store.create_shard, shard, ShardStatus.ACTIVE)
+        self.state.view = view
+        self.metrics.current_epoch.set(view.epoch)
+        log.info("committee view", epoch=view.epoch, owned_shards=len(view.owned_shards))
+
+
+class EpochChangeDriver:
+    """Calls `advance_epoch()` when the epoch is over (module docstring)."""
+
+    def __init__(
+        self,
+        chain: ChainWriter,
+        config: EpochConfig,
+        metrics: NodeMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        backoff_s: tuple[float, float] = (1.0, 30.0),
+    ) -> None:
+        self.chain = chain
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        # Jitter needs no cryptographic randomness.
+        self.rng = rng or random.Random()  # noqa: S311
+        self.backoff_s = backoff_s
+
+    async def seconds_until_epoch_end(self) -> float:
+        """How long until the current epoch may be advanced (<= 0: now)."""
+        info = await self.chain.system_info()
+        now = max(float(await self.chain.chain_time()), self.clock())
+        return info.epoch_started_at + info.epoch_duration_s - now
+
+    async def run(self) -> None:
+        """Advance epochs forever (until cancelled)."""
+        failures = 0
+        while True:
+            try:
+                remaining = await self.seconds_until_epoch_end()
+                if remaining > 0:
+                    await asyncio.sleep(min(self.config.check_interval_s, remaining))
+                    continue
+                await asyncio.sleep(self.rng.uniform(0, self.config.max_jitter_s))
+                await self.try_advance()
+                failures = 0
+                await asyncio.sleep(self.config.check_interval_s)
+            except ChainError as exc:
+                failures += 1
+                low, high = self.backoff_s
+                delay = min(high, low * 2 ** min(failures, 16))
+                log.warning("epoch driver: chain unavailable", error=str(exc), delay_s=delay)
+                await asyncio.sleep(delay)
+
+    async def try_advance(self) -> bool:
+        """One `advance_epoch()` call; True if this node started the new epoch."""
+        try:
+            advanced = await self.chain.advance_epoch()
+        except ChainRevertError as exc:
+            # Another node (or anyone) was first: the normal outcome of a race.
+            self.metrics.epoch_advances.labels("lost_race").inc()
+            log.debug("advance_epoch reverted", reason=exc.reason)
+            return False
+        self.metrics.epoch_advances.labels("advanced" if advanced else "not_due").inc()
+        if advanced:
+            log.info("advanced the epoch")
+        return advanced

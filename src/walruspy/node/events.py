@@ -1,0 +1,173 @@
+"""The event processor: follows the chain's event stream, in order, exactly once across restarts.
+
+Theory of operation (spec/walrus-system.md 1.5 and 3.3; Walrus `node.rs` `process_events`,
+`blob_event_processor.rs`). The store holds the last event applied (`EventProgress`: block, log
+index, and how many events came before). The processor polls `ChainReader.events` from the
+position just after it, and for each event, strictly in chain order:
+
+1. reads the records the event touches (the blob ID's aggregate record, the object's record);
+2. decides (`blob_state.decide`, pure) the new records, the data to delete and the actions;
+3. writes the records, the deletions and the advanced progress in ONE store transaction
+   (`NodeStore.apply_event`, which refuses progress that does not directly follow the stored one);
+4. only then performs the actions: queue or cancel a blob sync, wake confirmation long-polls, run
+   the epoch change (committee view and garbage collection) inline.
+
+A crash between 3 and 4 loses only actions, and each is recovered at start: the sync scan queues
+every certified blob that misses data, and GC of the current epoch runs if it had not completed.
+So no event is skipped or applied twice, and no effect is lost. An event at or before the stored
+position (a chain reader that repeats itself) is skipped and logged. Chain failures are retried
+with capped exponential backoff; they never stop the node.
+
+Lag: `event_lag_seconds` is the time since the processor last reached the end of the stream (0
+while caught up); `wait_for_events` lets tests and the devnet wait for a given event count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from walruspy.chain.api import ChainError, ChainReader
+from walruspy.chain.events import ChainEvent, EventCursor
+from walruspy.node import blob_state
+from walruspy.node.config import ChainConfig
+from walruspy.node.epoch import EpochChanges
+from walruspy.node.recovery import BlobSyncer
+from walruspy.node.service import NodeService
+from walruspy.node.store_records import BlobInfo, EventProgress, PerObjectBlobInfo
+
+log = structlog.get_logger("walruspy.node.events")
+
+
+class EventProcessor:
+    """Applies the chain's events to the node's store, then performs their actions."""
+
+    def __init__(
+        self,
+        chain: ChainReader,
+        service: NodeService,
+        syncer: BlobSyncer,
+        epochs: EpochChanges,
+        config: ChainConfig,
+        *,
+        immediate_deletion: bool = False,
+    ) -> None:
+        self.chain = chain
+        self.service = service
+        self.store = service.store
+        self.syncer = syncer
+        self.epochs = epochs
+        self.config = config
+        self.immediate_deletion = immediate_deletion
+        self.progress: EventProgress | None = self.store.event_cursor()
+        self._applied = asyncio.Condition()
+        self._caught_up_at = time.monotonic()
+        self.caught_up = asyncio.Event()
+        service.state.events_applied = self.events_applied
+
+    @property
+    def events_applied(self) -> int:
+        """Events applied since the node's first start."""
+        return 0 if self.progress is None else self.progress.events_applied
+
+    @property
+    def cursor(self) -> EventCursor:
+        """The position of the next event to read."""
+        if self.progress is None:
+            return EventCursor()
+        return EventCursor(self.progress.block_number, self.progress.log_index + 1)
+
+    async def wait_for_events(self, count: int) -> None:
+        """Wait until at least `count` events have been applied."""
+        async with self._applied:
+            await self._applied.wait_for(lambda: self.events_applied >= count)
+
+    async def run(self) -> None:
+        """Poll and apply events until cancelled."""
+        failures = 0
+        while True:
+            try:
+                events = await self.chain.events(self.cursor, self.config.events_per_poll)
+                failures = 0
+            except ChainError as exc:
+                failures += 1
+                delay = min(
+                    self.config.retry_max_backoff_s,
+                    self.config.retry_min_backoff_s * 2 ** min(failures, 16),
+                )
+                log.warning("cannot read events; retrying", error=str(exc), delay_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            await self.apply_all(events)
+            if len(events) < self.config.events_per_poll:
+                self._caught_up_at = time.monotonic()
+                self.caught_up.set()
+                self.service.metrics.event_lag_seconds.set(0)
+                await asyncio.sleep(self.config.event_polling_interval_s)
+            else:
+                lag = time.monotonic() - self._caught_up_at
+                self.service.metrics.event_lag_seconds.set(lag)
+
+    async def apply_all(self, events: Sequence[ChainEvent]) -> None:
+        """Apply a batch of events in order."""
+        for event in events:
+            await self.apply(event)
+
+    async def apply(self, event: ChainEvent) -> None:
+        """Apply one event: decide, persist with the progress, then act."""
+        position = (event.event_id.block_number, event.event_id.log_index)
+        if self.progress is not None and position <= self.progress.position:
+            log.warning("skipping an event at or before the stored position", position=position)
+            return
+        started = time.perf_counter()
+        blob_info, per_object = await asyncio.to_thread(self._records_of, event)
+        transition = blob_state.decide(
+            event, blob_info, per_object, self.service.state.epoch, self.immediate_deletion
+        )
+        if transition.anomaly is not None:
+            log.error("event contradicts the node's records; ignored", anomaly=transition.anomaly)
+        progress = EventProgress.after(self.progress, *position)
+        await asyncio.to_thread(
+            self.store.apply_event,
+            progress,
+            transition.blob_infos,
+            transition.per_object_blob_infos,
+            transition.delete_data_of,
+        )
+        self.progress = progress
+        self._record(event, progress, time.perf_counter() - started)
+        for action in transition.actions:
+            await self._perform(action)
+        async with self._applied:
+            self._applied.notify_all()
+
+    def _records_of(self, event: ChainEvent) -> tuple[BlobInfo | None, PerObjectBlobInfo | None]:
+        blob_id = getattr(event, "blob_id", None)
+        object_id = getattr(event, "object_id", None)
+        info = None if blob_id is None else self.store.get_blob_info(blob_id.raw)
+        record = None if object_id is None else self.store.get_per_object_blob_info(object_id)
+        return info, record
+
+    def _record(self, event: ChainEvent, progress: EventProgress, seconds: float) -> None:
+        state = self.service.state
+        state.events_applied = progress.events_applied
+        state.latest_block = progress.block_number
+        metrics = self.service.metrics
+        metrics.events_processed.labels(type(event).__name__).inc()
+        metrics.event_process_seconds.observe(seconds)
+        metrics.event_cursor_progress.set(progress.events_applied)
+
+    async def _perform(self, action: blob_state.Action) -> None:
+        if isinstance(action, blob_state.StartSync):
+            await self.syncer.start_sync(action.blob_id)
+        elif isinstance(action, blob_state.CancelSync):
+            self.syncer.cancel(action.blob_id)
+        elif isinstance(action, blob_state.NotifyRegistered):
+            self.service.registrations.notify(action.blob_id)
+        elif isinstance(action, blob_state.BeginEpoch):
+            await self.epochs.begin_epoch(action.epoch)
+        else:
+            log.info("epoch change done", epoch=action.epoch)

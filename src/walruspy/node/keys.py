@@ -1,0 +1,107 @@
+"""The node's key files: the BLS protocol key and the EVM wallet key (spec/walrus-system.md 3.10).
+
+Theory of operation: `keygen` writes two files, each holding 32 bytes as 64 hex digits and a
+newline, created with mode 0600 and `O_EXCL`, so an existing key is never overwritten (a node that
+lost its protocol key loses its identity in the committee). The protocol key is a BLS12-381 min-pk
+scalar (Walrus's `ProtocolKeyPair`); the wallet key is a secp256k1 account key, the EVM stand-in for
+Walrus's Sui wallet. Walrus's third key, the TLS network key, has no counterpart: our nodes speak
+plain HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+
+from walruspy.core.crypto import BlsPrivateKey
+from walruspy.node.errors import KeyFileError
+
+PROTOCOL_KEY_FILE = "protocol.key"
+WALLET_KEY_FILE = "wallet.key"
+#: A key file is 64 hex digits and a newline; anything much longer is not one.
+MAX_KEY_FILE_BYTES = 256
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedKeys:
+    """Where `keygen` wrote the keys, and the public halves to register on chain."""
+
+    protocol_key_path: Path
+    wallet_key_path: Path
+    protocol_public_key_hex: str
+    wallet_address: str
+
+
+def _write_new(path: Path, secret: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot create {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def keygen(out_dir: Path) -> GeneratedKeys:
+    """Create `protocol.key` and `wallet.key` in `out_dir` (mode 0600); refuse to overwrite."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    protocol_path = out_dir / PROTOCOL_KEY_FILE
+    wallet_path = out_dir / WALLET_KEY_FILE
+    for path in (protocol_path, wallet_path):
+        if path.exists():
+            raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
+    protocol = BlsPrivateKey.generate(secrets.token_bytes)
+    wallet = Account.create()
+    _write_new(protocol_path, protocol.to_bytes())
+    _write_new(wallet_path, bytes(wallet.key))
+    return GeneratedKeys(
+        protocol_key_path=protocol_path,
+        wallet_key_path=wallet_path,
+        protocol_public_key_hex=protocol.public_key().to_bytes().hex(),
+        wallet_address=str(wallet.address),
+    )
+
+
+def _read_secret(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    text = raw.decode("ascii", "replace").strip()
+    if text.startswith(("0x", "0X")):
+        text = text[2:]
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(raw) > MAX_KEY_FILE_BYTES or len(secret) != _KEY_BYTES:
+        raise KeyFileError(f"the {what} {path} must hold {_KEY_BYTES} bytes as 64 hex digits")
+    return secret
+
+
+def load_protocol_key(path: Path) -> BlsPrivateKey:
+    """Read a BLS protocol key file."""
+    secret = _read_secret(path, "protocol key")
+    try:
+        return BlsPrivateKey.from_bytes(secret)
+    except ValueError as exc:
+        raise KeyFileError(f"the protocol key {path} is not a BLS private key: {exc}") from exc
+
+
+def load_wallet_key(path: Path) -> bytes:
+    """Read an EVM wallet key file (the 32-byte secp256k1 secret)."""
+    secret = _read_secret(path, "wallet key")
+    try:
+        Account.from_key(secret)
+    except ValueError as exc:
+        raise KeyFileError(f"the wallet key {path} is not a secp256k1 key: {exc}") from exc
+    return secret

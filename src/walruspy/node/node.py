@@ -1,0 +1,209 @@
+"""`StorageNode`: one storage node's tasks under one TaskGroup, and the entry points that run it.
+
+Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.run()`:
+
+1. opens the LMDB store, reads the current committee from the chain, finds itself in it by its
+   protocol key, creates storage for the shards it owns, marks itself Active, and completes any
+   garbage collection a crash interrupted;
+2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound);
+3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers and the
+   epoch-change driver; `ready` is set once the API serves, the event processor has reached the
+   end of the chain's event stream once, and the first scan has queued the recovery of every
+   certified blob with missing data, so a ready node answers with up-to-date records;
+4. on cancellation (SIGTERM or Ctrl-C in `main`, or the caller's `task.cancel()`), the TaskGroup
+   cancels every task, the API stops, and the store closes: every write acknowledged before was
+   synced to disk, so nothing is lost.
+
+`run_from_config` is what `walruspy node run --config FILE` does: load and validate the
+configuration and keys, connect to the chain named by the deployment file (`walruspy.chain.evm`),
+and run the node until a signal arrives. `keygen` is re-exported from `keys`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from walruspy.chain.api import ChainWriter
+from walruspy.core.crypto import BlsPrivateKey
+from walruspy.node.api import NodeApi
+from walruspy.node.config import NodeConfig, load_config
+from walruspy.node.epoch import EpochChangeDriver, EpochChanges, retry_chain
+from walruspy.node.errors import ConfigError
+from walruspy.node.events import EventProcessor
+from walruspy.node.gc import GarbageCollector
+from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
+from walruspy.node.metrics import NodeMetrics
+from walruspy.node.recovery import BlobSyncer
+from walruspy.node.service import NodeService
+from walruspy.node.store import NodeStore, StoreConfig
+from walruspy.node.store_records import NodeStatus, NodeStatusKind
+from walruspy.node.symbols import SymbolService
+from walruspy.node.view import CommitteeView, NodeState
+
+__all__ = ["StorageNode", "keygen", "run_from_config"]
+
+log = structlog.get_logger("walruspy.node")
+
+#: Time in-flight requests get to finish when the node stops. Walrus waits 60 s; a storage
+#: request either finishes within seconds or the client retries elsewhere.
+GRACEFUL_SHUTDOWN_S = 5.0
+#: After refusing an oversized body, the server reads and drops the rest for up to this long so
+#: the client can read the refusal before the connection closes (aiohttp's default is 10 s,
+#: which a slow sender could use to hold a connection).
+LINGERING_TIME_S = 1.0
+
+
+class StorageNode:
+    """A storage node; `await run()` serves until cancelled. See the module docstring."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        chain: ChainWriter,
+        protocol_key: BlsPrivateKey,
+        *,
+        sock: socket.socket | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.chain = chain
+        self.protocol_key = protocol_key
+        self.public_key = protocol_key.public_key()
+        self.ready = asyncio.Event()
+        self.url: str | None = None
+        self._sock = sock
+        self._clock = clock
+        self._rng = rng
+        # Set by run(), for tests and the devnet to look inside.
+        self.store: NodeStore | None = None
+        self.service: NodeService | None = None
+        self.processor: EventProcessor | None = None
+        self.syncer: BlobSyncer | None = None
+        self.api: NodeApi | None = None
+
+    async def wait_ready(self) -> None:
+        """Wait until the node serves and has caught up with the chain once."""
+        await self.ready.wait()
+
+    async def run(self) -> None:
+        """Run the node until cancelled."""
+        store = await asyncio.to_thread(NodeStore.open, StoreConfig(self.config.storage_path))
+        self.store = store
+        try:
+            await self._run_with(store)
+        finally:
+            self.ready.clear()
+            await asyncio.to_thread(store.close)
+
+    async def _run_with(self, store: NodeStore) -> None:
+        config = self.config
+        backoff = (config.chain.retry_min_backoff_s, config.chain.retry_max_backoff_s)
+        committee = await retry_chain(self.chain.committee, *backoff, what="committee")
+        metrics = NodeMetrics()
+        state = NodeState(CommitteeView.of(committee, self.public_key), self.public_key)
+        if not state.view.is_member:
+            log.warning("this node's key is not in the committee; it owns no shard")
+        service = NodeService(store, self.protocol_key, state, metrics, config.limits)
+        gc = GarbageCollector(store, metrics, config.epoch.enable_data_deletion)
+        epochs = EpochChanges(self.chain, store, state, gc, metrics, backoff_s=backoff)
+        await epochs.install_view(state.view)
+        # Walrus's Standby: a node outside the committee serves what it has, stores nothing new.
+        kind = NodeStatusKind.ACTIVE if state.view.is_member else NodeStatusKind.STANDBY
+        await asyncio.to_thread(store.set_node_status, NodeStatus(kind))
+        await gc.collect(state.epoch)
+        self.service = service
+        self.syncer = BlobSyncer(service, config.blob_recovery, rng=self._rng)
+        self.processor = EventProcessor(
+            self.chain,
+            service,
+            self.syncer,
+            epochs,
+            config.chain,
+            immediate_deletion=config.epoch.enable_immediate_data_deletion,
+        )
+        self.api = NodeApi(
+            service,
+            SymbolService(service, config.limits.max_concurrent_symbol_requests),
+            config.limits.max_body_bytes,
+            config.limits.max_concurrent_requests,
+            config.metrics_enabled,
+        )
+        runner = web.AppRunner(
+            self.api.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=GRACEFUL_SHUTDOWN_S,
+            lingering_time=LINGERING_TIME_S,
+        )
+        await runner.setup()
+        try:
+            await self._start_site(runner)
+            await self._run_tasks(metrics)
+        finally:
+            await runner.cleanup()
+
+    async def _start_site(self, runner: web.AppRunner) -> None:
+        site: web.BaseSite
+        if self._sock is not None:
+            site = web.SockSite(runner, self._sock)
+        else:
+            host, port = self.config.rest_api_host, self.config.rest_api_port
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        log.info("node API serving", url=self.url, name=self.config.name)
+
+    async def _run_tasks(self, metrics: NodeMetrics) -> None:
+        assert self.processor is not None and self.syncer is not None
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.processor.run())
+            group.create_task(self.syncer.run())
+            if self.config.epoch.drive_epoch_change:
+                driver = EpochChangeDriver(
+                    self.chain, self.config.epoch, metrics, clock=self._clock, rng=self._rng
+                )
+                group.create_task(driver.run())
+            await self.processor.caught_up.wait()
+            await self.syncer.scanned.wait()
+            self.ready.set()
+            log.info("node ready", epoch=self.service.state.epoch if self.service else None)
+
+
+async def run_from_config(config_path: Path) -> None:
+    """`walruspy node run --config FILE`: run a node until SIGTERM or SIGINT."""
+    from walruspy.chain.api import DeploymentError
+    from walruspy.chain.deploy import Deployment
+    from walruspy.chain.evm import open_evm_chain
+
+    config = load_config(config_path)
+    protocol_key = load_protocol_key(config.protocol_key_path)
+    wallet_key = load_wallet_key(config.wallet_key_path)
+    try:
+        deployment = Deployment.load(config.chain.deployment_file)
+    except DeploymentError as exc:
+        raise ConfigError(f"chain.deployment_file: {exc}") from exc
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        async with open_evm_chain(config.chain.rpc_url, deployment, wallet_key) as chain:
+            node = StorageNode(config, chain, protocol_key)
+            with contextlib.suppress(asyncio.CancelledError):
+                await node.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

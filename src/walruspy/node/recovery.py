@@ -1,0 +1,415 @@
+"""Blob sync: a node that lacks data of a certified blob recovers it from its peers.
+
+Theory of operation (spec/walrus-system.md 3.4 and 5; spec/encoding.md 9; Walrus `blob_sync.rs`,
+`committee/request_futures.rs`). When the event processor sees a blob certified (or the periodic
+scan finds a certified blob with data missing), `start_sync` queues its ID. A fixed set of workers
+takes IDs from the bounded queue; each sync
+
+1. waits out the live-upload deferral (the client may still be uploading to us), then checks that
+   the blob is still certified and what is missing (metadata, and per owned shard the secondary
+   and primary sliver);
+2. gets the metadata from its store, or from the other committee members: the first answer that
+   verifies against the blob ID and n_shards wins (`NodeClient.get_metadata` verifies);
+3. recovers the missing secondary slivers of its shards, then the missing primary slivers: for
+   each, it takes the symbols its own stored slivers of the other axis give (no network), then asks
+   the other members for their recovery symbols of that target (`targetSliver`/`targetType`,
+   proofs on the other axis), verifies every symbol against the metadata, and decodes once it
+   holds p (for a secondary target) or s (for a primary target) distinct ones. A node whose answer
+   contains a symbol that fails verification is faulty: its whole answer is dropped and counted.
+   Recovering secondaries first helps twice: they need fewer helpers, and they then give symbols
+   for this node's primaries, so the node tolerates a liar among fewer peers;
+4. stores each recovered sliver (it verified against the metadata while decoding), or, if the
+   decoded sliver does not match the metadata, keeps the `InconsistencyProof` and stops: the
+   blob was encoded inconsistently and its data must never be served. (Posting the invalidation
+   certificate is a later step.)
+
+Bounds: `max_concurrent_blob_syncs` workers, a queue of `max_pending_syncs` IDs (the event
+processor waits when it is full: backpressure, never a dropped sync), `max_concurrent_requests`
+requests in flight per sync, a timeout per request, and `max_attempts` rounds with exponential
+backoff per sliver; a sync that gives up is retried by the next scan. `cancel` stops a queued or
+running sync when the blob is deleted or marked invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+
+from walruspy.core.blob_id import BlobId
+from walruspy.core.committee import CommitteeMember
+from walruspy.core.errors import DecodeError, VerificationError, WalrusError
+from walruspy.core.inconsistency import InconsistencyProof, symbols_needed
+from walruspy.core.metadata import VerifiedBlobMetadataWithId
+from walruspy.core.recovery import recover_sliver
+from walruspy.core.slivers import SliverData, VerifiedSliver
+from walruspy.core.symbols import RecoverySymbol, SymbolSource, VerifiedRecoverySymbol
+from walruspy.core.types import (
+    ShardIndex,
+    SliverIndex,
+    SliverType,
+    pair_of_shard,
+    sliver_index_of_pair,
+)
+from walruspy.node import blob_state
+from walruspy.node.config import RecoveryConfig
+from walruspy.node.fanout import fan_out
+from walruspy.node.gc import successor
+from walruspy.node.service import NodeService
+from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.errors import NodeApiError, NodeConnectionError
+from walruspy.node_api.paths import RecoverySymbolsForSliver
+
+log = structlog.get_logger("walruspy.node.recovery")
+
+#: Inconsistency proofs kept in memory until the invalidation flow (a later step) posts them.
+MAX_KEPT_PROOFS = 1000
+#: Blob records read per step of the scan for certified blobs that miss data.
+SCAN_BATCH = 1000
+
+
+class SyncGaveUpError(WalrusError):
+    """A blob sync could not gather what it needed within its attempts; the next scan retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    blob_id: bytes
+    not_before: float
+
+
+class BlobSyncer:
+    """The blob-sync workers of one node, with their queue and the periodic scan."""
+
+    def __init__(
+        self,
+        service: NodeService,
+        config: RecoveryConfig,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.inconsistency_proofs: OrderedDict[bytes, InconsistencyProof] = OrderedDict()
+        self._session = session
+        # Shuffling peers and jittering backoff need no cryptographic randomness.
+        self._rng = rng or random.Random()  # noqa: S311
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue(config.max_pending_syncs)
+        self._queued: set[bytes] = set()
+        self._running: dict[bytes, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: Set once the first scan for certified blobs with missing data has queued them.
+        self.scanned = asyncio.Event()
+
+    @property
+    def backlog(self) -> int:
+        """Syncs queued or running."""
+        return len(self._queued) + len(self._running)
+
+    def _update_backlog(self) -> None:
+        self.service.state.pending_syncs = self.backlog
+        self.service.metrics.recover_blob_backlog.set(self.backlog)
+        if self.backlog == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    async def wait_idle(self) -> None:
+        """Wait until no sync is queued or running (for tests and the devnet)."""
+        await self._idle.wait()
+
+    async def start_sync(self, blob_id: bytes, defer: bool = True) -> None:
+        """Queue a sync of `blob_id` (no-op if queued or running); waits while the queue is full."""
+        if blob_id in self._queued or blob_id in self._running:
+            return
+        delay = self.config.live_upload_deferral_s if defer else 0.0
+        self._queued.add(blob_id)
+        self._update_backlog()
+        await self._queue.put(_Queued(blob_id, time.monotonic() + delay))
+
+    def cancel(self, blob_id: bytes) -> None:
+        """Stop a queued or running sync of `blob_id` (the blob was deleted or is invalid)."""
+        self._queued.discard(blob_id)
+        task = self._running.get(blob_id)
+        if task is not None:
+            task.cancel()
+        self._update_backlog()
+
+    async def run(self) -> None:
+        """Run the workers and the periodic scan until cancelled."""
+        own_session = self._session is None
+        if own_session:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.config.max_concurrent_blob_syncs):
+                    group.create_task(self._worker())
+                group.create_task(self._scan_forever())
+        finally:
+            if own_session and self._session is not None:
+                await self._session.close()
+
+    async def _scan_forever(self) -> None:
+        while True:
+            await self.scan()
+            self.scanned.set()
+            await asyncio.sleep(self.config.rescan_interval_s)
+
+    async def scan(self) -> int:
+        """Queue every blob certified now whose data this node lacks; return how many."""
+        store, started, start = self.service.store, 0, None
+        while True:
+            batch = await asyncio.to_thread(store.list_blob_infos, start, SCAN_BATCH)
+            for blob_id, info in batch:
+                if blob_state.is_certified(info, self.service.state.epoch):
+                    missing = await self.service.missing_parts(BlobId(blob_id), True)
+                    if missing:
+                        await self.start_sync(blob_id, defer=False)
+                        started += 1
+            if len(batch) < SCAN_BATCH:
+                return started
+            start = successor(batch[-1][0])
+            if start is None:
+                return started
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item.blob_id not in self._queued:
+                continue  # cancelled while queued
+            await asyncio.sleep(max(0.0, item.not_before - time.monotonic()))
+            if item.blob_id not in self._queued:
+                continue
+            self._queued.discard(item.blob_id)
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(self._sync_logged(BlobId(item.blob_id)))
+                self._running[item.blob_id] = task
+                self._update_backlog()
+            del self._running[item.blob_id]
+            self._update_backlog()
+            if task.cancelled():
+                self.service.metrics.blob_syncs.labels("cancelled").inc()
+
+    async def _sync_logged(self, blob_id: BlobId) -> None:
+        bound = log.bind(blob_id=str(blob_id), epoch=self.service.state.epoch)
+        try:
+            outcome = await self.sync(blob_id)
+        except WalrusError as exc:
+            bound.warning("blob sync failed", error=str(exc))
+            outcome = "failed"
+        self.service.metrics.blob_syncs.labels(outcome).inc()
+        bound.info("blob sync finished", outcome=outcome)
+
+    # --- one sync -----------------------------------------------------------------------------
+
+    async def sync(self, blob_id: BlobId) -> str:
+        """Recover what this node lacks of `blob_id`; the outcome as a metric label."""
+        service = self.service
+        if not blob_state.is_certified(await service.blob_info(blob_id), service.state.epoch):
+            return "skipped"
+        missing = await service.missing_parts(blob_id, check_metadata=True)
+        if not missing:
+            return "skipped"
+        metadata = await service.stored_metadata(blob_id)
+        if metadata is None:
+            metadata = await self.fetch_metadata(blob_id)
+            await service.store_verified_metadata(metadata)
+        # All secondary slivers first: they need only p symbols, and once stored they give
+        # symbols for this node's own primary slivers (spec/encoding.md 9).
+        for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
+            shards = [part[0] for part in missing if part is not None and part[1] is sliver_type]
+            proof = await self._recover_all(metadata, shards, sliver_type)
+            if proof is not None:
+                self._keep_proof(blob_id, proof)
+                return "inconsistent"
+        return "recovered"
+
+    async def _recover_all(
+        self,
+        metadata: VerifiedBlobMetadataWithId,
+        shards: Sequence[ShardIndex],
+        sliver_type: SliverType,
+    ) -> InconsistencyProof | None:
+        """Recover the `sliver_type` slivers of `shards`, a bounded number at a time."""
+        slots = asyncio.Semaphore(self.config.max_concurrent_requests)
+
+        async def one(shard: ShardIndex) -> InconsistencyProof | None:
+            async with slots:
+                result = await self.recover_sliver(metadata, shard, sliver_type)
+            if isinstance(result, InconsistencyProof):
+                return result
+            await self.service.store_verified_sliver(shard, result)
+            self.service.metrics.slivers_recovered.labels(sliver_type.value).inc()
+            return None
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(shard)) for shard in shards]
+        return next((proof for task in tasks if (proof := task.result()) is not None), None)
+
+    def _keep_proof(self, blob_id: BlobId, proof: InconsistencyProof) -> None:
+        self.inconsistency_proofs[blob_id.raw] = proof
+        while len(self.inconsistency_proofs) > MAX_KEPT_PROOFS:
+            self.inconsistency_proofs.popitem(last=False)
+        log.warning(
+            "blob is inconsistent; keeping the inconsistency proof",
+            blob_id=str(blob_id),
+            target_type=proof.target_type.value,
+            target_index=proof.target_index,
+        )
+
+    def _client(self, member: CommitteeMember) -> NodeClient:
+        return NodeClient(node_url(member.network_address), self._session)
+
+    def _peers(self) -> list[CommitteeMember]:
+        peers = self.service.state.view.peers()
+        self._rng.shuffle(peers)
+        return peers
+
+    async def _backoff(self, attempt: int) -> None:
+        low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
+        delay = min(high, low * 2**attempt)
+        await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+
+    def _fan_out_timeout(self, peers: int, request_timeout_s: float) -> float:
+        # In the worst case the peers are asked one after the other.
+        return max(peers, 1) * request_timeout_s + 1.0
+
+    async def fetch_metadata(self, blob_id: BlobId) -> VerifiedBlobMetadataWithId:
+        """The blob's metadata from other members: the first answer that verifies wins."""
+        n = self.service.state.n_shards
+        timeout_s = self.config.metadata_request_timeout_s
+        for attempt in range(self.config.max_attempts):
+            peers = self._peers()
+
+            async def ask(member: CommitteeMember) -> VerifiedBlobMetadataWithId:
+                client = self._client(member)
+                return await client.get_metadata(blob_id, n, timeout_s=timeout_s)
+
+            # Two at a time: one answer suffices, a second covers a slow or lying peer.
+            outcome = await fan_out(
+                peers,
+                ask,
+                bool,
+                max_in_flight=min(2, self.config.max_concurrent_requests),
+                timeout_s=self._fan_out_timeout(len(peers), timeout_s),
+            )
+            self._count_failures(outcome.failures)
+            if outcome.results:
+                return outcome.results[0][1]
+            await self._backoff(attempt)
+        raise SyncGaveUpError(f"no peer gave valid metadata of {blob_id}")
+
+    async def recover_sliver(
+        self, metadata: VerifiedBlobMetadataWithId, shard: ShardIndex, sliver_type: SliverType
+    ) -> VerifiedSliver | InconsistencyProof:
+        """Rebuild the `sliver_type` sliver this node's `shard` holds, from peers' symbols."""
+        n = metadata.n_shards
+        pair = pair_of_shard(shard, metadata.blob_id.raw, n)
+        target = sliver_index_of_pair(pair, sliver_type, n)
+        needed = symbols_needed(metadata.params, sliver_type)
+        for attempt in range(self.config.max_attempts):
+            symbols = await self._gather_symbols(metadata, target, sliver_type, needed)
+            if symbols is not None:
+                return await asyncio.to_thread(
+                    recover_sliver, metadata, sliver_type, target, symbols
+                )
+            await self._backoff(attempt)
+        raise SyncGaveUpError(
+            f"too few verified symbols for {sliver_type.value} sliver {target} of "
+            f"{metadata.blob_id} after {self.config.max_attempts} rounds"
+        )
+
+    async def _gather_symbols(
+        self,
+        metadata: VerifiedBlobMetadataWithId,
+        target: SliverIndex,
+        sliver_type: SliverType,
+        needed: int,
+    ) -> list[VerifiedRecoverySymbol] | None:
+        """One round: verified symbols of at least `needed` distinct indices, or None."""
+        timeout_s = self.config.sliver_request_timeout_s
+        request = RecoverySymbolsForSliver(target, sliver_type, sliver_type.orthogonal)
+        by_index: dict[int, VerifiedRecoverySymbol] = {}
+        for symbol in await asyncio.to_thread(self._local_symbols, metadata, target, sliver_type):
+            by_index.setdefault(symbol.decoding_index, symbol)
+        if len(by_index) >= needed:
+            return list(by_index.values())
+        peers = self._peers()
+
+        async def ask(member: CommitteeMember) -> list[VerifiedRecoverySymbol]:
+            client = self._client(member)
+            try:
+                symbols = await client.recovery_symbols(
+                    metadata.blob_id, request, timeout_s=timeout_s
+                )
+            finally:
+                self.service.metrics.recovery_bytes_downloaded.inc(client.bytes_received)
+            verified = await asyncio.to_thread(_verify_all, symbols, metadata, target, sliver_type)
+            for symbol in verified:
+                if symbol.symbol.target_type is sliver_type:
+                    by_index.setdefault(symbol.decoding_index, symbol)
+            return verified
+
+        # Each peer answers one symbol per shard it holds: ask peers until their shard weight
+        # covers what is missing, and more only when some fail (Walrus's request futures).
+        outcome = await fan_out(
+            peers,
+            ask,
+            lambda _results: len(by_index) >= needed,
+            max_in_flight=self.config.max_concurrent_requests,
+            timeout_s=self._fan_out_timeout(len(peers), timeout_s),
+            weight=lambda member: member.weight,
+            missing=lambda: needed - len(by_index),
+        )
+        self._count_failures(outcome.failures)
+        return list(by_index.values()) if len(by_index) >= needed else None
+
+    def _local_symbols(
+        self, metadata: VerifiedBlobMetadataWithId, target: SliverIndex, sliver_type: SliverType
+    ) -> list[VerifiedRecoverySymbol]:
+        """Symbols for the target from this node's own stored slivers of the other axis."""
+        blob_id, n = metadata.blob_id, metadata.n_shards
+        source_type = sliver_type.orthogonal
+        symbols = []
+        for shard in sorted(self.service.state.view.owned_shards):
+            raw = self.service.store.get_sliver(shard, source_type, blob_id.raw)
+            if raw is None:
+                continue
+            source = SymbolSource(SliverData.from_bcs(raw, source_type), n)
+            symbol = source.symbol_for(target)
+            symbols.append(symbol.verify(metadata, target, sliver_type))
+        return symbols
+
+    def _count_failures(self, failures: Sequence[tuple[CommitteeMember, BaseException]]) -> None:
+        for member, error in failures:
+            if isinstance(error, VerificationError | DecodeError):
+                kind = "invalid"
+                log.warning(
+                    "peer sent data that fails verification",
+                    peer=member.network_address,
+                    error=str(error)[:200],
+                )
+            elif isinstance(error, NodeApiError):
+                kind = "error_answer"
+            elif isinstance(error, NodeConnectionError | TimeoutError):
+                kind = "unreachable"
+            else:
+                kind = "other"
+            self.service.metrics.faulty_responses.labels(kind).inc()
+
+
+def _verify_all(
+    symbols: Sequence[RecoverySymbol],
+    metadata: VerifiedBlobMetadataWithId,
+    target: SliverIndex,
+    sliver_type: SliverType,
+) -> list[VerifiedRecoverySymbol]:
+    """Verify every symbol of one answer; one bad symbol condemns the whole answer."""
+    return [symbol.verify(metadata, target, sliver_type) for symbol in symbols]

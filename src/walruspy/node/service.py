@@ -1,0 +1,407 @@
+"""The storage node's request handling, independent of HTTP: every check before anything is stored.
+
+Theory of operation (spec/walrus-system.md 3.1 "Node-side checks behind the writes", 1.4; spec/
+encoding.md 8; Walrus `node.rs` `ServiceState`). A node believes only the chain (through its own
+blob records, which the event processor keeps) and its own checks:
+
+- metadata is stored only for a blob registered now (not expired, deleted or invalid) and only if
+  it hashes to the blob ID for this system's n_shards (`UnverifiedBlobMetadataWithId.verify`);
+- a sliver is stored only if the pair index is in range and agrees with the sliver's own index,
+  the blob is registered now, its metadata is stored, the pair maps to a shard this node owns in
+  the current committee, and the sliver verifies against the metadata (`SliverData.verify`);
+- a confirmation is signed only for a registered blob stored on *all* owned shards (metadata and
+  both slivers of each), for the current epoch; a deletable one also needs the object to be live;
+- reads are served only for registered blobs (Walrus's `validate_blob_access`).
+
+Every rejection raises the matching `NodeApiError`, checked in Walrus's order, so the same bad
+request gets the same reason from both implementations. Store calls and CPU-heavy checks run in
+worker threads (`asyncio.to_thread`), so the event loop keeps serving. Uploads that precede the
+registration (`pending=true`) are answered like any other: NOT_REGISTERED; this node keeps no
+pending cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from walruspy.core.blob_id import BlobId
+from walruspy.core.crypto import BlsPrivateKey
+from walruspy.core.errors import DecodeError, InvalidInputError, VerificationError
+from walruspy.core.messages import (
+    BlobPersistence,
+    ConfirmationMessage,
+    ProtocolMessage,
+    SignedMessage,
+)
+from walruspy.core.metadata import BlobMetadata, UnverifiedBlobMetadataWithId
+from walruspy.core.metadata import VerifiedBlobMetadataWithId as VerifiedMetadata
+from walruspy.core.params import RS2_ENCODING_TYPE
+from walruspy.core.slivers import SliverData, VerifiedSliver
+from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_of_pair
+from walruspy.node import blob_state
+from walruspy.node.config import ApiLimits
+from walruspy.node.metrics import NodeMetrics
+from walruspy.node.store import NodeStore
+from walruspy.node.store_records import (
+    BlobInfo,
+    InvalidBlobInfo,
+    NodeStatus,
+    NodeStatusKind,
+    ShardStatus,
+    StoreCorruptionError,
+)
+from walruspy.node.view import NodeState, RegistrationWaiters
+from walruspy.node_api import errors as api_errors
+from walruspy.node_api import health
+from walruspy.node_api.paths import ConfirmationWait
+from walruspy.node_api.schemas import BlobStatus, Nonexistent, StoredOnNodeStatus
+
+_HEALTH_SHARD_STATUS = {
+    ShardStatus.NONE: health.ShardStatus.UNKNOWN,
+    ShardStatus.ACTIVE: health.ShardStatus.READY,
+    ShardStatus.ACTIVE_SYNC: health.ShardStatus.IN_TRANSFER,
+    ShardStatus.ACTIVE_RECOVER: health.ShardStatus.IN_RECOVERY,
+    ShardStatus.LOCKED_TO_MOVE: health.ShardStatus.READ_ONLY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The outcome of an upload: its HTTP code and Walrus's message."""
+
+    code: int
+    message: str
+
+
+def parse_metadata_body(body: bytes) -> BlobMetadata:
+    """A PUT metadata body; UNSUPPORTED_ENCODING_TYPE or INVALID_CONTENT_TYPE when it is not one."""
+    # BlobMetadata V1 starts with tag 0 and the encoding type: name that case precisely.
+    if len(body) >= 2 and body[0] == 0 and body[1] != RS2_ENCODING_TYPE:
+        raise api_errors.UnsupportedEncodingTypeError(
+            f"unsupported encoding type {body[1]}", {"encodingType": body[1]}
+        )
+    try:
+        return BlobMetadata.from_bcs(body)
+    except DecodeError as exc:
+        raise api_errors.InvalidContentTypeError(f"invalid BCS metadata: {exc}") from exc
+
+
+def parse_sliver_body(body: bytes, sliver_type: SliverType) -> SliverData:
+    """A PUT sliver body as `SliverData` of the URL's type."""
+    try:
+        return SliverData.from_bcs(body, sliver_type)
+    except DecodeError as exc:
+        raise api_errors.InvalidContentTypeError(f"invalid BCS sliver: {exc}") from exc
+    except VerificationError as exc:
+        raise api_errors.InvalidSliverError(str(exc)) from exc
+
+
+class NodeService:
+    """The node's behaviour behind each route; raises `NodeApiError` for every rejection."""
+
+    def __init__(
+        self,
+        store: NodeStore,
+        protocol_key: BlsPrivateKey,
+        state: NodeState,
+        metrics: NodeMetrics,
+        limits: ApiLimits,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.metrics = metrics
+        self.limits = limits
+        self.registrations = RegistrationWaiters(limits.max_long_polls)
+        self._key = protocol_key
+
+    # --- records ------------------------------------------------------------------------------
+
+    async def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
+        """The node's aggregate record of `blob_id`."""
+        return await asyncio.to_thread(self.store.get_blob_info, blob_id.raw)
+
+    async def stored_metadata(self, blob_id: BlobId) -> VerifiedMetadata | None:
+        """The stored metadata, checked again (it was verified before it was written)."""
+        raw = await asyncio.to_thread(self.store.get_metadata, blob_id.raw)
+        if raw is None:
+            return None
+        return await asyncio.to_thread(self._verify_stored_metadata, blob_id, raw)
+
+    def _verify_stored_metadata(self, blob_id: BlobId, raw: bytes) -> VerifiedMetadata:
+        try:
+            unverified = UnverifiedBlobMetadataWithId(blob_id, BlobMetadata.from_bcs(raw))
+            return unverified.verify(self.state.n_shards)
+        except InvalidInputError as exc:
+            raise StoreCorruptionError(f"stored metadata of {blob_id} is invalid: {exc}") from exc
+
+    async def require_registered(
+        self, blob_id: BlobId, error: type[api_errors.KnownNodeApiError]
+    ) -> BlobInfo | None:
+        """The blob's record, if it is registered now; else raise `error`."""
+        info = await self.blob_info(blob_id)
+        if not blob_state.is_registered(info, self.state.epoch):
+            raise error(f"blob {blob_id} is not registered in epoch {self.state.epoch}")
+        return info
+
+    def _check_pair(self, pair: SliverPairIndex) -> None:
+        n = self.state.n_shards
+        if pair >= n:
+            raise api_errors.IndexOutOfRangeError(
+                f"index {pair} out of range for {n} shards", {"index": pair, "max": n}
+            )
+
+    # --- metadata -----------------------------------------------------------------------------
+
+    async def get_metadata(self, blob_id: BlobId) -> bytes:
+        """BCS `BlobMetadataWithId` of a registered blob."""
+        await self.require_registered(blob_id, api_errors.MetadataNotFoundError)
+        metadata = await self.stored_metadata(blob_id)
+        if metadata is None:
+            raise api_errors.MetadataNotFoundError()
+        self.metrics.metadata_retrieved.inc()
+        return metadata.to_bcs()
+
+    async def put_metadata(self, blob_id: BlobId, body: bytes) -> Stored:
+        """Store metadata after Walrus's checks, in Walrus's order."""
+        info = await self.blob_info(blob_id)
+        if isinstance(info, InvalidBlobInfo):
+            raise api_errors.InvalidBlobError(f"blob {blob_id} has been marked invalid")
+        if await asyncio.to_thread(self.store.has_metadata, blob_id.raw):
+            return Stored(200, "metadata already stored")
+        unverified = UnverifiedBlobMetadataWithId(blob_id, parse_metadata_body(body))
+        try:
+            verified = await asyncio.to_thread(unverified.verify, self.state.n_shards)
+        except VerificationError as exc:
+            raise api_errors.InvalidMetadataError(str(exc)) from exc
+        if not blob_state.is_registered(info, self.state.epoch):
+            raise api_errors.NotRegisteredError(
+                f"blob {blob_id} is not registered in epoch {self.state.epoch}"
+            )
+        return await self.store_verified_metadata(verified)
+
+    async def store_verified_metadata(self, metadata: VerifiedMetadata) -> Stored:
+        """Persist verified metadata (uploads and blob sync)."""
+        raw = metadata.metadata.to_bcs()
+        if await asyncio.to_thread(self.store.put_metadata, metadata.blob_id.raw, raw):
+            self.metrics.metadata_stored.inc()
+            return Stored(201, "metadata successfully stored")
+        return Stored(200, "metadata already stored")
+
+    async def metadata_status(self, blob_id: BlobId) -> StoredOnNodeStatus:
+        """Whether the metadata is stored."""
+        stored = await asyncio.to_thread(self.store.has_metadata, blob_id.raw)
+        return StoredOnNodeStatus.STORED if stored else StoredOnNodeStatus.NONEXISTENT
+
+    # --- slivers ------------------------------------------------------------------------------
+
+    async def put_sliver(
+        self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType, body: bytes
+    ) -> Stored:
+        """Store a sliver after every check of the module docstring."""
+        sliver = parse_sliver_body(body, sliver_type)
+        self._check_pair(pair)
+        n = self.state.n_shards
+        try:
+            own_pair = sliver.pair_index(n)
+        except InvalidInputError as exc:
+            raise api_errors.IndexOutOfRangeError(str(exc)) from exc
+        if own_pair != pair:
+            raise api_errors.SliverIndexMismatchError(
+                f"{sliver_type.value} sliver {sliver.index} belongs to pair {own_pair}, not {pair}",
+                {"sliverPairIndex": pair, "sliverIndex": sliver.index},
+            )
+        info = await self.blob_info(blob_id)
+        if isinstance(info, InvalidBlobInfo):
+            raise api_errors.InvalidBlobError(f"blob {blob_id} has been marked invalid")
+        if not blob_state.is_registered(info, self.state.epoch):
+            raise api_errors.NotRegisteredError(
+                f"blob {blob_id} is not registered in epoch {self.state.epoch}"
+            )
+        metadata = await self.stored_metadata(blob_id)
+        if metadata is None:
+            raise api_errors.MissingMetadataError()
+        shard = self._owned_shard(blob_id, pair)
+        if await asyncio.to_thread(self.store.has_sliver, shard, sliver_type, blob_id.raw):
+            return Stored(200, "sliver already stored")
+        try:
+            verified = await asyncio.to_thread(sliver.verify, metadata)
+        except VerificationError as exc:
+            raise api_errors.InvalidSliverError(str(exc)) from exc
+        return await self.store_verified_sliver(shard, verified)
+
+    def _owned_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
+        view = self.state.view
+        shard = shard_of_pair(pair, blob_id.raw, view.n_shards)
+        if shard not in view.owned_shards:
+            raise api_errors.ShardNotAssignedError(
+                f"shard {shard} is not assigned to this node in epoch {view.epoch}",
+                {"shard": shard, "epoch": view.epoch},
+            )
+        return shard
+
+    async def store_verified_sliver(self, shard: ShardIndex, sliver: VerifiedSliver) -> Stored:
+        """Persist a verified sliver on `shard` (uploads and blob sync)."""
+        data = sliver.sliver
+        raw = data.to_bcs()
+        new = await asyncio.to_thread(
+            self.store.put_sliver, shard, data.sliver_type, sliver.blob_id, raw
+        )
+        if not new:
+            return Stored(200, "sliver already stored")
+        label = data.sliver_type.value
+        self.metrics.slivers_stored.labels(label).inc()
+        self.metrics.sliver_bytes_stored.labels(label).inc(len(data.data))
+        return Stored(201, "sliver stored successfully")
+
+    def _stored_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
+        """The shard of `pair`, which must have storage on this node (owned now or before)."""
+        self._check_pair(pair)
+        view = self.state.view
+        shard = shard_of_pair(pair, blob_id.raw, view.n_shards)
+        if shard not in view.owned_shards and self.store.shard_status(shard) is None:
+            raise api_errors.ShardNotAssignedError(
+                f"shard {shard} is not assigned to this node in epoch {view.epoch}",
+                {"shard": shard, "epoch": view.epoch},
+            )
+        return shard
+
+    async def get_sliver(
+        self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType
+    ) -> bytes:
+        """The stored BCS sliver of a registered blob."""
+        self._check_pair(pair)
+        await self.require_registered(blob_id, api_errors.SliverNotFoundError)
+        shard = self._stored_shard(blob_id, pair)
+        raw = await asyncio.to_thread(self.store.get_sliver, shard, sliver_type, blob_id.raw)
+        if raw is None:
+            raise api_errors.SliverNotFoundError()
+        self.metrics.slivers_retrieved.labels(sliver_type.value).inc()
+        self.metrics.sliver_bytes_served.labels(sliver_type.value).inc(len(raw))
+        return raw
+
+    async def sliver_status(
+        self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType
+    ) -> StoredOnNodeStatus:
+        """Whether the sliver is stored here."""
+        shard = self._stored_shard(blob_id, pair)
+        stored = await asyncio.to_thread(self.store.has_sliver, shard, sliver_type, blob_id.raw)
+        return StoredOnNodeStatus.STORED if stored else StoredOnNodeStatus.NONEXISTENT
+
+    async def is_stored_at_all_shards(self, blob_id: BlobId) -> bool:
+        """Metadata and both slivers of every owned shard are stored."""
+        return not await self.missing_parts(blob_id, check_metadata=True)
+
+    async def missing_parts(
+        self, blob_id: BlobId, check_metadata: bool = False
+    ) -> list[tuple[ShardIndex, SliverType] | None]:
+        """What this node lacks of `blob_id`: None for the metadata, else (shard, type)."""
+        view = self.state.view
+
+        def scan() -> list[tuple[ShardIndex, SliverType] | None]:
+            missing: list[tuple[ShardIndex, SliverType] | None] = []
+            if check_metadata and not self.store.has_metadata(blob_id.raw):
+                missing.append(None)
+            for shard in sorted(view.owned_shards):
+                for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
+                    if not self.store.has_sliver(shard, sliver_type, blob_id.raw):
+                        missing.append((shard, sliver_type))
+            return missing
+
+        return await asyncio.to_thread(scan)
+
+    # --- confirmation and status ----------------------------------------------------------------
+
+    async def confirmation(
+        self, blob_id: BlobId, object_id: bytes | None, wait: ConfirmationWait
+    ) -> SignedMessage:
+        """A signed BLOB_CERT confirmation for the current epoch (spec 3.1)."""
+        info = await self.blob_info(blob_id)
+        if not blob_state.is_registered(info, self.state.epoch):
+            await self._wait_for_registration(blob_id, wait)
+        if not await self.is_stored_at_all_shards(blob_id):
+            raise api_errors.MissingSliversError(
+                f"blob {blob_id} is not stored on all shards of this node"
+            )
+        epoch = self.state.epoch
+        persistence = BlobPersistence.PERMANENT
+        if object_id is not None:
+            record = await asyncio.to_thread(self.store.get_per_object_blob_info, object_id)
+            if record is None or record.blob_id != blob_id.raw or not record.is_registered(epoch):
+                raise api_errors.NotRegisteredError(
+                    f"deletable blob object 0x{object_id.hex()} is not registered for {blob_id}"
+                )
+            persistence = BlobPersistence.deletable(object_id)
+        signed = await self.sign(ConfirmationMessage(epoch, blob_id.raw, persistence))
+        self.metrics.confirmations_issued.inc()
+        return signed
+
+    async def sign(self, message: ProtocolMessage) -> SignedMessage:
+        """Sign a message with the protocol key (in a worker thread: about 1.3 ms)."""
+        return await asyncio.to_thread(SignedMessage.sign, self._key, message)
+
+    async def _wait_for_registration(self, blob_id: BlobId, wait: ConfirmationWait) -> None:
+        max_ms = self.limits.confirmation_long_poll_max_ms
+        wait_ms = max_ms if wait.wait_ms is None else min(wait.wait_ms, max_ms)
+        if wait.wait_for_registration and wait_ms > 0:
+            deadline = time.monotonic() + wait_ms / 1000
+            while (remaining := deadline - time.monotonic()) > 0:
+                if not await self.registrations.wait(blob_id.raw, remaining):
+                    break
+                if blob_state.is_registered(await self.blob_info(blob_id), self.state.epoch):
+                    return
+        raise api_errors.NotRegisteredError(
+            f"blob {blob_id} is not registered in epoch {self.state.epoch}"
+        )
+
+    async def blob_status(self, blob_id: BlobId) -> BlobStatus:
+        """The blob's status as this node sees it in its current epoch."""
+        info = await self.blob_info(blob_id)
+        return Nonexistent() if info is None else info.blob_status(self.state.epoch)
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def health(self, detailed: bool) -> health.ServiceHealthInfo:
+        """The health answer: uptime, epoch, key, status, event progress, shards."""
+        shards = await asyncio.to_thread(self.store.shards)
+        status = await asyncio.to_thread(self.store.node_status)
+        owned = self.state.view.owned_shards
+        counts = dict.fromkeys(health.ShardStatus, 0)
+        owned_infos, other_infos = [], []
+        for shard in sorted(set(shards) | owned):
+            kind = _HEALTH_SHARD_STATUS[shards.get(shard, ShardStatus.NONE)]
+            info = health.ShardHealthInfo(shard, kind)
+            if shard in owned:
+                counts[kind] += 1
+                owned_infos.append(info)
+            else:
+                other_infos.append(info)
+        applied = self.state.events_applied
+        return health.ServiceHealthInfo(
+            uptime_ns=time.monotonic_ns() - self.state.started_at_ns,
+            epoch=self.state.epoch,
+            public_key=self.state.public_key.to_bytes(),
+            node_status=str(status or NodeStatus(NodeStatusKind.STANDBY)),
+            event_progress=health.EventProgress(
+                persisted=applied,
+                pending=self.state.pending_syncs,
+                highest_finished_event_index=applied - 1 if applied else None,
+            ),
+            shard_summary=health.ShardStatusSummary(
+                owned=len(owned),
+                owned_shard_status=health.OwnedShardStatus(
+                    unknown=counts[health.ShardStatus.UNKNOWN],
+                    ready=counts[health.ShardStatus.READY],
+                    in_transfer=counts[health.ShardStatus.IN_TRANSFER],
+                    in_recovery=counts[health.ShardStatus.IN_RECOVERY],
+                ),
+                read_only=len(other_infos),
+            ),
+            shard_detail=(
+                health.ShardStatusDetail(tuple(owned_infos), tuple(other_infos))
+                if detailed
+                else None
+            ),
+            latest_checkpoint_sequence_number=self.state.latest_block,
+        )

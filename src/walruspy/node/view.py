@@ -1,0 +1,135 @@
+"""What the node currently believes about the network: its committee view and its progress.
+
+Theory of operation (spec/walrus-system.md 3.1, 3.3 and 3.5): a node accepts slivers only for the
+shards it owns in the *current* committee and signs confirmations for the current epoch, so every
+request reads one `CommitteeView`: the epoch, the committee, this node's position in it and the
+shards it owns. The view is replaced as a whole (never mutated) when the event processor applies
+an `EpochChangeStart` or when the node starts, so a request sees a consistent snapshot. The node
+finds itself in the committee by its protocol public key. A node that is not a member owns no
+shard (Walrus's Standby): it serves what it still stores but accepts no new slivers.
+
+`NodeState` is the small mutable record the node's tasks share on the event loop: the view,
+how far the event processor got, and the blob-sync backlog, for the health answer and metrics.
+`RegistrationWaiters` lets confirmation requests long-poll for a registration event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.core.crypto import BlsPublicKey
+from walruspy.core.types import ShardIndex, SliverPairIndex, pair_of_shard, shard_of_pair
+
+
+@dataclass(frozen=True, slots=True)
+class CommitteeView:
+    """The committee of the node's current epoch and the shards this node owns in it."""
+
+    committee: Committee
+    member_index: int | None
+    owned_shards: frozenset[ShardIndex]
+
+    @classmethod
+    def of(cls, committee: Committee, public_key: BlsPublicKey) -> CommitteeView:
+        """The view of `committee` for the node whose protocol key is `public_key`."""
+        for index, member in enumerate(committee.members):
+            if member.public_key == public_key:
+                shards = frozenset(ShardIndex(s) for s in member.shards)
+                return cls(committee, index, shards)
+        return cls(committee, None, frozenset())
+
+    @property
+    def epoch(self) -> int:
+        """The committee's epoch: the node's current epoch."""
+        return self.committee.epoch
+
+    @property
+    def n_shards(self) -> int:
+        """The number of shards of the system."""
+        return self.committee.n_shards
+
+    @property
+    def is_member(self) -> bool:
+        """Whether this node holds shards in the current committee."""
+        return self.member_index is not None
+
+    def owns_pair(self, blob_id: bytes, pair: SliverPairIndex) -> bool:
+        """Whether the shard storing `pair` of `blob_id` is this node's."""
+        return shard_of_pair(pair, blob_id, self.n_shards) in self.owned_shards
+
+    def owned_pairs(self, blob_id: bytes) -> list[tuple[ShardIndex, SliverPairIndex]]:
+        """(shard, sliver pair) of `blob_id` for each owned shard, in shard order."""
+        return [
+            (shard, pair_of_shard(shard, blob_id, self.n_shards))
+            for shard in sorted(self.owned_shards)
+        ]
+
+    def peers(self) -> list[CommitteeMember]:
+        """The other members of the committee."""
+        return [m for i, m in enumerate(self.committee.members) if i != self.member_index]
+
+
+@dataclass(slots=True)
+class NodeState:
+    """Shared, mutable (on the event loop only) state of a running node."""
+
+    view: CommitteeView
+    public_key: BlsPublicKey
+    started_at_ns: int = field(default_factory=time.monotonic_ns)
+    events_applied: int = 0
+    latest_block: int | None = None
+    pending_syncs: int = 0
+
+    @property
+    def epoch(self) -> int:
+        """The node's current epoch."""
+        return self.view.epoch
+
+    @property
+    def n_shards(self) -> int:
+        """The number of shards."""
+        return self.view.n_shards
+
+
+class RegistrationWaiters:
+    """Requests waiting for a blob's registration event, bounded in number."""
+
+    def __init__(self, max_waiters: int) -> None:
+        self._max = max_waiters
+        self._waiting = 0
+        #: blob ID -> (event, number of waiters); an entry lives while someone waits.
+        self._events: dict[bytes, tuple[asyncio.Event, int]] = {}
+
+    def notify(self, blob_id: bytes) -> None:
+        """The blob was registered: wake its waiters."""
+        entry = self._events.get(blob_id)
+        if entry is not None:
+            entry[0].set()
+
+    def has_room(self) -> bool:
+        """Whether one more request may wait."""
+        return self._waiting < self._max
+
+    async def wait(self, blob_id: bytes, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for `notify(blob_id)`; False on timeout or when full."""
+        if not self.has_room():
+            return False
+        event, count = self._events.get(blob_id, (asyncio.Event(), 0))
+        self._events[blob_id] = (event, count + 1)
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
+            event, count = self._events[blob_id]
+            if count == 1:
+                del self._events[blob_id]
+            else:
+                self._events[blob_id] = (event, count - 1)

@@ -1,0 +1,576 @@
+"""The chain client (walruspy.chain.evm) against real nodes: the devchain process and anvil.
+
+One suite, parametrized over both backends (module-scoped: one node process and a few
+deployments per backend). It covers the blob lifecycle of spec/walrus-system.md 1.2 from Python
+with real BLS aggregates of member signatures (quorum of a 4- and a 10-member committee), the
+rejections the contract must make (forged, under-quorum, wrong-epoch, wrong-message
+certificates), the event stream resumed from cursors by fresh clients, concurrent sends from one
+account, and the error translation. The anvil leg is skipped only when npm is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.chain.backends import ChainProcess, running
+from walruspy.chain.api import (
+    ChainRejectedError,
+    ChainRevertError,
+    ChainUnavailableError,
+    DeploymentError,
+)
+from walruspy.chain.deploy import Deployment, DeployParams, assign_shards, deploy
+from walruspy.chain.events import (
+    BlobCertified,
+    BlobDeleted,
+    BlobRegistered,
+    ChainEvent,
+    EpochChangeDone,
+    EpochChangeStart,
+    EventCursor,
+    InvalidBlobId,
+)
+from walruspy.chain.evm import EvmChain, GasLimits, open_evm_chain
+from walruspy.core.blob_id import BlobId
+from walruspy.core.certificates import Certificate
+from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.core.crypto import BlsPrivateKey
+from walruspy.core.messages import BlobPersistence, ConfirmationMessage, InvalidBlobIdMessage
+from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
+
+pytestmark = pytest.mark.timeout(180)
+
+MIB = 1 << 20
+EPOCH_DURATION_S = 3600
+STORAGE_PRICE = 100_000
+WRITE_PRICE = 20_000
+
+
+@dataclass(frozen=True)
+class SigningCommittee:
+    """Deployment parameters plus the members' BLS keys, in committee order."""
+
+    params: DeployParams
+    keys: tuple[BlsPrivateKey, ...]
+
+    @property
+    def committee(self) -> Committee:
+        return self.params.committee()
+
+    def certificate(
+        self, message: bytes, signers: Sequence[int], signing_keys: Sequence[BlsPrivateKey] = ()
+    ) -> Certificate:
+        keys = signing_keys or [self.keys[i] for i in signers]
+        return Certificate.from_signatures(
+            message, [(i, k.sign(message)) for i, k in zip(signers, keys, strict=True)]
+        )
+
+    def smallest(self, validity: bool = False) -> list[int]:
+        """The first members whose weight reaches a quorum (or the validity threshold)."""
+        committee, signers, weight = self.committee, [], 0
+        enough = committee.is_above_validity if validity else committee.is_quorum
+        for index, member in enumerate(committee.members):
+            if enough(weight):
+                break
+            signers.append(index)
+            weight += member.weight
+        return signers
+
+
+def signing_committee(n_members: int, n_shards: int, seed: bytes) -> SigningCommittee:
+    keys = [
+        BlsPrivateKey.from_seed(hashlib.sha256(seed + bytes([i])).digest())
+        for i in range(n_members)
+    ]
+    shards = assign_shards(n_members, n_shards, "round-robin")
+    # Node IDs in the reverse order of the keys: deployment sorts members by node ID.
+    members = [
+        CommitteeMember(
+            (n_members - i).to_bytes(32, "big"),
+            keys[i].public_key(),
+            f"node{i}.test:9185",
+            shards[i],
+        )
+        for i in range(n_members)
+    ]
+    params = DeployParams(
+        members=tuple(members),
+        n_shards=n_shards,
+        epoch_duration_s=EPOCH_DURATION_S,
+        max_epochs_ahead=53,
+        total_capacity_size=1 << 40,
+        storage_price_per_unit_size=STORAGE_PRICE,
+        write_price_per_unit_size=WRITE_PRICE,
+    )
+    by_key = {k.public_key(): k for k in keys}
+    ordered = tuple(by_key[m.public_key] for m in params.members)
+    return SigningCommittee(params, ordered)
+
+
+COMMITTEE_4 = signing_committee(4, 10, b"four")
+COMMITTEE_10 = signing_committee(10, 100, b"ten")
+
+
+@pytest.fixture(scope="module", params=["devchain", "anvil"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChainProcess]:
+    with running(request.param, tmp_path_factory.mktemp("devchain")) as started:
+        if isinstance(started, str):
+            pytest.skip(f"anvil leg skipped: {started}")
+        yield started
+
+
+def deploy_now(node: ChainProcess, committee: SigningCommittee) -> Deployment:
+    return asyncio.run(deploy(node.url, node.keys[0], committee.params))
+
+
+@pytest.fixture(scope="module")
+def deployed4(node: ChainProcess) -> Deployment:
+    return deploy_now(node, COMMITTEE_4)
+
+
+@pytest.fixture(scope="module")
+def deployed10(node: ChainProcess) -> Deployment:
+    return deploy_now(node, COMMITTEE_10)
+
+
+def new_blob(size: int = 1000) -> tuple[BlobId, bytes, int]:
+    root_hash = secrets.token_bytes(32)
+    return BlobId.from_metadata(RS2_ENCODING_TYPE, size, root_hash), root_hash, size
+
+
+async def register(
+    chain: EvmChain, epochs_ahead: int = 3, deletable: bool = True, size: int = 1000
+) -> bytes:
+    blob_id, root_hash, size = new_blob(size)
+    n_shards = (await chain.system_info()).n_shards
+    registration = await chain.reserve_and_register(
+        blob_id=blob_id,
+        root_hash=root_hash,
+        unencoded_size=size,
+        encoded_size=EncodingParams(n_shards).encoded_length(size),
+        epochs_ahead=epochs_ahead,
+        deletable=deletable,
+    )
+    return registration.blob.object_id
+
+
+def blob_cert_message(epoch: int, blob_id: BlobId, object_id: bytes | None) -> bytes:
+    persistence = BlobPersistence() if object_id is None else BlobPersistence.deletable(object_id)
+    return ConfirmationMessage(epoch, blob_id.raw, persistence).to_bcs()
+
+
+async def certify(
+    chain: EvmChain,
+    committee: SigningCommittee,
+    object_id: bytes,
+    signers: Sequence[int] | None = None,
+) -> None:
+    blob = await chain.get_blob(object_id)
+    assert blob is not None
+    epoch = (await chain.system_info()).epoch
+    message = blob_cert_message(epoch, blob.blob_id, object_id if blob.deletable else None)
+    chosen = committee.smallest() if signers is None else signers
+    await chain.certify_blob(object_id, committee.certificate(message, chosen))
+
+
+async def end_epoch(node: ChainProcess, chain: EvmChain) -> None:
+    """Move the chain clock past the end of the current epoch and start the next one."""
+    info = await chain.system_info()
+    end = info.epoch_started_at + info.epoch_duration_s
+    # A block at the end time: after a burst of transactions the chain clock runs ahead of
+    # the wall clock, so evm_increaseTime from the wall clock alone may fall short.
+    node.rpc("evm_mine", max(end, await chain.chain_time() + 1))
+    assert await chain.advance_epoch()
+
+
+async def all_events(chain: EvmChain) -> list[ChainEvent]:
+    return list(await chain.events(EventCursor(), 100_000))
+
+
+# -- deployment, system info, committee ------------------------------------------------
+
+
+async def test_system_info_and_first_events(node: ChainProcess, deployed4: Deployment) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        info = await chain.system_info()
+        assert (info.chain_id, info.system_address, info.wal_address) == (
+            deployed4.chain_id,
+            deployed4.system,
+            deployed4.wal,
+        )
+        assert (info.epoch, info.n_shards, info.epoch_duration_s) == (1, 10, EPOCH_DURATION_S)
+        assert info.max_epochs_ahead == 53
+        assert info.storage_price_per_unit_size == STORAGE_PRICE
+        assert info.write_price_per_unit_size == WRITE_PRICE
+        assert info.total_capacity_size == 1 << 40
+        assert abs(info.epoch_started_at - await chain.chain_time()) < 600
+        first = (await chain.events(EventCursor(), 2))[:2]
+        assert [type(e) for e in first] == [EpochChangeStart, EpochChangeDone]
+        assert all(e.epoch == 1 and e.event_id.block_number == deployed4.start_block for e in first)
+        assert await chain.wal_balance() == COMMITTEE_4.params.wal_supply
+
+
+@pytest.mark.parametrize("size", [4, 10])
+async def test_committee_round_trip(
+    node: ChainProcess, deployed4: Deployment, deployed10: Deployment, size: int
+) -> None:
+    deployment, signing = (deployed4, COMMITTEE_4) if size == 4 else (deployed10, COMMITTEE_10)
+    async with open_evm_chain(node.url, deployment) as reader:
+        committee = await reader.committee()
+    assert committee == signing.committee
+    assert [m.public_key for m in committee.members] == [k.public_key() for k in signing.keys]
+    assert [m.node_id for m in committee.members] == sorted(m.node_id for m in committee.members)
+    assert committee.total_aggregated_key == signing.committee.total_aggregated_key
+
+
+# -- the blob lifecycle -----------------------------------------------------------------
+
+
+async def test_reserve_and_register(node: ChainProcess, deployed4: Deployment) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        before = await chain.wal_balance()
+        blob_id, root_hash, size = new_blob(MIB)
+        encoded = EncodingParams(10).encoded_length(size)
+        registration = await chain.reserve_and_register(
+            blob_id=blob_id,
+            root_hash=root_hash,
+            unencoded_size=size,
+            encoded_size=encoded,
+            epochs_ahead=4,
+            deletable=False,
+        )
+        units = -(-encoded // MIB)
+        assert registration.cost == units * (4 * STORAGE_PRICE + WRITE_PRICE)
+        assert await chain.wal_balance() == before - registration.cost
+        blob = registration.blob
+        assert (blob.blob_id, blob.size, blob.encoding_type, blob.deletable) == (
+            blob_id,
+            size,
+            RS2_ENCODING_TYPE,
+            False,
+        )
+        assert (blob.registered_epoch, blob.certified_epoch, blob.end_epoch) == (1, None, 5)
+        assert (blob.owner, blob.storage.storage_size) == (chain.address, encoded)
+        assert await chain.get_blob(blob.object_id) == blob
+        receipt = await chain._w3.eth.get_transaction_receipt(registration.tx_hash)
+        events = await chain.events(EventCursor(receipt["blockNumber"]), 10)
+        registered = next(e for e in events if isinstance(e, BlobRegistered))
+        assert registered.event_id.tx_hash == registration.tx_hash
+        assert (registered.epoch, registered.blob_id, registered.size) == (1, blob_id, size)
+        assert (registered.encoding_type, registered.end_epoch) == (RS2_ENCODING_TYPE, 5)
+        assert (registered.deletable, registered.object_id) == (False, blob.object_id)
+        assert blob in await chain.owned_blobs(chain.address)
+        with pytest.raises(ValueError, match="encoded length"):
+            await chain.reserve_and_register(
+                blob_id=blob_id,
+                root_hash=root_hash,
+                unencoded_size=size,
+                encoded_size=encoded + 1,
+                epochs_ahead=1,
+                deletable=False,
+            )
+        with pytest.raises(ChainRevertError, match="invalid epochs ahead"):
+            await chain.reserve_and_register(
+                blob_id=blob_id,
+                root_hash=root_hash,
+                unencoded_size=size,
+                encoded_size=encoded,
+                epochs_ahead=900,
+                deletable=False,
+            )
+        with pytest.raises(ChainRevertError, match="wrong blob id"):
+            await chain.reserve_and_register(
+                blob_id=blob_id,
+                root_hash=root_hash,
+                unencoded_size=size + 1,
+                encoded_size=EncodingParams(10).encoded_length(size + 1),
+                epochs_ahead=1,
+                deletable=False,
+            )
+
+
+@pytest.mark.parametrize("size", [4, 10])
+async def test_certify_with_a_quorum_of_member_signatures(
+    node: ChainProcess, deployed4: Deployment, deployed10: Deployment, size: int
+) -> None:
+    deployment, signing = (deployed4, COMMITTEE_4) if size == 4 else (deployed10, COMMITTEE_10)
+    async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:
+        permanent = await register(chain, deletable=False)
+        deletable = await register(chain, deletable=True)
+        await certify(chain, signing, permanent)
+        await certify(chain, signing, deletable, signers=range(len(signing.keys)))
+        for object_id, is_deletable in ((permanent, False), (deletable, True)):
+            blob = await chain.get_blob(object_id)
+            assert blob is not None and blob.certified_epoch == 1
+            certified = [
+                e
+                for e in await all_events(chain)
+                if isinstance(e, BlobCertified) and e.object_id == object_id
+            ]
+            assert len(certified) == 1
+            assert (certified[0].deletable, certified[0].is_extension) == (is_deletable, False)
+            assert (certified[0].blob_id, certified[0].end_epoch) == (blob.blob_id, 4)
+        with pytest.raises(ChainRevertError, match="already certified"):
+            await certify(chain, signing, permanent)
+
+
+async def test_bad_certificates_are_rejected(node: ChainProcess, deployed10: Deployment) -> None:
+    signing = COMMITTEE_10
+    async with open_evm_chain(node.url, deployed10, node.keys[0]) as chain:
+        object_id = await register(chain, deletable=False)
+        blob = await chain.get_blob(object_id)
+        assert blob is not None
+        message = blob_cert_message(1, blob.blob_id, None)
+        quorum = signing.smallest()
+        strangers = [BlsPrivateKey.from_seed(secrets.token_bytes(32)) for _ in quorum]
+        other_blob = blob_cert_message(1, new_blob()[0], None)
+        cases = [
+            ("bad signature", signing.certificate(message, quorum, strangers)),  # forged
+            ("certificate below quorum", signing.certificate(message, quorum[:-1])),
+            ("wrong epoch", signing.certificate(blob_cert_message(2, blob.blob_id, None), quorum)),
+            ("wrong blob id", signing.certificate(other_blob, quorum)),
+            # signed over one message, posted with another
+            (
+                "bad signature",
+                Certificate(
+                    tuple(quorum), message, signing.certificate(other_blob, quorum).signature
+                ),
+            ),
+            (
+                "wrong persistence type",
+                signing.certificate(blob_cert_message(1, blob.blob_id, object_id), quorum),
+            ),
+        ]
+        for reason, certificate in cases:
+            with pytest.raises(ChainRevertError) as caught:
+                await chain.certify_blob(object_id, certificate)
+            assert caught.value.reason == reason
+            assert caught.value.operation == "certify_blob"
+        after = await chain.get_blob(object_id)
+        assert after is not None and after.certified_epoch is None
+        await certify(chain, signing, object_id)  # the real certificate still works
+
+
+async def test_invalidate_blob_id(node: ChainProcess, deployed10: Deployment) -> None:
+    signing = COMMITTEE_10
+    async with open_evm_chain(node.url, deployed10, node.keys[0]) as chain:
+        blob_id = new_blob()[0]
+        message = InvalidBlobIdMessage(1, blob_id.raw).to_bcs()
+        validity = signing.smallest(validity=True)
+        with pytest.raises(ChainRevertError, match="certificate below validity"):
+            await chain.invalidate_blob_id(signing.certificate(message, validity[:-1]))
+        assert await chain.invalidate_blob_id(signing.certificate(message, validity)) == blob_id
+        invalid = [e for e in await all_events(chain) if isinstance(e, InvalidBlobId)]
+        assert [(e.epoch, e.blob_id) for e in invalid] == [(1, blob_id)]
+
+
+async def test_extend_and_delete(node: ChainProcess, deployed4: Deployment) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        object_id = await register(chain, epochs_ahead=2, deletable=True)
+        with pytest.raises(ChainRevertError, match="not certified"):
+            await chain.extend_blob(object_id, 1)
+        await certify(chain, COMMITTEE_4, object_id)
+        blob = await chain.get_blob(object_id)
+        assert blob is not None and blob.end_epoch == 3
+        before = await chain.wal_balance()
+        await chain.extend_blob(object_id, 5)
+        units = -(-blob.storage.storage_size // MIB)
+        assert await chain.wal_balance() == before - 5 * units * STORAGE_PRICE
+        extended = await chain.get_blob(object_id)
+        assert extended is not None and extended.end_epoch == 8
+        extension = [e for e in await all_events(chain) if isinstance(e, BlobCertified)][-1]
+        assert (extension.object_id, extension.is_extension, extension.end_epoch) == (
+            object_id,
+            True,
+            8,
+        )
+        storage = await chain.delete_blob(object_id)
+        assert storage.storage_id == blob.storage.storage_id
+        assert (storage.owner, storage.start_epoch, storage.end_epoch) == (chain.address, 1, 8)
+        assert storage.storage_size == blob.storage.storage_size
+        assert await chain.get_blob(object_id) is None
+        deleted = [e for e in await all_events(chain) if isinstance(e, BlobDeleted)][-1]
+        assert (deleted.object_id, deleted.was_certified, deleted.end_epoch) == (
+            object_id,
+            True,
+            8,
+        )
+        with pytest.raises(ChainRevertError, match="unknown blob"):
+            await chain.delete_blob(object_id)
+        permanent = await register(chain, deletable=False)
+        with pytest.raises(ChainRevertError, match="not deletable"):
+            await chain.delete_blob(permanent)
+
+
+async def test_expiry_after_advance_epoch(node: ChainProcess) -> None:
+    deployment = await deploy(node.url, node.keys[0], COMMITTEE_4.params)  # its own: moves epochs
+    async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:
+        assert not await chain.advance_epoch()  # too early: a dry run, no transaction
+        short = await register(chain, epochs_ahead=1, deletable=True)
+        await certify(chain, COMMITTEE_4, short)
+        longer = await register(chain, epochs_ahead=2, deletable=False)
+        longer_blob = await chain.get_blob(longer)
+        assert longer_blob is not None
+        message_epoch_1 = blob_cert_message(1, longer_blob.blob_id, None)
+        await end_epoch(node, chain)
+        assert not await chain.advance_epoch()  # already done for this epoch
+        assert (await chain.system_info()).epoch == 2
+        assert (await chain.committee()).epoch == 2
+        for operation in (chain.extend_blob(short, 1), chain.delete_blob(short)):
+            with pytest.raises(ChainRevertError, match="expired"):
+                await operation
+        quorum = COMMITTEE_4.smallest()
+        with pytest.raises(ChainRevertError, match="wrong epoch"):
+            await chain.certify_blob(longer, COMMITTEE_4.certificate(message_epoch_1, quorum))
+        await certify(chain, COMMITTEE_4, longer)  # signed for epoch 2: accepted
+        changes = [
+            e for e in await all_events(chain) if isinstance(e, EpochChangeStart | EpochChangeDone)
+        ]
+        assert [(type(e), e.epoch) for e in changes] == [
+            (EpochChangeStart, 1),
+            (EpochChangeDone, 1),
+            (EpochChangeStart, 2),
+            (EpochChangeDone, 2),
+        ]
+
+
+# -- events, concurrency, errors -------------------------------------------------------
+
+
+async def test_events_resume_from_cursors_across_clients(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        for _ in range(3):
+            await certify(chain, COMMITTEE_4, await register(chain))
+        expected = await all_events(chain)
+    keys = [(e.event_id.block_number, e.event_id.log_index) for e in expected]
+    assert keys == sorted(set(keys)) and len(expected) >= 8
+    seen: list[ChainEvent] = []
+    cursor = EventCursor()
+    while True:  # a fresh client per page, two blocks per eth_getLogs, three events per page
+        async with open_evm_chain(node.url, deployed4, max_span_blocks=2) as reader:
+            page = await reader.events(cursor, 3)
+        if not page:
+            break
+        assert len(page) <= 3
+        seen.extend(page)
+        cursor = page[-1].event_id.cursor_after
+    assert seen[: len(expected)] == expected
+    middle = expected[len(expected) // 2]
+    async with open_evm_chain(node.url, deployed4) as reader:
+        after_middle = await reader.events(middle.event_id.cursor_after, 1)
+        assert after_middle == [expected[len(expected) // 2 + 1]]
+        assert await reader.events(EventCursor(await reader._head() + 1), 10) == []
+
+
+async def test_concurrent_sends_from_one_account(node: ChainProcess, deployed4: Deployment) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        ids = await asyncio.gather(*(register(chain) for _ in range(20)))
+        assert len(set(ids)) == 20
+        async with open_evm_chain(node.url, deployed4, node.keys[0]) as other:
+            await other.transfer_wal(other.address, 0)  # takes the nonce `chain` expects next
+        sent: list[bytes] = []
+        send_raw = chain._w3.eth.send_raw_transaction
+
+        async def counting(raw: bytes) -> object:
+            sent.append(raw)
+            return await send_raw(raw)
+
+        chain._w3.eth.send_raw_transaction = counting  # type: ignore[method-assign]
+        await chain.transfer_wal(chain.address, 0)  # "nonce too low": re-read and resent
+        assert len(sent) == 2
+    async with open_evm_chain(node.url, deployed4) as reader:
+        assert await reader.owned_blobs("0x" + secrets.token_hex(20)) == []
+        assert set(ids) <= {b.object_id for b in await reader.owned_blobs(chain.address)}
+
+
+async def test_a_second_account_funded_with_wal(node: ChainProcess, deployed4: Deployment) -> None:
+    async with (
+        open_evm_chain(node.url, deployed4, node.keys[0]) as funder,
+        open_evm_chain(node.url, deployed4, node.keys[1]) as user,
+    ):
+        with pytest.raises(ChainRevertError, match="unpaid"):
+            await register(user)
+        await funder.transfer_wal(user.address, 10**12)
+        assert await user.wal_balance() == 10**12
+        object_id = await register(user)
+        blob = await user.get_blob(object_id)
+        assert blob is not None and blob.owner == user.address
+        with pytest.raises(ChainRevertError, match="not the owner"):
+            await funder.delete_blob(object_id)
+
+
+async def test_gas_limits_have_headroom(node: ChainProcess, deployed10: Deployment) -> None:
+    """Each explicit limit exceeds by 25% what the node estimates for a worst case."""
+    signing = COMMITTEE_10
+    async with open_evm_chain(node.url, deployed10, node.keys[0]) as chain:
+        object_id = await register(chain)
+        blob = await chain.get_blob(object_id)
+        assert blob is not None
+        w3, system = chain._w3, chain._system
+
+        async def needed(data: bytes) -> int:
+            call = {"from": chain.address, "to": system.address, "data": data}
+            return await w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+
+        blob_id, root_hash, size = new_blob()
+        register_53 = system.calldata(
+            "reserve_and_register", 53, blob_id.raw, root_hash, size, RS2_ENCODING_TYPE, True
+        )
+        reserve_limit = (
+            GasLimits.RESERVE_AND_REGISTER_BASE
+            + 52 * GasLimits.RESERVE_AND_REGISTER_PER_EXTRA_EPOCH
+        )
+        quorum = signing.smallest()
+        certificate = signing.certificate(blob_cert_message(1, blob.blob_id, object_id), quorum)
+        certify_data = system.calldata(
+            "certify_blob",
+            object_id,
+            certificate.signature.to_eip2537(),
+            certificate.signers_bitmap(10),
+            certificate.serialized_message,
+        )
+        assert await needed(register_53) * 1.25 < reserve_limit
+        assert await needed(certify_data) * 1.25 < GasLimits.certificate(10, len(quorum))
+        await chain.certify_blob(object_id, certificate)
+        extend_limit = GasLimits.EXTEND_BASE + 40 * GasLimits.EXTEND_PER_EPOCH
+        assert await needed(system.calldata("extend_blob", object_id, 40)) * 1.25 < extend_limit
+        assert await needed(system.calldata("delete_blob", object_id)) * 1.25 < GasLimits.DELETE
+
+
+async def test_unreachable_node_and_mismatched_deployment(
+    node: ChainProcess, deployed4: Deployment, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    closed = f"http://127.0.0.1:{port}"
+    with pytest.raises(ChainUnavailableError, match=f"127.0.0.1:{port}: check the deployment"):
+        async with open_evm_chain(closed, deployed4):
+            pass
+    other_chain = Deployment.from_json({**deployed4.to_json(), "chain_id": 5})
+    with pytest.raises(DeploymentError, match="chain 5"):
+        async with open_evm_chain(node.url, other_chain):
+            pass
+    contracts = {**deployed4.to_json()["contracts"], "system": "0x" + "ab" * 20}
+    nowhere = Deployment.from_json({**deployed4.to_json(), "contracts": contracts})
+    with pytest.raises(DeploymentError, match="no contract"):
+        async with open_evm_chain(node.url, nowhere):
+            pass
+    path = tmp_path / "deployment.json"
+    deployed4.save(path)
+    assert Deployment.load(path) == deployed4
+    async with open_evm_chain(node.url, deployed4, secrets.token_bytes(32)) as broke:
+        with pytest.raises(ChainRejectedError, match="transfer WAL"):
+            await broke.transfer_wal(broke.address, 0)  # no ether for gas

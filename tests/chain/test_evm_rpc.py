@@ -1,0 +1,451 @@
+"""The chain client's plumbing against scripted nodes: errors, nonces, receipts, log paging.
+
+What a real node rarely does on demand (refuse a nonce, drop a connection mid-send, never mine,
+refuse a log range for its size) is scripted here with small fakes of web3's `eth` module; the
+suite in test_evm_chain.py runs the same code against the devchain and anvil.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from eth_abi.abi import encode as abi_encode
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils.address import to_checksum_address
+from web3._utils import http_session_manager
+from web3.exceptions import BadResponseFormat, ContractLogicError, TransactionNotFound, Web3RPCError
+
+from walruspy.chain.api import ChainRejectedError, ChainRevertError, ChainUnavailableError
+from walruspy.chain.contracts import compile_contract
+from walruspy.chain.events import (
+    BlobCertified,
+    BlobRegistered,
+    EpochChangeStart,
+    EventCursor,
+    InvalidBlobId,
+)
+from walruspy.chain.evm_events import EventDecoder, LogReader, event_topic
+from walruspy.chain.evm_rpc import (
+    TransactionSender,
+    _cancellation_safe_lock,
+    gather_reads,
+    open_web3,
+    revert_reason,
+    rpc_errors,
+)
+from walruspy.core.blob_id import BlobId
+
+pytestmark = pytest.mark.timeout(60)
+
+URL = "http://node.test:8545"
+KEY = bytes(range(1, 33))
+SYSTEM = to_checksum_address("0x" + "5a" * 20)
+
+
+def error_data(reason: str) -> str:
+    return "0x08c379a0" + abi_encode(["string"], [reason]).hex()
+
+
+def rpc_error(message: str, code: int = -32000) -> Web3RPCError:
+    return Web3RPCError(message, rpc_response={"error": {"code": code, "message": message}})  # type: ignore[typeddict-item]
+
+
+# -- revert reasons and error translation ---------------------------------------------------
+
+
+def test_revert_reasons() -> None:
+    assert revert_reason(error_data("storage too small")) == "storage too small"
+    panic = "0x4e487b71" + abi_encode(["uint256"], [0x11]).hex()
+    assert revert_reason(panic) == "panic 0x11"
+    assert revert_reason(None, "execution reverted: not the owner") == "not the owner"
+    assert revert_reason("0x08c379a0ff", "execution reverted") == "reverted without a reason"
+    assert revert_reason(b"", "") == "reverted without a reason"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "text"),
+    [
+        (
+            ContractLogicError("execution reverted: x", error_data("expired")),
+            ChainRevertError,
+            "expired",
+        ),
+        (
+            rpc_error("header not found"),
+            ChainUnavailableError,
+            "answered an error: header not found",
+        ),
+        (aiohttp.ClientConnectionError("refused"), ChainUnavailableError, "cannot reach the node"),
+        (TimeoutError(), ChainUnavailableError, "cannot reach the node: TimeoutError"),
+        (BadResponseFormat("garbage"), ChainUnavailableError, "malformed answer"),
+    ],
+)
+def test_rpc_errors_translate(raised: Exception, expected: type[Exception], text: str) -> None:
+    with pytest.raises(expected, match=text) as caught, rpc_errors(URL, "read"):
+        raise raised
+    assert URL in str(caught.value) or isinstance(caught.value, ChainRevertError)
+    assert caught.value.__cause__ is raised
+
+
+# -- web3's session lock under cancellation --------------------------------------------------
+
+
+async def test_cancelled_requests_do_not_wedge_web3() -> None:
+    """Requests cancelled at any moment leave later requests working (web3 issue #3867)."""
+    assert http_session_manager.async_lock is _cancellation_safe_lock
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": "0x7a69"})
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    w3 = open_web3(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+    try:
+        rng = random.Random(7)
+        for _ in range(200):  # without the fix, this wedges within a few dozen rounds
+            tasks = [asyncio.create_task(_chain_id(w3)) for _ in range(8)]
+            await asyncio.sleep(rng.random() * 0.002)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        async with asyncio.timeout(10):
+            assert await w3.eth.chain_id == 31337
+            assert await gather_reads(_chain_id(w3), _chain_id(w3)) == [31337, 31337]
+    finally:
+        await w3.provider.disconnect()
+        await runner.cleanup()
+
+
+async def _chain_id(w3: Any) -> int:
+    return int(await w3.eth.chain_id)
+
+
+async def test_gather_reads_raises_the_first_failure_and_stops_the_rest() -> None:
+    finished: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+        finished.append("slow")
+
+    async def failing() -> None:
+        raise ChainUnavailableError("node gone")
+
+    with pytest.raises(ChainUnavailableError, match="node gone"):
+        await gather_reads(slow(), failing())
+    assert finished == []
+    assert await gather_reads(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ["a", "b"]
+
+
+# -- the transaction sender -----------------------------------------------------------------
+
+
+class FakeEth:
+    """web3's `eth` module as TransactionSender uses it, with scripted failures."""
+
+    def __init__(self) -> None:
+        self.chain_nonce = 0
+        self.sent: list[dict[str, Any]] = []
+        self.send_failures: list[Exception] = []
+        self.status = 1
+        self.gas_used = 21_000
+        self.mined = True
+        self.replay: Exception | None = None
+
+    async def get_transaction_count(self, address: str, block: str) -> int:
+        assert block == "pending"
+        return self.chain_nonce
+
+    async def get_block(self, tag: str) -> dict[str, int]:
+        return {"baseFeePerGas": 7, "timestamp": 0}
+
+    @property
+    def max_priority_fee(self) -> Any:
+        async def tip() -> int:
+            return 2
+
+        return tip()
+
+    async def send_raw_transaction(self, raw: bytes) -> bytes:
+        await asyncio.sleep(0)  # let other senders run, as a real round trip would
+        if self.send_failures:
+            raise self.send_failures.pop(0)
+        tx = TypedTransaction.from_bytes(raw).as_dict()
+        if tx["nonce"] != self.chain_nonce:
+            raise rpc_error(f"nonce too low: next nonce {self.chain_nonce}")
+        self.chain_nonce += 1
+        self.sent.append(tx)
+        return tx["nonce"].to_bytes(32, "big")
+
+    async def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any]:
+        if not self.mined:
+            raise TransactionNotFound("not yet")
+        return {"status": self.status, "gasUsed": self.gas_used, "blockNumber": 9, "logs": []}
+
+    async def call(self, tx: dict[str, Any], block_identifier: int) -> bytes:
+        assert block_identifier == 8  # the state before the receipt's block
+        if self.replay is not None:
+            raise self.replay
+        return b""
+
+
+class FakeWeb3:
+    def __init__(self) -> None:
+        self.eth = FakeEth()
+
+
+def sender(w3: FakeWeb3, receipt_timeout_s: float = 5.0) -> TransactionSender:
+    return TransactionSender(w3, URL, KEY, 31337, receipt_timeout_s)  # type: ignore[arg-type]
+
+
+async def send(s: TransactionSender, gas: int = 50_000) -> Any:
+    return await s.send("op", to=SYSTEM, data=b"\x01", gas=gas)
+
+
+async def test_concurrent_sends_take_consecutive_nonces_in_order() -> None:
+    w3 = FakeWeb3()
+    w3.eth.chain_nonce = 40
+    await send(sender(w3))  # another client instance of the account first
+    s = sender(w3)
+    await asyncio.gather(*(send(s) for _ in range(12)))
+    nonces = [tx["nonce"] for tx in w3.eth.sent]
+    assert nonces == list(range(40, 53))
+    tx = w3.eth.sent[-1]
+    assert (tx["maxFeePerGas"], tx["maxPriorityFeePerGas"], tx["gas"]) == (2 * 7 + 2, 2, 50_000)
+    assert tx["chainId"] == 31337 and tx["type"] == 2
+
+
+async def test_a_wrong_nonce_is_re_read_a_bounded_number_of_times() -> None:
+    w3 = FakeWeb3()
+    s = sender(w3)
+    await send(s)
+    w3.eth.chain_nonce += 3  # another client used the account meanwhile
+    await send(s)
+    assert [tx["nonce"] for tx in w3.eth.sent] == [0, 4]
+    w3.eth.send_failures = [rpc_error("nonce too low")] * 3
+    with pytest.raises(ChainRejectedError, match="op: refused by the node: nonce too low"):
+        await send(s)
+    await send(s)  # re-reads again afterwards
+    assert w3.eth.sent[-1]["nonce"] == 5
+
+
+async def test_refusals_and_lost_connections() -> None:
+    w3 = FakeWeb3()
+    s = sender(w3)
+    w3.eth.send_failures = [rpc_error("insufficient funds for gas * price + value")]
+    with pytest.raises(ChainRejectedError, match="insufficient funds") as refused:
+        await send(s)
+    assert refused.value.operation == "op"
+    w3.eth.send_failures = [aiohttp.ServerDisconnectedError()]
+    with pytest.raises(ChainUnavailableError, match=r"node\.test:8545: op: send: cannot reach"):
+        await send(s)
+    w3.eth.chain_nonce = 7  # whatever the node did with it, the next send asks again
+    await send(s)
+    assert w3.eth.sent[-1]["nonce"] == 7
+
+
+async def test_no_receipt_within_the_timeout() -> None:
+    w3 = FakeWeb3()
+    w3.eth.mined = False
+    with pytest.raises(ChainUnavailableError, match=r"has no receipt after 0\.05 s"):
+        await send(sender(w3, receipt_timeout_s=0.05))
+
+
+@pytest.mark.parametrize(
+    ("replay", "gas_used", "reason"),
+    [
+        (ContractLogicError("execution reverted", error_data("unpaid")), 30_000, "unpaid"),
+        (None, 50_000, "out of gas (limit 50000)"),
+        (None, 30_000, "the replay succeeded"),
+        (rpc_error("missing trie node"), 30_000, "missing trie node"),
+    ],
+)
+async def test_reverted_receipts_are_replayed_for_the_reason(
+    replay: Exception | None, gas_used: int, reason: str
+) -> None:
+    w3 = FakeWeb3()
+    w3.eth.status, w3.eth.gas_used, w3.eth.replay = 0, gas_used, replay
+    with pytest.raises(ChainRevertError) as caught:
+        await send(sender(w3))
+    assert reason in caught.value.reason and caught.value.operation == "op"
+
+
+# -- events from logs -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def system_abi() -> list[dict[str, Any]]:
+    return compile_contract("System")[0]
+
+
+class LogFactory:
+    """System logs encoded by the ABI, as eth_getLogs returns them."""
+
+    def __init__(self, abi: list[dict[str, Any]]) -> None:
+        self.events = {e["name"]: e for e in abi if e["type"] == "event"}
+
+    def __call__(self, name: str, block: int, index: int, **values: Any) -> dict[str, Any]:
+        entry = self.events[name]
+        topics = [event_topic(entry)]
+        topics += [
+            abi_encode([i["type"]], [values[i["name"]]]) for i in entry["inputs"] if i["indexed"]
+        ]
+        data_inputs = [i for i in entry["inputs"] if not i["indexed"]]
+        data = abi_encode(
+            [i["type"] for i in data_inputs], [values[i["name"]] for i in data_inputs]
+        )
+        return {
+            "address": SYSTEM,
+            "blockNumber": block,
+            "logIndex": index,
+            "topics": topics,
+            "data": data,
+            "transactionHash": bytes([block, index]) * 16,
+        }
+
+
+class FakeLogs:
+    """eth_getLogs over a fixed list, refusing ranges wider than `max_span` blocks."""
+
+    def __init__(self, logs: list[dict[str, Any]], max_span: int) -> None:
+        self.logs = logs
+        self.max_span = max_span
+        self.queries: list[tuple[int, int]] = []
+        self.fail: Exception | None = None
+
+    async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        low, high = query["fromBlock"], query["toBlock"]
+        self.queries.append((low, high))
+        if self.fail is not None:
+            raise self.fail
+        if high - low + 1 > self.max_span:
+            raise rpc_error("query exceeds max block range", code=-32005)
+        found = [log for log in self.logs if low <= log["blockNumber"] <= high]
+        return list(reversed(found))  # any order: the reader sorts
+
+
+def reader_over(logs: FakeLogs, abi: Any, start_block: int = 0, span: int = 64) -> LogReader:
+    w3: Any = type("W3", (), {"eth": logs})()
+    decoder = EventDecoder(abi)
+    return LogReader(w3, URL, SYSTEM, decoder, start_block=start_block, max_span_blocks=span)
+
+
+def sample_logs(make: LogFactory) -> list[dict[str, Any]]:
+    blob = bytes(range(32))
+    logs = [make("EpochChangeStart", 3, 0, epoch=1)]
+    for block in range(10, 200, 7):
+        logs.append(
+            make(
+                "BlobRegistered",
+                block,
+                0,
+                epoch=1,
+                blob_id=blob,
+                size=block,
+                encoding_type=1,
+                end_epoch=5,
+                deletable=True,
+                object_id=bytes(32),
+            )
+        )
+        logs.append(
+            make(
+                "ObjectTransferred",
+                block,
+                1,
+                object_id=bytes(32),
+                from_owner="0x" + "00" * 20,
+                to_owner=SYSTEM,
+            )
+        )
+        logs.append(
+            make(
+                "BlobCertified",
+                block,
+                2,
+                epoch=1,
+                blob_id=blob,
+                end_epoch=5,
+                deletable=True,
+                object_id=bytes(32),
+                is_extension=False,
+            )
+        )
+    logs.append(make("InvalidBlobID", 250, 3, epoch=1, blob_id=blob))
+    return logs
+
+
+async def test_decoding_paging_and_resuming(system_abi: Any) -> None:
+    make = LogFactory(system_abi)
+    logs = FakeLogs(sample_logs(make), max_span=5)
+    everything = await reader_over(logs, system_abi).read(EventCursor(), 10_000, 260)
+    assert len(everything) == 1 + 2 * 28 + 1
+    keys = [(e.event_id.block_number, e.event_id.log_index) for e in everything]
+    assert keys == sorted(set(keys))
+    first, registered, certified, last = everything[0], everything[1], everything[2], everything[-1]
+    assert isinstance(first, EpochChangeStart) and first.epoch == 1
+    assert isinstance(registered, BlobRegistered) and registered.size == 10
+    assert registered.blob_id == BlobId(bytes(range(32))) and registered.event_id.tx_hash
+    assert isinstance(certified, BlobCertified) and not certified.is_extension
+    assert isinstance(last, InvalidBlobId) and last.event_id.block_number == 250
+    assert max(high - low + 1 for low, high in logs.queries) <= 64
+    # a fresh reader per page, resuming after the last event, sees each event once
+    seen, cursor = [], EventCursor()
+    while page := await reader_over(logs, system_abi).read(cursor, 3, 260):
+        seen.extend(page)
+        cursor = page[-1].event_id.cursor_after
+    assert seen == everything
+    inside = await reader_over(logs, system_abi).read(EventCursor(10, 1), 2, 260)
+    assert [(e.event_id.block_number, e.event_id.log_index) for e in inside] == [(10, 2), (17, 0)]
+
+
+async def test_spans_halve_on_refusal_and_grow_back(system_abi: Any) -> None:
+    logs = FakeLogs(sample_logs(LogFactory(system_abi)), max_span=4)
+    reader = reader_over(logs, system_abi, span=32)
+    await reader.read(EventCursor(), 10_000, 260)
+    spans = [high - low + 1 for low, high in logs.queries]
+    assert spans[:4] == [32, 16, 8, 4]  # refused three times, then accepted
+    assert 8 in spans[4:]  # after a success the span doubles and is refused again
+    logs.max_span = 1000
+    logs.queries.clear()
+    await reader.read(EventCursor(), 10_000, 260)
+    assert max(high - low + 1 for low, high in logs.queries) == 32
+
+
+async def test_log_reader_edges(system_abi: Any) -> None:
+    logs = FakeLogs(sample_logs(LogFactory(system_abi)), max_span=1000)
+    assert await reader_over(logs, system_abi, start_block=300).read(EventCursor(), 5, 260) == []
+    assert logs.queries == []  # nothing to ask below the deployment block or past the head
+    with pytest.raises(ValueError, match="limit must be positive"):
+        await reader_over(logs, system_abi).read(EventCursor(), 0, 260)
+    logs.fail = rpc_error("internal error", code=-32603)
+    with pytest.raises(ChainUnavailableError, match="read events"):
+        await reader_over(logs, system_abi).read(EventCursor(), 5, 260)
+    logs.fail = None
+    logs.logs.append(
+        {**logs.logs[0], "blockNumber": 255, "topics": logs.logs[0]["topics"] + [b"x" * 32]}
+    )
+    with pytest.raises(ChainUnavailableError, match="undecodable System log at block 255"):
+        await reader_over(logs, system_abi).read(EventCursor(251), 5, 260)
+
+
+def test_decoder_checks_the_abi_against_the_event_types(system_abi: Any) -> None:
+    def renamed(entry: dict[str, Any]) -> dict[str, Any]:
+        if entry.get("name") != "EpochChangeDone":
+            return entry
+        inputs = [{**i, "name": "era"} if i["name"] == "epoch" else i for i in entry["inputs"]]
+        return {**entry, "inputs": inputs}
+
+    with pytest.raises(ValueError, match="event EpochChangeDone has fields"):
+        EventDecoder([renamed(e) for e in system_abi])
+    with pytest.raises(ValueError, match="no event BlobDeleted"):
+        EventDecoder([e for e in system_abi if e.get("name") != "BlobDeleted"])

@@ -1,0 +1,271 @@
+"""A test double of the control plane (`ChainWriter`) for the node's tests, in memory.
+
+It keeps what the System contract keeps for a fixed committee (epoch, blob objects, events) and
+emits Walrus's events in order, one block per transaction, so the node's event processor, blob
+sync, GC and epoch driver can be exercised without an EVM. Certificates given to `certify_blob`
+and `invalidate_blob_id` are verified against the committee like the contract does. Test helpers
+(`register`, `certify`, `extend`, `delete`, `invalidate`, `advance_time`) skip payments and
+certificates. `fail_reads` makes the next reads fail, as an unreachable RPC endpoint would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+
+from walruspy.chain.api import (
+    BlobRecord,
+    ChainRevertError,
+    ChainUnavailableError,
+    Registration,
+    StorageRecord,
+    SystemInfo,
+)
+from walruspy.chain.events import (
+    BlobCertified,
+    BlobDeleted,
+    BlobRegistered,
+    ChainEvent,
+    EpochChangeDone,
+    EpochChangeStart,
+    EventCursor,
+    EventId,
+    InvalidBlobId,
+)
+from walruspy.core.blob_id import BlobId
+from walruspy.core.certificates import Certificate, verify_certificate
+from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.core.messages import ConfirmationMessage, InvalidBlobIdMessage
+
+ADDRESS = "0x" + "11" * 20
+
+
+class FakeChain:
+    """An in-memory `ChainWriter` with a fixed committee."""
+
+    def __init__(
+        self, members: Sequence[CommitteeMember], n_shards: int, epoch_duration_s: int = 3600
+    ) -> None:
+        self.members = tuple(members)
+        self.n_shards = n_shards
+        self.epoch = 1
+        self.epoch_duration_s = epoch_duration_s
+        self.now = 1_000_000
+        self.epoch_started_at = self.now
+        self.events_log: list[ChainEvent] = []
+        self.blobs: dict[bytes, BlobRecord] = {}
+        self._block = itertools.count(1)
+        self._objects = itertools.count(1)
+        self.fail_reads = 0
+        self.advance_calls = 0
+        self._epoch_changed = asyncio.Event()
+        self._emit_epoch_start()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _check_up(self) -> None:
+        if self.fail_reads > 0:
+            self.fail_reads -= 1
+            raise ChainUnavailableError("fake chain: unreachable")
+
+    def _event_ids(self, count: int) -> list[EventId]:
+        block = next(self._block)
+        tx = hashlib.blake2b(block.to_bytes(8, "little"), digest_size=32).digest()
+        return [EventId(block, i, tx) for i in range(count)]
+
+    def _emit_epoch_start(self) -> None:
+        start, done = self._event_ids(2)
+        self.events_log += [EpochChangeStart(start, self.epoch), EpochChangeDone(done, self.epoch)]
+
+    @property
+    def event_count(self) -> int:
+        """Events emitted so far."""
+        return len(self.events_log)
+
+    # --- ChainReader ----------------------------------------------------------------------
+
+    async def system_info(self) -> SystemInfo:
+        self._check_up()
+        return SystemInfo(
+            chain_id=31337,
+            system_address=ADDRESS,
+            wal_address=ADDRESS,
+            epoch=self.epoch,
+            n_shards=self.n_shards,
+            epoch_duration_s=self.epoch_duration_s,
+            epoch_started_at=self.epoch_started_at,
+            max_epochs_ahead=53,
+            storage_price_per_unit_size=1,
+            write_price_per_unit_size=1,
+            total_capacity_size=1 << 40,
+            used_capacity_size=0,
+        )
+
+    async def committee(self) -> Committee:
+        self._check_up()
+        return Committee(self.epoch, self.n_shards, self.members)
+
+    async def get_blob(self, object_id: bytes) -> BlobRecord | None:
+        self._check_up()
+        return self.blobs.get(object_id)
+
+    async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
+        self._check_up()
+        return [b for b in self.blobs.values() if b.owner == owner]
+
+    async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
+        self._check_up()
+        found = [e for e in self.events_log if cursor.admits(e.event_id)]
+        return found[:limit]
+
+    async def chain_time(self) -> int:
+        self._check_up()
+        return self.now
+
+    # --- test helpers (no payment, no certificate) ----------------------------------------
+
+    def register(
+        self, blob_id: BlobId, size: int = 1000, epochs_ahead: int = 5, deletable: bool = False
+    ) -> bytes:
+        """Register a blob object; returns its object ID."""
+        object_id = hashlib.blake2b(b"obj%d" % next(self._objects), digest_size=32).digest()
+        end = self.epoch + epochs_ahead
+        storage = StorageRecord(object_id, ADDRESS, self.epoch, end, size)
+        self.blobs[object_id] = BlobRecord(
+            object_id, ADDRESS, blob_id, size, 1, self.epoch, None, storage, deletable
+        )
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(
+            BlobRegistered(event_id, self.epoch, blob_id, size, 1, end, deletable, object_id)
+        )
+        return object_id
+
+    def certify(self, object_id: bytes) -> None:
+        """Certify a registered blob object."""
+        blob = self.blobs[object_id]
+        if blob.certified_epoch is not None:
+            raise ChainRevertError("already certified", "certify_blob")
+        self.blobs[object_id] = replace(blob, certified_epoch=self.epoch)
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(
+            BlobCertified(
+                event_id, self.epoch, blob.blob_id, blob.end_epoch, blob.deletable, object_id, False
+            )
+        )
+
+    def extend(self, object_id: bytes, epochs: int) -> None:
+        """Extend a certified blob object."""
+        blob = self.blobs[object_id]
+        storage = replace(blob.storage, end_epoch=blob.end_epoch + epochs)
+        self.blobs[object_id] = replace(blob, storage=storage)
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(
+            BlobCertified(
+                event_id,
+                self.epoch,
+                blob.blob_id,
+                storage.end_epoch,
+                blob.deletable,
+                object_id,
+                True,
+            )
+        )
+
+    def delete(self, object_id: bytes) -> None:
+        """Delete a deletable blob object."""
+        blob = self.blobs.pop(object_id)
+        if not blob.deletable:
+            raise ChainRevertError("not deletable", "delete_blob")
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(
+            BlobDeleted(
+                event_id,
+                self.epoch,
+                blob.blob_id,
+                blob.end_epoch,
+                object_id,
+                blob.certified_epoch is not None,
+            )
+        )
+
+    def invalidate(self, blob_id: BlobId) -> None:
+        """Mark a blob ID invalid."""
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(InvalidBlobId(event_id, self.epoch, blob_id))
+
+    def advance_time(self, seconds: int) -> None:
+        """Move the chain clock forward."""
+        self.now += seconds
+
+    def next_epoch(self) -> None:
+        """Start the next epoch now (as advance_epoch would once the time has come)."""
+        self.epoch += 1
+        self.epoch_started_at = self.now
+        self._emit_epoch_start()
+        self._epoch_changed.set()
+        self._epoch_changed = asyncio.Event()
+
+    async def wait_for_epoch(self, epoch: int) -> None:
+        """Wait until the chain reaches `epoch`."""
+        while self.epoch < epoch:
+            await self._epoch_changed.wait()
+
+    # --- ChainWriter ----------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        return ADDRESS
+
+    async def wal_balance(self, owner: str | None = None) -> int:
+        return 10**18
+
+    async def reserve_and_register(
+        self,
+        *,
+        blob_id: BlobId,
+        root_hash: bytes,
+        unencoded_size: int,
+        encoded_size: int,
+        epochs_ahead: int,
+        deletable: bool,
+    ) -> Registration:
+        object_id = self.register(blob_id, unencoded_size, epochs_ahead, deletable)
+        return Registration(self.blobs[object_id], encoded_size, b"\x00" * 32)
+
+    async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
+        blob = self.blobs.get(object_id)
+        if blob is None:
+            raise ChainRevertError("no such blob", "certify_blob")
+        certified = verify_certificate(await self.committee(), certificate, "quorum")
+        message = certified.message
+        if not isinstance(message, ConfirmationMessage) or message.blob_id != blob.blob_id.raw:
+            raise ChainRevertError("certificate for another message", "certify_blob")
+        self.certify(object_id)
+
+    async def extend_blob(self, object_id: bytes, extended_epochs: int) -> None:
+        self.extend(object_id, extended_epochs)
+
+    async def delete_blob(self, object_id: bytes) -> StorageRecord:
+        storage = self.blobs[object_id].storage
+        self.delete(object_id)
+        return storage
+
+    async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
+        certified = verify_certificate(await self.committee(), certificate, "validity")
+        message = certified.message
+        if not isinstance(message, InvalidBlobIdMessage):
+            raise ChainRevertError("not an invalid-blob message", "invalidate_blob_id")
+        blob_id = BlobId(message.blob_id)
+        self.invalidate(blob_id)
+        return blob_id
+
+    async def advance_epoch(self) -> bool:
+        self._check_up()
+        self.advance_calls += 1
+        if self.now < self.epoch_started_at + self.epoch_duration_s:
+            return False
+        self.next_epoch()
+        return True

@@ -1,0 +1,378 @@
+"""The node-API suite: every route through `NodeClient`, against a node.
+
+The suite talks to the node only over HTTP and drives the chain only through the target's
+`chain` object, so the same tests run against any node behind a URL. The `target` fixture is
+parametrized: "in_process" starts a `StorageNode` on the fake chain in this process; a
+"process" target (a real `walruspy node run` on the devchain, driven through the EVM chain
+client) plugs in the same way once that client exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.core.test_inconsistency import tampered_encoding
+from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster, upload_to
+from tests.node.fakes import FakeChain
+from walruspy.core.blob_id import BlobId
+from walruspy.core.encoding import EncodedBlob, encode_blob
+from walruspy.core.inconsistency import InconsistencyProof
+from walruspy.core.messages import (
+    BlobPersistence,
+    ConfirmationMessage,
+    InvalidBlobIdMessage,
+)
+from walruspy.core.params import EncodingParams
+from walruspy.core.recovery import recover_sliver
+from walruspy.core.symbols import SymbolSource
+from walruspy.core.types import (
+    ShardIndex,
+    SliverIndex,
+    SliverPairIndex,
+    SliverType,
+    pair_of_shard,
+    sliver_index_of_pair,
+)
+from walruspy.node.api import SERVED_ROUTES
+from walruspy.node_api import errors
+from walruspy.node_api.client import NodeClient
+from walruspy.node_api.paths import (
+    ConfirmationWait,
+    DecodingSymbolsQuery,
+    RecoverySymbolsByIds,
+    RecoverySymbolsForSliver,
+    SymbolId,
+)
+from walruspy.node_api.schemas import (
+    Deletable,
+    DeletableCounts,
+    Invalid,
+    Nonexistent,
+    Permanent,
+    StoredOnNodeStatus,
+)
+
+N_SHARDS = 10
+PRIMARY, SECONDARY = SliverType.PRIMARY, SliverType.SECONDARY
+
+
+@dataclass
+class Target:
+    """A node under test: its client, the chain that drives it, and how to wait for it."""
+
+    client: NodeClient
+    chain: FakeChain
+    cluster: Cluster
+    node: ClusterNode
+
+    @property
+    def shards(self) -> tuple[int, ...]:
+        return self.node.shards
+
+    async def settle(self) -> None:
+        """Wait until the node has applied every event emitted so far."""
+        await self.cluster.wait_for_events()
+
+    def pairs(self, blob_id: BlobId) -> list[SliverPairIndex]:
+        return [pair_of_shard(ShardIndex(s), blob_id.raw, N_SHARDS) for s in self.shards]
+
+    async def register(
+        self, data: bytes, *, deletable: bool = False, epochs_ahead: int = 5
+    ) -> tuple[EncodedBlob, bytes]:
+        encoded = encode_blob(data, N_SHARDS)
+        object_id = self.chain.register(
+            encoded.metadata.blob_id, len(data), epochs_ahead, deletable
+        )
+        await self.settle()
+        return encoded, object_id
+
+    async def upload(self, encoded: EncodedBlob) -> None:
+        await upload_to(self.client, encoded, self.shards)
+
+
+@pytest.fixture(params=["in_process"])
+async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+    # One node with 6 of the 10 shards, and a second one holding the other 4, so the first
+    # node does not own every pair.
+    async with open_cluster(tmp_path, (6, 4)) as cluster:
+        node = cluster.nodes[0]
+        yield Target(cluster.client(node), cluster.chain, cluster, node)
+
+
+# --- health, docs, metrics --------------------------------------------------------------------
+
+
+async def test_health(target: Target) -> None:
+    info = await target.client.health(detailed=True)
+    assert info.epoch == 1
+    assert info.public_key == target.node.key.public_key().to_bytes()
+    assert info.node_status == "Active"
+    assert info.shard_summary.owned == len(target.shards)
+    assert info.shard_summary.owned_shard_status.ready == len(target.shards)
+    assert info.shard_detail is not None
+    assert [s.shard for s in info.shard_detail.owned] == list(target.shards)
+    assert info.event_progress.persisted == target.chain.event_count
+
+
+async def test_openapi_document_lists_exactly_the_served_routes(target: Target) -> None:
+    document = yaml.safe_load(await target.client.api_docs())
+    documented = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "delete"}
+    }
+    served = {(route.method, route.template) for route in SERVED_ROUTES}
+    assert documented == served
+    operation_ids = {
+        item[method]["operationId"]
+        for item in document["paths"].values()
+        for method in item
+        if method in {"get", "put", "post"}
+    }
+    assert operation_ids == {route.name for route in SERVED_ROUTES}
+
+
+async def test_metrics_and_cors(target: Target) -> None:
+    async with target.cluster.session.get(target.node.url + "/metrics") as response:
+        text = await response.text()
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "walrus_events_processed_total" in text
+    async with target.cluster.session.options(target.node.url + "/v1/health") as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Methods"] == "*"
+
+
+# --- the upload path ---------------------------------------------------------------------------
+
+
+async def test_store_read_and_confirm_a_permanent_blob(target: Target) -> None:
+    encoded, object_id = await target.register(blob_data(1, 5000))
+    blob_id = encoded.metadata.blob_id
+    client = target.client
+    assert await client.metadata_status(blob_id) is StoredOnNodeStatus.NONEXISTENT
+    assert (await client.put_metadata(encoded.metadata)).code == 201
+    assert (await client.put_metadata(encoded.metadata)).code == 200
+    assert await client.metadata_status(blob_id) is StoredOnNodeStatus.STORED
+    with pytest.raises(errors.MissingSliversError):
+        await client.get_confirmation(blob_id)
+    await target.upload(encoded)
+    pair = target.pairs(blob_id)[0]
+    again = await client.put_sliver(blob_id, pair, encoded.sliver(pair, PRIMARY))
+    assert again.code == 200
+    for pair in target.pairs(blob_id):
+        for sliver_type in SliverType:
+            got = await client.get_sliver(encoded.metadata, pair, sliver_type)
+            assert got.sliver == encoded.sliver(pair, sliver_type).sliver
+            status = await client.sliver_status(blob_id, pair, sliver_type)
+            assert status is StoredOnNodeStatus.STORED
+    metadata = await client.get_metadata(blob_id, N_SHARDS)
+    assert metadata == encoded.metadata
+    signed = await client.get_confirmation(blob_id)
+    message = ConfirmationMessage(1, blob_id.raw, BlobPersistence.PERMANENT)
+    signed.verify(target.node.key.public_key(), message)
+    status = await client.blob_status(blob_id)
+    assert isinstance(status, Permanent) and not status.is_certified
+    target.chain.certify(object_id)
+    await target.settle()
+    status = await client.blob_status(blob_id)
+    assert isinstance(status, Permanent) and status.is_certified
+    assert status.end_epoch == 6 and status.initial_certified_epoch == 1
+
+
+async def test_deletable_confirmation_names_the_object(target: Target) -> None:
+    encoded, object_id = await target.register(blob_data(2, 300), deletable=True)
+    blob_id = encoded.metadata.blob_id
+    await target.upload(encoded)
+    signed = await target.client.get_confirmation(blob_id, object_id)
+    message = ConfirmationMessage(1, blob_id.raw, BlobPersistence.deletable(object_id))
+    signed.verify(target.node.key.public_key(), message)
+    assert await target.client.blob_status(blob_id) == Deletable(None, DeletableCounts(1, 0))
+    with pytest.raises(errors.NotRegisteredError):
+        await target.client.get_confirmation(blob_id, b"\x07" * 32)
+    target.chain.delete(object_id)
+    await target.settle()
+    with pytest.raises(errors.NotRegisteredError):
+        await target.client.get_confirmation(blob_id, object_id)
+    assert isinstance(await target.client.blob_status(blob_id), Nonexistent)
+
+
+async def test_confirmation_long_poll_waits_for_the_registration(tmp_path: Path) -> None:
+    from walruspy.node.config import ApiLimits
+
+    limits = ApiLimits(confirmation_long_poll_max_ms=5000)
+    async with open_cluster(tmp_path, (10,), limits=limits) as cluster:
+        node = cluster.nodes[0]
+        client = cluster.client(node)
+        encoded = encode_blob(b"late registration", N_SHARDS)
+        blob_id = encoded.metadata.blob_id
+        with pytest.raises(errors.NotRegisteredError):
+            await client.get_confirmation(blob_id)
+        wait = ConfirmationWait(wait_for_registration=True, wait_ms=50)
+        with pytest.raises(errors.NotRegisteredError):
+            await client.get_confirmation(blob_id, wait=wait)
+
+        async def register_and_upload() -> None:
+            await asyncio.sleep(0.05)
+            cluster.chain.register(blob_id, 17)
+            await cluster.wait_for_events()
+            await upload_to(client, encoded, node.shards)
+
+        waiting = asyncio.create_task(
+            client.get_confirmation(blob_id, wait=ConfirmationWait(True, 4000))
+        )
+        await register_and_upload()
+        # Either the poll returned after registration (MISSING_SLIVERS if it raced the
+        # upload) or with a confirmation; both prove it woke up before its 4 s.
+        try:
+            signed = await waiting
+            signed.verify(node.key.public_key(), ConfirmationMessage(1, blob_id.raw))
+        except errors.MissingSliversError:
+            pass
+
+
+# --- recovery symbols, decoding symbols, inconsistency proofs ---------------------------------
+
+
+async def test_recovery_symbols_for_a_target_sliver_verify(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(3, 4000))
+    await target.upload(encoded)
+    metadata, blob_id = encoded.metadata, encoded.metadata.blob_id
+    target_index = SliverIndex(9)
+    for target_type in SliverType:
+        request = RecoverySymbolsForSliver(target_index, target_type, target_type.orthogonal)
+        symbols = await target.client.recovery_symbols(blob_id, request)
+        assert len(symbols) == len(target.shards)
+        verified = [s.verify(metadata, target_index, target_type) for s in symbols]
+        assert all(v.symbol.target_type is target_type for v in verified)
+
+
+async def test_recovery_symbols_by_id(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(4, 4000))
+    await target.upload(encoded)
+    blob_id = encoded.metadata.blob_id
+    pair = target.pairs(blob_id)[0]
+    primary = sliver_index_of_pair(pair, PRIMARY, N_SHARDS)
+    ids = (SymbolId(primary, SliverIndex(3)), SymbolId(primary, SliverIndex(5)))
+    symbols = await target.client.recovery_symbols(blob_id, RecoverySymbolsByIds(ids))
+    assert {(s.source_index, s.target_index) for s in symbols} == {(primary, 3), (primary, 5)}
+    for s in symbols:
+        s.verify(encoded.metadata, s.target_index, SECONDARY)
+    foreign = next(p for p in range(N_SHARDS) if SliverPairIndex(p) not in target.pairs(blob_id))
+    other = sliver_index_of_pair(SliverPairIndex(foreign), PRIMARY, N_SHARDS)
+    secondary_of_foreign = sliver_index_of_pair(SliverPairIndex(foreign), SECONDARY, N_SHARDS)
+    with pytest.raises(errors.SymbolNotPresentAtShardsError):
+        await target.client.recovery_symbols(
+            blob_id,
+            RecoverySymbolsByIds((SymbolId(other, secondary_of_foreign),)),
+        )
+    with pytest.raises(errors.IndexOutOfRangeError):
+        await target.client.recovery_symbols(
+            blob_id, RecoverySymbolsByIds((SymbolId(SliverIndex(99), SliverIndex(0)),))
+        )
+
+
+async def test_symbols_recover_a_missing_sliver(target: Target) -> None:
+    """Symbols from both nodes rebuild a sliver exactly (what blob sync does)."""
+    encoded, _ = await target.register(blob_data(5, 6000))
+    for node in target.cluster.nodes:
+        await upload_to(target.cluster.client(node), encoded, node.shards)
+    metadata, blob_id = encoded.metadata, encoded.metadata.blob_id
+    target_index = SliverIndex(0)
+    request = RecoverySymbolsForSliver(target_index, PRIMARY, SECONDARY)
+    verified = []
+    for node in target.cluster.nodes:
+        for s in await target.cluster.client(node).recovery_symbols(blob_id, request):
+            verified.append(s.verify(metadata, target_index, PRIMARY))
+    recovered = recover_sliver(metadata, PRIMARY, target_index, verified)
+    assert not isinstance(recovered, InconsistencyProof)
+    assert recovered.sliver == encoded.primary_sliver(0)
+
+
+async def test_decoding_symbols(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(6, 3000))
+    await target.upload(encoded)
+    blob_id = encoded.metadata.blob_id
+    answer = await target.client.decoding_symbols(
+        blob_id, DecodingSymbolsQuery((SliverIndex(0), SliverIndex(2)), PRIMARY)
+    )
+    assert set(answer) == {0, 2}
+    for target_index, symbols in answer.items():
+        row = encoded.primary_sliver(target_index).symbols
+        assert len(symbols) == len(target.shards)
+        for symbol in symbols:
+            assert symbol.target_type is PRIMARY
+            assert symbol.data == row[symbol.index]
+    with pytest.raises(errors.RecoverySymbolOutOfRangeError):
+        await target.client.decoding_symbols(
+            blob_id, DecodingSymbolsQuery((SliverIndex(9),), PRIMARY)
+        )
+
+
+async def test_inconsistency_proof_is_attested_only_when_valid(target: Target) -> None:
+    data = blob_data(7, 2000)
+    honest, metadata, _fake = tampered_encoding(data, N_SHARDS, 0, b"noise")
+    blob_id = metadata.blob_id
+    target.chain.register(blob_id, len(data))
+    await target.settle()
+    await target.client.put_metadata(metadata)
+    params = EncodingParams(N_SHARDS)
+    target_index = SliverIndex(0)
+    symbols = [
+        SymbolSource(honest.secondary_sliver(h), N_SHARDS)
+        .symbol_for(target_index)
+        .verify(metadata, target_index, PRIMARY)
+        for h in range(params.n_secondary_source_symbols)
+    ]
+    proof = recover_sliver(metadata, PRIMARY, target_index, symbols)
+    assert isinstance(proof, InconsistencyProof)
+    signed = await target.client.inconsistency_proof(blob_id, proof)
+    signed.verify(target.node.key.public_key(), InvalidBlobIdMessage(1, blob_id.raw))
+    # The same symbols against the honest blob's metadata prove nothing.
+    good, _ = await target.register(data)
+    await target.client.put_metadata(good.metadata)
+    honest_symbols = [
+        SymbolSource(good.secondary_sliver(h), N_SHARDS).symbol_for(target_index)
+        for h in range(params.n_secondary_source_symbols)
+    ]
+    bogus = InconsistencyProof(PRIMARY, target_index, tuple(honest_symbols))
+    with pytest.raises(errors.InvalidProofError):
+        await target.client.inconsistency_proof(good.metadata.blob_id, bogus)
+
+
+# --- lifecycle as the node sees it --------------------------------------------------------------
+
+
+async def test_expired_blob_is_not_registered(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(8, 100), epochs_ahead=1)
+    await target.upload(encoded)
+    target.chain.next_epoch()
+    await target.settle()
+    blob_id = encoded.metadata.blob_id
+    assert isinstance(await target.client.blob_status(blob_id), Nonexistent)
+    with pytest.raises(errors.NotRegisteredError):
+        await target.client.get_confirmation(blob_id)
+    with pytest.raises(errors.MetadataNotFoundError):
+        await target.client.get_metadata(blob_id, N_SHARDS)
+    # Garbage collection at the epoch change removed the data.
+    assert await target.client.metadata_status(blob_id) is StoredOnNodeStatus.NONEXISTENT
+
+
+async def test_invalid_blob_is_refused_and_its_data_deleted(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(9, 100))
+    await target.upload(encoded)
+    blob_id = encoded.metadata.blob_id
+    target.chain.invalidate(blob_id)
+    await target.settle()
+    status = await target.client.blob_status(blob_id)
+    assert isinstance(status, Invalid)
+    assert await target.client.metadata_status(blob_id) is StoredOnNodeStatus.NONEXISTENT
+    with pytest.raises(errors.InvalidBlobError):
+        await target.client.put_metadata(encoded.metadata)

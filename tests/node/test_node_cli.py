@@ -1,0 +1,53 @@
+"""`walruspy node keygen|run` (the click group) and `python -m walruspy.node`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from walruspy.cli.node_cmd import node
+from walruspy.node.__main__ import main as module_main
+from walruspy.node.errors import ConfigError
+from walruspy.node.keys import load_protocol_key
+
+
+def test_keygen_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(node, ["keygen", "--out", str(tmp_path / "k"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    key = load_protocol_key(Path(out["protocol_key_path"]))
+    assert key.public_key().to_bytes().hex() == out["protocol_public_key"]
+    assert out["wallet_address"].startswith("0x")
+    again = CliRunner().invoke(node, ["keygen", "--out", str(tmp_path / "k")])
+    assert again.exit_code != 0
+
+
+def test_run_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
+    config = tmp_path / "node.yaml"
+    config.write_text(
+        "storage_path: db\nprotocol_key_path: p\nwallet_key_path: w\n"
+        "chain: {rpc_url: 'http://127.0.0.1:8545', deployment_file: d.json}\n"
+        "limits: {max_body_bytes: -1}\n"
+    )
+    result = CliRunner().invoke(node, ["run", "--config", str(config)])
+    assert isinstance(result.exception, ConfigError)
+    assert "limits.max_body_bytes" in str(result.exception)
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    assert module_main(["keygen", "--out", str(tmp_path / "k")]) == 0
+    assert module_main(["keygen", "--out", str(tmp_path / "k")]) == 1  # refuses to overwrite
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("storage_path: db\n")
+    assert module_main(["run", "--config", str(bad)]) == 1
+    help_text = subprocess.run(
+        [sys.executable, "-m", "walruspy.node", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "keygen" in help_text and "run" in help_text

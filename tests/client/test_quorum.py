@@ -124,3 +124,70 @@ def test_reached_iff_enough_nodes_succeed(
     assert out.reached == (good_weight >= threshold)
     asked = {s.key for s in out.successes} | {f.key for f in out.failures} | set(out.not_asked)
     assert asked == {str(i) for i in range(len(nodes))}
+
+
+async def test_give_up_ends_the_fanout_when_the_answers_settle_it() -> None:
+    requests = [request(str(i), 2, 0.01 * i, error=i < 3) for i in range(6)]
+    out = await gather_weight(
+        requests,
+        12,
+        max_concurrency=1,
+        timeout_s=5,
+        give_up=lambda so_far: len(so_far.failures) >= 2,
+    )
+    assert not out.reached
+    assert [f.key for f in out.failures] == ["0", "1"]
+    assert out.not_asked == ["2", "3", "4", "5"]
+
+
+async def test_on_reached_is_called_once_at_the_quorum_before_lingering() -> None:
+    calls: list[tuple[list[str], float]] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    requests = [request("a", 4, 0.0), request("b", 3, 0.02), request("c", 3, 0.2)]
+    out = await gather_weight(
+        requests,
+        7,
+        max_concurrency=10,
+        timeout_s=5,
+        linger_s=lambda to_quorum: 0.5 * to_quorum + 0.5,
+        on_reached=lambda so_far: calls.append(
+            (sorted(s.key for s in so_far.successes), loop.time() - started)
+        ),
+    )
+    assert len(calls) == 1
+    assert calls[0][0] == ["a", "b"]
+    assert calls[0][1] < 0.15  # announced at the quorum, not after the lingering
+    assert sorted(s.key for s in out.successes) == ["a", "b", "c"]  # c came while lingering
+
+
+async def test_on_reached_fires_when_the_last_answer_reaches_the_threshold() -> None:
+    calls: list[int] = []
+    out = await gather_weight(
+        [request("a", 1, 0.0), request("b", 1, 0.01)],
+        2,
+        max_concurrency=2,
+        timeout_s=5,
+        linger_s=1.0,
+        on_reached=lambda so_far: calls.append(so_far.weight),
+    )
+    assert out.reached and calls == [2]
+    out = await gather_weight(
+        [request("a", 1, 0.0)],
+        1,
+        max_concurrency=1,
+        timeout_s=5,
+        on_reached=lambda so_far: calls.append(so_far.weight),
+    )
+    assert calls == [2, 1]
+
+
+async def test_a_caller_may_collect_every_answer_when_the_threshold_is_out_of_reach() -> None:
+    requests = [request("a", 5, 0.0, error=True), request("b", 1, 0.05), request("c", 1, 0.1)]
+    stopped = await gather_weight(requests, 7, max_concurrency=10, timeout_s=5)
+    assert stopped.successes == []
+    collected = await gather_weight(
+        requests, 7, max_concurrency=10, timeout_s=5, stop_if_unreachable=False
+    )
+    assert sorted(s.key for s in collected.successes) == ["b", "c"]
+    assert not collected.reached

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from walruspy.cli.chain_cmd import chain
+from walruspy.cli.client_cmds import CLIENT_COMMANDS
 from walruspy.cli.node_cmd import node
 from walruspy.cli.output import JSON_META_KEY, emit, json_option
 from walruspy.core.blob_id import BlobId
@@ -103,6 +104,8 @@ def convert_blob_id_command(value: str, as_json: bool) -> None:
 
 cli.add_command(chain)
 cli.add_command(node)
+for _command in CLIENT_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -9,7 +9,12 @@ slivers for a read, f+1 for a trusted status). `gather_weight` is that one helpe
 - it returns as soon as the success weight reaches `threshold` and, after an optional `linger_s`
   (Walrus keeps uploading to slow nodes for a while after the quorum, so that more honest nodes
   get their slivers directly), cancels what is still running;
-- it stops early when the weight still outstanding can no longer reach the threshold;
+- it stops early when the weight still outstanding can no longer reach the threshold (unless
+  `stop_if_unreachable` is False: a caller deciding with whatever comes back), or when
+  the caller's `give_up` predicate says the answers so far settle the question another way (for
+  example a quorum of "not found" answers: the blob does not exist);
+- `on_reached` is called once, the moment the threshold is reached, so the caller can act on the
+  quorum (certify a blob) while the fan-out lingers for the slower nodes;
 - `timeout_s` bounds the whole fan-out.
 
 Per-node successes and failures are values in the returned `Fanout`, never exceptions, so the
@@ -107,12 +112,18 @@ async def gather_weight(
     timeout_s: float,
     linger_s: float | Callable[[float], float] = 0.0,
     accept: Callable[[T], bool] | None = None,
+    give_up: Callable[[Fanout[K, T]], bool] | None = None,
+    on_reached: Callable[[Fanout[K, T]], None] | None = None,
+    stop_if_unreachable: bool = True,
 ) -> Fanout[K, T]:
     """Run `requests` until the success weight reaches `threshold` (see the module docstring).
 
     `linger_s` is a number of seconds, or a function of the time it took to reach the threshold
     (Walrus's extra time: 0.5 x that time + 0.5 s). `accept` can turn a returned value into a
     failure (for example a "not found" answer that must not count towards the threshold).
+    `give_up` is asked after each answer while the threshold is not reached; True ends the
+    fan-out. `on_reached` is called once with the outcome so far when the threshold is reached
+    (it must not block: it runs on the event loop, between answers).
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
@@ -124,21 +135,31 @@ async def gather_weight(
     start = time.monotonic()
     deadline = start + timeout_s
     linger_deadline: float | None = None
+    announced = False
 
     def launch() -> None:
         while pending_requests and len(running) < max_concurrency:
             request = pending_requests.pop()
             running[asyncio.ensure_future(request.call())] = (request, time.monotonic())
 
+    def announce() -> None:
+        nonlocal announced
+        if outcome.reached and not announced:
+            announced = True
+            if on_reached is not None:
+                on_reached(outcome)
+
     try:
         launch()
         while running:
             reached = outcome.reached
             if reached and linger_deadline is None:
+                announce()
                 extra = linger_s(time.monotonic() - start) if callable(linger_s) else linger_s
                 linger_deadline = time.monotonic() + extra
-            if not reached and outcome.weight + remaining_weight < threshold:
-                break  # the threshold is out of reach
+            out_of_reach = stop_if_unreachable and outcome.weight + remaining_weight < threshold
+            if not reached and (out_of_reach or (give_up is not None and give_up(outcome))):
+                break  # the threshold is out of reach, or the answers so far settle it
             wait_until = deadline if linger_deadline is None else min(deadline, linger_deadline)
             budget = wait_until - time.monotonic()
             if budget <= 0:
@@ -154,6 +175,7 @@ async def gather_weight(
             if outcome.reached and linger_s == 0:
                 break
             launch()
+        announce()  # the threshold may have been reached by the very last answers
     finally:
         await _cancel(running, outcome)
     outcome.not_asked = [r.key for r in reversed(pending_requests)]

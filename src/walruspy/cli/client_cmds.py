@@ -1,0 +1,560 @@
+"""Client commands with Walrus's names: store, read, blob-status, delete, extend, list-blobs, info.
+
+Theory of operation (spec/walrus-system.md 4.1). Each command is a synchronous shell around one
+async call of `walruspy.client`: it loads the client configuration (`--config FILE`, else the
+default locations), opens a client for `--context NAME` (else the file's default context), runs
+the operation with `asyncio.run`, and prints the result for people or, under `--json`, as one
+JSON object in Walrus's camelCase shapes (`walruspy.client.results`). Errors reach the one
+handler of `walruspy.cli.main` and print as one line.
+
+`read` without `--out` writes the blob's bytes to stdout (under `--json`: `{"blobId", "blob":
+<base64>}`, as Walrus). Progress bars for encoding, upload and download are drawn on stderr for
+blobs of at least `PROGRESS_MIN_BYTES`, only when stderr is a terminal and never under `--json`.
+Logs of the library go to stderr at warning level, so they never mix with the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from walruspy.cli.output import emit, json_option
+from walruspy.core.blob_id import BlobId
+from walruspy.core.errors import BlobIdError, InvalidInputError
+from walruspy.node_api.paths import format_object_id, parse_object_id
+
+if TYPE_CHECKING:
+    from walruspy.chain.api import BlobRecord
+    from walruspy.client import WalrusClient
+    from walruspy.client.results import ProgressEvent, StoreResult
+
+__all__ = ["CLIENT_COMMANDS"]
+
+T = TypeVar("T")
+#: Blobs below this size finish before a bar could be read; no bars for them.
+PROGRESS_MIN_BYTES = 1 << 20
+_PHASE_LABELS = {"encode": "Encoding", "upload": "Uploading", "download": "Downloading"}
+
+
+# --- shared options and plumbing ------------------------------------------------------------
+
+
+def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--config`, `--context` and `--json`, which every client command takes."""
+    command = json_option(command)
+    command = click.option(
+        "--context", "context", default=None, help="Context of the configuration to use."
+    )(command)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Client configuration file (default: client_config.yaml in ., "
+        "$XDG_CONFIG_HOME/walruspy, ~/.config/walruspy or ~/.walruspy).",
+    )(command)
+
+
+def _run(
+    config_path: Path | None, context: str | None, operation: Callable[[WalrusClient], Awaitable[T]]
+) -> T:
+    """Open a client for the configuration and run one async operation on it."""
+    # The client pulls in web3 and numpy (over a second): only commands that need it pay.
+    from walruspy.client import load_config, open_client
+
+    _quiet_logs()
+    config = load_config(config_path)
+
+    async def main() -> T:
+        async with open_client(config, context=context) as client:
+            return await operation(client)
+
+    return asyncio.run(main())
+
+
+class _Stderr:
+    """Whatever `sys.stderr` is when a log line is written (tests swap it per command)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _quiet_logs() -> None:
+    """Library logs to stderr, warnings and worse: stdout carries only the command's output."""
+    import structlog
+
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+
+
+def _parse_blob_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return BlobId.parse(value)
+    except BlobIdError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_object_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_object_id(value)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_epochs(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
+    """A positive number of epochs, or None for "max"."""
+    if value == "max":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is neither a positive number of epochs nor 'max'")
+    return int(value)
+
+
+class _Bars:
+    """Rich progress bars on stderr, one per phase of at least `PROGRESS_MIN_BYTES`.
+
+    A no-op when disabled.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description:<12}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self._progress is None or event.total < PROGRESS_MIN_BYTES:
+            return
+        task = self._tasks.get(event.phase)
+        if task is None:
+            label = _PHASE_LABELS.get(event.phase, event.phase)
+            task = self._tasks[event.phase] = self._progress.add_task(label, total=event.total)
+        self._progress.update(task, completed=event.done, total=event.total)
+
+    @contextmanager
+    def shown(self) -> Iterator[_Bars]:
+        if self._progress is None:
+            yield self
+            return
+        with self._progress:
+            yield self
+
+
+def _bars(as_json: bool) -> _Bars:
+    """Bars when a person watches: never under --json, only when stderr is a terminal."""
+    return _Bars(not as_json and sys.stderr.isatty())
+
+
+def _utc_text(timestamp_s: int) -> str:
+    """A chain timestamp as RFC 3339 UTC, as Walrus prints times."""
+    return datetime.fromtimestamp(timestamp_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- store ----------------------------------------------------------------------------------
+
+
+def _store_lines(path: Path, result: StoreResult) -> list[str]:
+    if result.already_certified:
+        how = (
+            f"Owned blob object: {format_object_id(result.blob.object_id)}"
+            if result.blob is not None
+            else f"Certification event: {result.event.to_json() if result.event else 'unknown'}"
+        )
+        return [
+            "Success: the blob was already certified for long enough.",
+            f"Path: {path}",
+            f"Blob ID: {result.blob_id}",
+            how,
+            f"Expiry epoch (exclusive): {result.end_epoch}",
+        ]
+    assert result.blob is not None and result.operation is not None
+    kind = "Deletable" if result.blob.deletable else "Permanent"
+    how = (
+        "storage was purchased, and a new blob object was registered"
+        if result.operation.kind == "registerFromScratch"
+        else "an existing registration of this account was reused"
+    )
+    return [
+        f"Success: {kind} blob stored successfully.",
+        f"Path: {path}",
+        f"Blob ID: {result.blob_id}",
+        f"Object ID: {format_object_id(result.blob.object_id)}",
+        f"Unencoded size: {result.unencoded_length} bytes",
+        f"Encoded size (including replicated metadata): {result.encoded_length} bytes",
+        f"Cost (excluding gas): {result.cost} FROST ({how})",
+        f"Expiry epoch (exclusive): {result.end_epoch}",
+    ]
+
+
+@click.command("store")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--epochs",
+    required=True,
+    callback=_parse_epochs,
+    help="Epochs ahead to store the blobs for (a number, or 'max').",
+)
+@click.option(
+    "--deletable/--permanent",
+    default=True,
+    show_default=True,
+    help="Whether the owner may delete the blobs (deletable by default, as Walrus since 1.33).",
+)
+@click.option("--force", is_flag=True, help="Store even if the blob is already certified.")
+@click.option(
+    "--ignore-resources",
+    is_flag=True,
+    help="Do not look for blob objects of this account to reuse (skips listing them).",
+)
+@_client_options
+def store_command(
+    *,
+    files: tuple[Path, ...],
+    epochs: int | None,
+    deletable: bool,
+    force: bool,
+    ignore_resources: bool,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Store FILES on the network, one blob each, for a number of epochs."""
+
+    async def operation(client: WalrusClient) -> list[tuple[Path, StoreResult]]:
+        wanted = epochs
+        if wanted is None:
+            wanted = (await client.system_info()).system.max_epochs_ahead
+        results = []
+        for path in files:
+            bars = _bars(as_json)
+            with bars.shown():
+                result = await client.store(
+                    path,
+                    wanted,
+                    deletable=deletable,
+                    force=force,
+                    ignore_resources=ignore_resources,
+                    progress=bars,
+                )
+            results.append((path, result))
+        return results
+
+    results = _run(config_path, context, operation)
+    lines: list[str] = []
+    for path, result in results:
+        lines += [*_store_lines(path, result), ""]
+    payload = [{"path": str(path), "blobStoreResult": r.to_json()} for path, r in results]
+    emit({"results": payload}, as_json=as_json, lines=lines[:-1])
+
+
+# --- read -----------------------------------------------------------------------------------
+
+
+@click.command("read")
+@click.argument("blob_id", callback=_parse_blob_id)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the blob to this file (default: stdout).",
+)
+@click.option(
+    "--strict-consistency-check",
+    "strict",
+    is_flag=True,
+    help="Re-encode the blob and compare blob IDs (slower; catches every inconsistency).",
+)
+@click.option(
+    "--skip-consistency-check",
+    "skip",
+    is_flag=True,
+    help="Only verify each sliver (faster; for blobs whose writer you trust).",
+)
+@_client_options
+def read_command(
+    *,
+    blob_id: BlobId,
+    out: Path | None,
+    strict: bool,
+    skip: bool,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Read BLOB_ID from the network, to --out FILE or to stdout."""
+    from walruspy.core.decoding import ConsistencyCheck
+
+    if strict and skip:
+        raise click.UsageError("--strict-consistency-check and --skip-consistency-check conflict")
+    check = (
+        ConsistencyCheck.STRICT
+        if strict
+        else ConsistencyCheck.SKIP
+        if skip
+        else ConsistencyCheck.DEFAULT
+    )
+
+    async def operation(client: WalrusClient) -> bytes | int:
+        bars = _bars(as_json)
+        with bars.shown():
+            if out is not None:
+                return await client.read(blob_id, out, consistency=check, progress=bars)
+            return await client.read(blob_id, consistency=check, progress=bars)
+
+    data = _run(config_path, context, operation)
+    if isinstance(data, int):
+        emit(
+            {"blobId": str(blob_id), "out": str(out)},
+            as_json=as_json,
+            lines=[f"Blob {blob_id} ({data} bytes) written to {out}."],
+        )
+    elif as_json:
+        emit(
+            {"blobId": str(blob_id), "blob": base64.b64encode(data).decode()},
+            as_json=True,
+            lines=[],
+        )
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+# --- blob-status ----------------------------------------------------------------------------
+
+
+@click.command("blob-status")
+@click.option("--blob-id", "blob_id", callback=_parse_blob_id, help="The blob's ID.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file whose blob ID is computed locally (by encoding it).",
+)
+@_client_options
+def blob_status_command(
+    *,
+    blob_id: BlobId | None,
+    file: Path | None,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """The verified status of a blob: what nodes holding at least f+1 shards report."""
+    if (blob_id is None) == (file is None):
+        raise click.UsageError("give exactly one of --blob-id and --file")
+
+    from walruspy.client.results import estimated_epoch_start_s
+
+    async def operation(client: WalrusClient) -> tuple[dict[str, Any], str]:
+        if blob_id is not None:
+            wanted = blob_id
+        else:
+            assert file is not None
+            wanted = await client.blob_id_of(file)
+        verified = await client.blob_status(wanted)
+        result: dict[str, Any] = verified.to_json()
+        if file is not None:
+            result["file"] = str(file)
+        if verified.end_epoch is not None:
+            info = (await client.system_info()).system
+            start = estimated_epoch_start_s(info, verified.end_epoch)
+            result["estimatedExpiryTimestamp"] = _utc_text(start)
+        return result, verified.describe()
+
+    result, describe = _run(config_path, context, operation)
+    lines = [f"Blob ID: {result['blobId']}", f"Status: {describe}"]
+    if "estimatedExpiryTimestamp" in result:
+        lines.append(f"Estimated expiry: {result['estimatedExpiryTimestamp']}")
+    emit(result, as_json=as_json, lines=lines)
+
+
+# --- delete, extend, list-blobs ---------------------------------------------------------------
+
+
+@click.command("delete")
+@click.option("--blob-id", "blob_id", callback=_parse_blob_id, help="Delete every owned object.")
+@click.option("--object-id", "object_id", callback=_parse_object_id, help="Delete this object.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@click.option("--no-status-check", is_flag=True, help="Do not report the blob's status afterwards.")
+@_client_options
+def delete_command(
+    *,
+    blob_id: BlobId | None,
+    object_id: bytes | None,
+    yes: bool,
+    no_status_check: bool,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Delete deletable blob objects of this account (their storage comes back to it)."""
+    if (blob_id is None) == (object_id is None):
+        raise click.UsageError("give exactly one of --blob-id and --object-id")
+    if blob_id is not None:
+        target = str(blob_id)
+    else:
+        assert object_id is not None
+        target = format_object_id(object_id)
+    if not yes and not as_json and sys.stdin.isatty():
+        click.confirm(f"Delete the deletable blob objects of {target}?", abort=True)
+
+    async def operation(client: WalrusClient) -> tuple[dict[str, Any], str | None]:
+        deleted = await client.delete(blob_id=blob_id, object_id=object_id)
+        result = deleted.to_json()
+        described = None
+        if not no_status_check and deleted.deleted:
+            verified = await client.blob_status(deleted.deleted[0].blob_id)
+            result["postDeletionStatus"] = verified.to_json()["status"]
+            described = verified.describe()
+        return result, described
+
+    result, described = _run(config_path, context, operation)
+    if result["noBlobFound"]:
+        lines = [f"No deletable blob object of this account found for {target}."]
+    else:
+        lines = [
+            f"Deleted blob object {blob['id']} (blob ID {blob['blobId']})"
+            for blob in result["deletedBlobs"]
+        ]
+    if described is not None:
+        lines.append(f"Status of the blob afterwards: {described}")
+    emit(result, as_json=as_json, lines=lines)
+
+
+@click.command("extend")
+@click.option(
+    "--blob-obj-id", "object_id", required=True, callback=_parse_object_id, help="Blob object."
+)
+@click.option("--epochs-extended", type=click.IntRange(1), required=True, help="Epochs to add.")
+@_client_options
+def extend_command(
+    *,
+    object_id: bytes,
+    epochs_extended: int,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Keep a certified blob object of this account for more epochs (paid in WAL)."""
+    result = _run(config_path, context, lambda client: client.extend(object_id, epochs_extended))
+    emit(
+        result.to_json(),
+        as_json=as_json,
+        lines=[
+            f"Blob object {format_object_id(object_id)} extended by {epochs_extended} epochs; "
+            f"it now expires at epoch {result.end_epoch} (exclusive).",
+            f"Cost (excluding gas): {result.cost} FROST",
+        ],
+    )
+
+
+@click.command("list-blobs")
+@click.option("--include-expired", is_flag=True, help="Also list expired blob objects.")
+@_client_options
+def list_blobs_command(
+    *, include_expired: bool, config_path: Path | None, context: str | None, as_json: bool
+) -> None:
+    """The blob objects this account owns."""
+    from walruspy.client.results import blob_record_to_json
+
+    blobs: list[BlobRecord] = _run(
+        config_path, context, lambda client: client.list_blobs(include_expired)
+    )
+    lines = [
+        f"{'Blob ID':<44} {'Object ID':<66} {'Size':>12} {'Certified':<9} {'Deletable':<9} Expiry"
+    ]
+    for blob in blobs:
+        lines.append(
+            f"{blob.blob_id!s:<44} {format_object_id(blob.object_id):<66} {blob.size:>12} "
+            f"{'yes' if blob.certified_epoch is not None else 'no':<9} "
+            f"{'yes' if blob.deletable else 'no':<9} {blob.end_epoch}"
+        )
+    if not blobs:
+        lines = [
+            "This account owns no blob objects" + ("." if include_expired else " (unexpired).")
+        ]
+    emit({"blobs": [blob_record_to_json(b) for b in blobs]}, as_json=as_json, lines=lines)
+
+
+# --- info -----------------------------------------------------------------------------------
+
+
+@click.command("info")
+@_client_options
+def info_command(*, config_path: Path | None, context: str | None, as_json: bool) -> None:
+    """The system's epoch, shards and nodes, sizes, prices and fault thresholds."""
+    info = _run(config_path, context, lambda client: client.system_info())
+    data = info.to_json()
+    epoch, size, price, bft = (
+        data["epochInfo"],
+        data["sizeInfo"],
+        data["priceInfo"],
+        data["bftInfo"],
+    )
+    lines = [
+        f"Epoch: {epoch['currentEpoch']} (started {_utc_text(epoch['startOfCurrentEpoch'])}, "
+        f"lasts {epoch['epochDurationS']} s); storage can be bought up to "
+        f"{epoch['maxEpochsAhead']} epochs ahead",
+        f"Storage nodes: {data['storageInfo']['nNodes']} holding "
+        f"{data['storageInfo']['nShards']} shards",
+        f"Maximum blob size: {size['maxBlobSize']} bytes; storage unit: "
+        f"{size['storageUnitSize']} bytes",
+        f"Price per unit: {price['storagePricePerUnitSize']} FROST per epoch, "
+        f"{price['writePricePerUnitSize']} FROST to write",
+        f"Fault tolerance: f = {bft['f']} shards; a quorum is {bft['quorumThreshold']} shards, "
+        f"validity {bft['validityThreshold']}",
+    ]
+    lines += [
+        f"  {node['networkAddress']}: {node['nShards']} shards ({node['nodeId']})"
+        for node in data["committeeInfo"]["storageNodes"]
+    ]
+    emit(data, as_json=as_json, lines=lines)
+
+
+#: The commands `walruspy.cli.main` registers.
+CLIENT_COMMANDS = (
+    store_command,
+    read_command,
+    blob_status_command,
+    delete_command,
+    extend_command,
+    list_blobs_command,
+    info_command,
+)

@@ -1,0 +1,329 @@
+"""`open_client`: the client of a Walrus network, one session, one chain connection, one encoder.
+
+Theory of operation (spec/walrus-system.md 1.2-1.4, 4.1 and 5). `open_client(config)` is an
+async context manager: it connects to the context's chain (trying its RPC URLs in order), opens
+one aiohttp session for every node request (at most `max_node_connections` connections to each
+node), starts the encoder pool, and yields a `WalrusClient`. Leaving it closes all three, in
+reverse order. Tests, the daemon and benchmarks may pass their own chain, session or encoder,
+which the client then uses and does not close.
+
+The operations are in their own modules: `store` (encode, register, upload, certify), `read`
+(metadata, slivers, decode), `status` (the verified blob status). Those that only talk to the
+chain are here: `delete`, `extend`, `list_blobs`, `system_info`. Everything is async; the CLI is
+the only place that runs it synchronously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import cast, overload
+
+import aiohttp
+
+from walruspy.chain.api import BlobRecord, ChainReader, ChainUnavailableError, ChainWriter
+from walruspy.chain.evm import open_evm_chain
+from walruspy.client.config import ClientConfig, ContextConfig
+from walruspy.client.errors import (
+    BlobObjectStateError,
+    BlobTooLargeError,
+    InvalidArgumentError,
+    ObjectNotFoundError,
+)
+from walruspy.client.nodes import ByteBudget, ClientEnv, NodePool
+from walruspy.client.read import read_blob
+from walruspy.client.results import (
+    DeleteResult,
+    ExtendResult,
+    NetworkInfo,
+    ProgressCallback,
+    StoreResult,
+    VerifiedStatus,
+    storage_units,
+)
+from walruspy.client.status import verified_status
+from walruspy.client.store import store_blob
+from walruspy.core.blob_id import BlobId
+from walruspy.core.decoding import ConsistencyCheck
+from walruspy.node_api.paths import format_object_id
+from walruspy.workers import EncoderPool
+
+#: Bytes written to an output file at a time (the decoded blob is already in memory).
+WRITE_CHUNK_BYTES = 8 << 20
+
+BlobData = bytes | bytearray | memoryview
+
+
+class WalrusClient:
+    """Store, read and manage blobs; made by `open_client`."""
+
+    def __init__(self, env: ClientEnv) -> None:
+        self.env = env
+
+    @property
+    def address(self) -> str | None:
+        """The wallet's account address, or None for a read-only client."""
+        return self.env.writer.address if self.env.writer is not None else None
+
+    async def store(
+        self,
+        data: BlobData | os.PathLike[str],
+        epochs: int,
+        *,
+        deletable: bool = False,
+        force: bool = False,
+        ignore_resources: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> StoreResult:
+        """Store `data` (bytes, or the contents of a file) for `epochs` epochs.
+
+        Returns at once with `already_certified` when the blob is already stored long enough
+        (unless `force`). `ignore_resources` skips looking for this account's blob objects
+        (reuse of a registration, a certified deletable copy), which lists every object it owns.
+        """
+        data = await self._blob_data(data)
+        return await store_blob(
+            self.env,
+            data,
+            epochs=epochs,
+            deletable=deletable,
+            force=force,
+            ignore_resources=ignore_resources,
+            progress=progress,
+        )
+
+    async def _blob_data(self, data: BlobData | os.PathLike[str]) -> bytes | memoryview:
+        """The bytes to store: `data` itself, or the contents of the file it names."""
+        if isinstance(data, os.PathLike):
+            return await self._read_file(Path(data))
+        if isinstance(data, bytes | memoryview):
+            return data
+        if isinstance(data, bytearray):
+            return memoryview(data)
+        raise TypeError(f"a blob is bytes or a path (os.PathLike), not {type(data).__name__}")
+
+    async def _read_file(self, path: Path) -> bytes:
+        limit = self.env.config.max_blob_bytes
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > limit:
+            raise BlobTooLargeError(
+                f"{path} has {size} bytes, more than the client's max_blob_bytes of {limit}"
+            )
+        return await asyncio.to_thread(path.read_bytes)
+
+    @overload
+    async def read(
+        self,
+        blob_id: BlobId | str,
+        out: None = None,
+        *,
+        consistency: ConsistencyCheck = ConsistencyCheck.DEFAULT,
+        progress: ProgressCallback | None = None,
+    ) -> bytes: ...
+
+    @overload
+    async def read(
+        self,
+        blob_id: BlobId | str,
+        out: os.PathLike[str],
+        *,
+        consistency: ConsistencyCheck = ConsistencyCheck.DEFAULT,
+        progress: ProgressCallback | None = None,
+    ) -> int: ...
+
+    async def read(
+        self,
+        blob_id: BlobId | str,
+        out: os.PathLike[str] | None = None,
+        *,
+        consistency: ConsistencyCheck = ConsistencyCheck.DEFAULT,
+        progress: ProgressCallback | None = None,
+    ) -> bytes | int:
+        """The blob's data; with `out`, written to that file instead and its length returned.
+
+        The file appears whole or not at all (written beside it, then renamed).
+        """
+        blob_id = _blob_id(blob_id)
+        committee = await self.env.chain.committee()
+        data = await read_blob(self.env, blob_id, committee, consistency, progress)
+        if out is None:
+            return data
+        await asyncio.to_thread(_write_atomically, Path(out), data)
+        return len(data)
+
+    async def blob_status(self, blob_id: BlobId | str) -> VerifiedStatus:
+        """The blob's status as nodes of at least f+1 shards report it."""
+        committee = await self.env.chain.committee()
+        return await verified_status(self.env, _blob_id(blob_id), committee)
+
+    async def blob_id_of(self, data: BlobData | os.PathLike[str]) -> BlobId:
+        """The blob ID of `data` for the current committee (encodes it locally)."""
+        data = await self._blob_data(data)
+        n_shards = (await self.env.chain.committee()).n_shards
+        encoded = await asyncio.to_thread(self.env.encoder.encode, data, n_shards)
+        return encoded.metadata.blob_id
+
+    async def delete(
+        self, *, blob_id: BlobId | str | None = None, object_id: bytes | None = None
+    ) -> DeleteResult:
+        """Delete one deletable blob object, or every one of this account for `blob_id`."""
+        writer = self.env.require_writer("delete")
+        if (blob_id is None) == (object_id is None):
+            raise ValueError("delete takes either blob_id or object_id")
+        epoch = (await self.env.chain.system_info()).epoch
+        if object_id is not None:
+            record = await self._owned_blob(writer, object_id)
+            if not record.deletable:
+                raise BlobObjectStateError(
+                    f"blob object {format_object_id(object_id)} is permanent: only deletable "
+                    "blobs can be deleted"
+                )
+            if record.end_epoch <= epoch:
+                raise BlobObjectStateError(
+                    f"blob object {format_object_id(object_id)} expired at epoch {record.end_epoch}"
+                )
+            targets: Sequence[BlobRecord] = [record]
+            wanted = None
+        else:
+            assert blob_id is not None
+            wanted = _blob_id(blob_id)
+            owned = await self.env.chain.owned_blobs(writer.address)
+            targets = [
+                r for r in owned if r.blob_id == wanted and r.deletable and r.end_epoch > epoch
+            ]
+        for record in targets:
+            await writer.delete_blob(record.object_id)
+        return DeleteResult(wanted, object_id, targets)
+
+    async def extend(self, object_id: bytes, epochs: int) -> ExtendResult:
+        """Keep a certified blob object of this account for `epochs` more epochs."""
+        writer = self.env.require_writer("extend")
+        record = await self._owned_blob(writer, object_id)
+        info = await self.env.chain.system_info()
+        name = format_object_id(object_id)
+        if record.certified_epoch is None:
+            raise BlobObjectStateError(f"blob object {name} is not certified; certify it first")
+        if record.end_epoch <= info.epoch:
+            raise BlobObjectStateError(f"blob object {name} expired at epoch {record.end_epoch}")
+        ahead = record.end_epoch + epochs - info.epoch
+        if epochs < 1 or ahead > info.max_epochs_ahead:
+            raise InvalidArgumentError(
+                f"epochs must be at least 1 and keep the blob at most max_epochs_ahead = "
+                f"{info.max_epochs_ahead} epochs ahead; it ends at epoch {record.end_epoch}, "
+                f"the current epoch is {info.epoch}"
+            )
+        await writer.extend_blob(object_id, epochs)
+        cost = (
+            info.storage_price_per_unit_size * storage_units(record.storage.storage_size) * epochs
+        )
+        return ExtendResult(record, epochs, record.end_epoch + epochs, cost)
+
+    async def _owned_blob(self, writer: ChainWriter, object_id: bytes) -> BlobRecord:
+        record = await self.env.chain.get_blob(object_id)
+        if record is None or record.owner.lower() != writer.address.lower():
+            raise ObjectNotFoundError(
+                f"no blob object {format_object_id(object_id)} is owned by {writer.address}"
+            )
+        return record
+
+    async def list_blobs(self, include_expired: bool = False) -> list[BlobRecord]:
+        """This account's blob objects (the unexpired ones unless `include_expired`)."""
+        writer = self.env.require_writer("list-blobs")
+        owned = list(await self.env.chain.owned_blobs(writer.address))
+        if include_expired:
+            return owned
+        epoch = (await self.env.chain.system_info()).epoch
+        return [record for record in owned if record.end_epoch > epoch]
+
+    async def system_info(self) -> NetworkInfo:
+        """The system's parameters, prices and committee."""
+        return NetworkInfo(await self.env.chain.system_info(), await self.env.chain.committee())
+
+
+def _blob_id(value: BlobId | str) -> BlobId:
+    return value if isinstance(value, BlobId) else BlobId.parse(value)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with tmp.open("wb") as handle:
+            view = memoryview(data)
+            for start in range(0, len(view), WRITE_CHUNK_BYTES):
+                handle.write(view[start : start + WRITE_CHUNK_BYTES])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def connect_chain(context: ContextConfig) -> AsyncIterator[ChainReader]:
+    """The context's chain: the first RPC URL that answers, with the wallet if there is one."""
+    key = context.read_wallet_key()
+    failures = []
+    async with contextlib.AsyncExitStack() as stack:
+        chain: ChainReader | None = None
+        for url in context.rpc_urls:
+            opener = (
+                open_evm_chain(url, context.deployment)
+                if key is None
+                else open_evm_chain(url, context.deployment, key)
+            )
+            try:
+                chain = await stack.enter_async_context(opener)
+                break
+            except ChainUnavailableError as exc:
+                failures.append(str(exc))
+        if chain is None:
+            raise ChainUnavailableError(
+                f"no RPC URL of context {context.name!r} answered: " + "; ".join(failures)
+            )
+        yield chain
+
+
+def _as_writer(chain: ChainReader) -> ChainWriter | None:
+    """The chain as a writer if it sends transactions (an `EvmChain`, a test's fake)."""
+    if callable(getattr(chain, "reserve_and_register", None)) and hasattr(chain, "address"):
+        return cast(ChainWriter, chain)
+    return None
+
+
+@contextlib.asynccontextmanager
+async def open_client(
+    config: ClientConfig | ContextConfig,
+    *,
+    context: str | None = None,
+    chain: ChainReader | None = None,
+    session: aiohttp.ClientSession | None = None,
+    encoder: EncoderPool | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[WalrusClient]:
+    """A `WalrusClient` for `config` (its `context`, or the default one); see the module doc."""
+    selected = config.context(context) if isinstance(config, ClientConfig) else config
+    limits = selected.communication
+    async with contextlib.AsyncExitStack() as stack:
+        if chain is None:
+            chain = await stack.enter_async_context(connect_chain(selected))
+        if session is None:
+            # Connections per node are capped; their total is then bounded by the committee.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=limits.max_node_connections)
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        if encoder is None:
+            encoder = EncoderPool(selected.encoder_workers)
+            # Stopping the workers waits for them: off the event loop.
+            stack.push_async_callback(asyncio.to_thread, encoder.close)
+        env = ClientEnv(
+            chain=chain,
+            writer=_as_writer(chain),
+            pool=NodePool(session, limits),
+            config=limits,
+            encoder=encoder,
+            rng=rng or random.Random(),  # noqa: S311 - backoff jitter and node order
+            write_slots=asyncio.Semaphore(limits.max_concurrent_writes),
+            write_bytes=ByteBudget(limits.max_data_in_flight_bytes),
+        )
+        yield WalrusClient(env)

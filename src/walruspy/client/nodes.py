@@ -1,0 +1,184 @@
+"""The committee as the client sees it: one handle per node, connection slots, retries, budgets.
+
+Theory of operation (spec/walrus-system.md 5, "Timeouts and retries (client)"). Every operation
+starts from the committee the chain names; `NodePool.nodes` turns its members into `Node`
+handles, each with a `NodeClient` on the client's one aiohttp session and a semaphore of
+`max_node_connections` slots, kept across operations so that concurrent stores and reads share
+each node's limit. A request holds a slot only while it is on the wire: backoff sleeps happen
+outside it.
+
+`retrying` re-sends a request the node refused for a reason that passes: NOT_REGISTERED (the node
+has not yet seen the registration event), RESOURCE_EXHAUSTED (429) and UNAVAILABLE (503), with
+jittered exponential backoff and a bounded number of retries. Anything else fails at once: a
+connection refused or a timeout is a node that is down, which the quorum logic already tolerates.
+
+`ByteBudget` bounds the bytes of sliver data in flight in uploads; `first_error` turns the
+exception group of a task group into the one error worth reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import aiohttp
+
+from walruspy.chain.api import ChainReader, ChainWriter
+from walruspy.client.config import BackoffConfig, CommunicationConfig
+from walruspy.client.errors import NoWalletError
+from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.errors import (
+    ForbiddenBlobError,
+    MetadataNotFoundError,
+    NotRegisteredError,
+    SliverNotFoundError,
+    TooManyRequestsError,
+    UnavailableError,
+)
+from walruspy.workers import EncoderPool
+
+T = TypeVar("T")
+
+#: Node answers that may turn into success if asked again a little later.
+RETRYABLE_ERRORS = (NotRegisteredError, TooManyRequestsError, UnavailableError)
+#: Node answers that mean "I do not have this blob" (counted towards "the blob does not exist").
+NOT_FOUND_ERRORS = (MetadataNotFoundError, SliverNotFoundError)
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """One committee member: its position, its identity and shards, its client and its slots."""
+
+    index: int
+    member: CommitteeMember
+    client: NodeClient
+    slots: asyncio.Semaphore
+
+    @property
+    def weight(self) -> int:
+        """The node's shard count."""
+        return self.member.weight
+
+    def __str__(self) -> str:
+        return f"node {self.index} ({self.member.network_address})"
+
+    async def call(self, request: Callable[[NodeClient], Awaitable[T]]) -> T:
+        """Run one request while holding one of the node's connection slots."""
+        async with self.slots:
+            return await request(self.client)
+
+
+@dataclass(slots=True)
+class NodePool:
+    """Node handles for the committees the client meets, cached by node ID and address."""
+
+    session: aiohttp.ClientSession
+    config: CommunicationConfig
+    _nodes: dict[tuple[bytes, str], tuple[NodeClient, asyncio.Semaphore]] = field(
+        default_factory=dict
+    )
+
+    def nodes(self, committee: Committee) -> list[Node]:
+        """The committee's members as `Node`s, in committee order."""
+        handles = []
+        for index, member in enumerate(committee.members):
+            key = (member.node_id, member.network_address)
+            cached = self._nodes.get(key)
+            if cached is None:
+                client = NodeClient(
+                    node_url(member.network_address),
+                    self.session,
+                    timeout_s=self.config.request_timeout_s,
+                )
+                cached = (client, asyncio.Semaphore(self.config.max_node_connections))
+                self._nodes[key] = cached
+            handles.append(Node(index, member, cached[0], cached[1]))
+        return handles
+
+
+@dataclass(slots=True)
+class ClientEnv:
+    """What every flow of one client needs: the chain, the nodes, the limits, the encoder."""
+
+    chain: ChainReader
+    writer: ChainWriter | None
+    pool: NodePool
+    config: CommunicationConfig
+    encoder: EncoderPool
+    rng: random.Random
+    #: Bounds the sliver uploads in flight over all nodes.
+    write_slots: asyncio.Semaphore
+    #: Bounds the bytes of sliver data in flight in uploads.
+    write_bytes: ByteBudget
+
+    def require_writer(self, operation: str) -> ChainWriter:
+        """The chain writer, or `NoWalletError` naming what needed it."""
+        if self.writer is None:
+            raise NoWalletError(
+                f"{operation} sends a transaction, and this client has no wallet: set "
+                "wallet_key_path in the client configuration's context"
+            )
+        return self.writer
+
+
+class ByteBudget:
+    """At most `limit` bytes held at once; one item larger than the limit runs alone."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a byte budget needs a positive limit, got {limit}")
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        """Hold `size` bytes of the budget while the block runs."""
+        size = min(size, self.limit)
+        while self.used + size > self.limit:
+            self._changed.clear()
+            await self._changed.wait()
+        self.used += size
+        try:
+            yield
+        finally:
+            self.used -= size
+            self._changed.set()
+
+
+async def retrying(
+    request: Callable[[], Awaitable[T]], backoff: BackoffConfig, rng: random.Random
+) -> T:
+    """Run `request`, retrying the answers in `RETRYABLE_ERRORS` with bounded backoff."""
+    for attempt in range(backoff.max_retries):
+        try:
+            return await request()
+        except RETRYABLE_ERRORS:
+            # Jitter spreads the retries of many uploads to one lagging node.
+            await asyncio.sleep(backoff.delay_s(attempt) * rng.uniform(0.5, 1.0))
+    return await request()
+
+
+def is_not_found(error: BaseException) -> bool:
+    """Whether a node's failure says it does not have the blob."""
+    return isinstance(error, NOT_FOUND_ERRORS)
+
+
+def is_forbidden(error: BaseException) -> bool:
+    """Whether a node refused to serve the blob (451: on its blocklist)."""
+    return isinstance(error, ForbiddenBlobError)
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error in a (nested) exception group that is not a cancellation."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return first_error(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group

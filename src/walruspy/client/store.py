@@ -1,0 +1,338 @@
+"""Storing a blob: encode, skip if already certified, register, upload to all, certify.
+
+Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pipeline.rs`,
+`uploader.rs`, `store_optimizations.rs`):
+
+1. Encode on the encoder pool, off the event loop (`asyncio.to_thread`): n sliver pairs, the
+   metadata and the blob ID.
+2. Unless `force`: a permanent store asks the nodes for the blob's verified status and stops if a
+   certified permanent registration already lasts until the wanted end epoch ("alreadyCertified"
+   with its event); a deletable store looks for a certified deletable blob object of this account
+   that lasts long enough ("alreadyCertified" with the object), as Walrus does.
+3. Register: reuse an uncertified registration of this account for the same blob (left by a
+   store that failed after registering: nothing is paid twice), else reserve storage of the
+   encoded length and register in one transaction (`reserve_and_register`).
+4. Upload to every node at once: the metadata, then both slivers of each sliver pair whose shard
+   the node holds (pair i lives on shard (i + blob-ID rotation) mod n), then ask for the node's
+   signed confirmation and verify it against the node's BLS key, this epoch and this blob (and
+   object, for a deletable blob). A node that has not seen the registration yet answers
+   NOT_REGISTERED: the request is retried with bounded backoff (`nodes.retrying`). Bounds: each
+   node's connection slots, `max_concurrent_writes` sliver uploads and
+   `max_data_in_flight_bytes` bytes of sliver data over all nodes, `request_timeout_s` per
+   request and `store_timeout_s` for the whole upload.
+5. Confirmations are gathered with `gather_weight` until their shard weight is a quorum
+   (3w >= 2n + 1, the contract's test). At that moment the certificate is aggregated and posted
+   (`certify_blob`) while uploads to the slower nodes go on for Walrus's extra time, 0.5 x (time
+   to quorum) + 0.5 s, so more honest nodes get their slivers directly instead of recovering them.
+   Without a quorum the store fails with `NotEnoughConfirmationsError`, naming every node that
+   failed and why; the registration stays and is reused by the next attempt.
+
+A committee change during a store makes the confirmations of the old epoch useless; the store
+then fails and the caller retries (Walrus re-collects them itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import structlog
+
+from walruspy.chain.api import BlobRecord, ChainWriter, SystemInfo
+from walruspy.client.errors import (
+    BlobTooLargeError,
+    InvalidArgumentError,
+    NotEnoughConfirmationsError,
+    NoValidStatusError,
+)
+from walruspy.client.nodes import ClientEnv, Node, first_error, retrying
+from walruspy.client.quorum import Fanout, NodeRequest, gather_weight
+from walruspy.client.results import (
+    Progress,
+    ProgressCallback,
+    ResourceOperation,
+    StoreResult,
+)
+from walruspy.client.status import verified_status
+from walruspy.core.blob_id import BlobId
+from walruspy.core.certificates import Certificate
+from walruspy.core.committee import Committee
+from walruspy.core.encoding import EncodedBlob
+from walruspy.core.messages import BlobPersistence, ConfirmationMessage, SignedMessage
+from walruspy.core.params import EncodingParams
+from walruspy.core.slivers import expected_sliver_length
+from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
+from walruspy.node_api.paths import format_object_id
+from walruspy.node_api.schemas import EventId, Permanent
+
+log = structlog.get_logger("walruspy.client.store")
+
+
+def check_epochs(epochs: int, info: SystemInfo) -> None:
+    """Refuse an epoch count the contract would refuse, before any work is done."""
+    if isinstance(epochs, bool) or not 1 <= epochs <= info.max_epochs_ahead:
+        raise InvalidArgumentError(
+            f"epochs must be between 1 and max_epochs_ahead = {info.max_epochs_ahead}, got {epochs}"
+        )
+
+
+def check_size(size: int, params: EncodingParams, max_blob_bytes: int) -> None:
+    """Refuse a blob over the client's limit or the committee's maximum blob size."""
+    limit = min(max_blob_bytes, params.max_blob_size)
+    if size > limit:
+        which = (
+            "the client's max_blob_bytes"
+            if limit == max_blob_bytes
+            else f"the largest blob {params.n_shards} shards can encode"
+        )
+        raise BlobTooLargeError(f"a blob of {size} bytes exceeds {which}: {limit} bytes")
+
+
+async def store_blob(
+    env: ClientEnv,
+    data: bytes | memoryview,
+    *,
+    epochs: int,
+    deletable: bool,
+    force: bool,
+    ignore_resources: bool,
+    progress: ProgressCallback | None,
+) -> StoreResult:
+    """Store `data` for `epochs` epochs (see the module docstring)."""
+    writer = env.require_writer("store")
+    started = time.monotonic()
+    info = await env.chain.system_info()
+    committee = await env.chain.committee()
+    check_epochs(epochs, info)
+    params = EncodingParams(committee.n_shards)
+    check_size(len(data), params, env.config.max_blob_bytes)
+    encoding = Progress(progress, "encode", len(data))
+    clock = time.monotonic()
+    encoded = await asyncio.to_thread(env.encoder.encode, data, committee.n_shards)
+    encoding.finish()
+    job = _StoreJob(env, writer, encoded, committee, deletable, info.epoch + epochs, progress)
+    job.phases["encode"] = time.monotonic() - clock
+    result = await job.run(epochs, info.epoch, force=force, ignore_resources=ignore_resources)
+    job.phases["total"] = time.monotonic() - started
+    log.debug("blob stored", blob_id=str(result.blob_id), phases=job.phases)
+    return replace(result, phase_s=job.phases)
+
+
+@dataclass(slots=True)
+class _StoreJob:
+    """One blob on its way from encoded to certified."""
+
+    env: ClientEnv
+    writer: ChainWriter
+    encoded: EncodedBlob
+    committee: Committee
+    deletable: bool
+    target_end: int
+    progress: ProgressCallback | None
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def blob_id(self) -> BlobId:
+        return self.encoded.metadata.blob_id
+
+    @property
+    def encoded_length(self) -> int:
+        metadata = self.encoded.metadata
+        return metadata.params.encoded_length(metadata.unencoded_length)
+
+    async def run(
+        self, epochs: int, epoch: int, *, force: bool, ignore_resources: bool
+    ) -> StoreResult:
+        """Steps 2 to 5 of the module docstring."""
+        owned: list[BlobRecord] = []
+        if not ignore_resources:
+            listed = await self.writer.owned_blobs(self.writer.address)
+            owned = [blob for blob in listed if blob.blob_id == self.blob_id]
+        if not force:
+            clock = time.monotonic()
+            existing = await self._already_certified(owned)
+            self.phases["status"] = time.monotonic() - clock
+            if existing is not None:
+                return existing
+        clock = time.monotonic()
+        record, operation, cost = await self._register(owned, epochs, epoch)
+        self.phases["register"] = time.monotonic() - clock
+        fanout = await self._upload_and_certify(record)
+        return StoreResult(
+            blob_id=self.blob_id,
+            unencoded_length=self.encoded.metadata.unencoded_length,
+            encoded_length=self.encoded_length,
+            end_epoch=record.end_epoch,
+            cost=cost,
+            already_certified=False,
+            blob=replace(record, certified_epoch=self.committee.epoch),
+            operation=operation,
+            upload_summary=fanout.summary(),
+        )
+
+    def _already(
+        self, end_epoch: int, *, blob: BlobRecord | None = None, event: EventId | None = None
+    ) -> StoreResult:
+        return StoreResult(
+            blob_id=self.blob_id,
+            unencoded_length=self.encoded.metadata.unencoded_length,
+            encoded_length=self.encoded_length,
+            end_epoch=end_epoch,
+            cost=0,
+            already_certified=True,
+            blob=blob,
+            certified_by="object" if blob is not None else "event",
+            event=event,
+        )
+
+    async def _already_certified(self, owned: list[BlobRecord]) -> StoreResult | None:
+        """A result for a blob already certified until the target epoch, else None."""
+        if self.deletable:
+            for record in owned:
+                certified = record.certified_epoch is not None
+                if record.deletable and certified and record.end_epoch >= self.target_end:
+                    return self._already(record.end_epoch, blob=record)
+            return None
+        try:
+            verified = await verified_status(self.env, self.blob_id, self.committee)
+        except NoValidStatusError as exc:
+            log.debug("no verified status before storing; storing anyway", error=str(exc))
+            return None
+        status = verified.status
+        if isinstance(status, Permanent) and verified.is_certified_until(self.target_end):
+            return self._already(status.end_epoch, event=status.status_event)
+        return None
+
+    async def _register(
+        self, owned: list[BlobRecord], epochs: int, epoch: int
+    ) -> tuple[BlobRecord, ResourceOperation, int]:
+        """Reuse an owned uncertified registration that fits, else reserve and register."""
+        for record in owned:
+            fits = record.end_epoch >= self.target_end and record.registered_epoch <= epoch
+            if record.certified_epoch is None and record.deletable == self.deletable and fits:
+                return record, ResourceOperation("reuseRegistration", self.encoded_length), 0
+        metadata = self.encoded.metadata
+        registration = await self.writer.reserve_and_register(
+            blob_id=self.blob_id,
+            root_hash=metadata.metadata.root_hash(),
+            unencoded_size=metadata.unencoded_length,
+            encoded_size=self.encoded_length,
+            epochs_ahead=epochs,
+            deletable=self.deletable,
+        )
+        operation = ResourceOperation("registerFromScratch", self.encoded_length, epochs)
+        return registration.blob, operation, registration.cost
+
+    async def _upload_and_certify(self, record: BlobRecord) -> Fanout[Node, SignedMessage]:
+        """Upload to every node; certify as soon as confirmations reach a quorum."""
+        persistence = (
+            BlobPersistence.deletable(record.object_id)
+            if record.deletable
+            else BlobPersistence.PERMANENT
+        )
+        upload = _NodeUpload(
+            self.env,
+            self.encoded,
+            ConfirmationMessage(self.committee.epoch, self.blob_id.raw, persistence),
+            record.object_id if record.deletable else None,
+            _upload_progress(self.encoded, self.progress),
+        )
+        nodes = self.env.pool.nodes(self.committee)
+        requests = [NodeRequest(node, node.weight, partial(upload.run, node)) for node in nodes]
+        quorum: list[tuple[int, SignedMessage]] = []
+        reached = asyncio.Event()
+        start = time.monotonic()
+
+        def on_reached(so_far: Fanout[Node, SignedMessage]) -> None:
+            quorum.extend((success.key.index, success.value) for success in so_far.successes)
+            self.phases["upload"] = time.monotonic() - start
+            reached.set()
+
+        async def certify_at_quorum() -> None:
+            await reached.wait()
+            clock = time.monotonic()
+            certificate = Certificate.from_signed_messages(quorum)
+            await self.writer.certify_blob(record.object_id, certificate)
+            self.phases["certify"] = time.monotonic() - clock
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                certifier = group.create_task(certify_at_quorum())
+                # Every node at once: a committee has at most a few hundred members (the
+                # contract's bound); each node's slots and the global budgets bound the work.
+                fanout = await gather_weight(
+                    requests,
+                    self.committee.quorum_weight,
+                    max_concurrency=len(nodes),
+                    timeout_s=self.env.config.store_timeout_s,
+                    linger_s=self.env.config.linger_s,
+                    on_reached=on_reached,
+                )
+                if not fanout.reached:
+                    certifier.cancel()
+        except BaseExceptionGroup as failures:
+            raise first_error(failures) from None
+        if not fanout.reached:
+            raise NotEnoughConfirmationsError(
+                f"storage confirmations for blob {self.blob_id} (object "
+                f"{format_object_id(record.object_id)}) fall short of a quorum: "
+                f"{fanout.summary()}. The blob is registered but not certified; storing it "
+                "again reuses the registration",
+                [fanout],
+            )
+        return fanout
+
+
+def _upload_progress(encoded: EncodedBlob, callback: ProgressCallback | None) -> Progress:
+    params, symbol_size = encoded.metadata.params, encoded.metadata.symbol_size
+    pair_bytes = sum(expected_sliver_length(params, t, symbol_size) for t in SliverType)
+    return Progress(callback, "upload", params.n_shards * pair_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeUpload:
+    """What every node gets: the metadata, its slivers; what it must sign: `expected`."""
+
+    env: ClientEnv
+    encoded: EncodedBlob
+    expected: ConfirmationMessage
+    object_id: bytes | None
+    uploaded: Progress
+
+    async def run(self, node: Node) -> SignedMessage:
+        """Metadata, then the slivers of the node's shards, then its verified confirmation."""
+        metadata = self.encoded.metadata
+        backoff, rng = self.env.config.backoff, self.env.rng
+        await retrying(lambda: node.call(lambda c: c.put_metadata(metadata)), backoff, rng)
+        n = metadata.n_shards
+        pairs = [pair_of_shard(ShardIndex(s), metadata.blob_id.raw, n) for s in node.member.shards]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for pair in pairs:
+                    for sliver_type in (SliverType.PRIMARY, SliverType.SECONDARY):
+                        group.create_task(self._put_sliver(node, pair, sliver_type))
+        except BaseExceptionGroup as failures:
+            raise first_error(failures) from None
+        signed = await retrying(
+            lambda: node.call(lambda c: c.get_confirmation(metadata.blob_id, self.object_id)),
+            backoff,
+            rng,
+        )
+        await asyncio.to_thread(signed.verify, node.member.public_key, self.expected)
+        return signed
+
+    async def _put_sliver(self, node: Node, pair: SliverPairIndex, sliver_type: SliverType) -> None:
+        """Upload one sliver within the node's slots and the global write budgets."""
+        metadata, env = self.encoded.metadata, self.env
+        size = expected_sliver_length(metadata.params, sliver_type, metadata.symbol_size)
+
+        async def send() -> None:
+            # The node's slot first: a task waiting on a slow node holds no global budget.
+            async with node.slots, env.write_slots, env.write_bytes.hold(size):
+                sliver = self.encoded.sliver(pair, sliver_type)  # a copy, only while in flight
+                await node.client.put_sliver(metadata.blob_id, pair, sliver)
+
+        await retrying(send, env.config.backoff, env.rng)
+        self.uploaded.add(size)

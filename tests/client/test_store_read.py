@@ -1,0 +1,299 @@
+"""Store and read against in-process storage nodes, with nodes down, lying, or lagging.
+
+The default network is four nodes holding 3, 3, 2 and 2 of 10 shards: f = 3, a quorum is 7
+shards, validity 4, and a read needs p = n - 2f = 4 primary slivers. So node 0 alone is f shards,
+nodes 0 and 1 together are 2f.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.client.network import TEST_COMMUNICATION, Network, open_network
+from tests.node.cluster import blob_data
+from walruspy.client.errors import (
+    BlobInvalidError,
+    BlobNotFoundError,
+    BlobTooLargeError,
+    InconsistentBlobError,
+    InvalidArgumentError,
+    NotEnoughConfirmationsError,
+    NotEnoughSliversError,
+)
+from walruspy.client.results import ProgressEvent
+from walruspy.core import errors as core_errors
+from walruspy.core.decoding import ConsistencyCheck
+from walruspy.core.encoding import encode_blob
+from walruspy.core.metadata import BlobMetadata, SliverPairMetadata, UnverifiedBlobMetadataWithId
+from walruspy.core.slivers import SliverData, trust_encoded_sliver
+from walruspy.core.types import (
+    ShardIndex,
+    SliverIndex,
+    SliverPairIndex,
+    SliverType,
+    pair_of_shard,
+    shard_of_pair,
+)
+from walruspy.node_api import errors as api_errors
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_round_trips_of_every_size(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        for size in (0, 1, 1000, 1 << 20):
+            data = blob_data(size, size)
+            result = await client.store(data, epochs=3)
+            assert not result.already_certified
+            assert result.unencoded_length == size
+            assert result.end_epoch == network.chain.epoch + 3
+            assert result.blob is not None and result.blob.certified_epoch == network.chain.epoch
+            assert network.chain.blobs[result.blob.object_id].certified_epoch is not None
+            assert await client.read(result.blob_id) == data
+            for check in (ConsistencyCheck.STRICT, ConsistencyCheck.SKIP):
+                assert await client.read(result.blob_id, consistency=check) == data
+
+
+async def test_one_mib_on_a_hundred_shards(tmp_path: Path) -> None:
+    async with open_network(tmp_path, (25, 25, 25, 25)) as network, network.client() as client:
+        data = blob_data(7, 1 << 20)
+        result = await client.store(data, epochs=2, deletable=True)
+        assert result.encoded_length == 100 * (100 * 64 + 32) + 100 * (34 + 67) * 462
+        assert set(result.phase_s) == {"encode", "status", "register", "upload", "certify", "total"}
+        assert await client.read(result.blob_id) == data
+
+
+async def test_a_store_result_has_walrus_json_shape(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        result = await client.store(b"shape", epochs=2)
+        body = result.to_json()["newlyCreated"]
+        assert body["blobObject"]["blobId"] == str(result.blob_id)
+        assert body["blobObject"]["encodingType"] == "RS2"
+        assert body["blobObject"]["storage"]["endEpoch"] == result.end_epoch
+        assert body["resourceOperation"] == {
+            "registerFromScratch": {"encodedLength": result.encoded_length, "epochsAhead": 2}
+        }
+        assert body["cost"] == result.cost
+
+
+async def test_an_already_certified_permanent_blob_is_not_stored_again(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        first = await client.store(b"twice", epochs=4)
+        await network.settle()
+        again = await client.store(b"twice", epochs=2)
+        assert again.already_certified
+        assert again.certified_by == "event"
+        assert again.end_epoch == first.end_epoch
+        assert set(again.to_json()["alreadyCertified"]) == {"blobId", "event", "endEpoch"}
+        longer = await client.store(b"twice", epochs=10)  # longer than the stored copy
+        assert not longer.already_certified
+        forced = await client.store(b"twice", epochs=2, force=True)
+        assert not forced.already_certified
+        assert len(network.chain.blobs) == 3
+
+
+async def test_a_deletable_blob_is_recognised_by_its_object(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        first = await client.store(b"mine", epochs=3, deletable=True)
+        again = await client.store(b"mine", epochs=2, deletable=True)
+        assert again.already_certified and again.certified_by == "object"
+        assert again.object_id == first.object_id
+        assert again.to_json()["alreadyCertified"]["object"].startswith("0x")
+        assert await client.read(first.blob_id) == b"mine"
+
+
+async def test_f_nodes_down_the_store_certifies_and_reads_succeed(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        await network.stop(0)
+        data = blob_data(1, 5000)
+        result = await client.store(data, epochs=2)
+        assert "node 0" in result.upload_summary
+        assert await client.read(result.blob_id) == data
+
+
+async def test_more_than_f_down_fails_then_the_registration_is_reused(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        await network.stop(0, 2)
+        data = blob_data(2, 3000)
+        with pytest.raises(NotEnoughConfirmationsError) as failure:
+            await client.store(data, epochs=2)
+        message = str(failure.value)
+        # Nodes 0 and 2 (5 shards) refuse connections; the 5 shards left cannot make 7, so the
+        # fan-out stops at once and names every node.
+        assert "of the 7 needed" in message
+        assert "node 0 (127.0.0.1:" in message and "node 2 (127.0.0.1:" in message
+        assert "Cannot connect" in message
+        assert failure.value.fanouts and not failure.value.fanouts[0].reached
+        await network.start(0, 2)
+        retried = await client.store(data, epochs=2)
+        assert retried.operation is not None and retried.operation.kind == "reuseRegistration"
+        assert retried.cost == 0
+        operation = retried.to_json()["newlyCreated"]["resourceOperation"]
+        assert operation == {"reuseRegistration": {"encodedLength": retried.encoded_length}}
+        assert len(network.chain.blobs) == 1
+        assert await client.read(retried.blob_id) == data
+
+
+async def test_two_f_nodes_down_a_certified_blob_is_still_read(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(3, 20_000)
+        result = await client.store(data, epochs=2)
+        await network.settle()
+        await network.cluster.wait_syncs_idle()  # nodes cut off by the linger have recovered
+        await network.stop(0, 1)
+        assert await client.read(result.blob_id) == data
+
+
+async def test_a_node_serving_corrupted_slivers_does_not_break_reads(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(4, 20_000)
+        result = await client.store(data, epochs=2)
+        await network.settle()
+        await network.cluster.wait_syncs_idle()
+        network.lie_about_slivers(0)  # f shards lie
+        assert await client.read(result.blob_id) == data
+        await network.stop(1)  # and f more are down: the honest nodes left hold 2 + 2 = p
+        assert await client.read(result.blob_id) == data
+        network.lie_about_slivers(2)
+        with pytest.raises(NotEnoughSliversError, match="does not match the metadata hash"):
+            await client.read(result.blob_id)
+
+
+async def test_secondary_slivers_are_the_fallback(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(5, 9000)
+        result = await client.store(data, epochs=2)
+        for index in (0, 1, 2):  # 8 shards without primary slivers: 2 < 4 primaries remain
+            network.refuse_slivers(index, SliverType.PRIMARY)
+        assert await client.read(result.blob_id) == data
+        network.refuse_slivers(3, SliverType.SECONDARY)  # 8 secondaries left, 7 needed
+        assert await client.read(result.blob_id) == data
+        network.refuse_slivers(0, SliverType.SECONDARY)  # now 5 secondaries < 7
+        with pytest.raises(NotEnoughSliversError, match=r"primary: reached weight [0-2] of the 4"):
+            await client.read(result.blob_id)
+
+
+async def test_lagging_nodes_are_retried_with_backoff(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        service = network._service(1)
+        honest = service.put_metadata
+        refusals = []
+
+        async def lagging(*args: object) -> object:
+            if len(refusals) < 3:
+                refusals.append(1)
+                raise api_errors.NotRegisteredError("not registered yet")
+            return await honest(*args)
+
+        service.put_metadata = lagging
+        await network.stop(0)  # the other three hold exactly a quorum: node 1 must confirm
+        result = await client.store(b"lagging", epochs=2)
+        assert len(refusals) == 3
+        assert "node 1" not in result.upload_summary  # it is not among the failures
+
+
+async def test_an_inconsistently_encoded_blob_is_reported_not_returned(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        blob_id, holder = await store_forged_blob(network, blob_data(6, 4000))
+        with pytest.raises(InconsistentBlobError, match="inconsistently encoded") as failure:
+            await client.read(blob_id, consistency=ConsistencyCheck.STRICT)
+        assert isinstance(failure.value, core_errors.InconsistentBlobError)
+        await network.stop(holder)  # the forged systematic sliver is out of reach: decode needed
+        with pytest.raises(InconsistentBlobError, match="does not match its metadata hash"):
+            await client.read(blob_id)
+
+
+async def store_forged_blob(network: Network, data: bytes) -> tuple[object, int]:
+    """Register, upload and certify a blob whose primary sliver 0 is noise the metadata commits
+    to; returns its ID and the index of the node that holds that sliver."""
+    n = network.chain.n_shards
+    honest = encode_blob(data, n)
+    original = honest.primary_sliver(0)
+    fake = SliverData(
+        SliverType.PRIMARY, SliverIndex(0), original.symbol_size, b"\x5a" * len(original.data)
+    )
+    hashes = list(honest.metadata.metadata.hashes)
+    hashes[0] = SliverPairMetadata(fake.merkle_root(n), hashes[0].secondary_hash)
+    forged = BlobMetadata(honest.metadata.metadata.encoding_type, len(data), tuple(hashes))
+    metadata = UnverifiedBlobMetadataWithId(forged.compute_blob_id(), forged).verify(n)
+    blob_id = metadata.blob_id
+    object_id = network.chain.register(blob_id, len(data))
+    await network.settle()
+    for node in network.nodes:
+        client = network.cluster.client(node)
+        await client.put_metadata(metadata)
+        for shard in node.shards:
+            pair = pair_of_shard(ShardIndex(shard), blob_id.raw, n)
+            for sliver_type in SliverType:
+                sliver = honest.sliver(pair, sliver_type).sliver
+                if pair == 0 and sliver_type is SliverType.PRIMARY:
+                    sliver = fake
+                await client.put_sliver(blob_id, pair, trust_encoded_sliver(sliver, blob_id.raw))
+    network.chain.certify(object_id)
+    await network.settle()
+    shard = shard_of_pair(SliverPairIndex(0), blob_id.raw, n)
+    holder = next(node.index for node in network.nodes if shard in node.shards)
+    return blob_id, holder
+
+
+async def test_unknown_deleted_and_invalid_blobs(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        unknown = encode_blob(b"never stored", network.chain.n_shards).metadata.blob_id
+        with pytest.raises(BlobNotFoundError, match="never stored, or it expired or was deleted"):
+            await client.read(unknown)
+        stored = await client.store(b"short-lived", epochs=2, deletable=True)
+        deleted = await client.delete(blob_id=stored.blob_id)
+        assert [b.object_id for b in deleted.deleted] == [stored.object_id]
+        await network.settle()
+        with pytest.raises(BlobNotFoundError):
+            await client.read(stored.blob_id)
+        marked = await client.store(b"to be invalidated", epochs=2)
+        network.chain.invalidate(marked.blob_id)
+        await network.settle()
+        with pytest.raises(BlobInvalidError, match="marked invalid on chain"):
+            await client.read(marked.blob_id)
+
+
+async def test_reads_to_a_file_and_reports_progress(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(8, 1 << 20)
+        events: list[ProgressEvent] = []
+        result = await client.store(data, epochs=2, progress=events.append)
+        out = tmp_path / "out.bin"
+        assert await client.read(result.blob_id, out, progress=events.append) == len(data)
+        assert out.read_bytes() == data
+        leftovers = [name for name in os.listdir(tmp_path) if "out.bin" in name]
+        assert leftovers == ["out.bin"]  # no partial file left behind
+        last = {event.phase: event for event in events}
+        assert last["encode"].done == last["encode"].total == len(data)
+        assert 0 < last["upload"].done <= last["upload"].total
+        assert last["download"].done == last["download"].total > 0
+        # A file path stores the file's contents.
+        source = tmp_path / "in.bin"
+        source.write_bytes(b"from a file")
+        from_file = await client.store(source, epochs=2)
+        assert await client.read(str(from_file.blob_id)) == b"from a file"
+
+
+async def test_limits_and_bad_arguments(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network:
+        small = replace(TEST_COMMUNICATION, max_blob_bytes=100)
+        async with network.client() as client:
+            big = await client.store(b"x" * 200, epochs=2)
+            with pytest.raises(InvalidArgumentError, match="between 1 and max_epochs_ahead = 53"):
+                await client.store(b"x", epochs=54)
+            with pytest.raises(InvalidArgumentError):
+                await client.store(b"x", epochs=0)
+        async with network.client(communication=small) as client:
+            with pytest.raises(BlobTooLargeError, match="exceeds the client's max_blob_bytes"):
+                await client.store(b"x" * 101, epochs=2)
+            path = tmp_path / "big.bin"
+            path.write_bytes(b"y" * 101)
+            with pytest.raises(BlobTooLargeError, match="101 bytes"):
+                await client.store(path, epochs=2)
+            with pytest.raises(BlobTooLargeError, match="more than the client's max_blob_bytes"):
+                await client.read(big.blob_id)

@@ -449,3 +449,34 @@ def test_decoder_checks_the_abi_against_the_event_types(system_abi: Any) -> None
         EventDecoder([renamed(e) for e in system_abi])
     with pytest.raises(ValueError, match="no event BlobDeleted"):
         EventDecoder([e for e in system_abi if e.get("name") != "BlobDeleted"])
+
+
+def test_an_abandoned_acquisition_gives_the_lock_back_without_an_event_loop() -> None:
+    """The waiter leaves while the worker still waits; no loop runs afterwards (a CLI exiting)."""
+    import threading
+
+    from walruspy.chain.evm_rpc import _Acquisition
+
+    lock = threading.Lock()
+    lock.acquire()  # another request holds web3's lock
+    acquisition = _Acquisition(lock)
+    worker = threading.Thread(target=acquisition.acquire)
+    worker.start()
+    acquisition.abandon()  # the waiter is cancelled before the worker gets the lock
+    lock.release()  # the holder finishes
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert lock.acquire(blocking=False), "the abandoned acquisition kept the lock"
+
+
+def test_an_acquisition_abandoned_after_it_completed_releases_the_lock() -> None:
+    import threading
+
+    from walruspy.chain.evm_rpc import _Acquisition
+
+    lock = threading.Lock()
+    acquisition = _Acquisition(lock)
+    acquisition.acquire()
+    assert lock.locked()
+    acquisition.abandon()
+    assert not lock.locked()

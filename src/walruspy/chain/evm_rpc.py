@@ -102,23 +102,54 @@ async def _cancellation_safe_lock(
     the worker thread to acquire it for nobody: once a request is cancelled at that moment,
     every later HTTP request of every AsyncHTTPProvider in the process hangs (reproduced by
     tests/chain/test_evm_rpc.py). Here the acquisition is shielded; a waiter cancelled before
-    it completes hands the lock back as soon as the worker gets it, and only a holder releases.
+    it completes hands the lock back as soon as the worker gets it (`_Acquisition`), and only a
+    holder releases.
     """
-    acquiring = asyncio.get_running_loop().run_in_executor(thread_pool, lock.acquire)
-
-    def hand_back(done: asyncio.Future[Any]) -> None:
-        if not done.cancelled() and done.exception() is None:
-            lock.release()
-
+    acquisition = _Acquisition(lock)
+    acquiring = asyncio.get_running_loop().run_in_executor(thread_pool, acquisition.acquire)
     try:
         await asyncio.shield(acquiring)
     except asyncio.CancelledError:
-        acquiring.add_done_callback(hand_back)
+        acquisition.abandon()
         raise
     try:
         yield
     finally:
         lock.release()
+
+
+class _Acquisition:
+    """One acquisition of `lock` on a worker thread that its waiter may abandon.
+
+    The hand-back happens on whichever thread comes second, under a small lock of its own, and
+    never through the event loop: a loop that closes while the worker still waits (a CLI command
+    ending after a timeout) would otherwise leave the lock held for good and hang the process.
+    """
+
+    __slots__ = ("_abandoned", "_acquired", "_lock", "_state")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._state = threading.Lock()
+        self._abandoned = False
+        self._acquired = False
+
+    def acquire(self) -> None:
+        """Worker thread: take the lock, or give it straight back if the waiter left."""
+        self._lock.acquire()
+        with self._state:
+            if self._abandoned:
+                self._lock.release()
+            else:
+                self._acquired = True
+
+    def abandon(self) -> None:
+        """Event loop: the waiter was cancelled; release the lock if the worker already got it."""
+        with self._state:
+            self._abandoned = True
+            if self._acquired:
+                self._acquired = False
+                self._lock.release()
 
 
 def _install_cancellation_safe_lock() -> None:

@@ -1,47 +1,55 @@
 """The node-API suite: every route through `NodeClient`, against a node.
 
-The suite talks to the node only over HTTP and drives the chain only through the target's
-`chain` object, so the same tests run against any node behind a URL. The `target` fixture is
-parametrized: "in_process" starts a `StorageNode` on the fake chain in this process; a
-"process" target (a real `walruspy node run` on the devchain, driven through the EVM chain
-client) plugs in the same way once that client exists.
+The suite talks to the node only over HTTP and drives the chain only through the target
+(`NodeTarget`: register, certify, delete, invalidate, next epoch, event count, settle), so the
+same tests run against any node behind a URL. The `target` fixture is parametrized:
+"in_process" starts a `StorageNode` on the fake chain in this process for each test; "process"
+is a real `python -m walruspy.node run` on the devchain, driven through the EVM chain client,
+with certificates signed by the test-held BLS keys of the committee (tests/node/process_target.py).
+Both have the same committee: two nodes holding 6 and 4 of the 10 shards. The devchain, its
+deployment and the two node processes start once per module; each test uses fresh blob data
+and compares epochs and event counts with the target's live values, so tests stay independent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 import yaml
 
 from tests.core.test_inconsistency import tampered_encoding
 from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster, upload_to
-from tests.node.fakes import FakeChain
+from tests.node.process_target import (
+    Devnet,
+    NodeTarget,
+    ProcessTarget,
+    open_node_devnet,
+)
 from walruspy.core.blob_id import BlobId
-from walruspy.core.encoding import EncodedBlob, encode_blob
+from walruspy.core.encoding import encode_blob
 from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import (
     BlobPersistence,
     ConfirmationMessage,
     InvalidBlobIdMessage,
 )
+from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import EncodingParams
 from walruspy.core.recovery import recover_sliver
 from walruspy.core.symbols import SymbolSource
 from walruspy.core.types import (
-    ShardIndex,
     SliverIndex,
     SliverPairIndex,
     SliverType,
-    pair_of_shard,
     sliver_index_of_pair,
 )
 from walruspy.node.api import SERVED_ROUTES
+from walruspy.node.config import ApiLimits
 from walruspy.node_api import errors
-from walruspy.node_api.client import NodeClient
 from walruspy.node_api.paths import (
     ConfirmationWait,
     DecodingSymbolsQuery,
@@ -62,62 +70,109 @@ N_SHARDS = 10
 PRIMARY, SECONDARY = SliverType.PRIMARY, SliverType.SECONDARY
 
 
-@dataclass
-class Target:
-    """A node under test: its client, the chain that drives it, and how to wait for it."""
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-    client: NodeClient
-    chain: FakeChain
-    cluster: Cluster
-    node: ClusterNode
+# Confirmation long polls enabled (Walrus's default disables them), for the long-poll test.
+LONG_POLL_LIMITS = ApiLimits(confirmation_long_poll_max_ms=5000)
 
-    @property
-    def shards(self) -> tuple[int, ...]:
-        return self.node.shards
+Target = NodeTarget
+
+
+class InProcessTarget(NodeTarget):
+    """Node 0 of an in-process `Cluster` on the fake chain."""
+
+    def __init__(self, cluster: Cluster, node: ClusterNode) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.nodes = cluster.nodes
+        self.client = cluster.client(node)
+        self.session = cluster.session
+
+    async def epoch(self) -> int:
+        return self.cluster.chain.epoch
+
+    async def event_count(self) -> int:
+        return self.cluster.chain.event_count
 
     async def settle(self) -> None:
-        """Wait until the node has applied every event emitted so far."""
         await self.cluster.wait_for_events()
 
-    def pairs(self, blob_id: BlobId) -> list[SliverPairIndex]:
-        return [pair_of_shard(ShardIndex(s), blob_id.raw, N_SHARDS) for s in self.shards]
-
-    async def register(
-        self, data: bytes, *, deletable: bool = False, epochs_ahead: int = 5
-    ) -> tuple[EncodedBlob, bytes]:
-        encoded = encode_blob(data, N_SHARDS)
-        object_id = self.chain.register(
-            encoded.metadata.blob_id, len(data), epochs_ahead, deletable
+    async def register_blob(
+        self,
+        metadata: VerifiedBlobMetadataWithId,
+        unencoded_size: int,
+        *,
+        deletable: bool = False,
+        epochs_ahead: int = 5,
+    ) -> bytes:
+        return self.cluster.chain.register(
+            metadata.blob_id, unencoded_size, epochs_ahead, deletable
         )
-        await self.settle()
-        return encoded, object_id
 
-    async def upload(self, encoded: EncodedBlob) -> None:
-        await upload_to(self.client, encoded, self.shards)
+    async def certify(self, object_id: bytes) -> None:
+        self.cluster.chain.certify(object_id)
+
+    async def delete(self, object_id: bytes) -> None:
+        self.cluster.chain.delete(object_id)
+
+    async def invalidate(self, blob_id: BlobId) -> None:
+        self.cluster.chain.invalidate(blob_id)
+
+    async def next_epoch(self) -> None:
+        self.cluster.chain.next_epoch()
 
 
-@pytest.fixture(params=["in_process"])
-async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+@pytest_asyncio.fixture(loop_scope="module")
+async def in_process_target(tmp_path: Path) -> AsyncIterator[NodeTarget]:
     # One node with 6 of the 10 shards, and a second one holding the other 4, so the first
     # node does not own every pair.
-    async with open_cluster(tmp_path, (6, 4)) as cluster:
-        node = cluster.nodes[0]
-        yield Target(cluster.client(node), cluster.chain, cluster, node)
+    async with open_cluster(tmp_path, (6, 4), limits=LONG_POLL_LIMITS) as cluster:
+        yield InProcessTarget(cluster, cluster.nodes[0])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def process_devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
+    directory = tmp_path_factory.mktemp("node-api")
+    limits = {
+        "limits": {"confirmation_long_poll_max_ms": LONG_POLL_LIMITS.confirmation_long_poll_max_ms}
+    }
+    async with open_node_devnet(directory, (6, 4), limits) as devnet:
+        yield devnet
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def process_target(process_devnet: Devnet) -> NodeTarget:
+    target = ProcessTarget(process_devnet, 0)
+    await target.settle()  # whatever an earlier test left in flight
+    return target
+
+
+@pytest.fixture(
+    params=[
+        "in_process",
+        pytest.param("process", marks=[pytest.mark.devnet, pytest.mark.slow]),
+    ]
+)
+def target(request: pytest.FixtureRequest) -> NodeTarget:
+    """The node under test; the devnet of "process" starts only if such a test runs."""
+    value: NodeTarget = request.getfixturevalue(f"{request.param}_target")
+    return value
 
 
 # --- health, docs, metrics --------------------------------------------------------------------
 
 
 async def test_health(target: Target) -> None:
+    await target.settle()
     info = await target.client.health(detailed=True)
-    assert info.epoch == 1
+    assert info.epoch == await target.epoch()
     assert info.public_key == target.node.key.public_key().to_bytes()
     assert info.node_status == "Active"
     assert info.shard_summary.owned == len(target.shards)
     assert info.shard_summary.owned_shard_status.ready == len(target.shards)
     assert info.shard_detail is not None
     assert [s.shard for s in info.shard_detail.owned] == list(target.shards)
-    assert info.event_progress.persisted == target.chain.event_count
+    assert info.event_progress.persisted == await target.event_count()
 
 
 async def test_openapi_document_lists_exactly_the_served_routes(target: Target) -> None:
@@ -140,12 +195,12 @@ async def test_openapi_document_lists_exactly_the_served_routes(target: Target) 
 
 
 async def test_metrics_and_cors(target: Target) -> None:
-    async with target.cluster.session.get(target.node.url + "/metrics") as response:
+    async with target.session.get(target.node.url + "/metrics") as response:
         text = await response.text()
         assert response.status == 200
         assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "walrus_events_processed_total" in text
-    async with target.cluster.session.options(target.node.url + "/v1/health") as response:
+    async with target.session.options(target.node.url + "/v1/health") as response:
         assert response.status == 204
         assert response.headers["Access-Control-Allow-Methods"] == "*"
 
@@ -154,6 +209,7 @@ async def test_metrics_and_cors(target: Target) -> None:
 
 
 async def test_store_read_and_confirm_a_permanent_blob(target: Target) -> None:
+    epoch = await target.epoch()
     encoded, object_id = await target.register(blob_data(1, 5000))
     blob_id = encoded.metadata.blob_id
     client = target.client
@@ -171,71 +227,68 @@ async def test_store_read_and_confirm_a_permanent_blob(target: Target) -> None:
         for sliver_type in SliverType:
             got = await client.get_sliver(encoded.metadata, pair, sliver_type)
             assert got.sliver == encoded.sliver(pair, sliver_type).sliver
-            status = await client.sliver_status(blob_id, pair, sliver_type)
-            assert status is StoredOnNodeStatus.STORED
+            stored = await client.sliver_status(blob_id, pair, sliver_type)
+            assert stored is StoredOnNodeStatus.STORED
     metadata = await client.get_metadata(blob_id, N_SHARDS)
     assert metadata == encoded.metadata
     signed = await client.get_confirmation(blob_id)
-    message = ConfirmationMessage(1, blob_id.raw, BlobPersistence.PERMANENT)
+    message = ConfirmationMessage(epoch, blob_id.raw, BlobPersistence.PERMANENT)
     signed.verify(target.node.key.public_key(), message)
     status = await client.blob_status(blob_id)
     assert isinstance(status, Permanent) and not status.is_certified
-    target.chain.certify(object_id)
+    await target.certify(object_id)
     await target.settle()
     status = await client.blob_status(blob_id)
     assert isinstance(status, Permanent) and status.is_certified
-    assert status.end_epoch == 6 and status.initial_certified_epoch == 1
+    assert status.end_epoch == epoch + 5 and status.initial_certified_epoch == epoch
 
 
 async def test_deletable_confirmation_names_the_object(target: Target) -> None:
+    epoch = await target.epoch()
     encoded, object_id = await target.register(blob_data(2, 300), deletable=True)
     blob_id = encoded.metadata.blob_id
     await target.upload(encoded)
     signed = await target.client.get_confirmation(blob_id, object_id)
-    message = ConfirmationMessage(1, blob_id.raw, BlobPersistence.deletable(object_id))
+    message = ConfirmationMessage(epoch, blob_id.raw, BlobPersistence.deletable(object_id))
     signed.verify(target.node.key.public_key(), message)
     assert await target.client.blob_status(blob_id) == Deletable(None, DeletableCounts(1, 0))
     with pytest.raises(errors.NotRegisteredError):
         await target.client.get_confirmation(blob_id, b"\x07" * 32)
-    target.chain.delete(object_id)
+    await target.delete(object_id)
     await target.settle()
     with pytest.raises(errors.NotRegisteredError):
         await target.client.get_confirmation(blob_id, object_id)
     assert isinstance(await target.client.blob_status(blob_id), Nonexistent)
 
 
-async def test_confirmation_long_poll_waits_for_the_registration(tmp_path: Path) -> None:
-    from walruspy.node.config import ApiLimits
+async def test_confirmation_long_poll_waits_for_the_registration(target: Target) -> None:
+    client = target.client
+    encoded = encode_blob(blob_data(10, 300), N_SHARDS)
+    blob_id = encoded.metadata.blob_id
+    with pytest.raises(errors.NotRegisteredError):
+        await client.get_confirmation(blob_id)
+    wait = ConfirmationWait(wait_for_registration=True, wait_ms=50)
+    with pytest.raises(errors.NotRegisteredError):
+        await client.get_confirmation(blob_id, wait=wait)
 
-    limits = ApiLimits(confirmation_long_poll_max_ms=5000)
-    async with open_cluster(tmp_path, (10,), limits=limits) as cluster:
-        node = cluster.nodes[0]
-        client = cluster.client(node)
-        encoded = encode_blob(b"late registration", N_SHARDS)
-        blob_id = encoded.metadata.blob_id
-        with pytest.raises(errors.NotRegisteredError):
-            await client.get_confirmation(blob_id)
-        wait = ConfirmationWait(wait_for_registration=True, wait_ms=50)
-        with pytest.raises(errors.NotRegisteredError):
-            await client.get_confirmation(blob_id, wait=wait)
+    async def register_and_upload() -> None:
+        await asyncio.sleep(0.05)
+        await target.register_blob(encoded.metadata, 300)
+        await target.settle()
+        await target.upload(encoded)
 
-        async def register_and_upload() -> None:
-            await asyncio.sleep(0.05)
-            cluster.chain.register(blob_id, 17)
-            await cluster.wait_for_events()
-            await upload_to(client, encoded, node.shards)
-
-        waiting = asyncio.create_task(
-            client.get_confirmation(blob_id, wait=ConfirmationWait(True, 4000))
-        )
-        await register_and_upload()
-        # Either the poll returned after registration (MISSING_SLIVERS if it raced the
-        # upload) or with a confirmation; both prove it woke up before its 4 s.
-        try:
-            signed = await waiting
-            signed.verify(node.key.public_key(), ConfirmationMessage(1, blob_id.raw))
-        except errors.MissingSliversError:
-            pass
+    epoch = await target.epoch()
+    waiting = asyncio.create_task(
+        client.get_confirmation(blob_id, wait=ConfirmationWait(True, 4000))
+    )
+    await register_and_upload()
+    # Either the poll returned after registration (MISSING_SLIVERS if it raced the
+    # upload) or with a confirmation; both prove it woke up before its 4 s.
+    try:
+        signed = await waiting
+        signed.verify(target.node.key.public_key(), ConfirmationMessage(epoch, blob_id.raw))
+    except errors.MissingSliversError:
+        pass
 
 
 # --- recovery symbols, decoding symbols, inconsistency proofs ---------------------------------
@@ -282,14 +335,14 @@ async def test_recovery_symbols_by_id(target: Target) -> None:
 async def test_symbols_recover_a_missing_sliver(target: Target) -> None:
     """Symbols from both nodes rebuild a sliver exactly (what blob sync does)."""
     encoded, _ = await target.register(blob_data(5, 6000))
-    for node in target.cluster.nodes:
-        await upload_to(target.cluster.client(node), encoded, node.shards)
+    for node in target.nodes:
+        await upload_to(target.client_for(node), encoded, node.shards)
     metadata, blob_id = encoded.metadata, encoded.metadata.blob_id
     target_index = SliverIndex(0)
     request = RecoverySymbolsForSliver(target_index, PRIMARY, SECONDARY)
     verified = []
-    for node in target.cluster.nodes:
-        for s in await target.cluster.client(node).recovery_symbols(blob_id, request):
+    for node in target.nodes:
+        for s in await target.client_for(node).recovery_symbols(blob_id, request):
             verified.append(s.verify(metadata, target_index, PRIMARY))
     recovered = recover_sliver(metadata, PRIMARY, target_index, verified)
     assert not isinstance(recovered, InconsistencyProof)
@@ -320,7 +373,8 @@ async def test_inconsistency_proof_is_attested_only_when_valid(target: Target) -
     data = blob_data(7, 2000)
     honest, metadata, _fake = tampered_encoding(data, N_SHARDS, 0, b"noise")
     blob_id = metadata.blob_id
-    target.chain.register(blob_id, len(data))
+    epoch = await target.epoch()
+    await target.register_blob(metadata, len(data))
     await target.settle()
     await target.client.put_metadata(metadata)
     params = EncodingParams(N_SHARDS)
@@ -334,7 +388,7 @@ async def test_inconsistency_proof_is_attested_only_when_valid(target: Target) -
     proof = recover_sliver(metadata, PRIMARY, target_index, symbols)
     assert isinstance(proof, InconsistencyProof)
     signed = await target.client.inconsistency_proof(blob_id, proof)
-    signed.verify(target.node.key.public_key(), InvalidBlobIdMessage(1, blob_id.raw))
+    signed.verify(target.node.key.public_key(), InvalidBlobIdMessage(epoch, blob_id.raw))
     # The same symbols against the honest blob's metadata prove nothing.
     good, _ = await target.register(data)
     await target.client.put_metadata(good.metadata)
@@ -353,7 +407,7 @@ async def test_inconsistency_proof_is_attested_only_when_valid(target: Target) -
 async def test_expired_blob_is_not_registered(target: Target) -> None:
     encoded, _ = await target.register(blob_data(8, 100), epochs_ahead=1)
     await target.upload(encoded)
-    target.chain.next_epoch()
+    await target.next_epoch()
     await target.settle()
     blob_id = encoded.metadata.blob_id
     assert isinstance(await target.client.blob_status(blob_id), Nonexistent)
@@ -369,7 +423,7 @@ async def test_invalid_blob_is_refused_and_its_data_deleted(target: Target) -> N
     encoded, _ = await target.register(blob_data(9, 100))
     await target.upload(encoded)
     blob_id = encoded.metadata.blob_id
-    target.chain.invalidate(blob_id)
+    await target.invalidate(blob_id)
     await target.settle()
     status = await target.client.blob_status(blob_id)
     assert isinstance(status, Invalid)

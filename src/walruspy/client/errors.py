@@ -35,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from walruspy.client.quorum import Fanout
 from walruspy.core import errors as core_errors
 from walruspy.core.errors import WalrusError
+from walruspy.node_api.fanout import Fanout
 
 
 class ClientError(WalrusError):

@@ -44,7 +44,6 @@ from walruspy.client.errors import (
     NoValidStatusError,
 )
 from walruspy.client.nodes import ClientEnv, Node, is_forbidden, is_not_found
-from walruspy.client.quorum import Fanout, NodeRequest, gather_weight
 from walruspy.client.results import Progress, ProgressCallback
 from walruspy.client.status import verified_status
 from walruspy.core import errors as core_errors
@@ -60,6 +59,7 @@ from walruspy.core.types import (
     pair_index_of_sliver,
     shard_of_pair,
 )
+from walruspy.node_api.fanout import Fanout, NodeRequest, gather_weight
 from walruspy.node_api.schemas import Invalid
 
 

@@ -22,10 +22,10 @@ from collections.abc import Iterable, Mapping
 
 from walruspy.client.errors import NoValidStatusError
 from walruspy.client.nodes import ClientEnv, Node
-from walruspy.client.quorum import NodeRequest, gather_weight
 from walruspy.client.results import VerifiedStatus
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee
+from walruspy.node_api.fanout import NodeRequest, gather_weight
 from walruspy.node_api.schemas import BlobStatus, blob_status_sort_key, blob_status_to_json
 
 

@@ -48,7 +48,6 @@ from walruspy.client.errors import (
     NoValidStatusError,
 )
 from walruspy.client.nodes import ClientEnv, Node, first_error, retrying
-from walruspy.client.quorum import Fanout, NodeRequest, gather_weight
 from walruspy.client.results import (
     Progress,
     ProgressCallback,
@@ -64,6 +63,7 @@ from walruspy.core.messages import BlobPersistence, ConfirmationMessage, SignedM
 from walruspy.core.params import EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
+from walruspy.node_api.fanout import Fanout, NodeRequest, gather_weight
 from walruspy.node_api.paths import format_object_id
 from walruspy.node_api.schemas import EventId, Permanent
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from walruspy.core import params
 from walruspy.core.crypto import BlsPublicKey, aggregate_public_keys
 
 #: Length of a node ID (the staking pool's object ID in Walrus).
@@ -137,7 +138,7 @@ class Committee:
     @property
     def max_n_faulty(self) -> int:
         """f = (n_shards - 1) // 3, the most shards that may be Byzantine."""
-        return (self.n_shards - 1) // 3
+        return params.max_n_faulty(self.n_shards)
 
     @property
     def min_n_correct(self) -> int:
@@ -155,12 +156,12 @@ class Committee:
     @property
     def quorum_weight(self) -> int:
         """The smallest weight that is a quorum."""
-        return -(-(2 * self.n_shards + 1) // 3)
+        return params.quorum_weight(self.n_shards)
 
     @property
     def validity_weight(self) -> int:
         """The smallest weight that passes the validity test."""
-        return -(-(self.n_shards + 1) // 3)
+        return params.validity_weight(self.n_shards)
 
     def weight_of(self, member_indices: Iterable[int]) -> int:
         """The total weight of the members at `member_indices` (each counted once)."""

@@ -39,7 +39,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Self, TypeVar
 
 from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
 
@@ -88,31 +88,42 @@ def _fail_decode(what: str, data: bytes, error: ValueError) -> DecodeError:
     return DecodeError(f"{what} is not a valid compressed point ({len(data)} bytes): {error}")
 
 
-def _decode_g1(data: bytes, what: str) -> G1Point:
-    if len(data) != PUBLIC_KEY_BYTES:
-        raise DecodeError(f"{what} must be {PUBLIC_KEY_BYTES} bytes, got {len(data)}")
+_P = TypeVar("_P", G1Point, G2Point)
+
+
+def _group_name(point_type: type[_P]) -> str:
+    return "G1" if point_type is G1Point else "G2"
+
+
+def _decode_point(point_type: type[_P], size: int, data: bytes, what: str) -> _P:
+    """A compressed point of `size` bytes that is canonical and in its group's subgroup."""
+    if len(data) != size:
+        raise DecodeError(f"{what} must be {size} bytes, got {len(data)}")
     try:
-        point = G1Point.from_compressed_bytes_unchecked(data)
+        point = point_type.from_compressed_bytes_unchecked(data)
     except ValueError as error:
         raise _fail_decode(what, data, error) from error
     if point.to_compressed_bytes() != data:
         raise DecodeError(f"{what} is not the canonical encoding of its point")
     if not point.is_in_subgroup():
-        raise VerificationError(f"{what} is on the curve but not in the G1 subgroup")
+        group = _group_name(point_type)
+        raise VerificationError(f"{what} is on the curve but not in the {group} subgroup")
     return point
 
 
-def _decode_g2(data: bytes, what: str) -> G2Point:
-    if len(data) != SIGNATURE_BYTES:
-        raise DecodeError(f"{what} must be {SIGNATURE_BYTES} bytes, got {len(data)}")
+def _point_from_eip2537(point_type: type[_P], size: int, data: bytes) -> _P:
+    """An EIP-2537 uncompressed point of `size` bytes, canonical and in its group's subgroup."""
+    group = _group_name(point_type)
+    what = f"EIP-2537 {group} point"
+    xy = _unpad_eip2537(data, size, what)
     try:
-        point = G2Point.from_compressed_bytes_unchecked(data)
+        point = point_type.from_xy_bytes_unchecked_be(xy)
     except ValueError as error:
-        raise _fail_decode(what, data, error) from error
-    if point.to_compressed_bytes() != data:
+        raise DecodeError(f"{what} is not on the curve: {error}") from error
+    if point.to_xy_bytes_be() != xy:
         raise DecodeError(f"{what} is not the canonical encoding of its point")
     if not point.is_in_subgroup():
-        raise VerificationError(f"{what} is on the curve but not in the G2 subgroup")
+        raise VerificationError(f"{what} is not in the {group} subgroup")
     return point
 
 
@@ -148,7 +159,7 @@ class BlsPublicKey:
     _point: G1Point = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        point = _decode_g1(bytes(self.data), "BLS public key")
+        point = _decode_point(G1Point, PUBLIC_KEY_BYTES, bytes(self.data), "BLS public key")
         if point == G1Point.identity():
             raise VerificationError("BLS public key is the identity point")
         object.__setattr__(self, "data", bytes(self.data))
@@ -162,15 +173,7 @@ class BlsPublicKey:
     @classmethod
     def from_eip2537(cls, data: BytesLike) -> Self:
         """Parse a 128-byte EIP-2537 uncompressed G1 point (with the same checks)."""
-        xy = _unpad_eip2537(bytes(data), G1_EIP2537_BYTES, "EIP-2537 G1 point")
-        try:
-            point = G1Point.from_xy_bytes_unchecked_be(xy)
-        except ValueError as error:
-            raise DecodeError(f"EIP-2537 G1 point is not on the curve: {error}") from error
-        if point.to_xy_bytes_be() != xy:
-            raise DecodeError("EIP-2537 G1 point is not the canonical encoding of its point")
-        if not point.is_in_subgroup():
-            raise VerificationError("EIP-2537 G1 point is not in the G1 subgroup")
+        point = _point_from_eip2537(G1Point, G1_EIP2537_BYTES, bytes(data))
         return cls(point.to_compressed_bytes())
 
     def to_bytes(self) -> bytes:
@@ -201,7 +204,7 @@ class BlsSignature:
     _point: G2Point = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        point = _decode_g2(bytes(self.data), "BLS signature")
+        point = _decode_point(G2Point, SIGNATURE_BYTES, bytes(self.data), "BLS signature")
         object.__setattr__(self, "data", bytes(self.data))
         object.__setattr__(self, "_point", point)
 
@@ -213,15 +216,7 @@ class BlsSignature:
     @classmethod
     def from_eip2537(cls, data: BytesLike) -> Self:
         """Parse a 256-byte EIP-2537 uncompressed G2 point (with the subgroup check)."""
-        xy = _unpad_eip2537(bytes(data), G2_EIP2537_BYTES, "EIP-2537 G2 point")
-        try:
-            point = G2Point.from_xy_bytes_unchecked_be(xy)
-        except ValueError as error:
-            raise DecodeError(f"EIP-2537 G2 point is not on the curve: {error}") from error
-        if point.to_xy_bytes_be() != xy:
-            raise DecodeError("EIP-2537 G2 point is not the canonical encoding of its point")
-        if not point.is_in_subgroup():
-            raise VerificationError("EIP-2537 G2 point is not in the G2 subgroup")
+        point = _point_from_eip2537(G2Point, G2_EIP2537_BYTES, bytes(data))
         return cls(point.to_compressed_bytes())
 
     def to_bytes(self) -> bytes:

@@ -56,63 +56,43 @@ def decode_blob(
     if len(axes) > 1:
         raise ValueError("decode_blob takes slivers of one axis")
     axis = axes.pop() if axes else SliverType.PRIMARY
-    params = metadata.params
-    needed = (
-        params.n_primary_source_symbols
-        if axis is SliverType.PRIMARY
-        else (params.n_secondary_source_symbols)
-    )
+    params, ss = metadata.params, metadata.symbol_size
+    p, s, n = params.n_primary_source_symbols, params.n_secondary_source_symbols, params.n_shards
+    needed, length = (p, s) if axis is SliverType.PRIMARY else (s, p)
     if len(by_index) < needed:
         raise NotEnoughSymbolsError(
             f"need {needed} distinct {axis.value} slivers to decode, got {len(by_index)}"
         )
     chosen = {i: by_index[i] for i in sorted(by_index)[:needed]}
-    if axis is SliverType.PRIMARY:
-        rows = _rows_from_primary(metadata, chosen)
-    else:
-        rows = _rows_from_secondary(metadata, chosen)
+    source = _source_slivers(chosen, needed, length, n, ss)
+    # Primary source slivers are the rows; secondary ones are the columns.
+    rows = source if axis is SliverType.PRIMARY else np.ascontiguousarray(source.transpose(1, 0, 2))
     blob = rows.tobytes()[: metadata.unencoded_length]
     received_rows = set(chosen) if axis is SliverType.PRIMARY else set()
     _check_consistency(metadata, rows, blob, received_rows, check)
     return blob
 
 
-def _rows_from_primary(
-    metadata: VerifiedBlobMetadataWithId, chosen: dict[int, SliverData]
+def _source_slivers(
+    chosen: dict[int, SliverData], k: int, length: int, n: int, symbol_size: int
 ) -> np.ndarray:
-    """The p x s source matrix from p primary slivers (decoding column by column if needed)."""
-    params, ss = metadata.params, metadata.symbol_size
-    p, s, n = params.n_primary_source_symbols, params.n_secondary_source_symbols, params.n_shards
+    """The k source slivers of one axis (k x length symbols) from any k of its n slivers.
+
+    If `chosen` are not the source slivers themselves, each of the `length` symbol positions is
+    decoded on its own: k symbols of the code with k source symbols give its k source symbols
+    (column by column from primary slivers, row by row from secondary ones).
+    """
     indices = list(chosen)
     data = np.stack([np.frombuffer(chosen[i].data, dtype=np.uint8) for i in indices])
-    data = data.reshape(p, s, ss)
-    if indices == list(range(p)):
+    data = data.reshape(k, length, symbol_size)
+    if indices == list(range(k)):
         return data
-    rows = np.empty((p, s, ss), dtype=np.uint8)
-    for c in range(s):
-        column = {i: data[k, c].tobytes() for k, i in enumerate(indices)}
-        rows[:, c, :] = np.frombuffer(
-            b"".join(decode_source(p, n, column)), dtype=np.uint8
-        ).reshape(p, ss)
-    return rows
-
-
-def _rows_from_secondary(
-    metadata: VerifiedBlobMetadataWithId, chosen: dict[int, SliverData]
-) -> np.ndarray:
-    """The p x s source matrix from s secondary slivers (decoding row by row if needed)."""
-    params, ss = metadata.params, metadata.symbol_size
-    p, s, n = params.n_primary_source_symbols, params.n_secondary_source_symbols, params.n_shards
-    indices = list(chosen)
-    data = np.stack([np.frombuffer(chosen[j].data, dtype=np.uint8) for j in indices])
-    data = data.reshape(s, p, ss)
-    if indices == list(range(s)):
-        return np.ascontiguousarray(data.transpose(1, 0, 2))
-    rows = np.empty((p, s, ss), dtype=np.uint8)
-    for r in range(p):
-        row = {j: data[k, r].tobytes() for k, j in enumerate(indices)}
-        rows[r] = np.frombuffer(b"".join(decode_source(s, n, row)), dtype=np.uint8).reshape(s, ss)
-    return rows
+    source = np.empty((k, length, symbol_size), dtype=np.uint8)
+    for position in range(length):
+        symbols = {i: data[row, position].tobytes() for row, i in enumerate(indices)}
+        decoded = b"".join(decode_source(k, n, symbols))
+        source[:, position, :] = np.frombuffer(decoded, dtype=np.uint8).reshape(k, symbol_size)
+    return source
 
 
 def _check_consistency(

@@ -26,6 +26,21 @@ MAX_N_SHARDS = 65535
 DIGEST_LEN = 32
 
 
+def max_n_faulty(n_shards: int) -> int:
+    """f = (n - 1) // 3, the most shards that may be Byzantine."""
+    return (n_shards - 1) // 3
+
+
+def quorum_weight(n_shards: int) -> int:
+    """The smallest shard weight w with 3w >= 2n + 1 (2f + 1 when n = 3f + 1)."""
+    return -(-(2 * n_shards + 1) // 3)
+
+
+def validity_weight(n_shards: int) -> int:
+    """The smallest shard weight w with 3w >= n + 1: includes at least one correct shard."""
+    return -(-(n_shards + 1) // 3)
+
+
 @dataclass(frozen=True, slots=True)
 class EncodingParams:
     """The RS2 parameters that follow from the number of shards."""
@@ -42,7 +57,7 @@ class EncodingParams:
     @property
     def f(self) -> int:
         """The maximum number of Byzantine shards, (n - 1) // 3."""
-        return (self.n_shards - 1) // 3
+        return max_n_faulty(self.n_shards)
 
     @property
     def n_primary_source_symbols(self) -> int:
@@ -67,12 +82,12 @@ class EncodingParams:
     @property
     def quorum_weight(self) -> int:
         """The smallest shard weight w with 3w >= 2n + 1 (2f + 1 when n = 3f + 1)."""
-        return -(-(2 * self.n_shards + 1) // 3)
+        return quorum_weight(self.n_shards)
 
     @property
     def validity_weight(self) -> int:
         """The smallest shard weight w with 3w >= n + 1: includes at least one correct shard."""
-        return -(-(self.n_shards + 1) // 3)
+        return validity_weight(self.n_shards)
 
     @property
     def metadata_length(self) -> int:

@@ -38,6 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 import structlog
@@ -59,11 +60,11 @@ from walruspy.core.types import (
 )
 from walruspy.node import blob_state
 from walruspy.node.config import RecoveryConfig
-from walruspy.node.fanout import fan_out
 from walruspy.node.gc import successor
 from walruspy.node.service import NodeService
 from walruspy.node_api.client import NodeClient, node_url
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
+from walruspy.node_api.fanout import NodeFailure, NodeRequest, UnfinishedRequestError, gather_weight
 from walruspy.node_api.paths import RecoverySymbolsForSliver
 
 log = structlog.get_logger("walruspy.node.recovery")
@@ -72,6 +73,9 @@ log = structlog.get_logger("walruspy.node.recovery")
 MAX_KEPT_PROOFS = 1000
 #: Blob records read per step of the scan for certified blobs that miss data.
 SCAN_BATCH = 1000
+#: What a peer's request may fail with and still be "a peer's failure": our errors and timeouts.
+#: Anything else is a bug and propagates, so it is never silently counted as a peer's failure.
+PEER_FAILURES: tuple[type[BaseException], ...] = (WalrusError, TimeoutError)
 
 
 class SyncGaveUpError(WalrusError):
@@ -293,16 +297,16 @@ class BlobSyncer:
                 return await client.get_metadata(blob_id, n, timeout_s=timeout_s)
 
             # Two at a time: one answer suffices, a second covers a slow or lying peer.
-            outcome = await fan_out(
-                peers,
-                ask,
-                bool,
-                max_in_flight=min(2, self.config.max_concurrent_requests),
+            outcome = await gather_weight(
+                [NodeRequest(member, 1, partial(ask, member)) for member in peers],
+                1,
+                max_concurrency=min(2, self.config.max_concurrent_requests),
                 timeout_s=self._fan_out_timeout(len(peers), timeout_s),
+                failures=PEER_FAILURES,
             )
             self._count_failures(outcome.failures)
-            if outcome.results:
-                return outcome.results[0][1]
+            if outcome.successes:
+                return outcome.successes[0].value
             await self._backoff(attempt)
         raise SyncGaveUpError(f"no peer gave valid metadata of {blob_id}")
 
@@ -343,7 +347,7 @@ class BlobSyncer:
             return list(by_index.values())
         peers = self._peers()
 
-        async def ask(member: CommitteeMember) -> list[VerifiedRecoverySymbol]:
+        async def ask(member: CommitteeMember) -> int:
             client = self._client(member)
             try:
                 symbols = await client.recovery_symbols(
@@ -352,21 +356,25 @@ class BlobSyncer:
             finally:
                 self.service.metrics.recovery_bytes_downloaded.inc(client.bytes_received)
             verified = await asyncio.to_thread(_verify_all, symbols, metadata, target, sliver_type)
+            before = len(by_index)
             for symbol in verified:
                 if symbol.symbol.target_type is sliver_type:
                     by_index.setdefault(symbol.decoding_index, symbol)
-            return verified
+            return len(by_index) - before  # the new distinct symbols: what this answer weighs
 
         # Each peer answers one symbol per shard it holds: ask peers until their shard weight
         # covers what is missing, and more only when some fail (Walrus's request futures).
-        outcome = await fan_out(
-            peers,
-            ask,
-            lambda _results: len(by_index) >= needed,
-            max_in_flight=self.config.max_concurrent_requests,
+        # Success weighs the new symbols it brought, so the threshold is what is still missing
+        # and the peers' weights bound what is in flight.
+        outcome = await gather_weight(
+            [NodeRequest(member, member.weight, partial(ask, member)) for member in peers],
+            needed - len(by_index),
+            max_concurrency=self.config.max_concurrent_requests,
             timeout_s=self._fan_out_timeout(len(peers), timeout_s),
-            weight=lambda member: member.weight,
-            missing=lambda: needed - len(by_index),
+            weigh=lambda added: added,
+            stop_if_unreachable=False,  # a peer may bring more symbols than its weight
+            bound_in_flight=True,
+            failures=PEER_FAILURES,
         )
         self._count_failures(outcome.failures)
         return list(by_index.values()) if len(by_index) >= needed else None
@@ -387,8 +395,11 @@ class BlobSyncer:
             symbols.append(symbol.verify(metadata, target, sliver_type))
         return symbols
 
-    def _count_failures(self, failures: Sequence[tuple[CommitteeMember, BaseException]]) -> None:
-        for member, error in failures:
+    def _count_failures(self, failures: Sequence[NodeFailure[CommitteeMember]]) -> None:
+        for failure in failures:
+            member, error = failure.key, failure.error
+            if isinstance(error, UnfinishedRequestError):
+                continue  # cancelled once enough arrived (or at the timeout): not a fault
             if isinstance(error, VerificationError | DecodeError):
                 kind = "invalid"
                 log.warning(

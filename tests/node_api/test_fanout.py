@@ -1,4 +1,8 @@
-"""The one quorum fan-out helper: thresholds, concurrency, timeouts, lingering, failures."""
+"""The one fan-out helper: thresholds, concurrency, timeouts, lingering, failures, budgets.
+
+The client asks for quorums of shard weight with it; the node's blob sync asks for the first valid
+metadata and for enough recovery symbols, counting only its own errors as a peer's failure.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from walruspy.client.quorum import NodeRequest, UnfinishedRequestError, gather_weight
+from walruspy.core.errors import VerificationError, WalrusError
+from walruspy.node_api.fanout import NodeRequest, UnfinishedRequestError, gather_weight
+
+#: The failures the node's blob sync counts as a peer's (walruspy.node.recovery.PEER_FAILURES).
+PEER_FAILURES = (WalrusError, TimeoutError)
 
 
 def request(key: str, weight: int, delay: float, value: object = None, error: bool = False):
@@ -34,7 +42,7 @@ async def test_stops_once_the_threshold_is_reached_and_cancels_the_rest() -> Non
 
     requests = [request("a", 3, 0.0), request("b", 4, 0.01), NodeRequest("slow", 3, slow)]
     out = await gather_weight(requests, 7, max_concurrency=10, timeout_s=5)
-    assert out.reached
+    assert out.reached and not out.timed_out
     assert sorted(s.key for s in out.successes) == ["a", "b"]
     assert cancelled == ["slow"]
     assert [f.key for f in out.failures] == ["slow"]
@@ -62,6 +70,12 @@ async def test_timeout_bounds_the_whole_fanout() -> None:
     out = await gather_weight([request("a", 10, 5.0)], 1, max_concurrency=1, timeout_s=0.05)
     assert out.timed_out
     assert not out.reached
+
+
+async def test_timeout_returns_what_arrived() -> None:
+    requests = [request("0", 1, 0.0), request("1", 1, 10.0), request("2", 1, 10.0)]
+    out = await gather_weight(requests, 3, max_concurrency=3, timeout_s=0.05)
+    assert out.timed_out and [s.value for s in out.successes] == ["0"]
 
 
 async def test_concurrency_is_capped_and_order_is_kept() -> None:
@@ -191,3 +205,73 @@ async def test_a_caller_may_collect_every_answer_when_the_threshold_is_out_of_re
     )
     assert sorted(s.key for s in collected.successes) == ["b", "c"]
     assert not collected.reached
+
+
+async def test_the_callers_failures_are_values_and_all_are_tried() -> None:
+    async def call(item: int) -> int:
+        if item % 2:
+            raise VerificationError(f"bad {item}")
+        if item == 4:
+            raise TimeoutError
+        return item
+
+    requests = [NodeRequest(i, 1, lambda i=i: call(i)) for i in range(6)]
+    out = await gather_weight(
+        requests,
+        6,
+        max_concurrency=2,
+        timeout_s=5,
+        stop_if_unreachable=False,
+        failures=PEER_FAILURES,
+    )
+    assert not out.reached
+    assert sorted(s.key for s in out.successes) == [0, 2]
+    assert sorted(f.key for f in out.failures) == [1, 3, 4, 5]
+
+
+async def test_a_bug_is_not_a_peer_failure() -> None:
+    async def call() -> int:
+        raise KeyError(1)
+
+    with pytest.raises(KeyError):
+        await gather_weight(
+            [NodeRequest(1, 1, call)], 1, max_concurrency=1, timeout_s=1, failures=PEER_FAILURES
+        )
+
+
+async def test_no_requests() -> None:
+    out = await gather_weight([], 1, max_concurrency=1, timeout_s=1)
+    assert not out.successes and not out.reached
+
+
+async def test_the_weight_in_flight_is_bounded_by_what_is_missing() -> None:
+    """Nodes are asked only while their weight in flight is below what is missing."""
+    collected: list[int] = []
+    asked: list[int] = []
+
+    async def call(item: int) -> int:
+        asked.append(item)
+        await asyncio.sleep(0.001)
+        if item == 1:
+            raise VerificationError("liar")
+        collected.extend([item] * 3)  # each node brings 3 symbols
+        return 3
+
+    out = await gather_weight(
+        [NodeRequest(i, 3, lambda i=i: call(i)) for i in range(10)],
+        7,
+        max_concurrency=10,
+        timeout_s=5,
+        weigh=lambda added: added,
+        bound_in_flight=True,
+        failures=PEER_FAILURES,
+    )
+    assert out.reached and len(collected) >= 7
+    # 3 nodes cover 7; the liar's failure brings in exactly one more.
+    assert asked == [0, 1, 2, 3]
+
+
+async def test_weigh_counts_what_a_success_brought() -> None:
+    requests = [request("a", 5, 0.0, value=1), request("b", 5, 0.01, value=2)]
+    out = await gather_weight(requests, 3, max_concurrency=2, timeout_s=5, weigh=int)
+    assert out.reached and [s.weight for s in out.successes] == [1, 2]

@@ -1,11 +1,15 @@
-"""Quorum fan-out: ask many storage nodes, gather shard weight until a threshold is reached.
+"""The one fan-out helper: ask many storage nodes, gather weight until a threshold is reached.
 
-Theory of operation (walrus-system.md sections 1.2, 1.3 and 5). Every client step that talks to the
-committee has the same shape: send one request per node, weigh each success by the shards the node
-holds, and stop once the successes reach a threshold (a quorum 2f+1 for confirmations, n-2f
-slivers for a read, f+1 for a trusted status). `gather_weight` is that one helper:
+Theory of operation (spec/walrus-system.md 1.2, 1.3, 3.4 and 5; Walrus `committee/
+request_futures.rs`; STYLE.md 7). Every step that talks to the committee has the same shape: send
+one request per node, weigh each success (by default by the shards the node holds), and stop once
+the successes reach a threshold: a quorum 2f+1 for the client's confirmations, n-2f slivers for a
+read, f+1 for a trusted status, the first valid metadata or enough distinct recovery symbols for a
+node's blob sync. `gather_weight` is that one helper, shared by the client and the node:
 
-- at most `max_concurrency` requests are in flight;
+- requests start in the caller's order, at most `max_concurrency` at once and, with
+  `bound_in_flight`, only while the weight in flight is below the weight still missing (Walrus
+  asks nodes until their shards cover what it needs, and more only when some fail);
 - it returns as soon as the success weight reaches `threshold` and, after an optional `linger_s`
   (Walrus keeps uploading to slow nodes for a while after the quorum, so that more honest nodes
   get their slivers directly), cancels what is still running;
@@ -19,14 +23,16 @@ slivers for a read, f+1 for a trusted status). `gather_weight` is that one helpe
 
 Per-node successes and failures are values in the returned `Fanout`, never exceptions, so the
 caller can say exactly which nodes failed and why, and how much weight it reached of how much it
-needed. Exceptions a request raises are caught except for cancellation.
+needed. Which exceptions count as a node's failure is the caller's choice (`failures`): the
+client counts any `Exception`; the node counts only its own errors and timeouts, so that a bug
+propagates instead of being silently counted as a peer's failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -45,7 +51,7 @@ class NodeRequest(Generic[K, T]):
 
 @dataclass(frozen=True, slots=True)
 class NodeSuccess(Generic[K, T]):
-    """A node that answered, with its value and how long it took."""
+    """A node that answered, with its value, the weight it counts for and how long it took."""
 
     key: K
     weight: int
@@ -80,7 +86,7 @@ class Fanout(Generic[K, T]):
 
     @property
     def weight(self) -> int:
-        """The shard weight of the successful nodes."""
+        """The weight of the successful nodes."""
         return sum(s.weight for s in self.successes)
 
     @property
@@ -112,18 +118,25 @@ async def gather_weight(
     timeout_s: float,
     linger_s: float | Callable[[float], float] = 0.0,
     accept: Callable[[T], bool] | None = None,
+    weigh: Callable[[T], int] | None = None,
     give_up: Callable[[Fanout[K, T]], bool] | None = None,
     on_reached: Callable[[Fanout[K, T]], None] | None = None,
     stop_if_unreachable: bool = True,
+    bound_in_flight: bool = False,
+    failures: tuple[type[BaseException], ...] = (Exception,),
 ) -> Fanout[K, T]:
     """Run `requests` until the success weight reaches `threshold` (see the module docstring).
 
     `linger_s` is a number of seconds, or a function of the time it took to reach the threshold
     (Walrus's extra time: 0.5 x that time + 0.5 s). `accept` can turn a returned value into a
     failure (for example a "not found" answer that must not count towards the threshold).
-    `give_up` is asked after each answer while the threshold is not reached; True ends the
-    fan-out. `on_reached` is called once with the outcome so far when the threshold is reached
-    (it must not block: it runs on the event loop, between answers).
+    `weigh` gives the weight a success counts for, when that is not its request's weight (a
+    peer's answer may bring fewer new symbols than the shards it holds). `give_up` is asked
+    after each answer while the threshold is not reached; True ends the fan-out. `on_reached`
+    is called once with the outcome so far when the threshold is reached (it must not block: it
+    runs on the event loop, between answers). With `bound_in_flight`, a request starts only while
+    the weight of the requests in flight is below `threshold` minus the weight reached. An
+    exception that is not one of `failures` is raised once the stragglers are cancelled.
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
@@ -138,7 +151,12 @@ async def gather_weight(
     announced = False
 
     def launch() -> None:
-        while pending_requests and len(running) < max_concurrency:
+        while (
+            pending_requests
+            and len(running) < max_concurrency
+            # with a bound: only while the requests in flight cannot bring what is missing
+            and not (bound_in_flight and _in_flight(running) >= threshold - outcome.weight)
+        ):
             request = pending_requests.pop()
             running[asyncio.ensure_future(request.call())] = (request, time.monotonic())
 
@@ -171,7 +189,7 @@ async def gather_weight(
             for task in done:
                 request, started = running.pop(task)
                 remaining_weight -= request.weight
-                _record(outcome, request, task, time.monotonic() - started, accept)
+                _record(outcome, request, task, time.monotonic() - started, accept, weigh, failures)
             if outcome.reached and linger_s == 0:
                 break
             launch()
@@ -182,15 +200,23 @@ async def gather_weight(
     return outcome
 
 
-def _record(
+def _in_flight(running: dict[asyncio.Task[T], tuple[NodeRequest[K, T], float]]) -> int:
+    return sum(request.weight for request, _ in running.values())
+
+
+def _record(  # noqa: PLR0917 (the options of gather_weight that judge one answer)
     outcome: Fanout[K, T],
     request: NodeRequest[K, T],
     task: asyncio.Task[T],
     elapsed_s: float,
     accept: Callable[[T], bool] | None,
+    weigh: Callable[[T], int] | None,
+    failures: tuple[type[BaseException], ...],
 ) -> None:
     error = task.exception()
     if error is not None:
+        if not isinstance(error, failures):
+            raise error  # a bug, not the node's failure
         outcome.failures.append(NodeFailure(request.key, request.weight, error, elapsed_s))
         return
     value = task.result()
@@ -198,7 +224,8 @@ def _record(
         rejected = ValueError(f"answer not accepted: {value!r:.200}")
         outcome.failures.append(NodeFailure(request.key, request.weight, rejected, elapsed_s))
         return
-    outcome.successes.append(NodeSuccess(request.key, request.weight, value, elapsed_s))
+    weight = request.weight if weigh is None else weigh(value)
+    outcome.successes.append(NodeSuccess(request.key, weight, value, elapsed_s))
 
 
 async def _cancel(
@@ -213,8 +240,3 @@ async def _cancel(
         note = UnfinishedRequestError("still running when the fan-out ended")
         outcome.failures.append(NodeFailure(request.key, request.weight, note, now - started))
     running.clear()
-
-
-def keys_of(items: Sequence[NodeSuccess[K, T]]) -> list[K]:
-    """The keys of some successes, in order."""
-    return [item.key for item in items]

@@ -94,6 +94,7 @@ def recover_one(encoded: EncodedBlob, target: SliverIndex) -> object:
 def timed(fn, repeat: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeat):
+        result = None  # free the previous run's output before the next one is measured
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)

@@ -14,6 +14,8 @@ import click
 
 from walruspy.cli.chain_cmd import chain
 from walruspy.cli.client_cmds import CLIENT_COMMANDS
+from walruspy.cli.daemon_cmd import DAEMON_COMMANDS
+from walruspy.cli.devnet_cmd import devnet
 from walruspy.cli.node_cmd import node
 from walruspy.cli.output import JSON_META_KEY, emit, json_option
 from walruspy.core.blob_id import BlobId
@@ -104,7 +106,8 @@ def convert_blob_id_command(value: str, as_json: bool) -> None:
 
 cli.add_command(chain)
 cli.add_command(node)
-for _command in CLIENT_COMMANDS:
+cli.add_command(devnet)
+for _command in (*CLIENT_COMMANDS, *DAEMON_COMMANDS):
     cli.add_command(_command)
 
 

@@ -1,0 +1,154 @@
+"""`walruspy publisher|aggregator|daemon`: Walrus's HTTP publisher and aggregator (spec 4.3).
+
+Each command loads the client configuration (`--config FILE`, else the default locations, as the
+client commands), opens a client for `--context`, serves Walrus's routes on `--bind-address`
+(default 127.0.0.1:31415; port 0 picks a free one) until SIGTERM or SIGINT, and prints exactly
+one line once it serves: `walruspy daemon listening on http://HOST:PORT mode=MODE`, or under
+`--json` one JSON object `{"url", "mode"}`. Logs go to stderr (JSON lines under `--json`). The
+publisher's wallet is the context's `wallet_key_path`; the aggregator needs none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from walruspy.cli.output import json_option
+
+__all__ = ["DAEMON_COMMANDS"]
+
+
+def _options(command: Callable[..., Any], *, publisher: bool, aggregator: bool) -> Any:
+    """The options of one mode: its limits, the address, the configuration and `--json`."""
+    command = json_option(command)
+    if aggregator:
+        command = click.option(
+            "--aggregator-max-buffer-size",
+            type=click.IntRange(0),
+            default=320,
+            show_default=True,
+            help="Reads waiting for a slot before more are refused with 429.",
+        )(command)
+        command = click.option(
+            "--aggregator-max-concurrent-requests",
+            type=click.IntRange(1),
+            default=256,
+            show_default=True,
+            help="Reads handled at once.",
+        )(command)
+    if publisher:
+        command = click.option(
+            "--publisher-max-buffer-size",
+            type=click.IntRange(0),
+            default=8,
+            show_default=True,
+            help="Stores waiting for a slot before more are refused with 429.",
+        )(command)
+        command = click.option(
+            "--publisher-max-concurrent-requests",
+            type=click.IntRange(1),
+            default=8,
+            show_default=True,
+            help="Stores handled at once.",
+        )(command)
+        command = click.option(
+            "--max-body-size",
+            "max_body_kib",
+            type=click.IntRange(1),
+            default=10_240,
+            show_default=True,
+            help="Largest PUT body, in KiB (larger ones get 413).",
+        )(command)
+    command = click.option(
+        "--context", "context", default=None, help="Context of the configuration to use."
+    )(command)
+    command = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Client configuration file (default: the usual locations).",
+    )(command)
+    return click.option(
+        "--bind-address",
+        default="127.0.0.1:31415",
+        show_default=True,
+        help="HOST:PORT to listen on (port 0 picks a free one).",
+    )(command)
+
+
+def _serve(mode_name: str, options: dict[str, Any]) -> None:
+    from walruspy.cli.node_cmd import configure_logging
+    from walruspy.daemon import DaemonLimits, DaemonMode, RunningDaemon, run_daemon
+    from walruspy.daemon.app import READY_PREFIX, parse_bind_address
+
+    as_json = bool(options["as_json"])
+    try:
+        parse_bind_address(options["bind_address"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bind-address") from None
+    defaults = DaemonLimits()
+    limits = DaemonLimits(
+        max_body_bytes=options.get("max_body_kib", defaults.max_body_bytes >> 10) << 10,
+        publisher_max_concurrent_requests=options.get(
+            "publisher_max_concurrent_requests", defaults.publisher_max_concurrent_requests
+        ),
+        publisher_max_buffer_size=options.get(
+            "publisher_max_buffer_size", defaults.publisher_max_buffer_size
+        ),
+        aggregator_max_concurrent_requests=options.get(
+            "aggregator_max_concurrent_requests", defaults.aggregator_max_concurrent_requests
+        ),
+        aggregator_max_buffer_size=options.get(
+            "aggregator_max_buffer_size", defaults.aggregator_max_buffer_size
+        ),
+    )
+
+    def ready(running: RunningDaemon) -> None:
+        if as_json:
+            click.echo(json.dumps({"url": running.url, "mode": running.mode.value}))
+        else:
+            click.echo(f"{READY_PREFIX}{running.url} mode={running.mode.value}")
+
+    configure_logging(as_json)
+    asyncio.run(
+        run_daemon(
+            options["config_path"],
+            context=options["context"],
+            mode=DaemonMode(mode_name),
+            bind_address=options["bind_address"],
+            limits=limits,
+            on_ready=ready,
+        )
+    )
+
+
+@click.command("publisher")
+def _publisher(**options: Any) -> None:
+    """Serve Walrus's publisher API (PUT /v1/blobs) until stopped."""
+    _serve("publisher", options)
+
+
+@click.command("aggregator")
+def _aggregator(**options: Any) -> None:
+    """Serve Walrus's aggregator API (GET /v1/blobs/...) until stopped."""
+    _serve("aggregator", options)
+
+
+@click.command("daemon")
+def _daemon(**options: Any) -> None:
+    """Serve both the publisher and the aggregator API until stopped."""
+    _serve("daemon", options)
+
+
+publisher_command = _options(_publisher, publisher=True, aggregator=False)
+aggregator_command = _options(_aggregator, publisher=False, aggregator=True)
+daemon_command = _options(_daemon, publisher=True, aggregator=True)
+
+#: The commands `walruspy.cli.main` registers.
+DAEMON_COMMANDS = (publisher_command, aggregator_command, daemon_command)

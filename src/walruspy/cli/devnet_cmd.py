@@ -1,0 +1,137 @@
+"""`walruspy devnet up|status|down`: a whole local network from the shell.
+
+`up` starts the devchain, deploys the contracts, makes the nodes' keys and configurations,
+starts every storage node and the daemon as detached processes, waits until each is ready,
+writes `DIR/client_config.yaml` and `DIR/devnet.json`, prints the endpoints and returns, leaving
+the network running (`walruspy.devnet.control`). `status` reads the state file and says which
+processes run; `down` stops them all. Every process logs to `DIR/logs/NAME.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from walruspy.cli.chain_cmd import parse_duration_s
+from walruspy.cli.output import emit, json_option
+
+__all__ = ["devnet"]
+
+_DIR_OPTION = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("devnet"),
+    show_default=True,
+    help="The devnet's directory (state, keys, data, logs).",
+)
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration_s(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _endpoint_lines(status: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Devnet in {status['dir']}",
+        f"Chain RPC:      {status['chain_rpc']}",
+        f"Publisher:      {status['publisher']}",
+        f"Aggregator:     {status['aggregator']}",
+        f"Client config:  {status['client_config']}",
+    ]
+    for node in status["nodes"]:
+        shards = node["shards"]
+        span = f"{len(shards)} shards" + (f" ({shards[0]}-{shards[-1]})" if shards else "")
+        state = "running" if node["running"] else "stopped"
+        lies = ", lying proxy" if "proxy" in node else ""
+        lines.append(
+            f"Node {node['index']}: {node['url']}  pid {node['pid']}  {span}  {state}{lies}"
+        )
+    return lines
+
+
+@click.group("devnet")
+def devnet() -> None:
+    """Run a local Walrus network: devchain, storage nodes and daemon as processes."""
+
+
+@devnet.command("up")
+@click.option("--nodes", "n_nodes", type=click.IntRange(1, 150), default=4, show_default=True)
+@click.option("--shards", "n_shards", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--epoch-duration",
+    "epoch_duration_s",
+    default="60s",
+    show_default=True,
+    callback=_duration,
+    help="Epoch length: 90s, 5m, 2h.",
+)
+@_DIR_OPTION
+@json_option
+def up_command(
+    n_nodes: int, n_shards: int, epoch_duration_s: int, directory: Path, as_json: bool
+) -> None:
+    """Start a devnet in --dir (new or empty) and leave it running."""
+    from walruspy.devnet.control import devnet_status, devnet_up
+    from walruspy.devnet.setup import DevnetSettings
+
+    try:
+        settings = DevnetSettings(n_nodes, n_shards, epoch_duration_s)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    asyncio.run(devnet_up(directory, settings))
+    status = devnet_status(directory)
+    emit(
+        status,
+        as_json=as_json,
+        lines=[
+            *_endpoint_lines(status),
+            f"Try: walruspy store FILE --epochs 2 --config {status['client_config']}",
+            f"Stop it with: walruspy devnet down --dir {status['dir']}",
+        ],
+    )
+
+
+@devnet.command("status")
+@_DIR_OPTION
+@json_option
+def status_command(directory: Path, as_json: bool) -> None:
+    """Show the devnet's endpoints and which of its processes run."""
+    from walruspy.devnet.control import devnet_status
+
+    status = devnet_status(directory)
+    chain, daemon = status["chain"], status["daemon"]
+    emit(
+        status,
+        as_json=as_json,
+        lines=[
+            *_endpoint_lines(status),
+            f"Chain pid {chain['pid']} {'running' if chain['running'] else 'stopped'}, "
+            f"daemon pid {daemon['pid']} {'running' if daemon['running'] else 'stopped'}",
+        ],
+    )
+
+
+@devnet.command("down")
+@_DIR_OPTION
+@json_option
+def down_command(directory: Path, as_json: bool) -> None:
+    """Stop every process of the devnet (its directory stays)."""
+    from walruspy.devnet.control import devnet_down
+
+    stopped = asyncio.run(devnet_down(directory))
+    emit(
+        {"dir": str(directory.resolve()), "stopped": stopped},
+        as_json=as_json,
+        lines=[
+            f"Stopped {len(stopped)} processes: {', '.join(stopped)}"
+            if stopped
+            else "No process of this devnet was running."
+        ],
+    )

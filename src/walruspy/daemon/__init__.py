@@ -1,0 +1,37 @@
+"""Walrus's publisher and aggregator: an HTTP API over `walruspy.client` (spec 4.3).
+
+`make_app(client, mode)` builds the aiohttp application of a `DaemonMode` (publisher,
+aggregator or both), `open_daemon(...)` serves it on an address, and `run_daemon(...)` is what
+the `walruspy publisher|aggregator|daemon` commands run. Limits are in `DaemonLimits`; the
+OpenAPI document is `openapi.yaml` in this package, served at `/v1/api`.
+"""
+
+from walruspy.daemon.app import (
+    DEFAULT_BIND_ADDRESS,
+    READY_PREFIX,
+    ROUTES,
+    DaemonMode,
+    DaemonRoute,
+    RunningDaemon,
+    make_app,
+    open_daemon,
+    openapi_document,
+    run_daemon,
+)
+from walruspy.daemon.errors import DaemonApiError
+from walruspy.daemon.limits import DaemonLimits
+
+__all__ = [
+    "DEFAULT_BIND_ADDRESS",
+    "READY_PREFIX",
+    "ROUTES",
+    "DaemonApiError",
+    "DaemonLimits",
+    "DaemonMode",
+    "DaemonRoute",
+    "RunningDaemon",
+    "make_app",
+    "open_daemon",
+    "openapi_document",
+    "run_daemon",
+]

@@ -1,0 +1,311 @@
+"""The publisher / aggregator / daemon HTTP application over one `WalrusClient`.
+
+Theory of operation (spec/walrus-system.md 4.3; Walrus `client/daemon.rs`). A `DaemonMode`
+selects the routes: the publisher serves `PUT /v1/blobs`, the aggregator the two `GET` routes,
+the daemon both; every mode serves `GET /status` ("OK" while the process runs, which is what
+readiness checks poll) and `GET /v1/api`, the OpenAPI document (`openapi.yaml` beside this
+module) cut down to the routes this mode serves. A test checks that the document and the routes
+agree.
+
+Each group of routes has its `AdmissionLimit` (`walruspy.daemon.limits`): beyond its running and
+queued requests, a request is shed with 429. Errors raised by handlers (`DaemonApiError`) become
+AIP-193 JSON bodies; an unknown route is a 404 of the same shape; anything else is logged and
+answered 500 without details. CORS is open (any origin, method and header), as Walrus's
+`daemon_cors_layer`.
+
+`open_daemon` serves the application on a TCP address until the context exits;
+`run_daemon` is what `walruspy publisher|aggregator|daemon` run: load the client configuration,
+open the client, serve, tell the caller it is ready (the CLI prints one line starting with
+`READY_PREFIX`), and stop on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import functools
+import importlib.resources
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+import yaml
+from aiohttp import web
+
+from walruspy.client import WalrusClient, load_config, open_client
+from walruspy.daemon.aggregator import get_blob, get_blob_by_object_id
+from walruspy.daemon.errors import DaemonApiError
+from walruspy.daemon.limits import AdmissionLimit, DaemonLimits, overloaded_response
+from walruspy.daemon.publisher import BlobTransfer, put_blob
+
+__all__ = [
+    "ROUTES",
+    "DaemonMode",
+    "DaemonRoute",
+    "RunningDaemon",
+    "make_app",
+    "open_daemon",
+    "openapi_document",
+    "run_daemon",
+]
+
+log = structlog.get_logger("walruspy.daemon")
+
+#: Walrus's default bind address.
+DEFAULT_BIND_ADDRESS: Final = "127.0.0.1:31415"
+#: Time in-flight requests get to finish on shutdown; a store that needs longer is cut off
+#: and its registration is reused by the next attempt.
+GRACEFUL_SHUTDOWN_S: Final = 5.0
+#: After refusing an oversized body, the rest is read and dropped for at most this long so the
+#: client sees the 413 (aiohttp's default of 10 s would let a slow sender hold a connection).
+LINGERING_TIME_S: Final = 1.0
+#: The first line the commands print once they serve; scripts and the devnet wait on it.
+READY_PREFIX: Final = "walruspy daemon listening on "
+_CORS_HEADERS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "*",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Max-Age": "86400",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DaemonMode(enum.Enum):
+    """Which routes are served (Walrus's `publisher`, `aggregator` and `daemon` commands)."""
+
+    PUBLISHER = "publisher"
+    AGGREGATOR = "aggregator"
+    DAEMON = "daemon"
+
+    def serves(self, group: str | None) -> bool:
+        """Whether this mode serves the routes of `group` (None: every mode's own routes)."""
+        return group is None or self is DaemonMode.DAEMON or group == self.value
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonRoute:
+    """One route: its name (the OpenAPI operationId), method, template and limit group."""
+
+    name: str
+    method: str
+    template: str
+    group: str | None
+
+
+#: Every route, in Walrus's spelling.
+ROUTES: Final = (
+    DaemonRoute("status", "GET", "/status", None),
+    DaemonRoute("api_docs", "GET", "/v1/api", None),
+    DaemonRoute("put_blob", "PUT", "/v1/blobs", "publisher"),
+    DaemonRoute("get_blob", "GET", "/v1/blobs/{blob_id}", "aggregator"),
+    DaemonRoute(
+        "get_blob_by_object_id", "GET", "/v1/blobs/by-object-id/{blob_object_id}", "aggregator"
+    ),
+)
+
+
+@functools.cache
+def _full_document() -> dict[str, Any]:
+    text = importlib.resources.files("walruspy.daemon").joinpath("openapi.yaml").read_text()
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+@functools.cache
+def openapi_document(mode: DaemonMode) -> bytes:
+    """The OpenAPI document (YAML) listing exactly the routes `mode` serves."""
+    document = dict(_full_document())
+    served = {route.template for route in ROUTES if mode.serves(route.group)}
+    document["paths"] = {path: item for path, item in document["paths"].items() if path in served}
+    text: str = yaml.safe_dump(document, sort_keys=False)
+    return text.encode()
+
+
+class _Daemon:
+    """The handlers, bound to one client and its limits."""
+
+    def __init__(
+        self,
+        client: WalrusClient,
+        mode: DaemonMode,
+        limits: DaemonLimits,
+        transfer: BlobTransfer | None,
+    ) -> None:
+        self.client = client
+        self.mode = mode
+        self.limits = limits
+        self.transfer = transfer
+        self.admission = {
+            "publisher": AdmissionLimit(
+                "publisher",
+                limits.publisher_max_concurrent_requests,
+                limits.publisher_max_buffer_size,
+            ),
+            "aggregator": AdmissionLimit(
+                "aggregator",
+                limits.aggregator_max_concurrent_requests,
+                limits.aggregator_max_buffer_size,
+            ),
+        }
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="OK")
+
+    async def api_docs(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=openapi_document(self.mode), content_type="application/yaml")
+
+    async def put_blob(self, request: web.Request) -> web.StreamResponse:
+        return await put_blob(self.client, request, self.limits.max_body_bytes, self.transfer)
+
+    async def get_blob(self, request: web.Request) -> web.StreamResponse:
+        return await get_blob(self.client, request)
+
+    async def get_blob_by_object_id(self, request: web.Request) -> web.StreamResponse:
+        return await get_blob_by_object_id(self.client, request)
+
+    def limited(self, route: DaemonRoute) -> Handler:
+        """The route's handler behind its group's admission limit and the error rendering."""
+        handler: Handler = getattr(self, route.name)
+        limit = self.admission[route.group] if route.group is not None else None
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if limit is None:
+                return await _rendered(handler, request)
+            async with limit.admit() as admitted:
+                if not admitted:
+                    return overloaded_response(limit.name)
+                return await _rendered(handler, request)
+
+        return handle
+
+
+async def _rendered(handler: Handler, request: web.Request) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DaemonApiError as error:
+        return error.to_response()
+
+
+@web.middleware
+async def _frame(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS on every answer, JSON 404/405 for unknown routes, 500 for bugs."""
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=_CORS_HEADERS)
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except web.HTTPNotFound:
+        response = DaemonApiError(
+            404, "NOT_FOUND", f"no route {request.method} {request.path[:200]}"
+        ).to_response()
+    except web.HTTPMethodNotAllowed:
+        response = DaemonApiError(
+            405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.path[:200]}"
+        ).to_response()
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("request failed", method=request.method, path=request.path[:200])
+        response = DaemonApiError.internal().to_response()
+    response.headers.update(_CORS_HEADERS)
+    return response
+
+
+def make_app(
+    client: WalrusClient,
+    mode: DaemonMode,
+    limits: DaemonLimits | None = None,
+    *,
+    transfer: BlobTransfer | None = None,
+) -> web.Application:
+    """The application serving `mode`'s routes over `client` (see the module docstring)."""
+    limits = limits or DaemonLimits()
+    daemon = _Daemon(client, mode, limits, transfer)
+    # Bodies are read in chunks by the publisher against its own limit; this bounds the rest.
+    app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[_frame])
+    for route in ROUTES:
+        if mode.serves(route.group):
+            app.router.add_route(route.method, route.template, daemon.limited(route))
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class RunningDaemon:
+    """A daemon serving on `url`."""
+
+    url: str
+    mode: DaemonMode
+
+
+def parse_bind_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 hosts in brackets); ValueError names what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdecimal() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not an address of the form HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+@contextlib.asynccontextmanager
+async def open_daemon(
+    client: WalrusClient,
+    mode: DaemonMode,
+    bind_address: str = DEFAULT_BIND_ADDRESS,
+    limits: DaemonLimits | None = None,
+    *,
+    transfer: BlobTransfer | None = None,
+) -> AsyncIterator[RunningDaemon]:
+    """Serve `mode` on `bind_address` (port 0 picks a free port) until the context exits."""
+    host, port = parse_bind_address(bind_address)
+    app = make_app(client, mode, limits, transfer=transfer)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=GRACEFUL_SHUTDOWN_S,
+        lingering_time=LINGERING_TIME_S,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        url = f"http://{shown}:{bound_port}"
+        log.info("daemon serving", url=url, mode=mode.value)
+        yield RunningDaemon(url, mode)
+    finally:
+        await runner.cleanup()
+
+
+async def run_daemon(
+    config_path: Path | None,
+    *,
+    context: str | None,
+    mode: DaemonMode,
+    bind_address: str,
+    limits: DaemonLimits,
+    on_ready: Callable[[RunningDaemon], None],
+) -> None:
+    """Serve until SIGTERM or SIGINT; `on_ready` is called once the daemon serves."""
+    config = load_config(config_path)
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        async with open_client(config, context=context) as client:
+            if mode.serves("publisher"):
+                client.env.require_writer("the publisher")  # refuse to start without a wallet
+            async with open_daemon(client, mode, bind_address, limits) as running:
+                on_ready(running)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()  # until a signal cancels this task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,200 @@
+"""The publisher's route: `PUT /v1/blobs` stores the request body as a blob.
+
+Theory of operation (spec/walrus-system.md 4.3; Walrus `put_blob` and `PublisherQuery` in
+`client/daemon/routes.rs`). The query is parsed strictly (`PublisherQuery.parse`): `epochs`
+(default 1), `deletable` / `permanent` (mutually exclusive; deletable by default, as Walrus since
+1.33), `force`, `reuse_resources`, `encoding_type` (RS2 only) and at most one of `send_object_to`
+(an EVM address) and `share`. The body is read in chunks and refused with 413 as soon as it is
+known to exceed `max_body_bytes` (at once when `Content-Length` says so), so an oversized upload
+is never buffered whole. The store runs through `WalrusClient.store`; the answer is Walrus's
+`BlobStoreResult` JSON, `newlyCreated` or `alreadyCertified`.
+
+`send_object_to` hands the new blob object to that address once it is certified, through the
+`transfer` function the application was built with; without one the publisher answers 501.
+`share` needs shared blob objects, which the contracts do not have: 400.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+from aiohttp import web
+
+from walruspy.client import WalrusClient
+from walruspy.client.results import ENCODING_TYPE_NAME, StoreResult
+from walruspy.daemon.errors import DaemonApiError, store_error
+
+__all__ = ["BlobTransfer", "PublisherQuery", "put_blob", "read_body"]
+
+log = structlog.get_logger("walruspy.daemon.publisher")
+
+#: Bytes read from a request body at a time while checking its limit.
+READ_CHUNK_BYTES: Final = 256 * 1024
+#: Largest epoch count accepted in a query (a u32, as Walrus's `EpochCount`); the contract's
+#: `max_epochs_ahead` is the real bound and is checked by the client.
+_U32_MAX: Final = (1 << 32) - 1
+#: Most query parameters looked at: the known ones appear once each.
+_MAX_QUERY_PAIRS: Final = 32
+_ADDRESS: Final = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_BOOLEANS: Final = {"true": True, "false": False}
+_KNOWN: Final = frozenset(
+    {"epochs", "deletable", "permanent", "force", "reuse_resources", "encoding_type"}
+    | {"send_object_to", "share"}
+)
+
+#: Gives a certified blob object to an address: `(object_id, address)`.
+BlobTransfer = Callable[[bytes, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherQuery:
+    """The query of `PUT /v1/blobs`, validated."""
+
+    epochs: int = 1
+    deletable: bool = True
+    force: bool = False
+    reuse_resources: bool = False
+    send_object_to: str | None = None
+
+    @classmethod
+    def parse(cls, pairs: Iterable[tuple[str, str]]) -> PublisherQuery:
+        """Parse the query; `DaemonApiError` (400) names the first bad parameter."""
+        values: dict[str, str] = {}
+        for count, (key, value) in enumerate(pairs):
+            if count >= _MAX_QUERY_PAIRS:
+                raise DaemonApiError.malformed("too many query parameters")
+            if key not in _KNOWN:
+                raise DaemonApiError.malformed(f"unknown query parameter {key[:40]!r}")
+            if key in values:
+                raise DaemonApiError.malformed(f"query parameter {key!r} is given twice")
+            values[key] = value
+        deletable = _boolean(values, "deletable")
+        permanent = _boolean(values, "permanent")
+        if deletable and permanent:
+            raise DaemonApiError(
+                400,
+                "INVALID_BLOB_PERSISTENCE",
+                "the blob cannot be defined as both deletable and permanent",
+            )
+        encoding = values.get("encoding_type", ENCODING_TYPE_NAME)
+        if encoding.upper() != ENCODING_TYPE_NAME:
+            raise DaemonApiError.malformed(
+                f"unsupported encoding_type {encoding[:20]!r}: only {ENCODING_TYPE_NAME}"
+            )
+        send_to = values.get("send_object_to")
+        if send_to is not None and not _ADDRESS.match(send_to):
+            raise DaemonApiError.malformed(
+                f"send_object_to {send_to[:60]!r} is not an address (0x and 40 hex digits)"
+            )
+        if _boolean(values, "share"):
+            if send_to is not None:
+                raise DaemonApiError.malformed("send_object_to and share are mutually exclusive")
+            raise DaemonApiError.malformed(
+                "share=true needs shared blob objects, which this network's contracts do not have"
+            )
+        return cls(
+            epochs=_epochs(values.get("epochs")),
+            deletable=not permanent,
+            force=_boolean(values, "force"),
+            reuse_resources=_boolean(values, "reuse_resources"),
+            send_object_to=send_to,
+        )
+
+
+def _boolean(values: dict[str, str], key: str) -> bool:
+    text = values.get(key)
+    if text is None:
+        return False
+    if text not in _BOOLEANS:
+        raise DaemonApiError.malformed(f"{key} must be true or false, got {text[:20]!r}")
+    return _BOOLEANS[text]
+
+
+def _epochs(text: str | None) -> int:
+    if text is None:
+        return 1
+    if not text.isdecimal() or (len(text) > 1 and text[0] == "0") or int(text) > _U32_MAX:
+        raise DaemonApiError.malformed(f"epochs must be a whole number, got {text[:20]!r}")
+    epochs = int(text)
+    if epochs < 1:
+        raise DaemonApiError.malformed("epochs must be at least 1")
+    return epochs
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit, declared)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(READ_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, None)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, declared: int | None) -> DaemonApiError:
+    what = f"of {declared} bytes " if declared is not None else ""
+    return DaemonApiError(
+        413,
+        "BODY_TOO_LARGE",
+        f"the request body {what}exceeds this publisher's limit of {limit} bytes",
+        metadata={"limit": limit},
+    )
+
+
+async def put_blob(
+    client: WalrusClient,
+    request: web.Request,
+    max_body_bytes: int,
+    transfer: BlobTransfer | None,
+) -> web.Response:
+    """Handle `PUT /v1/blobs` (see the module docstring)."""
+    query = PublisherQuery.parse(request.query.items())
+    if query.send_object_to is not None and transfer is None:
+        raise DaemonApiError(
+            501,
+            "TRANSFER_UNSUPPORTED",
+            "send_object_to is not available: this publisher cannot transfer blob objects",
+        )
+    data = await read_body(request, max_body_bytes)
+    result = await _store(client, data, query)
+    if query.send_object_to is not None and transfer is not None:
+        await _send(result, query.send_object_to, transfer)
+    return web.json_response(result.to_json())
+
+
+async def _store(client: WalrusClient, data: bytes, query: PublisherQuery) -> StoreResult:
+    try:
+        return await client.store(
+            data,
+            query.epochs,
+            deletable=query.deletable,
+            force=query.force,
+            ignore_resources=not query.reuse_resources,
+        )
+    except Exception as exc:
+        answer = store_error(exc)
+        if answer is None:
+            log.exception("store failed", size=len(data))
+            raise DaemonApiError.internal() from exc
+        log.info("store refused", size=len(data), reason=answer.reason, error=str(exc))
+        raise answer from exc
+
+
+async def _send(result: StoreResult, address: str, transfer: BlobTransfer) -> None:
+    """Give the newly created blob object to `address` (an already certified one has none)."""
+    if result.already_certified or result.object_id is None:
+        return
+    try:
+        await transfer(result.object_id, address)
+    except Exception as exc:
+        log.exception("transfer of the blob object failed", blob_id=str(result.blob_id))
+        raise DaemonApiError.internal() from exc

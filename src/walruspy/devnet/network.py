@@ -1,0 +1,493 @@
+"""`open_devnet`: a whole Walrus network on this machine, as real processes, for tests and demos.
+
+Theory of operation (spec/walrus-system.md 1.2, 3, 4.3, 5; STYLE.md 6). `launch_devnet` starts,
+in order, each step waiting for the previous one to be ready (polled with a bound, never slept
+for):
+
+1. the devchain, `walruspy chain serve` (ready when it answers `eth_chainId`);
+2. keys, the committee and configuration files (`walruspy.devnet.setup`), the deployment, and
+   the funding of every wallet from the devchain's first account;
+3. every storage node, `python -m walruspy.node run --config FILE`, each its own process on its
+   own port, and a corrupting proxy in front of each lying node (ready when the node's health
+   answers and it has applied every event the chain had when the wait began, so its view is
+   current; a lying node's proxy must answer too);
+4. the daemon, `walruspy daemon --context publisher` (ready when `/status` answers).
+
+`DIR/client_config.yaml` is written in step 2, the state file `DIR/devnet.json` (pids, command
+lines, URLs) once every process is ready and again whenever a node restarts. `open_devnet` wraps
+it as an async context manager whose exit stops every process (SIGTERM, SIGKILL after a bound)
+and leaves none behind; `walruspy devnet up` starts the same processes detached and leaves them
+running. Node handles kill (SIGKILL), pause (SIGSTOP), resume (SIGCONT) and restart (same data
+directory, same port) their node; `Devnet.advance_epoch` moves the chain clock to the end of the
+epoch, starts the next one and waits until every running node has seen it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+
+from walruspy.chain.deploy import Deployment
+from walruspy.chain.devchain import dev_account_keys
+from walruspy.chain.events import EventCursor
+from walruspy.chain.evm import EvmChain, open_evm_chain
+from walruspy.client import ClientConfig, load_config
+from walruspy.core.errors import WalrusError
+from walruspy.devnet.errors import DevnetError
+from walruspy.devnet.processes import POLL_INTERVAL_S, ManagedProcess, ProcessSpec
+from walruspy.devnet.setup import (
+    CLIENT_CONTEXT,
+    PUBLISHER_CONTEXT,
+    DevnetSettings,
+    NodePlan,
+    client_config,
+    deploy_and_fund,
+    free_ports,
+    new_wallet,
+    node_config,
+    plan_nodes,
+    write_yaml,
+)
+from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
+from walruspy.node_api.client import NodeClient
+
+__all__ = ["Devnet", "DevnetNode", "launch_devnet", "open_devnet", "wait_until"]
+
+#: Start-up bounds on a loaded two-core machine: Python imports take seconds per process, and
+#: ten nodes start at once.
+CHAIN_READY_S: Final = 60.0
+NODES_READY_S: Final = 180.0
+DAEMON_READY_S: Final = 60.0
+#: Waiting for every node to see a new epoch: a poll interval of the nodes plus processing.
+EPOCH_SEEN_S: Final = 60.0
+#: One readiness probe; a node that takes longer to answer its health is not ready.
+PROBE_TIMEOUT_S: Final = 5.0
+#: Events read per page when counting them; the count is bounded by the pages read.
+_EVENT_PAGE: Final = 1000
+_MAX_EVENT_PAGES: Final = 10_000
+
+
+@dataclass(eq=False)
+class DevnetNode:
+    """One storage node of a running devnet, with the handles tests use to fault it."""
+
+    plan: NodePlan
+    process: ManagedProcess
+    proxy: ManagedProcess | None
+    devnet: Devnet
+
+    @property
+    def index(self) -> int:
+        """The node's position in the committee."""
+        return self.plan.index
+
+    @property
+    def url(self) -> str:
+        """The node's URL in the committee (its proxy's, if it lies)."""
+        return self.plan.url
+
+    @property
+    def direct_url(self) -> str:
+        """Where the node itself serves."""
+        return self.plan.direct_url
+
+    @property
+    def shards(self) -> tuple[int, ...]:
+        """The shards the node holds."""
+        return self.plan.member.shards
+
+    @property
+    def pid(self) -> int | None:
+        """The node process's pid while it runs."""
+        return self.process.pid if self.process.running else None
+
+    async def kill(self) -> None:
+        """SIGKILL the node (its proxy, if any, keeps running and answers 502)."""
+        await self.process.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP the node: it keeps its connections but answers nothing."""
+        self.process.pause()
+
+    def resume(self) -> None:
+        """SIGCONT a paused node."""
+        self.process.resume()
+
+    async def stop(self) -> int | None:
+        """Stop the node cleanly (SIGTERM); its exit status."""
+        return await self.process.stop()
+
+    async def restart(self) -> None:
+        """Start a stopped or killed node again on its data and port, and wait until ready."""
+        if self.process.running:
+            await self.process.stop()
+        self.process.start()
+        await self.devnet.wait_node_ready(self)
+        self.devnet.save_state()
+
+
+class Devnet:
+    """A running devnet: its endpoints, its nodes and the processes behind them."""
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: DevnetSettings,
+        session: aiohttp.ClientSession,
+        stack: contextlib.AsyncExitStack,
+        *,
+        detached: bool,
+    ) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.session = session
+        self.detached = detached
+        self._stack = stack
+        # Every port at once, so no two components are handed the same one.
+        ports = free_ports(2 + settings.n_nodes + len(settings.lying_nodes))
+        self._node_ports = ports[2:]
+        self.chain_rpc = f"http://127.0.0.1:{ports[0]}"
+        self.daemon_port = ports[1]
+        self.chain_process = ManagedProcess(
+            _spec(
+                directory,
+                "chain",
+                "-m walruspy.cli.main chain serve --port {port} --state {state}",
+                port=ports[0],
+                state=directory / "chain",
+            ),
+            detached=detached,
+        )
+        self.daemon_process: ManagedProcess | None = None
+        self.nodes: list[DevnetNode] = []
+        self.deployment: Deployment | None = None
+        self.deployer: EvmChain | None = None
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    @property
+    def deployment_file(self) -> Path:
+        """The deployment file the nodes and clients read."""
+        return self.directory / "deployment.json"
+
+    @property
+    def client_config_path(self) -> Path:
+        """`DIR/client_config.yaml`: contexts "devnet" (the default) and "publisher"."""
+        return self.directory / "client_config.yaml"
+
+    @property
+    def publisher_url(self) -> str:
+        """The publisher's base URL."""
+        return f"http://127.0.0.1:{self.daemon_port}"
+
+    @property
+    def aggregator_url(self) -> str:
+        """The aggregator's base URL (the same daemon)."""
+        return self.publisher_url
+
+    def client_config(self) -> ClientConfig:
+        """The client configuration of this devnet."""
+        return load_config(self.client_config_path)
+
+    # --- start ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Steps 1 to 4 of the module docstring."""
+        detached = self.detached
+        self.chain_process.start()
+        await self.chain_process.wait_ready(self._chain_answers, CHAIN_READY_S)
+        settings = self.settings
+        plans = await asyncio.to_thread(plan_nodes, self.directory, settings, self._node_ports)
+        wallets = {
+            CLIENT_CONTEXT: self.directory / "wallets" / "client.key",
+            PUBLISHER_CONTEXT: self.directory / "wallets" / "publisher.key",
+        }
+        paying = [new_wallet(path) for path in wallets.values()]
+        self.deployment = await deploy_and_fund(self.chain_rpc, plans, settings, paying)
+        self.deployment.save(self.deployment_file)
+        write_yaml(
+            self.client_config_path,
+            client_config(self.chain_rpc, self.deployment_file, wallets, settings),
+        )
+        self.deployer = await self._stack.enter_async_context(
+            open_evm_chain(self.chain_rpc, self.deployment, dev_account_keys(1)[0])
+        )
+        for plan in plans:
+            write_yaml(
+                plan.config_path,
+                node_config(plan, self.chain_rpc, self.deployment_file, settings),
+            )
+            self.nodes.append(self._node(plan, detached))
+        for node in self.nodes:
+            if node.proxy is not None:
+                node.proxy.start()
+            node.process.start()
+        async with asyncio.TaskGroup() as group:
+            for node in self.nodes:
+                group.create_task(self.wait_node_ready(node))
+        await self._start_daemon(detached)
+        self.save_state()
+
+    def _node(self, plan: NodePlan, detached: bool) -> DevnetNode:
+        name = f"node{plan.index}"
+        process = ManagedProcess(
+            _spec(
+                self.directory,
+                name,
+                "-m walruspy.node run --config {config}",
+                config=plan.config_path,
+            ),
+            detached=detached,
+        )
+        proxy = None
+        if plan.proxy_port is not None:
+            proxy = ManagedProcess(
+                _spec(
+                    self.directory,
+                    f"{name}-proxy",
+                    "-m walruspy.devnet.proxy --listen 127.0.0.1:{port} --target {target}",
+                    port=plan.proxy_port,
+                    target=plan.direct_url,
+                ),
+                detached=detached,
+            )
+        return DevnetNode(plan, process, proxy, self)
+
+    async def _start_daemon(self, detached: bool) -> None:
+        self.daemon_process = ManagedProcess(
+            _spec(
+                self.directory,
+                "daemon",
+                "-m walruspy.cli.main daemon --bind-address 127.0.0.1:{port} --config {config}"
+                " --context {context} --max-body-size {kib}",
+                port=self.daemon_port,
+                config=self.client_config_path,
+                context=PUBLISHER_CONTEXT,
+                kib=-(-self.settings.max_body_bytes // 1024),
+            ),
+            detached=detached,
+        )
+        self.daemon_process.start()
+        await self.daemon_process.wait_ready(
+            lambda: self._get_ok(f"{self.publisher_url}/status"), DAEMON_READY_S
+        )
+
+    # --- readiness --------------------------------------------------------------------------
+
+    async def _chain_answers(self) -> bool:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        try:
+            async with self.session.post(
+                self.chain_rpc, json=body, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            ) as response:
+                return response.status == 200 and "result" in await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+
+    async def _get_ok(self, url: str) -> bool:
+        try:
+            async with self.session.get(
+                url, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def count_events(self) -> int:
+        """System events on chain since the deployment (what a caught-up node has applied)."""
+        assert self.deployer is not None and self.deployment is not None
+        cursor, total = EventCursor(self.deployment.start_block), 0
+        for _ in range(_MAX_EVENT_PAGES):
+            page = await self.deployer.events(cursor, _EVENT_PAGE)
+            total += len(page)
+            if len(page) < _EVENT_PAGE:
+                return total
+            cursor = page[-1].event_id.cursor_after
+        raise DevnetError(f"more than {_EVENT_PAGE * _MAX_EVENT_PAGES} events: not a devnet")
+
+    async def _node_caught_up(self, node: DevnetNode, events: int, epoch: int | None) -> bool:
+        client = NodeClient(node.direct_url, self.session, timeout_s=PROBE_TIMEOUT_S)
+        try:
+            health = await client.health()
+        except (WalrusError, aiohttp.ClientError, TimeoutError):  # not serving (yet)
+            return False
+        if health.event_progress.persisted < events:
+            return False
+        return epoch is None or health.epoch >= epoch
+
+    async def wait_node_ready(self, node: DevnetNode, epoch: int | None = None) -> None:
+        """Wait until the node serves, is current with the chain (and in `epoch`, if given)."""
+        events = await self.count_events()
+        await node.process.wait_ready(
+            lambda: self._node_caught_up(node, events, epoch), NODES_READY_S
+        )
+        if node.proxy is not None:
+            if not node.proxy.running:
+                node.proxy.start()
+            await node.proxy.wait_ready(
+                lambda: self._get_ok(f"{node.url}/v1/health"), NODES_READY_S
+            )
+
+    # --- epochs -----------------------------------------------------------------------------
+
+    async def rpc(self, method: str, *params: Any) -> Any:
+        """One JSON-RPC call to the devchain (evm_increaseTime and friends)."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        async with self.session.post(self.chain_rpc, json=body) as response:
+            answer = await response.json()
+        if "error" in answer:
+            raise DevnetError(f"devchain {method}: {answer['error']}")
+        return answer["result"]
+
+    async def advance_epoch(self) -> int:
+        """End the current epoch now: move the chain clock, start the next epoch, wait for it.
+
+        Returns the new epoch once every running node has applied its change.
+        """
+        assert self.deployer is not None
+        info = await self.deployer.system_info()
+        # The devchain stamps the next block with the wall clock plus its offset (at least its
+        # parent's time plus one): move the offset so that this time reaches the epoch's end.
+        answer = await self.rpc("evm_increaseTime", "0x0")  # the current offset, in seconds
+        offset = int(answer, 0) if isinstance(answer, str) else int(answer)
+        remaining = info.epoch_started_at + info.epoch_duration_s - (time.time() + offset)
+        if remaining > 0:
+            await self.rpc("evm_increaseTime", hex(math.ceil(remaining) + 1))
+        # A node's epoch driver may win the race: then this call finds the epoch over already.
+        await self.deployer.advance_epoch()
+        new_epoch = info.epoch + 1
+        if (await self.deployer.system_info()).epoch < new_epoch:
+            raise DevnetError(f"epoch {new_epoch} did not start")
+        async with asyncio.TaskGroup() as group:
+            for node in self.nodes:
+                if node.process.running and not node.process.paused:
+                    group.create_task(self.wait_node_ready(node, new_epoch))
+        return new_epoch
+
+    # --- state and stop ---------------------------------------------------------------------
+
+    def state(self) -> DevnetState:
+        """The state file's content for the processes as they run now."""
+        assert self.daemon_process is not None and self.deployment is not None
+        return DevnetState(
+            dir=str(self.directory),
+            n_shards=self.settings.n_shards,
+            epoch_duration_s=self.settings.epoch_duration_s,
+            chain=_record(self.chain_process, self.chain_rpc),
+            nodes=tuple(
+                NodeRecord(
+                    index=node.index,
+                    process=_record(node.process, node.direct_url),
+                    url=node.url,
+                    shards=node.shards,
+                    node_id="0x" + node.plan.node_id.hex(),
+                    proxy=_record(node.proxy, node.url) if node.proxy is not None else None,
+                )
+                for node in self.nodes
+            ),
+            daemon=_record(self.daemon_process, self.publisher_url),
+            client_config=str(self.client_config_path),
+            deployment_file=str(self.deployment_file),
+        )
+
+    def save_state(self) -> None:
+        """Write `DIR/devnet.json`."""
+        self.state().save()
+
+    async def stop(self) -> None:
+        """Stop every process: daemon, nodes and proxies together, then the chain."""
+        async with asyncio.TaskGroup() as group:
+            if self.daemon_process is not None:
+                group.create_task(self.daemon_process.stop())
+            for node in self.nodes:
+                group.create_task(node.process.stop())
+                if node.proxy is not None:
+                    group.create_task(node.proxy.stop())
+        await self.chain_process.stop()
+
+
+def _spec(directory: Path, name: str, template: str, **values: object) -> ProcessSpec:
+    """A process named `name` running `python TEMPLATE`, its `{fields}` filled in.
+
+    The template is split into arguments before the values go in, so a path with spaces stays
+    one argument.
+    """
+    args = tuple(part.format(**values) for part in template.split())
+    return ProcessSpec(name, args, directory / "logs" / f"{name}.log")
+
+
+def _record(process: ManagedProcess, url: str) -> ProcessRecord:
+    return ProcessRecord(
+        name=process.spec.name,
+        pid=process.pid or 0,
+        command=tuple(process.spec.command),
+        log=str(process.spec.log_path),
+        url=url,
+    )
+
+
+def _prepare_directory(directory: Path) -> Path:
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        raise DevnetError(f"{directory} is not empty: a devnet starts in a new directory")
+    return directory
+
+
+@contextlib.asynccontextmanager
+async def launch_devnet(
+    directory: Path | str, settings: DevnetSettings, *, detached: bool
+) -> AsyncIterator[Devnet]:
+    """Start a devnet in `directory` (new or empty); see the module docstring.
+
+    Leaving the context stops every process unless `detached`, where only a failed start
+    stops them (a detached devnet is stopped by `walruspy devnet down`).
+    """
+    directory = _prepare_directory(Path(directory))
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        devnet = Devnet(directory, settings, session, stack, detached=detached)
+        started = False
+        try:
+            await devnet.start()
+            started = True
+            yield devnet
+        finally:
+            if not (detached and started):
+                await devnet.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_devnet(
+    directory: Path | str,
+    n_nodes: int = 4,
+    n_shards: int = 100,
+    epoch_duration_s: int = 60,
+    **options: Any,
+) -> AsyncIterator[Devnet]:
+    """A devnet of `n_nodes` node processes, `n_shards` shards and epochs of that length.
+
+    `options` are the other fields of `DevnetSettings` (`lying_nodes`, `max_body_bytes`,
+    `recovery_deferral_s`, `max_epochs_ahead`, `request_timeout_s`). Every process is stopped
+    when the context exits.
+    """
+    settings = DevnetSettings(n_nodes, n_shards, epoch_duration_s, **options)
+    async with launch_devnet(directory, settings, detached=False) as devnet:
+        yield devnet
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+    """Poll `check` until True, at most `timeout_s` (for states of other processes)."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() >= deadline:
+            raise DevnetError(f"{what} did not happen within {timeout_s:.0f} s")
+        await asyncio.sleep(POLL_INTERVAL_S)  # another process's state: only polling tells

@@ -1,0 +1,296 @@
+"""Preparing a devnet: ports, keys, the committee, configuration files, deployment and funding.
+
+Theory of operation (spec/walrus-system.md 2.1-2.3, 3.9, 3.10, 4.2). Everything a devnet's
+processes read is written under its directory before they start:
+
+    DIR/chain/                 the devchain's state (genesis and journal)
+    DIR/deployment.json        the contracts' addresses (`walruspy chain deploy`'s file)
+    DIR/nodes/nodeI/keys/      protocol.key (BLS) and wallet.key (EVM), as `walruspy node keygen`
+    DIR/nodes/nodeI/config.yaml, DIR/nodes/nodeI/db/
+    DIR/wallets/client.key, DIR/wallets/publisher.key
+    DIR/client_config.yaml     contexts "devnet" (client wallet) and "publisher" (the daemon's)
+    DIR/logs/*.log             one log per process
+
+Node IDs are the blake2b-256 of the node's BLS public key; the committee is the nodes sorted by
+node ID (Walrus's committee order) and shards are dealt contiguously in that order. Ports are
+taken from the kernel (bind to port 0) all at once before any process starts, since the
+committee on chain must name the nodes' addresses before the nodes run. The deployer is the
+devchain's first prefunded account; it sends every wallet (each node's, the client's and the
+publisher's) ether for gas and WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from eth_account import Account
+
+from walruspy.chain.deploy import Deployment, DeployParams, assign_shards, deploy
+from walruspy.chain.devchain import dev_account_keys
+from walruspy.chain.evm import open_evm_chain
+from walruspy.chain.evm_rpc import TransactionSender, open_web3
+from walruspy.core.committee import CommitteeMember
+from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
+
+__all__ = [
+    "CLIENT_CONTEXT",
+    "PUBLISHER_CONTEXT",
+    "DevnetSettings",
+    "NodePlan",
+    "client_config",
+    "deploy_and_fund",
+    "free_ports",
+    "new_wallet",
+    "node_config",
+    "plan_nodes",
+    "write_yaml",
+]
+
+#: The client configuration's contexts: the user's wallet and the publisher's.
+CLIENT_CONTEXT: Final = "devnet"
+PUBLISHER_CONTEXT: Final = "publisher"
+#: Ether sent to every wallet: gas for thousands of transactions at devchain prices.
+FUND_ETH_WEI: Final = 1_000 * 10**18
+#: WAL sent to every wallet: a million WAL (of the billion minted), enough for ~10^5 stores of
+#: 100 MiB for one epoch at Walrus Mainnet's example prices.
+FUND_WAL_FROST: Final = 10**6 * 10**9
+#: Gas of a plain ether transfer.
+_ETH_TRANSFER_GAS: Final = 21_000
+_LOOPBACK: Final = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetSettings:
+    """What kind of devnet to start; every field has a default that suits tests."""
+
+    n_nodes: int = 4
+    n_shards: int = 100
+    epoch_duration_s: int = 60
+    #: Nodes (by index in committee order) that serve corrupted slivers through a proxy.
+    lying_nodes: tuple[int, ...] = ()
+    #: The publisher's body limit (Walrus: 10 MiB).
+    max_body_bytes: int = 10 << 20
+    #: Seconds a node waits after a certification before recovering missing slivers; short so
+    #: that self-healing shows within a test, long enough for the client's last uploads.
+    recovery_deferral_s: float = 5.0
+    #: Epochs ahead storage can be bought (Walrus: 53).
+    max_epochs_ahead: int = 53
+    #: The client's bound on one request to a node: local nodes answer in well under a second,
+    #: so a paused node is given up on within this, not Walrus's 300 s.
+    request_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.n_nodes < 1 or self.n_shards < self.n_nodes:
+            raise ValueError(
+                f"a devnet needs at least one node and one shard per node, got "
+                f"{self.n_nodes} nodes and {self.n_shards} shards"
+            )
+        if not 1 <= self.n_shards <= 1000:
+            raise ValueError(f"n_shards must be between 1 and 1000, got {self.n_shards}")
+        if self.epoch_duration_s < 1:
+            raise ValueError("epoch_duration_s must be at least 1")
+        for index in self.lying_nodes:
+            if not 0 <= index < self.n_nodes:
+                raise ValueError(f"lying node {index} is not one of the {self.n_nodes} nodes")
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """One node before it starts: where its files are, its identity, port and shards."""
+
+    index: int
+    directory: Path
+    node_id: bytes
+    member: CommitteeMember
+    port: int
+    proxy_port: int | None
+
+    @property
+    def config_path(self) -> Path:
+        """The node's configuration file."""
+        return self.directory / "config.yaml"
+
+    @property
+    def direct_url(self) -> str:
+        """Where the node itself serves."""
+        return f"http://{_LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL of the node's committee address (its proxy's, if it lies)."""
+        return f"http://{self.member.network_address}"
+
+    @property
+    def wallet_address(self) -> str:
+        """The node's EVM account."""
+        return str(
+            Account.from_key(load_wallet_key(self.directory / "keys" / "wallet.key")).address
+        )
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports the kernel says are free on 127.0.0.1 right now."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((_LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) -> list[NodePlan]:
+    """Make every node's keys and place the nodes in committee order with their shards.
+
+    `ports` holds one port per node, then one per lying node (its proxy).
+    """
+    staged = []
+    for index in range(settings.n_nodes):
+        keys_dir = directory / "nodes" / f".keygen{index}"
+        keys = keygen(keys_dir)
+        public_key = load_protocol_key(keys.protocol_key_path).public_key()
+        node_id = hashlib.blake2b(public_key.to_bytes(), digest_size=32).digest()
+        staged.append((node_id, public_key, keys_dir))
+    staged.sort(key=lambda entry: entry[0])
+    shards = assign_shards(settings.n_nodes, settings.n_shards, "contiguous")
+    proxy_ports = iter(ports[settings.n_nodes :])
+    plans = []
+    for index, ((node_id, public_key, keys_dir), owned) in enumerate(
+        zip(staged, shards, strict=True)
+    ):
+        node_dir = directory / "nodes" / f"node{index}"
+        node_dir.mkdir(parents=True)
+        keys_dir.rename(node_dir / "keys")  # node I holds the keys of committee member I
+        port = ports[index]
+        proxy_port = next(proxy_ports) if index in settings.lying_nodes else None
+        address = f"{_LOOPBACK}:{proxy_port if proxy_port is not None else port}"
+        plans.append(
+            NodePlan(
+                index=index,
+                directory=node_dir,
+                node_id=node_id,
+                member=CommitteeMember(node_id, public_key, address, owned),
+                port=port,
+                proxy_port=proxy_port,
+            )
+        )
+    return plans
+
+
+def node_config(
+    plan: NodePlan, rpc_url: str, deployment_file: Path, settings: DevnetSettings
+) -> dict[str, Any]:
+    """The node's configuration (see node_config_example.yaml), tuned for a local devnet."""
+    return {
+        "name": f"node{plan.index}",
+        "storage_path": str(plan.directory / "db"),
+        "rest_api_address": f"{_LOOPBACK}:{plan.port}",
+        "public_url": plan.url,
+        "protocol_key_path": str(plan.directory / "keys" / "protocol.key"),
+        "wallet_key_path": str(plan.directory / "keys" / "wallet.key"),
+        "chain": {
+            "rpc_url": rpc_url,
+            "deployment_file": str(deployment_file),
+            # The devchain mines a block per transaction: polling at 10 Hz sees a registration
+            # within a tenth of a second, so uploads rarely meet NOT_REGISTERED.
+            "event_polling_interval_s": 0.1,
+            "retry_min_backoff_s": 0.2,
+            "retry_max_backoff_s": 5.0,
+        },
+        "blob_recovery": {
+            "live_upload_deferral_s": settings.recovery_deferral_s,
+            "retry_min_backoff_s": 0.2,
+            "retry_max_backoff_s": 5.0,
+        },
+        # Epochs of a devnet last seconds to minutes: look at the chain clock every second.
+        "epoch": {"drive_epoch_change": True, "check_interval_s": 1.0, "max_jitter_s": 1.0},
+    }
+
+
+def client_config(
+    rpc_url: str, deployment_file: Path, wallets: dict[str, Path], settings: DevnetSettings
+) -> dict[str, Any]:
+    """The client configuration: one context per wallet (see client_config_example.yaml)."""
+    communication = {
+        "request_timeout_s": settings.request_timeout_s,
+        # Local nodes see a registration within one 0.1 s poll: retry NOT_REGISTERED from
+        # 50 ms, capped at 0.5 s, for about 20 s in all (a node restarting and catching up).
+        "backoff": {"min_backoff_s": 0.05, "max_backoff_s": 0.5, "max_retries": 45},
+    }
+    return {
+        "contexts": {
+            name: {
+                "rpc_urls": [rpc_url],
+                "deployment": str(deployment_file),
+                "wallet_key_path": str(wallet),
+                "communication": communication,
+            }
+            for name, wallet in wallets.items()
+        },
+        "default_context": CLIENT_CONTEXT,
+    }
+
+
+def write_yaml(path: Path, content: dict[str, Any]) -> None:
+    """Write a configuration file (creating its directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+def new_wallet(path: Path) -> str:
+    """Create an EVM key file (mode 0600) and return its address."""
+    account = Account.create()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=False)
+    path.write_text(bytes(account.key).hex() + "\n")
+    return str(account.address)
+
+
+async def deploy_and_fund(
+    rpc_url: str,
+    plans: Sequence[NodePlan],
+    settings: DevnetSettings,
+    paying_wallets: Sequence[str],
+) -> Deployment:
+    """Deploy the contracts with the nodes as committee; fund every wallet."""
+    deployer_key = dev_account_keys(1)[0]
+    params = DeployParams(
+        members=tuple(plan.member for plan in plans),
+        n_shards=settings.n_shards,
+        epoch_duration_s=settings.epoch_duration_s,
+        max_epochs_ahead=settings.max_epochs_ahead,
+        total_capacity_size=1 << 40,  # 1 TiB of encoded data per epoch: never the limit here
+        storage_price_per_unit_size=100_000,  # Walrus Mainnet's example prices (FROST per MiB)
+        write_price_per_unit_size=20_000,
+    )
+    deployment = await deploy(rpc_url, deployer_key, params)
+    w3 = open_web3(rpc_url)
+    try:
+        sender = TransactionSender(w3, rpc_url, deployer_key, deployment.chain_id)
+        receivers = [plan.wallet_address for plan in plans] + list(paying_wallets)
+        async with asyncio.TaskGroup() as group:
+            for address in receivers:
+                group.create_task(
+                    sender.send(
+                        "fund with ether",
+                        to=address,
+                        data=b"",
+                        gas=_ETH_TRANSFER_GAS,
+                        value=FUND_ETH_WEI,
+                    )
+                )
+    finally:
+        await w3.provider.disconnect()
+    async with (
+        open_evm_chain(rpc_url, deployment, deployer_key) as chain,
+        asyncio.TaskGroup() as group,
+    ):
+        for address in receivers:
+            group.create_task(chain.transfer_wal(address, FUND_WAL_FROST))
+    return deployment

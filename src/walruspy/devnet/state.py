@@ -1,0 +1,133 @@
+"""The devnet's state file, `DIR/devnet.json`: what runs where, for `devnet status` and `down`.
+
+A devnet writes it once every process is ready (and again when a node restarts): for each
+process its pid and exact command line (so a later command never signals a recycled pid), its
+log file and URL; for each node its shards and its committee URL (a lying node's proxy) beside
+the address it serves on; and the chain, publisher and aggregator URLs and the client
+configuration path. The file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from walruspy.devnet.errors import StateFileError
+
+__all__ = ["STATE_FILE", "STATE_FORMAT", "DevnetState", "NodeRecord", "ProcessRecord"]
+
+STATE_FILE: Final = "devnet.json"
+STATE_FORMAT: Final = "walruspy-devnet/1"
+#: A state file is a few kilobytes; anything larger is not one.
+MAX_STATE_BYTES: Final = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """One running process: pid, the command line it runs, its log, its URL."""
+
+    name: str
+    pid: int
+    command: tuple[str, ...]
+    log: str
+    url: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
+        """Parse one record."""
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            command=tuple(str(part) for part in data["command"]),
+            log=str(data["log"]),
+            url=str(data["url"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One storage node: its process, committee URL, shards and, if it lies, its proxy."""
+
+    index: int
+    process: ProcessRecord
+    url: str
+    shards: tuple[int, ...]
+    node_id: str
+    proxy: ProcessRecord | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeRecord:
+        """Parse one node."""
+        proxy = data.get("proxy")
+        return cls(
+            index=int(data["index"]),
+            process=ProcessRecord.from_json(data["process"]),
+            url=str(data["url"]),
+            shards=tuple(int(s) for s in data["shards"]),
+            node_id=str(data["node_id"]),
+            proxy=ProcessRecord.from_json(proxy) if proxy is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetState:
+    """Everything a later command needs to find and stop the devnet's processes."""
+
+    dir: str
+    n_shards: int
+    epoch_duration_s: int
+    chain: ProcessRecord
+    nodes: tuple[NodeRecord, ...]
+    daemon: ProcessRecord
+    client_config: str
+    deployment_file: str
+    format: str = field(default=STATE_FORMAT)
+
+    @property
+    def processes(self) -> list[ProcessRecord]:
+        """Every process, in the order to stop them: daemon, nodes, proxies, chain."""
+        nodes = [node.process for node in self.nodes]
+        proxies = [node.proxy for node in self.nodes if node.proxy is not None]
+        return [self.daemon, *nodes, *proxies, self.chain]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the state file."""
+        return asdict(self)
+
+    def save(self) -> None:
+        """Write `DIR/devnet.json` atomically."""
+        path = Path(self.dir) / STATE_FILE
+        tmp = path.with_name(f".{STATE_FILE}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, directory: Path | str) -> DevnetState:
+        """Read `DIR/devnet.json`; `StateFileError` says what is wrong."""
+        path = Path(directory) / STATE_FILE
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
+        except OSError as exc:
+            raise StateFileError(f"no devnet state in {directory}: {exc.strerror}") from exc
+        try:
+            if len(raw) > MAX_STATE_BYTES:
+                raise ValueError("the file is too large")
+            data = json.loads(raw)
+            if data.get("format") != STATE_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, expected {STATE_FORMAT!r}")
+            return cls(
+                dir=str(data["dir"]),
+                n_shards=int(data["n_shards"]),
+                epoch_duration_s=int(data["epoch_duration_s"]),
+                chain=ProcessRecord.from_json(data["chain"]),
+                nodes=tuple(NodeRecord.from_json(node) for node in data["nodes"]),
+                daemon=ProcessRecord.from_json(data["daemon"]),
+                client_config=str(data["client_config"]),
+                deployment_file=str(data["deployment_file"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateFileError(f"{path} is not a devnet state file: {exc}") from exc

@@ -1,0 +1,80 @@
+"""Shared pieces of the devnet suites: one real devnet per module, a client on it, helpers.
+
+Each module starts ONE devnet (module-scoped async fixture on a module-scoped event loop) and
+runs its tests against it in order, to keep the suite within minutes on two cores. Epochs last
+an hour unless a test advances them (`Devnet.advance_epoch`), so no epoch change races a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: Epochs of the test devnets: long enough that none ends by itself during a module.
+TEST_EPOCH_S = 3600
+#: A CLI command (devnet up starts a whole network) gets this long.
+CLI_TIMEOUT_S = 240
+
+
+def blob_bytes(seed: int, size: int) -> bytes:
+    """Deterministic, incompressible data of `size` bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.blake2b(
+            seed.to_bytes(8, "little") + counter.to_bytes(8, "little"), digest_size=64
+        ).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def walruspy(
+    *args: str, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `walruspy` command line in a new process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "walruspy.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+        cwd=cwd,
+    )
+    if check and result.returncode != 0:
+        command = " ".join(args)
+        raise AssertionError(
+            f"walruspy {command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+async def wait_certified(client: Any, blob_id: Any, timeout_s: float = 30) -> Any:
+    """The blob's status once nodes of f+1 shards report it certified (events take a poll)."""
+    from walruspy.devnet import wait_until
+    from walruspy.node_api.schemas import Deletable, Permanent
+
+    seen: list[Any] = []
+
+    async def certified() -> bool:
+        status = (await client.blob_status(blob_id)).status
+        seen[:] = [status]
+        if isinstance(status, Deletable):
+            return status.deletable_counts.count_deletable_certified > 0
+        return isinstance(status, Permanent) and status.is_certified
+
+    await wait_until(certified, timeout_s, f"blob {blob_id} reported certified")
+    return seen[0]
+
+
+def error_reason(body: dict[str, Any]) -> str:
+    """The reason of an AIP-193 error body."""
+    return str(body["error"]["details"][0]["reason"])
+
+
+def shards_of(nodes: Sequence[Any]) -> int:
+    """The shards a set of devnet nodes holds."""
+    return sum(len(node.shards) for node in nodes)

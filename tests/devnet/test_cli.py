@@ -1,0 +1,136 @@
+"""`walruspy devnet up|status|down`, with and without `--json`, as users run them.
+
+Each command runs in a process of its own. `up` must return with the network still running
+(detached processes recorded in `DIR/devnet.json`); the client commands and the publisher work
+against it; `status` tells running from stopped; `down` stops every process and leaves none
+behind. Two devnets are started: one with text output, one with `--json`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.devnet.conftest import blob_bytes, walruspy
+from walruspy.devnet.processes import pid_alive
+from walruspy.devnet.state import DevnetState
+
+pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def every_pid(state: DevnetState) -> list[int]:
+    return [record.pid for record in state.processes]
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Path]]:
+    """Directories of devnets to bring down whatever the test's outcome."""
+    started: list[Path] = []
+    yield started
+    for directory in started:
+        if (directory / "devnet.json").exists():
+            walruspy("devnet", "down", "--dir", str(directory), check=False)
+
+
+def http(method: str, url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_devnet_up_status_down_text(tmp_path: Path, cleanup: list[Path]) -> None:
+    directory = tmp_path / "net"
+    cleanup.append(directory)
+    up = walruspy(
+        "devnet", "up", "--dir", str(directory), "--nodes", "4", "--shards", "40",
+        "--epoch-duration", "1h",
+    )  # fmt: skip
+    assert "Publisher:" in up.stdout and "Chain RPC:" in up.stdout
+    assert up.stdout.count("running") == 4 and "Node 3:" in up.stdout
+    state = DevnetState.load(directory)
+    assert all(pid_alive(pid) for pid in every_pid(state))  # up returned, the network runs
+
+    status = walruspy("devnet", "status", "--dir", str(directory))
+    assert f"Aggregator:     {state.daemon.url}" in status.stdout
+    assert "Chain pid" in status.stdout and "stopped" not in status.stdout
+
+    # The client commands and the daemon work against it.
+    config = str(directory / "client_config.yaml")
+    source = tmp_path / "blob.bin"
+    source.write_bytes(blob_bytes(5, 70_000))
+    stored = json.loads(
+        walruspy("store", str(source), "--epochs", "2", "--config", config, "--json").stdout
+    )
+    created = stored["results"][0]["blobStoreResult"]["newlyCreated"]["blobObject"]
+    out = tmp_path / "back.bin"
+    walruspy("read", created["blobId"], "--out", str(out), "--config", config)
+    assert out.read_bytes() == source.read_bytes()
+    blob_status = walruspy("blob-status", "--blob-id", created["blobId"], "--config", config)
+    assert "deletable" in blob_status.stdout.lower()
+    code, body = http("PUT", f"{state.daemon.url}/v1/blobs?epochs=1", b"through the publisher")
+    assert code == 200
+    blob_id = json.loads(body)["newlyCreated"]["blobObject"]["blobId"]
+    assert http("GET", f"{state.daemon.url}/v1/blobs/{blob_id}") == (200, b"through the publisher")
+
+    # A second `up` in the same directory is refused, with the reason.
+    again = walruspy("devnet", "up", "--dir", str(directory), "--json", check=False)
+    assert again.returncode == 1
+    assert "not empty" in json.loads(again.stdout)["error"]
+
+    down = json.loads(walruspy("devnet", "down", "--dir", str(directory), "--json").stdout)
+    assert sorted(down["stopped"]) == sorted(record.name for record in state.processes)
+    assert not any(pid_alive(pid) for pid in every_pid(state))
+    after = json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout)
+    assert not any(node["running"] for node in after["nodes"])
+    assert not after["chain"]["running"] and not after["daemon"]["running"]
+    down_again = walruspy("devnet", "down", "--dir", str(directory))
+    assert "No process of this devnet was running" in down_again.stdout
+
+
+def check_status_json(status: dict[str, Any], n_nodes: int, n_shards: int) -> None:
+    assert {"chain_rpc", "publisher", "aggregator", "nodes"} <= set(status)
+    assert len(status["nodes"]) == n_nodes
+    shards: list[int] = []
+    for node in status["nodes"]:
+        assert {"pid", "url", "shards"} <= set(node)
+        assert node["running"] and pid_alive(node["pid"])
+        shards += node["shards"]
+    assert sorted(shards) == list(range(n_shards))
+
+
+def test_devnet_up_json_then_down_text(tmp_path: Path, cleanup: list[Path]) -> None:
+    directory = tmp_path / "net"
+    cleanup.append(directory)
+    up = walruspy("devnet", "up", "--dir", str(directory), "--nodes", "5", "--shards", "20",
+                  "--epoch-duration", "30m", "--json")  # fmt: skip
+    status = json.loads(up.stdout)
+    check_status_json(status, 5, 20)
+    assert status["epoch_duration_s"] == 1800
+    code, body = http("GET", f"{status['aggregator']}/status")
+    assert (code, body) == (200, b"OK")
+    again = json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout)
+    check_status_json(again, 5, 20)
+    assert again["chain_rpc"] == status["chain_rpc"]
+
+    pids = every_pid(DevnetState.load(directory))
+    down = walruspy("devnet", "down", "--dir", str(directory))
+    assert "Stopped 7 processes" in down.stdout
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_devnet_errors_without_a_devnet(tmp_path: Path) -> None:
+    missing = walruspy("devnet", "status", "--dir", str(tmp_path / "none"), check=False)
+    assert missing.returncode == 1 and "no devnet state" in missing.stderr
+    as_json = walruspy("devnet", "down", "--dir", str(tmp_path / "none"), "--json", check=False)
+    assert as_json.returncode == 1 and "no devnet state" in json.loads(as_json.stdout)["error"]
+    bad = walruspy("devnet", "up", "--dir", str(tmp_path), "--nodes", "5", "--shards", "3",
+                   check=False)  # fmt: skip
+    assert bad.returncode == 2 and "shard per node" in bad.stderr

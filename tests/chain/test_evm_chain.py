@@ -412,6 +412,24 @@ async def test_extend_and_delete(node: ChainProcess, deployed4: Deployment) -> N
             await chain.delete_blob(permanent)
 
 
+async def test_transfer_blob_moves_ownership(node: ChainProcess, deployed4: Deployment) -> None:
+    async with (
+        open_evm_chain(node.url, deployed4, node.keys[0]) as sender,
+        open_evm_chain(node.url, deployed4, node.keys[1]) as receiver,
+    ):
+        object_id = await register(sender, deletable=True)
+        await sender.transfer_blob(object_id, receiver.address)
+        moved = await sender.get_blob(object_id)
+        assert moved is not None and moved.owner == receiver.address
+        assert object_id in {b.object_id for b in await receiver.owned_blobs(receiver.address)}
+        assert object_id not in {b.object_id for b in await sender.owned_blobs(sender.address)}
+        with pytest.raises(ChainRevertError, match="not the owner"):
+            await sender.transfer_blob(object_id, sender.address)
+        with pytest.raises(ValueError, match="not an EVM address"):
+            await receiver.transfer_blob(object_id, "0x1234")
+        await receiver.delete_blob(object_id)  # the new owner holds every right
+
+
 async def test_expiry_after_advance_epoch(node: ChainProcess) -> None:
     deployment = await deploy(node.url, node.keys[0], COMMITTEE_4.params)  # its own: moves epochs
     async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:

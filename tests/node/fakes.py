@@ -253,6 +253,10 @@ class FakeChain:
         self.delete(object_id)
         return storage
 
+    async def transfer_blob(self, object_id: bytes, to: str) -> None:
+        record = self.blobs[object_id]
+        self.blobs[object_id] = replace(record, owner=to)
+
     async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
         certified = verify_certificate(await self.committee(), certificate, "validity")
         message = certified.message

@@ -189,6 +189,10 @@ class ChainWriter(ChainReader, Protocol):
         """Delete a deletable blob this account owns; its storage comes back to the account."""
         ...
 
+    async def transfer_blob(self, object_id: bytes, to: str) -> None:
+        """Give a blob object this account owns to the EVM address `to`."""
+        ...
+
     async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
         """Post a validity certificate over INVALID_BLOB_ID: the blob is marked invalid."""
         ...

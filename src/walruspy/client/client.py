@@ -222,6 +222,12 @@ class WalrusClient:
         )
         return ExtendResult(record, epochs, record.end_epoch + epochs, cost)
 
+    async def transfer_blob(self, object_id: bytes, to: str) -> None:
+        """Give a blob object of this account to the EVM address `to` (send_object_to)."""
+        writer = self.env.require_writer("transfer")
+        await self._owned_blob(writer, object_id)
+        await writer.transfer_blob(object_id, to)
+
     async def _owned_blob(self, writer: ChainWriter, object_id: bytes) -> BlobRecord:
         record = await self.env.chain.get_blob(object_id)
         if record is None or record.owner.lower() != writer.address.lower():

@@ -302,7 +302,10 @@ async def run_daemon(
         async with open_client(config, context=context) as client:
             if mode.serves("publisher"):
                 client.env.require_writer("the publisher")  # refuse to start without a wallet
-            async with open_daemon(client, mode, bind_address, limits) as running:
+            transfer = client.transfer_blob if client.address is not None else None
+            async with open_daemon(
+                client, mode, bind_address, limits, transfer=transfer
+            ) as running:
                 on_ready(running)
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()  # until a signal cancels this task

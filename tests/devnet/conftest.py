@@ -10,14 +10,34 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import aiohttp
+import pytest_asyncio
+
+from walruspy.client import WalrusClient, open_client
+from walruspy.devnet import Devnet
 
 #: Epochs of the test devnets: long enough that none ends by itself during a module.
 TEST_EPOCH_S = 3600
 #: A CLI command (devnet up starts a whole network) gets this long.
 CLI_TIMEOUT_S = 240
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(devnet: Devnet) -> AsyncIterator[WalrusClient]:
+    """A client on the module's devnet (each module defines its own `devnet` fixture)."""
+    async with open_client(devnet.client_config()) as walrus:
+        yield walrus
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One HTTP session per module, for the daemon's and nodes' routes."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 def blob_bytes(seed: int, size: int) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, shards_of, wait_certified
-from walruspy.client import WalrusClient, open_client
+from walruspy.client import WalrusClient
 from walruspy.core.encoding import encode_blob
 from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
 from walruspy.devnet import Devnet, open_devnet, wait_until
@@ -41,18 +41,6 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devn
         recovery_deferral_s=1.0,
     ) as dn:  # fmt: skip
         yield dn
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(devnet: Devnet) -> AsyncIterator[WalrusClient]:
-    async with open_client(devnet.client_config()) as walrus:
-        yield walrus
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 BEFORE = blob_bytes(1, 400_000)

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, wait_certified
-from walruspy.client import WalrusClient, open_client
+from walruspy.client import WalrusClient
 from walruspy.core.decoding import ConsistencyCheck
 from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import InvalidInputError
@@ -44,18 +44,6 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devn
         lying_nodes=(0,),
     ) as dn:  # fmt: skip
         yield dn
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(devnet: Devnet) -> AsyncIterator[WalrusClient]:
-    async with open_client(devnet.client_config()) as walrus:
-        yield walrus
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_store_certifies_with_a_lying_node(client: WalrusClient) -> None:

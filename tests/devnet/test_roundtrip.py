@@ -22,7 +22,7 @@ import pytest_asyncio
 import yaml
 
 from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, error_reason, wait_certified
-from walruspy.client import WalrusClient, open_client
+from walruspy.client import WalrusClient
 from walruspy.client.errors import BlobNotFoundError, NotEnoughAnswersError
 from walruspy.core.blob_id import BlobId
 from walruspy.daemon import READY_PREFIX, DaemonMode, openapi_document
@@ -42,18 +42,6 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devn
     directory = tmp_path_factory.mktemp("roundtrip")
     async with open_devnet(directory, n_nodes=4, n_shards=100, epoch_duration_s=TEST_EPOCH_S) as dn:
         yield dn
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(devnet: Devnet) -> AsyncIterator[WalrusClient]:
-    async with open_client(devnet.client_config()) as walrus:
-        yield walrus
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000, 1 << 20, 16 << 20])

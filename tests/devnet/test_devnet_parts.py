@@ -166,3 +166,23 @@ def test_corrupted_slivers_still_parse_but_differ() -> None:
     parsed = SliverData.from_bcs(bad, SliverType.PRIMARY)
     assert parsed.index == 3 and parsed.symbol_size == 2 and parsed.data != sliver.data
     assert corrupt_sliver(b"abc") == b"abc"  # too short to be a sliver: untouched
+
+
+def test_corrupt_symbols_keeps_them_parseable_but_failing_their_proofs() -> None:
+    from walruspy.core.encoding import encode_blob
+    from walruspy.core.errors import VerificationError
+    from walruspy.core.symbols import SymbolSource, symbols_from_bcs, symbols_to_bcs
+    from walruspy.core.types import SliverIndex
+    from walruspy.devnet.proxy import corrupt_symbols
+
+    encoded = encode_blob(b"symbols for a lying proxy" * 40, 7)
+    target = SliverIndex(2)
+    honest = [SymbolSource(encoded.secondary_sliver(j), 7).symbol_for(target) for j in range(3)]
+    lies = symbols_from_bcs(corrupt_symbols(symbols_to_bcs(honest)))
+    assert len(lies) == len(honest)
+    for symbol in honest:
+        symbol.verify(encoded.metadata, target, SliverType.PRIMARY)
+    for symbol in lies:
+        with pytest.raises(VerificationError):
+            symbol.verify(encoded.metadata, target, SliverType.PRIMARY)
+    assert corrupt_symbols(b"not bcs") == b"not bcs"  # not symbols: untouched

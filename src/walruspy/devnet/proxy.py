@@ -1,4 +1,4 @@
-"""A lying storage node for fault tests: a proxy that corrupts the slivers a node serves.
+"""A lying storage node for fault tests: a proxy that corrupts the slivers and symbols it serves.
 
     python -m walruspy.devnet.proxy --listen 127.0.0.1:PORT --target http://127.0.0.1:NODE_PORT
 
@@ -6,8 +6,10 @@ The devnet puts it in front of a node and gives the committee the proxy's addres
 the other nodes reach that node only through it. Every request is forwarded unchanged; the answer
 to a successful `GET /v1/blobs/{blob_id}/slivers/{pair}/{type}` comes back with one byte of the
 sliver's data flipped (the last data byte, before the BCS `symbol_size` and `index` fields), so
-it still parses but fails its Merkle check. Everything else passes through: the node is a
-Byzantine node that lies about slivers only (spec/walrus-system.md 5, "Reads with faulty nodes").
+it still parses but fails its Merkle check; so does every symbol of a successful
+`GET .../recoverySymbols` (what peers heal themselves with). Everything else passes through: the
+node is a Byzantine node that lies about data (spec/walrus-system.md 5, "Reads with faulty
+nodes" and "Node misses slivers").
 If the node is down, the proxy answers 502, as a dead node's address refuses connections.
 
 Prints `proxy listening on URL` once serving; stops on SIGTERM or SIGINT.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import re
 import signal
 import sys
@@ -27,10 +30,15 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-__all__ = ["corrupt_sliver", "make_proxy_app"]
+from walruspy.core.errors import InvalidInputError
+from walruspy.core.symbols import symbols_from_bcs, symbols_to_bcs
+
+__all__ = ["corrupt_sliver", "corrupt_symbols", "make_proxy_app"]
 
 #: The sliver route of the node API (walruspy.node_api.paths.SLIVER_ROUTE).
 _SLIVER_PATH: Final = re.compile(r"^/v1/blobs/[A-Za-z0-9_-]{43}/slivers/\d+/(primary|secondary)$")
+#: The recovery-symbol route (walruspy.node_api.paths), which peers use to heal themselves.
+_SYMBOLS_PATH: Final = re.compile(r"^/v1/blobs/[A-Za-z0-9_-]{43}/recoverySymbols$")
 #: Bytes after a sliver's data in its BCS form: u16 symbol size and u16 index.
 _SLIVER_TRAILER_BYTES: Final = 4
 #: The largest body forwarded either way: a node's own request limit (64 MiB) and headroom.
@@ -48,6 +56,24 @@ def corrupt_sliver(body: bytes) -> bytes:
         return body
     position = len(body) - _SLIVER_TRAILER_BYTES - 1
     return body[:position] + bytes([body[position] ^ 0xFF]) + body[position + 1 :]
+
+
+def corrupt_symbols(body: bytes) -> bytes:
+    """The BCS recovery symbols with the last byte of every symbol's data flipped.
+
+    They still parse, and each fails its Merkle proof: the receiver must drop them.
+    """
+    try:
+        symbols = symbols_from_bcs(body)
+    except InvalidInputError:
+        return body
+    return symbols_to_bcs(
+        [
+            dataclasses.replace(s, data=s.data[:-1] + bytes([s.data[-1] ^ 0xFF]))
+            for s in symbols
+            if s.data
+        ]
+    )
 
 
 def make_proxy_app(target: str) -> web.Application:
@@ -77,6 +103,8 @@ def make_proxy_app(target: str) -> web.Application:
             return web.Response(status=502, text=f"proxy: the node cannot be reached: {exc}")
         if request.method == "GET" and status == 200 and _SLIVER_PATH.match(request.path):
             payload = corrupt_sliver(payload)
+        elif request.method == "GET" and status == 200 and _SYMBOLS_PATH.match(request.path):
+            payload = corrupt_symbols(payload)
         return web.Response(status=status, body=payload, headers=answer_headers)
 
     app.cleanup_ctx.append(session_context)

@@ -1,0 +1,47 @@
+"""The nodes' own epoch driver advances epochs on the real chain, and every node follows.
+
+Nobody calls advance_epoch here: with 5-second epochs, the storage nodes' drivers (walrus-system.md
+3.5, "epoch-change driver") must start new epochs by themselves, racing each other harmlessly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from walruspy.devnet import Devnet, open_devnet, wait_until
+from walruspy.node_api.client import NodeClient
+
+pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+EPOCH_S = 5
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
+    directory = tmp_path_factory.mktemp("epochs")
+    async with open_devnet(directory, n_nodes=4, n_shards=20, epoch_duration_s=EPOCH_S) as dn:
+        yield dn
+
+
+async def test_nodes_advance_epochs_by_themselves(
+    devnet: Devnet, http: aiohttp.ClientSession
+) -> None:
+    start = (await devnet.deployer.system_info()).epoch
+
+    async def two_epochs_later() -> bool:
+        return (await devnet.deployer.system_info()).epoch >= start + 2
+
+    await wait_until(two_epochs_later, 12 * EPOCH_S, "two epoch changes by the nodes' drivers")
+    target = (await devnet.deployer.system_info()).epoch
+
+    async def every_node_follows() -> bool:
+        epochs = [
+            (await NodeClient(node.url, http, timeout_s=10).health()).epoch for node in devnet.nodes
+        ]
+        return all(epoch >= target for epoch in epochs)
+
+    await wait_until(every_node_follows, 6 * EPOCH_S, "every node seeing the new epoch")

@@ -290,6 +290,11 @@ class NodeStore:
     @property
     def map_size_bytes(self) -> int:
         """The current map size (grows when full)."""
+        with self._gate.shared():
+            return self._map_size()
+
+    def _map_size(self) -> int:
+        # Only under the gate: LMDB's env info races a concurrent set_mapsize (EINVAL).
         try:
             return int(self._env.info()["map_size"])
         except lmdb.Error as exc:
@@ -307,10 +312,12 @@ class NodeStore:
     def _write(self, body: Callable[[lmdb.Transaction[bytes]], T]) -> T:
         """Run `body` in one write transaction, growing the map and retrying when it is full."""
         for _ in range(MAX_GROWTH_ATTEMPTS):
-            seen = self.map_size_bytes
+            seen = 0
             try:
-                with self._gate.shared(), self._env.begin(write=True) as txn:
-                    return body(txn)
+                with self._gate.shared():
+                    seen = self._map_size()
+                    with self._env.begin(write=True) as txn:
+                        return body(txn)
             except lmdb.MapFullError:
                 self._grow(seen)
             except lmdb.Error as exc:
@@ -319,7 +326,7 @@ class NodeStore:
 
     def _grow(self, seen: int) -> None:
         with self._gate.exclusive():
-            current = self.map_size_bytes
+            current = self._map_size()
             if current > seen:
                 return  # another thread grew it while we waited
             if current >= self._config.max_map_size_bytes:

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from eth._utils.address import force_bytes_to_address
 from eth.abc import ComputationAPI
@@ -83,8 +85,6 @@ _FP_PAD = 16
 G1_BYTES = 2 * FP_BYTES
 G2_BYTES = 4 * FP_BYTES
 SCALAR_BYTES = 32
-G1_MSM_PAIR_BYTES = G1_BYTES + SCALAR_BYTES
-G2_MSM_PAIR_BYTES = G2_BYTES + SCALAR_BYTES
 PAIRING_PAIR_BYTES = G1_BYTES + G2_BYTES
 # py-evm's literal pairing gas (EIP-2537: 32600 per pair plus 37700).
 PAIRING_GAS_PER_PAIR = 32600
@@ -140,6 +140,10 @@ def _chunks(data: bytes, size: int) -> Iterator[bytes]:
     return (data[i : i + size] for i in range(0, len(data), size))
 
 
+#: A point of G1 or of G2 (the two groups share the multi-scalar multiplication).
+_P = TypeVar("_P", G1Point, G2Point)
+
+
 def _msm_gas(k: int, per_pair_gas: int, discounts: list[int], max_discount: int) -> int:
     discount = discounts[k - 1] if k <= len(discounts) else max_discount
     return k * per_pair_gas * discount // MSM_MULTIPLIER
@@ -159,25 +163,54 @@ def bls12_g1_add(computation: ComputationAPI) -> ComputationAPI:
     return computation
 
 
-def bls12_g1_msm(computation: ComputationAPI) -> ComputationAPI:
-    """0x0c: a multi-scalar multiplication in G1 over points of the subgroup."""
+@dataclass(frozen=True, slots=True)
+class _MsmGroup(Generic[_P]):
+    """What differs between the G1 and G2 multi-scalar multiplications (py-evm's own strings)."""
+
+    decode: Callable[[bytes], _P]
+    multiexp: Callable[[list[_P], list[Scalar]], _P]
+    point_bytes: int
+    gas: tuple[int, list[int], int]  # per-pair gas, discount table, maximum discount
+    name: str
+    length_message: str
+
+
+def _msm(computation: ComputationAPI, group: _MsmGroup[_P]) -> ComputationAPI:
+    """A multi-scalar multiplication over subgroup points, checked and charged as py-evm does."""
     data = bytes(computation.msg.data)
-    if len(data) == 0 or len(data) % G1_MSM_PAIR_BYTES != 0:
-        raise VMError("Length of data must be a multiple of 128 bytes for BLS12_G1MSM")
-    k = len(data) // G1_MSM_PAIR_BYTES
-    gas = _msm_gas(k, BLS12_G1_MSM_GAS, G1_MSM_DISCOUNTS, G1_MSM_MAX_DISCOUNT)
-    computation.consume_gas(gas, reason="BLS12_G1MSM gas")
-    points: list[G1Point] = []
+    pair_bytes = group.point_bytes + SCALAR_BYTES
+    if len(data) == 0 or len(data) % pair_bytes != 0:
+        raise VMError(group.length_message)
+    k = len(data) // pair_bytes
+    computation.consume_gas(_msm_gas(k, *group.gas), reason=f"{group.name} gas")
+    points: list[_P] = []
     scalars: list[Scalar] = []
-    for pair in _chunks(data, G1_MSM_PAIR_BYTES):
-        point = _decode_g1(pair[:G1_BYTES])
+    for pair in _chunks(data, pair_bytes):
+        point = group.decode(pair[: group.point_bytes])
         if not point.is_in_subgroup():
             raise VMError("Point failed sub-group check.")
         points.append(point)
-        scalars.append(Scalar.from_be_bytes_mod_order(pair[G1_BYTES:]))
-    result = G1Point.multiexp_unchecked(points, scalars)
-    computation.output = _pad_words(result.to_xy_bytes_be())
+        scalars.append(Scalar.from_be_bytes_mod_order(pair[group.point_bytes :]))
+    computation.output = _pad_words(group.multiexp(points, scalars).to_xy_bytes_be())
     return computation
+
+
+_G1_MSM = _MsmGroup(
+    _decode_g1, G1Point.multiexp_unchecked, G1_BYTES,
+    (BLS12_G1_MSM_GAS, G1_MSM_DISCOUNTS, G1_MSM_MAX_DISCOUNT),
+    "BLS12_G1MSM", "Length of data must be a multiple of 128 bytes for BLS12_G1MSM",
+)  # fmt: skip
+_G2_MSM = _MsmGroup(
+    _decode_g2, G2Point.multiexp_unchecked, G2_BYTES,
+    (BLS12_G2_MSM_GAS, G2_MSM_DISCOUNTS, G2_MSM_MAX_DISCOUNT),
+    "BLS12_G2MSM",
+    "Length of data must be a multiple of 288 bytes for G2 multi-scalar multiplication",
+)  # fmt: skip
+
+
+def bls12_g1_msm(computation: ComputationAPI) -> ComputationAPI:
+    """0x0c: a multi-scalar multiplication in G1 over points of the subgroup."""
+    return _msm(computation, _G1_MSM)
 
 
 def bls12_g2_add(computation: ComputationAPI) -> ComputationAPI:
@@ -193,25 +226,7 @@ def bls12_g2_add(computation: ComputationAPI) -> ComputationAPI:
 
 def bls12_g2_msm(computation: ComputationAPI) -> ComputationAPI:
     """0x0e: a multi-scalar multiplication in G2 over points of the subgroup."""
-    data = bytes(computation.msg.data)
-    if len(data) == 0 or len(data) % G2_MSM_PAIR_BYTES != 0:
-        raise VMError(
-            "Length of data must be a multiple of 288 bytes for G2 multi-scalar multiplication"
-        )
-    k = len(data) // G2_MSM_PAIR_BYTES
-    gas = _msm_gas(k, BLS12_G2_MSM_GAS, G2_MSM_DISCOUNTS, G2_MSM_MAX_DISCOUNT)
-    computation.consume_gas(gas, "BLS12_G2MSM gas")
-    points: list[G2Point] = []
-    scalars: list[Scalar] = []
-    for pair in _chunks(data, G2_MSM_PAIR_BYTES):
-        point = _decode_g2(pair[:G2_BYTES])
-        if not point.is_in_subgroup():
-            raise VMError("Point failed sub-group check.")
-        points.append(point)
-        scalars.append(Scalar.from_be_bytes_mod_order(pair[G2_BYTES:]))
-    result = G2Point.multiexp_unchecked(points, scalars)
-    computation.output = _pad_words(result.to_xy_bytes_be())
-    return computation
+    return _msm(computation, _G2_MSM)
 
 
 def bls12_pairing_check(computation: ComputationAPI) -> ComputationAPI:

@@ -17,7 +17,6 @@ from aiohttp import web
 from eth_abi.abi import encode as abi_encode
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils.address import to_checksum_address
-from web3._utils import http_session_manager
 from web3.exceptions import BadResponseFormat, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from walruspy.chain.api import ChainRejectedError, ChainRevertError, ChainUnavailableError
@@ -31,8 +30,8 @@ from walruspy.chain.events import (
 )
 from walruspy.chain.evm_events import EventDecoder, LogReader, event_topic
 from walruspy.chain.evm_rpc import (
+    KeepAliveHTTPProvider,
     TransactionSender,
-    _cancellation_safe_lock,
     gather_reads,
     open_web3,
     revert_reason,
@@ -92,12 +91,12 @@ def test_rpc_errors_translate(raised: Exception, expected: type[Exception], text
     assert caught.value.__cause__ is raised
 
 
-# -- web3's session lock under cancellation --------------------------------------------------
+# -- the provider under cancellation ---------------------------------------------------------
 
 
-async def test_cancelled_requests_do_not_wedge_web3() -> None:
+async def test_cancelled_requests_do_not_wedge_the_provider() -> None:
     """Requests cancelled at any moment leave later requests working (web3 issue #3867)."""
-    assert http_session_manager.async_lock is _cancellation_safe_lock
+    assert isinstance(open_web3(URL).provider, KeepAliveHTTPProvider)
 
     async def answer(request: web.Request) -> web.Response:
         body = await request.json()
@@ -408,6 +407,31 @@ async def test_decoding_paging_and_resuming(system_abi: Any) -> None:
     assert [(e.event_id.block_number, e.event_id.log_index) for e in inside] == [(10, 2), (17, 0)]
 
 
+async def test_a_polling_reader_does_not_rescan_blocks(system_abi: Any) -> None:
+    make = LogFactory(system_abi)
+    logs = FakeLogs(sample_logs(make), max_span=1000)
+    reader = reader_over(logs, system_abi)
+    everything = await reader.read(EventCursor(), 10_000, 252)
+    cursor = everything[-1].event_id.cursor_after
+    logs.queries.clear()
+    assert await reader.read(cursor, 10_000, 252) == []
+    assert logs.queries == [], "an idle poll asked for logs it had already scanned"
+    logs.logs.append(make("InvalidBlobID", 254, 0, epoch=1, blob_id=bytes(32)))
+    assert await reader.read(cursor, 10_000, 253) == []
+    assert logs.queries == [(253, 253)]
+    (new,) = await reader.read(cursor, 10_000, 255)
+    assert new.event_id.block_number == 254 and logs.queries[-1] == (254, 255)
+    # a cursor other than the one the reader led to (a restart, a truncated page) rescans
+    logs.queries.clear()
+    again = await reader.read(EventCursor(250), 10_000, 255)
+    assert len(again) == 2 and logs.queries == [(250, 255)]
+    truncated = await reader.read(EventCursor(), 1, 255)
+    assert len(truncated) == 1
+    logs.queries.clear()
+    rest = await reader.read(truncated[0].event_id.cursor_after, 10_000, 255)
+    assert len(rest) == len(everything) and logs.queries[0][0] == 3
+
+
 async def test_spans_halve_on_refusal_and_grow_back(system_abi: Any) -> None:
     logs = FakeLogs(sample_logs(LogFactory(system_abi)), max_span=4)
     reader = reader_over(logs, system_abi, span=32)
@@ -451,32 +475,36 @@ def test_decoder_checks_the_abi_against_the_event_types(system_abi: Any) -> None
         EventDecoder([e for e in system_abi if e.get("name") != "BlobDeleted"])
 
 
-def test_an_abandoned_acquisition_gives_the_lock_back_without_an_event_loop() -> None:
-    """The waiter leaves while the worker still waits; no loop runs afterwards (a CLI exiting)."""
-    import threading
+async def test_the_provider_keeps_connections_and_retries_reads_only() -> None:
+    """Many requests, one connection; a dropped connection costs a read a retry, a send fails."""
+    peers: list[object] = []
+    drop_next = False
 
-    from walruspy.chain.evm_rpc import _Acquisition
+    async def answer(request: web.Request) -> web.Response:
+        nonlocal drop_next
+        peers.append(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        if drop_next:
+            drop_next = False
+            request.transport.close()  # type: ignore[union-attr]
+        body = await request.json()
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": "0x7a69"})
 
-    lock = threading.Lock()
-    lock.acquire()  # another request holds web3's lock
-    acquisition = _Acquisition(lock)
-    worker = threading.Thread(target=acquisition.acquire)
-    worker.start()
-    acquisition.abandon()  # the waiter is cancelled before the worker gets the lock
-    lock.release()  # the holder finishes
-    worker.join(timeout=5)
-    assert not worker.is_alive()
-    assert lock.acquire(blocking=False), "the abandoned acquisition kept the lock"
-
-
-def test_an_acquisition_abandoned_after_it_completed_releases_the_lock() -> None:
-    import threading
-
-    from walruspy.chain.evm_rpc import _Acquisition
-
-    lock = threading.Lock()
-    acquisition = _Acquisition(lock)
-    acquisition.acquire()
-    assert lock.locked()
-    acquisition.abandon()
-    assert not lock.locked()
+    app = web.Application()
+    app.router.add_post("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    w3 = open_web3(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+    try:
+        for _ in range(20):
+            assert await _chain_id(w3) == 31337
+        assert len(set(peers)) == 1, "every request opened a connection of its own"
+        drop_next = True
+        assert await _chain_id(w3) == 31337  # retried on a new connection
+        drop_next = True
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await w3.provider.make_request("eth_sendRawTransaction", ["0x00"])  # type: ignore[arg-type]
+    finally:
+        await w3.provider.disconnect()
+        await runner.cleanup()

@@ -16,7 +16,10 @@ returns the first `limit` events at or after a cursor:
   dropped, so a consumer that resumes from `event.event_id.cursor_after` neither skips nor
   repeats an event, whatever client instance reads next;
 * empty ranges are scanned through until an event is found or the head is reached, so an
-  empty answer always means "nothing new yet", never "call again to make progress".
+  empty answer always means "nothing new yet", never "call again to make progress";
+* a reader remembers where a read that returned everything it found stopped: the next read from
+  the cursor that read leads to starts after the blocks already scanned, so a node polling an
+  idle chain asks for no logs until a new block exists.
 
 Decoding is driven by the ABI: each event's fields must be exactly the fields of its dataclass in
 `walruspy.chain.events` (checked when the reader is built), so a contract change that renames or
@@ -174,6 +177,9 @@ class LogReader:
         self._start_block = start_block
         self._max_span = max_span_blocks
         self._span = max_span_blocks
+        # After a read that returned everything it found: the cursor its caller resumes from
+        # and the last block it scanned, so polling from there starts past that block.
+        self._scanned: tuple[EventCursor, int] | None = None
 
     async def read(self, cursor: EventCursor, limit: int, last_block: int) -> list[ChainEvent]:
         """The first `limit` events at or after `cursor` in blocks up to `last_block`."""
@@ -181,6 +187,9 @@ class LogReader:
             raise ValueError(f"limit must be positive, got {limit}")
         events: list[ChainEvent] = []
         block = max(cursor.block_number, self._start_block)
+        if self._scanned is not None and self._scanned[0] == cursor:
+            block = max(block, self._scanned[1] + 1)
+        scanned_from = block
         while block <= last_block and len(events) < limit:
             to_block = min(block + self._span - 1, last_block)
             logs = await self._get_logs(block, to_block)
@@ -192,6 +201,9 @@ class LogReader:
                 if event is not None and cursor.admits(event.event_id):
                     events.append(event)
             block = to_block + 1
+        if len(events) <= limit and block > scanned_from:
+            resume = events[-1].event_id.cursor_after if events else cursor
+            self._scanned = (resume, block - 1)
         return events[:limit]
 
     def _decode(self, log: LogReceipt) -> ChainEvent | None:

@@ -4,14 +4,13 @@ Theory of operation (spec/walrus-system.md 2.9 items 5-7). The chain client and 
 to any Ethereum node through web3.py's `AsyncWeb3` over HTTP and nothing else, so the embedded
 devchain, anvil or a public testnet are interchangeable. This module holds what both need:
 
-* `open_web3` makes one connection pool per client, with a bounded request time and web3's retry
-  of transient connection failures limited to reads (a retried `eth_sendRawTransaction` whose
-  first attempt was mined would come back as "nonce too low" and be re-signed: a double payment).
-* Importing this module replaces web3's per-request session lock helper with a
-  cancellation-safe one (web3 issue #3867): with the original, one request cancelled at the
-  wrong moment wedges every later HTTP request of the process. `gather_reads` runs concurrent
-  reads in a task group, so no read outlives a failed sibling, and receipt waits check their
-  deadline between polls instead of cancelling a poll in flight.
+* `open_web3` makes one pool of kept-alive connections per client (`KeepAliveHTTPProvider`, in
+  place of web3's provider, which opens a connection per request and can wedge when a request
+  is cancelled: web3 issue #3867), with a bounded request time and retries of transient
+  connection failures limited to reads (a retried `eth_sendRawTransaction` whose first attempt
+  was mined would come back as "nonce too low" and be re-signed: a double payment).
+  `gather_reads` runs concurrent reads in a task group, so no read outlives a failed sibling,
+  and receipt waits check their deadline between polls instead of cancelling a poll in flight.
 * `rpc_errors` translates foreign exceptions at the boundary: a revert becomes
   `ChainRevertError` with the contract's reason string, a transaction the node refuses becomes
   `ChainRejectedError`, anything else (refused connection, timeout, an error object for a read,
@@ -32,17 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, Final
 
 import aiohttp
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_typing import ChecksumAddress, HexStr
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import (
     ContractLogicError,
@@ -50,8 +47,8 @@ from web3.exceptions import (
     Web3Exception,
     Web3RPCError,
 )
-from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
-from web3.types import BlockIdentifier, TxParams, TxReceipt
+from web3.providers.async_base import AsyncJSONBaseProvider
+from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
 from walruspy.chain.api import ChainRejectedError, ChainRevertError, ChainUnavailableError
 
@@ -59,6 +56,7 @@ __all__ = [
     "DEFAULT_RECEIPT_TIMEOUT_S",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "ContractHandle",
+    "KeepAliveHTTPProvider",
     "TransactionSender",
     "gather_reads",
     "open_web3",
@@ -74,6 +72,8 @@ DEFAULT_REQUEST_TIMEOUT_S: Final = 30.0
 DEFAULT_RECEIPT_TIMEOUT_S: Final = 120.0
 # Transient connection failures of reads are retried twice, 0.1 then 0.2 s apart: enough for a
 # restarting local node, short enough that an unreachable URL is reported within a second.
+# Sends are never retried here: the sender decides what a send of unknown fate means.
+_NOT_RETRIED: Final = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
 _READ_RETRIES: Final = 2
 _READ_RETRY_BACKOFF_S: Final = 0.1
 # How often a sender re-reads its nonce and re-sends after the node said the nonce was wrong;
@@ -91,95 +91,71 @@ _PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
 _REVERTED_PREFIX: Final = "execution reverted"
 
 
-@contextlib.asynccontextmanager
-async def _cancellation_safe_lock(
-    thread_pool: ThreadPoolExecutor, lock: threading.Lock
-) -> AsyncIterator[None]:
-    """web3's `async_lock` with the fix proposed in web3.py PR #3872 (web3.py issue #3867).
+class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
+    """JSON-RPC over HTTP on one pool of kept-alive connections per event loop.
 
-    web3 7-8 takes one process-wide `threading.Lock` on a worker thread for every HTTP request.
-    Its `async_lock` releases the lock even when a cancelled waiter never got it, and leaves
-    the worker thread to acquire it for nobody: once a request is cancelled at that moment,
-    every later HTTP request of every AsyncHTTPProvider in the process hangs (reproduced by
-    tests/chain/test_evm_rpc.py). Here the acquisition is shielded; a waiter cancelled before
-    it completes hands the lock back as soon as the worker gets it (`_Acquisition`), and only a
-    holder releases.
-    """
-    acquisition = _Acquisition(lock)
-    acquiring = asyncio.get_running_loop().run_in_executor(thread_pool, acquisition.acquire)
-    try:
-        await asyncio.shield(acquiring)
-    except asyncio.CancelledError:
-        acquisition.abandon()
-        raise
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-class _Acquisition:
-    """One acquisition of `lock` on a worker thread that its waiter may abandon.
-
-    The hand-back happens on whichever thread comes second, under a small lock of its own, and
-    never through the event loop: a loop that closes while the worker still waits (a CLI command
-    ending after a timeout) would otherwise leave the lock held for good and hang the process.
+    web3's own `AsyncHTTPProvider` opens a new TCP connection for every request (its connector
+    has `force_close`), calls its session cache through a thread-pool lock on every request,
+    and that lock can wedge the process when a request is cancelled (web3 issue #3867). A
+    storage node polls the chain several times a second, so those costs were most of its idle
+    CPU. Here the pool lives as long as the provider in its loop; reads are retried on
+    transient connection failures (a pooled connection the node closed, a restarting node);
+    a send is not (see the module doc).
     """
 
-    __slots__ = ("_abandoned", "_acquired", "_lock", "_state")
+    def __init__(self, url: str, request_timeout_s: float) -> None:
+        super().__init__()
+        self.endpoint_uri = url
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-        self._state = threading.Lock()
-        self._abandoned = False
-        self._acquired = False
+    def __str__(self) -> str:
+        return f"RPC connection {self.endpoint_uri}"
 
-    def acquire(self) -> None:
-        """Worker thread: take the lock, or give it straight back if the waiter left."""
-        self._lock.acquire()
-        with self._state:
-            if self._abandoned:
-                self._lock.release()
-            else:
-                self._acquired = True
+    def _current_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            # A session belongs to its loop; one left in a finished loop is dropped unclosed
+            # (closing needs that loop), and its sockets go with it.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, headers={"Content-Type": "application/json"}
+            )
+            self._session_loop = loop
+        return self._session
 
-    def abandon(self) -> None:
-        """Event loop: the waiter was cancelled; release the lock if the worker already got it."""
-        with self._state:
-            self._abandoned = True
-            if self._acquired:
-                self._acquired = False
-                self._lock.release()
+    async def _post(self, body: bytes) -> bytes:
+        async with self._current_session().post(self.endpoint_uri, data=body) as response:
+            response.raise_for_status()
+            return await response.read()
 
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        body = self.encode_rpc_request(method, params)
+        attempts = 1 if method in _NOT_RETRIED else 1 + _READ_RETRIES
+        for attempt in range(attempts):
+            try:
+                raw = await self._post(body)
+                break
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(_READ_RETRY_BACKOFF_S * 2**attempt)
+        return self.decode_rpc_response(raw)
 
-def _install_cancellation_safe_lock() -> None:
-    """Replace web3's `async_lock` in its HTTP session manager (only the known faulty one)."""
-    from web3._utils import async_caching, http_session_manager
-
-    # A web3 whose session manager no longer uses the faulty function is left alone; the
-    # reproducer in tests/chain/test_evm_rpc.py then says whether it still hangs.
-    if getattr(http_session_manager, "async_lock", None) is async_caching.async_lock:
-        http_session_manager.async_lock = _cancellation_safe_lock  # type: ignore[attr-defined]
-
-
-_install_cancellation_safe_lock()
+    async def disconnect(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
 
 def open_web3(url: str, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> AsyncWeb3[Any]:
-    """An `AsyncWeb3` on `url` with bounded requests and retries of reads only."""
-    reads = [m for m in REQUEST_RETRY_ALLOWLIST if m != "eth_sendRawTransaction"]
-    retry = ExceptionRetryConfiguration(
-        errors=(aiohttp.ClientConnectionError, TimeoutError),
-        retries=_READ_RETRIES,
-        backoff_factor=_READ_RETRY_BACKOFF_S,
-        method_allowlist=reads,
-    )
-    provider = AsyncHTTPProvider(
-        url,
-        request_kwargs={"timeout": aiohttp.ClientTimeout(total=request_timeout_s)},
-        exception_retry_configuration=retry,
-    )
-    return AsyncWeb3(provider)
+    """An `AsyncWeb3` on `url`: kept-alive connections, bounded requests, reads retried.
+
+    No middleware: we sign transactions ourselves with explicit gas, fees and chain ID, so
+    web3's defaults (ENS names, gas-price strategy, gas estimation, and a validation layer that
+    asks the node for its chain ID before every `eth_call`) only cost a round trip or CPU.
+    """
+    return AsyncWeb3(KeepAliveHTTPProvider(url, request_timeout_s), middleware=[])
 
 
 async def gather_reads(*calls: Awaitable[Any]) -> list[Any]:

@@ -8,7 +8,10 @@ Theory of operation (spec/walrus-system.md 2.2, 3.5 and 3.7; Walrus `epoch_chang
 (the latest block's timestamp, or the wall clock when no block has been made for a while, since
 the next block will carry about that time), waits a random jitter so the nodes do not all send the
 same transaction, and calls it. Another node being first is normal: the call then returns False or
-reverts, and both are counted, not raised. Chain failures are retried with capped backoff.
+reverts, and both are counted, not raised. Chain failures are retried with capped backoff. The
+epoch's schedule is read from System again only once the end the driver knows of has passed
+(another node may have advanced the epoch meanwhile); in between a check costs one read of the
+chain clock.
 
 `EpochChanges.begin_epoch` is the node's reaction to `EpochChangeStart(e)`, run inline by the event
 processor: refresh the committee view from the chain (creating storage for any shard the node
@@ -136,12 +139,16 @@ class EpochChangeDriver:
         # Jitter needs no cryptographic randomness.
         self.rng = rng or random.Random()  # noqa: S311
         self.backoff_s = backoff_s
+        # When the epoch we know of may end: read again only once it has passed.
+        self._epoch_end: float | None = None
 
     async def seconds_until_epoch_end(self) -> float:
         """How long until the current epoch may be advanced (<= 0: now)."""
-        info = await self.chain.system_info()
         now = max(float(await self.chain.chain_time()), self.clock())
-        return info.epoch_started_at + info.epoch_duration_s - now
+        if self._epoch_end is None or self._epoch_end <= now:
+            info = await self.chain.system_info()
+            self._epoch_end = float(info.epoch_started_at + info.epoch_duration_s)
+        return self._epoch_end - now
 
     async def run(self) -> None:
         """Advance epochs forever (until cancelled)."""

@@ -229,7 +229,8 @@ class NodeService:
             verified = await asyncio.to_thread(sliver.verify, metadata)
         except VerificationError as exc:
             raise api_errors.InvalidSliverError(str(exc)) from exc
-        return await self.store_verified_sliver(shard, verified)
+        # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
+        return await self.store_verified_sliver(shard, verified, bcs=body)
 
     def _owned_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
         view = self.state.view
@@ -241,10 +242,12 @@ class NodeService:
             )
         return shard
 
-    async def store_verified_sliver(self, shard: ShardIndex, sliver: VerifiedSliver) -> Stored:
-        """Persist a verified sliver on `shard` (uploads and blob sync)."""
+    async def store_verified_sliver(
+        self, shard: ShardIndex, sliver: VerifiedSliver, bcs: bytes | None = None
+    ) -> Stored:
+        """Persist a verified sliver on `shard` (uploads, blob sync); `bcs`: its BCS if known."""
         data = sliver.sliver
-        raw = data.to_bcs()
+        raw = data.to_bcs() if bcs is None else bcs
         new = await asyncio.to_thread(
             self.store.put_sliver, shard, data.sliver_type, sliver.blob_id, raw
         )

@@ -24,12 +24,13 @@ JSON answer of `MAX_JSON_BYTES`, ...); a larger answer is refused without buffer
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import aiohttp
+import aiohttp.abc
+import aiohttp.payload
 from yarl import URL
 
 from walruspy.core.blob_id import BlobId
@@ -58,11 +59,33 @@ MAX_SLIVER_RESPONSE_BYTES = MAX_SLIVER_BYTES + 16
 #: holds a share of n <= 65,535 shards; 1,024 symbols of the largest size bound any honest answer
 #: for the committees we run (n <= 1,000 shards, a node rarely holding more than a third).
 MAX_SYMBOLS_RESPONSE_BYTES = 1024 * (MAX_SYMBOL_SIZE + 1 + 16 * 33 + 16)
-#: Request bodies larger than this are streamed from a BytesIO (aiohttp's advice above 1 MiB).
+#: Request bodies larger than this are written in chunks (aiohttp's advice above 1 MiB).
 STREAM_BODY_BYTES = 1 << 20
+#: One chunk of a streamed request body.
+WRITE_CHUNK_BYTES = 256 * 1024
 #: Bytes read at a time from a response while checking its limit.
 READ_CHUNK_BYTES = 256 * 1024
 _BCS = "application/octet-stream"
+
+
+class _ChunkedBody(aiohttp.payload.Payload):
+    """A large request body written a chunk at a time, each a view of it (no copy).
+
+    aiohttp's own streamed payload, a BytesIO, copies the body once to measure it and again
+    chunk by chunk to write it; for sliver uploads those copies were a tenth of a client's CPU.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, content_type=_BCS)
+        self._size = len(body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        view = memoryview(self._value)
+        for start in range(0, len(view), WRITE_CHUNK_BYTES):
+            await writer.write(view[start : start + WRITE_CHUNK_BYTES])
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +159,8 @@ class NodeClient:
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
         headers = {"Content-Type": _BCS} if body is not None else None
         url = URL(self.base_url + path, encoded=True)
-        # aiohttp warns that a large bytes body may block the loop; a BytesIO is streamed.
-        data = io.BytesIO(body) if body is not None and len(body) > STREAM_BODY_BYTES else body
+        # aiohttp warns that a large bytes body may block the loop: it is written in chunks.
+        data = _ChunkedBody(body) if body is not None and len(body) > STREAM_BODY_BYTES else body
         try:
             async with self._get_session().request(
                 method, url, data=data, headers=headers, timeout=timeout

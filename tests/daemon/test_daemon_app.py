@@ -362,6 +362,11 @@ def test_client_errors_translate_to_walrus_statuses() -> None:
     stored = store_error(client_errors.BlobTooLargeError("x"))
     assert stored is not None and stored.http_status == 413
     assert store_error(client_errors.InvalidArgumentError("x")).http_status == 400  # type: ignore[union-attr]
+    expired = store_error(client_errors.RegistrationExpiredError("ended"))
+    assert expired is not None and (expired.http_status, expired.reason) == (
+        503,
+        "REGISTRATION_EXPIRED",
+    )
     assert store_error(KeyError("bug")) is None
     internal = DaemonApiError.internal().to_body()["error"]
     assert internal["code"] == 500 and "bug" not in internal["message"]  # type: ignore[index,operator]

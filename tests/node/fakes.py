@@ -36,8 +36,14 @@ from walruspy.chain.events import (
     InvalidBlobId,
 )
 from walruspy.core.blob_id import BlobId
-from walruspy.core.certificates import Certificate, verify_certificate
+from walruspy.core.certificates import (
+    Certificate,
+    CertifiedMessage,
+    Threshold,
+    verify_certificate,
+)
 from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.core.errors import VerificationError
 from walruspy.core.messages import ConfirmationMessage, InvalidBlobIdMessage
 
 ADDRESS = "0x" + "11" * 20
@@ -235,11 +241,20 @@ class FakeChain:
         object_id = self.register(blob_id, unencoded_size, epochs_ahead, deletable)
         return Registration(self.blobs[object_id], encoded_size, b"\x00" * 32)
 
+    async def _verified(
+        self, certificate: Certificate, threshold: Threshold, operation: str
+    ) -> CertifiedMessage:
+        """The certificate checked as the contract checks it: a failure is a revert."""
+        try:
+            return verify_certificate(await self.committee(), certificate, threshold)
+        except VerificationError as exc:
+            raise ChainRevertError(str(exc), operation) from exc
+
     async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
         blob = self.blobs.get(object_id)
         if blob is None:
             raise ChainRevertError("no such blob", "certify_blob")
-        certified = verify_certificate(await self.committee(), certificate, "quorum")
+        certified = await self._verified(certificate, "quorum", "certify_blob")
         message = certified.message
         if not isinstance(message, ConfirmationMessage) or message.blob_id != blob.blob_id.raw:
             raise ChainRevertError("certificate for another message", "certify_blob")
@@ -258,7 +273,7 @@ class FakeChain:
         self.blobs[object_id] = replace(record, owner=to)
 
     async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
-        certified = verify_certificate(await self.committee(), certificate, "validity")
+        certified = await self._verified(certificate, "validity", "invalidate_blob_id")
         message = certified.message
         if not isinstance(message, InvalidBlobIdMessage):
             raise ChainRevertError("not an invalid-blob message", "invalidate_blob_id")

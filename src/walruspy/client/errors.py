@@ -80,6 +80,10 @@ class BlobObjectStateError(ClientError):
     """The blob object's state forbids the operation (not deletable, not certified, expired)."""
 
 
+class RegistrationExpiredError(ClientError):
+    """The blob's registration ended (an epoch change) before the store could certify it."""
+
+
 class InconsistentBlobError(ClientError, core_errors.InconsistentBlobError):
     """The slivers verified, but the blob they decode to fails the consistency check.
 

@@ -27,8 +27,14 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    Without a quorum the store fails with `NotEnoughConfirmationsError`, naming every node that
    failed and why; the registration stays and is reused by the next attempt.
 
-A committee change during a store makes the confirmations of the old epoch useless; the store
-then fails and the caller retries (Walrus re-collects them itself).
+6. An epoch change during a store makes the confirmations of the old epoch useless: nodes sign
+   for the epoch they are in, and the contract certifies only with the current epoch. When the
+   quorum is missed or the certificate refused, the store reads the committee again; if the
+   epoch moved on, it gathers confirmations for the new epoch (at most `MAX_EPOCH_CHANGES`
+   times), as Walrus's client does. Each node is first only asked for its confirmation: one
+   that already stores its slivers signs at once, and only the others get the upload again. A
+   node that still signs for the old epoch has not yet seen the change, and is asked again with
+   the usual backoff.
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ from functools import partial
 
 import structlog
 
-from walruspy.chain.api import BlobRecord, ChainWriter, SystemInfo
+from walruspy.chain.api import BlobRecord, ChainRevertError, ChainWriter, SystemInfo
 from walruspy.client.errors import (
     BlobTooLargeError,
     InvalidArgumentError,
     NotEnoughConfirmationsError,
     NoValidStatusError,
+    RegistrationExpiredError,
 )
 from walruspy.client.nodes import ClientEnv, Node, first_error, retrying
 from walruspy.client.results import (
@@ -59,7 +66,13 @@ from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import Committee
 from walruspy.core.encoding import EncodedBlob
-from walruspy.core.messages import BlobPersistence, ConfirmationMessage, SignedMessage
+from walruspy.core.errors import WalrusError
+from walruspy.core.messages import (
+    BlobPersistence,
+    ConfirmationMessage,
+    SignedMessage,
+    decode_message,
+)
 from walruspy.core.params import EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
@@ -68,6 +81,10 @@ from walruspy.node_api.paths import format_object_id
 from walruspy.node_api.schemas import EventId, Permanent
 
 log = structlog.get_logger("walruspy.client.store")
+
+#: Epoch changes one store goes through before it gives up (an epoch lasts minutes at least, so
+#: more than one change during an upload means an upload far slower than the epochs).
+MAX_EPOCH_CHANGES = 2
 
 
 def check_epochs(epochs: int, info: SystemInfo) -> None:
@@ -226,6 +243,35 @@ class _StoreJob:
         return registration.blob, operation, registration.cost
 
     async def _upload_and_certify(self, record: BlobRecord) -> Fanout[Node, SignedMessage]:
+        """Upload and certify in the current epoch, again in the next if the epoch changes."""
+        for changes in range(MAX_EPOCH_CHANGES + 1):
+            try:
+                return await self._upload_and_certify_in_epoch(record, confirm_first=changes > 0)
+            except (NotEnoughConfirmationsError, ChainRevertError) as exc:
+                if changes == MAX_EPOCH_CHANGES:
+                    raise
+                committee = await self.env.chain.committee()
+                if committee.epoch <= self.committee.epoch:
+                    raise
+                if record.end_epoch <= committee.epoch:
+                    raise RegistrationExpiredError(
+                        f"blob {self.blob_id} was registered until epoch {record.end_epoch}, "
+                        f"which ended while it was being stored (the epoch is now "
+                        f"{committee.epoch}); store it again for more epochs"
+                    ) from exc
+                log.info(
+                    "the epoch changed during a store: gathering confirmations again",
+                    blob_id=str(self.blob_id),
+                    old_epoch=self.committee.epoch,
+                    epoch=committee.epoch,
+                    error=str(exc)[:300],
+                )
+                self.committee = committee
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _upload_and_certify_in_epoch(
+        self, record: BlobRecord, *, confirm_first: bool
+    ) -> Fanout[Node, SignedMessage]:
         """Upload to every node; certify as soon as confirmations reach a quorum."""
         persistence = (
             BlobPersistence.deletable(record.object_id)
@@ -238,6 +284,7 @@ class _StoreJob:
             ConfirmationMessage(self.committee.epoch, self.blob_id.raw, persistence),
             record.object_id if record.deletable else None,
             _upload_progress(self.encoded, self.progress),
+            confirm_first,
         )
         nodes = self.env.pool.nodes(self.committee)
         requests = [NodeRequest(node, node.weight, partial(upload.run, node)) for node in nodes]
@@ -300,10 +347,17 @@ class _NodeUpload:
     expected: ConfirmationMessage
     object_id: bytes | None
     uploaded: Progress
+    #: Ask for the confirmation before uploading (a second epoch: the node may have it all).
+    confirm_first: bool = False
 
     async def run(self, node: Node) -> SignedMessage:
         """Metadata, then the slivers of the node's shards, then its verified confirmation."""
         metadata = self.encoded.metadata
+        if self.confirm_first:
+            try:
+                return await self._confirmation(node, retries=False)
+            except WalrusError as exc:
+                log.debug("no confirmation without an upload", node=node.index, error=str(exc))
         backoff, rng = self.env.config.backoff, self.env.rng
         await retrying(lambda: node.call(lambda c: c.put_metadata(metadata)), backoff, rng)
         n = metadata.n_shards
@@ -315,11 +369,25 @@ class _NodeUpload:
                         group.create_task(self._put_sliver(node, pair, sliver_type))
         except BaseExceptionGroup as failures:
             raise first_error(failures) from None
-        signed = await retrying(
-            lambda: node.call(lambda c: c.get_confirmation(metadata.blob_id, self.object_id)),
-            backoff,
-            rng,
-        )
+        return await self._confirmation(node, retries=True)
+
+    async def _confirmation(self, node: Node, *, retries: bool) -> SignedMessage:
+        """The node's confirmation, verified; asked again while the node is an epoch behind.
+
+        `retries`: also retry the answers `retrying` retries (NOT_REGISTERED, overload).
+        """
+        blob_id, backoff, rng = self.encoded.metadata.blob_id, self.env.config.backoff, self.env.rng
+
+        async def confirm() -> SignedMessage:
+            return await node.call(lambda c: c.get_confirmation(blob_id, self.object_id))
+
+        for attempt in range(backoff.max_retries + 1):
+            signed = await (retrying(confirm, backoff, rng) if retries else confirm())
+            behind = decode_message(signed.serialized_message).epoch < self.expected.epoch
+            if not behind or attempt == backoff.max_retries:
+                break
+            # The node has not seen the new epoch yet: it signs for it once it has.
+            await asyncio.sleep(backoff.delay_s(attempt) * rng.uniform(0.5, 1.0))
         await asyncio.to_thread(signed.verify, node.member.public_key, self.expected)
         return signed
 

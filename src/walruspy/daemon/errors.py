@@ -20,6 +20,7 @@ library are translated here, once, with Walrus's statuses and reasons:
     BlobInvalidError                          404   INVALID_BLOB        (walruspy: marked invalid)
     InconsistentBlobError                     404   INCONSISTENT_BLOB   (walruspy: never data)
     NotEnoughConfirmationsError               504   INSUFFICIENT_CONFIRMATIONS
+    RegistrationExpiredError (store)          503   REGISTRATION_EXPIRED (walruspy: store again)
     NotEnoughSlivers / NoMetadata / NoStatus  503   BLOB_UNAVAILABLE
     BlobTooLargeError (read)                  403   BLOB_TOO_LARGE
     BlobTooLargeError (store)                 413   BLOB_TOO_LARGE
@@ -193,6 +194,8 @@ def store_error(error: BaseException) -> DaemonApiError | None:
             "INSUFFICIENT_CONFIRMATIONS",
             "the service timed out while waiting for confirmations, please try again",
         )
+    if isinstance(error, client_errors.RegistrationExpiredError):
+        return DaemonApiError(503, "REGISTRATION_EXPIRED", str(error))
     if isinstance(error, client_errors.BlobTooLargeError):
         return DaemonApiError(413, "BLOB_TOO_LARGE", str(error))
     return None

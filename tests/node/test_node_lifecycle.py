@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,11 +21,13 @@ from tests.node.cluster import ClusterNode, blob_data, open_cluster
 from tests.node.fakes import FakeChain
 from walruspy.chain.api import ChainRevertError
 from walruspy.core.blob_id import BlobId
+from walruspy.core.slivers import SliverData
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
 from walruspy.node.config import EpochConfig
 from walruspy.node.epoch import EpochChangeDriver
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.store_records import ValidBlobInfo
+from walruspy.node_api import errors
 from walruspy.node_api.schemas import Nonexistent, Permanent, StoredOnNodeStatus
 
 
@@ -110,6 +114,42 @@ async def test_garbage_collection_keeps_live_and_drops_expired(tmp_path: Path) -
         await cluster.wait_for_events()
         assert isinstance(await client.blob_status(long.metadata.blob_id), Nonexistent)
         assert not node.store.list_metadata_blob_ids()
+
+
+async def test_a_sliver_verified_while_gc_collects_its_blob_is_not_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload checked the registration, then GC of the expired blob ran during the check."""
+    async with open_cluster(tmp_path, (10,)) as cluster:
+        node = cluster.nodes[0].node
+        assert node is not None and node.store is not None
+        client = cluster.client(cluster.nodes[0])
+        encoded, _ = await cluster.store_blob(blob_data(7, 900), certify=False, epochs_ahead=1)
+        blob_id = encoded.metadata.blob_id
+        shard = ShardIndex(4)
+        pair = SliverPairIndex(pair_of_shard(shard, blob_id.raw, cluster.n_shards))
+        # Take the blob's data away again so that the upload below is a new one.
+        node.store.delete_blob_data([blob_id.raw])
+        await client.put_metadata(encoded.metadata)
+        in_check, go_on = threading.Event(), threading.Event()
+        honest_verify = SliverData.verify
+
+        def held_verify(self: SliverData, metadata: Any) -> Any:
+            in_check.set()
+            go_on.wait(10)
+            return honest_verify(self, metadata)
+
+        monkeypatch.setattr(SliverData, "verify", held_verify)
+        sliver = encoded.sliver(pair, SliverType.PRIMARY)
+        upload = asyncio.create_task(client.put_sliver(blob_id, pair, sliver))
+        assert await asyncio.to_thread(in_check.wait, 10)
+        cluster.chain.next_epoch()  # the blob expires; GC deletes its data
+        await cluster.wait_for_events()
+        assert not node.store.has_metadata(blob_id.raw)
+        go_on.set()
+        with pytest.raises(errors.NotRegisteredError, match="no longer stored here"):
+            await upload
+        assert not node.store.has_sliver(shard, SliverType.PRIMARY, blob_id.raw)
 
 
 async def test_immediate_deletion_removes_data_with_the_last_registration(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from walruspy.node.store import (
     MAX_LIST_LIMIT,
     EventOrderError,
     NodeStore,
+    NoMetadataError,
     StoreConfig,
     shard_database_name,
 )
@@ -392,6 +393,23 @@ def test_slivers_need_a_shard(store: NodeStore) -> None:
     assert store.shard_status(2) is None
     with pytest.raises(ValueError, match="create_shard"):
         store.set_shard_status(2, ShardStatus.ACTIVE)
+
+
+def test_a_sliver_that_needs_its_metadata_is_written_only_with_it(store: NodeStore) -> None:
+    store.create_shard(0)
+    with pytest.raises(NoMetadataError, match="no stored metadata"):
+        store.put_sliver(0, PRIMARY, bid(1), sliver(1), with_metadata=True)
+    assert not store.has_sliver(0, PRIMARY, bid(1))
+    store.put_metadata(bid(1), b"metadata")
+    assert store.put_sliver(0, PRIMARY, bid(1), sliver(1), with_metadata=True)
+    with pytest.raises(NoMetadataError):  # one blob of the batch without: nothing is written
+        store.put_slivers(
+            0, SECONDARY, [(bid(1), sliver(1)), (bid(2), sliver(2))], with_metadata=True
+        )
+    assert store.list_blob_ids(0, SECONDARY) == []
+    store.delete_blob_data([bid(1)])
+    with pytest.raises(NoMetadataError):
+        store.put_sliver(0, PRIMARY, bid(1), sliver(1), with_metadata=True)
 
 
 def test_slivers_put_get_list(store: NodeStore) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from walruspy.core.blob_id import BlobId
 from walruspy.core.crypto import BlsPrivateKey
@@ -43,7 +44,7 @@ from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_o
 from walruspy.node import blob_state
 from walruspy.node.config import ApiLimits
 from walruspy.node.metrics import NodeMetrics
-from walruspy.node.store import NodeStore
+from walruspy.node.store import NodeStore, NoMetadataError
 from walruspy.node.store_records import (
     BlobInfo,
     InvalidBlobInfo,
@@ -248,9 +249,21 @@ class NodeService:
         """Persist a verified sliver on `shard` (uploads, blob sync); `bcs`: its BCS if known."""
         data = sliver.sliver
         raw = data.to_bcs() if bcs is None else bcs
-        new = await asyncio.to_thread(
-            self.store.put_sliver, shard, data.sliver_type, sliver.blob_id, raw
-        )
+        try:
+            # Only while the metadata is there: GC of an expired blob, which may run while the
+            # sliver was verified, must not leave it behind.
+            new = await asyncio.to_thread(
+                partial(self.store.put_sliver, with_metadata=True),
+                shard,
+                data.sliver_type,
+                sliver.blob_id,
+                raw,
+            )
+        except NoMetadataError as exc:
+            raise api_errors.NotRegisteredError(
+                f"blob 0x{sliver.blob_id.hex()} is no longer stored here (its data was "
+                f"collected in epoch {self.state.epoch})"
+            ) from exc
         if not new:
             return Stored(200, "sliver already stored")
         label = data.sliver_type.value

@@ -77,6 +77,11 @@ from walruspy.node.store_records import (
 if TYPE_CHECKING:
     from lmdb import _StatDict
 
+
+class NoMetadataError(Exception):
+    """A sliver write that required the blob's metadata found none (see `put_slivers`)."""
+
+
 T = TypeVar("T")
 
 #: Initial map size. 4 GiB holds a test network's or a devnet node's data without ever growing;
@@ -447,17 +452,33 @@ class NodeStore:
     # --- slivers ----------------------------------------------------------------------------
 
     def put_sliver(
-        self, shard: int, sliver_type: SliverType, blob_id: bytes, sliver: bytes
+        self,
+        shard: int,
+        sliver_type: SliverType,
+        blob_id: bytes,
+        sliver: bytes,
+        *,
+        with_metadata: bool = False,
     ) -> bool:
         """Store one BCS sliver; False if the shard already had it (kept as is)."""
-        return self.put_slivers(shard, sliver_type, [(blob_id, sliver)]) == 1
+        items = [(blob_id, sliver)]
+        return self.put_slivers(shard, sliver_type, items, with_metadata=with_metadata) == 1
 
     def put_slivers(
-        self, shard: int, sliver_type: SliverType, items: Sequence[tuple[bytes, bytes]]
+        self,
+        shard: int,
+        sliver_type: SliverType,
+        items: Sequence[tuple[bytes, bytes]],
+        *,
+        with_metadata: bool = False,
     ) -> int:
         """Store many slivers of one shard and axis in one transaction; return how many were new.
 
         The shard must exist (`create_shard`). The batch may hold at most `MAX_BATCH_BYTES`.
+        `with_metadata`: store only while each blob's metadata is stored, checked in the same
+        transaction, so that garbage collection, which deletes a blob's metadata and slivers in
+        one transaction, cannot leave a sliver written meanwhile behind; `NoMetadataError` if
+        one is not stored (nothing is written).
         """
         total = 0
         for blob_id, sliver in items:
@@ -472,6 +493,10 @@ class NodeStore:
 
         def body(txn: lmdb.Transaction[bytes]) -> int:
             self._require_shard(txn, shard)
+            if with_metadata:
+                for blob_id, _ in items:
+                    if txn.get(blob_id, db=self._db(_METADATA)) is None:
+                        raise NoMetadataError(f"blob 0x{blob_id.hex()} has no stored metadata")
             return sum(int(txn.put(key, value, overwrite=False, db=db)) for key, value in items)
 
         return self._write(body)

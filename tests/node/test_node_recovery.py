@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.core.test_inconsistency import tampered_encoding
-from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster
+from tests.node.cluster import Cluster, ClusterNode, blob_data, node_config, open_cluster
 from walruspy.core.encoding import EncodedBlob
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
 from walruspy.node.store import NodeStore
@@ -176,3 +176,21 @@ async def test_deleting_a_blob_cancels_its_queued_sync(tmp_path: Path) -> None:
         await cluster.wait_for_events()
         assert lagging.node.syncer.backlog == 0
         assert not store_of(lagging).has_metadata(encoded.metadata.blob_id.raw)
+
+
+async def test_a_sync_that_gives_up_fails_alone_and_the_node_runs_on(tmp_path: Path) -> None:
+    """Too few peers hold the blob: the sync gives up after its rounds; the node keeps serving."""
+    recovery = replace(node_config(tmp_path).blob_recovery, max_attempts=2)
+    async with open_cluster(tmp_path, SHARDS, blob_recovery=recovery) as cluster:
+        # Only the node with 1 shard gets the data: too few symbols for anyone to recover.
+        holder, others = cluster.nodes[0], cluster.nodes[1:]
+        encoded, _ = await cluster.store_blob(blob_data(9, 5_000), nodes=[holder])
+        await cluster.wait_syncs_idle()
+        for node in others:
+            assert metric(node, "walrus_recover_blob_total", {"outcome": "failed"}) == 1
+            assert node.task is not None and not node.task.done(), "the node stopped"
+        # The nodes still serve, and a later store is recovered as usual.
+        assert (await cluster.client(others[0]).health()).epoch == 1
+        assert not store_of(others[0]).has_sliver(
+            others[0].shards[0], SliverType.SECONDARY, encoded.metadata.blob_id.raw
+        )

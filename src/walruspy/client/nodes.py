@@ -12,8 +12,7 @@ has not yet seen the registration event), RESOURCE_EXHAUSTED (429) and UNAVAILAB
 jittered exponential backoff and a bounded number of retries. Anything else fails at once: a
 connection refused or a timeout is a node that is down, which the quorum logic already tolerates.
 
-`ByteBudget` bounds the bytes of sliver data in flight in uploads; `first_error` turns the
-exception group of a task group into the one error worth reporting.
+`ByteBudget` bounds the bytes of sliver data in flight in uploads.
 """
 
 from __future__ import annotations
@@ -172,13 +171,3 @@ def is_not_found(error: BaseException) -> bool:
 def is_forbidden(error: BaseException) -> bool:
     """Whether a node refused to serve the blob (451: on its blocklist)."""
     return isinstance(error, ForbiddenBlobError)
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first error in a (nested) exception group that is not a cancellation."""
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return first_error(error)
-        if not isinstance(error, asyncio.CancelledError):
-            return error
-    return group

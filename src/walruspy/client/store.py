@@ -54,7 +54,7 @@ from walruspy.client.errors import (
     NoValidStatusError,
     RegistrationExpiredError,
 )
-from walruspy.client.nodes import ClientEnv, Node, first_error, retrying
+from walruspy.client.nodes import ClientEnv, Node, retrying
 from walruspy.client.results import (
     Progress,
     ProgressCallback,
@@ -76,7 +76,7 @@ from walruspy.core.messages import (
 from walruspy.core.params import EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
-from walruspy.node_api.fanout import Fanout, NodeRequest, gather_weight
+from walruspy.node_api.fanout import Fanout, NodeRequest, first_error, gather_weight
 from walruspy.node_api.paths import format_object_id
 from walruspy.node_api.schemas import EventId, Permanent
 

@@ -62,6 +62,19 @@ class NodeMetrics:
             ("kind",),
         )
         self.recover_blob_backlog = gauge("recover_blob_backlog", "Blob syncs queued or running")
+        self.invalidations = counter(
+            "blob_invalidations",
+            "Finished invalidation flows, by outcome (posted, lost_race, skipped, failed, ...)",
+            ("outcome",),
+        )
+        self.invalidity_attestation_failures = counter(
+            "invalid_blob_attestation_failures",
+            "Members that gave no valid invalid-blob attestation, by what failed",
+            ("kind",),
+        )
+        self.invalidation_backlog = gauge(
+            "invalidation_backlog", "Invalidation flows queued or running"
+        )
         self.events_processed = counter("events_processed", "Chain events applied", ("event",))
         self.event_process_seconds = Histogram(
             "event_process_duration_seconds",

@@ -6,8 +6,9 @@ Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.
    protocol key, creates storage for the shards it owns, marks itself Active, and completes any
    garbage collection a crash interrupted;
 2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound);
-3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers and the
-   epoch-change driver; `ready` is set once the API serves, the event processor has reached the
+3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers, the
+   invalidation workers (which post the certificate of a blob that sync found inconsistent) and
+   the epoch-change driver; `ready` is set once the API serves, the event processor has reached the
    end of the chain's event stream once, and the first scan has queued the recovery of every
    certified blob with missing data, so a ready node answers with up-to-date records;
 4. on cancellation (SIGTERM or Ctrl-C in `main`, or the caller's `task.cancel()`), the TaskGroup
@@ -41,6 +42,7 @@ from walruspy.node.epoch import EpochChangeDriver, EpochChanges, retry_chain
 from walruspy.node.errors import ConfigError
 from walruspy.node.events import EventProcessor
 from walruspy.node.gc import GarbageCollector
+from walruspy.node.invalidation import Invalidator
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import BlobSyncer
@@ -90,6 +92,7 @@ class StorageNode:
         self.service: NodeService | None = None
         self.processor: EventProcessor | None = None
         self.syncer: BlobSyncer | None = None
+        self.invalidator: Invalidator | None = None
         self.api: NodeApi | None = None
 
     async def wait_ready(self) -> None:
@@ -123,7 +126,10 @@ class StorageNode:
         await asyncio.to_thread(store.set_node_status, NodeStatus(kind))
         await gc.collect(state.epoch)
         self.service = service
-        self.syncer = BlobSyncer(service, config.blob_recovery, rng=self._rng)
+        self.invalidator = Invalidator(
+            service, self.chain, config.blob_recovery, config.chain, rng=self._rng
+        )
+        self.syncer = BlobSyncer(service, config.blob_recovery, self.invalidator, rng=self._rng)
         self.processor = EventProcessor(
             self.chain,
             service,
@@ -167,9 +173,11 @@ class StorageNode:
 
     async def _run_tasks(self, metrics: NodeMetrics) -> None:
         assert self.processor is not None and self.syncer is not None
+        assert self.invalidator is not None
         async with asyncio.TaskGroup() as group:
             group.create_task(self.processor.run())
             group.create_task(self.syncer.run())
+            group.create_task(self.invalidator.run())
             if self.config.epoch.drive_epoch_change:
                 driver = EpochChangeDriver(
                     self.chain, self.config.epoch, metrics, clock=self._clock, rng=self._rng

@@ -19,9 +19,9 @@ takes IDs from the bounded queue; each sync
    Recovering secondaries first helps twice: they need fewer helpers, and they then give symbols
    for this node's primaries, so the node tolerates a liar among fewer peers;
 4. stores each recovered sliver (it verified against the metadata while decoding), or, if the
-   decoded sliver does not match the metadata, keeps the `InconsistencyProof` and stops: the
-   blob was encoded inconsistently and its data must never be served. (Posting the invalidation
-   certificate is a later step.)
+   decoded sliver does not match the metadata, keeps the `InconsistencyProof`, hands it to the
+   invalidation flow (`invalidation.Invalidator`: f+1 attestations, then the certificate on
+   chain) and stops: the blob was encoded inconsistently and its data must never be served.
 
 Bounds: `max_concurrent_blob_syncs` workers, a queue of `max_pending_syncs` IDs (the event
 processor waits when it is full: backpressure, never a dropped sync), `max_concurrent_requests`
@@ -39,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -64,12 +65,21 @@ from walruspy.node.gc import successor
 from walruspy.node.service import NodeService
 from walruspy.node_api.client import NodeClient, node_url
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
-from walruspy.node_api.fanout import NodeFailure, NodeRequest, UnfinishedRequestError, gather_weight
+from walruspy.node_api.fanout import (
+    NodeFailure,
+    NodeRequest,
+    UnfinishedRequestError,
+    first_error,
+    gather_weight,
+)
 from walruspy.node_api.paths import RecoverySymbolsForSliver
+
+if TYPE_CHECKING:
+    from walruspy.node.invalidation import Invalidator
 
 log = structlog.get_logger("walruspy.node.recovery")
 
-#: Inconsistency proofs kept in memory until the invalidation flow (a later step) posts them.
+#: Inconsistency proofs kept in memory (the latest; the invalidation flow holds its own queue).
 MAX_KEPT_PROOFS = 1000
 #: Blob records read per step of the scan for certified blobs that miss data.
 SCAN_BATCH = 1000
@@ -95,11 +105,13 @@ class BlobSyncer:
         self,
         service: NodeService,
         config: RecoveryConfig,
+        invalidator: Invalidator,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.service = service
         self.config = config
+        self.invalidator = invalidator
         self.inconsistency_proofs: OrderedDict[bytes, InconsistencyProof] = OrderedDict()
         self._session = session
         # Shuffling peers and jittering backoff need no cryptographic randomness.
@@ -232,6 +244,7 @@ class BlobSyncer:
             proof = await self._recover_all(metadata, shards, sliver_type)
             if proof is not None:
                 self._keep_proof(blob_id, proof)
+                await self.invalidator.submit(blob_id, proof)
                 return "inconsistent"
         return "recovered"
 
@@ -253,8 +266,13 @@ class BlobSyncer:
             self.service.metrics.slivers_recovered.labels(sliver_type.value).inc()
             return None
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(shard)) for shard in shards]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(shard)) for shard in shards]
+        except BaseExceptionGroup as failures:
+            # One sliver that cannot be recovered fails the sync (the others are cancelled):
+            # raised as itself, so the worker counts a failed sync instead of stopping.
+            raise first_error(failures) from None
         return next((proof for task in tasks if (proof := task.result()) is not None), None)
 
     def _keep_proof(self, blob_id: BlobId, proof: InconsistencyProof) -> None:
@@ -262,7 +280,7 @@ class BlobSyncer:
         while len(self.inconsistency_proofs) > MAX_KEPT_PROOFS:
             self.inconsistency_proofs.popitem(last=False)
         log.warning(
-            "blob is inconsistent; keeping the inconsistency proof",
+            "blob is inconsistent; invalidating it with the inconsistency proof",
             blob_id=str(blob_id),
             target_type=proof.target_type.value,
             target_index=proof.target_index,
@@ -398,22 +416,29 @@ class BlobSyncer:
     def _count_failures(self, failures: Sequence[NodeFailure[CommitteeMember]]) -> None:
         for failure in failures:
             member, error = failure.key, failure.error
-            if isinstance(error, UnfinishedRequestError):
-                continue  # cancelled once enough arrived (or at the timeout): not a fault
-            if isinstance(error, VerificationError | DecodeError):
-                kind = "invalid"
+            kind = failure_kind(error)
+            if kind is None:
+                continue
+            if kind == "invalid":
                 log.warning(
                     "peer sent data that fails verification",
                     peer=member.network_address,
                     error=str(error)[:200],
                 )
-            elif isinstance(error, NodeApiError):
-                kind = "error_answer"
-            elif isinstance(error, NodeConnectionError | TimeoutError):
-                kind = "unreachable"
-            else:
-                kind = "other"
             self.service.metrics.faulty_responses.labels(kind).inc()
+
+
+def failure_kind(error: BaseException) -> str | None:
+    """A peer's failure as a metric label; None for a request cut short once enough arrived."""
+    if isinstance(error, UnfinishedRequestError):
+        return None  # cancelled once enough arrived (or at the timeout): not a fault
+    if isinstance(error, VerificationError | DecodeError):
+        return "invalid"
+    if isinstance(error, NodeApiError):
+        return "error_answer"
+    if isinstance(error, NodeConnectionError | TimeoutError):
+        return "unreachable"
+    return "other"
 
 
 def _verify_all(

@@ -26,6 +26,9 @@ caller can say exactly which nodes failed and why, and how much weight it reache
 needed. Which exceptions count as a node's failure is the caller's choice (`failures`): the
 client counts any `Exception`; the node counts only its own errors and timeouts, so that a bug
 propagates instead of being silently counted as a peer's failure.
+
+`first_error` turns the exception group of a task group (one task per node or per sliver) into
+the one error worth reporting, so that callers can handle it as the error it is.
 """
 
 from __future__ import annotations
@@ -240,3 +243,13 @@ async def _cancel(
         note = UnfinishedRequestError("still running when the fan-out ended")
         outcome.failures.append(NodeFailure(request.key, request.weight, note, now - started))
     running.clear()
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error in a (nested) exception group that is not a cancellation."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return first_error(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group

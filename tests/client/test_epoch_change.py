@@ -15,20 +15,22 @@ from tests.client.network import Network, open_network
 from tests.node.cluster import blob_data
 from walruspy.client.errors import RegistrationExpiredError
 from walruspy.core.certificates import Certificate
+from walruspy.devnet import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def count_sliver_uploads(network: Network) -> list[int]:
-    """Count the sliver PUTs each node's service receives."""
+    """Count the sliver PUTs each node's service has answered."""
     counts = [0] * len(network.nodes)
     for index in range(len(network.nodes)):
         service = network._service(index)
         honest = service.put_sliver
 
         async def counted(*args: Any, _honest: Any = honest, _index: int = index) -> Any:
+            answer = await _honest(*args)
             counts[_index] += 1
-            return await _honest(*args)
+            return answer
 
         service.put_sliver = counted
     return counts
@@ -42,10 +44,16 @@ async def test_an_epoch_change_before_certify_gathers_confirmations_again(
         honest_certify = chain.certify_blob
         refused: list[int] = []
 
+        async def all_uploaded() -> bool:
+            return sum(uploads) >= 20
+
         async def epoch_ends_first(object_id: bytes, certificate: Certificate) -> None:
             if not refused:
+                # Every node gets its 20 slivers (the upload goes on after the quorum), then
+                # the epoch ends: the quorum was for epoch 1, the chain is now in epoch 2.
+                await wait_until(all_uploaded, 10, "every sliver uploaded")
                 refused.append(chain.epoch)
-                chain.next_epoch()  # the quorum was for epoch 1; the chain is now in epoch 2
+                chain.next_epoch()
             await honest_certify(object_id, certificate)
 
         chain.certify_blob = epoch_ends_first  # type: ignore[method-assign]

@@ -109,6 +109,34 @@ async def test_linger_keeps_slow_nodes_for_a_bounded_time() -> None:
     assert not out.timed_out
 
 
+async def test_settled_ends_the_linger_and_nothing_starts_while_lingering() -> None:
+    started: list[str] = []
+
+    def tracked(key: str, delay: float) -> NodeRequest[str, object]:
+        inner = request(key, 1, delay)
+
+        async def call() -> object:
+            started.append(key)
+            return await inner.call()
+
+        return NodeRequest(key, 1, call)
+
+    # "source" is slow; "a" and "b" reach the threshold of 2 first; "c" is never needed.
+    requests = [tracked("source", 0.2), tracked("a", 0.0), tracked("b", 0.0), tracked("c", 0.0)]
+    clock = asyncio.get_running_loop().time()
+    out = await gather_weight(
+        requests,
+        2,
+        max_concurrency=3,
+        timeout_s=5,
+        linger_s=3.0,
+        settled=lambda so_far: any(s.key == "source" for s in so_far.successes),
+    )
+    assert asyncio.get_running_loop().time() - clock < 1.0, "the linger did not end when settled"
+    assert sorted(s.key for s in out.successes) == ["a", "b", "source"]
+    assert started == ["source", "a", "b"] and out.not_asked == ["c"]
+
+
 async def test_accept_turns_answers_into_failures() -> None:
     requests = [request("a", 5, 0.0, value="not found"), request("b", 5, 0.0, value="ok")]
     out = await gather_weight(

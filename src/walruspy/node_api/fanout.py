@@ -12,7 +12,9 @@ node's blob sync. `gather_weight` is that one helper, shared by the client and t
   asks nodes until their shards cover what it needs, and more only when some fail);
 - it returns as soon as the success weight reaches `threshold` and, after an optional `linger_s`
   (Walrus keeps uploading to slow nodes for a while after the quorum, so that more honest nodes
-  get their slivers directly), cancels what is still running;
+  get their slivers directly; a read waits a little for the slivers that decode without
+  Reed-Solomon work), cancels what is still running; no request starts while it lingers, and
+  `settled` can end the linger early;
 - it stops early when the weight still outstanding can no longer reach the threshold (unless
   `stop_if_unreachable` is False: a caller deciding with whatever comes back), or when
   the caller's `give_up` predicate says the answers so far settle the question another way (for
@@ -124,6 +126,7 @@ async def gather_weight(
     weigh: Callable[[T], int] | None = None,
     give_up: Callable[[Fanout[K, T]], bool] | None = None,
     on_reached: Callable[[Fanout[K, T]], None] | None = None,
+    settled: Callable[[Fanout[K, T]], bool] | None = None,
     stop_if_unreachable: bool = True,
     bound_in_flight: bool = False,
     failures: tuple[type[BaseException], ...] = (Exception,),
@@ -137,7 +140,8 @@ async def gather_weight(
     peer's answer may bring fewer new symbols than the shards it holds). `give_up` is asked
     after each answer while the threshold is not reached; True ends the fan-out. `on_reached`
     is called once with the outcome so far when the threshold is reached (it must not block: it
-    runs on the event loop, between answers). With `bound_in_flight`, a request starts only while
+    runs on the event loop, between answers). `settled` is asked after each answer while the
+    fan-out lingers; True ends the linger. With `bound_in_flight`, a request starts only while
     the weight of the requests in flight is below `threshold` minus the weight reached. An
     exception that is not one of `failures` is raised once the stragglers are cancelled.
     """
@@ -156,6 +160,7 @@ async def gather_weight(
     def launch() -> None:
         while (
             pending_requests
+            and not outcome.reached  # nothing new starts while lingering
             and len(running) < max_concurrency
             # with a bound: only while the requests in flight cannot bring what is missing
             and not (bound_in_flight and _in_flight(running) >= threshold - outcome.weight)
@@ -193,7 +198,7 @@ async def gather_weight(
                 request, started = running.pop(task)
                 remaining_weight -= request.weight
                 _record(outcome, request, task, time.monotonic() - started, accept, weigh, failures)
-            if outcome.reached and linger_s == 0:
+            if outcome.reached and (linger_s == 0 or (settled is not None and settled(outcome))):
                 break
             launch()
         announce()  # the threshold may have been reached by the very last answers

@@ -102,3 +102,17 @@ def test_inconsistent_blob_is_never_returned_as_data(check: ConsistencyCheck) ->
     ]
     with pytest.raises(InconsistentBlobError, match="inconsistently encoded"):
         decode_blob(metadata, slivers, check)
+
+
+def test_strict_checks_a_blob_decoded_from_the_source_slivers_themselves() -> None:
+    n = 7
+    blob = bytes(range(200))
+    enc, metadata, fake = tampered_encoding(blob, n, 0, b"\xaa")
+    p = EncodingParams(n).n_primary_source_symbols
+    # The forged sliver 0 and the other source slivers: decoding is a plain concatenation.
+    others = [enc.primary_sliver(i).verify(metadata) for i in range(1, p)]
+    slivers = [fake.verify(metadata), *others]
+    with pytest.raises(InconsistentBlobError, match="re-encoding the decoded data"):
+        decode_blob(metadata, slivers, ConsistencyCheck.STRICT)
+    honest = [enc.primary_sliver(i).verify(enc.metadata) for i in range(p)]
+    assert decode_blob(enc.metadata, honest, ConsistencyCheck.STRICT) == blob

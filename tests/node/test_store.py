@@ -395,21 +395,28 @@ def test_slivers_need_a_shard(store: NodeStore) -> None:
         store.set_shard_status(2, ShardStatus.ACTIVE)
 
 
-def test_a_sliver_that_needs_its_metadata_is_written_only_with_it(store: NodeStore) -> None:
+def test_a_sliver_group_is_one_commit_with_an_outcome_per_sliver(store: NodeStore) -> None:
     store.create_shard(0)
-    with pytest.raises(NoMetadataError, match="no stored metadata"):
-        store.put_sliver(0, PRIMARY, bid(1), sliver(1), with_metadata=True)
-    assert not store.has_sliver(0, PRIMARY, bid(1))
+    store.create_shard(1)
     store.put_metadata(bid(1), b"metadata")
-    assert store.put_sliver(0, PRIMARY, bid(1), sliver(1), with_metadata=True)
-    with pytest.raises(NoMetadataError):  # one blob of the batch without: nothing is written
-        store.put_slivers(
-            0, SECONDARY, [(bid(1), sliver(1)), (bid(2), sliver(2))], with_metadata=True
-        )
-    assert store.list_blob_ids(0, SECONDARY) == []
-    store.delete_blob_data([bid(1)])
-    with pytest.raises(NoMetadataError):
-        store.put_sliver(0, PRIMARY, bid(1), sliver(1), with_metadata=True)
+    store.put_sliver(1, SECONDARY, bid(1), sliver(7))
+    outcomes = store.put_sliver_group(
+        [
+            (0, PRIMARY, bid(1), sliver(1)),  # new
+            (1, SECONDARY, bid(1), sliver(2)),  # stored already: kept as it was
+            (0, PRIMARY, bid(2), sliver(3)),  # no metadata (never stored, or collected)
+            (5, PRIMARY, bid(1), sliver(4)),  # a shard without storage here
+        ]
+    )
+    assert outcomes[:2] == [True, False]
+    assert isinstance(outcomes[2], NoMetadataError) and "no stored metadata" in str(outcomes[2])
+    assert isinstance(outcomes[3], ValueError) and "shard 5" in str(outcomes[3])
+    assert store.get_sliver(0, PRIMARY, bid(1)) == sliver(1)
+    assert store.get_sliver(1, SECONDARY, bid(1)) == sliver(7)
+    assert not store.has_sliver(0, PRIMARY, bid(2))
+    store.delete_blob_data([bid(1)])  # GC: metadata and slivers go together
+    (after_gc,) = store.put_sliver_group([(0, PRIMARY, bid(1), sliver(1))])
+    assert isinstance(after_gc, NoMetadataError) and not store.has_sliver(0, PRIMARY, bid(1))
 
 
 def test_slivers_put_get_list(store: NodeStore) -> None:

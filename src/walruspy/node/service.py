@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from functools import partial
 
 from walruspy.core.blob_id import BlobId
 from walruspy.core.crypto import BlsPrivateKey
@@ -43,6 +42,7 @@ from walruspy.core.slivers import SliverData, VerifiedSliver
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_of_pair
 from walruspy.node import blob_state
 from walruspy.node.config import ApiLimits
+from walruspy.node.group_commit import SliverWriter
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.store import NodeStore, NoMetadataError
 from walruspy.node.store_records import (
@@ -115,6 +115,7 @@ class NodeService:
         self.metrics = metrics
         self.limits = limits
         self.registrations = RegistrationWaiters(limits.max_long_polls)
+        self.sliver_writer = SliverWriter(store)
         self._key = protocol_key
 
     # --- records ------------------------------------------------------------------------------
@@ -250,15 +251,9 @@ class NodeService:
         data = sliver.sliver
         raw = data.to_bcs() if bcs is None else bcs
         try:
-            # Only while the metadata is there: GC of an expired blob, which may run while the
-            # sliver was verified, must not leave it behind.
-            new = await asyncio.to_thread(
-                partial(self.store.put_sliver, with_metadata=True),
-                shard,
-                data.sliver_type,
-                sliver.blob_id,
-                raw,
-            )
+            # Only while the metadata is there (checked in the write): GC of an expired blob,
+            # which may run while the sliver was verified, must not leave it behind.
+            new = await self.sliver_writer.put(shard, data.sliver_type, sliver.blob_id, raw)
         except NoMetadataError as exc:
             raise api_errors.NotRegisteredError(
                 f"blob 0x{sliver.blob_id.hex()} is no longer stored here (its data was "

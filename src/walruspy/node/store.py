@@ -452,33 +452,18 @@ class NodeStore:
     # --- slivers ----------------------------------------------------------------------------
 
     def put_sliver(
-        self,
-        shard: int,
-        sliver_type: SliverType,
-        blob_id: bytes,
-        sliver: bytes,
-        *,
-        with_metadata: bool = False,
+        self, shard: int, sliver_type: SliverType, blob_id: bytes, sliver: bytes
     ) -> bool:
         """Store one BCS sliver; False if the shard already had it (kept as is)."""
-        items = [(blob_id, sliver)]
-        return self.put_slivers(shard, sliver_type, items, with_metadata=with_metadata) == 1
+        return self.put_slivers(shard, sliver_type, [(blob_id, sliver)]) == 1
 
     def put_slivers(
-        self,
-        shard: int,
-        sliver_type: SliverType,
-        items: Sequence[tuple[bytes, bytes]],
-        *,
-        with_metadata: bool = False,
+        self, shard: int, sliver_type: SliverType, items: Sequence[tuple[bytes, bytes]]
     ) -> int:
         """Store many slivers of one shard and axis in one transaction; return how many were new.
 
         The shard must exist (`create_shard`). The batch may hold at most `MAX_BATCH_BYTES`.
-        `with_metadata`: store only while each blob's metadata is stored, checked in the same
-        transaction, so that garbage collection, which deletes a blob's metadata and slivers in
-        one transaction, cannot leave a sliver written meanwhile behind; `NoMetadataError` if
-        one is not stored (nothing is written).
+        Uploads and blob sync use `put_sliver_group`, which also requires the metadata.
         """
         total = 0
         for blob_id, sliver in items:
@@ -493,11 +478,45 @@ class NodeStore:
 
         def body(txn: lmdb.Transaction[bytes]) -> int:
             self._require_shard(txn, shard)
-            if with_metadata:
-                for blob_id, _ in items:
-                    if txn.get(blob_id, db=self._db(_METADATA)) is None:
-                        raise NoMetadataError(f"blob 0x{blob_id.hex()} has no stored metadata")
             return sum(int(txn.put(key, value, overwrite=False, db=db)) for key, value in items)
+
+        return self._write(body)
+
+    def put_sliver_group(
+        self, items: Sequence[tuple[int, SliverType, bytes, bytes]]
+    ) -> list[bool | ValueError | NoMetadataError]:
+        """Store slivers of any shards and blobs in ONE transaction (group commit).
+
+        Each item is (shard, type, blob ID, BCS sliver) and is stored only while its blob's
+        metadata is stored, checked in the same transaction: garbage collection deletes a blob's
+        metadata and slivers in one transaction, so it cannot leave a sliver written meanwhile
+        behind. The outcome of each item, in
+        order: True if new, False if the shard already had it, or the error that refused that
+        item alone (`NoMetadataError`; `ValueError` for a shard without storage). One fsync for
+        all: concurrent uploads pay for one commit instead of one each. At most
+        `MAX_BATCH_BYTES` in all.
+        """
+        total = 0
+        for _, _, blob_id, sliver in items:
+            check_id(blob_id, "blob_id")
+            self._check_sliver(sliver, "sliver")
+            total += len(sliver)
+        if total > MAX_BATCH_BYTES:
+            raise ValueError(f"batch of {total} bytes exceeds {MAX_BATCH_BYTES}")
+
+        def body(txn: lmdb.Transaction[bytes]) -> list[bool | ValueError | NoMetadataError]:
+            outcomes: list[bool | ValueError | NoMetadataError] = []
+            statuses = self._db(_SHARD_STATUS)
+            for shard, sliver_type, blob_id, sliver in items:
+                db = self._shard_db(shard, sliver_type)
+                if db is None or txn.get(_shard_key(shard), db=statuses) is None:
+                    outcomes.append(ValueError(f"shard {shard} has no storage on this node"))
+                elif txn.get(blob_id, db=self._db(_METADATA)) is None:
+                    missing = NoMetadataError(f"blob 0x{blob_id.hex()} has no stored metadata")
+                    outcomes.append(missing)
+                else:
+                    outcomes.append(bool(txn.put(blob_id, sliver, overwrite=False, db=db)))
+            return outcomes
 
         return self._write(body)
 

@@ -1,0 +1,100 @@
+"""Group commit of sliver writes: concurrent uploads share one transaction and one fsync.
+
+Theory of operation (spec/walrus-system.md 3.2; Walrus writes each sliver in its own RocksDB
+batch and leans on RocksDB's group commit of its write-ahead log, which LMDB does not have).
+Every sliver a node acknowledges must be durable first, and LMDB makes a write transaction
+durable with an fsync; write transactions are serialized. So a client uploading the 20-50
+slivers it owes a node at once used to queue 20-50 fsyncs one behind the other, most of a small
+store's upload time.
+
+`SliverWriter.put` queues a write and waits for its outcome. While no flush runs, the first
+write starts one; a flush takes everything queued (up to `MAX_GROUP_BYTES`) and stores it with
+`NodeStore.put_sliver_group` in one transaction on a worker thread. Writes that arrive during a
+flush wait for the next one, which starts as soon as it ends, so a lone write waits for nothing
+and a burst pays a few commits. Each write gets its own outcome: new, already stored, or the
+error that refused it alone (no metadata any more, a shard without storage); a store failure
+fails every write of its flush. A caller that gives up waiting (a cancelled request) does not
+withdraw its write: it was verified and may still be committed, which is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from walruspy.core.types import SliverType
+from walruspy.node.store import NodeStore
+
+#: Sliver bytes of one flush: large slivers (MiBs) are committed a few at a time, so one
+#: flush never holds a big upload's data in memory for long.
+MAX_GROUP_BYTES = 64 << 20
+
+
+@dataclass(slots=True)
+class _Write:
+    shard: int
+    sliver_type: SliverType
+    blob_id: bytes
+    sliver: bytes
+    done: asyncio.Future[bool] = field(repr=False)
+
+
+class SliverWriter:
+    """Sliver writes to one store, committed in groups (module docstring)."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.store = store
+        self._queue: list[_Write] = []
+        self._flusher: asyncio.Task[None] | None = None
+        #: Commits made and writes they carried (for tests and metrics).
+        self.commits = 0
+        self.writes = 0
+
+    async def put(self, shard: int, sliver_type: SliverType, blob_id: bytes, sliver: bytes) -> bool:
+        """Store one BCS sliver durably: True if new, False if it was stored already.
+
+        Raises what refused it: `NoMetadataError`, `ValueError` (a shard without storage), or
+        the store's error.
+        """
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(shard, sliver_type, blob_id, sliver, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        return await done
+
+    def _next_group(self) -> list[_Write]:
+        group = [self._queue.pop(0)]
+        size = len(group[0].sliver)
+        while self._queue and size + len(self._queue[0].sliver) <= MAX_GROUP_BYTES:
+            group.append(self._queue.pop(0))
+            size += len(group[-1].sliver)
+        return group
+
+    async def _flush_all(self) -> None:
+        while self._queue:
+            group = self._next_group()
+            items = [(w.shard, w.sliver_type, w.blob_id, w.sliver) for w in group]
+            try:
+                outcomes = await asyncio.to_thread(self.store.put_sliver_group, items)
+            except asyncio.CancelledError:  # the node is stopping: nobody waits any more
+                for write in group + self._queue:
+                    write.done.cancel()
+                self._queue.clear()
+                raise
+            except Exception as exc:  # the store failed: every write of this group fails
+                for write in group:
+                    _settle(write.done, exc)
+                continue
+            self.commits += 1
+            self.writes += len(group)
+            for write, outcome in zip(group, outcomes, strict=True):
+                _settle(write.done, outcome)
+
+
+def _settle(done: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    if done.done():
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)

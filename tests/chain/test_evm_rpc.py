@@ -8,7 +8,9 @@ suite in test_evm_chain.py runs the same code against the devchain and anvil.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -98,7 +100,35 @@ async def test_cancelled_requests_do_not_wedge_the_provider() -> None:
     """Requests cancelled at any moment leave later requests working (web3 issue #3867)."""
     assert isinstance(open_web3(URL).provider, KeepAliveHTTPProvider)
 
+    async with chain_id_node() as w3:
+        rng = random.Random(7)
+        for _ in range(200):  # without the fix, this wedges within a few dozen rounds
+            tasks = [asyncio.create_task(_chain_id(w3)) for _ in range(8)]
+            await asyncio.sleep(rng.random() * 0.002)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        async with asyncio.timeout(10):
+            assert await w3.eth.chain_id == 31337
+            assert await gather_reads(_chain_id(w3), _chain_id(w3)) == [31337, 31337]
+
+
+async def _chain_id(w3: Any) -> int:
+    return int(await w3.eth.chain_id)
+
+
+@contextlib.asynccontextmanager
+async def chain_id_node(
+    before: Callable[[web.Request], None] | None = None,
+) -> AsyncIterator[Any]:
+    """A JSON-RPC server answering every request with chain ID 31337, and a web3 on it.
+
+    `before` sees each request first (to record or drop its connection).
+    """
+
     async def answer(request: web.Request) -> web.Response:
+        if before is not None:
+            before(request)
         body = await request.json()
         return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": "0x7a69"})
 
@@ -110,23 +140,10 @@ async def test_cancelled_requests_do_not_wedge_the_provider() -> None:
     await site.start()
     w3 = open_web3(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
     try:
-        rng = random.Random(7)
-        for _ in range(200):  # without the fix, this wedges within a few dozen rounds
-            tasks = [asyncio.create_task(_chain_id(w3)) for _ in range(8)]
-            await asyncio.sleep(rng.random() * 0.002)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        async with asyncio.timeout(10):
-            assert await w3.eth.chain_id == 31337
-            assert await gather_reads(_chain_id(w3), _chain_id(w3)) == [31337, 31337]
+        yield w3
     finally:
         await w3.provider.disconnect()
         await runner.cleanup()
-
-
-async def _chain_id(w3: Any) -> int:
-    return int(await w3.eth.chain_id)
 
 
 async def test_gather_reads_raises_the_first_failure_and_stops_the_rest() -> None:
@@ -480,23 +497,14 @@ async def test_the_provider_keeps_connections_and_retries_reads_only() -> None:
     peers: list[object] = []
     drop_next = False
 
-    async def answer(request: web.Request) -> web.Response:
+    def watch(request: web.Request) -> None:
         nonlocal drop_next
         peers.append(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
         if drop_next:
             drop_next = False
             request.transport.close()  # type: ignore[union-attr]
-        body = await request.json()
-        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": "0x7a69"})
 
-    app = web.Application()
-    app.router.add_post("/", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    w3 = open_web3(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
-    try:
+    async with chain_id_node(watch) as w3:
         for _ in range(20):
             assert await _chain_id(w3) == 31337
         assert len(set(peers)) == 1, "every request opened a connection of its own"
@@ -505,6 +513,3 @@ async def test_the_provider_keeps_connections_and_retries_reads_only() -> None:
         drop_next = True
         with pytest.raises(aiohttp.ClientConnectionError):
             await w3.provider.make_request("eth_sendRawTransaction", ["0x00"])  # type: ignore[arg-type]
-    finally:
-        await w3.provider.disconnect()
-        await runner.cleanup()

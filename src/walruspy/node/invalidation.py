@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import aiohttp
 import structlog
@@ -56,6 +58,7 @@ from walruspy.core.errors import VerificationError, WalrusError
 from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import InvalidBlobIdMessage, SignedMessage
 from walruspy.node import blob_state
+from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import ChainConfig, RecoveryConfig
 from walruspy.node.epoch import MAX_CHAIN_ATTEMPTS, retry_chain
 from walruspy.node.recovery import PEER_FAILURES, failure_kind
@@ -97,7 +100,7 @@ class _Round:
         return self.view.committee.is_above_validity(self.weight)
 
 
-class Invalidator:
+class Invalidator(BackgroundWorkers):
     """The invalidation workers of one node, with their queue. See the module docstring."""
 
     def __init__(
@@ -110,34 +113,21 @@ class Invalidator:
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(service.metrics.invalidation_backlog, session)
         self.service = service
         self.chain = chain
         self.config = config
         self.chain_config = chain_config
-        self._session = session
         # Jittering backoff needs no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_PENDING_INVALIDATIONS)
         self._pending: dict[bytes, InconsistencyProof] = {}
         self._running: set[bytes] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     @property
     def backlog(self) -> int:
         """Flows queued or running."""
         return len(self._pending) + len(self._running)
-
-    def _update_backlog(self) -> None:
-        self.service.metrics.invalidation_backlog.set(self.backlog)
-        if self.backlog == 0:
-            self._idle.set()
-        else:
-            self._idle.clear()
-
-    async def wait_idle(self) -> None:
-        """Wait until no flow is queued or running (for tests and the devnet)."""
-        await self._idle.wait()
 
     async def submit(self, blob_id: BlobId, proof: InconsistencyProof) -> bool:
         """Queue the invalidation of `blob_id`; False if one is already queued or running.
@@ -157,18 +147,9 @@ class Invalidator:
             raise
         return True
 
-    async def run(self) -> None:
-        """Run the workers until cancelled."""
-        own_session = self._session is None
-        if own_session:
-            self._session = aiohttp.ClientSession()
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(MAX_CONCURRENT_INVALIDATIONS):
-                    group.create_task(self._worker())
-        finally:
-            if own_session and self._session is not None:
-                await self._session.close()
+    def tasks(self) -> Iterable[Coroutine[Any, Any, None]]:
+        """The workers (`run` runs them until cancelled)."""
+        return (self._worker() for _ in range(MAX_CONCURRENT_INVALIDATIONS))
 
     async def _worker(self) -> None:
         while True:

@@ -36,10 +36,10 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -60,6 +60,7 @@ from walruspy.core.types import (
     sliver_index_of_pair,
 )
 from walruspy.node import blob_state
+from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import RecoveryConfig
 from walruspy.node.gc import successor
 from walruspy.node.service import NodeService
@@ -98,7 +99,7 @@ class _Queued:
     not_before: float
 
 
-class BlobSyncer:
+class BlobSyncer(BackgroundWorkers):
     """The blob-sync workers of one node, with their queue and the periodic scan."""
 
     def __init__(
@@ -112,15 +113,13 @@ class BlobSyncer:
         self.service = service
         self.config = config
         self.invalidator = invalidator
+        super().__init__(service.metrics.recover_blob_backlog, session)
         self.inconsistency_proofs: OrderedDict[bytes, InconsistencyProof] = OrderedDict()
-        self._session = session
         # Shuffling peers and jittering backoff need no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(config.max_pending_syncs)
         self._queued: set[bytes] = set()
         self._running: dict[bytes, asyncio.Task[None]] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
         #: Set once the first scan for certified blobs with missing data has queued them.
         self.scanned = asyncio.Event()
 
@@ -131,15 +130,7 @@ class BlobSyncer:
 
     def _update_backlog(self) -> None:
         self.service.state.pending_syncs = self.backlog
-        self.service.metrics.recover_blob_backlog.set(self.backlog)
-        if self.backlog == 0:
-            self._idle.set()
-        else:
-            self._idle.clear()
-
-    async def wait_idle(self) -> None:
-        """Wait until no sync is queued or running (for tests and the devnet)."""
-        await self._idle.wait()
+        super()._update_backlog()
 
     async def start_sync(self, blob_id: bytes, defer: bool = True) -> None:
         """Queue a sync of `blob_id` (no-op if queued or running); waits while the queue is full."""
@@ -158,19 +149,10 @@ class BlobSyncer:
             task.cancel()
         self._update_backlog()
 
-    async def run(self) -> None:
-        """Run the workers and the periodic scan until cancelled."""
-        own_session = self._session is None
-        if own_session:
-            self._session = aiohttp.ClientSession()
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.config.max_concurrent_blob_syncs):
-                    group.create_task(self._worker())
-                group.create_task(self._scan_forever())
-        finally:
-            if own_session and self._session is not None:
-                await self._session.close()
+    def tasks(self) -> Iterable[Coroutine[Any, Any, None]]:
+        """The workers and the periodic scan (`run` runs them until cancelled)."""
+        yield from (self._worker() for _ in range(self.config.max_concurrent_blob_syncs))
+        yield self._scan_forever()
 
     async def _scan_forever(self) -> None:
         while True:

@@ -28,9 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.chain.backends
 
+from eth_account import Account
 from tests.chain.backends import ChainProcess, running
 
-from walruspy.chain.deploy import DeployParams, assign_shards, deploy
+from walruspy.chain.deploy import DeployParams, assign_shards, deploy, sign_deployment_pop
 from walruspy.chain.evm import EvmChain, open_evm_chain
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
@@ -76,7 +77,7 @@ class GasMeter:
         sender.send = metered  # type: ignore[method-assign]
 
 
-def committee(n_members: int) -> tuple[DeployParams, list[BlsPrivateKey]]:
+def committee(n_members: int, deployer: str) -> tuple[DeployParams, list[BlsPrivateKey]]:
     n_shards = 10 * n_members if n_members < 100 else 1000
     keys = [
         BlsPrivateKey.from_seed(hashlib.sha256(b"bench %d" % i).digest()) for i in range(n_members)
@@ -88,6 +89,7 @@ def committee(n_members: int) -> tuple[DeployParams, list[BlsPrivateKey]]:
     ]
     params = DeployParams(
         members=tuple(members),
+        proofs_of_possession=tuple(sign_deployment_pop(key, deployer) for key in keys),
         n_shards=n_shards,
         epoch_duration_s=3600,
         max_epochs_ahead=53,
@@ -121,7 +123,7 @@ async def register(chain: EvmChain, n_shards: int, deletable: bool) -> Any:
 async def lifecycle(
     node: ChainProcess, n_members: int, repeat: int, transactions: int, figures: Figures
 ) -> None:
-    params, keys = committee(n_members)
+    params, keys = committee(n_members, str(Account.from_key(node.keys[0]).address))
     deployment = await deploy(node.url, node.keys[0], params)
     signers_of = params.committee()
     quorum, weight = [], 0

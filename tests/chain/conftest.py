@@ -25,7 +25,12 @@ import pytest
 from walruspy.chain.contracts import CONTRACTS_DIR
 from walruspy.chain.precompiles import install_native_precompiles
 from walruspy.core.crypto import BlsPrivateKey, aggregate_signatures
-from walruspy.core.messages import BlobPersistence, ConfirmationMessage, InvalidBlobIdMessage
+from walruspy.core.messages import (
+    BlobPersistence,
+    ConfirmationMessage,
+    InvalidBlobIdMessage,
+    sign_proof_of_possession_evm,
+)
 
 install_native_precompiles()
 
@@ -98,6 +103,10 @@ class Member:
     def public_key_eip2537(self) -> bytes:
         return self.private_key.public_key().to_eip2537()
 
+    def proof_of_possession(self, installer: str | None = None, epoch: int = FIRST_EPOCH) -> bytes:
+        """The key's PoP (EIP-2537 G2) for `installer` (default: boa's sender) and `epoch`."""
+        return pop_for(self.private_key, installer, epoch)
+
 
 @dataclass(frozen=True)
 class Committee:
@@ -118,14 +127,15 @@ class Committee:
         return bytes(owners)
 
     def member_args(
-        self, start: int = 0, stop: int | None = None
-    ) -> tuple[list[bytes], list[bytes], list[str]]:
-        """`add_members` arguments for members[start:stop]."""
+        self, start: int = 0, stop: int | None = None, installer: str | None = None
+    ) -> tuple[list[bytes], list[bytes], list[str], list[bytes]]:
+        """`add_members` arguments for members[start:stop], PoPs for `installer`."""
         members = self.members[start:stop]
         return (
             [m.node_id for m in members],
             [m.public_key_eip2537 for m in members],
             [m.network_address for m in members],
+            [m.proof_of_possession(installer) for m in members],
         )
 
     def quorum_signers(self) -> list[int]:
@@ -143,6 +153,13 @@ class Committee:
         signers = sorted(set(signers))
         signature = aggregate_signatures(self.members[i].private_key.sign(message) for i in signers)
         return signature.to_eip2537(), bitmap(signers, len(self.members))
+
+
+def pop_for(private_key: BlsPrivateKey, installer: str | None, epoch: int = FIRST_EPOCH) -> bytes:
+    """`private_key`'s proof of possession for `installer` (default: boa's sender), EIP-2537."""
+    address = str(boa.env.eoa if installer is None else installer)
+    pop = sign_proof_of_possession_evm(private_key, epoch, bytes.fromhex(address[2:]))
+    return pop.to_eip2537()
 
 
 def bitmap(signers: Iterable[int], n_members: int) -> bytes:

@@ -27,9 +27,15 @@ from tests.chain.conftest import (
     invalid_blob_id_message,
     make_committee,
 )
-from walruspy.core.crypto import BlsPrivateKey, aggregate_public_keys
+from walruspy.core.crypto import BlsPrivateKey, BlsPublicKey, aggregate_public_keys
+from walruspy.core.messages import ProofOfPossessionMessage
 
 BLOB_ID = bytes(range(32))
+# The base field modulus of BLS12-381.
+FIELD_MODULUS = int(
+    "1a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab",
+    16,
+)
 
 
 def test_views_return_the_committee(
@@ -73,28 +79,87 @@ def test_deployment_emits_the_start_of_the_first_epoch(deployment: Deployment) -
 
 def test_add_members_checks_its_input(committee_deployer: Any, committee: Committee) -> None:
     contract = committee_deployer.deploy()
-    node_ids, keys, addresses = committee.member_args()
+    node_ids, keys, addresses, pops = committee.member_args()
     with boa.reverts("committee arrays differ in length"):
-        contract.add_members(node_ids, keys[:3], addresses)
+        contract.add_members(node_ids, keys[:3], addresses, pops)
     with boa.reverts("committee arrays differ in length"):
-        contract.add_members(node_ids, keys, addresses[:3])
+        contract.add_members(node_ids, keys, addresses[:3], pops)
+    with boa.reverts("committee arrays differ in length"):
+        contract.add_members(node_ids, keys, addresses, pops[:3])
     with boa.reverts("node ids not strictly increasing"):
-        contract.add_members([node_ids[1], node_ids[0]], keys[:2], addresses[:2])
+        contract.add_members([node_ids[1], node_ids[0]], keys[:2], addresses[:2], pops[:2])
     with boa.reverts("node ids not strictly increasing"):
-        contract.add_members([node_ids[0], node_ids[0]], keys[:2], addresses[:2])
+        contract.add_members([node_ids[0], node_ids[0]], keys[:2], addresses[:2], pops[:2])
     with boa.reverts("public key is the point at infinity"):
-        contract.add_members(node_ids[:1], [bytes(128)], addresses[:1])
+        contract.add_members(node_ids[:1], [bytes(128)], addresses[:1], pops[:1])
     with boa.reverts("public key must be 128 bytes"):
-        contract.add_members(node_ids[:1], [keys[0][:127]], addresses[:1])
+        contract.add_members(node_ids[:1], [keys[0][:127]], addresses[:1], pops[:1])
     not_on_curve = keys[0][:-1] + bytes([keys[0][-1] ^ 1])
     with boa.reverts("public key not in G1"):
-        contract.add_members(node_ids[:1], [not_on_curve], addresses[:1])
+        contract.add_members(node_ids[:1], [not_on_curve], addresses[:1], pops[:1])
     # Batches must continue the node-ID order.
-    contract.add_members(node_ids[2:], keys[2:], addresses[2:])
+    contract.add_members(node_ids[2:], keys[2:], addresses[2:], pops[2:])
     with boa.reverts("node ids not strictly increasing"):
-        contract.add_members(node_ids[:2], keys[:2], addresses[:2])
+        contract.add_members(node_ids[:2], keys[:2], addresses[:2], pops[:2])
     with boa.env.prank(boa.env.generate_address()), boa.reverts("not the installer"):
-        contract.add_members(node_ids[3:], keys[3:], addresses[3:])
+        contract.add_members(node_ids[3:], keys[3:], addresses[3:], pops[3:])
+
+
+def test_add_members_checks_proofs_of_possession(
+    committee_deployer: Any, committee: Committee
+) -> None:
+    contract = committee_deployer.deploy()
+    node_ids, keys, addresses, pops = committee.member_args()
+    first, other = committee.members[0], committee.members[1]
+    stranger = boa.env.generate_address()
+    bad_pops = {
+        "another key's PoP": other.proof_of_possession(),
+        "a PoP for another installer": first.proof_of_possession(stranger),
+        "a PoP for another epoch": first.proof_of_possession(epoch=FIRST_EPOCH + 1),
+        "a signature of another message": first.private_key.sign(b"not a PoP").to_eip2537(),
+        "a short PoP": pops[0][:-1],
+        "an empty PoP": b"",
+        "a PoP off the curve": pops[0][:-1] + bytes([pops[0][-1] ^ 1]),
+        "the PoP at infinity": bytes(256),
+    }
+    for what, bad in bad_pops.items():
+        with boa.reverts("invalid proof of possession"):
+            contract.add_members(node_ids[:1], keys[:1], addresses[:1], [bad])
+        assert contract.committee_size() == 0, what
+    # A bad PoP anywhere in a batch refuses the whole batch.
+    with boa.reverts("invalid proof of possession"):
+        contract.add_members(node_ids, keys, addresses, [*pops[:3], pops[2]])
+    # A rogue key (g1^x minus the other keys) cannot come with a PoP: its owner does not know
+    # its secret, and signing the rogue key's PoP message with x does not verify.
+    rogue_secret = BlsPrivateKey.from_seed(b"rogue" * 7)
+    honest = aggregate_public_keys(m.private_key.public_key() for m in committee.members[:3])
+    rogue_key = aggregate_public_keys(
+        [rogue_secret.public_key(), BlsPublicKey.from_eip2537(_g1_neg_eip2537(honest))]
+    )
+    installer = bytes.fromhex(str(boa.env.eoa)[2:])
+    rogue_message = ProofOfPossessionMessage.for_evm_address(FIRST_EPOCH, installer, rogue_key)
+    rogue_pop = rogue_secret.sign(rogue_message.to_bcs())
+    contract.add_members(node_ids[:3], keys[:3], addresses[:3], pops[:3])
+    with boa.reverts("invalid proof of possession"):
+        contract.add_members(
+            node_ids[3:], [rogue_key.to_eip2537()], addresses[3:], [rogue_pop.to_eip2537()]
+        )
+    # The installer's own PoPs are accepted, and only with the installer sending them.
+    stranger_args = committee.member_args(installer=stranger)
+    with boa.env.prank(stranger):
+        installed_by_stranger = committee_deployer.deploy()
+        with boa.reverts("invalid proof of possession"):
+            installed_by_stranger.add_members(node_ids, keys, addresses, pops)
+        installed_by_stranger.add_members(*stranger_args)
+    assert installed_by_stranger.committee_size() == len(committee.members)
+    contract.add_members(node_ids[3:], keys[3:], addresses[3:], pops[3:])
+    assert contract.committee_size() == len(committee.members)
+
+
+def _g1_neg_eip2537(point: BlsPublicKey) -> bytes:
+    encoded = point.to_eip2537()
+    y = int.from_bytes(encoded[64:], "big")
+    return encoded[:64] + (FIELD_MODULUS - y).to_bytes(64, "big")
 
 
 def test_a_key_outside_the_subgroup_is_refused(committee_deployer: Any) -> None:
@@ -103,7 +168,7 @@ def test_a_key_outside_the_subgroup_is_refused(committee_deployer: Any) -> None:
     outside = (0).to_bytes(64, "big") + (2).to_bytes(64, "big")
     contract = committee_deployer.deploy()
     with boa.reverts("public key not in G1"):
-        contract.add_members([bytes(31) + b"\x01"], [outside], ["a:1"])
+        contract.add_members([bytes(31) + b"\x01"], [outside], ["a:1"], [bytes(256)])
 
 
 def test_seal_checks_the_shard_assignment(committee_deployer: Any, committee: Committee) -> None:
@@ -126,7 +191,7 @@ def test_seal_checks_the_shard_assignment(committee_deployer: Any, committee: Co
     with boa.reverts("committee sealed"):
         contract.seal(owners)
     with boa.reverts("committee sealed"):
-        contract.add_members([b"\xff" * 32], [committee.members[0].public_key_eip2537], ["x:1"])
+        contract.add_members(*committee.member_args(0, 1))
 
 
 def test_system_requires_a_sealed_committee(
@@ -150,7 +215,9 @@ def test_a_full_size_committee_installs_in_batches(committee_deployer: Any) -> N
     with boa.reverts("too many members"):
         fresh = committee_deployer.deploy()
         fresh.add_members(*big.member_args())
-        fresh.add_members([b"\xff" * 32], [big.members[0].public_key_eip2537], ["x:1"])
+        fresh.add_members(
+            [b"\xff" * 32], [big.members[0].public_key_eip2537], ["x:1"], [bytes(256)]
+        )
 
 
 # === Certificates (INVALID_BLOB_ID, threshold f + 1: 3w >= n + 1, here w >= 4 of 10) ===

@@ -19,15 +19,18 @@ from tests.chain.conftest import MESSAGE_VECTORS, RS2_VECTORS, blob_id_of, vecto
 from walruspy.chain.contracts import CONTRACTS_DIR
 from walruspy.core.crypto import (
     BlsPrivateKey,
+    BlsPublicKey,
     aggregate_public_keys,
     hash_to_field_eip2537,
     hash_to_g2_eip2537,
 )
+from walruspy.core.messages import ProofOfPossessionMessage
 
 HARNESS = """
 # pragma version ~=0.4.3
 import blake2b
 import bls12381
+import messages
 
 @external
 @view
@@ -75,6 +78,13 @@ def g1_neg(a: Bytes[128]) -> Bytes[128]:
 @pure
 def g1_compress(a: Bytes[128]) -> Bytes[48]:
     return bls12381._g1_compress(bls12381._g1_from_bytes(a))
+
+@external
+@pure
+def proof_of_possession_message(epoch: uint32, account: address, key: Bytes[128]) -> Bytes[87]:
+    return messages._proof_of_possession_message(
+        epoch, account, bls12381._g1_compress(bls12381._g1_from_bytes(key))
+    )
 """
 
 FIELD_MODULUS = int(
@@ -213,3 +223,33 @@ def test_g1_compress_matches_python(harness: Any) -> None:
         assert harness.g1_compress(negated)[1:] == public_key.to_bytes()[1:]
         assert harness.g1_compress(negated)[0] ^ public_key.to_bytes()[0] == 0x20
     assert harness.g1_compress(bytes(128)) == b"\xc0" + bytes(47)
+
+
+def test_g1_compress_matches_python_for_many_keys(harness: Any) -> None:
+    # Random keys and their negations: both roots of y, so both values of the sign flag.
+    signs = set()
+    for seed in range(64):
+        key = BlsPrivateKey.from_seed(hashlib.sha256(b"compress %d" % seed).digest())
+        for public_key in (key.public_key(), _negated(key.public_key())):
+            compressed = public_key.to_bytes()
+            assert harness.g1_compress(public_key.to_eip2537()) == compressed
+            signs.add(compressed[0] & 0x20)
+    assert signs == {0, 0x20}
+
+
+def _negated(public_key: BlsPublicKey) -> BlsPublicKey:
+    encoded = public_key.to_eip2537()
+    y = int.from_bytes(encoded[64:], "big")
+    return BlsPublicKey.from_eip2537(encoded[:64] + (FIELD_MODULUS - y).to_bytes(64, "big"))
+
+
+@pytest.mark.parametrize("epoch", [0, 1, 0x01020304, 2**32 - 1])
+def test_proof_of_possession_message_matches_python(harness: Any, epoch: int) -> None:
+    account = "0x" + bytes(range(1, 21)).hex()
+    for seed in range(4):
+        public_key = _key(seed).public_key()
+        expected = ProofOfPossessionMessage.for_evm_address(
+            epoch, bytes(range(1, 21)), public_key
+        ).to_bcs()
+        message = harness.proof_of_possession_message(epoch, account, public_key.to_eip2537())
+        assert message == expected

@@ -46,12 +46,17 @@ def test_titanoboa_runs_prague() -> None:
 def chain_without(*numbers: int) -> Iterator[None]:
     """A fresh environment whose EVM lacks the given precompiles (as before Prague)."""
     with boa.swap_env(boa.Env()):
-        computation_class = boa.env.evm.vm.state.computation_class
-        remaining = dict(computation_class.get_precompiles())
-        for number in numbers:
-            del remaining[_address(number)]
-        computation_class._precompiles = remaining  # this environment's own class
+        drop_precompiles(*numbers)
         yield
+
+
+def drop_precompiles(*numbers: int) -> None:
+    """Remove precompiles from the current environment (a fresh one: see `chain_without`)."""
+    computation_class = boa.env.evm.vm.state.computation_class
+    remaining = dict(computation_class.get_precompiles())
+    for number in numbers:
+        del remaining[_address(number)]
+    computation_class._precompiles = remaining  # this environment's own class
 
 
 def _deploy(
@@ -96,6 +101,24 @@ def test_committee_needs_g1_precompiles(
         (MODEXP, "modexp precompile unavailable"),
         (MAP_FP2_TO_G2, "bls precompiles unavailable"),
         (G2ADD, "bls precompiles unavailable"),
+        (PAIRING_CHECK, "invalid proof of possession"),
+    ],
+)
+def test_committee_proofs_of_possession_need_the_bls_precompiles(
+    committee_deployer: Any, committee: Committee, missing: int, reason: str
+) -> None:
+    with chain_without(missing):
+        contract = committee_deployer.deploy()
+        with boa.reverts(reason):
+            contract.add_members(*committee.member_args())
+
+
+@pytest.mark.parametrize(
+    ("missing", "reason"),
+    [
+        (MODEXP, "modexp precompile unavailable"),
+        (MAP_FP2_TO_G2, "bls precompiles unavailable"),
+        (G2ADD, "bls precompiles unavailable"),
         (PAIRING_CHECK, "bad signature"),
     ],
 )
@@ -107,8 +130,11 @@ def test_certify_needs_the_bls_precompiles(
     missing: int,
     reason: str,
 ) -> None:
-    with chain_without(missing):
+    # The committee checks its members' proofs of possession with the same precompiles: install
+    # it first, then lose them.
+    with boa.swap_env(boa.Env()):
         d = _deploy(wal_deployer, committee_deployer, system_deployer, committee)
+        drop_precompiles(missing)
         spec = BlobSpec.random()
         with boa.env.prank(d.user):
             storage_id = d.system.reserve_space(encoded_blob_length(spec.size, 10), 2)

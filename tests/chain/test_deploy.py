@@ -15,26 +15,34 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from eth_account import Account
 
 from tests.chain.backends import ChainProcess, start_devchain
 from walruspy.chain.api import DeploymentError
 from walruspy.chain.deploy import (
     DEPLOYMENT_FORMAT,
+    FIRST_EPOCH,
     Deployment,
     DeployParams,
     assign_shards,
+    check_deployment_pop,
+    deploy,
     load_committee_file,
+    sign_deployment_pop,
 )
 from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import open_evm_chain
 from walruspy.cli.chain_cmd import parse_duration_s, parse_size_bytes, read_private_key
 from walruspy.cli.main import cli
 from walruspy.core.committee import CommitteeMember
-from walruspy.core.crypto import BlsPrivateKey
+from walruspy.core.crypto import BlsPrivateKey, BlsSignature
+from walruspy.core.messages import ProofOfPossessionMessage, verify_proof_of_possession
 
 pytestmark = pytest.mark.timeout(120)
 
 ADDRESS = "0x" + "12" * 20
+#: The account `devchain:1` deploys from, which the committee files' PoPs name.
+DEPLOYER = str(Account.from_key(dev_account_keys(2)[1]).address)
 
 
 def key(index: int) -> BlsPrivateKey:
@@ -46,9 +54,14 @@ def member(index: int, shards: tuple[int, ...]) -> CommitteeMember:
     return CommitteeMember(node_id, key(index).public_key(), f"n{index}:1", shards)
 
 
+def pop(index: int, deployer: str = DEPLOYER) -> BlsSignature:
+    return sign_deployment_pop(key(index), deployer)
+
+
 def params(**changes: Any) -> DeployParams:
     values: dict[str, Any] = {
         "members": (member(1, (2, 3)), member(0, (0, 1))),
+        "proofs_of_possession": (pop(1), pop(0)),
         "n_shards": 4,
         "epoch_duration_s": 60,
         "max_epochs_ahead": 5,
@@ -99,6 +112,11 @@ def test_assign_shards_refuses_impossible_deals() -> None:
 def test_deploy_params_sort_members_and_check_ranges() -> None:
     p = params()
     assert [m.node_id[-1] for m in p.members] == [1, 2]
+    assert p.proofs_of_possession == (pop(0), pop(1))  # sorted with their members
+    with pytest.raises(ValueError, match="2 members but 1 proofs of possession"):
+        params(proofs_of_possession=(pop(0),))
+    with pytest.raises(TypeError, match="must be a BlsSignature"):
+        params(proofs_of_possession=(pop(1), pop(0).to_bytes()))
     assert p.shard_owners() == bytes([0, 0, 1, 1])
     assert p.committee().epoch == 1
     with pytest.raises(ValueError, match="epoch_duration_s"):
@@ -109,6 +127,26 @@ def test_deploy_params_sort_members_and_check_ranges() -> None:
         params(members=(member(0, (0, 1)), member(1, (1, 2, 3))))
     with pytest.raises(ValueError, match="no member"):
         params(n_shards=5)
+
+
+def test_deploy_params_check_proofs_of_possession_for_the_deployer() -> None:
+    params().check_proofs_of_possession(DEPLOYER)
+    params().check_proofs_of_possession(DEPLOYER.lower())
+    with pytest.raises(DeploymentError, match=f"member {'00' * 31}01 \\(n0:1\\).*{ADDRESS[:6]}"):
+        params().check_proofs_of_possession(ADDRESS)
+    swapped = params(proofs_of_possession=(pop(0), pop(1)))  # each member with the other's PoP
+    with pytest.raises(DeploymentError, match=f"member {'00' * 31}01 .* epoch 1"):
+        swapped.check_proofs_of_possession(DEPLOYER)
+    assert check_deployment_pop(key(0).public_key(), pop(0), DEPLOYER)
+    assert not check_deployment_pop(key(0).public_key(), pop(0, ADDRESS), DEPLOYER)
+    assert not check_deployment_pop(key(1).public_key(), pop(0), DEPLOYER)
+    # The proof is Walrus's: the key's signature over PROOF_OF_POSSESSION for epoch 1.
+    message = ProofOfPossessionMessage.for_evm_address(
+        FIRST_EPOCH, bytes.fromhex(DEPLOYER[2:]), key(0).public_key()
+    )
+    assert verify_proof_of_possession(message, pop(0))
+    with pytest.raises(ValueError, match="not an EVM address"):
+        sign_deployment_pop(key(0), "0x1234")
 
 
 # -- deployment files -----------------------------------------------------------------------
@@ -162,6 +200,7 @@ def committee_entry(index: int, shards: list[int] | None = None) -> dict[str, An
     entry: dict[str, Any] = {
         "node_id": "0x" + (index + 1).to_bytes(32, "big").hex(),
         "public_key": key(index).public_key().to_bytes().hex(),
+        "proof_of_possession": pop(index).to_bytes().hex(),
         "network_address": f"127.0.0.1:{9000 + index}",
     }
     if shards is not None:
@@ -178,14 +217,15 @@ def test_committee_files(tmp_path: Path) -> None:
     listed = write(
         tmp_path / "a.json", {"members": [committee_entry(0, [1]), committee_entry(1, [0])]}
     )
-    members, n_shards = load_committee_file(listed)
+    members, n_shards, pops = load_committee_file(listed, deployer=DEPLOYER)
     assert n_shards == 2 and [m.shards for m in members] == [(1,), (0,)]
+    assert pops == (pop(0), pop(1))
     dealt = write(
         tmp_path / "b.json", {"n_shards": 5, "members": [committee_entry(i) for i in range(2)]}
     )
-    members, n_shards = load_committee_file(dealt, assignment="round-robin")
+    members, n_shards, _ = load_committee_file(dealt, assignment="round-robin")
     assert n_shards == 5 and [m.shards for m in members] == [(0, 2, 4), (1, 3)]
-    members, n_shards = load_committee_file(dealt, n_shards=3)
+    members, n_shards, _ = load_committee_file(dealt, n_shards=3)
     assert n_shards == 3 and [m.shards for m in members] == [(0,), (1, 2)]
     assert members[0].public_key == key(0).public_key()
 
@@ -200,11 +240,52 @@ def test_committee_files(tmp_path: Path) -> None:
         ({"members": [{**committee_entry(0, [0]), "public_key": "00" * 48}]}, "member 0"),
         ({"members": [{"node_id": "00" * 32, "shards": [0]}]}, "member 0: missing 'public_key'"),
         ({"members": [{**committee_entry(0, [0]), "node_id": "abc"}]}, "member 0"),
+        (
+            {"members": [{k: v for k, v in committee_entry(0, [0]).items() if "proof" not in k}]},
+            "member 0: missing 'proof_of_possession'",
+        ),
+        (
+            {"members": [{**committee_entry(0, [0]), "proof_of_possession": "00" * 96}]},
+            "member 0: 'proof_of_possession'",
+        ),
+        (
+            {"members": [{**committee_entry(0, [0]), "proof_of_possession": "zz"}]},
+            "member 0: 'proof_of_possession'",
+        ),
+        (
+            {
+                "members": [
+                    committee_entry(0, [0]),
+                    {**committee_entry(1, [1]), "proof_of_possession": pop(0).to_bytes().hex()},
+                ]
+            },
+            "member 1: 'proof_of_possession' does not verify .* deployer 0x",
+        ),
+        (
+            {
+                "members": [
+                    {
+                        **committee_entry(0, [0]),
+                        "proof_of_possession": pop(0, ADDRESS).to_bytes().hex(),
+                    }
+                ]
+            },
+            "member 0: 'proof_of_possession' does not verify",
+        ),
     ],
 )
 def test_bad_committee_files_name_the_problem(tmp_path: Path, data: Any, message: str) -> None:
-    with pytest.raises(DeploymentError, match=message):
-        load_committee_file(write(tmp_path / "c.json", data))
+    with pytest.raises(DeploymentError, match=message) as caught:
+        load_committee_file(write(tmp_path / "c.json", data), deployer=DEPLOYER)
+    assert str(caught.value).count("member") <= 2  # named once, not twice
+
+
+def test_committee_file_proofs_are_checked_only_for_a_deployer(tmp_path: Path) -> None:
+    entry = {**committee_entry(0, [0]), "proof_of_possession": pop(0, ADDRESS).to_bytes().hex()}
+    path = write(tmp_path / "c.json", {"members": [entry]})
+    _, _, pops = load_committee_file(path)
+    assert pops == (pop(0, ADDRESS),)
+    load_committee_file(path, deployer=ADDRESS)
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -295,3 +376,28 @@ def test_cli_deploy_writes_a_file_the_client_reads(devchain: ChainProcess, tmp_p
     failed = CliRunner().invoke(cli, [*args[:3], "http://127.0.0.1:9", *args[4:]])
     assert failed.exit_code == 1
     assert json.loads(failed.output)["kind"] == "ChainUnavailableError"
+    # Another deployer: the committee file's proofs name devchain:1, so nothing is sent.
+    other = CliRunner().invoke(cli, [*args[:5], "devchain:2", *args[6:]])
+    assert other.exit_code == 1
+    error = json.loads(other.output)
+    assert error["kind"] == "DeploymentError"
+    assert "member 0: 'proof_of_possession' does not verify" in error["error"]
+
+
+def test_deploy_checks_proofs_before_sending(devchain: ChainProcess) -> None:
+    deployer_key = devchain.keys[3]
+    nonce_before = _nonce(devchain, deployer_key)
+    with pytest.raises(DeploymentError, match="does not verify for deployer"):
+        asyncio.run(deploy(devchain.url, deployer_key, params()))  # proofs for DEPLOYER
+    assert _nonce(devchain, deployer_key) == nonce_before
+    address = str(Account.from_key(deployer_key).address)
+    pops = tuple(pop(i, address) for i in (1, 0))
+    deployment = asyncio.run(deploy(devchain.url, deployer_key, params(proofs_of_possession=pops)))
+    assert deployment.deployer == address
+
+
+def _nonce(node: ChainProcess, private_key: bytes) -> int:
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    return int(w3.eth.get_transaction_count(Account.from_key(private_key).address))

@@ -15,10 +15,11 @@ import hashlib
 import secrets
 import socket
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from tests.chain.backends import ChainProcess, running
 from walruspy.chain.api import (
@@ -27,7 +28,14 @@ from walruspy.chain.api import (
     ChainUnavailableError,
     DeploymentError,
 )
-from walruspy.chain.deploy import Deployment, DeployParams, assign_shards, deploy
+from walruspy.chain.deploy import (
+    Deployment,
+    DeployParams,
+    assign_shards,
+    deploy,
+    sign_deployment_pop,
+)
+from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.events import (
     BlobCertified,
     BlobDeleted,
@@ -65,6 +73,12 @@ class SigningCommittee:
     def committee(self) -> Committee:
         return self.params.committee()
 
+    def params_for(self, deployer_key: bytes) -> DeployParams:
+        """`params` with the members' proofs of possession for `deployer_key`'s account."""
+        deployer = str(Account.from_key(deployer_key).address)
+        pops = tuple(sign_deployment_pop(key, deployer) for key in self.keys)
+        return replace(self.params, proofs_of_possession=pops)
+
     def certificate(
         self, message: bytes, signers: Sequence[int], signing_keys: Sequence[BlsPrivateKey] = ()
     ) -> Certificate:
@@ -101,8 +115,11 @@ def signing_committee(n_members: int, n_shards: int, seed: bytes) -> SigningComm
         )
         for i in range(n_members)
     ]
+    # Proofs of possession for the devchain's first account; `params_for` makes others.
+    devchain_deployer = str(Account.from_key(dev_account_keys(1)[0]).address)
     params = DeployParams(
         members=tuple(members),
+        proofs_of_possession=tuple(sign_deployment_pop(k, devchain_deployer) for k in keys),
         n_shards=n_shards,
         epoch_duration_s=EPOCH_DURATION_S,
         max_epochs_ahead=53,
@@ -130,7 +147,7 @@ def node(
 
 
 def deploy_now(node: ChainProcess, committee: SigningCommittee) -> Deployment:
-    return asyncio.run(deploy(node.url, node.keys[0], committee.params))
+    return asyncio.run(deploy(node.url, node.keys[0], committee.params_for(node.keys[0])))
 
 
 @pytest.fixture(scope="module")
@@ -431,7 +448,9 @@ async def test_transfer_blob_moves_ownership(node: ChainProcess, deployed4: Depl
 
 
 async def test_expiry_after_advance_epoch(node: ChainProcess) -> None:
-    deployment = await deploy(node.url, node.keys[0], COMMITTEE_4.params)  # its own: moves epochs
+    deployment = await deploy(
+        node.url, node.keys[0], COMMITTEE_4.params_for(node.keys[0])
+    )  # its own: moves epochs
     async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:
         assert not await chain.advance_epoch()  # too early: a dry run, no transaction
         short = await register(chain, epochs_ahead=1, deletable=True)

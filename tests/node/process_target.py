@@ -29,10 +29,11 @@ from typing import Any, Protocol
 
 import aiohttp
 import yaml
+from eth_account import Account
 
 from tests.chain.backends import ChainProcess, start_devchain
 from tests.node.cluster import upload_to
-from walruspy.chain.deploy import Deployment, DeployParams, deploy
+from walruspy.chain.deploy import Deployment, DeployParams, deploy, sign_deployment_pop
 from walruspy.chain.events import EventCursor
 from walruspy.chain.evm import EvmChain, open_evm_chain
 from walruspy.core.blob_id import BlobId
@@ -252,8 +253,10 @@ async def open_node_devnet(
                     directory / f"node{index}.log",
                 )
             )  # fmt: skip
+        deployer = str(Account.from_key(chain.keys[0]).address)
         params = DeployParams(
             members=tuple(members),
+            proofs_of_possession=tuple(sign_deployment_pop(n.key, deployer) for n in nodes),
             n_shards=first,
             epoch_duration_s=3600,
             max_epochs_ahead=53,

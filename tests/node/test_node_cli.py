@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from walruspy.chain.deploy import check_deployment_pop
 from walruspy.cli.node_cmd import node
+from walruspy.core.crypto import BlsSignature
 from walruspy.node.__main__ import main as module_main
 from walruspy.node.errors import ConfigError
-from walruspy.node.keys import load_protocol_key
+from walruspy.node.keys import keygen, load_protocol_key
 
 
 def test_keygen_json(tmp_path: Path) -> None:
@@ -24,6 +27,47 @@ def test_keygen_json(tmp_path: Path) -> None:
     assert out["wallet_address"].startswith("0x")
     again = CliRunner().invoke(node, ["keygen", "--out", str(tmp_path / "k")])
     assert again.exit_code != 0
+
+
+DEPLOYER = "0x" + "ab" * 20
+
+
+def test_keygen_prints_the_proof_of_possession_for_a_deployer(tmp_path: Path) -> None:
+    args = ["keygen", "--out", str(tmp_path / "k"), "--deployer", DEPLOYER, "--json"]
+    result = CliRunner().invoke(node, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    public_key = load_protocol_key(Path(out["protocol_key_path"])).public_key()
+    pop = BlsSignature.from_bytes(bytes.fromhex(out["proof_of_possession"]))
+    assert check_deployment_pop(public_key, pop, DEPLOYER)
+    assert not check_deployment_pop(public_key, pop, "0x" + "cd" * 20)
+    text = CliRunner().invoke(
+        node, ["keygen", "--out", str(tmp_path / "t"), "--deployer", DEPLOYER]
+    )
+    assert text.exit_code == 0, text.output
+    assert "proof of possession for deployer" in text.output
+    # `node pop` gives the same proof for the existing key (BLS signatures are deterministic).
+    again = CliRunner().invoke(
+        node,
+        ["pop", "--protocol-key", out["protocol_key_path"], "--deployer", DEPLOYER, "--json"],
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["proof_of_possession"] == out["proof_of_possession"]
+    assert "proof_of_possession" not in json.loads(
+        CliRunner().invoke(node, ["keygen", "--out", str(tmp_path / "n"), "--json"]).output
+    )
+
+
+def test_keygen_refuses_a_bad_deployer_before_writing_keys(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        node, ["keygen", "--out", str(tmp_path / "k"), "--deployer", "0x12"]
+    )
+    assert result.exit_code == 2
+    assert "not an EVM address" in result.output
+    assert not (tmp_path / "k").exists()
+    with pytest.raises(ValueError, match="not an EVM address"):
+        keygen(tmp_path / "k", deployer="0x12")
+    assert not (tmp_path / "k").exists()
 
 
 def test_run_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:

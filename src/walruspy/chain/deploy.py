@@ -7,16 +7,21 @@ JSON-RPC only (so the devchain, anvil and a public testnet all work):
 
 1. `Wal(supply)`: the WAL token, whole supply minted to the deployer;
 2. `Committee()`, then `add_members` in batches of `MEMBER_BATCH` members in committee order
-   (strictly increasing node ID, the order of Walrus's committee map), then `seal` with the
-   shard assignment (byte i = committee index of the holder of shard i);
+   (strictly increasing node ID, the order of Walrus's committee map), each with its proof of
+   possession, then `seal` with the shard assignment (byte i = committee index of the holder of
+   shard i);
 3. `System(wal, committee, epoch duration, max epochs ahead, capacity, prices)`, whose
    constructor starts epoch 1 and emits EpochChangeStart/EpochChangeDone: the block of this
    transaction is where the event stream of the deployment starts.
 
-The contracts do not check a proof of possession of the members' BLS keys: the committee is
-trusted at deployment, as Walrus's genesis committee is (staking registration, which checks one,
-is a later issue). Every transaction has an explicit gas limit measured on the devchain and on
-anvil (see the constants); nothing is estimated.
+Proofs of possession (spec 2.9; Move `staking_pool::new`): certificates are checked against sums
+of member keys, so a member with a rogue key (g1^x minus the others' keys) could forge them
+alone. Every member therefore comes with its key's signature over the PROOF_OF_POSSESSION message
+for the deployer's address and `FIRST_EPOCH` (`sign_deployment_pop`; `walruspy node keygen
+--deployer ADDRESS` prints it), and Committee.vy checks each one in `add_members`. `deploy` checks
+them in Python first, naming the member whose proof is wrong, before it sends any transaction.
+Every transaction has an explicit gas limit measured on the devchain and on anvil (see the
+constants); nothing is estimated.
 
 `Deployment` records the chain ID, the three addresses, the deployer, the start block and a
 digest of the contracts' ABIs, as a JSON file; loading checks every field and names what is
@@ -36,7 +41,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import is_address, to_checksum_address
+from eth_account import Account
+from eth_utils.address import is_address, to_canonical_address, to_checksum_address
 
 from walruspy.chain.api import DeploymentError
 from walruspy.chain.contracts import DEPLOYABLE, Abi, compile_contract
@@ -48,8 +54,13 @@ from walruspy.chain.evm_rpc import (
     rpc_errors,
 )
 from walruspy.core.committee import Committee, CommitteeMember
-from walruspy.core.crypto import BlsPublicKey
+from walruspy.core.crypto import BlsPrivateKey, BlsPublicKey, BlsSignature
 from walruspy.core.errors import WalrusError
+from walruspy.core.messages import (
+    ProofOfPossessionMessage,
+    sign_proof_of_possession_evm,
+    verify_proof_of_possession,
+)
 
 __all__ = [
     "DEPLOYMENT_FORMAT",
@@ -60,29 +71,34 @@ __all__ = [
     "ShardAssignment",
     "abi_digest",
     "assign_shards",
+    "check_deployment_pop",
     "deploy",
     "load_committee_file",
+    "sign_deployment_pop",
 ]
 
 #: The format tag of deployment files; bump it when a field changes meaning.
 DEPLOYMENT_FORMAT: Final = "walruspy-deployment/1"
 #: The epoch the deployed committee serves (System.vy's FIRST_EPOCH).
 FIRST_EPOCH: Final = 1
-#: Members per `add_members` transaction. Each member costs about 175k gas (the key's subgroup
-#: check plus seven fresh storage slots), so 50 members take 8.9M gas, well inside the 30M block
-#: gas limit of the devchain, anvil and mainnet, and their ~16 KiB of calldata inside the 128 KiB
-#: transaction size cap.
-MEMBER_BATCH: Final = 50
+#: Members per `add_members` transaction. Each member costs about 346k gas (the key's subgroup
+#: check, 12k; its proof of possession, 171k: a hash to G2 and a two-pair pairing; seven
+#: fresh storage slots), so 25 members take 8.8M gas and their gas limit (12.5M) stays under
+#: EIP-7825's 16.8M cap on one transaction (Osaka), well inside the 30M block gas limit of the
+#: devchain, anvil and mainnet; their 16 KiB of calldata is far inside the 128 KiB cap on a
+#: transaction's size. 150 members take six transactions.
+MEMBER_BATCH: Final = 25
 
 # Gas limits: about 1.4x what the devchain measured (anvil charges the same; bench/chain.py
-# prints both). Measured: Wal 490,714; Committee 2,499,655; System 4,642,997 (creation costs
-# 200 gas per byte of runtime code); add_members 156k + 175k per member; seal 113k + 22.4k per
-# member + 1,004 per shard (4,478,118 for 150 members and 1000 shards).
+# prints both). Measured: Wal 490,714; Committee 2,673,194; System 4,642,997 (creation costs
+# 200 gas per byte of runtime code); add_members 183k + 346.1k per member in the first batch
+# (100k + 346.1k in the next ones: 8,751,902 for 25 members); seal 113k + 22.4k per member +
+# 1,004 per shard (4,478,118 for 150 members and 1000 shards).
 _WAL_DEPLOY_GAS: Final = 700_000
-_COMMITTEE_DEPLOY_GAS: Final = 3_500_000
+_COMMITTEE_DEPLOY_GAS: Final = 3_750_000
 _SYSTEM_DEPLOY_GAS: Final = 6_500_000
 _ADD_MEMBERS_BASE_GAS: Final = 220_000
-_ADD_MEMBERS_PER_MEMBER_GAS: Final = 245_000
+_ADD_MEMBERS_PER_MEMBER_GAS: Final = 490_000
 _SEAL_BASE_GAS: Final = 160_000
 _SEAL_PER_MEMBER_GAS: Final = 32_000
 _SEAL_PER_SHARD_GAS: Final = 1_500
@@ -114,15 +130,41 @@ def assign_shards(
     raise ValueError(f"unknown shard assignment {mode!r}: contiguous or round-robin")
 
 
+def _evm_address(address: str) -> bytes:
+    if not isinstance(address, str) or not is_address(address):
+        raise ValueError(f"not an EVM address: {address!r}")
+    return to_canonical_address(address)
+
+
+def sign_deployment_pop(private_key: BlsPrivateKey, deployer: str) -> BlsSignature:
+    """A member's proof of possession for a deployment by `deployer` (an EVM address).
+
+    The key's signature over its PROOF_OF_POSSESSION message for `deployer` and `FIRST_EPOCH`:
+    what Committee.vy's `add_members` checks when `deployer` installs the committee.
+    """
+    return sign_proof_of_possession_evm(private_key, FIRST_EPOCH, _evm_address(deployer))
+
+
+def check_deployment_pop(public_key: BlsPublicKey, pop: BlsSignature, deployer: str) -> bool:
+    """Whether `pop` proves possession of `public_key` for a deployment by `deployer`."""
+    message = ProofOfPossessionMessage.for_evm_address(
+        FIRST_EPOCH, _evm_address(deployer), public_key
+    )
+    return verify_proof_of_possession(message, pop)
+
+
 @dataclass(frozen=True, slots=True)
 class DeployParams:
     """What a deployment needs: the first committee and the system's parameters.
 
-    `members` may come in any order; they are deployed in committee order (by node ID). Prices
-    are in FROST (10^-9 WAL) per 1 MiB unit of encoded size (per epoch for storage).
+    `members` may come in any order; they are deployed in committee order (by node ID).
+    `proofs_of_possession[i]` is the proof of `members[i]`'s key for the deployer's address
+    (`sign_deployment_pop`); it is kept with its member. Prices are in FROST (10^-9 WAL) per
+    1 MiB unit of encoded size (per epoch for storage).
     """
 
     members: tuple[CommitteeMember, ...]
+    proofs_of_possession: tuple[BlsSignature, ...]
     n_shards: int
     epoch_duration_s: int
     max_epochs_ahead: int
@@ -132,8 +174,20 @@ class DeployParams:
     wal_supply: int = 10**9 * 10**9  # one billion WAL, Walrus's total supply
 
     def __post_init__(self) -> None:
-        members = tuple(sorted(self.members, key=lambda m: m.node_id))
+        if len(self.proofs_of_possession) != len(self.members):
+            raise ValueError(
+                f"{len(self.members)} members but {len(self.proofs_of_possession)} proofs of "
+                f"possession: one per member"
+            )
+        for pop in self.proofs_of_possession:
+            if not isinstance(pop, BlsSignature):
+                raise TypeError(f"a proof of possession must be a BlsSignature, got {pop!r}")
+        pairs = sorted(
+            zip(self.members, self.proofs_of_possession, strict=True), key=lambda p: p[0].node_id
+        )
+        members = tuple(member for member, _ in pairs)
         object.__setattr__(self, "members", members)
+        object.__setattr__(self, "proofs_of_possession", tuple(pop for _, pop in pairs))
         if not 1 <= len(members) <= _MAX_COMMITTEE_MEMBERS:
             raise ValueError(f"a committee has 1 to {_MAX_COMMITTEE_MEMBERS} members")
         if not 1 <= self.n_shards <= _MAX_SHARDS:
@@ -154,6 +208,19 @@ class DeployParams:
         """`seal`'s argument: byte i is the committee index of the member holding shard i."""
         committee = self.committee()
         return bytes(committee.shard_owner(shard) for shard in range(self.n_shards))
+
+    def check_proofs_of_possession(self, deployer: str) -> None:
+        """Raise `DeploymentError` naming the first member whose proof fails for `deployer`.
+
+        What Committee.vy checks, so that a wrong proof fails here and not as a revert.
+        """
+        for member, pop in zip(self.members, self.proofs_of_possession, strict=True):
+            if not check_deployment_pop(member.public_key, pop, deployer):
+                raise DeploymentError(
+                    f"member {member.node_id.hex()} ({member.network_address}): its proof of "
+                    f"possession does not verify for deployer {to_checksum_address(deployer)} "
+                    f"and epoch {FIRST_EPOCH}"
+                )
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -256,14 +323,20 @@ class Deployment:
 
 
 def load_committee_file(
-    path: Path | str, n_shards: int | None = None, assignment: ShardAssignment = "contiguous"
-) -> tuple[tuple[CommitteeMember, ...], int]:
-    """Read a committee file: members and the shard count.
+    path: Path | str,
+    n_shards: int | None = None,
+    assignment: ShardAssignment = "contiguous",
+    deployer: str | None = None,
+) -> tuple[tuple[CommitteeMember, ...], int, tuple[BlsSignature, ...]]:
+    """Read a committee file: members, the shard count and the members' proofs of possession.
 
     The file is `{"n_shards": N, "members": [{"node_id": hex32, "public_key": hex48,
-    "network_address": "host:port", "shards": [...]}, ...]}`. Either every member lists its
-    shards, or none does and `n_shards` (the argument, else the file's) shards are dealt with
-    `assign_shards(assignment)` in the order the members appear.
+    "proof_of_possession": hex96, "network_address": "host:port", "shards": [...]}, ...]}`.
+    `proof_of_possession` is the compressed BLS signature that `walruspy node keygen --deployer
+    ADDRESS` prints; given `deployer`, each is checked for that address (`DeploymentError` names
+    the member). Either every member lists its shards, or none does and `n_shards` (the
+    argument, else the file's) shards are dealt with `assign_shards(assignment)` in the order
+    the members appear.
     """
     path = Path(path)
     try:
@@ -291,18 +364,22 @@ def load_committee_file(
             raise DeploymentError(f"{path}: {exc}") from exc
     else:
         dealt = [None] * len(entries)
-    members = tuple(
-        _committee_member(entry, shards, f"{path}: member {i}")
+    parsed = [
+        _committee_member(entry, shards, f"{path}: member {i}", deployer)
         for i, (entry, shards) in enumerate(zip(entries, dealt, strict=True))
-    )
+    ]
+    members = tuple(member for member, _ in parsed)
+    pops = tuple(pop for _, pop in parsed)
     if n_shards is None:
         n_shards = sum(member.weight for member in members)
     if isinstance(n_shards, bool) or not isinstance(n_shards, int):
         raise DeploymentError(f"{path}: 'n_shards' must be an integer")
-    return members, n_shards
+    return members, n_shards, pops
 
 
-def _committee_member(entry: object, shards: tuple[int, ...] | None, where: str) -> CommitteeMember:
+def _committee_member(
+    entry: object, shards: tuple[int, ...] | None, where: str, deployer: str | None
+) -> tuple[CommitteeMember, BlsSignature]:
     if not isinstance(entry, dict):
         raise DeploymentError(f"{where}: expected an object")
     try:
@@ -310,10 +387,26 @@ def _committee_member(entry: object, shards: tuple[int, ...] | None, where: str)
         public_key = BlsPublicKey.from_bytes(
             bytes.fromhex(str(entry["public_key"]).removeprefix("0x"))
         )
+        try:
+            pop = BlsSignature.from_bytes(
+                bytes.fromhex(str(entry["proof_of_possession"]).removeprefix("0x"))
+            )
+        except (ValueError, WalrusError) as exc:
+            raise DeploymentError(f"{where}: 'proof_of_possession': {exc}") from exc
+        if deployer is not None and not check_deployment_pop(public_key, pop, deployer):
+            raise DeploymentError(
+                f"{where}: 'proof_of_possession' does not verify for its public key, deployer "
+                f"{to_checksum_address(deployer)} and epoch {FIRST_EPOCH} (make it with "
+                f"`walruspy node keygen --deployer {to_checksum_address(deployer)}` or "
+                f"`walruspy node pop`)"
+            )
         listed = entry.get("shards") if shards is None else shards
         if not isinstance(listed, list | tuple):
             raise DeploymentError(f"{where}: 'shards' must be a list of shard indices")
-        return CommitteeMember(node_id, public_key, entry["network_address"], tuple(listed))
+        member = CommitteeMember(node_id, public_key, entry["network_address"], tuple(listed))
+        return member, pop
+    except DeploymentError:
+        raise
     except KeyError as exc:
         raise DeploymentError(f"{where}: missing {exc.args[0]!r}") from exc
     except (ValueError, TypeError, WalrusError) as exc:
@@ -343,9 +436,12 @@ async def deploy(
 ) -> Deployment:
     """Deploy WAL, the committee and System from `deployer_key`'s account; see the module doc.
 
-    The deployer holds the whole WAL supply afterwards. Raises `ChainUnavailableError`,
-    `ChainRejectedError` (e.g. no ether for gas) or `ChainRevertError` (a contract check).
+    The deployer holds the whole WAL supply afterwards. Raises `DeploymentError` before any
+    transaction if a member's proof of possession does not verify for the deployer's address,
+    `ChainUnavailableError`, `ChainRejectedError` (e.g. no ether for gas) or `ChainRevertError`
+    (a contract check).
     """
+    params.check_proofs_of_possession(str(Account.from_key(deployer_key).address))
     compiled = dict(await asyncio.to_thread(lambda: [(n, compile_contract(n)) for n in DEPLOYABLE]))
     wal_abi, wal_code = compiled["Wal"]
     committee_abi, committee_code = compiled["Committee"]
@@ -394,6 +490,7 @@ async def _fill_committee(
             [m.node_id for m in batch],
             [m.public_key.to_eip2537() for m in batch],
             [m.network_address for m in batch],
+            [pop.to_eip2537() for pop in params.proofs_of_possession[start : start + MEMBER_BATCH]],
         )
         gas = _ADD_MEMBERS_BASE_GAS + _ADD_MEMBERS_PER_MEMBER_GAS * len(batch)
         await sender.send("add committee members", to=committee.address, data=data, gas=gas)

@@ -7,9 +7,11 @@ names it). That line is a protocol scripts wait on, so `serve` has no `--json` f
 
 `chain deploy` deploys WAL, the committee and System (walruspy.chain.deploy, spec
 walrus-system.md 2.1-2.2) and writes the deployment file the other commands read. The committee
-file lists the members (see `load_committee_file`); the deployer key comes from a file holding
-its hex, from an environment variable (`env:NAME`), or is one of the devchain's prefunded dev
-accounts (`devchain:N`, for local devnets only: those keys are public).
+file lists the members (see `load_committee_file`), each with the proof of possession of its BLS
+key for the deployer's address (`walruspy node keygen --deployer ADDRESS` or `walruspy node pop`
+print it); every proof is checked before the first transaction. The deployer key comes from a
+file holding its hex, from an environment variable (`env:NAME`), or is one of the devchain's
+prefunded dev accounts (`devchain:N`, for local devnets only: those keys are public).
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def serve_command(port: int, state_dir: Path, host: str) -> None:
     "committee_file",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Committee file (JSON): members, their keys, addresses and shards.",
+    help="Committee file (JSON): members, their keys, proofs of possession, addresses, shards.",
 )
 @click.option(
     "--out",
@@ -225,19 +227,23 @@ def deploy_command(
     as_json: bool,
 ) -> None:
     """Deploy WAL, the committee and System to a chain; write the deployment file."""
+    from eth_account import Account
+
     from walruspy.chain.deploy import DeployParams, ShardAssignment, deploy, load_committee_file
 
     try:
         key = read_private_key(key_source)
+        deployer = str(Account.from_key(key).address)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from None
     assignment: ShardAssignment = (
         "round-robin" if shard_assignment == "round-robin" else "contiguous"
     )
-    members, shards = load_committee_file(committee_file, n_shards, assignment)
+    members, shards, pops = load_committee_file(committee_file, n_shards, assignment, deployer)
     try:
         params = DeployParams(
             members=members,
+            proofs_of_possession=pops,
             n_shards=shards,
             epoch_duration_s=epoch_duration_s,
             max_epochs_ahead=max_epochs_ahead,

@@ -15,8 +15,9 @@ Node IDs are the blake2b-256 of the node's BLS public key; the committee is the 
 node ID (Walrus's committee order) and shards are dealt contiguously in that order. Ports are
 taken from the kernel (bind to port 0) all at once before any process starts, since the
 committee on chain must name the nodes' addresses before the nodes run. The deployer is the
-devchain's first prefunded account; it sends every wallet (each node's, the client's and the
-publisher's) ether for gas and WAL.
+devchain's first prefunded account; every node's protocol key signs its proof of possession for
+the deployer's address (the Committee contract checks it), and the deployer sends every wallet
+(each node's, the client's and the publisher's) ether for gas and WAL.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ from typing import Any, Final
 import yaml
 from eth_account import Account
 
-from walruspy.chain.deploy import Deployment, DeployParams, assign_shards, deploy
+from walruspy.chain.deploy import (
+    Deployment,
+    DeployParams,
+    assign_shards,
+    deploy,
+    sign_deployment_pop,
+)
 from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import open_evm_chain
 from walruspy.chain.evm_rpc import TransactionSender, open_web3
@@ -260,8 +267,15 @@ async def deploy_and_fund(
 ) -> Deployment:
     """Deploy the contracts with the nodes as committee; fund every wallet."""
     deployer_key = dev_account_keys(1)[0]
+    deployer = str(Account.from_key(deployer_key).address)
     params = DeployParams(
         members=tuple(plan.member for plan in plans),
+        proofs_of_possession=tuple(
+            sign_deployment_pop(
+                load_protocol_key(plan.directory / "keys" / "protocol.key"), deployer
+            )
+            for plan in plans
+        ),
         n_shards=settings.n_shards,
         epoch_duration_s=settings.epoch_duration_s,
         max_epochs_ahead=settings.max_epochs_ahead,

@@ -6,6 +6,11 @@ lost its protocol key loses its identity in the committee). The protocol key is 
 scalar (Walrus's `ProtocolKeyPair`); the wallet key is a secp256k1 account key, the EVM stand-in for
 Walrus's Sui wallet. Walrus's third key, the TLS network key, has no counterpart: our nodes speak
 plain HTTP.
+
+A committee member also hands the deployer a proof of possession of its protocol key: the key's
+signature over the PROOF_OF_POSSESSION message for the deployer's EVM address and the first
+epoch (`walruspy.chain.deploy.sign_deployment_pop`), which the Committee contract checks.
+`keygen(..., deployer=ADDRESS)` and `proof_of_possession_hex` make it, as 96-byte compressed hex.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
+from eth_utils.address import is_address
 
+from walruspy.chain.deploy import sign_deployment_pop
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.node.errors import KeyFileError
 
@@ -35,6 +42,8 @@ class GeneratedKeys:
     wallet_key_path: Path
     protocol_public_key_hex: str
     wallet_address: str
+    #: The protocol key's proof of possession for the deployer given to `keygen`, else None.
+    proof_of_possession_hex: str | None = None
 
 
 def _write_new(path: Path, secret: bytes) -> None:
@@ -50,8 +59,20 @@ def _write_new(path: Path, secret: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def keygen(out_dir: Path) -> GeneratedKeys:
-    """Create `protocol.key` and `wallet.key` in `out_dir` (mode 0600); refuse to overwrite."""
+def proof_of_possession_hex(protocol_key: BlsPrivateKey, deployer: str) -> str:
+    """The protocol key's proof of possession for a deployment by `deployer`, for the committee
+    file: the 96-byte compressed BLS signature as hex. ValueError if `deployer` is no address."""
+    return sign_deployment_pop(protocol_key, deployer).to_bytes().hex()
+
+
+def keygen(out_dir: Path, deployer: str | None = None) -> GeneratedKeys:
+    """Create `protocol.key` and `wallet.key` in `out_dir` (mode 0600); refuse to overwrite.
+
+    Given `deployer` (an EVM address), also make the protocol key's proof of possession for it.
+    """
+    if deployer is not None and not is_address(deployer):
+        # A bad address fails here, before any key file exists.
+        raise ValueError(f"not an EVM address: {deployer!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol_path = out_dir / PROTOCOL_KEY_FILE
     wallet_path = out_dir / WALLET_KEY_FILE
@@ -67,6 +88,9 @@ def keygen(out_dir: Path) -> GeneratedKeys:
         wallet_key_path=wallet_path,
         protocol_public_key_hex=protocol.public_key().to_bytes().hex(),
         wallet_address=str(wallet.address),
+        proof_of_possession_hex=(
+            None if deployer is None else proof_of_possession_hex(protocol, deployer)
+        ),
     )
 
 

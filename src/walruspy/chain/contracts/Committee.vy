@@ -15,6 +15,14 @@
     fill one committee per epoch the same way, so the previous epoch's committee stays
     readable during an epoch change.
 
+    Proofs of possession (Move `staking_pool::new` checks one when a node registers, spec
+    2.9): certificates are checked against sums of member keys, so a member registering a
+    rogue key (g1^x minus the other keys) could sign for the whole committee alone. Each
+    member therefore comes with its key's signature over the PROOF_OF_POSSESSION message
+    for the installer's address (the account that registers the committee, as the Sui
+    sender does in Move) and FIRST_EPOCH, the epoch this committee serves; the message is
+    rebuilt here from the key (messages.vy) and checked with one min-pk verification.
+
     Members are kept in committee order, strictly increasing node ID (Walrus builds its
     committee from a map sorted by node ID); certificate bitmaps index members in this
     order. A member's weight is the number of shards it holds; weights sum to n_shards.
@@ -31,6 +39,7 @@
 """
 
 import bls12381
+import messages
 
 # Move `staking_inner::TEMP_ACTIVE_SET_SIZE_LIMIT`: at most 150 nodes in a committee.
 MAX_MEMBERS: constant(uint256) = 150
@@ -42,6 +51,10 @@ MAX_NETWORK_ADDRESS_BYTES: constant(uint256) = 259
 # Longest bitmap / signature a call may pass, so over-long inputs get a readable reason.
 MAX_BITMAP_INPUT_BYTES: constant(uint256) = 256
 MAX_SIGNATURE_INPUT_BYTES: constant(uint256) = 512
+
+# The epoch whose PROOF_OF_POSSESSION messages members sign: the first epoch, which System
+# starts (System.vy FIRST_EPOCH), as Move signs for the epoch of the registration.
+FIRST_EPOCH: constant(uint32) = 1
 
 REQUIRE_QUORUM: constant(uint8) = 0
 REQUIRE_ONE_CORRECT_NODE: constant(uint8) = 1
@@ -90,20 +103,27 @@ def add_members(
     node_ids: DynArray[bytes32, MAX_MEMBERS],
     public_keys: DynArray[Bytes[128], MAX_MEMBERS],
     network_addresses: DynArray[String[MAX_NETWORK_ADDRESS_BYTES], MAX_MEMBERS],
+    proofs_of_possession: DynArray[Bytes[bls12381.G2_POINT_BYTES], MAX_MEMBERS],
 ):
     """
     @notice Port of the member half of Move `bls_aggregate::new_bls_committee`: appends
         members in committee order (installer only, before sealing).
     @param public_keys BLS keys in EIP-2537 G1 encoding (128 bytes each).
     @param network_addresses "host:port" of each node's REST API.
+    @param proofs_of_possession each key's signature (EIP-2537 G2, 256 bytes) over the
+        PROOF_OF_POSSESSION message for the installer's address and FIRST_EPOCH.
     @dev Checks: equal array lengths, at most 150 members in all, node IDs strictly
         increasing (across batches too), every key a G1 point of the prime-order
-        subgroup other than infinity.
+        subgroup other than infinity, every proof of possession valid.
     """
     assert msg.sender == self.installer, "not the installer"
     assert not self.sealed, "committee sealed"
     n_new: uint256 = len(node_ids)
-    assert len(public_keys) == n_new and len(network_addresses) == n_new, "committee arrays differ in length"
+    assert (
+        len(public_keys) == n_new
+        and len(network_addresses) == n_new
+        and len(proofs_of_possession) == n_new
+    ), "committee arrays differ in length"
     assert len(self._members) + n_new <= MAX_MEMBERS, "too many members"
     last_node_id: uint256 = 0
     has_last: bool = len(self._members) > 0
@@ -116,6 +136,12 @@ def add_members(
         key: bls12381.G1Point = bls12381._g1_from_bytes(public_keys[i])
         assert not bls12381._g1_is_infinity(key), "public key is the point at infinity"
         assert bls12381._g1_in_subgroup(key), "public key not in G1"
+        pop_message: Bytes[messages.PROOF_OF_POSSESSION_BYTES] = (
+            messages._proof_of_possession_message(
+                FIRST_EPOCH, msg.sender, bls12381._g1_compress(key)
+            )
+        )
+        assert bls12381._verify(key, proofs_of_possession[i], pop_message), "invalid proof of possession"
         total = bls12381._g1_add(total, key)
         self._members.append(
             Member(node_id=node_ids[i], public_key=key, weight=0, network_address=network_addresses[i])

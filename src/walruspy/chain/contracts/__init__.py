@@ -8,7 +8,8 @@ Deployable contracts (spec/walrus-system.md section 2, porting notes 2.9):
 - ``System``: epochs, storage resources, blobs, certificates and the storage fund.
 
 The lower-case files are Vyper modules the three import. Deploy ``Wal(supply)`` and
-``Committee()``, fill the committee with ``add_members`` (batches) and ``seal(shard_owners)``,
+``Committee()``, fill the committee with ``add_members`` (batches, each member with a proof of
+possession of its BLS key for the deployer's address) and ``seal(shard_owners)``,
 then deploy ``System(wal, committee, ...)``. The chain must run the Prague fork (EIP-2537 BLS
 and EIP-152 BLAKE2F precompiles).
 

@@ -7,6 +7,8 @@
     BLOB_CERT (intent 1) body:       blob_id (32) || 0x00                      (permanent)
                                      blob_id (32) || 0x01 || object_id (32)    (deletable)
     INVALID_BLOB_ID (intent 2) body: blob_id (32)
+    PROOF_OF_POSSESSION (intent 0) body: account (32) || bls_public_key (48, compressed);
+    the account is the 20-byte EVM address left-padded with zeros (Walrus: a Sui address).
     Blob and object IDs stay the raw 32 bytes Walrus signs (bytes32 here); Move reads the
     blob ID as a little-endian u256 but compares it only for equality, as we do.
     As in Move, bytes after the body are ignored (room for extensions; they are signed).
@@ -14,11 +16,14 @@
 
 APP_ID: constant(uint8) = 3
 INTENT_VERSION: constant(uint8) = 0
+PROOF_OF_POSSESSION_MSG_TYPE: constant(uint8) = 0
 BLOB_CERT_MSG_TYPE: constant(uint8) = 1
 INVALID_BLOB_ID_MSG_TYPE: constant(uint8) = 2
 
 HEADER_BYTES: constant(uint256) = 7
 BLOB_ID_BYTES: constant(uint256) = 32
+COMPRESSED_PUBLIC_KEY_BYTES: constant(uint256) = 48
+PROOF_OF_POSSESSION_BYTES: constant(uint256) = HEADER_BYTES + 32 + COMPRESSED_PUBLIC_KEY_BYTES
 
 # Generous bound on a certified message: the longest Walrus message (BLOB_CERT for a
 # deletable blob) is 72 bytes; this bounds memory and the hash-to-curve input.
@@ -99,3 +104,28 @@ def _invalid_blob_id_message(message: Bytes[MAX_MESSAGE_BYTES]) -> (uint32, byte
     epoch: uint32 = self._header(message, INVALID_BLOB_ID_MSG_TYPE)
     assert len(message) >= HEADER_BYTES + BLOB_ID_BYTES, "message too short"
     return epoch, extract32(message, HEADER_BYTES)
+
+
+@internal
+@pure
+def _proof_of_possession_message(
+    epoch: uint32, account: address, public_key: Bytes[COMPRESSED_PUBLIC_KEY_BYTES]
+) -> Bytes[PROOF_OF_POSSESSION_BYTES]:
+    """
+    @notice Port of Move `messages::new_proof_of_possession_msg` and its BCS encoding: the
+        bytes a key's owner signs to prove possession of `public_key` (compressed, 48
+        bytes) for `account` in `epoch`.
+    """
+    assert len(public_key) == COMPRESSED_PUBLIC_KEY_BYTES, "public key must be 48 bytes"
+    # The epoch as u32 little-endian: reverse the four low bytes of its big-endian word.
+    epoch_le: uint256 = 0
+    for i: uint256 in range(4):
+        epoch_le |= ((convert(epoch, uint256) >> (8 * i)) & 255) << (8 * (3 - i))
+    return concat(
+        convert(PROOF_OF_POSSESSION_MSG_TYPE, bytes1),
+        convert(INTENT_VERSION, bytes1),
+        convert(APP_ID, bytes1),
+        slice(convert(epoch_le, bytes32), 28, 4),
+        convert(account, bytes32),
+        public_key,
+    )

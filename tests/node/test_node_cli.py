@@ -82,9 +82,19 @@ def test_run_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
     assert "limits.max_body_bytes" in str(result.exception)
 
 
-def test_python_dash_m(tmp_path: Path) -> None:
+def test_python_dash_m(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert module_main(["keygen", "--out", str(tmp_path / "k")]) == 0
     assert module_main(["keygen", "--out", str(tmp_path / "k")]) == 1  # refuses to overwrite
+    capsys.readouterr()
+    assert module_main(["keygen", "--out", str(tmp_path / "p"), "--deployer", DEPLOYER]) == 0
+    public_hex, _, pop_hex = capsys.readouterr().out.split()
+    public_key = load_protocol_key(tmp_path / "p" / "protocol.key").public_key()
+    assert public_key.to_bytes().hex() == public_hex
+    assert check_deployment_pop(
+        public_key, BlsSignature.from_bytes(bytes.fromhex(pop_hex)), DEPLOYER
+    )
+    assert module_main(["keygen", "--out", str(tmp_path / "q"), "--deployer", "0x12"]) == 1
+    assert not (tmp_path / "q" / "protocol.key").exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text("storage_path: db\n")
     assert module_main(["run", "--config", str(bad)]) == 1

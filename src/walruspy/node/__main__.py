@@ -1,7 +1,10 @@
-"""`python -m walruspy.node run --config FILE` / `keygen --out DIR`, without the full CLI.
+"""`python -m walruspy.node run --config FILE` / `keygen --out DIR [--deployer ADDRESS]`.
 
 The `walruspy node ...` commands (walruspy.cli.node_cmd) do the same with `--json` and the CLI's
 error handling; this entry point exists for service managers that start the module directly.
+`keygen` prints the BLS public key and the wallet address, and with `--deployer` also the
+protocol key's proof of possession for that deployer (the committee file's
+`proof_of_possession`).
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", type=Path, required=True)
     gen = commands.add_parser("keygen", help="create the node's keys")
     gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--deployer", help="EVM address: also print the key's proof of possession")
     args = parser.parse_args(argv)
     try:
         if args.command == "keygen":
-            keys = keygen(args.out)
-            sys.stdout.write(f"{keys.protocol_public_key_hex} {keys.wallet_address}\n")
+            keys = keygen(args.out, args.deployer)
+            fields = [keys.protocol_public_key_hex, keys.wallet_address]
+            if keys.proof_of_possession_hex is not None:
+                fields.append(keys.proof_of_possession_hex)
+            sys.stdout.write(" ".join(fields) + "\n")
         else:
             asyncio.run(run_from_config(args.config))
-    except WalrusError as exc:
+    except (WalrusError, ValueError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
     return 0

@@ -493,7 +493,8 @@ def test_decoder_checks_the_abi_against_the_event_types(system_abi: Any) -> None
 
 
 async def test_the_provider_keeps_connections_and_retries_reads_only() -> None:
-    """Many requests, one connection; a dropped connection costs a read a retry, a send fails."""
+    """Reads share one connection, and a dropped one costs a read a retry; a send goes on a
+    connection of its own (never a pooled one the node may have closed) and is not retried."""
     peers: list[object] = []
     drop_next = False
 
@@ -510,6 +511,12 @@ async def test_the_provider_keeps_connections_and_retries_reads_only() -> None:
         assert len(set(peers)) == 1, "every request opened a connection of its own"
         drop_next = True
         assert await _chain_id(w3) == 31337  # retried on a new connection
+        send = w3.provider.make_request
+        peers.clear()
+        for _ in range(2):
+            await send("eth_sendRawTransaction", ["0x00"])
+            await _chain_id(w3)
+        assert len(set(peers)) == 3, "sends used the reads' pooled connection"
         drop_next = True
         with pytest.raises(aiohttp.ClientConnectionError):
-            await w3.provider.make_request("eth_sendRawTransaction", ["0x00"])  # type: ignore[arg-type]
+            await send("eth_sendRawTransaction", ["0x00"])

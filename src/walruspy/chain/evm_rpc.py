@@ -100,41 +100,52 @@ class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
     storage node polls the chain several times a second, so those costs were most of its idle
     CPU. Here the pool lives as long as the provider in its loop; reads are retried on
     transient connection failures (a pooled connection the node closed, a restarting node);
-    a send is not (see the module doc).
+    a send is not (see the module doc), and goes on a connection of its own.
     """
 
     def __init__(self, url: str, request_timeout_s: float) -> None:
         super().__init__()
         self.endpoint_uri = url
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
+        # (kept-alive pool for reads, fresh connection per send), for the loop that made them
+        self._sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
+        self._sessions_loop: asyncio.AbstractEventLoop | None = None
 
     def __str__(self) -> str:
         return f"RPC connection {self.endpoint_uri}"
 
-    def _current_session(self) -> aiohttp.ClientSession:
+    def _session(self, *, fresh: bool) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session_loop is not loop:
+        if self._sessions is None or self._sessions[0].closed or self._sessions_loop is not loop:
             # A session belongs to its loop; one left in a finished loop is dropped unclosed
             # (closing needs that loop), and its sockets go with it.
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, headers={"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json"}
+            self._sessions = (
+                aiohttp.ClientSession(timeout=self._timeout, headers=headers),
+                aiohttp.ClientSession(
+                    timeout=self._timeout,
+                    headers=headers,
+                    connector=aiohttp.TCPConnector(force_close=True),
+                ),
             )
-            self._session_loop = loop
-        return self._session
+            self._sessions_loop = loop
+        return self._sessions[1 if fresh else 0]
 
-    async def _post(self, body: bytes) -> bytes:
-        async with self._current_session().post(self.endpoint_uri, data=body) as response:
+    async def _post(self, body: bytes, *, fresh: bool) -> bytes:
+        session = self._session(fresh=fresh)
+        async with session.post(self.endpoint_uri, data=body) as response:
             response.raise_for_status()
             return await response.read()
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         body = self.encode_rpc_request(method, params)
-        attempts = 1 if method in _NOT_RETRIED else 1 + _READ_RETRIES
+        # A send is never retried, so it never rides a pooled connection the node may have
+        # closed meanwhile: one connection of its own (a connect costs far less than a send).
+        send = method in _NOT_RETRIED
+        attempts = 1 if send else 1 + _READ_RETRIES
         for attempt in range(attempts):
             try:
-                raw = await self._post(body)
+                raw = await self._post(body, fresh=send)
                 break
             except (aiohttp.ClientConnectionError, TimeoutError):
                 if attempt == attempts - 1:
@@ -143,9 +154,10 @@ class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
         return self.decode_rpc_response(raw)
 
     async def disconnect(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        sessions, self._sessions = self._sessions, None
+        for session in sessions or ():
+            if not session.closed:
+                await session.close()
 
 
 def open_web3(url: str, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> AsyncWeb3[Any]:

@@ -84,27 +84,14 @@ def test_register_needs_blake2f(
     [
         (G1ADD, "invalid G1 point"),
         (G1MSM, "public key not in G1"),
-    ],
-)
-def test_committee_needs_g1_precompiles(
-    committee_deployer: Any, committee: Committee, missing: int, reason: str
-) -> None:
-    with chain_without(missing):
-        contract = committee_deployer.deploy()
-        with boa.reverts(reason):
-            contract.add_members(*committee.member_args())
-
-
-@pytest.mark.parametrize(
-    ("missing", "reason"),
-    [
+        # the proofs of possession: a hash to G2 and a pairing per member
         (MODEXP, "modexp precompile unavailable"),
         (MAP_FP2_TO_G2, "bls precompiles unavailable"),
         (G2ADD, "bls precompiles unavailable"),
         (PAIRING_CHECK, "invalid proof of possession"),
     ],
 )
-def test_committee_proofs_of_possession_need_the_bls_precompiles(
+def test_installing_the_committee_needs_the_bls_precompiles(
     committee_deployer: Any, committee: Committee, missing: int, reason: str
 ) -> None:
     with chain_without(missing):

@@ -20,6 +20,7 @@ withdraw its write: it was verified and may still be committed, which is harmles
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from walruspy.core.types import SliverType
@@ -44,7 +45,7 @@ class SliverWriter:
 
     def __init__(self, store: NodeStore) -> None:
         self.store = store
-        self._queue: list[_Write] = []
+        self._queue: deque[_Write] = deque()
         self._flusher: asyncio.Task[None] | None = None
         #: Commits made and writes they carried (for tests and metrics).
         self.commits = 0
@@ -63,10 +64,10 @@ class SliverWriter:
         return await done
 
     def _next_group(self) -> list[_Write]:
-        group = [self._queue.pop(0)]
+        group = [self._queue.popleft()]
         size = len(group[0].sliver)
         while self._queue and size + len(self._queue[0].sliver) <= MAX_GROUP_BYTES:
-            group.append(self._queue.pop(0))
+            group.append(self._queue.popleft())
             size += len(group[-1].sliver)
         return group
 
@@ -77,7 +78,7 @@ class SliverWriter:
             try:
                 outcomes = await asyncio.to_thread(self.store.put_sliver_group, items)
             except asyncio.CancelledError:  # the node is stopping: nobody waits any more
-                for write in group + self._queue:
+                for write in [*group, *self._queue]:
                     write.done.cancel()
                 self._queue.clear()
                 raise

@@ -258,6 +258,25 @@ async def test_unknown_deleted_and_invalid_blobs(tmp_path: Path) -> None:
             await client.read(marked.blob_id)
 
 
+async def test_an_invalid_blob_whose_metadata_a_lagging_node_still_serves(
+    tmp_path: Path,
+) -> None:
+    """The metadata came from a node that has not seen the invalidation; the slivers are gone."""
+    async with open_network(tmp_path) as network, network.client() as client:
+        marked = await client.store(b"invalidated while read", epochs=2)
+        metadata_bcs = await network._service(0).get_metadata(marked.blob_id)
+
+        async def stale(blob_id: object) -> bytes:
+            return metadata_bcs
+
+        for index in range(len(network.nodes)):  # metadata answered from before the event
+            network._service(index).get_metadata = stale
+        network.chain.invalidate(marked.blob_id)
+        await network.settle()
+        with pytest.raises(BlobInvalidError, match="marked invalid on chain"):
+            await client.read(marked.blob_id)
+
+
 async def test_reads_to_a_file_and_reports_progress(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
         data = blob_data(8, 1 << 20)

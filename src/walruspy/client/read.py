@@ -24,6 +24,8 @@ Theory of operation (spec/walrus-system.md 1.3 and 5; Walrus `retrieve_metadata`
    re-encodes the whole blob. A failure is `InconsistentBlobError`: the data is never returned.
 4. If too few primary slivers verify, the same is done with secondary slivers (n-f needed);
    only if nodes of a quorum of shards deny having those too is the blob reported not found.
+   Before a read reports "not found" or "too few slivers", it asks for the blob's verified
+   status: nodes drop an invalid blob's data, so a blob marked invalid is reported as such.
 
 The read uses the current committee. Walrus reads blobs certified before an epoch change from
 the previous committee until the change is done; our committee does not change hands yet.
@@ -199,12 +201,27 @@ async def read_blob(
     consistency: ConsistencyCheck,
     progress: ProgressCallback | None,
 ) -> bytes:
-    """The blob's data: metadata, slivers of one axis (primary, else secondary), decode."""
+    """The blob's data: metadata, slivers of one axis (primary, else secondary), decode.
+
+    Nodes drop an invalid blob's data, at different moments: whichever step finds it missing
+    (the metadata, or the slivers after a lagging node served the metadata), the read asks
+    whether it was marked invalid before it reports "not found" or "too few slivers".
+    """
     try:
-        metadata = await retrieve_metadata(env, blob_id, committee)
-    except BlobNotFoundError as not_found:
-        await _raise_if_invalid(env, blob_id, committee, not_found)
+        return await _read_blob(env, blob_id, committee, consistency, progress)
+    except (BlobNotFoundError, NotEnoughSliversError) as missing:
+        await _raise_if_invalid(env, blob_id, committee, missing)
         raise
+
+
+async def _read_blob(
+    env: ClientEnv,
+    blob_id: BlobId,
+    committee: Committee,
+    consistency: ConsistencyCheck,
+    progress: ProgressCallback | None,
+) -> bytes:
+    metadata = await retrieve_metadata(env, blob_id, committee)
     check_read_size(metadata, env.config.max_blob_bytes)
     attempts = []
     for sliver_type in (SliverType.PRIMARY, SliverType.SECONDARY):
@@ -227,7 +244,10 @@ async def read_blob(
 
 
 async def _raise_if_invalid(
-    env: ClientEnv, blob_id: BlobId, committee: Committee, not_found: BlobNotFoundError
+    env: ClientEnv,
+    blob_id: BlobId,
+    committee: Committee,
+    missing: BlobNotFoundError | NotEnoughSliversError,
 ) -> None:
     """Nodes drop an invalid blob's data: tell "marked invalid" apart from "not found"."""
     try:
@@ -237,7 +257,7 @@ async def _raise_if_invalid(
     if isinstance(verified.status, Invalid):
         raise BlobInvalidError(
             f"blob {blob_id} was marked invalid on chain: its writer encoded it inconsistently"
-        ) from not_found
+        ) from missing
 
 
 async def decode(

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import boa
 import pytest
 
+from tests.chain.backends import ChainProcess, running
 from walruspy.chain.contracts import CONTRACTS_DIR
 from walruspy.chain.precompiles import install_native_precompiles
 from walruspy.core.crypto import BlsPrivateKey, aggregate_signatures
@@ -49,6 +50,7 @@ STORAGE_PRICE = 1_000  # FROST per MiB unit per epoch
 WRITE_PRICE = 2_000  # FROST per MiB unit
 WAL_SUPPLY = 10**9 * 10**9  # one billion WAL of 10^9 FROST
 USER_FUNDS = 10**6 * 10**9
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def encoded_blob_length(size: int, n_shards: int) -> int:
@@ -330,6 +332,7 @@ def deploy_system(
         total_capacity,
         storage_price,
         write_price,
+        ZERO_ADDRESS,
     )
 
 
@@ -352,3 +355,14 @@ def system(deployment: Deployment) -> Any:
 @pytest.fixture
 def user(deployment: Deployment) -> Any:
     return deployment.user
+
+
+@pytest.fixture(scope="module", params=["devchain", "anvil"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChainProcess]:
+    """A real EVM node process per test module: the devchain, then anvil (skipped without npm)."""
+    with running(request.param, tmp_path_factory.mktemp("devchain")) as started:
+        if isinstance(started, str):
+            pytest.skip(f"anvil leg skipped: {started}")
+        yield started

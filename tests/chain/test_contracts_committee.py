@@ -17,6 +17,7 @@ import pytest
 from tests.chain.conftest import (
     FIRST_EPOCH,
     MESSAGE_VECTORS,
+    ZERO_ADDRESS,
     BlobSpec,
     Committee,
     Deployment,
@@ -201,7 +202,9 @@ def test_system_requires_a_sealed_committee(
     with boa.reverts("committee not sealed"):
         deploy_system(system_deployer, wal, unsealed)
     with boa.reverts("committee is not a contract"):
-        system_deployer.deploy(wal.address, boa.env.generate_address(), 60, 10, 1, 1, 1)
+        system_deployer.deploy(
+            wal.address, boa.env.generate_address(), 60, 10, 1, 1, 1, ZERO_ADDRESS
+        )
 
 
 def test_a_full_size_committee_installs_in_batches(committee_deployer: Any) -> None:
@@ -373,3 +376,47 @@ def test_certificates_over_many_members(
     assert system.invalidate_blob_id(signature, signers_bitmap, message) == BLOB_ID
     with boa.reverts("signers bitmap names a non-member"):
         system.invalidate_blob_id(signature, signers_bitmap[:2] + b"\x10", message)
+
+
+def test_a_committee_handed_over_to_staking_is_filled_only_by_it(
+    committee_deployer: Any, committee: Committee, wal: Any
+) -> None:
+    filled = deploy_committee(committee_deployer, committee)
+    with boa.reverts("committee already filled"):
+        filled.hand_over(wal.address)
+    empty = committee_deployer.deploy()
+    with boa.reverts("staking is not a contract"):
+        empty.hand_over(boa.env.generate_address())
+    with boa.env.prank(boa.env.generate_address()), boa.reverts("not the installer"):
+        empty.hand_over(wal.address)
+    empty.hand_over(wal.address)
+    assert (empty.staking(), empty.installer()) == (wal.address, wal.address)
+    with boa.reverts("installed by staking"), boa.env.prank(wal.address):
+        empty.add_members(*committee.member_args(installer=str(wal.address)))
+    keys = [m.public_key_eip2537 for m in committee.members]
+    ids = [m.node_id for m in committee.members]
+    with boa.reverts("not the staking contract"):
+        empty.install(1, ids, keys, committee.shard_owners())
+    with boa.env.prank(wal.address), boa.reverts("node ids not strictly increasing"):
+        empty.install(1, ids[::-1], keys[::-1], committee.shard_owners())
+    with boa.env.prank(wal.address), boa.reverts("member without shards"):
+        empty.install(1, ids, keys, bytes(committee.n_shards))
+    with boa.env.prank(wal.address):
+        empty.install(7, ids, keys, committee.shard_owners())
+    assert (empty.epoch(), empty.sealed(), empty.n_shards()) == (7, True, committee.n_shards)
+    assert list(empty.node_weights()[1]) == committee.weights
+    assert bytes(empty.total_aggregated_key()) == bytes(filled.total_aggregated_key())
+
+
+def test_check_proof_of_possession_names_what_is_wrong(
+    committee_contract: Any, committee: Committee
+) -> None:
+    member = committee.members[0]
+    account = str(boa.env.generate_address("operator"))
+    key = member.public_key_eip2537
+    pop = member.proof_of_possession(account, 5)
+    assert committee_contract.check_proof_of_possession(key, pop, account, 5)
+    with boa.reverts("invalid proof of possession"):
+        committee_contract.check_proof_of_possession(key, pop, account, 6)
+    with boa.reverts("public key is the point at infinity"):
+        committee_contract.check_proof_of_possession(bytes(128), pop, account, 5)

@@ -18,6 +18,7 @@ from tests.chain.conftest import (
     STORAGE_PRICE,
     TOTAL_CAPACITY,
     WRITE_PRICE,
+    ZERO_ADDRESS,
     BlobSpec,
     Deployment,
     deploy_system,
@@ -43,7 +44,9 @@ def test_system_constructor_checks(system_deployer: Any, wal: Any, committee_con
         with boa.reverts("invalid max epochs ahead"):
             deploy_system(system_deployer, wal, committee_contract, max_epochs_ahead=bad)
     with boa.reverts("zero address"):
-        system_deployer.deploy("0x" + "00" * 20, committee_contract.address, 60, 10, 1, 1, 1)
+        system_deployer.deploy(
+            ZERO_ADDRESS, committee_contract.address, 60, 10, 1, 1, 1, ZERO_ADDRESS
+        )
     assert deploy_system(system_deployer, wal, committee_contract, max_epochs_ahead=1000)
 
 

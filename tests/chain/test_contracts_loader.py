@@ -10,6 +10,7 @@ import boa
 import pytest
 from eth_abi import encode
 
+from tests.chain.conftest import ZERO_ADDRESS as ZERO
 from walruspy.chain.contracts import DEPLOYABLE, compile_contract, sources_digest
 
 EIP170_MAX_RUNTIME_BYTES = 24_576
@@ -41,9 +42,15 @@ def test_contracts_fit_the_size_limits(
     constructor_args = {
         "Wal": encode(["uint256"], [10**9]),
         "Committee": b"",
+        "Selection": b"",
+        "Staking": encode(
+            ["address", "address", "uint16", "uint64", "uint64"],
+            [str(wal.address), str(committee_contract.address), 1000, 60, 0],
+        ),
+        "Pools": encode(["address", "address"], [str(wal.address), str(wal.address)]),
         "System": encode(
-            ["address", "address", "uint64", "uint32", "uint64", "uint64", "uint64"],
-            [str(wal.address), str(committee_contract.address), 60, 10, 1 << 30, 1, 1],
+            ["address", "address", "uint64", "uint32", "uint64", "uint64", "uint64", "address"],
+            [str(wal.address), str(committee_contract.address), 60, 10, 1 << 30, 1, 1, ZERO],
         ),
     }[name]
     address, computation = boa.env.deploy(bytecode=bytecode + constructor_args, gas=30_000_000)

@@ -14,14 +14,14 @@ import asyncio
 import hashlib
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
-from tests.chain.backends import ChainProcess, running
+from tests.chain.backends import ChainProcess
 from walruspy.chain.api import (
     ChainRejectedError,
     ChainRevertError,
@@ -134,16 +134,6 @@ def signing_committee(n_members: int, n_shards: int, seed: bytes) -> SigningComm
 
 COMMITTEE_4 = signing_committee(4, 10, b"four")
 COMMITTEE_10 = signing_committee(10, 100, b"ten")
-
-
-@pytest.fixture(scope="module", params=["devchain", "anvil"])
-def node(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ChainProcess]:
-    with running(request.param, tmp_path_factory.mktemp("devchain")) as started:
-        if isinstance(started, str):
-            pytest.skip(f"anvil leg skipped: {started}")
-        yield started
 
 
 def deploy_now(node: ChainProcess, committee: SigningCommittee) -> Deployment:

@@ -72,6 +72,8 @@ __all__ = [
     "abi_digest",
     "assign_shards",
     "check_deployment_pop",
+    "constructor_data",
+    "create_contract",
     "deploy",
     "load_committee_file",
     "sign_deployment_pop",
@@ -102,6 +104,9 @@ _ADD_MEMBERS_PER_MEMBER_GAS: Final = 490_000
 _SEAL_BASE_GAS: Final = 160_000
 _SEAL_PER_MEMBER_GAS: Final = 32_000
 _SEAL_PER_SHARD_GAS: Final = 1_500
+
+# System's staking contract for a fixed committee: none.
+_NO_STAKING: Final = "0x" + "00" * 20
 
 _U32: Final = (1 << 32) - 1
 _U64: Final = (1 << 64) - 1
@@ -248,13 +253,24 @@ class Deployment:
     deployer: str
     start_block: int
     abi_digest: str
+    #: Staking.vy and Pools.vy for an elected committee (`deploy_staking`); None for a
+    #: fixed one, where `committee` is the only committee.
+    staking: str | None = None
+    pools: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.staking is None) != (self.pools is None):
+            raise DeploymentError("a staking deployment names both staking and pools")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of a deployment file."""
+        contracts = {"system": self.system, "wal": self.wal, "committee": self.committee}
+        if self.staking is not None and self.pools is not None:
+            contracts |= {"staking": self.staking, "pools": self.pools}
         return {
             "format": DEPLOYMENT_FORMAT,
             "chain_id": self.chain_id,
-            "contracts": {"system": self.system, "wal": self.wal, "committee": self.committee},
+            "contracts": contracts,
             "deployer": self.deployer,
             "start_block": self.start_block,
             "abi_digest": self.abi_digest,
@@ -288,6 +304,8 @@ class Deployment:
         digest = data.get("abi_digest")
         if not isinstance(digest, str) or len(digest) != 64:
             raise DeploymentError(f"{source}: 'abi_digest' must be 64 hex digits")
+        staking = address(contracts, "staking") if "staking" in contracts else None
+        pools = address(contracts, "pools") if "pools" in contracts else None
         return cls(
             chain_id=natural("chain_id"),
             system=address(contracts, "system"),
@@ -296,6 +314,8 @@ class Deployment:
             deployer=address(data, "deployer"),
             start_block=natural("start_block"),
             abi_digest=digest,
+            staking=staking,
+            pools=pools,
         )
 
     def save(self, path: Path | str) -> None:
@@ -413,13 +433,17 @@ def _committee_member(
         raise DeploymentError(f"{where}: {exc}") from exc
 
 
-def _constructor_data(abi: Abi, bytecode: bytes, *args: Any) -> bytes:
+def constructor_data(abi: Abi, bytecode: bytes, *args: Any) -> bytes:
+    """The creation transaction's data: the bytecode and its ABI-encoded constructor args."""
     constructor = next((e for e in abi if e["type"] == "constructor"), None)
     types = [i["type"] for i in constructor["inputs"]] if constructor else []
     return bytecode + abi_encode(types, list(args))
 
 
-async def _create(sender: TransactionSender, name: str, data: bytes, gas: int) -> tuple[str, int]:
+async def create_contract(
+    sender: TransactionSender, name: str, data: bytes, gas: int
+) -> tuple[str, int]:
+    """Send a contract creation; the new contract's address and the receipt's block."""
     receipt = await sender.send(f"deploy {name}", to=None, data=data, gas=gas)
     address = receipt["contractAddress"]
     if address is None:
@@ -451,21 +475,23 @@ async def deploy(
         with rpc_errors(rpc_url, "read the chain id"):
             chain_id = await w3.eth.chain_id
         sender = TransactionSender(w3, rpc_url, deployer_key, chain_id, receipt_timeout_s)
-        wal, _ = await _create(
-            sender, "Wal", _constructor_data(wal_abi, wal_code, params.wal_supply), _WAL_DEPLOY_GAS
+        wal, _ = await create_contract(
+            sender, "Wal", constructor_data(wal_abi, wal_code, params.wal_supply), _WAL_DEPLOY_GAS
         )
-        committee_address, _ = await _create(
-            sender, "Committee", _constructor_data(committee_abi, committee_code),
+        committee_address, _ = await create_contract(
+            sender, "Committee", constructor_data(committee_abi, committee_code),
             _COMMITTEE_DEPLOY_GAS,
         )  # fmt: skip
         committee = ContractHandle(w3, rpc_url, committee_address, committee_abi)
         await _fill_committee(sender, committee, params)
-        system_data = _constructor_data(
+        system_data = constructor_data(
             system_abi, system_code, wal, committee_address, params.epoch_duration_s,
             params.max_epochs_ahead, params.total_capacity_size,
-            params.storage_price_per_unit_size, params.write_price_per_unit_size,
+            params.storage_price_per_unit_size, params.write_price_per_unit_size, _NO_STAKING,
         )  # fmt: skip
-        system, start_block = await _create(sender, "System", system_data, _SYSTEM_DEPLOY_GAS)
+        system, start_block = await create_contract(
+            sender, "System", system_data, _SYSTEM_DEPLOY_GAS
+        )
     finally:
         await w3.provider.disconnect()
     return Deployment(

@@ -15,6 +15,14 @@
     fill one committee per epoch the same way, so the previous epoch's committee stays
     readable during an epoch change.
 
+    Under staking (Staking.vy), the deployer hands the empty committee over to the
+    Staking contract (`hand_over`), which then `install`s each epoch's committee in it:
+    Staking keeps two committees and rewrites the one of two epochs ago, so the previous
+    committee stays readable while installing costs little gas (unchanged slots are
+    cheap to rewrite). Keys installed this way had their proof of possession checked by
+    Staking when they were registered; network addresses are not copied but read from
+    Staking's node records, where operators may change them.
+
     Proofs of possession (Move `staking_pool::new` checks one when a node registers, spec
     2.9): certificates are checked against sums of member keys, so a member registering a
     rogue key (g1^x minus the other keys) could sign for the whole committee alone. Each
@@ -56,6 +64,10 @@ MAX_SIGNATURE_INPUT_BYTES: constant(uint256) = 512
 # starts (System.vy FIRST_EPOCH), as Move signs for the epoch of the registration.
 FIRST_EPOCH: constant(uint32) = 1
 
+interface NodeDirectory:
+    def network_address(node_id: bytes32) -> String[MAX_NETWORK_ADDRESS_BYTES]: view
+
+
 REQUIRE_QUORUM: constant(uint8) = 0
 REQUIRE_ONE_CORRECT_NODE: constant(uint8) = 1
 
@@ -84,6 +96,11 @@ sealed: public(bool)
 # Number of shards, the sum of the member weights (0 until sealed).
 n_shards: public(uint16)
 
+# The Staking contract that installs this committee each epoch; empty for a fixed one.
+staking: public(address)
+# The epoch this committee serves under staking (0 for a fixed committee).
+epoch: public(uint32)
+
 _members: DynArray[Member, MAX_MEMBERS]
 _total_key: bls12381.G1Point
 # Byte i is the index (in committee order) of the member holding shard i.
@@ -96,6 +113,47 @@ def __init__():
     @notice An empty committee whose deployer may fill and seal it.
     """
     self.installer = msg.sender
+
+
+@internal
+@view
+def _checked_key(
+    public_key: Bytes[bls12381.G1_POINT_BYTES],
+    proof_of_possession: Bytes[bls12381.G2_POINT_BYTES],
+    account: address,
+    epoch: uint32,
+) -> bls12381.G1Point:
+    """
+    @notice Move `messages::verify_proof_of_possession`: `public_key` (EIP-2537 G1) must
+        be a point of the prime-order subgroup other than infinity, and
+        `proof_of_possession` its signature over the PROOF_OF_POSSESSION message for
+        `account` and `epoch`. Returns the key.
+    """
+    key: bls12381.G1Point = bls12381._g1_from_bytes(public_key)
+    assert not bls12381._g1_is_infinity(key), "public key is the point at infinity"
+    assert bls12381._g1_in_subgroup(key), "public key not in G1"
+    message: Bytes[messages.PROOF_OF_POSSESSION_BYTES] = messages._proof_of_possession_message(
+        epoch, account, bls12381._g1_compress(key)
+    )
+    assert bls12381._verify(key, proof_of_possession, message), "invalid proof of possession"
+    return key
+
+
+@external
+@view
+def check_proof_of_possession(
+    public_key: Bytes[bls12381.G1_POINT_BYTES],
+    proof_of_possession: Bytes[bls12381.G2_POINT_BYTES],
+    account: address,
+    epoch: uint32,
+) -> bool:
+    """
+    @notice True, or a revert with the reason, unless `proof_of_possession` proves possession of
+        `public_key` for `account` in `epoch` (Staking.vy checks registrations here, so
+        the BLS code lives in one contract).
+    """
+    self._checked_key(public_key, proof_of_possession, account, epoch)
+    return True
 
 
 @external
@@ -118,6 +176,7 @@ def add_members(
     """
     assert msg.sender == self.installer, "not the installer"
     assert not self.sealed, "committee sealed"
+    assert self.staking == empty(address), "installed by staking"
     n_new: uint256 = len(node_ids)
     assert (
         len(public_keys) == n_new
@@ -133,15 +192,7 @@ def add_members(
     for i: uint256 in range(n_new, bound=MAX_MEMBERS):
         node_id: uint256 = convert(node_ids[i], uint256)
         assert not has_last or last_node_id < node_id, "node ids not strictly increasing"
-        key: bls12381.G1Point = bls12381._g1_from_bytes(public_keys[i])
-        assert not bls12381._g1_is_infinity(key), "public key is the point at infinity"
-        assert bls12381._g1_in_subgroup(key), "public key not in G1"
-        pop_message: Bytes[messages.PROOF_OF_POSSESSION_BYTES] = (
-            messages._proof_of_possession_message(
-                FIRST_EPOCH, msg.sender, bls12381._g1_compress(key)
-            )
-        )
-        assert bls12381._verify(key, proofs_of_possession[i], pop_message), "invalid proof of possession"
+        key: bls12381.G1Point = self._checked_key(public_keys[i], proofs_of_possession[i], msg.sender, FIRST_EPOCH)
         total = bls12381._g1_add(total, key)
         self._members.append(
             Member(node_id=node_ids[i], public_key=key, weight=0, network_address=network_addresses[i])
@@ -163,6 +214,7 @@ def seal(shard_owners: Bytes[MAX_SHARDS]):
     """
     assert msg.sender == self.installer, "not the installer"
     assert not self.sealed, "committee sealed"
+    assert self.staking == empty(address), "installed by staking"
     n_members: uint256 = len(self._members)
     assert n_members > 0, "empty committee"
     assert len(shard_owners) > 0, "no shards"
@@ -176,6 +228,57 @@ def seal(shard_owners: Bytes[MAX_SHARDS]):
         self._members[i].weight = weights[i]
     self._shard_owners = shard_owners
     self.n_shards = convert(len(shard_owners), uint16)
+    self.sealed = True
+
+
+@external
+def hand_over(staking: address):
+    """
+    @notice Makes the Staking contract `staking` the only one that fills this committee,
+        with `install`, from now on (installer only, before any member is added).
+    """
+    assert msg.sender == self.installer, "not the installer"
+    assert len(self._members) == 0 and not self.sealed, "committee already filled"
+    assert staking.is_contract, "staking is not a contract"
+    self.installer = staking
+    self.staking = staking
+
+
+@external
+def install(
+    epoch: uint32,
+    node_ids: DynArray[bytes32, MAX_MEMBERS],
+    public_keys: DynArray[Bytes[128], MAX_MEMBERS],
+    shard_owners: Bytes[MAX_SHARDS],
+):
+    """
+    @notice Port of Move `staking_inner::next_bls_committee`: replaces the members with
+        the committee Staking selected for `epoch` (Staking only).
+    @param node_ids strictly increasing; public_keys their BLS keys (EIP-2537 G1), whose
+        proofs of possession Staking checked at registration.
+    @param shard_owners byte i = index in `node_ids` of the member holding shard i.
+    """
+    assert msg.sender == self.staking and msg.sender != empty(address), "not the staking contract"
+    n_members: uint256 = len(node_ids)
+    assert n_members > 0 and len(public_keys) == n_members, "committee arrays differ in length"
+    weights: uint16[MAX_MEMBERS] = empty(uint16[MAX_MEMBERS])
+    for shard: uint256 in range(len(shard_owners), bound=MAX_SHARDS):
+        holder: uint256 = convert(slice(shard_owners, shard, 1), uint256)
+        assert holder < n_members, "shard assigned to no member"
+        weights[holder] += 1
+    members: DynArray[Member, MAX_MEMBERS] = []
+    total: bls12381.G1Point = empty(bls12381.G1Point)
+    for i: uint256 in range(n_members, bound=MAX_MEMBERS):
+        assert i == 0 or convert(node_ids[i - 1], uint256) < convert(node_ids[i], uint256), "node ids not strictly increasing"
+        assert weights[i] > 0, "member without shards"
+        key: bls12381.G1Point = bls12381._g1_from_bytes(public_keys[i])
+        total = bls12381._g1_add(total, key)
+        members.append(Member(node_id=node_ids[i], public_key=key, weight=weights[i], network_address=""))
+    self._members = members
+    self._total_key = total
+    self._shard_owners = shard_owners
+    self.n_shards = convert(len(shard_owners), uint16)
+    self.epoch = epoch
     self.sealed = True
 
 
@@ -244,13 +347,17 @@ def committee_members() -> DynArray[MemberInfo, MAX_MEMBERS]:
     @notice All members in committee (bitmap) order.
     """
     infos: DynArray[MemberInfo, MAX_MEMBERS] = []
+    directory: address = self.staking
     for member: Member in self._members:
+        network_address: String[MAX_NETWORK_ADDRESS_BYTES] = member.network_address
+        if directory != empty(address):
+            network_address = staticcall NodeDirectory(directory).network_address(member.node_id)
         infos.append(
             MemberInfo(
                 node_id=member.node_id,
                 public_key=bls12381._g1_to_bytes(member.public_key),
                 public_key_compressed=bls12381._g1_compress(member.public_key),
-                network_address=member.network_address,
+                network_address=network_address,
                 weight=member.weight,
             )
         )

@@ -35,10 +35,15 @@
     blob needs only a valid certificate and extending one only the payment, so anyone
     (a publisher, a relay) may do either for the blob's owner; the blob stays where it is.
 
-    Deferred to the staking issue: committee selection and shard assignment, price and
-    capacity votes (prices and capacity are deployment parameters), paying the credited
-    `node_rewards` out to staking pools, and the multi-stage epoch change (today
-    EpochChangeStart and EpochChangeDone are emitted together).
+    Two ways to run epochs. With a fixed committee (no staking contract), `advance_epoch`
+    is permissionless once the epoch is over, keeps the committee, credits each node's
+    rewards to `node_rewards` and emits EpochChangeStart and EpochChangeDone together.
+    With a Staking contract (Staking.vy, Walrus's `staking` package), the system starts
+    in epoch 0 with no committee and prices at the maximum, as Walrus does; only Staking
+    changes epochs (`advance_epoch_with`, Move `system_state_inner::advance_epoch`), with
+    the committee and capacity it selected, receives the rewards of the ending epoch for
+    its pools, and sets the prices its votes decide (`set_prices`); Staking emits
+    EpochChangeDone once a quorum of the new committee has its shards.
 """
 
 import objects
@@ -78,6 +83,11 @@ exports: (
 
 interface WalToken:
     def burn(amount: uint256): nonpayable
+    def transfer(receiver: address, amount: uint256) -> bool: nonpayable
+
+
+interface StakingView:
+    def n_shards() -> uint16: view
 
 
 # Move `BYTES_PER_UNIT_SIZE`: prices are per 1 MiB of encoded size.
@@ -108,6 +118,10 @@ wal: public(immutable(address))
 epoch: public(uint32)
 # The Committee.vy contract of the current epoch, which checks certificates.
 committee: public(address)
+# The previous epoch's Committee.vy: during an epoch change, reads of blobs certified before it
+# still go to its members (zero before the first change). Under staking it stays readable until
+# the change after next refills it.
+previous_committee: public(address)
 # Number of shards; fixed for the life of the system, as in Walrus.
 n_shards: public(uint16)
 # FROST per 1 MiB unit of encoded size per epoch.
@@ -126,6 +140,8 @@ node_rewards: public(HashMap[bytes32, uint256])
 
 # The capacity the epoch parameters give the next epoch (Move `EpochParams.capacity`).
 _capacity_target: uint64
+# The Staking contract that changes epochs and sets prices; empty for a fixed committee.
+staking: public(address)
 
 
 @deploy
@@ -137,26 +153,40 @@ def __init__(
     total_capacity_size: uint64,
     storage_price_per_unit_size: uint64,
     write_price_per_unit_size: uint64,
+    staking_contract: address,
 ):
     """
-    @notice Port of Move `init::initialize_walrus` followed by the first epoch change:
-        starts epoch 1 now, served by `first_committee`.
+    @notice Port of Move `init::initialize_walrus`. With a fixed committee
+        (`staking_contract` empty) the first epoch change follows at once: epoch 1 starts
+        now, served by `first_committee`. With a Staking contract, epoch 0 starts with no
+        committee (`first_committee` must be empty) and prices at the maximum until
+        Staking's first epoch change.
     @param wal_token the WAL token (Wal.vy).
     @param first_committee a sealed Committee.vy; n_shards is its shard count.
+    @param staking_contract Staking.vy, or the zero address for a fixed committee.
     """
     assert wal_token != empty(address), "zero address"
-    assert first_committee.is_contract, "committee is not a contract"
-    assert staticcall Committee.__interface__(first_committee).sealed(), "committee not sealed"
     assert epoch_duration_s > 0, "zero epoch duration"
     wal = wal_token
-    self.epoch = FIRST_EPOCH
-    self.committee = first_committee
-    self.n_shards = staticcall Committee.__interface__(first_committee).n_shards()
-    storage_accounting._init(max_epochs_ahead, FIRST_EPOCH)
     self.epoch_duration_s = epoch_duration_s
     self.epoch_start_s = convert(block.timestamp, uint64)
     self.total_capacity_size = total_capacity_size
     self._capacity_target = total_capacity_size
+    if staking_contract != empty(address):
+        assert first_committee == empty(address), "staking selects the first committee"
+        assert staking_contract.is_contract, "staking is not a contract"
+        self.staking = staking_contract
+        self.n_shards = staticcall StakingView(staking_contract).n_shards()
+        storage_accounting._init(max_epochs_ahead, 0)
+        self.storage_price_per_unit_size = max_value(uint64)
+        self.write_price_per_unit_size = max_value(uint64)
+        return
+    assert first_committee.is_contract, "committee is not a contract"
+    assert staticcall Committee.__interface__(first_committee).sealed(), "committee not sealed"
+    self.epoch = FIRST_EPOCH
+    self.committee = first_committee
+    self.n_shards = staticcall Committee.__interface__(first_committee).n_shards()
+    storage_accounting._init(max_epochs_ahead, FIRST_EPOCH)
     self.storage_price_per_unit_size = storage_price_per_unit_size
     self.write_price_per_unit_size = write_price_per_unit_size
     log EpochChangeStart(epoch=FIRST_EPOCH)
@@ -503,12 +533,16 @@ def transfer_blob(blob_object_id: bytes32, to: address):
 
 
 @internal
-def _settle_epoch(ended: storage_accounting.FutureAccounting):
+def _settle_epoch(
+    ended: storage_accounting.FutureAccounting,
+) -> (DynArray[bytes32, Committee.MAX_MEMBERS], DynArray[uint256, Committee.MAX_MEMBERS]):
     """
     @notice Port of Move `extract_burn_balance` and the reward part of
-        `system_state_inner::advance_epoch`: burns 3% of the ended epoch's rewards, credits
-        the rest to the (old) committee in proportion to weight x used capacity (no deny
-        lists yet) and carries the rounding remainder into the new current epoch.
+        `system_state_inner::advance_epoch`: burns 3% of the ended epoch's rewards, splits
+        the rest over the (old) committee in proportion to weight x used capacity (no deny
+        lists yet) and carries the rounding remainder into the new current epoch. Returns
+        the old committee's node IDs and their rewards (none in epoch 0, which has no
+        committee: everything is carried).
     """
     burnt: uint256 = ended.rewards_to_distribute * BURN_PERCENT // 100
     if burnt > 0:
@@ -517,29 +551,48 @@ def _settle_epoch(ended: storage_accounting.FutureAccounting):
     used: uint256 = convert(ended.used_capacity, uint256)
     node_ids: DynArray[bytes32, Committee.MAX_MEMBERS] = []
     weights: DynArray[uint16, Committee.MAX_MEMBERS] = []
-    node_ids, weights = staticcall Committee.__interface__(self.committee).node_weights()
+    if self.committee != empty(address):
+        node_ids, weights = staticcall Committee.__interface__(self.committee).node_weights()
     total_stored: uint256 = 0
     for weight: uint16 in weights:
         total_stored += convert(weight, uint256) * used
     total_stored = max(total_stored, 1)
     distributed: uint256 = 0
-    for i: uint256 in range(len(weights), bound=Committee.MAX_MEMBERS):
-        reward: uint256 = convert(weights[i], uint256) * used * to_distribute // total_stored
-        self.node_rewards[node_ids[i]] += reward
+    rewards: DynArray[uint256, Committee.MAX_MEMBERS] = []
+    for weight: uint16 in weights:
+        reward: uint256 = convert(weight, uint256) * used * to_distribute // total_stored
+        rewards.append(reward)
         distributed += reward
     storage_accounting._add_rewards(0, to_distribute - distributed)
+    return node_ids, rewards
 
 
 @internal
-def _install_committee(next_committee: address):
+def _start_epoch(
+    next_committee: address, capacity: uint64
+) -> (DynArray[bytes32, Committee.MAX_MEMBERS], DynArray[uint256, Committee.MAX_MEMBERS]):
     """
-    @notice Makes `next_committee` the committee of the epoch being started. With a fixed
-        committee it is the current one; the staking issue passes the selected committee
-        (a sealed Committee.vy, which must keep n_shards).
+    @notice Port of Move `system_state_inner::advance_epoch`: pops the ending epoch's
+        accounting, sets capacity (never below what is used), settles the rewards over
+        the old committee, installs `next_committee` (a sealed Committee.vy with the same
+        n_shards) and starts the next epoch. Emits EpochChangeStart.
     """
     assert staticcall Committee.__interface__(next_committee).sealed(), "committee not sealed"
     assert staticcall Committee.__interface__(next_committee).n_shards() == self.n_shards, "committee changes n_shards"
+    new_epoch: uint32 = self.epoch + 1
+    ended: storage_accounting.FutureAccounting = storage_accounting._pop_expand()
+    assert ended.epoch + 1 == new_epoch, "accounting out of step"
+    self.used_capacity_size = storage_accounting._lookup(0).used_capacity
+    self.total_capacity_size = max(capacity, self.used_capacity_size)
+    node_ids: DynArray[bytes32, Committee.MAX_MEMBERS] = []
+    rewards: DynArray[uint256, Committee.MAX_MEMBERS] = []
+    node_ids, rewards = self._settle_epoch(ended)
+    self.previous_committee = self.committee
     self.committee = next_committee
+    self.epoch = new_epoch
+    self.epoch_start_s = convert(block.timestamp, uint64)
+    log EpochChangeStart(epoch=new_epoch)
+    return node_ids, rewards
 
 
 @external
@@ -548,23 +601,51 @@ def advance_epoch():
     @notice Port of Move `staking::initiate_epoch_change_v2` with
         `system_state_inner::advance_epoch`, for a fixed committee: permissionless, allowed
         once epoch_duration_s has passed since the epoch started. Settles the ending
-        epoch's storage fund, moves capacity accounting to the next epoch and starts it.
-        Emits EpochChangeStart and, with no shards to move, EpochChangeDone at once.
-    @dev The staking issue passes the selected committee to `_install_committee` and
-        defers EpochChangeDone to a quorum of epoch_sync_done.
+        epoch's storage fund into `node_rewards`, moves capacity accounting to the next
+        epoch and starts it. Emits EpochChangeStart and, with no shards to move,
+        EpochChangeDone at once.
     """
+    assert self.staking == empty(address), "epochs are changed by staking"
     assert convert(block.timestamp, uint64) >= self.epoch_start_s + self.epoch_duration_s, "epoch not over"
-    new_epoch: uint32 = self.epoch + 1
-    ended: storage_accounting.FutureAccounting = storage_accounting._pop_expand()
-    assert ended.epoch + 1 == new_epoch, "accounting out of step"
-    self.used_capacity_size = storage_accounting._lookup(0).used_capacity
-    self.total_capacity_size = max(self._capacity_target, self.used_capacity_size)
-    self._settle_epoch(ended)
-    self._install_committee(self.committee)
-    self.epoch = new_epoch
-    self.epoch_start_s = convert(block.timestamp, uint64)
-    log EpochChangeStart(epoch=new_epoch)
-    log EpochChangeDone(epoch=new_epoch)
+    node_ids: DynArray[bytes32, Committee.MAX_MEMBERS] = []
+    rewards: DynArray[uint256, Committee.MAX_MEMBERS] = []
+    node_ids, rewards = self._start_epoch(self.committee, self._capacity_target)
+    for i: uint256 in range(len(node_ids), bound=Committee.MAX_MEMBERS):
+        self.node_rewards[node_ids[i]] += rewards[i]
+    log EpochChangeDone(epoch=self.epoch)
+
+
+@external
+def advance_epoch_with(
+    next_committee: address, capacity: uint64
+) -> (DynArray[bytes32, Committee.MAX_MEMBERS], DynArray[uint256, Committee.MAX_MEMBERS]):
+    """
+    @notice Port of Move `system::advance_epoch` as Staking calls it at
+        `initiate_epoch_change`: starts the next epoch with the committee and capacity
+        Staking selected, pays the ending epoch's rewards to Staking and returns them per
+        node of the old committee (Staking only; Staking checks the time).
+    """
+    assert msg.sender == self.staking and msg.sender != empty(address), "not the staking contract"
+    node_ids: DynArray[bytes32, Committee.MAX_MEMBERS] = []
+    rewards: DynArray[uint256, Committee.MAX_MEMBERS] = []
+    node_ids, rewards = self._start_epoch(next_committee, capacity)
+    total: uint256 = 0
+    for reward: uint256 in rewards:
+        total += reward
+    if total > 0:
+        assert extcall WalToken(wal).transfer(msg.sender, total), "reward transfer failed"
+    return node_ids, rewards
+
+
+@external
+def set_prices(storage_price_per_unit_size: uint64, write_price_per_unit_size: uint64):
+    """
+    @notice Port of Move `system::update_prices`' effect: the prices Staking's votes
+        decide (`quorum_below` over the current committee), applied at once (Staking only).
+    """
+    assert msg.sender == self.staking and msg.sender != empty(address), "not the staking contract"
+    self.storage_price_per_unit_size = storage_price_per_unit_size
+    self.write_price_per_unit_size = write_price_per_unit_size
 
 
 # === Views ===

@@ -6,12 +6,27 @@ Deployable contracts (spec/walrus-system.md section 2, porting notes 2.9):
 - ``Committee``: a BLS storage committee (keys, weights, shards, addresses) that checks
   certificates with the EIP-2537 precompiles.
 - ``System``: epochs, storage resources, blobs, certificates and the storage fund.
+- ``Selection``: stateless committee selection (D'Hondt apportionment, shard transition, vote
+  quorums; spec section 2.3) that staking calls; ported from Move and checked against
+  :mod:`walruspy.core.apportionment`.
+- ``Staking``: storage nodes, the active set, committee selection and the multi-stage epoch
+  change (spec 2.2 to 2.6).
+- ``Pools``: the staking pools and StakedWal objects Staking drives (split from it for the
+  24 KiB code limit).
 
-The lower-case files are Vyper modules the three import. Deploy ``Wal(supply)`` and
-``Committee()``, fill the committee with ``add_members`` (batches, each member with a proof of
-possession of its BLS key for the deployer's address) and ``seal(shard_owners)``,
-then deploy ``System(wal, committee, ...)``. The chain must run the Prague fork (EIP-2537 BLS
-and EIP-152 BLAKE2F precompiles).
+The lower-case files are Vyper modules the others import. Two deployments exist:
+
+- a fixed committee: deploy ``Wal(supply)`` and ``Committee()``, fill the committee with
+  ``add_members`` (batches, each member with a proof of possession of its BLS key for the
+  deployer's address) and ``seal(shard_owners)``, then deploy ``System(wal, committee, ...,
+  staking=0)``;
+- staking: deploy ``Wal``, ``Selection``, ``Staking(wal, selection, n_shards, epoch_duration,
+  epoch_zero_duration)``, ``Pools(wal, staking)``, ``System(wal, 0, ..., staking)`` and two
+  empty ``Committee()`` handed over to Staking (``hand_over``), then ``Staking.attach(system,
+  pools, committee_a, committee_b)``; nodes register and are staked, and Staking selects every
+  committee, the first one included.
+
+The chain must run the Prague fork (EIP-2537 BLS and EIP-152 BLAKE2F precompiles).
 
 :func:`compile_contract` compiles with the ``vyper`` package at first use (about half a second
 per contract) and caches the result on disk, keyed by a digest of every ``.vy`` file here and of
@@ -32,7 +47,7 @@ __all__ = ["CONTRACTS_DIR", "DEPLOYABLE", "Abi", "compile_contract", "sources_di
 #: The directory holding the ``.vy`` sources.
 CONTRACTS_DIR = Path(__file__).resolve().parent
 #: Names of the contracts that are deployed (the others are modules).
-DEPLOYABLE = ("Wal", "Committee", "System")
+DEPLOYABLE = ("Wal", "Committee", "System", "Selection", "Staking", "Pools")
 
 #: A contract ABI as ``json.loads`` gives it.
 Abi = list[dict[str, Any]]

@@ -67,6 +67,7 @@ class FakeChain:
         self._objects = itertools.count(1)
         self.fail_reads = 0
         self.advance_calls = 0
+        self.sync_done_reports: list[int] = []
         self._epoch_changed = asyncio.Event()
         self._emit_epoch_start()
 
@@ -287,4 +288,13 @@ class FakeChain:
         if self.now < self.epoch_started_at + self.epoch_duration_s:
             return False
         self.next_epoch()
+        return True
+
+    async def epoch_step_due_at(self) -> int | None:
+        self._check_up()
+        return self.epoch_started_at + self.epoch_duration_s
+
+    async def epoch_sync_done(self, epoch: int) -> bool:
+        self._check_up()
+        self.sync_done_reports.append(epoch)
         return True

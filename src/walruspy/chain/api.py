@@ -147,6 +147,11 @@ class ChainReader(Protocol):
         """The timestamp of the latest block, in seconds (epochs are measured in it)."""
         ...
 
+    async def epoch_step_due_at(self) -> int | None:
+        """When `advance_epoch` may next do something (chain seconds); None: not until the
+        new committee has reported its shards (staking)."""
+        ...
+
 
 class ChainWriter(ChainReader, Protocol):
     """Transactions from one account."""
@@ -198,5 +203,11 @@ class ChainWriter(ChainReader, Protocol):
         ...
 
     async def advance_epoch(self) -> bool:
-        """Start the next epoch if its time has come; False if it is too early or already done."""
+        """Take the next epoch step if its time has come (start the next epoch; under staking,
+        select or install the next committee); False if it is too early or already done."""
+        ...
+
+    async def epoch_sync_done(self, epoch: int) -> bool:
+        """Report that this account's node holds all its shards of `epoch`; False if there is
+        nothing to report (a fixed committee, no node in the committee, already reported)."""
         ...

@@ -144,7 +144,7 @@ class EvmChain(EvmChainReader):
         sender: TransactionSender,
         **reader_options: Any,
     ) -> None:
-        super().__init__(w3, url, deployment, abis, **reader_options)
+        super().__init__(w3, url, deployment, abis, sender=sender, **reader_options)
         self._sender = sender
         self._approved = False
         self._approve_lock = asyncio.Lock()
@@ -266,11 +266,15 @@ class EvmChain(EvmChainReader):
         return invalid[0].blob_id
 
     async def advance_epoch(self) -> bool:
-        """Start the next epoch if its time has come; False if too early or already done.
+        """Take the next epoch step if its time has come; False if too early or already done.
 
-        A dry run (eth_call) first, so an early call costs no gas; a transaction that loses
-        the race to another caller reverts with "epoch not over" and also returns False.
+        With a fixed committee the step is System's `advance_epoch`; under staking it is
+        `voting_end` or `initiate_epoch_change` (`EvmStaking.take_epoch_step`). A dry run
+        (eth_call) first, so an early call costs no gas; a transaction that loses the race to
+        another caller reverts and also returns False.
         """
+        if self.staking is not None:
+            return await self.staking.take_epoch_step()
         data = self._system.calldata("advance_epoch")
         gas = GasLimits.ADVANCE_EPOCH_BASE + GasLimits.ADVANCE_EPOCH_PER_MEMBER * (
             await self._n_members()
@@ -287,15 +291,23 @@ class EvmChain(EvmChainReader):
             raise
         return True
 
+    async def epoch_sync_done(self, epoch: int) -> bool:
+        """Report that this account's node holds all its shards of `epoch` (staking only).
+
+        False with a fixed committee (nothing to report), when the account has no node in the
+        current committee, or when the report was already made.
+        """
+        if self.staking is None:
+            return False
+        return await self.staking.epoch_sync_done(epoch)
+
     async def _send(
         self, operation: str, contract: ContractHandle, data: bytes, gas: int
     ) -> TxReceipt:
         return await self._sender.send(operation, to=contract.address, data=data, gas=gas)
 
     async def _n_members(self) -> int:
-        address = str(await self._system.view("committee"))
-        members, _ = await self._committee_members(address)
-        return len(members)
+        return len((await self.committee()).members)
 
     async def _ensure_allowance(self) -> None:
         """Approve System for unlimited WAL once (see the module doc for why)."""

@@ -5,10 +5,11 @@ logs with `blob_id` and `object_id` indexed; nodes consume them in chain order a
 `EventCursor` (block number, log index of the next event) with their effects. `LogReader.read`
 returns the first `limit` events at or after a cursor:
 
-* it asks `eth_getLogs` for the System address and the six event topics only (System's
-  ObjectTransferred logs are bookkeeping for clients, not node events), one block range at a
-  time, from the cursor's block (or the deployment block, if later) up to the head minus the
-  confirmations the caller asked for (0 on the devchain and anvil, which never reorganise);
+* it asks `eth_getLogs` for the System address (and Staking's, which emits EpochChangeDone
+  once a committee has its shards) and the six event topics only (System's ObjectTransferred
+  logs are bookkeeping for clients, not node events), one block range at a time, from the
+  cursor's block (or the deployment block, if later) up to the head minus the confirmations
+  the caller asked for (0 on the devchain and anvil, which never reorganise);
 * a range spans at most `max_span_blocks` blocks, since public nodes cap the range or the result
   count (the devchain refuses more than 10,000 logs); a node that refuses a range for its size
   halves the span down to one block, and each success doubles it back towards the maximum;
@@ -29,7 +30,7 @@ adds a field fails loudly instead of decoding garbage.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from eth_abi.abi import decode as abi_decode
@@ -162,7 +163,7 @@ class LogReader:
         self,
         w3: AsyncWeb3[Any],
         url: str,
-        address: str,
+        address: str | Sequence[str],
         decoder: EventDecoder,
         *,
         start_block: int,
@@ -172,7 +173,8 @@ class LogReader:
             raise ValueError("max_span_blocks must be at least 1")
         self._w3 = w3
         self._url = url
-        self._address = AsyncWeb3.to_checksum_address(address)
+        addresses = [address] if isinstance(address, str) else list(address)
+        self._address = [AsyncWeb3.to_checksum_address(a) for a in addresses]
         self._decoder = decoder
         self._start_block = start_block
         self._max_span = max_span_blocks

@@ -5,9 +5,11 @@ System, Committee and WAL views pinned to one block number, so a record assemble
 views is a consistent snapshot. The committee is read from System's current Committee contract:
 members in committee (bitmap) order, keys as EIP-2537 points that `BlsPublicKey.from_eip2537`
 checks to be in the G1 subgroup (and that must equal the contract's compressed form), shards
-from the contract's shard assignment. A sealed Committee never changes, so its members are
-cached by address. Events come from `walruspy.chain.evm_events`. `walruspy.chain.evm` builds
-the writer on top of this class and opens both.
+from the contract's shard assignment. A sealed Committee changes only when Staking refills it
+for a later epoch, so its members are cached by address and epoch. A staking deployment also
+gets `staking`, the client of its Staking and Pools contracts (`walruspy.chain.evm_staking`).
+Events come from `walruspy.chain.evm_events`. `walruspy.chain.evm` builds the writer on top of
+this class and opens both.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from walruspy.chain.contracts import Abi
 from walruspy.chain.deploy import Deployment
 from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, EventDecoder, LogReader
-from walruspy.chain.evm_rpc import ContractHandle, gather_reads, rpc_errors
+from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, gather_reads, rpc_errors
+from walruspy.chain.evm_staking import EvmStaking
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
@@ -60,6 +63,7 @@ class EvmChainReader:
         *,
         confirmations: int = 0,
         max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
+        sender: TransactionSender | None = None,
     ) -> None:
         if confirmations < 0:
             raise ValueError("confirmations cannot be negative")
@@ -71,15 +75,28 @@ class EvmChainReader:
         self._system = ContractHandle(w3, url, deployment.system, abis["System"])
         self._wal = ContractHandle(w3, url, deployment.wal, abis["Wal"])
         self._decoder = EventDecoder(abis["System"])
+        event_sources = [deployment.system]
+        self.staking: EvmStaking | None = None
+        if deployment.staking is not None and deployment.pools is not None:
+            event_sources.append(deployment.staking)
+            self.staking = EvmStaking(
+                w3,
+                url,
+                deployment.staking,
+                deployment.pools,
+                wal=self._wal,
+                abis=abis,
+                sender=sender,
+            )
         self._events = LogReader(
             w3,
             url,
-            deployment.system,
+            event_sources,
             self._decoder,
             start_block=deployment.start_block,
             max_span_blocks=max_span_blocks,
         )
-        self._members: dict[str, tuple[tuple[CommitteeMember, ...], int]] = {}
+        self._members: dict[tuple[str, int], tuple[tuple[CommitteeMember, ...], int]] = {}
         self._n_shards: int | None = None
 
     async def _head(self) -> int:
@@ -123,16 +140,21 @@ class EvmChainReader:
         epoch, address = await gather_reads(
             self._system.view("epoch", block=head), self._system.view("committee", block=head)
         )
-        members, n_shards = await self._committee_members(str(address), head)
+        if int(address, 16) == 0:
+            # A staking system in epoch 0: the first committee is not selected yet.
+            raise ChainUnavailableError(f"{self.url}: no committee yet (epoch {epoch})")
+        members, n_shards = await self._committee_members(str(address), int(epoch), head)
         try:
             return Committee(int(epoch), n_shards, members)
         except ValueError as exc:
             raise ChainUnavailableError(f"{self.url}: inconsistent committee: {exc}") from exc
 
     async def _committee_members(
-        self, address: str, block: BlockIdentifier = "latest"
+        self, address: str, epoch: int, block: BlockIdentifier = "latest"
     ) -> tuple[tuple[CommitteeMember, ...], int]:
-        cached = self._members.get(address)
+        # Under staking the two Committee contracts are refilled every other epoch, so the
+        # members are cached per contract and epoch.
+        cached = self._members.get((address, epoch))
         if cached is not None:
             return cached
         contract = ContractHandle(self._w3, self.url, address, self._abis["Committee"])
@@ -152,7 +174,7 @@ class EvmChainReader:
             raise ChainUnavailableError(f"{self.url}: committee {address}: {exc}") from exc
         if len(self._members) >= _COMMITTEE_CACHE_ENTRIES:
             self._members.pop(next(iter(self._members)))
-        self._members[address] = (members, int(n_shards))
+        self._members[(address, epoch)] = (members, int(n_shards))
         return members, int(n_shards)
 
     async def get_blob(self, object_id: bytes) -> BlobRecord | None:
@@ -202,6 +224,18 @@ class EvmChainReader:
         """Up to `limit` events at or after `cursor`, in chain order (evm_events)."""
         last = await self._head() - self._confirmations
         return await self._events.read(cursor, limit, last)
+
+    async def epoch_step_due_at(self) -> int | None:
+        """When the next permissionless epoch step may be taken (chain seconds).
+
+        With a fixed committee, System's `advance_epoch` at the end of the epoch; with staking,
+        `voting_end` or `initiate_epoch_change`, or None while the new committee reports its
+        shards (no step is due until a quorum has).
+        """
+        if self.staking is not None:
+            return (await self.staking.state()).next_step_at()
+        info = await self.system_info()
+        return info.epoch_started_at + info.epoch_duration_s
 
     async def chain_time(self) -> int:
         """The timestamp of the latest block, in seconds."""

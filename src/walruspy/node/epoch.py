@@ -3,15 +3,26 @@
 Theory of operation (spec/walrus-system.md 2.2, 3.5 and 3.7; Walrus `epoch_change_driver.rs`,
 `epoch_change.rs`).
 
-`EpochChangeDriver` is the permissionless half: any node may call the System contract's
-`advance_epoch()` once the current epoch's duration has passed. Each node looks at the chain clock
-(the latest block's timestamp, or the wall clock when no block has been made for a while, since
-the next block will carry about that time), waits a random jitter so the nodes do not all send the
-same transaction, and calls it. Another node being first is normal: the call then returns False or
-reverts, and both are counted, not raised. Chain failures are retried with capped backoff. The
-epoch's schedule is read from System again only once the end the driver knows of has passed
-(another node may have advanced the epoch meanwhile); in between a check costs one read of the
-chain clock.
+`EpochChangeDriver` is the permissionless half: any node may take the next epoch step once it is
+due: with a fixed committee, System's `advance_epoch()` once the epoch's duration has passed;
+under staking, `voting_end` half an epoch after the last epoch change completed and
+`initiate_epoch_change` a whole epoch after (the chain client's `advance_epoch` takes whichever
+is due). Each node looks at the chain clock (the latest block's timestamp, or the wall clock when
+no block has been made for a while, since the next block will carry about that time), waits a
+random jitter so the nodes do not all send the same transaction, and calls it. Another node
+being first is normal: the call then returns False or reverts, and both are counted, not raised.
+Chain failures are retried with capped backoff. The schedule is read again only once the time
+the driver knows of has passed (another node may have taken the step meanwhile), or, while the
+new committee reports its shards and no step is due, every check interval; in between a check
+costs one read of the chain clock.
+
+`EpochSyncReporter` is the node's part of the multi-stage epoch change (spec 2.2): once the node
+is a member of the new epoch's committee and holds every sliver of its shards, it reports
+`epoch_sync_done(epoch)` on chain, once; at 2f + 1 shards of reports the epoch change is done.
+Until shard sync exists, the slivers of gained shards are filled by blob recovery: the reporter
+scans the certified blobs for missing data, lets the blob-sync workers recover it, and reports
+when a scan finds nothing missing. With a fixed committee the chain has nothing to report and
+the call returns False.
 
 `EpochChanges.begin_epoch` is the node's reaction to `EpochChangeStart(e)`, run inline by the event
 processor: refresh the committee view from the chain (creating storage for any shard the node
@@ -35,6 +46,7 @@ from walruspy.core.committee import Committee
 from walruspy.node.config import EpochConfig
 from walruspy.node.gc import GarbageCollector
 from walruspy.node.metrics import NodeMetrics
+from walruspy.node.recovery import BlobSyncer
 from walruspy.node.store import NodeStore
 from walruspy.node.store_records import ShardStatus
 from walruspy.node.view import CommitteeView, NodeState
@@ -90,6 +102,8 @@ class EpochChanges:
         self.gc = gc
         self.metrics = metrics
         self.backoff_s = backoff_s
+        #: Called after a view is installed (the sync reporter's `epoch_started`).
+        self.on_new_view: Callable[[], None] | None = None
 
     async def begin_epoch(self, epoch: int) -> None:
         """React to `EpochChangeStart(epoch)`."""
@@ -117,6 +131,8 @@ class EpochChanges:
         self.state.view = view
         self.metrics.current_epoch.set(view.epoch)
         log.info("committee view", epoch=view.epoch, owned_shards=len(view.owned_shards))
+        if self.on_new_view is not None:
+            self.on_new_view()
 
 
 class EpochChangeDriver:
@@ -139,16 +155,20 @@ class EpochChangeDriver:
         # Jitter needs no cryptographic randomness.
         self.rng = rng or random.Random()  # noqa: S311
         self.backoff_s = backoff_s
-        # When the epoch we know of may end: read again only once it has passed.
-        self._epoch_end: float | None = None
+        # When the next step we know of is due: read again only once it has passed.
+        self._step_at: float | None = None
 
     async def seconds_until_epoch_end(self) -> float:
-        """How long until the current epoch may be advanced (<= 0: now)."""
+        """How long until the next epoch step is due (<= 0: now)."""
         now = max(float(await self.chain.chain_time()), self.clock())
-        if self._epoch_end is None or self._epoch_end <= now:
-            info = await self.chain.system_info()
-            self._epoch_end = float(info.epoch_started_at + info.epoch_duration_s)
-        return self._epoch_end - now
+        if self._step_at is None or self._step_at <= now:
+            due = await self.chain.epoch_step_due_at()
+            if due is None:
+                # The new committee is reporting its shards: look again later.
+                self._step_at = None
+                return self.config.check_interval_s
+            self._step_at = float(due)
+        return self._step_at - now
 
     async def run(self) -> None:
         """Advance epochs forever (until cancelled)."""
@@ -183,3 +203,64 @@ class EpochChangeDriver:
         if advanced:
             log.info("advanced the epoch")
         return advanced
+
+
+class EpochSyncReporter:
+    """Reports `epoch_sync_done` once the node holds its shards of the epoch (module doc)."""
+
+    def __init__(
+        self,
+        chain: ChainWriter,
+        state: NodeState,
+        syncer: BlobSyncer,
+        metrics: NodeMetrics,
+        *,
+        backoff_s: tuple[float, float] = (1.0, 30.0),
+    ) -> None:
+        self.chain = chain
+        self.state = state
+        self.syncer = syncer
+        self.metrics = metrics
+        self.backoff_s = backoff_s
+        self.reported_epoch = 0
+        self._epoch_started = asyncio.Event()
+
+    def epoch_started(self) -> None:
+        """A new committee view was installed: look at it."""
+        self._epoch_started.set()
+
+    async def run(self) -> None:
+        """Report every epoch this node is a member of, once (until cancelled)."""
+        while True:
+            self._epoch_started.clear()
+            epoch = self.state.epoch
+            if epoch <= self.reported_epoch or not self.state.view.is_member:
+                await self._epoch_started.wait()
+                continue
+            await self.fill_shards()
+            if self.state.epoch != epoch:
+                continue  # the next epoch began meanwhile: report that one
+            await self.report(epoch)
+
+    async def fill_shards(self) -> None:
+        """Recover until a scan finds no certified blob with data missing from our shards."""
+        low, high = self.backoff_s
+        rounds = 0
+        while await self.syncer.scan() > 0:
+            await self.syncer.wait_idle()
+            rounds += 1
+            # Syncs that gave up are retried by the next scan, after a pause.
+            await asyncio.sleep(min(high, low * 2 ** min(rounds - 1, 16)) if rounds > 1 else 0)
+
+    async def report(self, epoch: int) -> None:
+        """Send the report for `epoch`; a revert (the epoch moved on) is logged, not raised."""
+        try:
+            sent = await retry_chain(
+                lambda: self.chain.epoch_sync_done(epoch), *self.backoff_s, what="epoch_sync_done"
+            )
+        except ChainRevertError as exc:
+            log.warning("epoch_sync_done refused", epoch=epoch, reason=exc.reason)
+            sent = False
+        self.reported_epoch = epoch
+        self.metrics.epoch_sync_reports.labels("sent" if sent else "not_needed").inc()
+        log.info("shards of the epoch held", epoch=epoch, reported=sent)

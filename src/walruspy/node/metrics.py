@@ -96,6 +96,11 @@ class NodeMetrics:
         self.epoch_advances = counter(
             "epoch_change_calls", "advance_epoch() calls by this node", ("outcome",)
         )
+        self.epoch_sync_reports = counter(
+            "epoch_sync_done_reports",
+            "Epochs whose shards this node reported holding",
+            ("outcome",),
+        )
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

@@ -7,10 +7,11 @@ Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.
    garbage collection a crash interrupted;
 2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound);
 3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers, the
-   invalidation workers (which post the certificate of a blob that sync found inconsistent) and
-   the epoch-change driver; `ready` is set once the API serves, the event processor has reached the
-   end of the chain's event stream once, and the first scan has queued the recovery of every
-   certified blob with missing data, so a ready node answers with up-to-date records;
+   invalidation workers (which post the certificate of a blob that sync found inconsistent), the
+   epoch-sync reporter (which tells the chain once the node holds its shards of a new epoch)
+   and the epoch-change driver; `ready` is set once the API serves, the event processor has
+   reached the end of the chain's event stream once, and the first scan has queued the recovery
+   of every certified blob with missing data, so a ready node answers with up-to-date records;
 4. on cancellation (SIGTERM or Ctrl-C in `main`, or the caller's `task.cancel()`), the TaskGroup
    cancels every task, the API stops, and the store closes: every write acknowledged before was
    synced to disk, so nothing is lost.
@@ -38,7 +39,7 @@ from walruspy.chain.api import ChainWriter
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.node.api import NodeApi
 from walruspy.node.config import NodeConfig, load_config
-from walruspy.node.epoch import EpochChangeDriver, EpochChanges, retry_chain
+from walruspy.node.epoch import EpochChangeDriver, EpochChanges, EpochSyncReporter, retry_chain
 from walruspy.node.errors import ConfigError
 from walruspy.node.events import EventProcessor
 from walruspy.node.gc import GarbageCollector
@@ -93,6 +94,7 @@ class StorageNode:
         self.processor: EventProcessor | None = None
         self.syncer: BlobSyncer | None = None
         self.invalidator: Invalidator | None = None
+        self.reporter: EpochSyncReporter | None = None
         self.api: NodeApi | None = None
 
     async def wait_ready(self) -> None:
@@ -130,6 +132,10 @@ class StorageNode:
             service, self.chain, config.blob_recovery, config.chain, rng=self._rng
         )
         self.syncer = BlobSyncer(service, config.blob_recovery, self.invalidator, rng=self._rng)
+        self.reporter = EpochSyncReporter(
+            self.chain, state, self.syncer, metrics, backoff_s=backoff
+        )
+        epochs.on_new_view = self.reporter.epoch_started
         self.processor = EventProcessor(
             self.chain,
             service,
@@ -173,11 +179,12 @@ class StorageNode:
 
     async def _run_tasks(self, metrics: NodeMetrics) -> None:
         assert self.processor is not None and self.syncer is not None
-        assert self.invalidator is not None
+        assert self.invalidator is not None and self.reporter is not None
         async with asyncio.TaskGroup() as group:
             group.create_task(self.processor.run())
             group.create_task(self.syncer.run())
             group.create_task(self.invalidator.run())
+            group.create_task(self.reporter.run())
             if self.config.epoch.drive_epoch_change:
                 driver = EpochChangeDriver(
                     self.chain, self.config.epoch, metrics, clock=self._clock, rng=self._rng

@@ -1,0 +1,142 @@
+"""Deploying the control plane with staking: the committee is elected, not written down.
+
+Theory of operation (spec/walrus-system.md 2.2, 2.3; Move `init::initialize_walrus`). Walrus
+creates the System and Staking objects in epoch 0, with no committee; storage nodes register as
+candidates, stakers stake with them, and the first `voting_end` + `initiate_epoch_change` select
+and install the committee of epoch 1 by the same code as every later one. From one deployer
+account, over standard JSON-RPC only:
+
+1. `Wal(supply)`, the whole supply minted to the deployer;
+2. `Selection()` (the pure apportionment rules), `Staking(wal, selection, n_shards, epoch
+   duration, epoch 0 duration)` and `Pools(wal, staking)`;
+3. `System(wal, 0, epoch duration, max epochs ahead, capacity, 0, 0, staking)`, which starts
+   epoch 0 with prices at the maximum: the block of this transaction is where the event stream
+   of the deployment starts;
+4. two empty `Committee()`s, each handed over to Staking, which installs every epoch's BLS
+   committee in them alternately, and `Staking.attach(system, pools, committee_a, committee_b)`.
+
+Nodes then register themselves (`EvmChain.staking.register_candidate`, from their own wallet,
+with a proof of possession for that wallet and the current epoch) and anyone stakes with them.
+Every transaction has an explicit gas limit, about 1.4x what the devchain measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Final
+
+from eth_account import Account
+
+from walruspy.chain.contracts import DEPLOYABLE, compile_contract
+from walruspy.chain.deploy import Deployment, abi_digest, constructor_data, create_contract
+from walruspy.chain.evm_rpc import (
+    DEFAULT_RECEIPT_TIMEOUT_S,
+    ContractHandle,
+    TransactionSender,
+    open_web3,
+    rpc_errors,
+)
+
+__all__ = ["StakingParams", "deploy_staking"]
+
+_NO_ADDRESS: Final = "0x" + "00" * 20
+_MAX_SHARDS: Final = 1000  # Staking.vy MAX_SHARDS
+_MAX_EPOCHS_AHEAD: Final = 1000  # storage_accounting.vy MAX_MAX_EPOCHS_AHEAD
+_U64: Final = (1 << 64) - 1
+
+# Gas limits. Contract creation costs 200 gas per byte of runtime code plus the constructor.
+_DEPLOY_GAS: Final = {
+    "Wal": 700_000,
+    "Selection": 3_600_000,
+    "Staking": 6_500_000,
+    "Pools": 4_800_000,
+    "System": 6_500_000,
+    "Committee": 4_500_000,
+}
+_HAND_OVER_GAS: Final = 120_000
+_ATTACH_GAS: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class StakingParams:
+    """What a staking deployment fixes for its whole life (Move `initialize_walrus`)."""
+
+    n_shards: int
+    epoch_duration_s: int
+    #: How long epoch 0 (registration, no committee) lasts at least.
+    epoch_zero_duration_s: int = 0
+    max_epochs_ahead: int = 53
+    #: Capacity for epoch 0; from epoch 1 on, the nodes' capacity votes decide it.
+    total_capacity_size: int = 1 << 40
+    wal_supply: int = 5 * 10**18
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (
+            ("n_shards", self.n_shards, 1, _MAX_SHARDS),
+            ("epoch_duration_s", self.epoch_duration_s, 1, _U64),
+            ("epoch_zero_duration_s", self.epoch_zero_duration_s, 0, _U64),
+            ("max_epochs_ahead", self.max_epochs_ahead, 1, _MAX_EPOCHS_AHEAD),
+            ("total_capacity_size", self.total_capacity_size, 0, _U64),
+            ("wal_supply", self.wal_supply, 1, (1 << 256) - 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+async def deploy_staking(
+    rpc_url: str,
+    deployer_key: bytes,
+    params: StakingParams,
+    *,
+    receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+) -> Deployment:
+    """Deploy the staking control plane from `deployer_key`'s account (module doc).
+
+    The deployer holds the whole WAL supply afterwards. Raises `ChainUnavailableError`,
+    `ChainRejectedError` (e.g. no ether for gas) or `ChainRevertError` (a contract check).
+    """
+    compiled = dict(await asyncio.to_thread(lambda: [(n, compile_contract(n)) for n in DEPLOYABLE]))
+    w3 = open_web3(rpc_url)
+    try:
+        with rpc_errors(rpc_url, "read the chain id"):
+            chain_id = await w3.eth.chain_id
+        sender = TransactionSender(w3, rpc_url, deployer_key, chain_id, receipt_timeout_s)
+
+        async def create(name: str, *args: object) -> tuple[str, int]:
+            abi, code = compiled[name]
+            data = constructor_data(abi, code, *args)
+            return await create_contract(sender, name, data, _DEPLOY_GAS[name])
+
+        wal, _ = await create("Wal", params.wal_supply)
+        selection, _ = await create("Selection")
+        staking, _ = await create(
+            "Staking", wal, selection, params.n_shards, params.epoch_duration_s,
+            params.epoch_zero_duration_s,
+        )  # fmt: skip
+        pools, _ = await create("Pools", wal, staking)
+        system, start_block = await create(
+            "System", wal, _NO_ADDRESS, params.epoch_duration_s, params.max_epochs_ahead,
+            params.total_capacity_size, 0, 0, staking,
+        )  # fmt: skip
+        committees = [(await create("Committee"))[0] for _ in range(2)]
+        for address in committees:
+            committee = ContractHandle(w3, rpc_url, address, compiled["Committee"][0])
+            data = committee.calldata("hand_over", staking)
+            await sender.send("hand over a committee", to=address, data=data, gas=_HAND_OVER_GAS)
+        handle = ContractHandle(w3, rpc_url, staking, compiled["Staking"][0])
+        data = handle.calldata("attach", system, pools, *committees)
+        await sender.send("attach staking", to=staking, data=data, gas=_ATTACH_GAS)
+    finally:
+        await w3.provider.disconnect()
+    return Deployment(
+        chain_id=chain_id,
+        system=system,
+        wal=wal,
+        committee=committees[0],
+        deployer=str(Account.from_key(deployer_key).address),
+        start_block=start_block,
+        abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
+        staking=staking,
+        pools=pools,
+    )

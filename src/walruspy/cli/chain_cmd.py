@@ -269,3 +269,102 @@ def deploy_command(
             f"Deployment file: {out_file}",
         ],
     )
+
+
+@chain.command("deploy-staking")
+@click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain.")
+@click.option(
+    "--key",
+    "key_source",
+    required=True,
+    help="Deployer key: a file of hex, env:NAME, or devchain:N (dev accounts).",
+)
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the deployment file.",
+)
+@click.option("--n-shards", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option(
+    "--epoch-duration",
+    "epoch_duration_s",
+    default="1h",
+    show_default=True,
+    callback=_converter(parse_duration_s),
+    help="Epoch length: 90s, 5m, 2h, 1d.",
+)
+@click.option(
+    "--epoch-zero-duration",
+    "epoch_zero_duration_s",
+    default="0s",
+    show_default=True,
+    callback=_converter(parse_duration_s),
+    help="How long epoch 0 (registration and staking, no committee) lasts at least.",
+)
+@click.option(
+    "--max-epochs-ahead",
+    type=click.IntRange(1, 1000),
+    default=53,
+    show_default=True,
+    help="How many epochs ahead storage can be bought (Walrus: 53).",
+)
+@click.option(
+    "--wal-supply",
+    type=click.IntRange(1),
+    default=10**18,
+    show_default=True,
+    help="FROST of WAL minted to the deployer (10^9 FROST = 1 WAL).",
+)
+@json_option
+def deploy_staking_command(
+    *,
+    rpc_url: str,
+    key_source: str,
+    out_file: Path,
+    n_shards: int,
+    epoch_duration_s: int,
+    epoch_zero_duration_s: int,
+    max_epochs_ahead: int,
+    wal_supply: int,
+    as_json: bool,
+) -> None:
+    """Deploy the contracts with staking: the committee is elected (write the deployment file).
+
+    Epoch 0 has no committee: nodes register (`walruspy node register`), stakers stake
+    (`walruspy stake`), and the first epoch change selects the committee of epoch 1.
+    """
+    from walruspy.chain.deploy_staking import StakingParams, deploy_staking
+
+    try:
+        key = read_private_key(key_source)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from None
+    try:
+        params = StakingParams(
+            n_shards=n_shards,
+            epoch_duration_s=epoch_duration_s,
+            epoch_zero_duration_s=epoch_zero_duration_s,
+            max_epochs_ahead=max_epochs_ahead,
+            wal_supply=wal_supply,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    deployment = asyncio.run(deploy_staking(rpc_url, key, params))
+    deployment.save(out_file)
+    result = {**deployment.to_json(), "deployment_file": str(out_file)}
+    emit(
+        result,
+        as_json=as_json,
+        lines=[
+            f"Deployed with staking on chain {deployment.chain_id} from {deployment.deployer}",
+            f"System:  {deployment.system}",
+            f"WAL:     {deployment.wal}",
+            f"Staking: {deployment.staking}",
+            f"Pools:   {deployment.pools}",
+            f"Epoch 0 until nodes register and are staked; events start at block"
+            f" {deployment.start_block}",
+            f"Deployment file: {out_file}",
+        ],
+    )

@@ -47,7 +47,11 @@ def _endpoint_lines(status: dict[str, Any]) -> list[str]:
     ]
     for node in status["nodes"]:
         shards = node["shards"]
-        span = f"{len(shards)} shards" + (f" ({shards[0]}-{shards[-1]})" if shards else "")
+        span = (
+            f"{len(shards)} shards" + (f" ({shards[0]}-{shards[-1]})" if shards else "")
+            if node.get("inCommittee", True)
+            else "not in the committee"
+        )
         state = "running" if node["running"] else "stopped"
         lies = ", lying proxy" if "proxy" in node else ""
         lines.append(
@@ -102,10 +106,11 @@ def up_command(
 @_DIR_OPTION
 @json_option
 def status_command(directory: Path, as_json: bool) -> None:
-    """Show the devnet's endpoints and which of its processes run."""
-    from walruspy.devnet.control import devnet_status
+    """Show the devnet's endpoints, which of its processes run and which nodes are in the
+    current committee (read from the chain while it runs)."""
+    from walruspy.devnet.control import devnet_status, live_committee
 
-    status = devnet_status(directory)
+    status = devnet_status(directory, asyncio.run(live_committee(directory)))
     chain, daemon = status["chain"], status["daemon"]
     emit(
         status,
@@ -114,6 +119,35 @@ def status_command(directory: Path, as_json: bool) -> None:
             *_endpoint_lines(status),
             f"Chain pid {chain['pid']} {'running' if chain['running'] else 'stopped'}, "
             f"daemon pid {daemon['pid']} {'running' if daemon['running'] else 'stopped'}",
+        ],
+    )
+
+
+@devnet.command("add-node")
+@_DIR_OPTION
+@click.option(
+    "--stake",
+    "stake_frost",
+    type=click.IntRange(min=10**9),
+    default=None,
+    help="FROST to stake with the new node from the devnet's wallet (at least 1 WAL).",
+)
+@json_option
+def add_node_command(directory: Path, stake_frost: int | None, as_json: bool) -> None:
+    """Start one more storage node, registered as a candidate (and staked, with --stake).
+
+    It joins the committee at the next selection if its stake earns it shards.
+    """
+    from walruspy.devnet.control import devnet_add_node
+
+    added = asyncio.run(devnet_add_node(directory, stake_frost))
+    emit(
+        added,
+        as_json=as_json,
+        lines=[
+            f"Node {added['index']} ({added['nodeId']}) serves at {added['url']},"
+            f" pid {added['pid']}; it joins the committee at the next selection"
+            + (" with its stake." if stake_frost else " once staked.")
         ],
     )
 

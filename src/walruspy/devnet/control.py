@@ -1,24 +1,42 @@
-"""What `walruspy devnet up|status|down` do: a detached devnet found again by its state file.
+"""What `walruspy devnet up|status|add-node|down` do: a detached devnet found by its state file.
 
 `devnet_up` starts a devnet whose processes run in sessions of their own, writes
 `DIR/devnet.json` and returns, leaving them running. `devnet_status` reads the state file and
-checks which recorded processes still run (same pid and same command line). `devnet_down`
-stops them all: SIGTERM, then SIGKILL after a bound. The directory, with its logs and data,
-stays.
+checks which recorded processes still run (same pid and same command line); with the committee
+`live_committee` reads from the chain, it also says which node is in the current committee.
+`devnet_add_node` prepares, registers (and stakes for) one more node of a staking devnet,
+starts it detached and records it. `devnet_down` stops them all: SIGTERM, then SIGKILL after a
+bound. The directory, with its logs and data, stays.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from walruspy.devnet.network import launch_devnet
-from walruspy.devnet.processes import same_process, stop_pids
-from walruspy.devnet.setup import DevnetSettings
-from walruspy.devnet.state import DevnetState, ProcessRecord
+import aiohttp
 
-__all__ = ["devnet_down", "devnet_status", "devnet_up"]
+from walruspy.chain.api import ChainError
+from walruspy.chain.deploy import Deployment
+from walruspy.chain.evm import open_evm_chain
+from walruspy.core.errors import WalrusError
+from walruspy.devnet.errors import DevnetError
+from walruspy.devnet.network import (
+    NODES_READY_S,
+    PROBE_TIMEOUT_S,
+    launch_devnet,
+    node_spec,
+    process_record,
+)
+from walruspy.devnet.processes import ManagedProcess, same_process, stop_pids
+from walruspy.devnet.setup import DevnetSettings
+from walruspy.devnet.staking import join_node
+from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
+from walruspy.node_api.client import NodeClient
+
+__all__ = ["devnet_add_node", "devnet_down", "devnet_status", "devnet_up", "live_committee"]
 
 
 async def devnet_up(directory: Path | str, settings: DevnetSettings) -> DevnetState:
@@ -32,18 +50,41 @@ def _process_json(record: ProcessRecord) -> dict[str, Any]:
     return {"pid": record.pid, "running": running, "url": record.url, "log": record.log}
 
 
-def devnet_status(directory: Path | str) -> dict[str, Any]:
-    """The devnet's endpoints and nodes, and which of its processes run (JSON-ready)."""
+async def live_committee(directory: Path | str) -> dict[str, tuple[int, ...]] | None:
+    """Node ID (0x hex) -> shards of the chain's current committee; None if unreadable."""
+    state = DevnetState.load(directory)
+    if not same_process(state.chain.pid, state.chain.command):
+        return None
+    try:
+        deployment = Deployment.load(state.deployment_file)
+        async with open_evm_chain(state.chain.url, deployment) as reader:
+            committee = await reader.committee()
+    except ChainError:
+        return None
+    return {"0x" + m.node_id.hex(): m.shards for m in committee.members}
+
+
+def devnet_status(
+    directory: Path | str, committee: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, Any]:
+    """The devnet's endpoints and nodes, and which of its processes run (JSON-ready).
+
+    With `committee` (`live_committee`), each node's shards and `inCommittee` are the chain's
+    now; without, as the state file last recorded them.
+    """
     state = DevnetState.load(directory)
     nodes = []
     for node in state.nodes:
+        shards = node.shards if committee is None else committee.get(node.node_id, ())
+        in_committee = node.in_committee if committee is None else node.node_id in committee
         entry = {
             "index": node.index,
             "nodeId": node.node_id,
             **_process_json(node.process),
             "url": node.url,
             "directUrl": node.process.url,
-            "shards": list(node.shards),
+            "shards": list(shards),
+            "inCommittee": in_committee,
         }
         if node.proxy is not None:
             entry["proxy"] = _process_json(node.proxy)
@@ -71,3 +112,47 @@ async def devnet_down(directory: Path | str) -> list[str]:
         stop_pids, [(record.pid, record.command) for record in records]
     )
     return [record.name for record in records if record.pid in stopped]
+
+
+async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dict[str, Any]:
+    """Start one more node of a running staking devnet (detached); its nodeId, pid and url."""
+    state = DevnetState.load(directory)
+    if not same_process(state.chain.pid, state.chain.command):
+        raise DevnetError(f"the devnet in {state.dir} is not running (its chain is stopped)")
+    deployment = Deployment.load(state.deployment_file)
+    if deployment.staking is None:
+        raise DevnetError("this devnet has a fixed committee: nodes join only by staking")
+    settings = DevnetSettings(
+        n_nodes=len(state.nodes), n_shards=state.n_shards, epoch_duration_s=state.epoch_duration_s
+    )
+    plan = await join_node(
+        state.chain.url,
+        deployment,
+        Path(state.dir),
+        len(state.nodes),
+        settings=settings,
+        stake_frost=stake_frost,
+    )
+    process = ManagedProcess(node_spec(Path(state.dir), plan), detached=True)
+    process.start()
+    async with aiohttp.ClientSession() as session:
+        health = NodeClient(plan.direct_url, session, timeout_s=PROBE_TIMEOUT_S)
+
+        async def serving() -> bool:
+            try:
+                await health.health()
+            except (WalrusError, aiohttp.ClientError, TimeoutError):
+                return False
+            return True
+
+        await process.wait_ready(serving, NODES_READY_S)
+    record = NodeRecord(
+        index=plan.index,
+        process=process_record(process, plan.direct_url),
+        url=plan.url,
+        shards=(),
+        node_id="0x" + plan.node_id.hex(),
+        in_committee=False,
+    )
+    replace(state, nodes=(*state.nodes, record)).save()
+    return {"nodeId": record.node_id, "pid": process.pid, "url": plan.url, "index": plan.index}

@@ -39,7 +39,10 @@ from walruspy.chain.deploy import Deployment
 from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.events import EventCursor
 from walruspy.chain.evm import EvmChain, open_evm_chain
+from walruspy.chain.evm_staking import EpochState
 from walruspy.client import ClientConfig, load_config
+from walruspy.core.committee import Committee
+from walruspy.core.crypto import BlsPublicKey
 from walruspy.core.errors import WalrusError
 from walruspy.devnet.errors import DevnetError
 from walruspy.devnet.processes import POLL_INTERVAL_S, ManagedProcess, ProcessSpec
@@ -51,15 +54,33 @@ from walruspy.devnet.setup import (
     client_config,
     deploy_and_fund,
     free_ports,
+    fund_wallets,
     new_wallet,
     node_config,
     plan_nodes,
     write_yaml,
 )
+from walruspy.devnet.staking import (
+    arrange_by_committee,
+    deploy_staking_network,
+    elect_first_committee,
+    join_node,
+    set_network_address,
+    staking_of,
+)
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
+from walruspy.node.keys import load_wallet_key
 from walruspy.node_api.client import NodeClient
 
-__all__ = ["Devnet", "DevnetNode", "launch_devnet", "open_devnet", "wait_until"]
+__all__ = [
+    "Devnet",
+    "DevnetNode",
+    "launch_devnet",
+    "node_spec",
+    "open_devnet",
+    "process_record",
+    "wait_until",
+]
 
 #: Start-up bounds on a loaded two-core machine: Python imports take seconds per process, and
 #: ten nodes start at once.
@@ -101,8 +122,8 @@ class DevnetNode:
 
     @property
     def shards(self) -> tuple[int, ...]:
-        """The shards the node holds."""
-        return self.plan.member.shards
+        """The shards the node holds in the devnet's current committee (none if not a member)."""
+        return self.devnet.shards_of(self.plan.public_key)
 
     @property
     def pid(self) -> int | None:
@@ -170,6 +191,8 @@ class Devnet:
         self.nodes: list[DevnetNode] = []
         self.deployment: Deployment | None = None
         self.deployer: EvmChain | None = None
+        #: The committee of the current epoch, as the devnet last read it.
+        self.committee: Committee | None = None
 
     # --- endpoints ------------------------------------------------------------------------
 
@@ -211,7 +234,11 @@ class Devnet:
             PUBLISHER_CONTEXT: self.directory / "wallets" / "publisher.key",
         }
         paying = [new_wallet(path) for path in wallets.values()]
-        self.deployment = await deploy_and_fund(self.chain_rpc, plans, settings, paying)
+        if settings.staking:
+            plans = await self._elect(plans, paying, wallets[CLIENT_CONTEXT])
+        else:
+            self.deployment = await deploy_and_fund(self.chain_rpc, plans, settings, paying)
+        assert self.deployment is not None
         self.deployment.save(self.deployment_file)
         write_yaml(
             self.client_config_path,
@@ -220,6 +247,7 @@ class Devnet:
         self.deployer = await self._stack.enter_async_context(
             open_evm_chain(self.chain_rpc, self.deployment, dev_account_keys(1)[0])
         )
+        self.committee = await self.deployer.committee()
         for plan in plans:
             write_yaml(
                 plan.config_path,
@@ -233,20 +261,47 @@ class Devnet:
         async with asyncio.TaskGroup() as group:
             for node in self.nodes:
                 group.create_task(self.wait_node_ready(node))
+        await self.wait_epoch_change_done()
         await self._start_daemon(detached)
         self.save_state()
 
+    async def _elect(
+        self, plans: list[NodePlan], paying: list[str], staker_wallet: Path
+    ) -> list[NodePlan]:
+        """Deploy with staking and elect the first committee (`walruspy.devnet.staking`)."""
+        settings = self.settings
+        self.deployment = await deploy_staking_network(
+            self.chain_rpc, settings.n_shards, settings.epoch_duration_s, settings.max_epochs_ahead
+        )
+        receivers = [plan.wallet_address for plan in plans] + paying
+        await fund_wallets(self.chain_rpc, self.deployment, receivers)
+        staker_key = load_wallet_key(staker_wallet)
+        committee = await elect_first_committee(self.chain_rpc, self.deployment, plans, staker_key)
+        arranged = await asyncio.to_thread(
+            arrange_by_committee, plans, committee, settings.lying_nodes
+        )
+        async with asyncio.TaskGroup() as group:
+            for plan in arranged:
+                if plan.proxy_port is not None:
+                    group.create_task(set_network_address(self.chain_rpc, self.deployment, plan))
+        return arranged
+
+    def shards_of(self, public_key: BlsPublicKey) -> tuple[int, ...]:
+        """The shards of the node with this key in the current committee."""
+        if self.committee is None:
+            return ()
+        for member in self.committee.members:
+            if member.public_key == public_key:
+                return member.shards
+        return ()
+
+    def in_committee(self, node: DevnetNode) -> bool:
+        """Whether `node` is a member of the current committee."""
+        return bool(self.shards_of(node.plan.public_key))
+
     def _node(self, plan: NodePlan, detached: bool) -> DevnetNode:
         name = f"node{plan.index}"
-        process = ManagedProcess(
-            _spec(
-                self.directory,
-                name,
-                "-m walruspy.node run --config {config}",
-                config=plan.config_path,
-            ),
-            detached=detached,
-        )
+        process = ManagedProcess(node_spec(self.directory, plan), detached=detached)
         proxy = None
         if plan.proxy_port is not None:
             proxy = ManagedProcess(
@@ -347,30 +402,97 @@ class Devnet:
             raise DevnetError(f"devchain {method}: {answer['error']}")
         return answer["result"]
 
+    async def _move_clock_to(self, timestamp: int) -> None:
+        """Make the devchain stamp its next block at `timestamp` or later."""
+        # The devchain stamps the next block with the wall clock plus its offset (at least its
+        # parent's time plus one): move the offset so that this time reaches `timestamp`.
+        answer = await self.rpc("evm_increaseTime", "0x0")  # the current offset, in seconds
+        offset = int(answer, 0) if isinstance(answer, str) else int(answer)
+        remaining = timestamp - (time.time() + offset)
+        if remaining > 0:
+            await self.rpc("evm_increaseTime", hex(math.ceil(remaining) + 1))
+
     async def advance_epoch(self) -> int:
         """End the current epoch now: move the chain clock, start the next epoch, wait for it.
 
-        Returns the new epoch once every running node has applied its change.
+        Under staking that is `voting_end` and `initiate_epoch_change`, each once the clock
+        says it is due, after the previous epoch change completed. Returns the new epoch once
+        every running node has applied its change (and, under staking, once the new committee
+        reported its shards, if enough of its nodes run).
         """
-        assert self.deployer is not None
-        info = await self.deployer.system_info()
-        # The devchain stamps the next block with the wall clock plus its offset (at least its
-        # parent's time plus one): move the offset so that this time reaches the epoch's end.
-        answer = await self.rpc("evm_increaseTime", "0x0")  # the current offset, in seconds
-        offset = int(answer, 0) if isinstance(answer, str) else int(answer)
-        remaining = info.epoch_started_at + info.epoch_duration_s - (time.time() + offset)
-        if remaining > 0:
-            await self.rpc("evm_increaseTime", hex(math.ceil(remaining) + 1))
-        # A node's epoch driver may win the race: then this call finds the epoch over already.
-        await self.deployer.advance_epoch()
-        new_epoch = info.epoch + 1
-        if (await self.deployer.system_info()).epoch < new_epoch:
+        deployer = self.deployer
+        assert deployer is not None
+        start_epoch = (await deployer.system_info()).epoch
+        if self.settings.staking:
+            await self.wait_epoch_change_done()
+        for _ in range(2 if self.settings.staking else 1):
+            due = await deployer.epoch_step_due_at()
+            if due is None:
+                break
+            await self._move_clock_to(due)
+            # A node's epoch driver may win the race: then this call finds the step taken.
+            await deployer.advance_epoch()
+        new_epoch = start_epoch + 1
+        if (await deployer.system_info()).epoch < new_epoch:
             raise DevnetError(f"epoch {new_epoch} did not start")
+        self.committee = await deployer.committee()
         async with asyncio.TaskGroup() as group:
             for node in self.nodes:
                 if node.process.running and not node.process.paused:
                     group.create_task(self.wait_node_ready(node, new_epoch))
+        if self.settings.staking and self._reporters_can_reach_a_quorum():
+            await self.wait_epoch_change_done()
+        self.save_state()
         return new_epoch
+
+    def _reporters_can_reach_a_quorum(self) -> bool:
+        """Whether the running members hold a quorum of shards (so the change can complete)."""
+        weight = sum(
+            len(node.shards)
+            for node in self.nodes
+            if node.process.running and not node.process.paused
+        )
+        return 3 * weight >= 2 * self.settings.n_shards + 1
+
+    async def wait_epoch_change_done(self) -> None:
+        """Under staking, wait until the current epoch's committee reported its shards."""
+        if not self.settings.staking:
+            return
+        staking = staking_of(self._need_deployer())
+
+        async def done() -> bool:
+            return (await staking.state()).state is EpochState.EPOCH_CHANGE_DONE
+
+        await wait_until(done, EPOCH_SEEN_S, "the epoch change completing (EpochChangeDone)")
+
+    def _need_deployer(self) -> EvmChain:
+        if self.deployer is None:
+            raise DevnetError("the devnet is not started")
+        return self.deployer
+
+    async def add_node(self, stake_frost: int | None = None) -> DevnetNode:
+        """Start one more node, registered as a candidate; staked from the devnet's wallet.
+
+        The node serves at once (outside the committee, it stores nothing new); it joins the
+        committee at the next selection if its stake earns it shards. Staking devnets only.
+        """
+        if not self.settings.staking:
+            raise DevnetError("only a staking devnet can add nodes")
+        assert self.deployment is not None
+        plan = await join_node(
+            self.chain_rpc,
+            self.deployment,
+            self.directory,
+            len(self.nodes),
+            settings=self.settings,
+            stake_frost=stake_frost,
+        )
+        node = self._node(plan, self.detached)
+        self.nodes.append(node)
+        node.process.start()
+        await self.wait_node_ready(node)
+        self.save_state()
+        return node
 
     # --- state and stop ---------------------------------------------------------------------
 
@@ -381,19 +503,20 @@ class Devnet:
             dir=str(self.directory),
             n_shards=self.settings.n_shards,
             epoch_duration_s=self.settings.epoch_duration_s,
-            chain=_record(self.chain_process, self.chain_rpc),
+            chain=process_record(self.chain_process, self.chain_rpc),
             nodes=tuple(
                 NodeRecord(
                     index=node.index,
-                    process=_record(node.process, node.direct_url),
+                    process=process_record(node.process, node.direct_url),
                     url=node.url,
                     shards=node.shards,
                     node_id="0x" + node.plan.node_id.hex(),
-                    proxy=_record(node.proxy, node.url) if node.proxy is not None else None,
+                    proxy=process_record(node.proxy, node.url) if node.proxy is not None else None,
+                    in_committee=self.in_committee(node),
                 )
                 for node in self.nodes
             ),
-            daemon=_record(self.daemon_process, self.publisher_url),
+            daemon=process_record(self.daemon_process, self.publisher_url),
             client_config=str(self.client_config_path),
             deployment_file=str(self.deployment_file),
         )
@@ -414,6 +537,16 @@ class Devnet:
         await self.chain_process.stop()
 
 
+def node_spec(directory: Path, plan: NodePlan) -> ProcessSpec:
+    """The process of a devnet's storage node: `python -m walruspy.node run --config FILE`."""
+    return _spec(
+        directory,
+        f"node{plan.index}",
+        "-m walruspy.node run --config {config}",
+        config=plan.config_path,
+    )
+
+
 def _spec(directory: Path, name: str, template: str, **values: object) -> ProcessSpec:
     """A process named `name` running `python TEMPLATE`, its `{fields}` filled in.
 
@@ -424,7 +557,8 @@ def _spec(directory: Path, name: str, template: str, **values: object) -> Proces
     return ProcessSpec(name, args, directory / "logs" / f"{name}.log")
 
 
-def _record(process: ManagedProcess, url: str) -> ProcessRecord:
+def process_record(process: ManagedProcess, url: str) -> ProcessRecord:
+    """The state file's record of a running process."""
     return ProcessRecord(
         name=process.spec.name,
         pid=process.pid or 0,

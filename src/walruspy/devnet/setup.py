@@ -45,16 +45,20 @@ from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import open_evm_chain
 from walruspy.chain.evm_rpc import TransactionSender, open_web3
 from walruspy.core.committee import CommitteeMember
+from walruspy.core.crypto import BlsPublicKey
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
 
 __all__ = [
     "CLIENT_CONTEXT",
+    "LOOPBACK",
     "PUBLISHER_CONTEXT",
     "DevnetSettings",
     "NodePlan",
+    "add_node_plan",
     "client_config",
     "deploy_and_fund",
     "free_ports",
+    "fund_wallets",
     "new_wallet",
     "node_config",
     "plan_nodes",
@@ -71,7 +75,8 @@ FUND_ETH_WEI: Final = 1_000 * 10**18
 FUND_WAL_FROST: Final = 10**6 * 10**9
 #: Gas of a plain ether transfer.
 _ETH_TRANSFER_GAS: Final = 21_000
-_LOOPBACK: Final = "127.0.0.1"
+#: Where every devnet process listens.
+LOOPBACK: Final = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,9 @@ class DevnetSettings:
     #: The client's bound on one request to a node: local nodes answer in well under a second,
     #: so a paused node is given up on within this, not Walrus's 300 s.
     request_timeout_s: float = 30.0
+    #: Elect the committee by staking (`walruspy.devnet.staking`), as Walrus does; False
+    #: deploys a fixed committee (`walruspy chain deploy`'s way).
+    staking: bool = True
 
     def __post_init__(self) -> None:
         if self.n_nodes < 1 or self.n_shards < self.n_nodes:
@@ -111,14 +119,25 @@ class DevnetSettings:
 
 @dataclass(frozen=True, slots=True)
 class NodePlan:
-    """One node before it starts: where its files are, its identity, port and shards."""
+    """One node before it starts: where its files are, its identity, address and port.
+
+    `shards` are the shards a fixed committee deals it; under staking the chain decides.
+    """
 
     index: int
     directory: Path
     node_id: bytes
-    member: CommitteeMember
+    public_key: BlsPublicKey
+    #: "host:port" in the committee: the node's own port, or its proxy's if it lies.
+    network_address: str
     port: int
     proxy_port: int | None
+    shards: tuple[int, ...] = ()
+
+    @property
+    def member(self) -> CommitteeMember:
+        """The node as a member of a fixed committee."""
+        return CommitteeMember(self.node_id, self.public_key, self.network_address, self.shards)
 
     @property
     def config_path(self) -> Path:
@@ -128,12 +147,12 @@ class NodePlan:
     @property
     def direct_url(self) -> str:
         """Where the node itself serves."""
-        return f"http://{_LOOPBACK}:{self.port}"
+        return f"http://{LOOPBACK}:{self.port}"
 
     @property
     def url(self) -> str:
         """The URL of the node's committee address (its proxy's, if it lies)."""
-        return f"http://{self.member.network_address}"
+        return f"http://{self.network_address}"
 
     @property
     def wallet_address(self) -> str:
@@ -148,7 +167,7 @@ def free_ports(count: int) -> list[int]:
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
         for sock in sockets:
-            sock.bind((_LOOPBACK, 0))
+            sock.bind((LOOPBACK, 0))
         return [int(sock.getsockname()[1]) for sock in sockets]
 
 
@@ -176,18 +195,29 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
         keys_dir.rename(node_dir / "keys")  # node I holds the keys of committee member I
         port = ports[index]
         proxy_port = next(proxy_ports) if index in settings.lying_nodes else None
-        address = f"{_LOOPBACK}:{proxy_port if proxy_port is not None else port}"
+        address = f"{LOOPBACK}:{proxy_port if proxy_port is not None else port}"
         plans.append(
             NodePlan(
                 index=index,
                 directory=node_dir,
                 node_id=node_id,
-                member=CommitteeMember(node_id, public_key, address, owned),
+                public_key=public_key,
+                network_address=address,
                 port=port,
                 proxy_port=proxy_port,
+                shards=owned,
             )
         )
     return plans
+
+
+def add_node_plan(directory: Path, index: int, port: int) -> NodePlan:
+    """Keys and a place for one more node, `DIR/nodes/nodeI`, outside any committee so far."""
+    node_dir = directory / "nodes" / f"node{index}"
+    keys = keygen(node_dir / "keys")
+    public_key = load_protocol_key(keys.protocol_key_path).public_key()
+    node_id = hashlib.blake2b(public_key.to_bytes(), digest_size=32).digest()
+    return NodePlan(index, node_dir, node_id, public_key, f"{LOOPBACK}:{port}", port, None)
 
 
 def node_config(
@@ -197,7 +227,7 @@ def node_config(
     return {
         "name": f"node{plan.index}",
         "storage_path": str(plan.directory / "db"),
-        "rest_api_address": f"{_LOOPBACK}:{plan.port}",
+        "rest_api_address": f"{LOOPBACK}:{plan.port}",
         "public_url": plan.url,
         "protocol_key_path": str(plan.directory / "keys" / "protocol.key"),
         "wallet_key_path": str(plan.directory / "keys" / "wallet.key"),
@@ -284,10 +314,17 @@ async def deploy_and_fund(
         write_price_per_unit_size=20_000,
     )
     deployment = await deploy(rpc_url, deployer_key, params)
+    receivers = [plan.wallet_address for plan in plans] + list(paying_wallets)
+    await fund_wallets(rpc_url, deployment, receivers)
+    return deployment
+
+
+async def fund_wallets(rpc_url: str, deployment: Deployment, receivers: Sequence[str]) -> None:
+    """Send every wallet ether for gas and WAL, from the devchain's first account."""
+    deployer_key = dev_account_keys(1)[0]
     w3 = open_web3(rpc_url)
     try:
         sender = TransactionSender(w3, rpc_url, deployer_key, deployment.chain_id)
-        receivers = [plan.wallet_address for plan in plans] + list(paying_wallets)
         async with asyncio.TaskGroup() as group:
             for address in receivers:
                 group.create_task(
@@ -307,4 +344,3 @@ async def deploy_and_fund(
     ):
         for address in receivers:
             group.create_task(chain.transfer_wal(address, FUND_WAL_FROST))
-    return deployment

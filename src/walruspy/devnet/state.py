@@ -49,7 +49,11 @@ class ProcessRecord:
 
 @dataclass(frozen=True, slots=True)
 class NodeRecord:
-    """One storage node: its process, committee URL, shards and, if it lies, its proxy."""
+    """One storage node: its process, committee URL, shards and, if it lies, its proxy.
+
+    `shards` and `in_committee` are as of the devnet's last look at the chain (its start, an
+    epoch it advanced, a node added); the nodes' own drivers may have moved on since.
+    """
 
     index: int
     process: ProcessRecord
@@ -57,6 +61,7 @@ class NodeRecord:
     shards: tuple[int, ...]
     node_id: str
     proxy: ProcessRecord | None = None
+    in_committee: bool = True
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeRecord:
@@ -69,6 +74,7 @@ class NodeRecord:
             shards=tuple(int(s) for s in data["shards"]),
             node_id=str(data["node_id"]),
             proxy=ProcessRecord.from_json(proxy) if proxy is not None else None,
+            in_committee=bool(data.get("in_committee", True)),
         )
 
 

@@ -174,8 +174,14 @@ def load(name: str) -> Any:
     return boa.load_partial(str(CONTRACTS_DIR / f"{name}.vy"))
 
 
-def deploy_staking_net(n_shards: int = 10, *, epoch_zero_s: int = 0) -> StakingNet:
-    """Deploy and link everything from boa's default account, which holds all WAL."""
+def deploy_staking_net(
+    n_shards: int = 10, *, epoch_zero_s: int = 0, reserve: int = 0
+) -> StakingNet:
+    """Deploy and link everything from boa's default account, which holds all WAL.
+
+    `reserve` placeholder members are written into each committee first, as `deploy_staking`
+    does (Committee.reserve), so that installing a committee rewrites storage.
+    """
     owner = str(boa.env.eoa)
     wal = load("Wal").deploy(WAL_SUPPLY)
     selection = load("Selection").deploy()
@@ -189,6 +195,8 @@ def deploy_staking_net(n_shards: int = 10, *, epoch_zero_s: int = 0) -> StakingN
     committee_deployer = load("Committee")
     committees = (committee_deployer.deploy(), committee_deployer.deploy())
     for committee in committees:
+        if reserve:
+            committee.reserve(reserve)
         committee.hand_over(staking.address)
     staking.attach(system.address, pools.address, committees[0].address, committees[1].address)
     return StakingNet(wal, selection, staking, pools, system, committees, owner, n_shards)

@@ -420,3 +420,27 @@ def test_check_proof_of_possession_names_what_is_wrong(
         committee_contract.check_proof_of_possession(key, pop, account, 6)
     with boa.reverts("public key is the point at infinity"):
         committee_contract.check_proof_of_possession(bytes(128), pop, account, 5)
+
+
+def test_reserved_storage_makes_the_first_install_cheap(
+    committee_deployer: Any, committee: Committee, wal: Any
+) -> None:
+    keys = [m.public_key_eip2537 for m in committee.members]
+    ids = [m.node_id for m in committee.members]
+    costs = []
+    for reserve in (0, len(ids)):
+        contract = committee_deployer.deploy()
+        with boa.env.prank(boa.env.generate_address()), boa.reverts("not the installer"):
+            contract.reserve(1)
+        with boa.reverts("too many members"):
+            contract.reserve(151)
+        contract.reserve(reserve)
+        contract.hand_over(wal.address)
+        assert contract.committee_size() == 0  # placeholders dropped
+        with boa.env.prank(wal.address), boa.reverts("committee already filled"):
+            contract.reserve(1)
+        with boa.env.prank(wal.address):
+            contract.install(3, ids, keys, committee.shard_owners())
+            costs.append(contract._computation.get_gas_used())
+        assert [bytes(n) for n in contract.node_weights()[0]] == ids
+    assert costs[1] < costs[0] - len(ids) * 60_000, costs

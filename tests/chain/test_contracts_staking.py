@@ -549,28 +549,34 @@ def test_random_stake_changes_keep_committees_sound(rounds: list[list[int]]) -> 
         net.sync_done()
 
 
+@pytest.mark.slow
 def test_selection_and_epoch_change_fit_one_block_at_full_size() -> None:
     """100 nodes, 1000 shards: voting_end and initiate_epoch_change each under 30M gas.
 
-    Gas is deterministic, so this is a bound, not a timing. A fresh environment without the
-    test isolation's snapshots lets the measured calls start with every slot cold.
+    Measured for the first epoch change (100 pools join at once) and the next two (each fills
+    the other Committee contract, then rewrites one), with the committees' storage reserved
+    at deployment as `deploy_staking` does. Gas is deterministic, so this is a bound, not a
+    timing. A fresh environment without the test isolation's snapshots lets each measured call
+    start with every slot cold.
     """
+    gas: dict[str, int] = {}
     with boa.swap_env(boa.Env()):
-        net = deploy_staking_net(1000)
+        net = deploy_staking_net(1000, reserve=100)
         staker = str(boa.env.generate_address("staker"))
         net.fund(staker, 10**8 * WAL)
         operators = [net.register(f"n{i}") for i in range(100)]
         for i, operator in enumerate(operators):
             net.stake(staker, operator.node_id, (1000 + 37 * i) * WAL)
-        net.advance()
-        for i, operator in enumerate(operators[:30]):
-            net.stake(staker, operator.node_id, (500 + 11 * i) * WAL)
-        boa.env.time_travel(seconds=EPOCH_S // 2)
-        boa.env.reset_gas_used()
-        net.staking.voting_end()
-        voting_gas = boa.env.get_gas_used()
-        boa.env.time_travel(seconds=EPOCH_S // 2)
-        boa.env.reset_gas_used()
-        net.staking.initiate_epoch_change()
-        change_gas = boa.env.get_gas_used()
-    assert voting_gas < 30_000_000 and change_gas < 30_000_000, (voting_gas, change_gas)
+        for change in range(3):
+            if change:
+                for i, operator in enumerate(operators[:30]):
+                    net.stake(staker, operator.node_id, (500 + 11 * i + change) * WAL)
+            for step in ("voting_end", "initiate_epoch_change"):
+                if change:
+                    boa.env.time_travel(seconds=EPOCH_S // 2)
+                boa.env.reset_gas_used()
+                getattr(net.staking, step)()
+                gas[f"{step} {change}"] = boa.env.get_gas_used()
+            net.sync_done()
+    print(f"gas with 100 nodes and 1000 shards: {gas}")
+    assert max(gas.values()) < 30_000_000, gas

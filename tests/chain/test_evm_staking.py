@@ -90,7 +90,11 @@ async def test_the_epoch_change_through_the_client(node: ChainProcess) -> None:
             nodes[node_id] = (key, bls)
             await staking.stake(node_id, (index + 1) * 1000 * WAL)
         assert set(await staking.node_ids()) == set(nodes)
-        assert [stake for _, stake in await staking.active_set()] == [1000 * WAL, 2000 * WAL, 3000 * WAL]
+        assert [stake for _, stake in await staking.active_set()] == [
+            1000 * WAL,
+            2000 * WAL,
+            3000 * WAL,
+        ]
         staked = await staking.staked_wal(chain.address)
         assert sorted(s.principal for s in staked) == [1000 * WAL, 2000 * WAL, 3000 * WAL]
         assert all(s.activation_epoch == 1 and s.state == "Staked" for s in staked)
@@ -143,7 +147,9 @@ async def test_the_epoch_change_through_the_client(node: ChainProcess) -> None:
         assert pool.commission_rate == 500 and pool.latest_epoch == 2
         paid = await staking.withdraw_stake(leaving.object_id)
         assert paid >= 1000 * WAL
-        assert leaving.object_id not in {s.object_id for s in await staking.staked_wal(chain.address)}
+        assert leaving.object_id not in {
+            s.object_id for s in await staking.staked_wal(chain.address)
+        }
 
 
 async def test_a_registration_with_a_foreign_proof_is_refused(node: ChainProcess) -> None:

@@ -12,8 +12,11 @@ account, over standard JSON-RPC only:
 3. `System(wal, 0, epoch duration, max epochs ahead, capacity, 0, 0, staking)`, which starts
    epoch 0 with prices at the maximum: the block of this transaction is where the event stream
    of the deployment starts;
-4. two empty `Committee()`s, each handed over to Staking, which installs every epoch's BLS
-   committee in them alternately, and `Staking.attach(system, pools, committee_a, committee_b)`.
+4. two empty `Committee()`s, each with storage for `reserved_members` members written ahead
+   (`Committee.reserve`, in batches: creating a storage slot costs 22,100 gas and rewriting
+   one at most 5,000, so the epoch change that first installs a committee there stays well
+   inside a block) and handed over to Staking, which installs every epoch's BLS committee in
+   them alternately; then `Staking.attach(system, pools, committee_a, committee_b)`.
 
 Nodes then register themselves (`EvmChain.staking.register_candidate`, from their own wallet,
 with a proof of possession for that wallet and the current epoch) and anyone stakes with them.
@@ -56,6 +59,11 @@ _DEPLOY_GAS: Final = {
 }
 _HAND_OVER_GAS: Final = 120_000
 _ATTACH_GAS: Final = 200_000
+# Committee.reserve: six fresh slots (133k gas) per placeholder member; batches of 50.
+_RESERVE_BATCH: Final = 50
+_RESERVE_BASE_GAS: Final = 100_000
+_RESERVE_PER_MEMBER_GAS: Final = 190_000
+_MAX_MEMBERS: Final = 150  # Committee.vy MAX_MEMBERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,16 @@ class StakingParams:
     #: Capacity for epoch 0; from epoch 1 on, the nodes' capacity votes decide it.
     total_capacity_size: int = 1 << 40
     wal_supply: int = 5 * 10**18
+    #: Committee members whose storage is written at deployment (None: as many as a
+    #: committee can have, min(150, n_shards)).
+    reserved_members: int | None = None
+
+    @property
+    def members_to_reserve(self) -> int:
+        """How many members' storage `deploy_staking` writes ahead in each committee."""
+        if self.reserved_members is not None:
+            return self.reserved_members
+        return min(_MAX_MEMBERS, self.n_shards)
 
     def __post_init__(self) -> None:
         for name, value, low, high in (
@@ -79,6 +97,7 @@ class StakingParams:
             ("max_epochs_ahead", self.max_epochs_ahead, 1, _MAX_EPOCHS_AHEAD),
             ("total_capacity_size", self.total_capacity_size, 0, _U64),
             ("wal_supply", self.wal_supply, 1, (1 << 256) - 1),
+            ("reserved_members", self.members_to_reserve, 0, _MAX_MEMBERS),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -122,6 +141,13 @@ async def deploy_staking(
         committees = [(await create("Committee"))[0] for _ in range(2)]
         for address in committees:
             committee = ContractHandle(w3, rpc_url, address, compiled["Committee"][0])
+            remaining = params.members_to_reserve
+            while remaining > 0:
+                batch = min(_RESERVE_BATCH, remaining)
+                data = committee.calldata("reserve", batch)
+                gas = _RESERVE_BASE_GAS + _RESERVE_PER_MEMBER_GAS * batch
+                await sender.send("reserve committee storage", to=address, data=data, gas=gas)
+                remaining -= batch
             data = committee.calldata("hand_over", staking)
             await sender.send("hand over a committee", to=address, data=data, gas=_HAND_OVER_GAS)
         handle = ContractHandle(w3, rpc_url, staking, compiled["Staking"][0])

@@ -232,14 +232,39 @@ def seal(shard_owners: Bytes[MAX_SHARDS]):
 
 
 @external
+def reserve(count: uint256):
+    """
+    @notice Writes `count` placeholder members and a full shard assignment to storage, then
+        drops the members again (installer only, on an empty committee, before `hand_over`).
+    @dev Creating a storage slot costs 22,100 gas, rewriting one 2,900-5,000: Staking's
+        first `install` of 100 members into a fresh committee would write 600 new slots
+        (15M gas) inside `initiate_epoch_change`. The deployer pays that here instead, in
+        batches, so the epoch change fits in a block whatever the committee.
+    """
+    assert msg.sender == self.installer, "not the installer"
+    assert self.staking == empty(address) and not self.sealed, "committee already filled"
+    assert len(self._members) + count <= MAX_MEMBERS, "too many members"
+    placeholder: Member = Member(
+        node_id=convert(1, bytes32),
+        public_key=bls12381.G1Point(x_hi=1, x_lo=1, y_hi=1, y_lo=1),
+        weight=1,
+        network_address="",
+    )
+    for _: uint256 in range(count, bound=MAX_MEMBERS):
+        self._members.append(placeholder)
+
+
+@external
 def hand_over(staking: address):
     """
     @notice Makes the Staking contract `staking` the only one that fills this committee,
-        with `install`, from now on (installer only, before any member is added).
+        with `install`, from now on (installer only, before sealing); placeholders of
+        `reserve` are dropped (their storage stays written).
     """
     assert msg.sender == self.installer, "not the installer"
-    assert len(self._members) == 0 and not self.sealed, "committee already filled"
+    assert not self.sealed and self.staking == empty(address), "committee already filled"
     assert staking.is_contract, "staking is not a contract"
+    self._members = []
     self.installer = staking
     self.staking = staking
 

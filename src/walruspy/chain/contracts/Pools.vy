@@ -67,9 +67,29 @@ MAX_SEARCH_STEPS: constant(uint256) = 40
 
 KIND_STAKED_WAL: constant(uint8) = 3
 
+# A pool's meta word: exists (bit 0) | commission rate << 8 | activation epoch << 32 |
+# latest epoch << 64 | number of recorded exchange rates << 96.
+RATE_SHIFT: constant(uint256) = 8
+ACTIVATION_SHIFT: constant(uint256) = 32
+LATEST_SHIFT: constant(uint256) = 64
+COUNT_SHIFT: constant(uint256) = 96
+
 
 struct Pool:
-    # Move `StakingPool` (its accounting half; Staking.vy keeps the node's record).
+    # Move `StakingPool` (its accounting half; Staking.vy keeps the node's record). The small
+    # fields share one word, `meta` (see _meta), so that advancing a pool rewrites one slot.
+    meta: uint256
+    wal_balance: uint256
+    num_shares: uint256
+    rewards_pool: uint256
+    commission: uint256
+    # Commission added at the last epoch change, collectable after the next voting_end.
+    blocked_commission: uint256
+    commission_receiver: address
+
+
+struct PoolInfo:
+    # A pool as clients read it.
     exists: bool
     commission_rate: uint16
     activation_epoch: uint32
@@ -78,7 +98,6 @@ struct Pool:
     num_shares: uint256
     rewards_pool: uint256
     commission: uint256
-    # Commission added at the last epoch change, collectable after the next voting_end.
     blocked_commission: uint256
     commission_receiver: address
 
@@ -104,14 +123,14 @@ struct Context:
 wal: public(immutable(address))
 staking: public(immutable(address))
 
-pools: public(HashMap[bytes32, Pool])
+_pools: HashMap[bytes32, Pool]
 _pending_stake: HashMap[bytes32, uint256]
 _pending_shares_withdraw: HashMap[bytes32, uint256]
 _pre_active_withdrawals: HashMap[bytes32, uint256]
 # Commission rates pending for an epoch, stored as rate + 1 (0: nothing pending).
 _pending_commission_rate: HashMap[bytes32, uint256]
-# Exchange rates in epoch order: epoch | wal amount << 32 | share amount << 104.
-_rate_count: HashMap[bytes32, uint256]
+# Exchange rates in epoch order: epoch | wal amount << 32 | share amount << 104 (their count
+# is in the pool's meta word).
 _rates: HashMap[bytes32, HashMap[uint256, uint256]]
 
 _staked_wal: HashMap[bytes32, StakedWal]
@@ -133,7 +152,13 @@ def __init__(wal_token: address, staking_contract: address):
 @internal
 @pure
 def _pack(base: uint32, due: uint256, next1: uint256, next2: uint256) -> uint256:
+    """
+    @notice A window word; with nothing pending it is 0 whatever its base (an empty window
+        rolls to any epoch unchanged), so that clearing a window clears its slot.
+    """
     assert due <= AMOUNT_MASK and next1 <= AMOUNT_MASK and next2 <= AMOUNT_MASK, "amount too large"
+    if due == 0 and next1 == 0 and next2 == 0:
+        return 0
     return convert(base, uint256) | (due << 32) | (next1 << 104) | (next2 << 176)
 
 
@@ -231,6 +256,42 @@ def _value_at(packed: uint256, epoch: uint32, at: uint32) -> uint256:
     return total
 
 
+# === The meta word ===
+
+
+@internal
+@pure
+def _meta(exists: bool, rate: uint16, activation: uint32, latest: uint32, count: uint256) -> uint256:
+    return (
+        convert(exists, uint256)
+        | (convert(rate, uint256) << RATE_SHIFT)
+        | (convert(activation, uint256) << ACTIVATION_SHIFT)
+        | (convert(latest, uint256) << LATEST_SHIFT)
+        | (count << COUNT_SHIFT)
+    )
+
+
+@internal
+@pure
+def _unmeta(meta: uint256) -> (bool, uint16, uint32, uint32, uint256):
+    """
+    @notice exists, commission rate, activation epoch, latest epoch, rates recorded.
+    """
+    return (
+        meta & 1 == 1,
+        convert((meta >> RATE_SHIFT) & 65535, uint16),
+        convert((meta >> ACTIVATION_SHIFT) & EPOCH_MASK, uint32),
+        convert((meta >> LATEST_SHIFT) & EPOCH_MASK, uint32),
+        meta >> COUNT_SHIFT,
+    )
+
+
+@internal
+@view
+def _exists(node_id: bytes32) -> bool:
+    return self._pools[node_id].meta & 1 == 1
+
+
 # === Exchange rates (Move `pool_exchange_rate`) ===
 
 
@@ -274,10 +335,11 @@ def _rate_at(node_id: bytes32, epoch: uint32) -> uint256:
     @notice Move `exchange_rate_at_epoch`: the rate recorded at the latest epoch <=
         `epoch`, flat before the pool's first record.
     """
-    if epoch < self.pools[node_id].activation_epoch:
+    meta: uint256 = self._pools[node_id].meta
+    if convert(epoch, uint256) < (meta >> ACTIVATION_SHIFT) & EPOCH_MASK:
         return 0
     low: uint256 = 0
-    high: uint256 = self._rate_count[node_id]
+    high: uint256 = meta >> COUNT_SHIFT
     for _: uint256 in range(MAX_SEARCH_STEPS):
         if low >= high:
             break
@@ -297,7 +359,7 @@ def _rate_at(node_id: bytes32, epoch: uint32) -> uint256:
 @internal
 @view
 def _context(node_id: bytes32) -> Context:
-    assert self.pools[node_id].exists, "unknown node"
+    assert self._exists(node_id), "unknown node"
     epoch: uint32 = 0
     selected: bool = False
     in_current: bool = False
@@ -337,7 +399,7 @@ def _wal_balance_at(node_id: bytes32, epoch: uint32, at: uint32) -> uint256:
     @notice Move `wal_balance_at_epoch` for `at` in E..E+2: balance plus pending stake
         minus pending withdrawals, at today's rate.
     """
-    rate: uint256 = self._rate_word(epoch, self.pools[node_id].wal_balance, self.pools[node_id].num_shares)
+    rate: uint256 = self._rate_word(epoch, self._pools[node_id].wal_balance, self._pools[node_id].num_shares)
     base: uint32 = 0
     due: uint256 = 0
     next1: uint256 = 0
@@ -351,7 +413,7 @@ def _wal_balance_at(node_id: bytes32, epoch: uint32, at: uint32) -> uint256:
     withdrawing: uint256 = self._to_wal(
         rate, self._value_at(self._pending_shares_withdraw[node_id], epoch, at) + pre_active_shares
     )
-    return self.pools[node_id].wal_balance + self._value_at(self._pending_stake[node_id], epoch, at) - withdrawing
+    return self._pools[node_id].wal_balance + self._value_at(self._pending_stake[node_id], epoch, at) - withdrawing
 
 
 @internal
@@ -409,13 +471,10 @@ def create_pool(node_id: bytes32, commission_rate: uint16, receiver: address, ac
     @notice Port of the accounting half of Move `staking_pool::new` (Staking only).
     """
     self._only_staking()
-    assert not self.pools[node_id].exists, "pool exists"
+    assert not self._exists(node_id), "pool exists"
     assert convert(commission_rate, uint256) <= N_BASIS_POINTS, "incorrect commission rate"
-    self.pools[node_id] = Pool(
-        exists=True,
-        commission_rate=commission_rate,
-        activation_epoch=activation_epoch,
-        latest_epoch=epoch,
+    self._pools[node_id] = Pool(
+        meta=self._meta(True, commission_rate, activation_epoch, epoch, 0),
         wal_balance=0,
         num_shares=0,
         rewards_pool=0,
@@ -433,29 +492,35 @@ def advance_pool(node_id: bytes32, reward: uint256, epoch: uint32) -> uint256:
         pool's stake for the next selection (at epoch + 1).
     """
     self._only_staking()
-    assert epoch > self.pools[node_id].latest_epoch, "pool already advanced"
+    exists: bool = False
+    commission_rate: uint16 = 0
+    activation: uint32 = 0
+    latest: uint32 = 0
+    count: uint256 = 0
+    exists, commission_rate, activation, latest, count = self._unmeta(self._pools[node_id].meta)
+    assert epoch > latest, "pool already advanced"
     self._roll_pool(node_id, epoch)
-    wal_balance: uint256 = self.pools[node_id].wal_balance
+    wal_balance: uint256 = self._pools[node_id].wal_balance
     assert reward == 0 or wal_balance > 0, "rewards for an empty pool"
-    commission: uint256 = reward * convert(self.pools[node_id].commission_rate, uint256) // N_BASIS_POINTS
-    self.pools[node_id].commission += commission
-    self.pools[node_id].blocked_commission += commission
+    commission: uint256 = reward * convert(commission_rate, uint256) // N_BASIS_POINTS
+    if commission != 0:
+        self._pools[node_id].commission += commission
+        self._pools[node_id].blocked_commission += commission
     base: uint32 = 0
     due: uint256 = 0
     next1: uint256 = 0
     next2: uint256 = 0
     base, due, next1, next2 = self._unpack(self._roll(self._pending_commission_rate[node_id], epoch, True))
     if due != 0:
-        self.pools[node_id].commission_rate = convert(due - 1, uint16)
-    self._pending_commission_rate[node_id] = self._pack(epoch, 0, next1, next2)
+        commission_rate = convert(due - 1, uint16)
+        self._pending_commission_rate[node_id] = self._pack(epoch, 0, next1, next2)
     wal_balance += reward - commission
-    self.pools[node_id].rewards_pool += reward - commission
-    self.pools[node_id].latest_epoch = epoch
+    if reward != commission:
+        self._pools[node_id].rewards_pool += reward - commission
     # Move `process_pending_stake`: record today's rate, then apply stake and withdrawals.
-    rate: uint256 = self._rate_word(epoch, wal_balance, self.pools[node_id].num_shares)
-    count: uint256 = self._rate_count[node_id]
+    rate: uint256 = self._rate_word(epoch, wal_balance, self._pools[node_id].num_shares)
     self._rates[node_id][count] = rate
-    self._rate_count[node_id] = count + 1
+    self._pools[node_id].meta = self._meta(True, commission_rate, activation, epoch, count + 1)
     stake: uint256 = 0
     base, stake, next1, next2 = self._unpack(self._pending_stake[node_id])
     self._pending_stake[node_id] = self._pack(epoch, 0, next1, next2)
@@ -466,8 +531,8 @@ def advance_pool(node_id: bytes32, reward: uint256, epoch: uint32) -> uint256:
     withdrawal: uint256 = self._to_wal(rate, shares)
     assert wal_balance >= withdrawal, "calculation error"
     wal_balance -= withdrawal
-    self.pools[node_id].wal_balance = wal_balance
-    self.pools[node_id].num_shares = self._to_shares(rate, wal_balance)
+    self._pools[node_id].wal_balance = wal_balance
+    self._pools[node_id].num_shares = self._to_shares(rate, wal_balance)
     return self._wal_balance_at(node_id, epoch, epoch + 1)
 
 
@@ -479,7 +544,7 @@ def clear_blocked_commission(node_ids: DynArray[bytes32, MAX_NODES]):
     """
     self._only_staking()
     for node_id: bytes32 in node_ids:
-        self.pools[node_id].blocked_commission = 0
+        self._pools[node_id].blocked_commission = 0
 
 
 @external
@@ -617,8 +682,8 @@ def withdraw_stake(staked_wal_id: bytes32) -> uint256:
         assert staked.withdraw_epoch <= epoch, "withdraw epoch not reached"
         assert staked.activation_epoch <= epoch, "activation epoch not reached"
         rewards = self._calculate_rewards(node_id, staked.principal, staked.activation_epoch, staked.withdraw_epoch)
-    rewards = min(rewards, self.pools[node_id].rewards_pool)
-    self.pools[node_id].rewards_pool -= rewards
+    rewards = min(rewards, self._pools[node_id].rewards_pool)
+    self._pools[node_id].rewards_pool -= rewards
     self._destroy_staked_wal(staked_wal_id)
     self._report_stake(node_id, context)
     amount: uint256 = staked.principal + rewards
@@ -674,13 +739,13 @@ def collect_commission(node_id: bytes32) -> uint256:
         (all but what the last epoch change added, until the next voting_end) to its
         receiver, who calls. Returns the amount.
     """
-    assert self.pools[node_id].exists, "unknown node"
-    assert msg.sender == self.pools[node_id].commission_receiver, "not the commission receiver"
-    total: uint256 = self.pools[node_id].commission
-    blocked: uint256 = self.pools[node_id].blocked_commission
+    assert self._exists(node_id), "unknown node"
+    assert msg.sender == self._pools[node_id].commission_receiver, "not the commission receiver"
+    total: uint256 = self._pools[node_id].commission
+    blocked: uint256 = self._pools[node_id].blocked_commission
     if total <= blocked:
         return 0
-    self.pools[node_id].commission = blocked
+    self._pools[node_id].commission = blocked
     assert extcall WalToken(wal).transfer(msg.sender, total - blocked), "transfer failed"
     return total - blocked
 
@@ -690,13 +755,40 @@ def set_commission_receiver(node_id: bytes32, receiver: address):
     """
     @notice Port of Move `set_commission_receiver` (the current receiver calls).
     """
-    assert self.pools[node_id].exists, "unknown node"
-    assert msg.sender == self.pools[node_id].commission_receiver, "not the commission receiver"
+    assert self._exists(node_id), "unknown node"
+    assert msg.sender == self._pools[node_id].commission_receiver, "not the commission receiver"
     assert receiver != empty(address), "zero address"
-    self.pools[node_id].commission_receiver = receiver
+    self._pools[node_id].commission_receiver = receiver
 
 
 # === Views ===
+
+
+@external
+@view
+def pools(node_id: bytes32) -> PoolInfo:
+    """
+    @notice The node's pool (all zero for an unknown node).
+    """
+    pool: Pool = self._pools[node_id]
+    exists: bool = False
+    commission_rate: uint16 = 0
+    activation: uint32 = 0
+    latest: uint32 = 0
+    count: uint256 = 0
+    exists, commission_rate, activation, latest, count = self._unmeta(pool.meta)
+    return PoolInfo(
+        exists=exists,
+        commission_rate=commission_rate,
+        activation_epoch=activation,
+        latest_epoch=latest,
+        wal_balance=pool.wal_balance,
+        num_shares=pool.num_shares,
+        rewards_pool=pool.rewards_pool,
+        commission=pool.commission,
+        blocked_commission=pool.blocked_commission,
+        commission_receiver=pool.commission_receiver,
+    )
 
 
 @external
@@ -725,7 +817,7 @@ def calculate_rewards(node_id: bytes32, principal: uint256, activation_epoch: ui
     """
     @notice Port of Move `staking::calculate_rewards`.
     """
-    assert self.pools[node_id].exists, "unknown node"
+    assert self._exists(node_id), "unknown node"
     return self._calculate_rewards(node_id, principal, activation_epoch, withdraw_epoch)
 
 

@@ -119,10 +119,25 @@ def test_devnet_up_json_then_down_text(tmp_path: Path, cleanup: list[Path]) -> N
     again = json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout)
     check_status_json(again, 5, 20)
     assert again["chain_rpc"] == status["chain_rpc"]
+    assert all(node["inCommittee"] for node in again["nodes"])
+
+    # One more node: a candidate, staked from the devnet's wallet, outside the committee so far.
+    added = json.loads(
+        walruspy(
+            "devnet", "add-node", "--dir", str(directory), "--stake", str(10**12), "--json"
+        ).stdout
+    )
+    assert set(added) >= {"nodeId", "pid", "url"} and pid_alive(added["pid"])
+    code, _ = http("GET", f"{added['url']}/v1/health")
+    assert code == 200
+    grown = json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout)
+    [new] = [node for node in grown["nodes"] if node["nodeId"] == added["nodeId"]]
+    assert (new["inCommittee"], new["shards"], new["running"]) == (False, [], True)
+    assert len(grown["nodes"]) == 6
 
     pids = every_pid(DevnetState.load(directory))
     down = walruspy("devnet", "down", "--dir", str(directory))
-    assert "Stopped 7 processes" in down.stdout
+    assert "Stopped 8 processes" in down.stdout
     assert not any(pid_alive(pid) for pid in pids)
 
 
@@ -131,6 +146,8 @@ def test_devnet_errors_without_a_devnet(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no devnet state" in missing.stderr
     as_json = walruspy("devnet", "down", "--dir", str(tmp_path / "none"), "--json", check=False)
     assert as_json.returncode == 1 and "no devnet state" in json.loads(as_json.stdout)["error"]
+    add = walruspy("devnet", "add-node", "--dir", str(tmp_path / "none"), check=False)
+    assert add.returncode == 1 and "no devnet state" in add.stderr
     bad = walruspy("devnet", "up", "--dir", str(tmp_path), "--nodes", "5", "--shards", "3",
                    check=False)  # fmt: skip
     assert bad.returncode == 2 and "shard per node" in bad.stderr

@@ -11,13 +11,16 @@ handler of `walruspy.cli.main` and print as one line.
 <base64>}`, as Walrus). Progress bars for encoding, upload and download are drawn on stderr for
 blobs of at least `PROGRESS_MIN_BYTES`, only when stderr is a terminal and never under `--json`.
 Logs of the library go to stderr at warning level, so they never mix with the output.
+
+`info` is a group that prints the overview itself; its subcommands (`info committee`, in
+`walruspy.cli.staking_cmds`) take the same options, or inherit the group's. `client_options` and
+`run_client` are shared with the staking commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from walruspy.cli.output import emit, json_option
+from walruspy.cli.output import emit, json_option, quiet_library_logs
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import BlobIdError, InvalidInputError
 from walruspy.node_api.paths import format_object_id, parse_object_id
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from walruspy.client import WalrusClient
     from walruspy.client.results import ProgressEvent, StoreResult
 
-__all__ = ["CLIENT_COMMANDS"]
+__all__ = ["CLIENT_COMMANDS", "client_options", "info_command", "run_client"]
 
 T = TypeVar("T")
 #: Blobs below this size finish before a bar could be read; no bars for them.
@@ -48,7 +51,7 @@ _PHASE_LABELS = {"encode": "Encoding", "upload": "Uploading", "download": "Downl
 # --- shared options and plumbing ------------------------------------------------------------
 
 
-def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--config`, `--context` and `--json`, which every client command takes."""
     command = json_option(command)
     command = click.option(
@@ -64,14 +67,14 @@ def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def _run(
+def run_client(
     config_path: Path | None, context: str | None, operation: Callable[[WalrusClient], Awaitable[T]]
 ) -> T:
     """Open a client for the configuration and run one async operation on it."""
     # The client pulls in web3 and numpy (over a second): only commands that need it pay.
     from walruspy.client import load_config, open_client
 
-    _quiet_logs()
+    quiet_library_logs()
     config = load_config(config_path)
 
     async def main() -> T:
@@ -79,26 +82,6 @@ def _run(
             return await operation(client)
 
     return asyncio.run(main())
-
-
-class _Stderr:
-    """Whatever `sys.stderr` is when a log line is written (tests swap it per command)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-def _quiet_logs() -> None:
-    """Library logs to stderr, warnings and worse: stdout carries only the command's output."""
-    import structlog
-
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    )
 
 
 def _parse_blob_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
@@ -242,7 +225,7 @@ def _store_lines(path: Path, result: StoreResult) -> list[str]:
     is_flag=True,
     help="Do not look for blob objects of this account to reuse (skips listing them).",
 )
-@_client_options
+@client_options
 def store_command(
     *,
     files: tuple[Path, ...],
@@ -275,7 +258,7 @@ def store_command(
             results.append((path, result))
         return results
 
-    results = _run(config_path, context, operation)
+    results = run_client(config_path, context, operation)
     lines: list[str] = []
     for path, result in results:
         lines += [*_store_lines(path, result), ""]
@@ -306,7 +289,7 @@ def store_command(
     is_flag=True,
     help="Only verify each sliver (faster; for blobs whose writer you trust).",
 )
-@_client_options
+@client_options
 def read_command(
     *,
     blob_id: BlobId,
@@ -337,7 +320,7 @@ def read_command(
                 return await client.read(blob_id, out, consistency=check, progress=bars)
             return await client.read(blob_id, consistency=check, progress=bars)
 
-    data = _run(config_path, context, operation)
+    data = run_client(config_path, context, operation)
     if isinstance(data, int):
         emit(
             {"blobId": str(blob_id), "out": str(out)},
@@ -367,7 +350,7 @@ def read_command(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file whose blob ID is computed locally (by encoding it).",
 )
-@_client_options
+@client_options
 def blob_status_command(
     *,
     blob_id: BlobId | None,
@@ -398,7 +381,7 @@ def blob_status_command(
             result["estimatedExpiryTimestamp"] = _utc_text(start)
         return result, verified.describe()
 
-    result, describe = _run(config_path, context, operation)
+    result, describe = run_client(config_path, context, operation)
     lines = [f"Blob ID: {result['blobId']}", f"Status: {describe}"]
     if "estimatedExpiryTimestamp" in result:
         lines.append(f"Estimated expiry: {result['estimatedExpiryTimestamp']}")
@@ -413,7 +396,7 @@ def blob_status_command(
 @click.option("--object-id", "object_id", callback=_parse_object_id, help="Delete this object.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @click.option("--no-status-check", is_flag=True, help="Do not report the blob's status afterwards.")
-@_client_options
+@client_options
 def delete_command(
     *,
     blob_id: BlobId | None,
@@ -445,7 +428,7 @@ def delete_command(
             described = verified.describe()
         return result, described
 
-    result, described = _run(config_path, context, operation)
+    result, described = run_client(config_path, context, operation)
     if result["noBlobFound"]:
         lines = [f"No deletable blob object of this account found for {target}."]
     else:
@@ -463,7 +446,7 @@ def delete_command(
     "--blob-obj-id", "object_id", required=True, callback=_parse_object_id, help="Blob object."
 )
 @click.option("--epochs-extended", type=click.IntRange(1), required=True, help="Epochs to add.")
-@_client_options
+@client_options
 def extend_command(
     *,
     object_id: bytes,
@@ -473,7 +456,9 @@ def extend_command(
     as_json: bool,
 ) -> None:
     """Keep a certified blob object of this account for more epochs (paid in WAL)."""
-    result = _run(config_path, context, lambda client: client.extend(object_id, epochs_extended))
+    result = run_client(
+        config_path, context, lambda client: client.extend(object_id, epochs_extended)
+    )
     emit(
         result.to_json(),
         as_json=as_json,
@@ -487,14 +472,14 @@ def extend_command(
 
 @click.command("list-blobs")
 @click.option("--include-expired", is_flag=True, help="Also list expired blob objects.")
-@_client_options
+@client_options
 def list_blobs_command(
     *, include_expired: bool, config_path: Path | None, context: str | None, as_json: bool
 ) -> None:
     """The blob objects this account owns."""
     from walruspy.client.results import blob_record_to_json
 
-    blobs: list[BlobRecord] = _run(
+    blobs: list[BlobRecord] = run_client(
         config_path, context, lambda client: client.list_blobs(include_expired)
     )
     lines = [
@@ -516,11 +501,19 @@ def list_blobs_command(
 # --- info -----------------------------------------------------------------------------------
 
 
-@click.command("info")
-@_client_options
-def info_command(*, config_path: Path | None, context: str | None, as_json: bool) -> None:
-    """The system's epoch, shards and nodes, sizes, prices and fault thresholds."""
-    info = _run(config_path, context, lambda client: client.system_info())
+@click.group("info", invoke_without_command=True)
+@client_options
+@click.pass_context
+def info_command(
+    ctx: click.Context, *, config_path: Path | None, context: str | None, as_json: bool
+) -> None:
+    """The system's epoch, shards and nodes, sizes, prices and fault thresholds.
+
+    Subcommands print one part in more detail (`info committee`).
+    """
+    if ctx.invoked_subcommand is not None:
+        return  # the subcommand reads this group's options from ctx.parent
+    info = run_client(config_path, context, lambda client: client.system_info())
     data = info.to_json()
     epoch, size, price, bft = (
         data["epochInfo"],

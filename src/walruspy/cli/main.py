@@ -13,11 +13,12 @@ from pathlib import Path
 import click
 
 from walruspy.cli.chain_cmd import chain
-from walruspy.cli.client_cmds import CLIENT_COMMANDS
+from walruspy.cli.client_cmds import CLIENT_COMMANDS, info_command
 from walruspy.cli.daemon_cmd import DAEMON_COMMANDS
 from walruspy.cli.devnet_cmd import devnet
 from walruspy.cli.node_cmd import node
 from walruspy.cli.output import JSON_META_KEY, emit, json_option
+from walruspy.cli.staking_cmds import STAKING_COMMANDS, info_committee_command
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import WalrusError
 
@@ -107,8 +108,9 @@ def convert_blob_id_command(value: str, as_json: bool) -> None:
 cli.add_command(chain)
 cli.add_command(node)
 cli.add_command(devnet)
-for _command in (*CLIENT_COMMANDS, *DAEMON_COMMANDS):
+for _command in (*CLIENT_COMMANDS, *STAKING_COMMANDS, *DAEMON_COMMANDS):
     cli.add_command(_command)
+info_command.add_command(info_committee_command)
 
 
 def main() -> None:

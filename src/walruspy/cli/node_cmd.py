@@ -8,21 +8,57 @@ the committee (the committee file's `proof_of_possession`; the contract checks i
 `node run --config FILE` validates the configuration (`node_config_example.yaml` documents every
 field), connects to the chain named by its deployment file and serves until SIGTERM or SIGINT;
 its structured logs go to stderr, as JSON lines with `--json`.
+
+On a staking deployment (spec/walrus-system.md 2.3-2.6; Walrus `walrus-node register` and
+`walrus node-admin`) the node's wallet manages the node on chain:
+`node register --config FILE` registers the node as a candidate, named as in the configuration,
+at the network address clients use (the host and port of `public_url`, which defaults to the REST
+API's), with its protocol key's proof of possession for the wallet and the chain's current epoch
+and its first votes and commission rate; the wallet receives the node's StorageNodeCap and its
+commission. A wallet registers one node: a second registration is refused. `node set-votes`
+changes the price and capacity votes and the commission rate (effective two epochs later), and
+`node collect-commission` collects the pool's commission; both act through the one
+StorageNodeCap the wallet holds. A fixed-committee deployment has nothing to register with and
+is refused before any connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import click
 import structlog
 
-from walruspy.cli.output import emit, json_option
+from walruspy.cli.output import emit, frost_text, json_option, quiet_library_logs, wal_text
+from walruspy.core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from walruspy.chain.evm_staking import EvmStaking
+    from walruspy.node.config import NodeConfig
 
 __all__ = ["configure_logging", "node"]
+
+T = TypeVar("T")
+#: Walrus's defaults for `walrus-node setup`: votes in FROST per MiB (per epoch for storage)
+#: and the commission rate in basis points.
+DEFAULT_STORAGE_PRICE: Final = 100_000
+DEFAULT_WRITE_PRICE: Final = 20_000
+DEFAULT_COMMISSION_RATE_BP: Final = 6000
+#: Walrus asks for the capacity; 1 TiB is what `deploy_staking` starts the system with.
+DEFAULT_NODE_CAPACITY: Final = 1 << 40
+#: Staking.vy's bounds: a commission rate in basis points, votes as u64, name and address.
+MAX_COMMISSION_RATE_BP: Final = 10_000
+MAX_VOTE: Final = (1 << 64) - 1
+MAX_NAME_BYTES: Final = 100
+MAX_NETWORK_ADDRESS_BYTES: Final = 259
 
 
 def configure_logging(as_json: bool, level: int = logging.INFO) -> None:
@@ -153,3 +189,295 @@ def run_command(config_path: Path, as_json: bool) -> None:
     load_config(config_path)  # a bad file fails here, before any logging or connection
     configure_logging(as_json)
     asyncio.run(run_from_config(config_path))
+
+
+# --- the node's wallet on a staking deployment ----------------------------------------------
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The node's YAML configuration (its wallet, keys, name and chain).",
+)
+
+
+def _check_range(name: str, value: int | None, high: int) -> None:
+    if value is not None and not 0 <= value <= high:
+        raise InvalidInputError(f"{name} must be in [0, {high}], got {value}")
+
+
+def _check_votes(
+    storage_price: int | None,
+    write_price: int | None,
+    node_capacity: int | None,
+    commission_rate: int | None,
+) -> None:
+    _check_range("--storage-price", storage_price, MAX_VOTE)
+    _check_range("--write-price", write_price, MAX_VOTE)
+    _check_range("--node-capacity", node_capacity, MAX_VOTE)
+    _check_range("--commission-rate (basis points)", commission_rate, MAX_COMMISSION_RATE_BP)
+
+
+def _unspecified(host: str) -> bool:
+    """Whether `host` is 0.0.0.0 or ::, which binds every interface but names none to dial."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False  # a DNS name
+
+
+def network_address(config: NodeConfig) -> str:
+    """Where clients reach the node: `host:port` of its public URL (or the URL itself)."""
+    from walruspy.node.errors import ConfigError
+
+    parts = urlsplit(config.public_url)
+    if not parts.hostname or _unspecified(parts.hostname):
+        raise ConfigError(
+            f"public_url {config.public_url!r} names no host clients can reach: set public_url "
+            "(or a specific host in rest_api_address)"
+        )
+    address = config.public_url
+    if parts.scheme == "http" and parts.port is not None and parts.path in ("", "/"):
+        address = parts.netloc
+    if len(address.encode()) > MAX_NETWORK_ADDRESS_BYTES:
+        raise ConfigError(f"public_url must be at most {MAX_NETWORK_ADDRESS_BYTES} bytes")
+    return address
+
+
+@contextlib.asynccontextmanager
+async def _open_staking(config: NodeConfig) -> AsyncIterator[EvmStaking]:
+    """The staking client of the node's chain, sending from the node's wallet."""
+    from walruspy.chain.deploy import Deployment
+    from walruspy.chain.evm import open_evm_chain
+    from walruspy.node.errors import ConfigError
+    from walruspy.node.keys import load_wallet_key
+
+    deployment = Deployment.load(config.chain.deployment_file)
+    if deployment.staking is None:
+        raise ConfigError(
+            f"chain.deployment_file {config.chain.deployment_file} is a fixed-committee "
+            "deployment: it has no staking contracts to register with or vote in"
+        )
+    key = load_wallet_key(config.wallet_key_path)
+    async with open_evm_chain(config.chain.rpc_url, deployment, key) as chain:
+        assert chain.staking is not None  # the deployment names staking and pools
+        yield chain.staking
+
+
+def _with_staking(config: NodeConfig, operation: Callable[[EvmStaking], Awaitable[T]]) -> T:
+    """Run one async operation on the node's staking client, library logs on stderr."""
+    quiet_library_logs()
+
+    async def main() -> T:
+        async with _open_staking(config) as staking:
+            return await operation(staking)
+
+    return asyncio.run(main())
+
+
+async def _own_cap(staking: EvmStaking) -> tuple[bytes, bytes]:
+    """(cap ID, node ID) of the one StorageNodeCap the wallet holds."""
+    from walruspy.node.errors import NodeError
+    from walruspy.node_api.paths import format_object_id
+
+    caps = await staking.node_caps(staking.address)
+    if not caps:
+        raise NodeError(
+            f"the wallet {staking.address} holds no StorageNodeCap: register the node first "
+            "(walruspy node register)"
+        )
+    if len(caps) > 1:
+        nodes = ", ".join(format_object_id(node_id) for _, node_id in caps)
+        raise NodeError(
+            f"the wallet {staking.address} holds {len(caps)} StorageNodeCaps (nodes {nodes}); "
+            "this command acts for one node"
+        )
+    return caps[0]
+
+
+def _votes_json(storage_price: int, write_price: int, node_capacity: int) -> dict[str, int]:
+    return {"storagePrice": storage_price, "writePrice": write_price, "nodeCapacity": node_capacity}
+
+
+@node.command("register")
+@config_option
+@click.option(
+    "--commission-rate",
+    type=int,
+    default=DEFAULT_COMMISSION_RATE_BP,
+    show_default=True,
+    help="Commission on the pool's rewards, in basis points (0 to 10000).",
+)
+@click.option(
+    "--storage-price",
+    type=int,
+    default=DEFAULT_STORAGE_PRICE,
+    show_default=True,
+    help="Storage price vote, FROST per MiB and epoch.",
+)
+@click.option(
+    "--write-price",
+    type=int,
+    default=DEFAULT_WRITE_PRICE,
+    show_default=True,
+    help="Write price vote, FROST per MiB.",
+)
+@click.option(
+    "--node-capacity",
+    type=int,
+    default=DEFAULT_NODE_CAPACITY,
+    show_default=True,
+    help="Capacity vote, bytes.",
+)
+@json_option
+def register_command(
+    *,
+    config_path: Path,
+    commission_rate: int,
+    storage_price: int,
+    write_price: int,
+    node_capacity: int,
+    as_json: bool,
+) -> None:
+    """Register the node with the staking contracts, from its wallet (Walrus `register`)."""
+    from walruspy.core.messages import sign_proof_of_possession_evm
+    from walruspy.node.config import load_config
+    from walruspy.node.errors import ConfigError, NodeError
+    from walruspy.node.keys import load_protocol_key
+    from walruspy.node_api.paths import format_object_id
+
+    _check_votes(storage_price, write_price, node_capacity, commission_rate)
+    config = load_config(config_path)
+    if len(config.name.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(f"name must be at most {MAX_NAME_BYTES} bytes to register")
+    address = network_address(config)
+    protocol_key = load_protocol_key(config.protocol_key_path)
+
+    async def register(staking: EvmStaking) -> tuple[bytes, bytes, int]:
+        caps = await staking.node_caps(staking.address)
+        if caps:
+            raise NodeError(
+                f"the wallet {staking.address} already holds the StorageNodeCap of node "
+                f"{format_object_id(caps[0][1])}: a wallet registers one node"
+            )
+        epoch = (await staking.state()).epoch
+        wallet = bytes.fromhex(staking.address.removeprefix("0x"))
+        node_id, cap_id = await staking.register_candidate(
+            name=config.name,
+            network_address=address,
+            public_key=protocol_key.public_key(),
+            proof_of_possession=sign_proof_of_possession_evm(protocol_key, epoch, wallet),
+            network_public_key=b"",  # our nodes speak plain HTTP: no TLS key (node.keys)
+            commission_rate=commission_rate,
+            storage_price=storage_price,
+            write_price=write_price,
+            node_capacity=node_capacity,
+        )
+        return node_id, cap_id, epoch
+
+    node_id, cap_id, epoch = _with_staking(config, register)
+    result: dict[str, Any] = {
+        "nodeId": format_object_id(node_id),
+        "capId": format_object_id(cap_id),
+        "name": config.name,
+        "networkAddress": address,
+        "epoch": epoch,
+        "commissionRate": commission_rate,
+        "votingParams": _votes_json(storage_price, write_price, node_capacity),
+    }
+    emit(
+        result,
+        as_json=as_json,
+        lines=[
+            "Successfully registered storage node:",
+            f"      Capability object ID: {result['capId']}",
+            f"      Node ID: {result['nodeId']}",
+            f"      Name: {config.name}; network address: {address}; registered in epoch {epoch}",
+        ],
+    )
+
+
+@node.command("set-votes")
+@config_option
+@click.option("--storage-price", type=int, default=None, help="FROST per MiB and epoch.")
+@click.option("--write-price", type=int, default=None, help="FROST per MiB.")
+@click.option("--node-capacity", type=int, default=None, help="Bytes.")
+@click.option(
+    "--commission-rate",
+    type=int,
+    default=None,
+    help="Basis points (0 to 10000); applies from two epochs on.",
+)
+@json_option
+def set_votes_command(
+    *,
+    config_path: Path,
+    storage_price: int | None,
+    write_price: int | None,
+    node_capacity: int | None,
+    commission_rate: int | None,
+    as_json: bool,
+) -> None:
+    """Change the node's price and capacity votes and its commission rate."""
+    from walruspy.node.config import load_config
+    from walruspy.node_api.paths import format_object_id
+
+    if (storage_price, write_price, node_capacity, commission_rate) == (None,) * 4:
+        raise click.UsageError(
+            "give at least one of --storage-price, --write-price, --node-capacity and "
+            "--commission-rate"
+        )
+    _check_votes(storage_price, write_price, node_capacity, commission_rate)
+    config = load_config(config_path)
+
+    async def vote(staking: EvmStaking) -> tuple[bytes, bytes, dict[str, int]]:
+        cap_id, node_id = await _own_cap(staking)
+        await staking.set_votes(
+            cap_id, storage_price=storage_price, write_price=write_price,
+            node_capacity=node_capacity,
+        )  # fmt: skip
+        if commission_rate is not None:
+            await staking.set_next_commission(cap_id, commission_rate)
+        info = await staking.node_info(node_id)
+        votes = _votes_json(info.storage_price, info.write_price, info.node_capacity)
+        return node_id, cap_id, votes
+
+    node_id, cap_id, votes = _with_staking(config, vote)
+    result = {
+        "nodeId": format_object_id(node_id),
+        "capId": format_object_id(cap_id),
+        "votingParams": votes,
+        "nextCommissionRate": commission_rate,
+    }
+    lines = [
+        f"Votes of node {result['nodeId']}: storage price {votes['storagePrice']} FROST per MiB "
+        f"and epoch, write price {votes['writePrice']} FROST per MiB, node capacity "
+        f"{votes['nodeCapacity']} bytes"
+    ]
+    if commission_rate is not None:
+        lines.append(f"Commission rate {commission_rate} basis points from two epochs on")
+    emit(result, as_json=as_json, lines=lines)
+
+
+@node.command("collect-commission")
+@config_option
+@json_option
+def collect_commission_command(config_path: Path, as_json: bool) -> None:
+    """Collect the commission of the node's pool into its wallet."""
+    from walruspy.node.config import load_config
+    from walruspy.node_api.paths import format_object_id
+
+    config = load_config(config_path)
+
+    async def collect(staking: EvmStaking) -> tuple[bytes, int]:
+        _, node_id = await _own_cap(staking)
+        return node_id, await staking.collect_commission(node_id)
+
+    node_id, amount = _with_staking(config, collect)
+    node_text = format_object_id(node_id)
+    emit(
+        {"nodeId": node_text, "amount": amount, "amountWal": wal_text(amount)},
+        as_json=as_json,
+        lines=[f"Collected {frost_text(amount)} of commission for node {node_text}"],
+    )

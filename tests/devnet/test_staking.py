@@ -1,0 +1,100 @@
+"""A living committee on a real devnet: a node joins by stake, another leaves by unstaking.
+
+Four nodes are elected in epoch 0 by the devnet's own stake. A fifth is added and staked; two
+epochs later it holds shards. One of the original nodes has all its stake withdrawn and leaves
+the committee at the next selection. Every epoch change is completed by the nodes themselves:
+each reports `epoch_sync_done` once blob recovery has filled the shards it gained. Blobs stored
+before any change read back after all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, walruspy
+from walruspy.chain.evm_staking import EpochState, EvmStaking
+from walruspy.client import WalrusClient
+from walruspy.core.encoding import encode_blob
+from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
+from walruspy.devnet import Devnet, open_devnet
+from walruspy.node_api.client import NodeClient
+
+pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+N_SHARDS = 20
+WAL = 10**9
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
+    directory = tmp_path_factory.mktemp("staking")
+    async with open_devnet(
+        directory,
+        n_nodes=4,
+        n_shards=N_SHARDS,
+        epoch_duration_s=TEST_EPOCH_S,
+        recovery_deferral_s=0.5,
+    ) as dn:
+        yield dn
+
+
+def staking(devnet: Devnet) -> EvmStaking:
+    assert devnet.deployer is not None and devnet.deployer.staking is not None
+    return devnet.deployer.staking
+
+
+async def test_the_first_committee_is_elected(devnet: Devnet) -> None:
+    state = await staking(devnet).state()
+    assert (state.epoch, state.state) == (1, EpochState.EPOCH_CHANGE_DONE)
+    assert [len(node.shards) for node in devnet.nodes] == [5, 5, 5, 5]
+    assert sorted(s for node in devnet.nodes for s in node.shards) == list(range(N_SHARDS))
+    status = devnet.state()
+    assert all(node.in_committee for node in status.nodes)
+
+
+async def test_a_node_joins_and_another_leaves(
+    devnet: Devnet, client: WalrusClient, http: aiohttp.ClientSession
+) -> None:
+    stored = [(blob_bytes(i, 30_000 * (i + 1)), i) for i in range(3)]
+    results = [await client.store(data, epochs=10) for data, _ in stored]
+
+    newcomer = await devnet.add_node(stake_frost=20_000 * WAL)
+    assert not devnet.in_committee(newcomer)
+    # Staked before this epoch's voting_end, the stake counts for the next committee.
+    epoch = await devnet.advance_epoch()
+    if not devnet.in_committee(newcomer):
+        epoch = await devnet.advance_epoch()
+    assert devnet.in_committee(newcomer) and newcomer.shards
+    assert epoch <= 3
+    # The epoch change completed only once the newcomer held its shards: it recovered them.
+    api = NodeClient(newcomer.url, http, timeout_s=30)
+    for (data, _), result in zip(stored, results, strict=True):
+        encoded = encode_blob(data, N_SHARDS)
+        for shard in newcomer.shards:
+            pair = pair_of_shard(ShardIndex(shard), result.blob_id.raw, N_SHARDS)
+            for sliver_type in SliverType:
+                served = await api.get_sliver(encoded.metadata, pair, sliver_type)
+                assert served.sliver == encoded.sliver(pair, sliver_type).sliver
+
+    # The devnet's wallet holds the original nodes' stake: the CLI takes one node's away.
+    leaver = devnet.nodes[0]
+    node_id = "0x" + leaver.plan.node_id.hex()
+    walruspy(
+        "request-withdraw-stake", node_id, "--config", str(devnet.client_config_path), "--json"
+    )
+    await devnet.advance_epoch()
+    if devnet.in_committee(leaver):
+        await devnet.advance_epoch()
+    assert not devnet.in_committee(leaver)
+    assert sorted(s for node in devnet.nodes for s in node.shards) == list(range(N_SHARDS))
+    state = await staking(devnet).state()
+    assert state.state is EpochState.EPOCH_CHANGE_DONE
+
+    for (data, _), result in zip(stored, results, strict=True):
+        assert await client.read(result.blob_id) == data
+    later = await client.store(blob_bytes(9, 50_000), epochs=3)
+    assert await client.read(later.blob_id) == blob_bytes(9, 50_000)

@@ -584,18 +584,18 @@ def epoch_sync_done(cap_id: bytes32, epoch: uint32):
     index: uint256 = 0
     found, index = self._member_index(epoch, node_id)
     assert found, "not in the committee"
-    ids: DynArray[bytes32, MAX_NODES] = []
-    counts: DynArray[uint16, MAX_NODES] = []
-    all_shards: DynArray[uint16, MAX_SHARDS] = []
-    ids, counts, all_shards = self._committee_view(slot)
+    # Only this node's shards are unpacked: the others' may be a thousand.
+    counts: Bytes[PACKED_BYTES] = self._committees[slot].counts
     start: uint256 = 0
     for i: uint256 in range(index, bound=MAX_NODES):
-        start += convert(counts[i], uint256)
+        start += convert(self._u16_at(counts, i), uint256)
+    count: uint256 = convert(self._u16_at(counts, index), uint256)
+    packed: Bytes[PACKED_BYTES] = self._committees[slot].shards
     node_shards: DynArray[uint16, MAX_SHARDS] = []
-    for j: uint256 in range(convert(counts[index], uint256), bound=MAX_SHARDS):
-        node_shards.append(all_shards[start + j])
+    for j: uint256 in range(count, bound=MAX_SHARDS):
+        node_shards.append(self._u16_at(packed, start + j))
     if self.epoch_state == EPOCH_CHANGE_SYNC:
-        weight: uint256 = convert(self.sync_weight, uint256) + convert(counts[index], uint256)
+        weight: uint256 = convert(self.sync_weight, uint256) + count
         if 3 * weight >= 2 * convert(n_shards, uint256) + 1:
             self.epoch_state = EPOCH_CHANGE_DONE
             self.epoch_state_time_s = convert(block.timestamp, uint64)

@@ -15,10 +15,8 @@ assembled from several views is a consistent snapshot; events come from paged et
 Writes (`walruspy.chain.evm_rpc.TransactionSender`): locally managed nonces so one account can
 send concurrently, explicit per-operation gas limits (below), receipts awaited with a timeout,
 revert reasons recovered by replay. Paid calls (reserve+register, extend) pull WAL from the
-account with `transferFrom`; the client approves System once for an unlimited allowance (the
-ERC-20 maximum, which Wal.vy never decrements) when it first pays. Exact approvals would cost a
-second transaction per paid call and would race between concurrent calls, since `approve` sets
-the allowance rather than adding to it; System only ever pulls the prices it computes.
+account with `transferFrom`; the client approves System once for an unlimited allowance when it
+first pays (`walruspy.chain.evm_wal`, which says why).
 
 Results come from the receipt where the contract reports them: the new blob's object ID from
 its BlobRegistered log, the price paid from the WAL Transfer log, the storage resource a delete
@@ -59,14 +57,13 @@ from walruspy.chain.evm_rpc import (
     open_web3,
     rpc_errors,
 )
+from walruspy.chain.evm_wal import WalAllowance, wal_transferred
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 
 __all__ = ["EvmChain", "EvmChainReader", "GasLimits", "open_evm_chain"]
 
-# The ERC-20 "unlimited" allowance, which Wal.vy never decrements.
-_UNLIMITED: Final = (1 << 256) - 1
 _REVERT_EPOCH_NOT_OVER: Final = "epoch not over"
 
 
@@ -107,9 +104,8 @@ class GasLimits:
     # 4 members 291k, 100 members 4.17M; later epochs cost less.
     ADVANCE_EPOCH_BASE: Final = 200_000
     ADVANCE_EPOCH_PER_MEMBER: Final = 55_000
-    # ERC-20 transfer to a fresh account 51,194; approve 46,162.
+    # ERC-20 transfer to a fresh account 51,194 (approve: walruspy.chain.evm_wal).
     WAL_TRANSFER: Final = 70_000
-    WAL_APPROVE: Final = 65_000
     # The block gas limit of the devchain, anvil and Ethereum mainnet: a node refuses a
     # transaction asking more, so formulas are capped here and an oversized request (say 900
     # epochs ahead) reaches the contract, which rejects it with its own reason.
@@ -146,8 +142,7 @@ class EvmChain(EvmChainReader):
     ) -> None:
         super().__init__(w3, url, deployment, abis, sender=sender, **reader_options)
         self._sender = sender
-        self._approved = False
-        self._approve_lock = asyncio.Lock()
+        self._allowance = WalAllowance(self._wal, sender, self._system.address)
         events = {e["name"]: e for e in abis["System"] + abis["Wal"] if e["type"] == "event"}
         self._object_transferred = event_topic(events["ObjectTransferred"])
         self._wal_transfer = event_topic(events["Transfer"])
@@ -187,7 +182,7 @@ class EvmChain(EvmChainReader):
                 f"encoded_size {encoded_size} is not the encoded length {expected} of"
                 f" {unencoded_size} bytes on {await self.n_shards()} shards"
             )
-        await self._ensure_allowance()
+        await self._allowance.ensure()
         data = self._system.calldata(
             "reserve_and_register", epochs_ahead, blob_id.raw, root_hash, unencoded_size,
             RS2_ENCODING_TYPE, deletable,
@@ -219,7 +214,7 @@ class EvmChain(EvmChainReader):
 
     async def extend_blob(self, object_id: bytes, extended_epochs: int) -> None:
         """Pay to keep a certified, unexpired blob for `extended_epochs` more epochs."""
-        await self._ensure_allowance()
+        await self._allowance.ensure()
         data = self._system.calldata("extend_blob", object_id, extended_epochs)
         gas = GasLimits.paid_epochs(
             GasLimits.EXTEND_BASE, GasLimits.EXTEND_PER_EPOCH, extended_epochs
@@ -309,19 +304,6 @@ class EvmChain(EvmChainReader):
     async def _n_members(self) -> int:
         return len((await self.committee()).members)
 
-    async def _ensure_allowance(self) -> None:
-        """Approve System for unlimited WAL once (see the module doc for why)."""
-        if self._approved:
-            return
-        async with self._approve_lock:
-            if self._approved:
-                return
-            allowance = int(await self._wal.view("allowance", self.address, self._system.address))
-            if allowance < _UNLIMITED // 2:
-                data = self._wal.calldata("approve", self._system.address, _UNLIMITED)
-                await self._send("approve WAL", self._wal, data, GasLimits.WAL_APPROVE)
-            self._approved = True
-
     def _system_events(self, receipt: TxReceipt) -> list[ChainEvent]:
         events = []
         for log in receipt["logs"]:
@@ -333,16 +315,8 @@ class EvmChain(EvmChainReader):
 
     def _wal_paid(self, receipt: TxReceipt) -> int:
         """FROST this account paid System in the transaction (its WAL Transfer logs)."""
-        me, system = (
-            bytes.fromhex(a[2:]).rjust(32, b"\0") for a in (self.address, self._system.address)
-        )
-        return sum(
-            int.from_bytes(bytes(log["data"]), "big")
-            for log in receipt["logs"]
-            if log["address"] == self._wal.address
-            and bytes(log["topics"][0]) == self._wal_transfer
-            and bytes(log["topics"][1]) == me
-            and bytes(log["topics"][2]) == system
+        return wal_transferred(
+            receipt, self._wal.address, self._wal_transfer, self.address, self._system.address
         )
 
 

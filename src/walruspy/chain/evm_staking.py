@@ -7,7 +7,7 @@ contracts: it calls them, decodes their answers into the records below, and lets
 surface as `ChainRevertError` with the contract's reason. Reads of several views are pinned to
 one block. Writes carry explicit gas limits (`StakingGas`); Pools pulls stake with
 `transferFrom`, so the account approves Pools once for an unlimited allowance when it first
-stakes, as `EvmChain` does for System.
+stakes (`walruspy.chain.evm_wal`), as `EvmChain` does for System.
 
 The epoch change is permissionless and time-gated: `state()` says where the epoch is and
 `StakingState.next_step_at` when `voting_end` or `initiate_epoch_change` may be called (None
@@ -19,7 +19,6 @@ current committee and sends the report unless it was already made.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from walruspy.chain.api import ChainRevertError, ChainUnavailableError
 from walruspy.chain.contracts import Abi
 from walruspy.chain.evm_events import event_topic
 from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, gather_reads, rpc_errors
+from walruspy.chain.evm_wal import WalAllowance, wal_transferred
 from walruspy.core.apportionment import ShardAssignment
 from walruspy.core.crypto import BlsPublicKey, BlsSignature
 
@@ -45,7 +45,6 @@ __all__ = [
     "StorageNodeInfo",
 ]
 
-_UNLIMITED: Final = (1 << 256) - 1
 # objects.vy MAX_PAGE: the longest page of IDs one listing view returns.
 _ID_PAGE: Final = 256
 _REVERTS_OF_A_LOST_RACE: Final = frozenset({"wrong epoch state", "too early", "sync already done"})
@@ -75,7 +74,6 @@ class StakingGas:
     INITIATE_BASE: Final = 2_500_000
     INITIATE_PER_NODE: Final = 270_000
     SYNC_DONE: Final = 600_000
-    APPROVE: Final = 65_000
     MAX_TRANSACTION: Final = 30_000_000
 
     @classmethod
@@ -196,8 +194,9 @@ class EvmStaking:
         self._pools = ContractHandle(w3, url, pools, abis["Pools"])
         self._wal = wal
         self._sender = sender
-        self._approved = False
-        self._approve_lock = asyncio.Lock()
+        self._allowance = (
+            WalAllowance(wal, sender, self._pools.address) if sender is not None else None
+        )
         events = {
             e["name"]: e
             for e in abis["Staking"] + abis["Pools"] + abis["Wal"]
@@ -365,7 +364,10 @@ class EvmStaking:
 
     async def stake(self, node_id: bytes, amount: int) -> bytes:
         """Stake `amount` FROST with the node's pool; the new StakedWal's ID."""
-        await self._ensure_allowance()
+        if self._allowance is None:
+            self._need_sender()
+        assert self._allowance is not None
+        await self._allowance.ensure()
         data = self._pools.calldata("stake_with_pool", amount, node_id)
         await self._dry_run(self._pools, data)
         receipt = await self._send("stake_with_pool", self._pools, data, StakingGas.STAKE)
@@ -500,23 +502,6 @@ class EvmStaking:
 
     def _wal_received(self, receipt: TxReceipt) -> int:
         """FROST Pools paid this account in the transaction (its WAL Transfer logs)."""
-        me = bytes.fromhex(self.address[2:]).rjust(32, b"\0")
-        pools = bytes.fromhex(self._pools.address[2:]).rjust(32, b"\0")
-        return sum(
-            int.from_bytes(data, "big")
-            for topics, data in self._logs(receipt, self._wal, self._wal_transfer_topic)
-            if topics[1] == pools and topics[2] == me
+        return wal_transferred(
+            receipt, self._wal.address, self._wal_transfer_topic, self._pools.address, self.address
         )
-
-    async def _ensure_allowance(self) -> None:
-        """Approve Pools for unlimited WAL once (see the module doc)."""
-        if self._approved:
-            return
-        async with self._approve_lock:
-            if self._approved:
-                return
-            allowance = int(await self._wal.view("allowance", self.address, self._pools.address))
-            if allowance < _UNLIMITED // 2:
-                data = self._wal.calldata("approve", self._pools.address, _UNLIMITED)
-                await self._send("approve WAL for staking", self._wal, data, StakingGas.APPROVE)
-            self._approved = True

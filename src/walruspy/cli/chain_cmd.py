@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import click
 
@@ -130,27 +130,61 @@ def serve_command(port: int, state_dir: Path, host: str) -> None:
     run_devchain_server(port, state_dir, host)
 
 
+def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options both deployments take: where, from which key, to which file, epochs, WAL."""
+    for option in reversed(
+        (
+            click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain."),
+            click.option(
+                "--key",
+                "key_source",
+                required=True,
+                help="Deployer key: a file of hex, env:NAME, or devchain:N (dev accounts).",
+            ),
+            click.option(
+                "--out",
+                "out_file",
+                required=True,
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Where to write the deployment file.",
+            ),
+            click.option(
+                "--epoch-duration",
+                "epoch_duration_s",
+                default="1h",
+                show_default=True,
+                callback=_converter(parse_duration_s),
+                help="Epoch length: 90s, 5m, 2h, 1d.",
+            ),
+            click.option(
+                "--max-epochs-ahead",
+                type=click.IntRange(1, 1000),
+                default=53,
+                show_default=True,
+                help="How many epochs ahead storage can be bought (Walrus: 53).",
+            ),
+            click.option(
+                "--wal-supply",
+                type=click.IntRange(1),
+                default=10**18,
+                show_default=True,
+                help="FROST of WAL minted to the deployer (10^9 FROST = 1 WAL).",
+            ),
+            json_option,
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @chain.command("deploy")
-@click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain.")
-@click.option(
-    "--key",
-    "key_source",
-    required=True,
-    help="Deployer key: a file of hex, env:NAME, or devchain:N (dev accounts).",
-)
+@_deploy_options
 @click.option(
     "--committee",
     "committee_file",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Committee file (JSON): members, their keys, proofs of possession, addresses, shards.",
-)
-@click.option(
-    "--out",
-    "out_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the deployment file.",
 )
 @click.option(
     "--n-shards",
@@ -164,21 +198,6 @@ def serve_command(port: int, state_dir: Path, host: str) -> None:
     default="contiguous",
     show_default=True,
     help="How to deal shards to members that list none.",
-)
-@click.option(
-    "--epoch-duration",
-    "epoch_duration_s",
-    default="1h",
-    show_default=True,
-    callback=_converter(parse_duration_s),
-    help="Epoch length: 90s, 5m, 2h, 1d.",
-)
-@click.option(
-    "--max-epochs-ahead",
-    type=click.IntRange(1, 1000),
-    default=53,
-    show_default=True,
-    help="How many epochs ahead storage can be bought (Walrus: 53).",
 )
 @click.option(
     "--capacity",
@@ -202,14 +221,6 @@ def serve_command(port: int, state_dir: Path, host: str) -> None:
     show_default=True,
     help="FROST per MiB of encoded size, once at registration.",
 )
-@click.option(
-    "--wal-supply",
-    type=click.IntRange(0),
-    default=10**18,
-    show_default=True,
-    help="FROST of WAL minted to the deployer (10^9 FROST = 1 WAL).",
-)
-@json_option
 def deploy_command(
     *,
     rpc_url: str,
@@ -272,29 +283,8 @@ def deploy_command(
 
 
 @chain.command("deploy-staking")
-@click.option("--rpc", "rpc_url", required=True, help="JSON-RPC URL of the chain.")
-@click.option(
-    "--key",
-    "key_source",
-    required=True,
-    help="Deployer key: a file of hex, env:NAME, or devchain:N (dev accounts).",
-)
-@click.option(
-    "--out",
-    "out_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the deployment file.",
-)
+@_deploy_options
 @click.option("--n-shards", type=click.IntRange(1, 1000), default=1000, show_default=True)
-@click.option(
-    "--epoch-duration",
-    "epoch_duration_s",
-    default="1h",
-    show_default=True,
-    callback=_converter(parse_duration_s),
-    help="Epoch length: 90s, 5m, 2h, 1d.",
-)
 @click.option(
     "--epoch-zero-duration",
     "epoch_zero_duration_s",
@@ -303,21 +293,6 @@ def deploy_command(
     callback=_converter(parse_duration_s),
     help="How long epoch 0 (registration and staking, no committee) lasts at least.",
 )
-@click.option(
-    "--max-epochs-ahead",
-    type=click.IntRange(1, 1000),
-    default=53,
-    show_default=True,
-    help="How many epochs ahead storage can be bought (Walrus: 53).",
-)
-@click.option(
-    "--wal-supply",
-    type=click.IntRange(1),
-    default=10**18,
-    show_default=True,
-    help="FROST of WAL minted to the deployer (10^9 FROST = 1 WAL).",
-)
-@json_option
 def deploy_staking_command(
     *,
     rpc_url: str,

@@ -10,6 +10,7 @@ committee changes: a node whose stake is withdrawn leaves at the next selection.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,8 +24,10 @@ from walruspy.chain.events import EpochChangeDone, EpochChangeStart, EventCursor
 from walruspy.chain.evm import EvmChain, open_evm_chain
 from walruspy.chain.evm_staking import EpochState, EvmStaking
 from walruspy.core.apportionment import quorum_below
+from walruspy.core.blob_id import BlobId
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.core.messages import sign_proof_of_possession_evm
+from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -174,3 +177,56 @@ async def test_a_registration_with_a_foreign_proof_is_refused(node: ChainProcess
             )
         with pytest.raises(ChainRevertError, match="no stake"):
             await chain.advance_epoch()
+
+
+async def test_rewards_and_commission_through_the_client(node: ChainProcess) -> None:
+    """Storage fees become rewards: shares gain value, operators collect commission."""
+    deployer_key, operator_key, user_key = node.keys[:3]
+    deployment = await deploy_staking(
+        node.url, deployer_key, StakingParams(n_shards=N_SHARDS, epoch_duration_s=EPOCH_S)
+    )
+    async with (
+        opened(node, deployment, deployer_key) as chain,
+        opened(node, deployment, operator_key) as operator,
+        opened(node, deployment, user_key) as user,
+    ):
+        staking = staking_of(chain)
+        node_id, _ = await register(operator, 7)
+        await chain.transfer_wal(user.address, 10**6 * WAL)
+        staked = await staking.stake(node_id, 1000 * WAL)
+        await staking.stake(node_id, 1000 * WAL)  # stays, so that epochs go on
+        assert await chain.advance_epoch() and await chain.advance_epoch()
+        assert await operator.epoch_sync_done(1)
+        # A user buys storage in epoch 1: its fees are epoch 1's rewards.
+        for _ in range(3):
+            blob_id, root_hash, size = new_blob(1 << 20)
+            await user.reserve_and_register(
+                blob_id=blob_id,
+                root_hash=root_hash,
+                unencoded_size=size,
+                encoded_size=EncodingParams(N_SHARDS).encoded_length(size),
+                epochs_ahead=1,
+                deletable=False,
+            )
+        for _ in range(2):  # voting_end, initiate_epoch_change: epoch 2 pays epoch 1's rewards
+            await move_clock(node, chain)
+            assert await chain.advance_epoch()
+        assert await operator.epoch_sync_done(2)
+        pool = await staking.pool(node_id)
+        assert pool.rewards_pool > 0 and pool.commission > 0
+        assert pool.commission == pool.blocked_commission  # until the next voting_end
+        assert await staking_of(operator).collect_commission(node_id) == 0
+        await staking.request_withdraw_stake(staked)
+        await move_clock(node, chain)
+        assert await chain.advance_epoch()  # voting_end unblocks the commission
+        assert await staking_of(operator).collect_commission(node_id) == pool.commission
+        await move_clock(node, chain)
+        assert await chain.advance_epoch()
+        paid = await staking.withdraw_stake(staked)
+        assert paid > 1000 * WAL  # the principal and half the rewards (half the shares)
+        assert paid - 1000 * WAL <= pool.rewards_pool // 2 + 1
+
+
+def new_blob(size: int) -> tuple[BlobId, bytes, int]:
+    root_hash = secrets.token_bytes(32)
+    return BlobId.from_metadata(RS2_ENCODING_TYPE, size, root_hash), root_hash, size

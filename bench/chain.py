@@ -1,11 +1,16 @@
 """Measure the chain client on the embedded devchain and on anvil, side by side.
 
 For each operation of the blob lifecycle (reserve+register, certify with 4, 10 and 100 committee
-members, extend, delete) it prints the gas used and the median wall time of the client call as
-a caller sees it (transaction, receipt and the client's own reads), on both chains; then the
+members, extend, delete) and of staking (register a node, stake, voting_end and
+initiate_epoch_change with 4 nodes and with 100 nodes on 1000 shards, epoch_sync_done, request
+and withdraw stake) it prints the gas used and the median wall time of the client call as a
+caller sees it (transaction, receipt and the client's own reads), on both chains; then the
 transaction throughput of one account sending concurrently. anvil (a native Rust node) is the
 baseline measured in the same run; the last column is devchain time / anvil time.
-Target (issue 3): certify with 100 members in at most 150 ms on the devchain.
+Targets: certify with 100 members in at most 150 ms on the devchain (issue 3); voting_end and
+initiate_epoch_change with 100 nodes and 1000 shards within one 30M-gas block (issue 9). The
+first initiate_epoch_change into each of Staking's two Committee contracts writes fresh storage
+slots; later ones rewrite them, so both are shown.
 
 Usage: python bench/chain.py [--repeat N] [--transactions N] [--no-anvil]
 Needs npm for the anvil leg (installs @foundry-rs/anvil into .cache/anvil).
@@ -32,15 +37,24 @@ from eth_account import Account
 from tests.chain.backends import ChainProcess, running
 
 from walruspy.chain.deploy import DeployParams, assign_shards, deploy, sign_deployment_pop
+from walruspy.chain.deploy_staking import StakingParams, deploy_staking
 from walruspy.chain.evm import EvmChain, open_evm_chain
+from walruspy.chain.evm_rpc import TransactionSender
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPrivateKey
-from walruspy.core.messages import BlobPersistence, ConfirmationMessage
+from walruspy.core.messages import (
+    BlobPersistence,
+    ConfirmationMessage,
+    sign_proof_of_possession_evm,
+)
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 
 COMMITTEE_SIZES = (4, 10, 100)
+STAKING_SIZES = (4, 100)  # nodes; 10 shards per node, 1000 for 100 nodes
+BLOCK_GAS_LIMIT = 30_000_000
+WAL = 10**9
 IN_FLIGHT = 32  # concurrent transactions in the throughput run
 TARGET_CERTIFY_100_MS = 150.0
 
@@ -179,22 +193,118 @@ async def throughput(chain: EvmChain, n_shards: int, count: int, figures: Figure
     )
 
 
+async def fund_ether(node: ChainProcess, chain_id: int, addresses: list[str]) -> None:
+    w3 = chain_web3(node)
+    try:
+        sender = TransactionSender(w3, node.url, node.keys[0], chain_id)
+        await asyncio.gather(
+            *(sender.send("fund", to=a, data=b"", gas=21_000, value=10**19) for a in addresses)
+        )
+    finally:
+        await w3.provider.disconnect()
+
+
+def chain_web3(node: ChainProcess) -> Any:
+    from walruspy.chain.evm_rpc import open_web3
+
+    return open_web3(node.url)
+
+
+async def register_operator(
+    node: ChainProcess, deployment: Any, key: bytes, index: int
+) -> tuple[bytes, int]:
+    """Register node `index` from its operator's account: its node ID and the gas used."""
+    bls = BlsPrivateKey.from_seed(hashlib.sha256(b"staking bench %d" % index).digest())
+    async with open_evm_chain(node.url, deployment, key) as operator:
+        assert operator.staking is not None
+        meter = GasMeter(operator)
+        pop = sign_proof_of_possession_evm(bls, 0, bytes.fromhex(operator.address[2:]))
+        node_id, _ = await operator.staking.register_candidate(
+            name=f"n{index}", network_address=f"n{index}:1", public_key=bls.public_key(),
+            proof_of_possession=pop, network_public_key=b"", commission_rate=0,
+            storage_price=100_000, write_price=20_000, node_capacity=1 << 40,
+        )  # fmt: skip
+        return node_id, meter.last
+
+
+async def sync_all(node: ChainProcess, deployment: Any, keys: list[bytes], epoch: int) -> int:
+    """Every operator reports its shards; the gas of the last report."""
+    gas = 0
+    for key in keys:
+        async with open_evm_chain(node.url, deployment, key) as operator:
+            meter = GasMeter(operator)
+            if await operator.epoch_sync_done(epoch):
+                gas = meter.last
+    return gas
+
+
+async def staking_lifecycle(node: ChainProcess, n_nodes: int, figures: Figures) -> None:
+    """One staking deployment of `n_nodes` nodes through three epoch changes."""
+    n_shards = 1000 if n_nodes >= 100 else 10 * n_nodes
+    deployment = await deploy_staking(
+        node.url, node.keys[0], StakingParams(n_shards=n_shards, epoch_duration_s=3600)
+    )
+    keys = [bytes(Account.create().key) for _ in range(n_nodes)]
+    await fund_ether(node, deployment.chain_id, [Account.from_key(k).address for k in keys])
+    tag = f"{n_nodes} nodes, {n_shards} shards"
+    async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:
+        assert chain.staking is not None
+        meter = GasMeter(chain)
+        node_ids = []
+        for index, key in enumerate(keys):
+            start = time.perf_counter()
+            node_id, gas = await register_operator(node, deployment, key, index)
+            node_ids.append(node_id)
+            figures.record("register_candidate", gas, time.perf_counter() - start)
+        stakes = []
+        for index, node_id in enumerate(node_ids):
+            amount = (1000 + 37 * index) * WAL
+            stakes.append(
+                await timed(figures, "stake_with_pool", meter, chain.staking.stake(node_id, amount))
+            )
+        for round_ in range(3):
+            due = await chain.epoch_step_due_at()
+            assert due is not None
+            node.rpc("evm_mine", max(due, await chain.chain_time() + 1))
+            await timed(
+                figures, f"voting_end ({tag}){' again' * round_}", meter, chain.advance_epoch()
+            )
+            due = await chain.epoch_step_due_at()
+            assert due is not None
+            node.rpc("evm_mine", max(due, await chain.chain_time() + 1))
+            name = f"initiate_epoch_change ({tag}){' again' * round_}"
+            await timed(figures, name, meter, chain.advance_epoch())
+            epoch = (await chain.system_info()).epoch
+            start = time.perf_counter()
+            gas = await sync_all(node, deployment, keys, epoch)
+            figures.record(f"epoch_sync_done x{n_nodes}", gas, time.perf_counter() - start)
+        if n_nodes == STAKING_SIZES[0]:
+            await timed(
+                figures,
+                "request_withdraw_stake",
+                meter,
+                chain.staking.request_withdraw_stake(stakes[0]),
+            )
+
+
 async def measure(node: ChainProcess, repeat: int, transactions: int) -> Figures:
     figures = Figures()
     for n_members in COMMITTEE_SIZES:
         await lifecycle(node, n_members, repeat, transactions, figures)
+    for n_nodes in STAKING_SIZES:
+        await staking_lifecycle(node, n_nodes, figures)
     return figures
 
 
 def report(chains: dict[str, Figures]) -> None:
     names = list(chains)
     first = chains[names[0]]
-    header = f"{'operation':<36}" + "".join(f"{n + ' gas':>14}{n + ' ms':>13}" for n in names)
+    header = f"{'operation':<52}" + "".join(f"{n + ' gas':>14}{n + ' ms':>13}" for n in names)
     if len(names) == 2:
         header += f"{'ratio':>8}"
     print(header)
     for operation in first.gas:
-        line = f"{operation:<36}"
+        line = f"{operation:<52}"
         for name in names:
             figures = chains[name]
             line += f"{figures.gas[operation]:>14,}{figures.median_ms(operation):>13.1f}"
@@ -213,6 +323,12 @@ def report(chains: dict[str, Figures]) -> None:
     verdict = "meets" if got <= TARGET_CERTIFY_100_MS else "MISSES"
     target = f"the {TARGET_CERTIFY_100_MS:.0f} ms target"
     print(f"\n{names[0]}: {certify_100} {got:.1f} ms: {verdict} {target}")
+    epoch_ops = [
+        op for op in first.gas if op.startswith(("voting_end (100", "initiate_epoch_change (100"))
+    ]
+    worst = max(first.gas[op] for op in epoch_ops)
+    fits = "fits in" if worst <= BLOCK_GAS_LIMIT else "EXCEEDS"
+    print(f"epoch change with 100 nodes: at most {worst:,} gas: {fits} one 30M-gas block")
 
 
 def main() -> None:

@@ -128,7 +128,10 @@ async def _http_round_trip(devnet: Devnet, steps: _Steps) -> None:
 async def _demo(work: Path) -> None:
     steps = _Steps()
     print(f"walruspy demo: a local Walrus network in {work}")
-    title = f"Bring a devnet up: devchain, {N_NODES} storage nodes ({N_SHARDS} shards), daemon"
+    title = (
+        f"Bring a devnet up: devchain, {N_NODES} storage nodes elected by stake"
+        f" ({N_SHARDS} shards), daemon"
+    )
     async with contextlib.AsyncExitStack() as stack:
         async with steps.step(title):
             devnet = await stack.enter_async_context(

@@ -7,9 +7,13 @@ epoch u32 LE`, followed by a body whose layout the intent type fixes:
     0 PROOF_OF_POSSESSION  sui_address [32] ‖ bls_public_key [48] (no length prefix)
     1 BLOB_CERT            blob_id [32] ‖ 0x00 (permanent) | 0x01 ‖ object_id [32] (deletable)
     2 INVALID_BLOB_ID      blob_id [32]
+    3 SYNC_SHARD           0x00 (V1) ‖ shard_index u16 ‖ sliver_type u8 (0 primary, 1 secondary) ‖
+                           starting_blob_id [32] ‖ sliver_count u64 ‖ epoch u32 (node to node only)
 
-(Intents 3 to 6, SYNC_SHARD, DENY_LIST_UPDATE, DENY_LIST_BLOB_DELETED and PROTOCOL_VERSION, are
-named in `IntentType` but have no body type here yet.) The bytes signed are exactly these BCS
+(Intents 4 to 6, DENY_LIST_UPDATE, DENY_LIST_BLOB_DELETED and PROTOCOL_VERSION, are named in
+`IntentType` but have no body type here yet. SYNC_SHARD has its own sign and verify functions at
+the end of this module and is not among the `ProtocolMessage`s that `decode_message` knows: only
+the previous owner of a shard ever reads one.) The bytes signed are exactly these BCS
 bytes, with Walrus's DST (`walruspy.core.crypto`). Decoding is strict like Rust's
 `bcs::from_bytes` with Walrus's `TryFrom<ProtocolMessage<_>>` intent checks: a wrong intent
 type, intent version or app id, a bad persistence tag, a short body or trailing bytes all raise
@@ -43,18 +47,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from enum import IntEnum
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
 from typing import ClassVar, Self
 
 from walruspy.core.bcs import Reader, Writer
 from walruspy.core.crypto import (
     PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
     BlsPrivateKey,
     BlsPublicKey,
     BlsSignature,
 )
 from walruspy.core.errors import DecodeError, VerificationError
+from walruspy.core.types import ShardIndex, SliverType
 
 #: The app id of every Walrus message (`IntentAppId::STORAGE`).
 APP_ID = 3
@@ -437,3 +444,284 @@ def storage_confirmation_from_json(value: object) -> SignedMessage:
     if not isinstance(value, dict) or list(value) != ["signed"]:
         raise DecodeError('a storage confirmation must be a JSON object {"signed": {...}}')
     return SignedMessage.from_json_dict(value["signed"])
+
+
+# --- SYNC_SHARD: a node asks a shard's previous owner for its slivers ---------------------------
+#
+# Verified against `MystenLabs/walrus` at 3c1cacc1: `crates/walrus-core/src/messages/
+# sync_shard.rs` (`SyncShardRequest::V1(SyncShardRequestV1 {shard_index: ShardIndex, sliver_type:
+# SliverType, starting_blob_id: BlobId, sliver_count: u64, epoch: Epoch})`, `SyncShardMsg` =
+# `ProtocolMessage<SyncShardRequest>` with intent SYNC_SHARD), `lib.rs` (`ShardIndex` is a
+# `#[serde(transparent)]` u16, `BlobId` a `[u8; 32]`), `by_axis.rs` (`SliverType = Axis {Primary,
+# Secondary}`, BCS tags 0 and 1), and the server side in `walrus-service/src/node.rs`
+# (`sync_shard`) and `node/storage.rs` (`handle_sync_shard_request`). The requester signs with its
+# protocol key, and its client sets the header epoch to the request's epoch
+# (`walrus-storage-node-client/src/client.rs` `sync_shard`). Walrus's `SignedMessage` in BCS (the
+# body of `POST /v1/migrate/sync_shard`) is `serialized_message: Vec<u8>` (ULEB128 length, bytes)
+# then the signature as a fixed 96-byte array (fastcrypto `serialize_deserialize_with_to_from_bytes`
+# writes a `[u8; 96]` in binary formats), and nothing for the `PhantomData`.
+
+#: Walrus `DEFAULT_MAX_SLIVER_COUNT_PER_SYNC_REQUEST` (`node/config.rs`): the most slivers a source
+#: serves in one answer. It bounds the response the source builds in memory; the requester asks
+#: for 1000 at a time by default.
+DEFAULT_MAX_SYNC_SLIVER_COUNT = 100_000
+#: Length of a serialized SYNC_SHARD message: 7 header bytes, 1 + 2 + 1 + 32 + 8 + 4 body bytes.
+SYNC_SHARD_MESSAGE_BYTES = 55
+
+_MAX_U16 = (1 << 16) - 1
+_MAX_U64 = (1 << 64) - 1
+_SYNC_SHARD_REQUEST_V1 = 0
+_SLIVER_TYPE_TAGS = {SliverType.PRIMARY: 0, SliverType.SECONDARY: 1}
+_SLIVER_TYPES_BY_TAG = {tag: sliver_type for sliver_type, tag in _SLIVER_TYPE_TAGS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncShardRequest:
+    """Walrus `SyncShardRequest::V1`: "send me your `sliver_type` slivers of `shard_index`".
+
+    The source answers with at most `sliver_count` slivers of the blobs certified before `epoch`,
+    in increasing blob-ID order, starting at `starting_blob_id` (inclusive). `epoch` is the epoch
+    the requester is moving into: the source serves only requests for its own current epoch.
+    """
+
+    shard_index: ShardIndex
+    sliver_type: SliverType
+    starting_blob_id: bytes
+    sliver_count: int
+    epoch: int
+
+    def __post_init__(self) -> None:
+        index = self.shard_index
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= _MAX_U16:
+            raise ValueError(f"a shard index is a u16, got {index!r}")
+        if not isinstance(self.sliver_type, SliverType):
+            raise TypeError(f"sliver_type must be a SliverType, got {self.sliver_type!r}")
+        _check_id(self.starting_blob_id, BLOB_ID_BYTES, "starting blob ID")
+        count = self.sliver_count
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= _MAX_U64:
+            raise ValueError(f"a sliver count is a u64, got {count!r}")
+        _check_epoch(self.epoch)
+
+    def write(self, writer: Writer) -> Writer:
+        """Append the BCS enum: tag 0 (V1), then the five fields in order."""
+        writer.uleb128(_SYNC_SHARD_REQUEST_V1).u16(self.shard_index)
+        writer.u8(_SLIVER_TYPE_TAGS[self.sliver_type]).fixed(self.starting_blob_id)
+        return writer.u64(self.sliver_count).u32(self.epoch)
+
+    @classmethod
+    def read(cls, reader: Reader) -> Self:
+        """Read the BCS enum; a version other than V1 or a bad sliver type is a `DecodeError`."""
+        version = reader.uleb128("sync shard request version")
+        if version != _SYNC_SHARD_REQUEST_V1:
+            raise DecodeError(f"unknown sync shard request version {version}")
+        shard_index = ShardIndex(reader.u16("shard index"))
+        tag = reader.u8("sliver type")
+        sliver_type = _SLIVER_TYPES_BY_TAG.get(tag)
+        if sliver_type is None:
+            raise DecodeError(f"invalid sliver type tag {tag}")
+        starting_blob_id = reader.fixed(BLOB_ID_BYTES, "starting blob ID")
+        sliver_count = reader.u64("sliver count")
+        return cls(shard_index, sliver_type, starting_blob_id, sliver_count, reader.u32("epoch"))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncShardMessage:
+    """SYNC_SHARD: the message a node signs to ask for a shard (Walrus `SyncShardMsg`).
+
+    `epoch` is the header's epoch; Walrus's client (and `for_request`) sets it to the request's.
+    """
+
+    epoch: int
+    request: SyncShardRequest
+
+    INTENT: ClassVar[IntentType] = IntentType.SYNC_SHARD
+
+    def __post_init__(self) -> None:
+        _check_epoch(self.epoch)
+        if not isinstance(self.request, SyncShardRequest):
+            raise TypeError(f"request must be a SyncShardRequest, got {self.request!r}")
+
+    @classmethod
+    def for_request(cls, request: SyncShardRequest) -> Self:
+        """The message for `request`, in the request's epoch (as Walrus's client builds it)."""
+        return cls(request.epoch, request)
+
+    def to_bcs(self) -> bytes:
+        """The bytes the requesting node signs (`SYNC_SHARD_MESSAGE_BYTES` long)."""
+        return self.request.write(MessageHeader(self.INTENT, self.epoch).write(Writer())).finish()
+
+    @classmethod
+    def from_bcs(cls, data: bytes) -> Self:
+        """Decode strictly; see the module docstring."""
+        reader = Reader(bytes(data))
+        epoch = _read_header(reader, cls.INTENT)
+        request = SyncShardRequest.read(reader)
+        reader.finish("SYNC_SHARD message")
+        return cls(epoch, request)
+
+
+def sign_sync_shard_request(private_key: BlsPrivateKey, request: SyncShardRequest) -> SignedMessage:
+    """The requesting node's signature, by its protocol key, over `request`'s SYNC_SHARD message."""
+    serialized = SyncShardMessage.for_request(request).to_bcs()
+    return SignedMessage(serialized, private_key.sign(serialized))
+
+
+def signed_message_to_bcs(signed: SignedMessage) -> bytes:
+    """Walrus's `SignedMessage` in BCS: ULEB128 length ‖ serialized message ‖ signature [96]."""
+    return Writer().bytes(signed.serialized_message).fixed(signed.signature.to_bytes()).finish()
+
+
+def signed_message_from_bcs(data: bytes) -> SignedMessage:
+    """Parse a BCS `SignedMessage` strictly (Decode/VerificationError), without verifying it.
+
+    The message may be at most `MAX_SERIALIZED_MESSAGE_BYTES` long.
+    """
+    reader = Reader(bytes(data))
+    message = reader.bytes("serialized message", MAX_SERIALIZED_MESSAGE_BYTES)
+    signature = BlsSignature.from_bytes(reader.fixed(SIGNATURE_BYTES, "signature"))
+    reader.finish("signed message")
+    return SignedMessage(message, signature)
+
+
+class SyncShardRefusal(Enum):
+    """Why a source refuses a sync-shard request; the values are Walrus's error reasons."""
+
+    #: The requester is not a committee member, or does not own the shard in the current
+    #: committee (HTTP 403).
+    UNAUTHORIZED = "REQUEST_UNAUTHORIZED"
+    #: The message does not decode, is not SYNC_SHARD, or its signature does not verify (400).
+    MESSAGE_VERIFICATION_FAILED = "MESSAGE_VERIFICATION_FAILED"
+    #: The request's epoch is not the source's current epoch (400, with both epochs).
+    INVALID_EPOCH = "INVALID_EPOCH"
+    #: The request asks for more slivers than the source serves at once (400).
+    SLIVER_COUNT_EXCEEDS_LIMIT = "SLIVER_COUNT_EXCEEDS_LIMIT"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncShardRefused:
+    """A refused sync-shard request: the reason, a description, and the epochs when they differ.
+
+    `request_epoch` and `server_epoch` are set for `INVALID_EPOCH` only; a requester whose epoch
+    is ahead of the source's retries later (the source has not reached the epoch yet).
+    """
+
+    reason: SyncShardRefusal
+    detail: str
+    request_epoch: int | None = None
+    server_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reason, SyncShardRefusal):
+            raise TypeError(f"reason must be a SyncShardRefusal, got {self.reason!r}")
+        has_epochs = self.request_epoch is not None and self.server_epoch is not None
+        if has_epochs != (self.reason is SyncShardRefusal.INVALID_EPOCH):
+            raise ValueError("request_epoch and server_epoch go with INVALID_EPOCH, and only there")
+        if self.request_epoch is not None and self.server_epoch is not None:
+            _check_epoch(self.request_epoch)
+            _check_epoch(self.server_epoch)
+
+
+_VERIFIED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSyncShardRequest:
+    """A sync-shard request whose signature, epoch, shard ownership and size were checked.
+
+    Made only by `verify_sync_shard_request`: the only value a source serves slivers for.
+    """
+
+    request: SyncShardRequest
+    requester: BlsPublicKey
+    _token: object = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedSyncShardRequest is made only by verify_sync_shard_request()")
+
+
+def verify_sync_shard_request(
+    signed: SignedMessage,
+    requester: BlsPublicKey,
+    *,
+    server_epoch: int,
+    requester_shards: Collection[ShardIndex] | None,
+    max_sliver_count: int | None = DEFAULT_MAX_SYNC_SLIVER_COUNT,
+) -> VerifiedSyncShardRequest | SyncShardRefused:
+    """Check a sync-shard request as its source must (Walrus `StorageNode::sync_shard`).
+
+    `requester` is the key the request claims to come from (the `Authorization` header);
+    `server_epoch` is the source's current committee epoch; `requester_shards` are the shards the
+    requester owns in the source's current committee, or None if it is a member of none of the
+    source's committees (previous, current or next); `max_sliver_count` is the source's limit
+    (None: no limit). In Walrus's order, cheap checks before the pairing:
+
+    1. not a member of any committee -> UNAUTHORIZED;
+    2. not a SYNC_SHARD message, or a bad signature -> MESSAGE_VERIFICATION_FAILED; so is a
+       header epoch that differs from the request's (Walrus's client never sends one);
+    3. the request's epoch is not `server_epoch` -> INVALID_EPOCH (old or future alike);
+    4. the requester does not own the shard in the current committee -> UNAUTHORIZED;
+    5. more than `max_sliver_count` slivers -> SLIVER_COUNT_EXCEEDS_LIMIT.
+
+    A peer's bad input is a refusal value, never an exception; a wrong argument type is a
+    `TypeError` (our own mistake).
+    """
+    if not isinstance(signed, SignedMessage) or not isinstance(requester, BlsPublicKey):
+        raise TypeError("verify_sync_shard_request takes a SignedMessage and a BlsPublicKey")
+    _check_epoch(server_epoch)
+    if requester_shards is None:
+        return SyncShardRefused(SyncShardRefusal.UNAUTHORIZED, "requester is not a storage node")
+    request = _signed_request(signed, requester)
+    if isinstance(request, SyncShardRefused):
+        return request
+    refusal = _refusal(request, server_epoch, requester_shards, max_sliver_count)
+    if refusal is not None:
+        return refusal
+    return VerifiedSyncShardRequest(request, requester, _token=_VERIFIED)
+
+
+def _signed_request(
+    signed: SignedMessage, requester: BlsPublicKey
+) -> SyncShardRequest | SyncShardRefused:
+    """The request if the bytes decode and `requester` signed them (check 2)."""
+    failed = SyncShardRefusal.MESSAGE_VERIFICATION_FAILED
+    try:
+        message = SyncShardMessage.from_bcs(signed.serialized_message)
+    except DecodeError as error:
+        return SyncShardRefused(failed, str(error))
+    if message.epoch != message.request.epoch:
+        return SyncShardRefused(
+            failed,
+            f"header epoch {message.epoch} differs from the request's epoch "
+            f"{message.request.epoch}",
+        )
+    if not requester.verify(signed.serialized_message, signed.signature):
+        return SyncShardRefused(failed, f"signature does not verify under {requester.data.hex()}")
+    return message.request
+
+
+def _refusal(
+    request: SyncShardRequest,
+    server_epoch: int,
+    requester_shards: Collection[ShardIndex],
+    max_sliver_count: int | None,
+) -> SyncShardRefused | None:
+    """Why an authentic request may not be served (checks 3 to 5), or None."""
+    if request.epoch != server_epoch:
+        return SyncShardRefused(
+            SyncShardRefusal.INVALID_EPOCH,
+            f"request epoch {request.epoch}, server epoch {server_epoch}",
+            request_epoch=request.epoch,
+            server_epoch=server_epoch,
+        )
+    if request.shard_index not in requester_shards:
+        return SyncShardRefused(
+            SyncShardRefusal.UNAUTHORIZED,
+            f"requester does not own shard {request.shard_index} in epoch {server_epoch}",
+        )
+    if max_sliver_count is not None and request.sliver_count > max_sliver_count:
+        return SyncShardRefused(
+            SyncShardRefusal.SLIVER_COUNT_EXCEEDS_LIMIT,
+            f"requested {request.sliver_count} slivers, the limit is {max_sliver_count}",
+        )
+    return None

@@ -1,19 +1,20 @@
 """The node's REST API: an aiohttp.web application over `NodeService` (spec/walrus-system.md 3.1).
 
 Theory of operation. Routes are those of `walruspy.node_api.paths.ROUTES` (Walrus's
-`routes.rs`), except `sync_shard`: the committee of this deployment is fixed, so no shard ever
-moves. Each handler parses its path and query with the shared parsers (a malformed parameter is
-400 INVALID_REQUEST, a malformed symbol filter 400 INVALID_FILTER), reads a binary body only as far
-as the route's limit, calls the service and renders BCS (`application/octet-stream`) or JSON in
-Walrus's success envelope. Every `NodeApiError` becomes an AIP-193 body with its status; anything
-else is logged and answered with a detail-free 500, so bad input never takes the node down.
+`routes.rs`), shard sync included (`node/shard_source.py`; the requester names its protocol key in
+the `Authorization` header as standard base64, as Walrus's client does). Each handler parses its
+path and query with the shared parsers (a malformed parameter is 400 INVALID_REQUEST, a malformed
+symbol filter 400 INVALID_FILTER), reads a binary body only as far as the route's limit, calls the
+service and renders BCS (`application/octet-stream`) or JSON in Walrus's success envelope. Every
+`NodeApiError` becomes an AIP-193 body with its status; anything else is logged and answered with
+a detail-free 500, so bad input never takes the node down.
 
 Limits, all enforced before work is done:
 - bodies: a route's exact maximum (a primary sliver of the largest symbol size plus 128 bytes of
   headroom, as Walrus's `DefaultBodyLimit`; metadata for n shards; an inconsistency proof of s
-  symbols), capped by `max_body_bytes`. A declared `Content-Length` over it is refused at once;
-  otherwise the body is read in chunks and refused as soon as it passes the limit, so an oversized
-  body is never buffered whole;
+  symbols; a signed sync-shard request), capped by `max_body_bytes`. A declared `Content-Length`
+  over it is refused at once; otherwise the body is read in chunks and refused as soon as it
+  passes the limit, so an oversized body is never buffered whole;
 - concurrency: at most `max_concurrent_requests` requests are handled at once, the rest get 429
   RESOURCE_EXHAUSTED immediately; recovery-symbol requests have their own smaller limit (503);
 - CORS is open (any origin, method and header), as on Walrus's nodes.
@@ -32,13 +33,15 @@ import structlog
 from aiohttp import web
 
 from walruspy.core.blob_id import BlobId
-from walruspy.core.errors import InvalidInputError
-from walruspy.core.messages import SignedMessage
+from walruspy.core.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, BlsPublicKey
+from walruspy.core.errors import DecodeError, InvalidInputError, VerificationError
+from walruspy.core.messages import SYNC_SHARD_MESSAGE_BYTES, SignedMessage, signed_message_from_bcs
 from walruspy.core.params import MAX_SYMBOL_SIZE, EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import SliverType
 from walruspy.node.metrics import METRICS_CONTENT_TYPE
 from walruspy.node.service import NodeService, Stored
+from walruspy.node.shard_source import ShardSource
 from walruspy.node.symbols import SymbolService
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api import json_fields as jf
@@ -51,8 +54,11 @@ BODY_HEADROOM_BYTES = 128
 READ_CHUNK_BYTES = 256 * 1024
 #: The largest BCS Merkle proof: a length byte and 16 digest nodes of 33 bytes (n <= 2^16).
 MAX_PROOF_BYTES = 1 + 16 * 33
-#: Routes served: all of Walrus's but shard sync.
-SERVED_ROUTES = tuple(route for route in paths.ROUTES if route.name != "sync_shard")
+#: Routes served: all of Walrus's.
+SERVED_ROUTES = paths.ROUTES
+#: Largest sync-shard body: a BCS signed SYNC_SHARD message (length byte, 55 bytes, a 96-byte
+#: signature) and headroom.
+SYNC_SHARD_BODY_BYTES = 1 + SYNC_SHARD_MESSAGE_BYTES + SIGNATURE_BYTES + BODY_HEADROOM_BYTES
 METRICS_ROUTE = "/metrics"
 _BCS = "application/octet-stream"
 _CORS_HEADERS = {
@@ -101,9 +107,14 @@ class NodeApi:
         max_body_bytes: int,
         max_concurrent_requests: int,
         metrics_enabled: bool = True,
+        *,
+        shard_source: ShardSource | None = None,
     ) -> None:
         self.service = service
         self.symbols = symbols
+        self.shard_source = shard_source or ShardSource(
+            service.store, service.state, service.limits.max_sliver_count_per_sync_request
+        )
         self.max_body_bytes = max_body_bytes
         self.max_concurrent_requests = max_concurrent_requests
         self.in_flight = 0
@@ -313,6 +324,16 @@ class NodeApi:
         signed = await self.symbols.inconsistency_proof(blob_id, sliver_type, body)
         return _success(_signed_json(signed))
 
+    async def sync_shard(self, request: web.Request) -> web.StreamResponse:
+        """POST sync shard: the slivers of a shard for its new owner."""
+        requester = _authorization_key(request)
+        body = await self._read_body(request, SYNC_SHARD_BODY_BYTES)
+        try:
+            signed = signed_message_from_bcs(body)
+        except (DecodeError, VerificationError) as exc:
+            raise api_errors.InvalidContentTypeError(f"invalid BCS signed message: {exc}") from exc
+        return _bcs(await self.shard_source.sync_shard(requester, signed))
+
     async def get_blob_status(self, request: web.Request) -> web.StreamResponse:
         """GET blob status."""
         status = await self.service.blob_status(self._blob_id(request))
@@ -323,3 +344,24 @@ class NodeApi:
         detailed = self._query(request, paths.parse_health_query)
         info = await self.service.health(bool(detailed))
         return _success(info.to_json())
+
+
+def _authorization_key(request: web.Request) -> BlsPublicKey:
+    """The requester's key from `Authorization: <standard base64 of the 48-byte BLS key>`.
+
+    Walrus answers a missing header with 401 and a malformed one with 400, in plain text; we
+    answer the same codes with AIP-193 bodies.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise api_errors.NodeApiError(
+            api_errors.ApiStatus.UNAUTHENTICATED,
+            "UNAUTHENTICATED",
+            api_errors.GLOBAL_ERROR_DOMAIN,
+            "missing Authorization header",
+        )
+    try:
+        key = jf.as_base64(header, "Authorization header", PUBLIC_KEY_BYTES)
+        return BlsPublicKey.from_bytes(key)
+    except (DecodeError, VerificationError, ValueError) as exc:
+        raise api_errors.InvalidRequestError(f"invalid Authorization header: {exc}") from exc

@@ -149,6 +149,18 @@ def is_certified(info: BlobInfo | None, epoch: int) -> bool:
     return permanent or deletable
 
 
+def is_certified_before(info: BlobInfo | None, epoch: int) -> bool:
+    """First certified before `epoch` and still certified in it: what shard sync transfers.
+
+    Walrus's `BlobInfoIter`: a blob certified in `epoch` itself is left out, its slivers reach the
+    new owner through the upload or blob sync of that epoch.
+    """
+    if not is_certified(info, epoch):
+        return False
+    assert isinstance(info, ValidBlobInfo) and info.initial_certified_epoch is not None
+    return info.initial_certified_epoch < epoch
+
+
 def can_data_be_deleted(info: BlobInfo | None, epoch: int) -> bool:
     """No registration is live in `epoch` (an invalid blob's data went when it turned invalid)."""
     return not is_registered(info, epoch)

@@ -63,6 +63,10 @@ class ApiLimits:
     confirmation_long_poll_max_ms: int = 0
     #: Long-polls waiting at once; beyond it requests answer without waiting, as in Walrus.
     max_long_polls: int = 1000
+    #: Most slivers one shard-sync answer may be asked for; larger requests are refused with
+    #: SLIVER_COUNT_EXCEEDS_LIMIT (Walrus's `max_sliver_count_per_sync_request`, default 100,000;
+    #: requesters ask for 1,000).
+    max_sliver_count_per_sync_request: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +242,9 @@ def _limits(section: _Section) -> ApiLimits:
             "confirmation_long_poll_max_ms", 0, 0, 600_000
         ),
         max_long_polls=section.integer("max_long_polls", 1000, 0, 100_000),
+        max_sliver_count_per_sync_request=section.integer(
+            "max_sliver_count_per_sync_request", 100_000, 1, 100_000
+        ),
     )
     section.done()
     return config

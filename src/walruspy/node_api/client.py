@@ -10,7 +10,9 @@ checked before it is returned:
 - confirmations and attestations come back as `SignedMessage`s that the caller verifies against
   the signer's key and the expected message (the client does not know the committee);
 - recovery and decoding symbols come back parsed; the caller verifies each symbol against the
-  metadata (`RecoverySymbol.verify`), because only it knows which target it is recovering.
+  metadata (`RecoverySymbol.verify`), because only it knows which target it is recovering;
+- a shard-sync answer comes back as parsed `(BlobId, SliverData)` pairs; the caller verifies
+  each sliver against the blob's metadata, which it fetched itself.
 
 Failures are values of three kinds, all `WalrusError`s: `NodeApiError` subclasses for error
 answers (the node's reason, typed: `NotRegisteredError`, `SliverNotFoundError`, ...),
@@ -24,6 +26,7 @@ JSON answer of `MAX_JSON_BYTES`, ...); a larger answer is refused without buffer
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -34,10 +37,10 @@ import aiohttp.payload
 from yarl import URL
 
 from walruspy.core.blob_id import BlobId
-from walruspy.core.crypto import BlsSignature
+from walruspy.core.crypto import BlsPublicKey, BlsSignature
 from walruspy.core.errors import DecodeError
 from walruspy.core.inconsistency import InconsistencyProof
-from walruspy.core.messages import SignedMessage
+from walruspy.core.messages import SignedMessage, signed_message_to_bcs
 from walruspy.core.metadata import UnverifiedBlobMetadataWithId, VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE
 from walruspy.core.slivers import MAX_SLIVER_BYTES, SliverData, VerifiedSliver
@@ -48,6 +51,7 @@ from walruspy.node_api import paths, schemas
 from walruspy.node_api.decoding_symbols import DecodingSymbol, decoding_symbols_from_bcs
 from walruspy.node_api.errors import NodeConnectionError, NodeTimeoutError, error_from_response
 from walruspy.node_api.health import ServiceHealthInfo
+from walruspy.node_api.sync_shard import sync_shard_response_from_bcs
 
 #: Walrus's client gives a request 300 s in total.
 DEFAULT_TIMEOUT_S = 300.0
@@ -59,6 +63,10 @@ MAX_SLIVER_RESPONSE_BYTES = MAX_SLIVER_BYTES + 16
 #: holds a share of n <= 65,535 shards; 1,024 symbols of the largest size bound any honest answer
 #: for the committees we run (n <= 1,000 shards, a node rarely holding more than a third).
 MAX_SYMBOLS_RESPONSE_BYTES = 1024 * (MAX_SYMBOL_SIZE + 1 + 16 * 33 + 16)
+#: Largest shard-sync answer accepted. A walruspy source stops collecting at 64 MiB of slivers,
+#: so its answers stay below this with one store-sized (64 MiB) sliver beyond; a source sending
+#: more (Walrus's has no byte limit) needs a smaller `sliver_count` or a larger limit per call.
+MAX_SYNC_SHARD_RESPONSE_BYTES = 256 << 20
 #: Request bodies larger than this are written in chunks (aiohttp's advice above 1 MiB).
 STREAM_BODY_BYTES = 1 << 20
 #: One chunk of a streamed request body.
@@ -154,16 +162,19 @@ class NodeClient:
         body: bytes | None = None,
         max_response_bytes: int,
         timeout_s: float | None = None,
+        authorization: str | None = None,
     ) -> tuple[int, bytes]:
         """One request: (status, body) of a 2xx answer; raises the node's error for others."""
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
-        headers = {"Content-Type": _BCS} if body is not None else None
+        headers = {"Content-Type": _BCS} if body is not None else {}
+        if authorization is not None:
+            headers["Authorization"] = authorization
         url = URL(self.base_url + path, encoded=True)
         # aiohttp warns that a large bytes body may block the loop: it is written in chunks.
         data = _ChunkedBody(body) if body is not None and len(body) > STREAM_BODY_BYTES else body
         try:
             async with self._get_session().request(
-                method, url, data=data, headers=headers, timeout=timeout
+                method, url, data=data, headers=headers or None, timeout=timeout
             ) as response:
                 limit = max_response_bytes if response.ok else jf.MAX_JSON_BYTES
                 payload = await _read_limited(response, limit)
@@ -341,6 +352,31 @@ class NodeClient:
         )
         data = schemas.parse_service_response(status, payload)
         return _core_signed(schemas.SignedMessage.from_json(data))
+
+    # --- shard sync ---------------------------------------------------------------------------
+
+    async def sync_shard(
+        self,
+        signed_request: SignedMessage,
+        requester: BlsPublicKey,
+        *,
+        timeout_s: float | None = None,
+        max_response_bytes: int = MAX_SYNC_SHARD_RESPONSE_BYTES,
+    ) -> list[tuple[BlobId, SliverData]]:
+        """Ask the node for slivers of a shard (`sign_sync_shard_request` makes the request).
+
+        `requester` is the key that signed the request; it goes in the `Authorization` header, as
+        Walrus's client sends it. The answer is parsed, in the node's order, and not verified.
+        """
+        _, payload = await self.request(
+            "POST",
+            paths.SYNC_SHARD_ROUTE,
+            body=signed_message_to_bcs(signed_request),
+            max_response_bytes=max_response_bytes,
+            timeout_s=timeout_s,
+            authorization=base64.b64encode(requester.to_bytes()).decode(),
+        )
+        return sync_shard_response_from_bcs(payload)
 
 
 def _core_signed(signed: schemas.SignedMessage) -> SignedMessage:

@@ -1,4 +1,4 @@
-"""Test-wide settings: Hypothesis profiles and the location of the shared vectors."""
+"""Test-wide settings: Hypothesis profiles and the location of the vectors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The shared vectors live beside the checkout (CI copies shared/ there too).
-SHARED_DIR = Path(os.environ.get("WALRUSPY_SHARED_DIR", REPO_ROOT.parent / "shared"))
+#: The vectors the tests check against, in the repository: a checkout with nothing beside it
+#: runs every test. `walrus-rs2-vectors.json` is the official Walrus encoder's output.
+VECTORS_DIR = REPO_ROOT / "tests" / "vectors"
 
 # Crypto and encoding are milliseconds per example: no per-example deadline on a noisy machine.
 settings.register_profile(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,9 +35,8 @@ from walruspy.core.messages import (
 install_native_precompiles()
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DIR = Path(os.environ.get("WALRUSPY_SHARED_DIR", REPO_ROOT.parent / "shared"))
 MESSAGE_VECTORS = REPO_ROOT / "tests" / "vectors" / "messages.json"
-RS2_VECTORS = SHARED_DIR / "vectors" / "walrus-rs2-vectors.json"
+RS2_VECTORS = REPO_ROOT / "tests" / "vectors" / "walrus-rs2-vectors.json"
 
 MIB = 1 << 20
 RS2 = 1

@@ -1,4 +1,4 @@
-"""The official Walrus encoder's vectors (shared/vectors/walrus-rs2-vectors.json), byte for byte.
+"""The official Walrus encoder's vectors (tests/vectors/walrus-rs2-vectors.json), byte for byte.
 
 The file is required: a missing file fails these tests rather than skipping them.
 """
@@ -12,22 +12,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED_DIR
+from tests.conftest import VECTORS_DIR
 from walruspy.core.blob_id import BlobId
 from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import DataTooLargeError
 from walruspy.core.params import EncodingParams
 from walruspy.core.types import SliverPairIndex, shard_of_pair
 
-VECTORS_PATH = SHARED_DIR / "vectors" / "walrus-rs2-vectors.json"
+VECTORS_PATH = VECTORS_DIR / "walrus-rs2-vectors.json"
 
 
 @cache
 def load_vectors() -> list[dict[str, Any]]:
     if not VECTORS_PATH.exists():
-        pytest.fail(
-            f"the Walrus vectors are missing: {VECTORS_PATH} (shared/ must sit beside the repo)"
-        )
+        pytest.fail(f"the Walrus vectors are missing: {VECTORS_PATH}")
     vectors: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text())["vectors"]
     return vectors
 

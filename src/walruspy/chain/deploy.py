@@ -65,13 +65,18 @@ from walruspy.core.messages import (
 __all__ = [
     "DEPLOYMENT_FORMAT",
     "FIRST_EPOCH",
+    "MAX_COMMITTEE_MEMBERS",
+    "MAX_EPOCHS_AHEAD",
+    "MAX_SHARDS",
     "MEMBER_BATCH",
+    "U64",
     "DeployParams",
     "Deployment",
     "ShardAssignment",
     "abi_digest",
     "assign_shards",
     "check_deployment_pop",
+    "check_range",
     "constructor_data",
     "create_contract",
     "deploy",
@@ -109,10 +114,11 @@ _SEAL_PER_SHARD_GAS: Final = 1_500
 _NO_STAKING: Final = "0x" + "00" * 20
 
 _U32: Final = (1 << 32) - 1
-_U64: Final = (1 << 64) - 1
-_MAX_COMMITTEE_MEMBERS: Final = 150  # Committee.vy MAX_MEMBERS (Move's active-set limit)
-_MAX_SHARDS: Final = 1000  # Committee.vy MAX_SHARDS
-_MAX_EPOCHS_AHEAD: Final = 1000  # storage_accounting.vy MAX_MAX_EPOCHS_AHEAD
+#: Bounds the contracts enforce, checked before any transaction (shared with deploy_staking).
+U64: Final = (1 << 64) - 1
+MAX_COMMITTEE_MEMBERS: Final = 150  # Committee.vy MAX_MEMBERS (Move's active-set limit)
+MAX_SHARDS: Final = 1000  # Committee.vy and Staking.vy MAX_SHARDS
+MAX_EPOCHS_AHEAD: Final = 1000  # storage_accounting.vy MAX_MAX_EPOCHS_AHEAD
 
 ShardAssignment = Literal["contiguous", "round-robin"]
 
@@ -193,17 +199,17 @@ class DeployParams:
         members = tuple(member for member, _ in pairs)
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "proofs_of_possession", tuple(pop for _, pop in pairs))
-        if not 1 <= len(members) <= _MAX_COMMITTEE_MEMBERS:
-            raise ValueError(f"a committee has 1 to {_MAX_COMMITTEE_MEMBERS} members")
-        if not 1 <= self.n_shards <= _MAX_SHARDS:
-            raise ValueError(f"n_shards must be in [1, {_MAX_SHARDS}], got {self.n_shards}")
+        if not 1 <= len(members) <= MAX_COMMITTEE_MEMBERS:
+            raise ValueError(f"a committee has 1 to {MAX_COMMITTEE_MEMBERS} members")
+        if not 1 <= self.n_shards <= MAX_SHARDS:
+            raise ValueError(f"n_shards must be in [1, {MAX_SHARDS}], got {self.n_shards}")
         self.committee()  # checks node IDs unique, shards disjoint and covering
-        _check_range("epoch_duration_s", self.epoch_duration_s, 1, _U64)
-        _check_range("max_epochs_ahead", self.max_epochs_ahead, 1, _MAX_EPOCHS_AHEAD)
-        _check_range("total_capacity_size", self.total_capacity_size, 0, _U64)
-        _check_range("storage_price_per_unit_size", self.storage_price_per_unit_size, 0, _U64)
-        _check_range("write_price_per_unit_size", self.write_price_per_unit_size, 0, _U64)
-        _check_range("wal_supply", self.wal_supply, 0, (1 << 256) - 1)
+        check_range("epoch_duration_s", self.epoch_duration_s, 1, U64)
+        check_range("max_epochs_ahead", self.max_epochs_ahead, 1, MAX_EPOCHS_AHEAD)
+        check_range("total_capacity_size", self.total_capacity_size, 0, U64)
+        check_range("storage_price_per_unit_size", self.storage_price_per_unit_size, 0, U64)
+        check_range("write_price_per_unit_size", self.write_price_per_unit_size, 0, U64)
+        check_range("wal_supply", self.wal_supply, 0, (1 << 256) - 1)
 
     def committee(self) -> Committee:
         """The committee the deployment creates, as the chain client will read it back."""
@@ -228,7 +234,8 @@ class DeployParams:
                 )
 
 
-def _check_range(name: str, value: int, low: int, high: int) -> None:
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """ValueError naming `name` unless `value` is an integer (not a bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 

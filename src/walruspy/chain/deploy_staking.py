@@ -32,7 +32,17 @@ from typing import Final
 from eth_account import Account
 
 from walruspy.chain.contracts import DEPLOYABLE, compile_contract
-from walruspy.chain.deploy import Deployment, abi_digest, constructor_data, create_contract
+from walruspy.chain.deploy import (
+    MAX_COMMITTEE_MEMBERS,
+    MAX_EPOCHS_AHEAD,
+    MAX_SHARDS,
+    U64,
+    Deployment,
+    abi_digest,
+    check_range,
+    constructor_data,
+    create_contract,
+)
 from walruspy.chain.evm_rpc import (
     DEFAULT_RECEIPT_TIMEOUT_S,
     ContractHandle,
@@ -44,9 +54,6 @@ from walruspy.chain.evm_rpc import (
 __all__ = ["StakingParams", "deploy_staking"]
 
 _NO_ADDRESS: Final = "0x" + "00" * 20
-_MAX_SHARDS: Final = 1000  # Staking.vy MAX_SHARDS
-_MAX_EPOCHS_AHEAD: Final = 1000  # storage_accounting.vy MAX_MAX_EPOCHS_AHEAD
-_U64: Final = (1 << 64) - 1
 
 # Gas limits. Contract creation costs 200 gas per byte of runtime code plus the constructor.
 _DEPLOY_GAS: Final = {
@@ -63,7 +70,6 @@ _ATTACH_GAS: Final = 200_000
 _RESERVE_BATCH: Final = 50
 _RESERVE_BASE_GAS: Final = 100_000
 _RESERVE_PER_MEMBER_GAS: Final = 190_000
-_MAX_MEMBERS: Final = 150  # Committee.vy MAX_MEMBERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +93,16 @@ class StakingParams:
         """How many members' storage `deploy_staking` writes ahead in each committee."""
         if self.reserved_members is not None:
             return self.reserved_members
-        return min(_MAX_MEMBERS, self.n_shards)
+        return min(MAX_COMMITTEE_MEMBERS, self.n_shards)
 
     def __post_init__(self) -> None:
-        for name, value, low, high in (
-            ("n_shards", self.n_shards, 1, _MAX_SHARDS),
-            ("epoch_duration_s", self.epoch_duration_s, 1, _U64),
-            ("epoch_zero_duration_s", self.epoch_zero_duration_s, 0, _U64),
-            ("max_epochs_ahead", self.max_epochs_ahead, 1, _MAX_EPOCHS_AHEAD),
-            ("total_capacity_size", self.total_capacity_size, 0, _U64),
-            ("wal_supply", self.wal_supply, 1, (1 << 256) - 1),
-            ("reserved_members", self.members_to_reserve, 0, _MAX_MEMBERS),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        check_range("n_shards", self.n_shards, 1, MAX_SHARDS)
+        check_range("epoch_duration_s", self.epoch_duration_s, 1, U64)
+        check_range("epoch_zero_duration_s", self.epoch_zero_duration_s, 0, U64)
+        check_range("max_epochs_ahead", self.max_epochs_ahead, 1, MAX_EPOCHS_AHEAD)
+        check_range("total_capacity_size", self.total_capacity_size, 0, U64)
+        check_range("wal_supply", self.wal_supply, 1, (1 << 256) - 1)
+        check_range("reserved_members", self.members_to_reserve, 0, MAX_COMMITTEE_MEMBERS)
 
 
 async def deploy_staking(

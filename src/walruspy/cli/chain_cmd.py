@@ -21,11 +21,14 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from walruspy.cli.output import emit, json_option
+
+if TYPE_CHECKING:
+    from walruspy.chain.deploy import Deployment
 
 __all__ = ["chain", "parse_duration_s", "parse_size_bytes", "read_private_key"]
 
@@ -266,20 +269,27 @@ def deploy_command(
     except ValueError as exc:
         raise click.UsageError(f"{committee_file}: {exc}") from None
     deployment = asyncio.run(deploy(rpc_url, key, params))
-    deployment.save(out_file)
-    result = {**deployment.to_json(), "deployment_file": str(out_file)}
-    emit(
-        result,
-        as_json=as_json,
-        lines=[
+    _save_and_report(
+        deployment,
+        out_file,
+        as_json,
+        [
             f"Deployed on chain {deployment.chain_id} from {deployment.deployer}",
             f"System:    {deployment.system}",
             f"WAL:       {deployment.wal}",
             f"Committee: {deployment.committee} ({len(members)} members, {shards} shards)",
             f"Events start at block {deployment.start_block}",
-            f"Deployment file: {out_file}",
         ],
     )
+
+
+def _save_and_report(
+    deployment: Deployment, out_file: Path, as_json: bool, lines: list[str]
+) -> None:
+    """Write the deployment file and print the deployment (its JSON, or `lines`)."""
+    deployment.save(out_file)
+    result = {**deployment.to_json(), "deployment_file": str(out_file)}
+    emit(result, as_json=as_json, lines=[*lines, f"Deployment file: {out_file}"])
 
 
 @chain.command("deploy-staking")
@@ -327,12 +337,11 @@ def deploy_staking_command(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     deployment = asyncio.run(deploy_staking(rpc_url, key, params))
-    deployment.save(out_file)
-    result = {**deployment.to_json(), "deployment_file": str(out_file)}
-    emit(
-        result,
-        as_json=as_json,
-        lines=[
+    _save_and_report(
+        deployment,
+        out_file,
+        as_json,
+        [
             f"Deployed with staking on chain {deployment.chain_id} from {deployment.deployer}",
             f"System:  {deployment.system}",
             f"WAL:     {deployment.wal}",
@@ -340,6 +349,5 @@ def deploy_staking_command(
             f"Pools:   {deployment.pools}",
             f"Epoch 0 until nodes register and are staked; events start at block"
             f" {deployment.start_block}",
-            f"Deployment file: {out_file}",
         ],
     )

@@ -81,6 +81,21 @@ class SystemInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class EpochCommittees:
+    """The committees of the current epoch and the one before, read at one block.
+
+    `previous` is None before the first epoch change (or with a fixed committee, where it is the
+    same as `current`). `changing` is True between EpochChangeStart and EpochChangeDone of the
+    current epoch: the new committee is still syncing its shards, so reads of blobs certified
+    before the change go to `previous` first (spec/walrus-system.md 2.2, 4.2).
+    """
+
+    current: Committee
+    previous: Committee | None
+    changing: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StorageRecord:
     """A storage resource (Move `Storage`): `storage_size` bytes for epochs [start, end)."""
 
@@ -129,6 +144,10 @@ class ChainReader(Protocol):
 
     async def committee(self) -> Committee:
         """The committee of the current epoch."""
+        ...
+
+    async def epoch_committees(self) -> EpochCommittees:
+        """The current and the previous committee, and whether the epoch change is underway."""
         ...
 
     async def get_blob(self, object_id: bytes) -> BlobRecord | None:

@@ -25,6 +25,7 @@ from walruspy.chain.api import (
     BlobRecord,
     ChainRevertError,
     ChainUnavailableError,
+    EpochCommittees,
     StorageRecord,
     SystemInfo,
 )
@@ -33,7 +34,7 @@ from walruspy.chain.deploy import Deployment
 from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, EventDecoder, LogReader
 from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, gather_reads, rpc_errors
-from walruspy.chain.evm_staking import EvmStaking
+from walruspy.chain.evm_staking import EpochState, EvmStaking
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
@@ -143,11 +144,40 @@ class EvmChainReader:
         if int(address, 16) == 0:
             # A staking system in epoch 0: the first committee is not selected yet.
             raise ChainUnavailableError(f"{self.url}: no committee yet (epoch {epoch})")
-        members, n_shards = await self._committee_members(str(address), int(epoch), head)
+        return await self._committee_at(str(address), int(epoch), head)
+
+    async def _committee_at(self, address: str, epoch: int, block: int) -> Committee:
+        members, n_shards = await self._committee_members(address, epoch, block)
         try:
-            return Committee(int(epoch), n_shards, members)
+            return Committee(epoch, n_shards, members)
         except ValueError as exc:
             raise ChainUnavailableError(f"{self.url}: inconsistent committee: {exc}") from exc
+
+    async def epoch_committees(self) -> EpochCommittees:
+        """The current and previous committees, and whether the epoch change is underway.
+
+        Under staking the previous epoch's Committee contract keeps its members until the next
+        epoch change refills it, and the change is underway while Staking waits for the new
+        committee's `epoch_sync_done` reports. A fixed committee has no previous one.
+        """
+        head = await self._head()
+        reads = [
+            self._system.view("epoch", block=head),
+            self._system.view("committee", block=head),
+            self._system.view("previous_committee", block=head),
+        ]
+        if self.staking is not None:
+            reads.append(self.staking.epoch_state(block=head))
+        values = await gather_reads(*reads)
+        epoch, address, previous_address = int(values[0]), str(values[1]), str(values[2])
+        if int(address, 16) == 0:
+            raise ChainUnavailableError(f"{self.url}: no committee yet (epoch {epoch})")
+        current = await self._committee_at(address, epoch, head)
+        previous = None
+        if int(previous_address, 16) != 0 and previous_address != address and epoch > 0:
+            previous = await self._committee_at(previous_address, epoch - 1, head)
+        changing = self.staking is not None and values[3] is EpochState.EPOCH_CHANGE_SYNC
+        return EpochCommittees(current, previous, changing)
 
     async def _committee_members(
         self, address: str, epoch: int, block: BlockIdentifier = "latest"

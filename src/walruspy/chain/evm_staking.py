@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from web3 import AsyncWeb3
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, TxReceipt
 
 from walruspy.chain.api import ChainRevertError, ChainUnavailableError
 from walruspy.chain.contracts import Abi
@@ -222,6 +222,10 @@ class EvmStaking:
         values = await gather_reads(*(self._staking.view(n, block=head) for n in names))
         epoch, state, time_s, weight, duration, first, n_shards = (int(v) for v in values)
         return StakingState(epoch, EpochState(state), time_s, weight, duration, first, n_shards)
+
+    async def epoch_state(self, block: BlockIdentifier = "latest") -> EpochState:
+        """The state of the epoch change at `block`."""
+        return EpochState(int(await self._staking.view("epoch_state", block=block)))
 
     async def committees(self) -> tuple[ShardAssignment, ShardAssignment, ShardAssignment]:
         """The previous, current and next (empty before voting_end) committees' shards."""

@@ -129,7 +129,8 @@ class Cluster:
     async def start(self, node: ClusterNode, sock: socket.socket | None = None) -> None:
         sock = sock or _rebind(node.port)
         rng = node.rng or random.Random(node.index)
-        node.node = StorageNode(node.config, self.chain, node.key, sock=sock, rng=rng)
+        chain = self.chain.for_node(node.member.network_address)
+        node.node = StorageNode(node.config, chain, node.key, sock=sock, rng=rng)
         # A plain task, awaited by stop(): a node that crashes fails the test there.
         node.task = asyncio.create_task(node.node.run())
         async with asyncio.timeout(30):
@@ -188,8 +189,11 @@ class Cluster:
         object_id = self.chain.register(blob_id, len(data), epochs_ahead, deletable)
         await self.wait_for_events()
         targets = [n for n in (nodes or self.nodes) if n.task is not None]
+        owners = {m.network_address: m.shards for m in self.chain.members}
         for node in targets:
-            await upload_to(self.client(node), encoded, node.shards)
+            shards = owners.get(node.member.network_address, ())
+            if shards:
+                await upload_to(self.client(node), encoded, shards)
         if certify:
             self.chain.certify(object_id)
             await self.wait_for_events()

@@ -15,11 +15,13 @@ import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from walruspy.chain.api import (
     BlobRecord,
     ChainRevertError,
     ChainUnavailableError,
+    EpochCommittees,
     Registration,
     StorageRecord,
     SystemInfo,
@@ -66,6 +68,8 @@ class FakeChain:
         self._block = itertools.count(1)
         self._objects = itertools.count(1)
         self.fail_reads = 0
+        self.previous_members: tuple[CommitteeMember, ...] | None = None
+        self.changing = False
         self.advance_calls = 0
         self.sync_done_reports: list[int] = []
         self._epoch_changed = asyncio.Event()
@@ -114,6 +118,14 @@ class FakeChain:
     async def committee(self) -> Committee:
         self._check_up()
         return Committee(self.epoch, self.n_shards, self.members)
+
+    async def epoch_committees(self) -> EpochCommittees:
+        self._check_up()
+        current = Committee(self.epoch, self.n_shards, self.members)
+        previous = None
+        if self.previous_members is not None:
+            previous = Committee(self.epoch - 1, self.n_shards, self.previous_members)
+        return EpochCommittees(current, previous, self.changing)
 
     async def get_blob(self, object_id: bytes) -> BlobRecord | None:
         self._check_up()
@@ -207,13 +219,44 @@ class FakeChain:
         """Move the chain clock forward."""
         self.now += seconds
 
-    def next_epoch(self) -> None:
-        """Start the next epoch now (as advance_epoch would once the time has come)."""
+    def next_epoch(self, members: Sequence[CommitteeMember] | None = None) -> None:
+        """Start the next epoch now (as advance_epoch would once the time has come).
+
+        With `members`, the committee changes to them: the old one becomes the previous
+        committee, and EpochChangeDone follows only once members holding 2f + 1 shards of the
+        new committee have called `epoch_sync_done` (as under staking).
+        """
         self.epoch += 1
         self.epoch_started_at = self.now
-        self._emit_epoch_start()
+        if members is None:
+            self._emit_epoch_start()
+        else:
+            self.previous_members = self.members
+            self.members = tuple(members)
+            self._reporters: set[str] = set()
+            self.changing = True
+            self._change_done = asyncio.Event()
+            (start,) = self._event_ids(1)
+            self.events_log.append(EpochChangeStart(start, self.epoch))
         self._epoch_changed.set()
         self._epoch_changed = asyncio.Event()
+
+    async def wait_change_done(self) -> None:
+        """Wait for the EpochChangeDone of the current epoch (at once if it came)."""
+        if self.changing:
+            await self._change_done.wait()
+
+    def _sync_reported(self, reporter: str) -> None:
+        if not self.changing:
+            return
+        self._reporters.add(reporter)
+        committee = Committee(self.epoch, self.n_shards, self.members)
+        weight = sum(m.weight for m in self.members if m.network_address in self._reporters)
+        if committee.is_quorum(weight):
+            self.changing = False
+            self._change_done.set()
+            (done,) = self._event_ids(1)
+            self.events_log.append(EpochChangeDone(done, self.epoch))
 
     async def wait_for_epoch(self, epoch: int) -> None:
         """Wait until the chain reaches `epoch`."""
@@ -294,7 +337,27 @@ class FakeChain:
         self._check_up()
         return self.epoch_started_at + self.epoch_duration_s
 
-    async def epoch_sync_done(self, epoch: int) -> bool:
+    async def epoch_sync_done(self, epoch: int, reporter: str = "") -> bool:
         self._check_up()
         self.sync_done_reports.append(epoch)
+        if epoch == self.epoch:
+            self._sync_reported(reporter)
         return True
+
+    def for_node(self, address: str) -> NodeChain:
+        """This chain as the node at `address` uses it (its reports name it)."""
+        return NodeChain(self, address)
+
+
+class NodeChain:
+    """One node's handle on a `FakeChain`: everything delegates; sync reports carry its address."""
+
+    def __init__(self, chain: FakeChain, address: str) -> None:
+        self._chain = chain
+        self._address = address
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chain, name)
+
+    async def epoch_sync_done(self, epoch: int) -> bool:
+        return await self._chain.epoch_sync_done(epoch, self._address)

@@ -453,10 +453,14 @@ def test_p3_a_full_batch_moves_on_and_the_next_request_starts_after_it() -> None
     assert as_request(sp.next_request(progress, 2)).starting_blob_id == bid(5)
 
 
-def test_p3_a_short_batch_ends_the_axis() -> None:
+def test_p3_a_short_batch_moves_on_and_only_an_empty_one_ends_the_axis() -> None:
     progress = sp.ShardSyncProgress(ShardIndex(5), 3, P, bid(4))
     batch = answer(as_request(sp.next_request(progress, 2)), [bid(1), bid(4), bid(6)])
-    assert batch.blob_ids == (bid(6),) and batch.ends_axis
+    assert batch.blob_ids == (bid(6),) and not batch.ends_axis
+    progress = sp.advance(progress, batch)
+    assert progress == sp.ShardSyncProgress(ShardIndex(5), 3, P, bid(6))
+    batch = answer(as_request(sp.next_request(progress, 2)), [bid(1), bid(4), bid(6)])
+    assert batch.blob_ids == () and batch.ends_axis
     progress = sp.advance(progress, batch)
     assert progress == sp.ShardSyncProgress(ShardIndex(5), 3, S, None)
     empty = sp.SyncBatch(as_request(sp.next_request(progress, 2)), ())
@@ -513,7 +517,9 @@ def test_p5_missing_blobs_of_a_batch() -> None:
     full = sp.SyncBatch(request, (bid(5), bid(8)))
     assert sp.missing_blobs(full, certified) == (bid(3), bid(4))  # not 9: after the range
     short = sp.SyncBatch(request, (bid(5),))
-    assert sp.missing_blobs(short, certified) == (bid(3), bid(4), bid(8), bid(9))
+    assert sp.missing_blobs(short, certified) == (bid(3), bid(4))
+    last = sp.SyncBatch(SyncShardRequest(ShardIndex(0), P, bid(6), 2, 2), ())
+    assert sp.missing_blobs(last, certified) == (bid(8), bid(9))
     assert sp.missing_blobs(sp.SyncBatch(request, ()), []) == ()
 
 

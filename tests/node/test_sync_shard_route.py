@@ -110,8 +110,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
         node0, node1 = cluster.nodes
         node0.member = dataclasses.replace(node0.member, shards=tuple(range(5)))
         node1.member = dataclasses.replace(node1.member, shards=tuple(range(5, 10)))
-        cluster.chain.members = (node0.member, node1.member)
-        cluster.chain.next_epoch()
+        cluster.chain.next_epoch((node0.member, node1.member))
         await cluster.wait_for_events()
         # Certified in epoch 2 (the request's epoch): not served although node 0 stores it.
         late, _ = await cluster.store_blob(blob_data(11, 2500))

@@ -113,6 +113,24 @@ class EpochConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardSyncConfig:
+    """Shard sync at epoch changes (spec 3.5; Walrus `ShardSyncConfig`)."""
+
+    #: Walrus `sliver_count_per_sync_request`: slivers asked for per request (one transaction).
+    batch_size: int = 1000
+    #: Walrus `shard_sync_concurrency`: gained shards synced at once.
+    max_concurrent_shard_syncs: int = 10
+    #: Time one request may take.
+    request_timeout_s: float = 120.0
+    #: Backoff between requests to a source that cannot answer yet, doubling (Walrus: 60..600 s).
+    retry_min_backoff_s: float = 60.0
+    retry_max_backoff_s: float = 600.0
+    #: Walrus `shard_sync_retry_switch_to_recovery_interval_secs`: with no batch stored for this
+    #: long, the shard is recovered blob by blob instead (12 h; seconds on a devnet).
+    retry_window_s: float = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """The whole node configuration."""
 
@@ -128,6 +146,7 @@ class NodeConfig:
     limits: ApiLimits = field(default_factory=ApiLimits)
     blob_recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     epoch: EpochConfig = field(default_factory=EpochConfig)
+    shard_sync: ShardSyncConfig = field(default_factory=ShardSyncConfig)
     metrics_enabled: bool = True
 
 
@@ -280,6 +299,20 @@ def _epoch(section: _Section) -> EpochConfig:
     return config
 
 
+def _shard_sync(section: _Section) -> ShardSyncConfig:
+    low = section.number("retry_min_backoff_s", 60.0, 0.001, 86_400)
+    config = ShardSyncConfig(
+        batch_size=section.integer("batch_size", 1000, 1, 100_000),
+        max_concurrent_shard_syncs=section.integer("max_concurrent_shard_syncs", 10, 1, 1000),
+        request_timeout_s=section.number("request_timeout_s", 120.0, 0.01, 86_400),
+        retry_min_backoff_s=low,
+        retry_max_backoff_s=section.number("retry_max_backoff_s", 600.0, low, 86_400),
+        retry_window_s=section.number("retry_window_s", 12 * 3600.0, 0.001, 30 * 86_400),
+    )
+    section.done()
+    return config
+
+
 def parse_config(raw: object, base_dir: Path) -> NodeConfig:
     """Validate a decoded YAML document; relative paths are taken from `base_dir`."""
     top = _Section(raw, "", base_dir)
@@ -304,6 +337,7 @@ def parse_config(raw: object, base_dir: Path) -> NodeConfig:
         limits=_limits(top.section("limits")),
         blob_recovery=_recovery(top.section("blob_recovery")),
         epoch=_epoch(top.section("epoch")),
+        shard_sync=_shard_sync(top.section("shard_sync")),
         metrics_enabled=metrics_enabled,
     )
     top.done()

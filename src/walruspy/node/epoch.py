@@ -17,18 +17,24 @@ new committee reports its shards and no step is due, every check interval; in be
 costs one read of the chain clock.
 
 `EpochSyncReporter` is the node's part of the multi-stage epoch change (spec 2.2): once the node
-is a member of the new epoch's committee and holds every sliver of its shards, it reports
-`epoch_sync_done(epoch)` on chain, once; at 2f + 1 shards of reports the epoch change is done.
-Until shard sync exists, the slivers of gained shards are filled by blob recovery: the reporter
-scans the certified blobs for missing data, lets the blob-sync workers recover it, and reports
-when a scan finds nothing missing. With a fixed committee the chain has nothing to report and
-the call returns False.
+holds every sliver of its shards of the new epoch, it reports `epoch_sync_done(epoch)` on chain,
+once; at 2f + 1 shards of reports the epoch change is done. It waits for the shard transfers
+(`shard_sync.ShardSyncer`), then scans the certified blobs for data still missing, lets the
+blob-sync workers recover it, and once a scan finds nothing missing it marks the shards left to
+recovery ACTIVE (rule L6), the node Active, and reports. With a fixed committee the chain has
+nothing to report and the call returns False.
 
-`EpochChanges.begin_epoch` is the node's reaction to `EpochChangeStart(e)`, run inline by the event
-processor: refresh the committee view from the chain (creating storage for any shard the node
-gains; our deployment's committee is fixed, so shard sync never happens), then collect garbage for
-the new epoch (`gc.GarbageCollector`). Replayed old epoch events change nothing: the view only
-moves forward and GC of an epoch runs once.
+`EpochChanges` is the one writer of the node's committee view. `install` runs at start and on each
+`EpochChangeStart(e)` the event processor applies, with the current and previous committees read
+from the chain at one block: it decides the shard changes (`shard_plan.decide_epoch_change`:
+gained shards sync from their previous owner, lost ones are locked, shards no committee of the
+last two epochs gives this node are deleted), stops the transfers of shards it locks or deletes,
+writes every shard record in one transaction, switches the view, and starts the transfers. The
+decision is taken again after a restart and gives the same records, so a crash between the event
+and its effects loses nothing, and a sync resumes from its stored progress. Then garbage is
+collected for the event's epoch (`gc.GarbageCollector`). A node that was away replays old epoch
+events after it has installed the newest committee: they change no view, and GC of each epoch
+runs in event order, once.
 """
 
 from __future__ import annotations
@@ -36,24 +42,43 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import structlog
 
-from walruspy.chain.api import ChainError, ChainReader, ChainRevertError, ChainWriter
+from walruspy.chain.api import (
+    ChainError,
+    ChainReader,
+    ChainRevertError,
+    ChainWriter,
+    EpochCommittees,
+)
+from walruspy.core.apportionment import NodeShards, ShardAssignment
 from walruspy.core.committee import Committee
+from walruspy.core.types import ShardIndex
 from walruspy.node.config import EpochConfig
 from walruspy.node.gc import GarbageCollector
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import BlobSyncer
+from walruspy.node.shard_plan import (
+    DeleteShard,
+    EpochShardPlan,
+    LockShard,
+    ShardSyncProgress,
+    StartShardSync,
+    decide_epoch_change,
+)
+from walruspy.node.shard_sync import ShardSyncer
 from walruspy.node.store import NodeStore
-from walruspy.node.store_records import ShardStatus
+from walruspy.node.store_records import NodeStatus, NodeStatusKind, ShardStatus
 from walruspy.node.view import CommitteeView, NodeState
 
 log = structlog.get_logger("walruspy.node.epoch")
 T = TypeVar("T")
 
+#: The node ID a node in neither committee decides its shard changes with: it owns nothing.
+NO_NODE_ID = bytes(32)
 #: Chain reads are retried this many times (with backoff) before the failure propagates.
 MAX_CHAIN_ATTEMPTS = 8
 
@@ -83,8 +108,21 @@ async def retry_chain(
             await asyncio.sleep(delay)
 
 
+def assignment_of(committee: Committee | None) -> ShardAssignment:
+    """The shard assignment of `committee` as `shard_plan` takes it (empty for None)."""
+    if committee is None:
+        return ShardAssignment()
+    members = sorted(committee.members, key=lambda m: int.from_bytes(m.node_id, "big"))
+    return ShardAssignment(
+        tuple(NodeShards(m.node_id, tuple(ShardIndex(s) for s in m.shards)) for m in members)
+    )
+
+
 class EpochChanges:
-    """Applies the start of an epoch to the node: committee view, shard storage, GC."""
+    """Applies a new committee to the node: shard records, shard sync, the view, GC.
+
+    The only writer of `NodeState.view` (module docstring).
+    """
 
     def __init__(
         self,
@@ -94,6 +132,7 @@ class EpochChanges:
         gc: GarbageCollector,
         metrics: NodeMetrics,
         *,
+        shard_syncer: ShardSyncer | None = None,
         backoff_s: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.chain = chain
@@ -101,38 +140,86 @@ class EpochChanges:
         self.state = state
         self.gc = gc
         self.metrics = metrics
+        self.shard_syncer = shard_syncer
         self.backoff_s = backoff_s
         #: Called after a view is installed (the sync reporter's `epoch_started`).
         self.on_new_view: Callable[[], None] | None = None
+        #: The plan of the last installed view (for tests and the devnet's figures).
+        self.last_plan: EpochShardPlan | None = None
 
     async def begin_epoch(self, epoch: int) -> None:
-        """React to `EpochChangeStart(epoch)`."""
+        """React to `EpochChangeStart(epoch)`.
+
+        GC runs for the event's epoch, not the view's: a node replaying the events it missed
+        has installed the latest committee already, and must not collect what a later event
+        (an extension) of the replay still keeps alive.
+        """
         if epoch > self.state.epoch:
             await self.refresh_committee()
-        await self.gc.collect(self.state.epoch)
+        await self.gc.collect(epoch)
 
     async def refresh_committee(self) -> None:
-        """Read the current committee and move the view forward to it."""
+        """Read the current committees and move the view forward to them."""
         # The event that brought us here is persisted: the new view must not be skipped, so
         # this waits for the chain as long as it takes (event reads would wait as well).
-        committee: Committee = await retry_chain(
-            self.chain.committee, *self.backoff_s, what="committee", max_attempts=None
+        committees: EpochCommittees = await retry_chain(
+            self.chain.epoch_committees, *self.backoff_s, what="committee", max_attempts=None
         )
-        if committee.epoch < self.state.epoch:
+        if committees.current.epoch <= self.state.epoch:
             return
-        view = CommitteeView.of(committee, self.state.public_key)
-        await self.install_view(view)
+        await self.install(committees)
 
-    async def install_view(self, view: CommitteeView) -> None:
-        """Create storage for the view's shards, then make it the node's view."""
-        existing = await asyncio.to_thread(self.store.shards)
-        for shard in sorted(view.owned_shards - set(existing)):
-            await asyncio.to_thread(self.store.create_shard, shard, ShardStatus.ACTIVE)
+    async def install(self, committees: EpochCommittees) -> None:
+        """Decide the shard changes, stop, write, switch the view, then start the syncs."""
+        view = CommitteeView.of(committees.current, self.state.public_key, committees.previous)
+        stored = await asyncio.to_thread(self.store.shards)
+        saved = await asyncio.to_thread(self.store.sync_progress)
+        statuses: Mapping[ShardIndex, ShardStatus | None]
+        if view.epoch == 0:
+            statuses = {s: ShardStatus.ACTIVE for s in view.owned_shards if s not in stored}
+            plan = None
+            progress: Mapping[ShardIndex, ShardSyncProgress | None] = {}
+        else:
+            plan = decide_epoch_change(
+                view.epoch,
+                assignment_of(committees.previous),
+                assignment_of(committees.current),
+                view.node_id or NO_NODE_ID,
+                {ShardIndex(s): status for s, status in stored.items()},
+                stored_progress={ShardIndex(s): p for s, p in saved.items()},
+            )
+            statuses, progress = plan.statuses, plan.progress
+            if self.shard_syncer is not None:
+                for action in plan.actions:
+                    if isinstance(action, LockShard | DeleteShard):
+                        await self.shard_syncer.stop(action.shard)
+        await asyncio.to_thread(self.store.apply_shard_changes, statuses, progress)
         self.state.view = view
+        self.last_plan = plan
+        if plan is not None:
+            await self._start_syncs(plan, view)
         self.metrics.current_epoch.set(view.epoch)
-        log.info("committee view", epoch=view.epoch, owned_shards=len(view.owned_shards))
+        log.info(
+            "committee view",
+            epoch=view.epoch,
+            owned_shards=len(view.owned_shards),
+            gained=len(plan.diff.gained) if plan else 0,
+            lost=len(plan.diff.lost) if plan else 0,
+        )
         if self.on_new_view is not None:
             self.on_new_view()
+
+    async def _start_syncs(self, plan: EpochShardPlan, view: CommitteeView) -> None:
+        for action in plan.actions:
+            if not isinstance(action, StartShardSync):
+                continue
+            source = view.previous_owner(action.shard)
+            if self.shard_syncer is None or source is None:
+                # No one to ask (a node run without a shard syncer): blob sync recovers it.
+                changes = {action.shard: ShardStatus.ACTIVE_RECOVER}
+                await asyncio.to_thread(self.store.apply_shard_changes, changes, {})
+                continue
+            self.shard_syncer.start(action.shard, source, action.progress)
 
 
 class EpochChangeDriver:
@@ -212,21 +299,28 @@ class EpochSyncReporter:
         self,
         chain: ChainWriter,
         state: NodeState,
+        store: NodeStore,
         syncer: BlobSyncer,
         metrics: NodeMetrics,
         *,
+        shard_syncer: ShardSyncer | None = None,
         backoff_s: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.chain = chain
         self.state = state
+        self.store = store
         self.syncer = syncer
+        self.shard_syncer = shard_syncer
         self.metrics = metrics
         self.backoff_s = backoff_s
         self.reported_epoch = 0
         self._epoch_started = asyncio.Event()
+        #: Set while every owned shard of the current epoch is complete (ACTIVE).
+        self.shards_complete = asyncio.Event()
 
     def epoch_started(self) -> None:
         """A new committee view was installed: look at it."""
+        self.shards_complete.clear()
         self._epoch_started.set()
 
     async def run(self) -> None:
@@ -234,16 +328,22 @@ class EpochSyncReporter:
         while True:
             self._epoch_started.clear()
             epoch = self.state.epoch
-            if epoch <= self.reported_epoch or not self.state.view.is_member:
+            if epoch <= self.reported_epoch:
                 await self._epoch_started.wait()
                 continue
             await self.fill_shards()
             if self.state.epoch != epoch:
                 continue  # the next epoch began meanwhile: report that one
-            await self.report(epoch)
+            await self.activate_shards(epoch)
+            if self.state.view.is_member:
+                await self.report(epoch)
+            else:
+                self.reported_epoch = epoch
 
     async def fill_shards(self) -> None:
-        """Recover until a scan finds no certified blob with data missing from our shards."""
+        """Wait for the shard transfers, then recover until a scan finds nothing missing."""
+        if self.shard_syncer is not None:
+            await self.shard_syncer.wait_idle()
         low, high = self.backoff_s
         rounds = 0
         while await self.syncer.scan() > 0:
@@ -251,6 +351,24 @@ class EpochSyncReporter:
             rounds += 1
             # Syncs that gave up are retried by the next scan, after a pause.
             await asyncio.sleep(min(high, low * 2 ** min(rounds - 1, 16)) if rounds > 1 else 0)
+
+    async def activate_shards(self, epoch: int) -> None:
+        """Rule L6: owned shards left to recovery are complete now; the node is Active."""
+        owned = self.state.view.owned_shards
+
+        def write() -> None:
+            shards = self.store.shards()
+            done = {
+                s: ShardStatus.ACTIVE for s in owned if shards.get(s) is ShardStatus.ACTIVE_RECOVER
+            }
+            if done:
+                self.store.apply_shard_changes(done, {})
+            kind = NodeStatusKind.ACTIVE if owned else NodeStatusKind.STANDBY
+            self.store.set_node_status(NodeStatus(kind))
+
+        await asyncio.to_thread(write)
+        if self.state.epoch == epoch:
+            self.shards_complete.set()
 
     async def report(self, epoch: int) -> None:
         """Send the report for `epoch`; a revert (the epoch moved on) is logged, not raised."""

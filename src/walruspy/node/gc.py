@@ -58,6 +58,13 @@ class GarbageCollector:
         completed = self.store.gc_progress().last_completed_epoch
         return completed is None or completed < epoch
 
+    async def resume(self) -> None:
+        """Complete a collection that a crash interrupted (none: nothing to do)."""
+        progress = await asyncio.to_thread(self.store.gc_progress)
+        started, completed = progress.last_started_epoch, progress.last_completed_epoch
+        if started is not None and (completed is None or completed < started):
+            await self.collect(started)
+
     async def collect(self, epoch: int) -> None:
         """Collect garbage for the start of `epoch` (a no-op if done already)."""
         if not await asyncio.to_thread(self.needs, epoch):

@@ -101,6 +101,21 @@ class NodeMetrics:
             "Epochs whose shards this node reported holding",
             ("outcome",),
         )
+        self.shard_sync_slivers = counter(
+            "shard_sync_slivers", "Slivers fetched by shard sync and stored", ("type",)
+        )
+        self.shard_sync_bytes = counter(
+            "shard_sync_bytes", "Bytes of slivers fetched by shard sync and stored"
+        )
+        self.shard_syncs = counter(
+            "shard_syncs",
+            "Finished shard syncs, by outcome (synced, fell_back, stopped)",
+            ("outcome",),
+        )
+        self.shard_sync_failures = counter(
+            "shard_sync_request_failures", "Failed sync-shard requests, by kind", ("kind",)
+        )
+        self.shards_syncing = gauge("shards_syncing", "Gained shards being synced now")
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

@@ -48,6 +48,7 @@ from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import BlobSyncer
 from walruspy.node.service import NodeService
+from walruspy.node.shard_sync import ShardSyncer
 from walruspy.node.store import NodeStore, StoreConfig
 from walruspy.node.store_records import NodeStatus, NodeStatusKind
 from walruspy.node.symbols import SymbolService
@@ -95,6 +96,10 @@ class StorageNode:
         self.syncer: BlobSyncer | None = None
         self.invalidator: Invalidator | None = None
         self.reporter: EpochSyncReporter | None = None
+        self.shard_syncer: ShardSyncer | None = None
+        self.epochs: EpochChanges | None = None
+        #: At start the node had not seen the current epoch begin: it catches up first.
+        self.catching_up = False
         self.api: NodeApi | None = None
 
     async def wait_ready(self) -> None:
@@ -114,26 +119,45 @@ class StorageNode:
     async def _run_with(self, store: NodeStore) -> None:
         config = self.config
         backoff = (config.chain.retry_min_backoff_s, config.chain.retry_max_backoff_s)
-        committee = await retry_chain(self.chain.committee, *backoff, what="committee")
+        committees = await retry_chain(self.chain.epoch_committees, *backoff, what="committee")
         metrics = NodeMetrics()
-        state = NodeState(CommitteeView.of(committee, self.public_key), self.public_key)
-        if not state.view.is_member:
+        view = CommitteeView.of(committees.current, self.public_key, committees.previous)
+        state = NodeState(view, self.public_key)
+        if not view.is_member:
             log.warning("this node's key is not in the committee; it owns no shard")
         service = NodeService(store, self.protocol_key, state, metrics, config.limits)
-        gc = GarbageCollector(store, metrics, config.epoch.enable_data_deletion)
-        epochs = EpochChanges(self.chain, store, state, gc, metrics, backoff_s=backoff)
-        await epochs.install_view(state.view)
-        # Walrus's Standby: a node outside the committee serves what it has, stores nothing new.
-        kind = NodeStatusKind.ACTIVE if state.view.is_member else NodeStatusKind.STANDBY
-        await asyncio.to_thread(store.set_node_status, NodeStatus(kind))
-        await gc.collect(state.epoch)
         self.service = service
         self.invalidator = Invalidator(
             service, self.chain, config.blob_recovery, config.chain, rng=self._rng
         )
         self.syncer = BlobSyncer(service, config.blob_recovery, self.invalidator, rng=self._rng)
+        self.shard_syncer = ShardSyncer(
+            service, self.protocol_key, config.shard_sync, self.syncer.fetch_metadata
+        )
+        gc = GarbageCollector(store, metrics, config.epoch.enable_data_deletion)
+        epochs = EpochChanges(
+            self.chain, store, state, gc, metrics, shard_syncer=self.shard_syncer, backoff_s=backoff
+        )
+        self.epochs = epochs
+        # Behind: the node has not seen the current epoch start (it was away, or is new). It
+        # replays the events it missed before it syncs shards, and says so (Walrus's catch-up).
+        last_gc = (await asyncio.to_thread(store.gc_progress)).last_completed_epoch
+        self.catching_up = last_gc is None or last_gc < view.epoch
+        await epochs.install(committees)
+        # Walrus's Standby: a node outside the committee serves what it has, stores nothing new.
+        kind = NodeStatusKind.STANDBY
+        if view.is_member:
+            kind = NodeStatusKind.RECOVERY_CATCH_UP if self.catching_up else NodeStatusKind.ACTIVE
+        await asyncio.to_thread(store.set_node_status, NodeStatus(kind))
+        await gc.resume()
         self.reporter = EpochSyncReporter(
-            self.chain, state, self.syncer, metrics, backoff_s=backoff
+            self.chain,
+            state,
+            store,
+            self.syncer,
+            metrics,
+            shard_syncer=self.shard_syncer,
+            backoff_s=backoff,
         )
         epochs.on_new_view = self.reporter.epoch_started
         self.processor = EventProcessor(
@@ -180,17 +204,26 @@ class StorageNode:
     async def _run_tasks(self, metrics: NodeMetrics) -> None:
         assert self.processor is not None and self.syncer is not None
         assert self.invalidator is not None and self.reporter is not None
+        assert self.shard_syncer is not None and self.store is not None
         async with asyncio.TaskGroup() as group:
             group.create_task(self.processor.run())
             group.create_task(self.syncer.run())
             group.create_task(self.invalidator.run())
-            group.create_task(self.reporter.run())
+            group.create_task(self.shard_syncer.run())
             if self.config.epoch.drive_epoch_change:
                 driver = EpochChangeDriver(
                     self.chain, self.config.epoch, metrics, clock=self._clock, rng=self._rng
                 )
                 group.create_task(driver.run())
             await self.processor.caught_up.wait()
+            # The missed events are replayed: now sync what the node owns, then report it.
+            self.shard_syncer.enable()
+            if self.catching_up and self.service is not None and self.service.state.view.is_member:
+                status = NodeStatus(
+                    NodeStatusKind.RECOVERY_IN_PROGRESS, recovery_epoch=self.service.state.epoch
+                )
+                await asyncio.to_thread(self.store.set_node_status, status)
+            group.create_task(self.reporter.run())
             await self.syncer.scanned.wait()
             self.ready.set()
             log.info("node ready", epoch=self.service.state.epoch if self.service else None)

@@ -64,6 +64,7 @@ from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import RecoveryConfig
 from walruspy.node.gc import successor
 from walruspy.node.service import NodeService
+from walruspy.node.store_records import BlobInfo
 from walruspy.node_api.client import NodeClient, node_url
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
 from walruspy.node_api.fanout import (
@@ -167,7 +168,7 @@ class BlobSyncer(BackgroundWorkers):
             batch = await asyncio.to_thread(store.list_blob_infos, start, SCAN_BATCH)
             for blob_id, info in batch:
                 if blob_state.is_certified(info, self.service.state.epoch):
-                    missing = await self.service.missing_parts(BlobId(blob_id), True)
+                    missing = await self.missing_parts(BlobId(blob_id), info)
                     if missing:
                         await self.start_sync(blob_id, defer=False)
                         started += 1
@@ -210,9 +211,10 @@ class BlobSyncer(BackgroundWorkers):
     async def sync(self, blob_id: BlobId) -> str:
         """Recover what this node lacks of `blob_id`; the outcome as a metric label."""
         service = self.service
-        if not blob_state.is_certified(await service.blob_info(blob_id), service.state.epoch):
+        info = await service.blob_info(blob_id)
+        if not blob_state.is_certified(info, service.state.epoch):
             return "skipped"
-        missing = await service.missing_parts(blob_id, check_metadata=True)
+        missing = await self.missing_parts(blob_id, info)
         if not missing:
             return "skipped"
         metadata = await service.stored_metadata(blob_id)
@@ -229,6 +231,16 @@ class BlobSyncer(BackgroundWorkers):
                 await self.invalidator.submit(blob_id, proof)
                 return "inconsistent"
         return "recovered"
+
+    async def missing_parts(
+        self, blob_id: BlobId, info: BlobInfo | None
+    ) -> list[tuple[ShardIndex, SliverType] | None]:
+        """What blob sync must bring of `blob_id`: all the node lacks, except the slivers that
+        a running shard transfer brings (blobs certified before this epoch, on gained shards)."""
+        state = self.service.state
+        transferred = blob_state.is_certified_before(info, state.epoch)
+        exclude = state.syncing_shards if transferred else frozenset()
+        return await self.service.missing_parts(blob_id, check_metadata=True, exclude=exclude)
 
     async def _recover_all(
         self,

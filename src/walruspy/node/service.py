@@ -305,16 +305,22 @@ class NodeService:
         return not await self.missing_parts(blob_id, check_metadata=True)
 
     async def missing_parts(
-        self, blob_id: BlobId, check_metadata: bool = False
+        self,
+        blob_id: BlobId,
+        check_metadata: bool = False,
+        exclude: frozenset[ShardIndex] = frozenset(),
     ) -> list[tuple[ShardIndex, SliverType] | None]:
-        """What this node lacks of `blob_id`: None for the metadata, else (shard, type)."""
+        """What this node lacks of `blob_id`: None for the metadata, else (shard, type).
+
+        Shards in `exclude` are not looked at (gained shards whose transfer brings the blob).
+        """
         view = self.state.view
 
         def scan() -> list[tuple[ShardIndex, SliverType] | None]:
             missing: list[tuple[ShardIndex, SliverType] | None] = []
             if check_metadata and not self.store.has_metadata(blob_id.raw):
                 missing.append(None)
-            for shard in sorted(view.owned_shards):
+            for shard in sorted(view.owned_shards - exclude):
                 for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
                     if not self.store.has_sliver(shard, sliver_type, blob_id.raw):
                         missing.append((shard, sliver_type))

@@ -37,7 +37,8 @@ Lifecycle (Walrus `ShardStatus`, one persisted record per stored shard; `can_tra
 - L5 stored but deletable by D2 -> the record and the data go (`DeleteShard`).
 - L6 after the transfer, ACTIVE_SYNC -> ACTIVE if no blob is pending recovery, else
   ACTIVE_RECOVER, then ACTIVE when recovery is done (`status_after_transfer`).
-- L7 on restart, an ACTIVE_RECOVER shard whose progress is of the current epoch goes back to
+- L7 on restart, an ACTIVE_SYNC shard whose progress is of the current epoch resumes from it,
+  and an ACTIVE_RECOVER one (the transfer fell back to recovery, keeping its progress) goes back to
   ACTIVE_SYNC and resumes the transfer (Walrus `restart_shard_sync_always_retry_transfer_first`,
   on by default): a transfer is much cheaper than recovery, and the source still holds the shard.
 
@@ -49,9 +50,11 @@ The sync of one gained shard (`ShardSyncProgress`, `next_request`, `advance`):
   blobs certified before e, from the start on, exactly that many unless it runs out. (Walrus's
   requester starts each request at the next blob it knows of instead, and stops after the last
   one; it fetches the same slivers, less those of blobs certified after the last it knows of.)
-- P3 A full answer moves the progress to its last blob ID; a short one (or one ending at the
-  all-ones ID, which has no successor) ends the axis. An answer is checked first (`SyncBatch`):
-  strictly increasing blob IDs, none before the start, no more than asked.
+- P3 A non-empty answer moves the progress to its last blob ID; an empty one (or one ending at
+  the all-ones ID, which has no successor) ends the axis. A short answer does not: a source may
+  stop early to bound an answer's bytes (ours does at 64 MiB), so only an empty answer proves
+  there is nothing more. This costs one empty request per axis. An answer is checked first
+  (`SyncBatch`): strictly increasing blob IDs, none before the start, no more than asked.
 - P4 The driver stores a batch's slivers and the new progress in one transaction, so a restart
   resumes exactly after the last stored batch; a batch lost in a crash was not stored and is
   fetched again, so every sliver is stored once.
@@ -381,10 +384,8 @@ class SyncBatch:
 
     @property
     def ends_axis(self) -> bool:
-        """The source has no more on this axis: a short answer, or one ending at the last ID."""
-        if len(self.blob_ids) < self.request.sliver_count:
-            return True
-        return bool(self.blob_ids) and self.blob_ids[-1] == MAX_BLOB_ID
+        """The source has no more on this axis: an empty answer, or one ending at the last ID."""
+        return not self.blob_ids or self.blob_ids[-1] == MAX_BLOB_ID
 
 
 def _successor(blob_id: bytes) -> bytes:
@@ -548,12 +549,17 @@ def decide_epoch_change(
     current: ShardAssignment,
     node_id: bytes,
     stored: Mapping[ShardIndex, ShardStatus],
+    *,
+    stored_progress: Mapping[ShardIndex, ShardSyncProgress] | None = None,
 ) -> EpochShardPlan:
-    """Rules D1, D2 and L1 to L5 for `EpochChangeStart(epoch)`.
+    """Rules D1, D2, L1 to L5 and L7 for `EpochChangeStart(epoch)`.
 
     `previous` and `current` are the committees of `epoch - 1` and `epoch`; `stored` maps every
-    shard this node stores to its status.
+    shard this node stores to its status, `stored_progress` every shard being synced to its
+    progress record. Deciding again after a restart gives the same plan, except that a sync
+    of this epoch resumes from its stored progress (L7) instead of starting afresh.
     """
+    saved = stored_progress or {}
     _check_epoch(epoch, minimum=1)
     diff = shard_diff(previous, current, node_id)
     statuses: dict[ShardIndex, ShardStatus | None] = {}
@@ -580,6 +586,14 @@ def decide_epoch_change(
         if gained.previous_owner is None:
             statuses[shard] = ShardStatus.ACTIVE
             fills.append(ActivateShard(shard))
+            continue
+        resumed = saved.get(shard)
+        resumable = resumed is not None and resumed.epoch == epoch and not resumed.done
+        if resumable and status in (ShardStatus.ACTIVE_SYNC, ShardStatus.ACTIVE_RECOVER):
+            assert resumed is not None
+            if status is not ShardStatus.ACTIVE_SYNC:
+                statuses[shard] = status_on_restart(status, resumed, epoch)
+            fills.append(StartShardSync(shard, gained.previous_owner, resumed))
             continue
         start = ShardSyncProgress.start(shard, epoch)
         statuses[shard] = ShardStatus.ACTIVE_SYNC

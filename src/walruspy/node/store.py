@@ -14,10 +14,14 @@ Layout. One environment per node holds these named databases, keys in byte order
     event_cursor           b"cursor" -> EventProgress
     node_status            b"status" -> NodeStatus
     garbage_collection     b"progress" -> GcProgress
+    shard_sync_progress    shard u16 BE -> ShardSyncProgress (a gained shard being synced)
 
 Slivers live in one database per shard and axis, so shard sync streams one in blob-ID order
-(`list_slivers`) and a lost shard is emptied in one step (`drop_shard`). Records are encoded as in
-`store_records.py`.
+(`list_slivers`) and a lost shard is emptied in one step (`drop_shard`). The shard changes of an
+epoch change are written in one transaction (`apply_shard_changes`), and each batch a shard sync
+fetches is stored with its progress record in one transaction (`put_synced_slivers`), so a
+restart resumes right after the last stored batch (spec/walrus-system.md 3.5). Records are
+encoded as in `store_records.py`.
 
 Atomicity and durability. Every public write is one LMDB write transaction: it all happens or none
 of it does. The environment is opened with `sync=True`, so `commit` returns only after
@@ -58,7 +62,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import lmdb
 
 from walruspy.core.params import MAX_N_SHARDS
-from walruspy.core.types import SliverType
+from walruspy.core.types import ShardIndex, SliverType
+from walruspy.node.shard_plan import ShardSyncProgress
 from walruspy.node.store_records import (
     ID_LEN,
     BlobInfo,
@@ -80,6 +85,10 @@ if TYPE_CHECKING:
 
 class NoMetadataError(Exception):
     """A sliver write that required the blob's metadata found none (see `put_slivers`)."""
+
+
+class ShardNotSyncingError(StoreError):
+    """A synced batch arrived for a shard that is no longer being synced (locked or deleted)."""
 
 
 T = TypeVar("T")
@@ -124,6 +133,7 @@ _PER_OBJECT = b"per_object_blob_info"
 _EVENT_CURSOR = b"event_cursor"
 _NODE_STATUS = b"node_status"
 _GC = b"garbage_collection"
+_SYNC_PROGRESS = b"shard_sync_progress"
 _CURSOR_KEY = b"cursor"
 _STATUS_KEY = b"status"
 _PROGRESS_KEY = b"progress"
@@ -135,6 +145,7 @@ _FIXED_DATABASES = (
     _EVENT_CURSOR,
     _NODE_STATUS,
     _GC,
+    _SYNC_PROGRESS,
 )
 
 
@@ -382,20 +393,20 @@ class NodeStore:
             self._dbs.update(opened)  # published only once the transaction has committed
 
     def drop_shard(self, shard: int) -> int:
-        """Delete every sliver of `shard` and its status; return how many slivers went."""
-        primary = self._shard_db(shard, SliverType.PRIMARY)
-        secondary = self._shard_db(shard, SliverType.SECONDARY)
+        """Delete every sliver of `shard`, its status and any sync progress; return how many
+        slivers went."""
+        return self._write(lambda txn: self._drop_shard_in(txn, shard))
 
-        def body(txn: lmdb.Transaction[bytes]) -> int:
-            removed = 0
-            for db in (primary, secondary):
-                if db is not None:
-                    removed += int(txn.stat(db)["entries"])
-                    txn.drop(db, delete=False)  # empty it; the handle stays valid
-            txn.delete(_shard_key(shard), db=self._db(_SHARD_STATUS))
-            return removed
-
-        return self._write(body)
+    def _drop_shard_in(self, txn: lmdb.Transaction[bytes], shard: int) -> int:
+        removed = 0
+        for sliver_type in SliverType:
+            db = self._shard_db(shard, sliver_type)
+            if db is not None:
+                removed += int(txn.stat(db)["entries"])
+                txn.drop(db, delete=False)  # empty it; the handle stays valid
+        txn.delete(_shard_key(shard), db=self._db(_SHARD_STATUS))
+        txn.delete(_shard_key(shard), db=self._db(_SYNC_PROGRESS))
+        return removed
 
     def shards(self) -> dict[int, ShardStatus]:
         """Every shard with storage on this node, and its status."""
@@ -421,6 +432,90 @@ class NodeStore:
             txn.put(_shard_key(shard), status.encode(), db=self._db(_SHARD_STATUS))
 
         self._write(body)
+
+    def apply_shard_changes(
+        self,
+        statuses: Mapping[ShardIndex, ShardStatus | None],
+        progress: Mapping[ShardIndex, ShardSyncProgress | None],
+    ) -> None:
+        """Write an epoch change's shard records in one transaction.
+
+        A status creates the shard's storage if needed (keeping any data) and sets it; None
+        deletes the shard's slivers and status. A progress record is set, or deleted for None.
+        """
+        for shard in (*statuses, *progress):
+            _check_shard(shard)
+        with self._handles_lock:
+            opened: dict[bytes, Any] = {}
+
+            def body(txn: lmdb.Transaction[bytes]) -> None:
+                opened.clear()  # a retried transaction opens again
+                for shard, status in statuses.items():
+                    if status is None:
+                        self._drop_shard_in(txn, shard)
+                        continue
+                    for sliver_type in SliverType:
+                        name = shard_database_name(shard, sliver_type)
+                        if name not in self._dbs:
+                            opened[name] = self._env.open_db(name, txn=txn)
+                    txn.put(_shard_key(shard), status.encode(), db=self._db(_SHARD_STATUS))
+                for shard, record in progress.items():
+                    if record is None:
+                        txn.delete(_shard_key(shard), db=self._db(_SYNC_PROGRESS))
+                    else:
+                        txn.put(_shard_key(shard), record.encode(), db=self._db(_SYNC_PROGRESS))
+
+            self._write(body)
+            self._dbs.update(opened)
+
+    def sync_progress(self) -> dict[int, ShardSyncProgress]:
+        """The progress record of every shard being synced."""
+
+        def body(txn: lmdb.Transaction[bytes]) -> dict[int, ShardSyncProgress]:
+            cursor = txn.cursor(db=self._db(_SYNC_PROGRESS))
+            return {int.from_bytes(k, "big"): ShardSyncProgress.decode(v) for k, v in cursor}
+
+        return self._read(body)
+
+    def put_synced_slivers(
+        self,
+        shard: int,
+        sliver_type: SliverType,
+        items: Sequence[tuple[bytes, bytes]],
+        progress: ShardSyncProgress,
+    ) -> list[bytes]:
+        """Store one fetched batch of `shard` with the sync's new progress, in one transaction.
+
+        Only while the shard is ACTIVE_SYNC (else `ShardNotSyncingError`: the shard was locked
+        or deleted meanwhile, and the batch must not land) and, per sliver, while the blob's
+        metadata is stored (GC may have collected it). Returns the blob IDs skipped for want of
+        metadata. Slivers already stored are kept as they are.
+        """
+        total = 0
+        for blob_id, sliver in items:
+            check_id(blob_id, "blob_id")
+            self._check_sliver(sliver, "sliver")
+            total += len(sliver)
+        if total > MAX_BATCH_BYTES:
+            raise ValueError(f"batch of {total} bytes exceeds {MAX_BATCH_BYTES}")
+        if progress.shard != shard:
+            raise ValueError(f"progress of shard {progress.shard} given for shard {shard}")
+        db = self._shard_db(shard, sliver_type)
+
+        def body(txn: lmdb.Transaction[bytes]) -> list[bytes]:
+            raw = txn.get(_shard_key(shard), db=self._db(_SHARD_STATUS))
+            if db is None or raw is None or ShardStatus.decode(raw) is not ShardStatus.ACTIVE_SYNC:
+                raise ShardNotSyncingError(f"shard {shard} is not being synced")
+            skipped = []
+            for blob_id, sliver in items:
+                if txn.get(blob_id, db=self._db(_METADATA)) is None:
+                    skipped.append(blob_id)
+                else:
+                    txn.put(blob_id, sliver, overwrite=False, db=db)
+            txn.put(_shard_key(shard), progress.encode(), db=self._db(_SYNC_PROGRESS))
+            return skipped
+
+        return self._write(body)
 
     # --- metadata ---------------------------------------------------------------------------
 

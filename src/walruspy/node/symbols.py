@@ -9,8 +9,9 @@ give it for a *secondary* target j if it stores primary sliver i (the symbol is 
 sliver's expansion), or for a *primary* target i if it stores secondary sliver j (position i).
 `plan_symbols` decides, for each requested id, which of the two the node can serve (trying the
 secondary target first, as Walrus does; `proofAxis` fixes the source axis instead), from the shards
-it owns now. The form `targetSliver=t&targetType=T` asks for one symbol per owned shard: the one
-its stored sliver of the other axis holds for target t.
+it owns now and those it held in the previous epoch (kept, locked, through this one: during an epoch
+change the new owners may still be syncing them). The form `targetSliver=t&targetType=T` asks for
+one symbol per such shard: the one its stored sliver of the other axis holds for target t.
 
 Work is bounded: at most `MAX_SYMBOL_IDS` ids per request, each source sliver is expanded and
 hashed once per request (`SymbolSource`), and requests run only while a slot of
@@ -130,7 +131,7 @@ class SymbolService:
             raise api_errors.UnavailableError("too many recovery-symbol requests; retry later")
         async with self._slots:
             state = self._service.state
-            n, owned = state.n_shards, state.view.owned_shards
+            n, owned = state.n_shards, state.view.readable_shards
             if not isinstance(symbols_filter, RecoverySymbolsByIds) and (
                 symbols_filter.target_sliver >= n
             ):
@@ -195,7 +196,7 @@ class SymbolService:
                 )
         await self._service.require_registered(blob_id, api_errors.SliverNotFoundError)
         source_type = query.target_type.orthogonal
-        owned = sorted(state.view.owned_shards)
+        owned = sorted(state.view.readable_shards)
 
         def extract() -> dict[int, list[DecodingSymbol]]:
             output: dict[int, list[DecodingSymbol]] = {}

@@ -3,8 +3,9 @@
 Theory of operation (spec/walrus-system.md 3.1, 3.3 and 3.5): a node accepts slivers only for the
 shards it owns in the *current* committee and signs confirmations for the current epoch, so every
 request reads one `CommitteeView`: the epoch, the committee, this node's position in it and the
-shards it owns. The view is replaced as a whole (never mutated) when the event processor applies
-an `EpochChangeStart` or when the node starts, so a request sees a consistent snapshot. The node
+shards it owns. The view is replaced as a whole (never mutated), only by the epoch code
+(`epoch.EpochChanges`), when the event processor applies an `EpochChangeStart` or when the node
+starts; every other part only reads it, so a request sees a consistent snapshot. The node
 finds itself in the committee by its protocol public key. A node that is not a member owns no
 shard (Walrus's Standby): it serves what it still stores but accepts no new slivers.
 
@@ -26,20 +27,40 @@ from walruspy.core.types import ShardIndex, SliverPairIndex, pair_of_shard, shar
 
 @dataclass(frozen=True, slots=True)
 class CommitteeView:
-    """The committee of the node's current epoch and the shards this node owns in it."""
+    """The committee of the node's current epoch, the one before, and this node's part in both.
+
+    `previous` is the committee of epoch - 1 while the chain still has it (None before the first
+    epoch change, and with a fixed committee). `previous_shards` are the shards this node held in
+    it: those it lost stay readable (LOCKED_TO_MOVE) through this epoch, for their new owners'
+    shard sync and for reads of the previous epoch.
+    """
 
     committee: Committee
     member_index: int | None
     owned_shards: frozenset[ShardIndex]
+    previous: Committee | None = None
+    previous_shards: frozenset[ShardIndex] = frozenset()
+    #: The node's ID in either committee (its staking pool), None if it is in neither.
+    node_id: bytes | None = None
 
     @classmethod
-    def of(cls, committee: Committee, public_key: BlsPublicKey) -> CommitteeView:
-        """The view of `committee` for the node whose protocol key is `public_key`."""
-        for index, member in enumerate(committee.members):
-            if member.public_key == public_key:
-                shards = frozenset(ShardIndex(s) for s in member.shards)
-                return cls(committee, index, shards)
-        return cls(committee, None, frozenset())
+    def of(
+        cls, committee: Committee, public_key: BlsPublicKey, previous: Committee | None = None
+    ) -> CommitteeView:
+        """The view of `committee` (and `previous`) for the node with protocol key `public_key`."""
+        index, member = _find(committee, public_key)
+        _, before = _find(previous, public_key)
+        node_id = member.node_id if member is not None else None
+        if node_id is None and before is not None:
+            node_id = before.node_id
+        return cls(
+            committee,
+            index,
+            _shards_of(member),
+            previous,
+            _shards_of(before),
+            node_id,
+        )
 
     @property
     def epoch(self) -> int:
@@ -56,6 +77,11 @@ class CommitteeView:
         """Whether this node holds shards in the current committee."""
         return self.member_index is not None
 
+    @property
+    def readable_shards(self) -> frozenset[ShardIndex]:
+        """Shards whose stored slivers the node serves: owned now, or in the previous epoch."""
+        return self.owned_shards | self.previous_shards
+
     def owns_pair(self, blob_id: bytes, pair: SliverPairIndex) -> bool:
         """Whether the shard storing `pair` of `blob_id` is this node's."""
         return shard_of_pair(pair, blob_id, self.n_shards) in self.owned_shards
@@ -68,8 +94,38 @@ class CommitteeView:
         ]
 
     def peers(self) -> list[CommitteeMember]:
-        """The other members of the committee."""
-        return [m for i, m in enumerate(self.committee.members) if i != self.member_index]
+        """The other members of the committee, then those of the previous committee that left.
+
+        Members that left still hold their lost shards through this epoch, so they can give
+        metadata and recovery symbols too.
+        """
+        current = [m for i, m in enumerate(self.committee.members) if i != self.member_index]
+        if self.previous is None:
+            return current
+        seen = {m.node_id for m in self.committee.members}
+        if self.node_id is not None:
+            seen.add(self.node_id)
+        return current + [m for m in self.previous.members if m.node_id not in seen]
+
+    def previous_owner(self, shard: ShardIndex) -> CommitteeMember | None:
+        """The member of the previous committee that held `shard`, if there is one."""
+        if self.previous is None:
+            return None
+        return self.previous.members[self.previous.shard_owner(shard)]
+
+
+def _find(
+    committee: Committee | None, public_key: BlsPublicKey
+) -> tuple[int | None, CommitteeMember | None]:
+    if committee is not None:
+        for index, member in enumerate(committee.members):
+            if member.public_key == public_key:
+                return index, member
+    return None, None
+
+
+def _shards_of(member: CommitteeMember | None) -> frozenset[ShardIndex]:
+    return frozenset() if member is None else frozenset(ShardIndex(s) for s in member.shards)
 
 
 @dataclass(slots=True)
@@ -82,6 +138,9 @@ class NodeState:
     events_applied: int = 0
     latest_block: int | None = None
     pending_syncs: int = 0
+    #: Gained shards whose transfer from the previous owner is queued or running: blob sync
+    #: leaves their blobs certified before this epoch to the transfer.
+    syncing_shards: frozenset[ShardIndex] = frozenset()
 
     @property
     def epoch(self) -> int:

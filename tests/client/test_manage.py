@@ -180,6 +180,9 @@ class ReadOnlyChain:
     async def committee(self) -> Any:
         return await self._chain.committee()
 
+    async def epoch_committees(self) -> Any:
+        return await self._chain.epoch_committees()
+
     async def get_blob(self, object_id: bytes) -> Any:
         return await self._chain.get_blob(object_id)
 

@@ -8,9 +8,10 @@ reverse order. Tests, the daemon and benchmarks may pass their own chain, sessio
 which the client then uses and does not close.
 
 The operations are in their own modules: `store` (encode, register, upload, certify), `read`
-(metadata, slivers, decode), `status` (the verified blob status). Those that only talk to the
-chain are here: `delete`, `extend`, `list_blobs`, `system_info`. Everything is async; the CLI is
-the only place that runs it synchronously.
+(metadata, slivers, decode; during an epoch change, from the previous committee first),
+`status` (the verified blob status). Those that only talk to the chain are here: `delete`,
+`extend`, `list_blobs`, `system_info`. Everything is async; the CLI is the only place that runs
+it synchronously.
 """
 
 from __future__ import annotations
@@ -145,11 +146,13 @@ class WalrusClient:
     ) -> bytes | int:
         """The blob's data; with `out`, written to that file instead and its length returned.
 
-        The file appears whole or not at all (written beside it, then renamed).
+        The file appears whole or not at all (written beside it, then renamed). During an epoch
+        change, a blob certified before it is read from the previous committee first
+        (`walruspy.client.read`).
         """
         blob_id = _blob_id(blob_id)
-        committee = await self.env.chain.committee()
-        data = await read_blob(self.env, blob_id, committee, consistency, progress)
+        committees = await self.env.chain.epoch_committees()
+        data = await read_blob(self.env, blob_id, committees, consistency, progress)
         if out is None:
             return data
         await asyncio.to_thread(_write_atomically, Path(out), data)

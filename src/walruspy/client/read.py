@@ -1,7 +1,7 @@
 """Reading a blob: verified metadata, then verified slivers of one axis, then decode and check.
 
-Theory of operation (spec/walrus-system.md 1.3 and 5; Walrus `retrieve_metadata` and
-`request_slivers_and_decode`):
+Theory of operation (spec/walrus-system.md 1.3, 2.2 and 5; Walrus `retrieve_metadata`,
+`request_slivers_and_decode` and `read_committee`):
 
 1. Metadata. Nodes are asked in random order, `max_concurrent_metadata_reads` at a time; the
    first answer that verifies against the blob ID and the committee's shard count wins (a lying
@@ -25,10 +25,27 @@ Theory of operation (spec/walrus-system.md 1.3 and 5; Walrus `retrieve_metadata`
 4. If too few primary slivers verify, the same is done with secondary slivers (n-f needed);
    only if nodes of a quorum of shards deny having those too is the blob reported not found.
    Before a read reports "not found" or "too few slivers", it asks for the blob's verified
-   status: nodes drop an invalid blob's data, so a blob marked invalid is reported as such.
-
-The read uses the current committee. Walrus reads blobs certified before an epoch change from
-the previous committee until the change is done; our committee does not change hands yet.
+   status (unless step 5 already did): nodes drop an invalid blob's data, so a blob marked
+   invalid is reported as such.
+5. Committees (spec/walrus-system.md 1.3 step 2, 2.2, and 5 "Epoch change"; Walrus
+   `ActiveCommittees::read_committee`, `get_blob_status_and_certified_epoch`). Between
+   EpochChangeStart and EpochChangeDone the new committee is still pulling its shards from the
+   old owners, which keep serving them. So while `EpochCommittees.changing`, a blob certified
+   before the current epoch is read from the previous committee first, then, if that fails in
+   a way another committee could fix (metadata or slivers missing or unreachable, a quorum
+   denying the blob), from the current one; a blob certified in the current epoch, and every
+   read outside a change, from the current committee alone (`read_committees`). Walrus reads
+   the one committee `read_committee` names and retries such failures after refreshing its
+   committees (`retry_if_error_epoch_change`); trying the current committee next is that retry
+   without the wait. If every committee fails, the last one's error is raised, with the
+   earlier failure attached as a note.
+   The certified epoch is the verified status's `initial_certified_epoch`. As in Walrus, the
+   status is asked of the current committee only during a change (and only when there is a
+   distinct previous committee), so a read outside a change costs no extra round trip; with
+   no verified status, or a blob not certified, the current committee is read. A status
+   "marked invalid" ends the read at once, and is reused by step 4. Unlike Walrus, a
+   "nonexistent" status does not end it early: the committee's own quorum of denials reports
+   that, so a read answers the same whether or not a change is underway.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from walruspy.chain.api import EpochCommittees
 from walruspy.client.errors import (
     BlobBlockedError,
     BlobInvalidError,
@@ -49,7 +67,7 @@ from walruspy.client.errors import (
     NoValidStatusError,
 )
 from walruspy.client.nodes import ClientEnv, Node, is_forbidden, is_not_found
-from walruspy.client.results import Progress, ProgressCallback
+from walruspy.client.results import Progress, ProgressCallback, VerifiedStatus
 from walruspy.client.status import verified_status
 from walruspy.core import errors as core_errors
 from walruspy.core.blob_id import BlobId
@@ -194,24 +212,79 @@ async def fetch_slivers(
     )
 
 
+#: Failures of a read from one committee that a read from another one may not repeat: nodes
+#: that do not (yet, or any more) hold the blob, or that did not answer.
+OTHER_COMMITTEE_MAY_FIX = (BlobNotFoundError, NoMetadataReceivedError, NotEnoughSliversError)
+
+
+def previous_read_committee(committees: EpochCommittees) -> Committee | None:
+    """The previous committee if reads of older blobs go to it now, else None.
+
+    That is during an epoch change, and only when the previous committee is a different
+    assignment of shards to nodes: reading the same nodes for the same shards twice gains
+    nothing.
+    """
+    previous, current = committees.previous, committees.current
+    if not committees.changing or previous is None:
+        return None
+    if previous.n_shards == current.n_shards and previous.members == current.members:
+        return None
+    return previous
+
+
+def read_committees(committees: EpochCommittees, certified_epoch: int | None) -> list[Committee]:
+    """The committees to read a blob certified in `certified_epoch` from, in the order to try.
+
+    During an epoch change, a blob certified before the current epoch is read from the previous
+    committee (the new one may still be syncing its shards), then from the current one; any
+    other blob, and every blob outside a change, from the current committee alone. A
+    `certified_epoch` of None (unknown, or the blob is not certified) means the current one.
+    """
+    current = committees.current
+    previous = previous_read_committee(committees)
+    if previous is not None and certified_epoch is not None and certified_epoch < current.epoch:
+        return [previous, current]
+    return [current]
+
+
 async def read_blob(
     env: ClientEnv,
     blob_id: BlobId,
-    committee: Committee,
+    committees: EpochCommittees,
     consistency: ConsistencyCheck,
     progress: ProgressCallback | None,
 ) -> bytes:
-    """The blob's data: metadata, slivers of one axis (primary, else secondary), decode.
+    """The blob's data: from the committees `read_committees` names, in turn (module doc, 5).
 
     Nodes drop an invalid blob's data, at different moments: whichever step finds it missing
     (the metadata, or the slivers after a lagging node served the metadata), the read asks
     whether it was marked invalid before it reports "not found" or "too few slivers".
     """
-    try:
-        return await _read_blob(env, blob_id, committee, consistency, progress)
-    except (BlobNotFoundError, NotEnoughSliversError) as missing:
-        await _raise_if_invalid(env, blob_id, committee, missing)
-        raise
+    known: VerifiedStatus | None = None
+    certified_epoch: int | None = None
+    if previous_read_committee(committees) is not None:
+        known = await _status_if_verified(env, blob_id, committees.current)
+        if known is not None:
+            _raise_if_marked_invalid(known, None)
+            certified_epoch = known.initial_certified_epoch
+    failures: list[tuple[Committee, Exception]] = []
+    for committee in read_committees(committees, certified_epoch):
+        try:
+            return await _read_blob(env, blob_id, committee, consistency, progress)
+        except OTHER_COMMITTEE_MAY_FIX as exc:
+            failures.append((committee, exc))
+    _, last = failures[-1]
+    for committee, earlier in failures[:-1]:
+        last.add_note(
+            f"before that, the read from the previous committee (epoch {committee.epoch}) "
+            f"failed: {earlier}"
+        )
+    if isinstance(last, BlobNotFoundError | NotEnoughSliversError):
+        if known is None:
+            known = await _status_if_verified(env, blob_id, committees.current)
+        if known is not None:
+            _raise_if_marked_invalid(known, last)
+    raise last
 
 
 async def _read_blob(
@@ -221,6 +294,7 @@ async def _read_blob(
     consistency: ConsistencyCheck,
     progress: ProgressCallback | None,
 ) -> bytes:
+    """The blob's data from one committee: metadata, slivers of one axis, decode."""
     metadata = await retrieve_metadata(env, blob_id, committee)
     check_read_size(metadata, env.config.max_blob_bytes)
     attempts = []
@@ -237,26 +311,28 @@ async def _read_blob(
     if denial is not None:
         raise denial
     raise NotEnoughSliversError(
-        f"too few slivers of blob {blob_id} verified to decode it; primary: "
-        f"{primary.summary()}; secondary: {secondary.summary()}",
+        f"too few slivers of blob {blob_id} verified to decode it from the committee of epoch "
+        f"{committee.epoch}; primary: {primary.summary()}; secondary: {secondary.summary()}",
         attempts,
     )
 
 
-async def _raise_if_invalid(
-    env: ClientEnv,
-    blob_id: BlobId,
-    committee: Committee,
-    missing: BlobNotFoundError | NotEnoughSliversError,
-) -> None:
-    """Nodes drop an invalid blob's data: tell "marked invalid" apart from "not found"."""
+async def _status_if_verified(
+    env: ClientEnv, blob_id: BlobId, committee: Committee
+) -> VerifiedStatus | None:
+    """The verified status of the blob, or None when no status has f+1 shards behind it."""
     try:
-        verified = await verified_status(env, blob_id, committee)
+        return await verified_status(env, blob_id, committee)
     except NoValidStatusError:
-        return
+        return None
+
+
+def _raise_if_marked_invalid(verified: VerifiedStatus, missing: Exception | None) -> None:
+    """Nodes drop an invalid blob's data: tell "marked invalid" apart from "not found"."""
     if isinstance(verified.status, Invalid):
         raise BlobInvalidError(
-            f"blob {blob_id} was marked invalid on chain: its writer encoded it inconsistently"
+            f"blob {verified.blob_id} was marked invalid on chain: its writer encoded it "
+            "inconsistently"
         ) from missing
 
 

@@ -185,6 +185,17 @@ class VerifiedStatus:
         """The end epoch of a permanent blob (None for the other statuses)."""
         return self.status.end_epoch if isinstance(self.status, Permanent) else None
 
+    @property
+    def initial_certified_epoch(self) -> int | None:
+        """The epoch the blob was first certified in (None: not certified, invalid, unknown).
+
+        Reads during an epoch change use it to pick the committee (walruspy.client.read).
+        """
+        status = self.status
+        if isinstance(status, Permanent | Deletable):
+            return status.initial_certified_epoch
+        return None
+
     def is_certified_until(self, epoch: int) -> bool:
         """Whether a permanent, certified registration lasts at least until `epoch`."""
         status = self.status

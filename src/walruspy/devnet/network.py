@@ -89,6 +89,9 @@ NODES_READY_S: Final = 180.0
 DAEMON_READY_S: Final = 60.0
 #: Waiting for every node to see a new epoch: a poll interval of the nodes plus processing.
 EPOCH_SEEN_S: Final = 60.0
+#: Waiting for the new committee to report its shards: shard sync of a devnet's blobs, or
+#: their recovery when a previous owner is gone, takes seconds to a minute or two.
+EPOCH_CHANGE_DONE_S: Final = 240.0
 #: One readiness probe; a node that takes longer to answer its health is not ready.
 PROBE_TIMEOUT_S: Final = 5.0
 #: Events read per page when counting them; the count is bounded by the pages read.
@@ -420,8 +423,21 @@ class Devnet:
         every running node has applied its change (and, under staking, once the new committee
         reported its shards, if enough of its nodes run).
         """
-        deployer = self.deployer
-        assert deployer is not None
+        new_epoch = await self.start_epoch_change()
+        async with asyncio.TaskGroup() as group:
+            for node in self.nodes:
+                if node.process.running and not node.process.paused:
+                    group.create_task(self.wait_node_ready(node, new_epoch))
+        if self.settings.staking and self._reporters_can_reach_a_quorum():
+            await self.wait_epoch_change_done()
+        self.save_state()
+        return new_epoch
+
+    async def start_epoch_change(self) -> int:
+        """Take the chain's epoch steps now and return the new epoch, without waiting for the
+        nodes: its EpochChangeStart is on chain, the new committee has yet to sync its shards.
+        """
+        deployer = self._need_deployer()
         start_epoch = (await deployer.system_info()).epoch
         if self.settings.staking:
             await self.wait_epoch_change_done()
@@ -436,13 +452,6 @@ class Devnet:
         if (await deployer.system_info()).epoch < new_epoch:
             raise DevnetError(f"epoch {new_epoch} did not start")
         self.committee = await deployer.committee()
-        async with asyncio.TaskGroup() as group:
-            for node in self.nodes:
-                if node.process.running and not node.process.paused:
-                    group.create_task(self.wait_node_ready(node, new_epoch))
-        if self.settings.staking and self._reporters_can_reach_a_quorum():
-            await self.wait_epoch_change_done()
-        self.save_state()
         return new_epoch
 
     def _reporters_can_reach_a_quorum(self) -> bool:
@@ -463,7 +472,7 @@ class Devnet:
         async def done() -> bool:
             return (await staking.state()).state is EpochState.EPOCH_CHANGE_DONE
 
-        await wait_until(done, EPOCH_SEEN_S, "the epoch change completing (EpochChangeDone)")
+        await wait_until(done, EPOCH_CHANGE_DONE_S, "the epoch change completing (EpochChangeDone)")
 
     def _need_deployer(self) -> EvmChain:
         if self.deployer is None:

@@ -93,6 +93,11 @@ class DevnetSettings:
     #: Seconds a node waits after a certification before recovering missing slivers; short so
     #: that self-healing shows within a test, long enough for the client's last uploads.
     recovery_deferral_s: float = 5.0
+    #: How long a gained shard's previous owner may fail to answer before the shard is
+    #: recovered blob by blob instead (Walrus: 12 hours).
+    shard_sync_retry_window_s: float = 10.0
+    #: Slivers a node asks a previous owner for per shard-sync request (Walrus: 1000).
+    shard_sync_batch_size: int = 1000
     #: Epochs ahead storage can be bought (Walrus: 53).
     max_epochs_ahead: int = 53
     #: The client's bound on one request to a node: local nodes answer in well under a second,
@@ -247,6 +252,14 @@ def node_config(
         },
         # Epochs of a devnet last seconds to minutes: look at the chain clock every second.
         "epoch": {"drive_epoch_change": True, "check_interval_s": 1.0, "max_jitter_s": 1.0},
+        # A previous owner that does not answer for a few seconds (killed, wiped, gone) is
+        # replaced by recovery blob by blob, instead of after Walrus's 12 hours.
+        "shard_sync": {
+            "retry_min_backoff_s": 0.5,
+            "retry_max_backoff_s": 2.0,
+            "retry_window_s": settings.shard_sync_retry_window_s,
+            "batch_size": settings.shard_sync_batch_size,
+        },
     }
 
 

@@ -44,9 +44,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster  # noqa: E402
+from tests.node.cluster import (  # noqa: E402
+    blob_data,
+    metric,
+    open_cluster,
+    reassign,
+    runs,
+)
 
-from walruspy.core.committee import CommitteeMember  # noqa: E402
 from walruspy.node.config import ShardSyncConfig  # noqa: E402
 
 N_SHARDS = 50
@@ -83,28 +88,6 @@ class Run:
     def pairs(self) -> int:
         """Sliver pairs the joiner gained: one per gained shard and blob."""
         return GAINED * self.blobs
-
-
-def reassign(cluster: Cluster, layout: Sequence[Sequence[int]]) -> list[CommitteeMember]:
-    """Members holding `layout[i]` for node i (nodes with no shards are left out)."""
-    return [
-        CommitteeMember(
-            node.member.node_id, node.member.public_key, node.member.network_address, tuple(shards)
-        )
-        for node, shards in zip(cluster.nodes, layout, strict=True)
-        if shards
-    ]
-
-
-def runs(node: ClusterNode) -> Any:
-    assert node.node is not None
-    return node.node
-
-
-def metric(node: ClusterNode, name: str, **labels: str) -> float:
-    registry = runs(node).service.metrics.registry
-    value = registry.get_sample_value(f"walrus_{name}_total", labels or None)
-    return 0.0 if value is None else float(value)
 
 
 def blob_sizes(volume_mb: int) -> list[int]:

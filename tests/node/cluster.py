@@ -17,6 +17,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -271,3 +272,27 @@ async def open_cluster(
 def blob_data(seed: int, size: int) -> bytes:
     """Deterministic pseudo-random bytes."""
     return random.Random(seed).randbytes(size)
+
+
+def reassign(cluster: Cluster, layout: Sequence[Sequence[int]]) -> list[CommitteeMember]:
+    """Members holding `layout[i]` for node i (nodes with no shards are left out)."""
+    return [
+        CommitteeMember(
+            node.member.node_id, node.member.public_key, node.member.network_address, tuple(shards)
+        )
+        for node, shards in zip(cluster.nodes, layout, strict=True)
+        if shards
+    ]
+
+
+def runs(node: ClusterNode) -> Any:
+    """The running `StorageNode` of `node`."""
+    assert node.node is not None
+    return node.node
+
+
+def metric(node: ClusterNode, name: str, **labels: str) -> float:
+    """The node's counter `walrus_{name}_total` with `labels` (0 before it was counted)."""
+    registry = runs(node).service.metrics.registry
+    value = registry.get_sample_value(f"walrus_{name}_total", labels or None)
+    return 0.0 if value is None else float(value)

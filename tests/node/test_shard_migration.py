@@ -13,8 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster
-from walruspy.core.committee import CommitteeMember
+from tests.node.cluster import (
+    Cluster,
+    ClusterNode,
+    blob_data,
+    metric,
+    open_cluster,
+    reassign,
+    runs,
+)
 from walruspy.core.encoding import EncodedBlob
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
 from walruspy.node.config import ShardSyncConfig
@@ -22,28 +29,6 @@ from walruspy.node.store import NodeStore
 from walruspy.node.store_records import NodeStatusKind, ShardStatus
 
 N_SHARDS = 20
-
-
-def reassign(cluster: Cluster, layout: Sequence[Sequence[int]]) -> list[CommitteeMember]:
-    """Members holding `layout[i]` for node i (nodes with no shards are left out)."""
-    return [
-        CommitteeMember(
-            node.member.node_id, node.member.public_key, node.member.network_address, tuple(shards)
-        )
-        for node, shards in zip(cluster.nodes, layout, strict=True)
-        if shards
-    ]
-
-
-def runs(node: ClusterNode) -> Any:
-    assert node.node is not None
-    return node.node
-
-
-def metric(node: ClusterNode, name: str, **labels: str) -> float:
-    registry = runs(node).service.metrics.registry
-    value = registry.get_sample_value(f"walrus_{name}_total", labels or None)
-    return 0.0 if value is None else float(value)
 
 
 def holds(store: NodeStore, encoded: EncodedBlob, shard: int) -> bool:

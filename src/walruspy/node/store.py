@@ -491,13 +491,7 @@ class NodeStore:
         metadata is stored (GC may have collected it). Returns the blob IDs skipped for want of
         metadata. Slivers already stored are kept as they are.
         """
-        total = 0
-        for blob_id, sliver in items:
-            check_id(blob_id, "blob_id")
-            self._check_sliver(sliver, "sliver")
-            total += len(sliver)
-        if total > MAX_BATCH_BYTES:
-            raise ValueError(f"batch of {total} bytes exceeds {MAX_BATCH_BYTES}")
+        self._check_batch(items)
         if progress.shard != shard:
             raise ValueError(f"progress of shard {progress.shard} given for shard {shard}")
         db = self._shard_db(shard, sliver_type)
@@ -560,13 +554,7 @@ class NodeStore:
         The shard must exist (`create_shard`). The batch may hold at most `MAX_BATCH_BYTES`.
         Uploads and blob sync use `put_sliver_group`, which also requires the metadata.
         """
-        total = 0
-        for blob_id, sliver in items:
-            check_id(blob_id, "blob_id")
-            self._check_sliver(sliver, "sliver")
-            total += len(sliver)
-        if total > MAX_BATCH_BYTES:
-            raise ValueError(f"batch of {total} bytes exceeds {MAX_BATCH_BYTES}")
+        self._check_batch(items)
         db = self._shard_db(shard, sliver_type)
         if db is None:
             raise ValueError(f"shard {shard} has no storage on this node; create_shard first")
@@ -637,6 +625,16 @@ class NodeStore:
             return bool(txn.cursor(db=db).set_key(blob_id))
 
         return self._read(body)
+
+    def _check_batch(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Every (blob ID, sliver) of one write valid, at most `MAX_BATCH_BYTES` in all."""
+        total = 0
+        for blob_id, sliver in items:
+            check_id(blob_id, "blob_id")
+            self._check_sliver(sliver, "sliver")
+            total += len(sliver)
+        if total > MAX_BATCH_BYTES:
+            raise ValueError(f"batch of {total} bytes exceeds {MAX_BATCH_BYTES}")
 
     def _check_stored_sliver(self, value: bytes) -> None:
         if not 0 < len(value) <= self._config.max_sliver_bytes:

@@ -116,7 +116,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
         late, _ = await cluster.store_blob(blob_data(11, 2500))
         late_id = late.metadata.blob_id.raw
         assert node0.node is not None and node0.node.service is not None
-        store = node0.node.service.store
+        store = node0.node.service.storage.store
         for sliver_type in SliverType:
             store.put_sliver(
                 MOVED_SHARD, sliver_type, late_id, _shard_sliver(late, late_id, sliver_type, n)

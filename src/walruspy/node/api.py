@@ -113,7 +113,7 @@ class NodeApi:
         self.service = service
         self.symbols = symbols
         self.shard_source = shard_source or ShardSource(
-            service.store, service.state, service.limits.max_sliver_count_per_sync_request
+            service.storage.store, service.state, service.limits.max_sliver_count_per_sync_request
         )
         self.max_body_bytes = max_body_bytes
         self.max_concurrent_requests = max_concurrent_requests

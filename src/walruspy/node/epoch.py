@@ -70,7 +70,7 @@ from walruspy.node.shard_plan import (
     decide_epoch_change,
 )
 from walruspy.node.shard_sync import ShardSyncer
-from walruspy.node.store import NodeStore
+from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import NodeStatus, NodeStatusKind, ShardStatus
 from walruspy.node.view import CommitteeView, NodeState
 
@@ -127,7 +127,7 @@ class EpochChanges:
     def __init__(
         self,
         chain: ChainReader,
-        store: NodeStore,
+        storage: NodeStorage,
         state: NodeState,
         gc: GarbageCollector,
         metrics: NodeMetrics,
@@ -136,14 +136,12 @@ class EpochChanges:
         backoff_s: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.chain = chain
-        self.store = store
+        self.storage = storage
         self.state = state
         self.gc = gc
         self.metrics = metrics
         self.shard_syncer = shard_syncer
         self.backoff_s = backoff_s
-        #: Called after a view is installed (the sync reporter's `epoch_started`).
-        self.on_new_view: Callable[[], None] | None = None
         #: The plan of the last installed view (for tests and the devnet's figures).
         self.last_plan: EpochShardPlan | None = None
 
@@ -172,8 +170,8 @@ class EpochChanges:
     async def install(self, committees: EpochCommittees) -> None:
         """Decide the shard changes, stop, write, switch the view, then start the syncs."""
         view = CommitteeView.of(committees.current, self.state.public_key, committees.previous)
-        stored = await asyncio.to_thread(self.store.shards)
-        saved = await asyncio.to_thread(self.store.sync_progress)
+        stored = await self.storage.shards()
+        saved = await self.storage.sync_progress()
         statuses: Mapping[ShardIndex, ShardStatus | None]
         if view.epoch == 0:
             statuses = {s: ShardStatus.ACTIVE for s in view.owned_shards if s not in stored}
@@ -185,19 +183,21 @@ class EpochChanges:
                 assignment_of(committees.previous),
                 assignment_of(committees.current),
                 view.node_id or NO_NODE_ID,
-                {ShardIndex(s): status for s, status in stored.items()},
-                stored_progress={ShardIndex(s): p for s, p in saved.items()},
+                stored,
+                stored_progress=saved,
             )
             statuses, progress = plan.statuses, plan.progress
             if self.shard_syncer is not None:
                 for action in plan.actions:
                     if isinstance(action, LockShard | DeleteShard):
                         await self.shard_syncer.stop(action.shard)
-        await asyncio.to_thread(self.store.apply_shard_changes, statuses, progress)
-        self.state.view = view
+        await self.storage.apply_shard_changes(statuses, progress)
         self.last_plan = plan
         if plan is not None:
             await self._start_syncs(plan, view)
+        # Published once the records are written and the transfers queued: a subscriber (the
+        # sync reporter) that looks at the new view finds them.
+        self.state.views.publish(view)
         self.metrics.current_epoch.set(view.epoch)
         log.info(
             "committee view",
@@ -206,8 +206,6 @@ class EpochChanges:
             gained=len(plan.diff.gained) if plan else 0,
             lost=len(plan.diff.lost) if plan else 0,
         )
-        if self.on_new_view is not None:
-            self.on_new_view()
 
     async def _start_syncs(self, plan: EpochShardPlan, view: CommitteeView) -> None:
         for action in plan.actions:
@@ -217,7 +215,7 @@ class EpochChanges:
             if self.shard_syncer is None or source is None:
                 # No one to ask (a node run without a shard syncer): blob sync recovers it.
                 changes = {action.shard: ShardStatus.ACTIVE_RECOVER}
-                await asyncio.to_thread(self.store.apply_shard_changes, changes, {})
+                await self.storage.apply_shard_changes(changes, {})
                 continue
             self.shard_syncer.start(action.shard, source, action.progress)
 
@@ -299,7 +297,7 @@ class EpochSyncReporter:
         self,
         chain: ChainWriter,
         state: NodeState,
-        store: NodeStore,
+        storage: NodeStorage,
         syncer: BlobSyncer,
         metrics: NodeMetrics,
         *,
@@ -308,7 +306,7 @@ class EpochSyncReporter:
     ) -> None:
         self.chain = chain
         self.state = state
-        self.store = store
+        self.storage = storage
         self.syncer = syncer
         self.shard_syncer = shard_syncer
         self.metrics = metrics
@@ -356,17 +354,12 @@ class EpochSyncReporter:
         """Rule L6: owned shards left to recovery are complete now; the node is Active."""
         owned = self.state.view.owned_shards
 
-        def write() -> None:
-            shards = self.store.shards()
-            done = {
-                s: ShardStatus.ACTIVE for s in owned if shards.get(s) is ShardStatus.ACTIVE_RECOVER
-            }
-            if done:
-                self.store.apply_shard_changes(done, {})
-            kind = NodeStatusKind.ACTIVE if owned else NodeStatusKind.STANDBY
-            self.store.set_node_status(NodeStatus(kind))
-
-        await asyncio.to_thread(write)
+        shards = await self.storage.shards()
+        done = {s: ShardStatus.ACTIVE for s in owned if shards.get(s) is ShardStatus.ACTIVE_RECOVER}
+        if done:
+            await self.storage.apply_shard_changes(done, {})
+        kind = NodeStatusKind.ACTIVE if owned else NodeStatusKind.STANDBY
+        await self.storage.set_node_status(NodeStatus(kind))
         if self.state.epoch == epoch:
             self.shards_complete.set()
 

@@ -35,9 +35,11 @@ from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.node import blob_state
 from walruspy.node.config import ChainConfig
 from walruspy.node.epoch import EpochChanges
+from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import BlobSyncer
-from walruspy.node.service import NodeService
+from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import BlobInfo, EventProgress, PerObjectBlobInfo
+from walruspy.node.view import NodeState, RegistrationWaiters
 
 log = structlog.get_logger("walruspy.node.events")
 
@@ -48,25 +50,31 @@ class EventProcessor:
     def __init__(
         self,
         chain: ChainReader,
-        service: NodeService,
+        storage: NodeStorage,
+        state: NodeState,
+        metrics: NodeMetrics,
+        *,
+        registrations: RegistrationWaiters,
         syncer: BlobSyncer,
         epochs: EpochChanges,
         config: ChainConfig,
-        *,
         immediate_deletion: bool = False,
     ) -> None:
         self.chain = chain
-        self.service = service
-        self.store = service.store
+        self.storage = storage
+        self.state = state
+        self.metrics = metrics
+        self.registrations = registrations
         self.syncer = syncer
         self.epochs = epochs
         self.config = config
         self.immediate_deletion = immediate_deletion
-        self.progress: EventProgress | None = self.store.event_cursor()
+        # Read once, at start, before the event loop has anything else to do.
+        self.progress: EventProgress | None = storage.store.event_cursor()
         self._applied = asyncio.Condition()
         self._caught_up_at = time.monotonic()
         self.caught_up = asyncio.Event()
-        service.state.events_applied = self.events_applied
+        state.events_applied = self.events_applied
 
     @property
     def events_applied(self) -> int:
@@ -105,11 +113,11 @@ class EventProcessor:
             if len(events) < self.config.events_per_poll:
                 self._caught_up_at = time.monotonic()
                 self.caught_up.set()
-                self.service.metrics.event_lag_seconds.set(0)
+                self.metrics.event_lag_seconds.set(0)
                 await asyncio.sleep(self.config.event_polling_interval_s)
             else:
                 lag = time.monotonic() - self._caught_up_at
-                self.service.metrics.event_lag_seconds.set(lag)
+                self.metrics.event_lag_seconds.set(lag)
 
     async def apply_all(self, events: Sequence[ChainEvent]) -> None:
         """Apply a batch of events in order."""
@@ -123,15 +131,14 @@ class EventProcessor:
             log.warning("skipping an event at or before the stored position", position=position)
             return
         started = time.perf_counter()
-        blob_info, per_object = await asyncio.to_thread(self._records_of, event)
+        blob_info, per_object = await self._records_of(event)
         transition = blob_state.decide(
-            event, blob_info, per_object, self.service.state.epoch, self.immediate_deletion
+            event, blob_info, per_object, self.state.epoch, self.immediate_deletion
         )
         if transition.anomaly is not None:
             log.error("event contradicts the node's records; ignored", anomaly=transition.anomaly)
         progress = EventProgress.after(self.progress, *position)
-        await asyncio.to_thread(
-            self.store.apply_event,
+        await self.storage.apply_event(
             progress,
             transition.blob_infos,
             transition.per_object_blob_infos,
@@ -144,18 +151,20 @@ class EventProcessor:
         async with self._applied:
             self._applied.notify_all()
 
-    def _records_of(self, event: ChainEvent) -> tuple[BlobInfo | None, PerObjectBlobInfo | None]:
+    async def _records_of(
+        self, event: ChainEvent
+    ) -> tuple[BlobInfo | None, PerObjectBlobInfo | None]:
         blob_id = getattr(event, "blob_id", None)
         object_id = getattr(event, "object_id", None)
-        info = None if blob_id is None else self.store.get_blob_info(blob_id.raw)
-        record = None if object_id is None else self.store.get_per_object_blob_info(object_id)
+        info = None if blob_id is None else await self.storage.blob_info(blob_id)
+        record = None if object_id is None else await self.storage.object_info(object_id)
         return info, record
 
     def _record(self, event: ChainEvent, progress: EventProgress, seconds: float) -> None:
-        state = self.service.state
+        state = self.state
         state.events_applied = progress.events_applied
         state.latest_block = progress.block_number
-        metrics = self.service.metrics
+        metrics = self.metrics
         metrics.events_processed.labels(type(event).__name__).inc()
         metrics.event_process_seconds.observe(seconds)
         metrics.event_cursor_progress.set(progress.events_applied)
@@ -166,7 +175,7 @@ class EventProcessor:
         elif isinstance(action, blob_state.CancelSync):
             self.syncer.cancel(action.blob_id)
         elif isinstance(action, blob_state.NotifyRegistered):
-            self.service.registrations.notify(action.blob_id)
+            self.registrations.notify(action.blob_id)
         elif isinstance(action, blob_state.BeginEpoch):
             await self.epochs.begin_epoch(action.epoch)
         else:

@@ -42,6 +42,7 @@ decodes one sliver, as serving symbols does), `max_attempts` gathering rounds an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ import structlog
 from walruspy.chain.api import ChainError, ChainRevertError, ChainWriter
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate, verify_certificate
+from walruspy.core.crypto import BlsPrivateKey
 from walruspy.core.errors import VerificationError, WalrusError
 from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import InvalidBlobIdMessage, SignedMessage
@@ -61,10 +63,11 @@ from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import ChainConfig, RecoveryConfig
 from walruspy.node.epoch import MAX_CHAIN_ATTEMPTS, retry_chain
+from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import PEER_FAILURES, failure_kind
-from walruspy.node.service import NodeService
+from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import InvalidBlobInfo
-from walruspy.node.view import CommitteeView
+from walruspy.node.view import CommitteeView, NodeState
 from walruspy.node_api.client import NodeClient, node_url
 from walruspy.node_api.fanout import NodeFailure, NodeRequest, gather_weight
 
@@ -75,6 +78,10 @@ log = structlog.get_logger("walruspy.node.invalidation")
 MAX_CONCURRENT_INVALIDATIONS = 4
 #: Blob IDs (with their proofs) waiting for a flow; as many as blob sync keeps proofs.
 MAX_PENDING_INVALIDATIONS = 1000
+#: After a revert because the epoch moved on, how long to wait for the node's own view of the new
+#: epoch before gathering again: the event processor applies it within a poll or two; after this
+#: the flow goes on anyway (and its attempts are bounded).
+NEW_EPOCH_WAIT_S = 30.0
 
 
 class InvalidationGaveUpError(WalrusError):
@@ -105,16 +112,22 @@ class Invalidator(BackgroundWorkers):
 
     def __init__(
         self,
-        service: NodeService,
+        storage: NodeStorage,
+        state: NodeState,
+        metrics: NodeMetrics,
+        protocol_key: BlsPrivateKey,
         chain: ChainWriter,
+        *,
         config: RecoveryConfig,
         chain_config: ChainConfig,
-        *,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(service.metrics.invalidation_backlog, session)
-        self.service = service
+        super().__init__(metrics.invalidation_backlog, session)
+        self.storage = storage
+        self.state = state
+        self.metrics = metrics
+        self._key = protocol_key
         self.chain = chain
         self.config = config
         self.chain_config = chain_config
@@ -165,16 +178,16 @@ class Invalidator(BackgroundWorkers):
                 self._update_backlog()
 
     async def _invalidate_logged(self, blob_id: BlobId, proof: InconsistencyProof) -> None:
-        bound = log.bind(blob_id=str(blob_id), epoch=self.service.state.epoch)
+        bound = log.bind(blob_id=str(blob_id), epoch=self.state.epoch)
         try:
             outcome = await self.invalidate(blob_id, proof)
         except asyncio.CancelledError:
-            self.service.metrics.invalidations.labels("cancelled").inc()
+            self.metrics.invalidations.labels("cancelled").inc()
             raise
         except WalrusError as exc:
             bound.warning("blob invalidation failed; the next sync scan retries", error=str(exc))
             outcome = "failed"
-        self.service.metrics.invalidations.labels(outcome).inc()
+        self.metrics.invalidations.labels(outcome).inc()
         bound.info("blob invalidation finished", outcome=outcome)
 
     # --- one flow -----------------------------------------------------------------------------
@@ -187,10 +200,10 @@ class Invalidator(BackgroundWorkers):
         """
         current: _Round | None = None
         for attempt in range(self.config.max_attempts):
-            info = await self.service.blob_info(blob_id)
+            info = await self.storage.blob_info(blob_id)
             if isinstance(info, InvalidBlobInfo):
                 return "lost_race"
-            view = self.service.state.view
+            view = self.state.view
             if not blob_state.is_registered(info, view.epoch):
                 return "skipped"
             if current is None or current.view.epoch != view.epoch:
@@ -213,7 +226,9 @@ class Invalidator(BackgroundWorkers):
         view, attestations = current.view, current.attestations
         own = view.member_index
         if own is not None and own not in attestations:
-            attestations[own] = await self.service.sign(current.expected)
+            attestations[own] = await asyncio.to_thread(
+                SignedMessage.sign, self._key, current.expected
+            )
         if current.reached:
             return
         committee = view.committee
@@ -276,7 +291,7 @@ class Invalidator(BackgroundWorkers):
                     delay_s=delay,
                 )
                 await asyncio.sleep(delay)
-            if isinstance(await self.service.blob_info(blob_id), InvalidBlobInfo):
+            if isinstance(await self.storage.blob_info(blob_id), InvalidBlobInfo):
                 return "lost_race"  # our event processor saw another node's invalidation
             try:
                 await self.chain.invalidate_blob_id(certificate)
@@ -311,6 +326,11 @@ class Invalidator(BackgroundWorkers):
                 certificate_epoch=current.view.epoch,
                 chain_epoch=info.epoch,
             )
+            # Gather for the new epoch only once this node applied its start: the same
+            # certificate posted again would only revert again.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(NEW_EPOCH_WAIT_S):
+                    await self.state.views.wait_for_epoch(info.epoch)
             return None
         # The certificate verifies against this epoch's committee, so the contract refused it
         # because the blob ID is already invalid: another node was first.
@@ -331,7 +351,7 @@ class Invalidator(BackgroundWorkers):
             kind = failure_kind(failure.error)
             if kind is None:
                 continue
-            self.service.metrics.invalidity_attestation_failures.labels(kind).inc()
+            self.metrics.invalidity_attestation_failures.labels(kind).inc()
             if kind == "invalid":
                 log.warning(
                     "member sent an invalid-blob attestation that fails verification",

@@ -2,12 +2,18 @@
 
 Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.run()`:
 
-1. opens the LMDB store, reads the current committee from the chain, finds itself in it by its
-   protocol key, creates storage for the shards it owns, marks itself Active, and completes any
-   garbage collection a crash interrupted;
+1. opens the LMDB store and assembles the node's parts, here and nowhere else: the typed storage
+   gateway (`storage.NodeStorage`) every part reads and writes through, the committee view
+   (`view.CommitteeViews`) that only the epoch code (`epoch.EpochChanges`) publishes, the request
+   handler (`service.NodeService`), and the workers, each given the narrow dependencies it uses.
+   It reads the current and previous committees from the chain, installs the view (deciding the
+   shard changes since the node last ran: shards to sync, lock or delete), marks itself Active,
+   or RecoveryCatchUp when it has not seen the current epoch begin, and completes any garbage
+   collection a crash interrupted;
 2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound);
 3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers, the
    invalidation workers (which post the certificate of a blob that sync found inconsistent), the
+   shard syncer (which transfers gained shards once the missed events are replayed), the
    epoch-sync reporter (which tells the chain once the node holds its shards of a new epoch)
    and the epoch-change driver; `ready` is set once the API serves, the event processor has
    reached the end of the chain's event stream once, and the first scan has queued the recovery
@@ -49,10 +55,11 @@ from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import BlobSyncer
 from walruspy.node.service import NodeService
 from walruspy.node.shard_sync import ShardSyncer
+from walruspy.node.storage import NodeStorage
 from walruspy.node.store import NodeStore, StoreConfig
 from walruspy.node.store_records import NodeStatus, NodeStatusKind
 from walruspy.node.symbols import SymbolService
-from walruspy.node.view import CommitteeView, NodeState
+from walruspy.node.view import CommitteeView, CommitteeViews, NodeState, RegistrationWaiters
 
 __all__ = ["StorageNode", "keygen", "run_from_config"]
 
@@ -117,28 +124,64 @@ class StorageNode:
             await asyncio.to_thread(store.close)
 
     async def _run_with(self, store: NodeStore) -> None:
+        """Assemble the node's parts (the one place that does) and serve."""
         config = self.config
         backoff = (config.chain.retry_min_backoff_s, config.chain.retry_max_backoff_s)
         committees = await retry_chain(self.chain.epoch_committees, *backoff, what="committee")
         metrics = NodeMetrics()
         view = CommitteeView.of(committees.current, self.public_key, committees.previous)
-        state = NodeState(view, self.public_key)
         if not view.is_member:
             log.warning("this node's key is not in the committee; it owns no shard")
-        service = NodeService(store, self.protocol_key, state, metrics, config.limits)
-        self.service = service
-        self.invalidator = Invalidator(
-            service, self.chain, config.blob_recovery, config.chain, rng=self._rng
+        # The view is published by `epochs` only; every other part reads it through `state`.
+        state = NodeState(CommitteeViews(view), self.public_key)
+        storage = NodeStorage(store, state, metrics)
+        registrations = RegistrationWaiters(config.limits.max_long_polls)
+        key = self.protocol_key
+        self.service = NodeService(
+            storage, key, state, metrics, config.limits, registrations=registrations
         )
-        self.syncer = BlobSyncer(service, config.blob_recovery, self.invalidator, rng=self._rng)
+        self.invalidator = Invalidator(
+            storage,
+            state,
+            metrics,
+            key,
+            self.chain,
+            config=config.blob_recovery,
+            chain_config=config.chain,
+            rng=self._rng,
+        )
+        self.syncer = BlobSyncer(
+            storage, state, metrics, config.blob_recovery, self.invalidator, rng=self._rng
+        )
         self.shard_syncer = ShardSyncer(
-            service, self.protocol_key, config.shard_sync, self.syncer.fetch_metadata
+            storage,
+            state,
+            metrics,
+            key,
+            config.shard_sync,
+            fetch_metadata=self.syncer.fetch_metadata,
         )
         gc = GarbageCollector(store, metrics, config.epoch.enable_data_deletion)
         epochs = EpochChanges(
-            self.chain, store, state, gc, metrics, shard_syncer=self.shard_syncer, backoff_s=backoff
+            self.chain,
+            storage,
+            state,
+            gc,
+            metrics,
+            shard_syncer=self.shard_syncer,
+            backoff_s=backoff,
         )
         self.epochs = epochs
+        self.reporter = EpochSyncReporter(
+            self.chain,
+            state,
+            storage,
+            self.syncer,
+            metrics,
+            shard_syncer=self.shard_syncer,
+            backoff_s=backoff,
+        )
+        state.views.subscribe(self.reporter.epoch_started)
         # Behind: the node has not seen the current epoch start (it was away, or is new). It
         # replays the events it missed before it syncs shards, and says so (Walrus's catch-up).
         last_gc = (await asyncio.to_thread(store.gc_progress)).last_completed_epoch
@@ -148,29 +191,22 @@ class StorageNode:
         kind = NodeStatusKind.STANDBY
         if view.is_member:
             kind = NodeStatusKind.RECOVERY_CATCH_UP if self.catching_up else NodeStatusKind.ACTIVE
-        await asyncio.to_thread(store.set_node_status, NodeStatus(kind))
+        await storage.set_node_status(NodeStatus(kind))
         await gc.resume()
-        self.reporter = EpochSyncReporter(
-            self.chain,
-            state,
-            store,
-            self.syncer,
-            metrics,
-            shard_syncer=self.shard_syncer,
-            backoff_s=backoff,
-        )
-        epochs.on_new_view = self.reporter.epoch_started
         self.processor = EventProcessor(
             self.chain,
-            service,
-            self.syncer,
-            epochs,
-            config.chain,
+            storage,
+            state,
+            metrics,
+            registrations=registrations,
+            syncer=self.syncer,
+            epochs=epochs,
+            config=config.chain,
             immediate_deletion=config.epoch.enable_immediate_data_deletion,
         )
         self.api = NodeApi(
-            service,
-            SymbolService(service, config.limits.max_concurrent_symbol_requests),
+            self.service,
+            SymbolService(self.service, config.limits.max_concurrent_symbol_requests),
             config.limits.max_body_bytes,
             config.limits.max_concurrent_requests,
             config.metrics_enabled,

@@ -63,8 +63,10 @@ from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import RecoveryConfig
 from walruspy.node.gc import successor
-from walruspy.node.service import NodeService
+from walruspy.node.metrics import NodeMetrics
+from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import BlobInfo
+from walruspy.node.view import NodeState
 from walruspy.node_api.client import NodeClient, node_url
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
 from walruspy.node_api.fanout import (
@@ -105,16 +107,21 @@ class BlobSyncer(BackgroundWorkers):
 
     def __init__(
         self,
-        service: NodeService,
+        storage: NodeStorage,
+        state: NodeState,
+        metrics: NodeMetrics,
         config: RecoveryConfig,
         invalidator: Invalidator,
+        *,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.service = service
+        self.storage = storage
+        self.state = state
+        self.metrics = metrics
         self.config = config
         self.invalidator = invalidator
-        super().__init__(service.metrics.recover_blob_backlog, session)
+        super().__init__(metrics.recover_blob_backlog, session)
         self.inconsistency_proofs: OrderedDict[bytes, InconsistencyProof] = OrderedDict()
         # Shuffling peers and jittering backoff need no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
@@ -130,7 +137,7 @@ class BlobSyncer(BackgroundWorkers):
         return len(self._queued) + len(self._running)
 
     def _update_backlog(self) -> None:
-        self.service.state.pending_syncs = self.backlog
+        self.state.pending_syncs = self.backlog
         super()._update_backlog()
 
     async def start_sync(self, blob_id: bytes, defer: bool = True) -> None:
@@ -163,11 +170,11 @@ class BlobSyncer(BackgroundWorkers):
 
     async def scan(self) -> int:
         """Queue every blob certified now whose data this node lacks; return how many."""
-        store, started, start = self.service.store, 0, None
+        store, started, start = self.storage.store, 0, None
         while True:
             batch = await asyncio.to_thread(store.list_blob_infos, start, SCAN_BATCH)
             for blob_id, info in batch:
-                if blob_state.is_certified(info, self.service.state.epoch):
+                if blob_state.is_certified(info, self.state.epoch):
                     missing = await self.missing_parts(BlobId(blob_id), info)
                     if missing:
                         await self.start_sync(blob_id, defer=False)
@@ -194,33 +201,32 @@ class BlobSyncer(BackgroundWorkers):
             del self._running[item.blob_id]
             self._update_backlog()
             if task.cancelled():
-                self.service.metrics.blob_syncs.labels("cancelled").inc()
+                self.metrics.blob_syncs.labels("cancelled").inc()
 
     async def _sync_logged(self, blob_id: BlobId) -> None:
-        bound = log.bind(blob_id=str(blob_id), epoch=self.service.state.epoch)
+        bound = log.bind(blob_id=str(blob_id), epoch=self.state.epoch)
         try:
             outcome = await self.sync(blob_id)
         except WalrusError as exc:
             bound.warning("blob sync failed", error=str(exc))
             outcome = "failed"
-        self.service.metrics.blob_syncs.labels(outcome).inc()
+        self.metrics.blob_syncs.labels(outcome).inc()
         bound.info("blob sync finished", outcome=outcome)
 
     # --- one sync -----------------------------------------------------------------------------
 
     async def sync(self, blob_id: BlobId) -> str:
         """Recover what this node lacks of `blob_id`; the outcome as a metric label."""
-        service = self.service
-        info = await service.blob_info(blob_id)
-        if not blob_state.is_certified(info, service.state.epoch):
+        info = await self.storage.blob_info(blob_id)
+        if not blob_state.is_certified(info, self.state.epoch):
             return "skipped"
         missing = await self.missing_parts(blob_id, info)
         if not missing:
             return "skipped"
-        metadata = await service.stored_metadata(blob_id)
+        metadata = await self.storage.metadata(blob_id)
         if metadata is None:
             metadata = await self.fetch_metadata(blob_id)
-            await service.store_verified_metadata(metadata)
+            await self.storage.store_metadata(metadata)
         # All secondary slivers first: they need only p symbols, and once stored they give
         # symbols for this node's own primary slivers (spec/encoding.md 9).
         for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
@@ -237,10 +243,12 @@ class BlobSyncer(BackgroundWorkers):
     ) -> list[tuple[ShardIndex, SliverType] | None]:
         """What blob sync must bring of `blob_id`: all the node lacks, except the slivers that
         a running shard transfer brings (blobs certified before this epoch, on gained shards)."""
-        state = self.service.state
+        state = self.state
         transferred = blob_state.is_certified_before(info, state.epoch)
-        exclude = state.syncing_shards if transferred else frozenset()
-        return await self.service.missing_parts(blob_id, check_metadata=True, exclude=exclude)
+        shards = state.view.owned_shards
+        if transferred:
+            shards -= state.syncing_shards
+        return await self.storage.missing_parts(blob_id, shards, check_metadata=True)
 
     async def _recover_all(
         self,
@@ -256,8 +264,8 @@ class BlobSyncer(BackgroundWorkers):
                 result = await self.recover_sliver(metadata, shard, sliver_type)
             if isinstance(result, InconsistencyProof):
                 return result
-            await self.service.store_verified_sliver(shard, result)
-            self.service.metrics.slivers_recovered.labels(sliver_type.value).inc()
+            await self.storage.store_sliver(shard, result)
+            self.metrics.slivers_recovered.labels(sliver_type.value).inc()
             return None
 
         try:
@@ -284,7 +292,7 @@ class BlobSyncer(BackgroundWorkers):
         return NodeClient(node_url(member.network_address), self._session)
 
     def _peers(self) -> list[CommitteeMember]:
-        peers = self.service.state.view.peers()
+        peers = self.state.view.peers()
         self._rng.shuffle(peers)
         return peers
 
@@ -299,7 +307,7 @@ class BlobSyncer(BackgroundWorkers):
 
     async def fetch_metadata(self, blob_id: BlobId) -> VerifiedBlobMetadataWithId:
         """The blob's metadata from other members: the first answer that verifies wins."""
-        n = self.service.state.n_shards
+        n = self.state.n_shards
         timeout_s = self.config.metadata_request_timeout_s
         for attempt in range(self.config.max_attempts):
             peers = self._peers()
@@ -353,7 +361,7 @@ class BlobSyncer(BackgroundWorkers):
         timeout_s = self.config.sliver_request_timeout_s
         request = RecoverySymbolsForSliver(target, sliver_type, sliver_type.orthogonal)
         by_index: dict[int, VerifiedRecoverySymbol] = {}
-        for symbol in await asyncio.to_thread(self._local_symbols, metadata, target, sliver_type):
+        for symbol in await self._local_symbols(metadata, target, sliver_type):
             by_index.setdefault(symbol.decoding_index, symbol)
         if len(by_index) >= needed:
             return list(by_index.values())
@@ -366,7 +374,7 @@ class BlobSyncer(BackgroundWorkers):
                     metadata.blob_id, request, timeout_s=timeout_s
                 )
             finally:
-                self.service.metrics.recovery_bytes_downloaded.inc(client.bytes_received)
+                self.metrics.recovery_bytes_downloaded.inc(client.bytes_received)
             verified = await asyncio.to_thread(_verify_all, symbols, metadata, target, sliver_type)
             before = len(by_index)
             for symbol in verified:
@@ -391,21 +399,26 @@ class BlobSyncer(BackgroundWorkers):
         self._count_failures(outcome.failures)
         return list(by_index.values()) if len(by_index) >= needed else None
 
-    def _local_symbols(
+    async def _local_symbols(
         self, metadata: VerifiedBlobMetadataWithId, target: SliverIndex, sliver_type: SliverType
     ) -> list[VerifiedRecoverySymbol]:
         """Symbols for the target from this node's own stored slivers of the other axis."""
         blob_id, n = metadata.blob_id, metadata.n_shards
         source_type = sliver_type.orthogonal
-        symbols = []
-        for shard in sorted(self.service.state.view.owned_shards):
-            raw = self.service.store.get_sliver(shard, source_type, blob_id.raw)
-            if raw is None:
-                continue
-            source = SymbolSource(SliverData.from_bcs(raw, source_type), n)
-            symbol = source.symbol_for(target)
-            symbols.append(symbol.verify(metadata, target, sliver_type))
-        return symbols
+        stored = []
+        for shard in sorted(self.state.view.owned_shards):
+            raw = await self.storage.sliver(shard, source_type, blob_id)
+            if raw is not None:
+                stored.append(raw)
+
+        def cut() -> list[VerifiedRecoverySymbol]:
+            symbols = []
+            for raw in stored:
+                source = SymbolSource(SliverData.from_bcs(raw, source_type), n)
+                symbols.append(source.symbol_for(target).verify(metadata, target, sliver_type))
+            return symbols
+
+        return await asyncio.to_thread(cut)
 
     def _count_failures(self, failures: Sequence[NodeFailure[CommitteeMember]]) -> None:
         for failure in failures:
@@ -419,7 +432,7 @@ class BlobSyncer(BackgroundWorkers):
                     peer=member.network_address,
                     error=str(error)[:200],
                 )
-            self.service.metrics.faulty_responses.labels(kind).inc()
+            self.metrics.faulty_responses.labels(kind).inc()
 
 
 def failure_kind(error: BaseException) -> str | None:

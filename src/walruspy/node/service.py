@@ -1,5 +1,8 @@
 """The storage node's request handling, independent of HTTP: every check before anything is stored.
 
+It reads and writes through the typed storage gateway (`storage.NodeStorage`) and maps its typed
+outcomes to Walrus's answers; no other part of the node goes through it.
+
 Theory of operation (spec/walrus-system.md 3.1 "Node-side checks behind the writes", 1.4; spec/
 encoding.md 8; Walrus `node.rs` `ServiceState`). A node believes only the chain (through its own
 blob records, which the event processor keeps) and its own checks:
@@ -36,22 +39,19 @@ from walruspy.core.messages import (
     SignedMessage,
 )
 from walruspy.core.metadata import BlobMetadata, UnverifiedBlobMetadataWithId
-from walruspy.core.metadata import VerifiedBlobMetadataWithId as VerifiedMetadata
 from walruspy.core.params import RS2_ENCODING_TYPE
-from walruspy.core.slivers import SliverData, VerifiedSliver
+from walruspy.core.slivers import SliverData
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_of_pair
 from walruspy.node import blob_state
 from walruspy.node.config import ApiLimits
-from walruspy.node.group_commit import SliverWriter
 from walruspy.node.metrics import NodeMetrics
-from walruspy.node.store import NodeStore, NoMetadataError
+from walruspy.node.storage import BlobDataCollectedError, NodeStorage, StoreOutcome
 from walruspy.node.store_records import (
     BlobInfo,
     InvalidBlobInfo,
     NodeStatus,
     NodeStatusKind,
     ShardStatus,
-    StoreCorruptionError,
 )
 from walruspy.node.view import NodeState, RegistrationWaiters
 from walruspy.node_api import errors as api_errors
@@ -104,39 +104,26 @@ class NodeService:
 
     def __init__(
         self,
-        store: NodeStore,
+        storage: NodeStorage,
         protocol_key: BlsPrivateKey,
         state: NodeState,
         metrics: NodeMetrics,
         limits: ApiLimits,
+        *,
+        registrations: RegistrationWaiters,
     ) -> None:
-        self.store = store
+        self.storage = storage
         self.state = state
         self.metrics = metrics
         self.limits = limits
-        self.registrations = RegistrationWaiters(limits.max_long_polls)
-        self.sliver_writer = SliverWriter(store)
+        self.registrations = registrations
         self._key = protocol_key
 
     # --- records ------------------------------------------------------------------------------
 
     async def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
         """The node's aggregate record of `blob_id`."""
-        return await asyncio.to_thread(self.store.get_blob_info, blob_id.raw)
-
-    async def stored_metadata(self, blob_id: BlobId) -> VerifiedMetadata | None:
-        """The stored metadata, checked again (it was verified before it was written)."""
-        raw = await asyncio.to_thread(self.store.get_metadata, blob_id.raw)
-        if raw is None:
-            return None
-        return await asyncio.to_thread(self._verify_stored_metadata, blob_id, raw)
-
-    def _verify_stored_metadata(self, blob_id: BlobId, raw: bytes) -> VerifiedMetadata:
-        try:
-            unverified = UnverifiedBlobMetadataWithId(blob_id, BlobMetadata.from_bcs(raw))
-            return unverified.verify(self.state.n_shards)
-        except InvalidInputError as exc:
-            raise StoreCorruptionError(f"stored metadata of {blob_id} is invalid: {exc}") from exc
+        return await self.storage.blob_info(blob_id)
 
     async def require_registered(
         self, blob_id: BlobId, error: type[api_errors.KnownNodeApiError]
@@ -159,7 +146,7 @@ class NodeService:
     async def get_metadata(self, blob_id: BlobId) -> bytes:
         """BCS `BlobMetadataWithId` of a registered blob."""
         await self.require_registered(blob_id, api_errors.MetadataNotFoundError)
-        metadata = await self.stored_metadata(blob_id)
+        metadata = await self.storage.metadata(blob_id)
         if metadata is None:
             raise api_errors.MetadataNotFoundError()
         self.metrics.metadata_retrieved.inc()
@@ -170,7 +157,7 @@ class NodeService:
         info = await self.blob_info(blob_id)
         if isinstance(info, InvalidBlobInfo):
             raise api_errors.InvalidBlobError(f"blob {blob_id} has been marked invalid")
-        if await asyncio.to_thread(self.store.has_metadata, blob_id.raw):
+        if await self.storage.has_metadata(blob_id):
             return Stored(200, "metadata already stored")
         unverified = UnverifiedBlobMetadataWithId(blob_id, parse_metadata_body(body))
         try:
@@ -181,19 +168,13 @@ class NodeService:
             raise api_errors.NotRegisteredError(
                 f"blob {blob_id} is not registered in epoch {self.state.epoch}"
             )
-        return await self.store_verified_metadata(verified)
-
-    async def store_verified_metadata(self, metadata: VerifiedMetadata) -> Stored:
-        """Persist verified metadata (uploads and blob sync)."""
-        raw = metadata.metadata.to_bcs()
-        if await asyncio.to_thread(self.store.put_metadata, metadata.blob_id.raw, raw):
-            self.metrics.metadata_stored.inc()
+        if await self.storage.store_metadata(verified) is StoreOutcome.STORED:
             return Stored(201, "metadata successfully stored")
         return Stored(200, "metadata already stored")
 
     async def metadata_status(self, blob_id: BlobId) -> StoredOnNodeStatus:
         """Whether the metadata is stored."""
-        stored = await asyncio.to_thread(self.store.has_metadata, blob_id.raw)
+        stored = await self.storage.has_metadata(blob_id)
         return StoredOnNodeStatus.STORED if stored else StoredOnNodeStatus.NONEXISTENT
 
     # --- slivers ------------------------------------------------------------------------------
@@ -221,18 +202,24 @@ class NodeService:
             raise api_errors.NotRegisteredError(
                 f"blob {blob_id} is not registered in epoch {self.state.epoch}"
             )
-        metadata = await self.stored_metadata(blob_id)
+        metadata = await self.storage.metadata(blob_id)
         if metadata is None:
             raise api_errors.MissingMetadataError()
         shard = self._owned_shard(blob_id, pair)
-        if await asyncio.to_thread(self.store.has_sliver, shard, sliver_type, blob_id.raw):
+        if await self.storage.has_sliver(shard, sliver_type, blob_id):
             return Stored(200, "sliver already stored")
         try:
             verified = await asyncio.to_thread(sliver.verify, metadata)
         except VerificationError as exc:
             raise api_errors.InvalidSliverError(str(exc)) from exc
-        # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
-        return await self.store_verified_sliver(shard, verified, bcs=body)
+        try:
+            # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
+            outcome = await self.storage.store_sliver(shard, verified, bcs=body)
+        except BlobDataCollectedError as exc:
+            raise api_errors.NotRegisteredError(str(exc)) from exc
+        if outcome is StoreOutcome.STORED:
+            return Stored(201, "sliver stored successfully")
+        return Stored(200, "sliver already stored")
 
     def _owned_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
         view = self.state.view
@@ -244,34 +231,12 @@ class NodeService:
             )
         return shard
 
-    async def store_verified_sliver(
-        self, shard: ShardIndex, sliver: VerifiedSliver, bcs: bytes | None = None
-    ) -> Stored:
-        """Persist a verified sliver on `shard` (uploads, blob sync); `bcs`: its BCS if known."""
-        data = sliver.sliver
-        raw = data.to_bcs() if bcs is None else bcs
-        try:
-            # Only while the metadata is there (checked in the write): GC of an expired blob,
-            # which may run while the sliver was verified, must not leave it behind.
-            new = await self.sliver_writer.put(shard, data.sliver_type, sliver.blob_id, raw)
-        except NoMetadataError as exc:
-            raise api_errors.NotRegisteredError(
-                f"blob 0x{sliver.blob_id.hex()} is no longer stored here (its data was "
-                f"collected in epoch {self.state.epoch})"
-            ) from exc
-        if not new:
-            return Stored(200, "sliver already stored")
-        label = data.sliver_type.value
-        self.metrics.slivers_stored.labels(label).inc()
-        self.metrics.sliver_bytes_stored.labels(label).inc(len(data.data))
-        return Stored(201, "sliver stored successfully")
-
-    def _stored_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
+    async def _stored_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
         """The shard of `pair`, which must have storage on this node (owned now or before)."""
         self._check_pair(pair)
         view = self.state.view
         shard = shard_of_pair(pair, blob_id.raw, view.n_shards)
-        if shard not in view.owned_shards and self.store.shard_status(shard) is None:
+        if shard not in view.owned_shards and await self.storage.shard_status(shard) is None:
             raise api_errors.ShardNotAssignedError(
                 f"shard {shard} is not assigned to this node in epoch {view.epoch}",
                 {"shard": shard, "epoch": view.epoch},
@@ -284,8 +249,8 @@ class NodeService:
         """The stored BCS sliver of a registered blob."""
         self._check_pair(pair)
         await self.require_registered(blob_id, api_errors.SliverNotFoundError)
-        shard = self._stored_shard(blob_id, pair)
-        raw = await asyncio.to_thread(self.store.get_sliver, shard, sliver_type, blob_id.raw)
+        shard = await self._stored_shard(blob_id, pair)
+        raw = await self.storage.sliver(shard, sliver_type, blob_id)
         if raw is None:
             raise api_errors.SliverNotFoundError()
         self.metrics.slivers_retrieved.labels(sliver_type.value).inc()
@@ -296,37 +261,14 @@ class NodeService:
         self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType
     ) -> StoredOnNodeStatus:
         """Whether the sliver is stored here."""
-        shard = self._stored_shard(blob_id, pair)
-        stored = await asyncio.to_thread(self.store.has_sliver, shard, sliver_type, blob_id.raw)
+        shard = await self._stored_shard(blob_id, pair)
+        stored = await self.storage.has_sliver(shard, sliver_type, blob_id)
         return StoredOnNodeStatus.STORED if stored else StoredOnNodeStatus.NONEXISTENT
 
     async def is_stored_at_all_shards(self, blob_id: BlobId) -> bool:
         """Metadata and both slivers of every owned shard are stored."""
-        return not await self.missing_parts(blob_id, check_metadata=True)
-
-    async def missing_parts(
-        self,
-        blob_id: BlobId,
-        check_metadata: bool = False,
-        exclude: frozenset[ShardIndex] = frozenset(),
-    ) -> list[tuple[ShardIndex, SliverType] | None]:
-        """What this node lacks of `blob_id`: None for the metadata, else (shard, type).
-
-        Shards in `exclude` are not looked at (gained shards whose transfer brings the blob).
-        """
-        view = self.state.view
-
-        def scan() -> list[tuple[ShardIndex, SliverType] | None]:
-            missing: list[tuple[ShardIndex, SliverType] | None] = []
-            if check_metadata and not self.store.has_metadata(blob_id.raw):
-                missing.append(None)
-            for shard in sorted(view.owned_shards - exclude):
-                for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
-                    if not self.store.has_sliver(shard, sliver_type, blob_id.raw):
-                        missing.append((shard, sliver_type))
-            return missing
-
-        return await asyncio.to_thread(scan)
+        owned = self.state.view.owned_shards
+        return not await self.storage.missing_parts(blob_id, owned, check_metadata=True)
 
     # --- confirmation and status ----------------------------------------------------------------
 
@@ -344,7 +286,7 @@ class NodeService:
         epoch = self.state.epoch
         persistence = BlobPersistence.PERMANENT
         if object_id is not None:
-            record = await asyncio.to_thread(self.store.get_per_object_blob_info, object_id)
+            record = await self.storage.object_info(object_id)
             if record is None or record.blob_id != blob_id.raw or not record.is_registered(epoch):
                 raise api_errors.NotRegisteredError(
                     f"deletable blob object 0x{object_id.hex()} is not registered for {blob_id}"
@@ -381,8 +323,8 @@ class NodeService:
 
     async def health(self, detailed: bool) -> health.ServiceHealthInfo:
         """The health answer: uptime, epoch, key, status, event progress, shards."""
-        shards = await asyncio.to_thread(self.store.shards)
-        status = await asyncio.to_thread(self.store.node_status)
+        shards = await self.storage.shards()
+        status = await self.storage.node_status()
         owned = self.state.view.owned_shards
         counts = dict.fromkeys(health.ShardStatus, 0)
         owned_infos, other_infos = [], []

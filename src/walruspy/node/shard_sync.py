@@ -47,11 +47,11 @@ from walruspy.core.crypto import BlsPrivateKey
 from walruspy.core.errors import DecodeError, InvalidInputError, VerificationError, WalrusError
 from walruspy.core.messages import sign_sync_shard_request
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
-from walruspy.core.slivers import SliverData
+from walruspy.core.slivers import SliverData, VerifiedSliver
 from walruspy.core.types import ShardIndex, SliverType, shard_of_pair
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import ShardSyncConfig
-from walruspy.node.service import NodeService
+from walruspy.node.metrics import NodeMetrics
 from walruspy.node.shard_plan import (
     FallBackToRecovery,
     ShardSyncProgress,
@@ -64,8 +64,10 @@ from walruspy.node.shard_plan import (
     next_request,
     status_after_transfer,
 )
+from walruspy.node.storage import NodeStorage
 from walruspy.node.store import ShardNotSyncingError
 from walruspy.node.store_records import ShardStatus
+from walruspy.node.view import NodeState
 from walruspy.node_api.client import NodeClient, node_url
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
 
@@ -106,16 +108,20 @@ class ShardSyncer(BackgroundWorkers):
 
     def __init__(
         self,
-        service: NodeService,
+        storage: NodeStorage,
+        state: NodeState,
+        metrics: NodeMetrics,
         protocol_key: BlsPrivateKey,
         config: ShardSyncConfig,
-        fetch_metadata: MetadataFetcher,
         *,
+        fetch_metadata: MetadataFetcher,
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(service.metrics.shards_syncing, session)
-        self.service = service
+        super().__init__(metrics.shards_syncing, session)
+        self.storage = storage
+        self.state = state
+        self.metrics = metrics
         self.config = config
         self._key = protocol_key
         self._public_key = protocol_key.public_key()
@@ -167,7 +173,7 @@ class ShardSyncer(BackgroundWorkers):
         return len(self._pending) + len(self._running)
 
     def _changed(self) -> None:
-        self.service.state.syncing_shards = self.syncing
+        self.state.syncing_shards = self.syncing
         self._update_backlog()
 
     # --- running ---------------------------------------------------------------------------
@@ -199,7 +205,7 @@ class ShardSyncer(BackgroundWorkers):
             outcome = "stopped"
         finally:
             self._running.pop(shard, None)
-            self.service.metrics.shard_syncs.labels(outcome).inc()
+            self.metrics.shard_syncs.labels(outcome).inc()
             self._changed()
         log.info("shard sync finished", shard=shard, outcome=outcome)
 
@@ -230,7 +236,7 @@ class ShardSyncer(BackgroundWorkers):
                 items, skipped = await self._check(shard, request.sliver_type, answer)
             except (WalrusError, TimeoutError) as exc:
                 failure = failure_of(exc)
-                self.service.metrics.shard_sync_failures.labels(failure.value).inc()
+                self.metrics.shard_sync_failures.labels(failure.value).inc()
                 decision = decide_after_failure(
                     failure, last_progress_s=last_progress_at, now_s=self._clock(),
                     policy=self._policy,
@@ -249,8 +255,8 @@ class ShardSyncer(BackgroundWorkers):
                 await asyncio.sleep(self._backoff(failures))
                 continue
             progress = advance(progress, batch)
-            not_stored = await asyncio.to_thread(
-                self.service.store.put_synced_slivers, shard, request.sliver_type, items, progress
+            not_stored = await self.storage.put_synced_slivers(
+                shard, request.sliver_type, items, progress
             )
             left_to_recovery = left_to_recovery or bool(skipped) or bool(not_stored)
             self._count(request.sliver_type, items)
@@ -260,20 +266,19 @@ class ShardSyncer(BackgroundWorkers):
         low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
         return float(min(high, low * 2 ** min(failures - 1, 32)))
 
-    def _count(self, sliver_type: SliverType, items: Sequence[tuple[bytes, bytes]]) -> None:
-        metrics = self.service.metrics
-        metrics.shard_sync_slivers.labels(sliver_type.value).inc(len(items))
-        metrics.shard_sync_bytes.inc(sum(len(sliver) for _, sliver in items))
+    def _count(self, sliver_type: SliverType, items: Sequence[VerifiedSliver]) -> None:
+        self.metrics.shard_sync_slivers.labels(sliver_type.value).inc(len(items))
+        self.metrics.shard_sync_bytes.inc(sum(len(s.sliver.data) for s in items))
 
     async def _check(
         self,
         shard: ShardIndex,
         sliver_type: SliverType,
         answer: Sequence[tuple[BlobId, SliverData]],
-    ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
-        """The slivers to store as (blob ID, BCS), and the blob IDs whose sliver failed."""
-        n = self.service.state.n_shards
-        items: list[tuple[bytes, bytes]] = []
+    ) -> tuple[list[VerifiedSliver], list[bytes]]:
+        """The slivers that verify, and the blob IDs whose sliver could not be checked or failed."""
+        n = self.state.n_shards
+        verified: list[VerifiedSliver] = []
         skipped: list[bytes] = []
         for blob_id, sliver in answer:
             if sliver.sliver_type is not sliver_type:
@@ -287,19 +292,17 @@ class ShardSyncer(BackgroundWorkers):
                 skipped.append(blob_id.raw)
                 continue
             try:
-                await asyncio.to_thread(sliver.verify, metadata)
+                verified.append(await asyncio.to_thread(sliver.verify, metadata))
             except VerificationError as exc:
                 log.warning(
                     "synced sliver fails verification", blob_id=str(blob_id), error=str(exc)
                 )
                 skipped.append(blob_id.raw)
-                continue
-            items.append((blob_id.raw, sliver.to_bcs()))
-        return items, skipped
+        return verified, skipped
 
     async def _metadata(self, blob_id: BlobId) -> VerifiedBlobMetadataWithId | None:
         """The blob's metadata, fetched from the committee and stored when missing here."""
-        metadata = await self.service.stored_metadata(blob_id)
+        metadata = await self.storage.metadata(blob_id)
         if metadata is not None:
             return metadata
         try:
@@ -307,17 +310,11 @@ class ShardSyncer(BackgroundWorkers):
         except WalrusError as exc:
             log.warning("no metadata for a synced sliver", blob_id=str(blob_id), error=str(exc))
             return None
-        await self.service.store_verified_metadata(metadata)
+        await self.storage.store_metadata(metadata)
         return metadata
 
     async def _finish(
         self, shard: ShardIndex, status: ShardStatus, keep: ShardSyncProgress | None = None
     ) -> None:
         """Set the shard's status after its transfer; the progress goes unless kept (F2)."""
-
-        def write() -> None:
-            if self.service.store.shard_status(shard) is not ShardStatus.ACTIVE_SYNC:
-                raise ShardNotSyncingError(f"shard {shard} is not being synced")
-            self.service.store.apply_shard_changes({shard: status}, {shard: keep})
-
-        await asyncio.to_thread(write)
+        await self.storage.finish_sync(shard, status, keep)

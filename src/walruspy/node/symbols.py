@@ -173,7 +173,7 @@ class SymbolService:
         self, blob_id: BlobId, source_type: SliverType, pair: SliverPairIndex, n: int
     ) -> SymbolSource | None:
         shard = shard_of_pair(pair, blob_id.raw, n)
-        raw = self._service.store.get_sliver(shard, source_type, blob_id.raw)
+        raw = self._service.storage.store.get_sliver(shard, source_type, blob_id.raw)
         if raw is None:
             return None
         return SymbolSource(SliverData.from_bcs(raw, source_type), n)
@@ -201,7 +201,7 @@ class SymbolService:
         def extract() -> dict[int, list[DecodingSymbol]]:
             output: dict[int, list[DecodingSymbol]] = {}
             for shard in owned:
-                raw = self._service.store.get_sliver(shard, source_type, blob_id.raw)
+                raw = self._service.storage.store.get_sliver(shard, source_type, blob_id.raw)
                 if raw is None:
                     continue
                 sliver = SliverData.from_bcs(raw, source_type)
@@ -224,7 +224,7 @@ class SymbolService:
             raise api_errors.InvalidContentTypeError(f"invalid inconsistency proof: {exc}") from exc
         service = self._service
         await service.require_registered(blob_id, api_errors.MissingMetadataError)
-        metadata = await service.stored_metadata(blob_id)
+        metadata = await service.storage.metadata(blob_id)
         if metadata is None:
             raise api_errors.MissingMetadataError()
         try:

@@ -9,8 +9,10 @@ starts; every other part only reads it, so a request sees a consistent snapshot.
 finds itself in the committee by its protocol public key. A node that is not a member owns no
 shard (Walrus's Standby): it serves what it still stores but accepts no new slivers.
 
-`NodeState` is the small mutable record the node's tasks share on the event loop: the view,
-how far the event processor got, and the blob-sync backlog, for the health answer and metrics.
+`CommitteeViews` holds the current view: the epoch code publishes, subscribers (the epoch-sync
+reporter) are told, everyone else reads it through `NodeState`, the small record the node's tasks
+share on the event loop (the view, read-only; how far the event processor got; the blob-sync
+backlog and the shards being transferred, for the health answer and metrics).
 `RegistrationWaiters` lets confirmation requests long-poll for a registration event.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from walruspy.core.committee import Committee, CommitteeMember
@@ -128,11 +131,47 @@ def _shards_of(member: CommitteeMember | None) -> frozenset[ShardIndex]:
     return frozenset() if member is None else frozenset(ShardIndex(s) for s in member.shards)
 
 
+class CommitteeViews:
+    """The node's current committee view: published by the epoch code, read by everyone else.
+
+    `publish` replaces the view as a whole and tells the subscribers; no other part of the node
+    holds a reference through which it could change it.
+    """
+
+    def __init__(self, view: CommitteeView) -> None:
+        self._view = view
+        self._subscribers: list[Callable[[], None]] = []
+        self._published = asyncio.Event()
+
+    @property
+    def current(self) -> CommitteeView:
+        """The view of the node's current epoch."""
+        return self._view
+
+    def publish(self, view: CommitteeView) -> None:
+        """Make `view` current, then call each subscriber (the epoch code only)."""
+        self._view = view
+        self._published.set()
+        self._published = asyncio.Event()
+        for subscriber in self._subscribers:
+            subscriber()
+
+    async def wait_for_epoch(self, epoch: int) -> None:
+        """Wait until the current view is of `epoch` or later."""
+        while self._view.epoch < epoch:
+            await self._published.wait()
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each new view."""
+        self._subscribers.append(callback)
+
+
 @dataclass(slots=True)
 class NodeState:
-    """Shared, mutable (on the event loop only) state of a running node."""
+    """Shared state of a running node, on the event loop only: the committee view (read-only
+    here) and the progress counters its tasks publish for the health answer and metrics."""
 
-    view: CommitteeView
+    views: CommitteeViews
     public_key: BlsPublicKey
     started_at_ns: int = field(default_factory=time.monotonic_ns)
     events_applied: int = 0
@@ -141,6 +180,11 @@ class NodeState:
     #: Gained shards whose transfer from the previous owner is queued or running: blob sync
     #: leaves their blobs certified before this epoch to the transfer.
     syncing_shards: frozenset[ShardIndex] = frozenset()
+
+    @property
+    def view(self) -> CommitteeView:
+        """The current committee view."""
+        return self.views.current
 
     @property
     def epoch(self) -> int:

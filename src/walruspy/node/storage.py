@@ -1,0 +1,243 @@
+"""The node's one typed gateway to its store: typed IDs and verified values in, typed outcomes out.
+
+Theory of operation (spec/walrus-system.md 3.2 and 3.4; STYLE.md "Shape of the code" 3 and the
+review note on service objects). The store (`store.NodeStore`) speaks bytes and is synchronous;
+every part of the node that reads or writes data goes through `NodeStorage` instead, which
+
+- takes `BlobId`, `ShardIndex` and verified values (`VerifiedBlobMetadataWithId`,
+  `VerifiedSliver`): nothing unverified is ever written, and the types say so;
+- runs each store call in a worker thread, so the event loop keeps serving;
+- checks stored metadata again on the way out against the current committee's shard count (it
+  was verified before it was written; a mismatch is a `StoreCorruptionError`);
+- answers writes with a `StoreOutcome`, and refuses a sliver whose blob's data was collected
+  meanwhile with `BlobDataCollectedError`. HTTP codes are the API layer's business
+  (`service.NodeService` maps outcomes to them);
+- batches concurrent sliver writes into one transaction (`group_commit.SliverWriter`) and counts
+  what was stored in the node's metrics.
+
+The committee comes from the read-only `NodeState` (its view is published by the epoch code only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Mapping, Sequence
+
+from walruspy.core.blob_id import BlobId
+from walruspy.core.errors import InvalidInputError, WalrusError
+from walruspy.core.metadata import BlobMetadata, UnverifiedBlobMetadataWithId
+from walruspy.core.metadata import VerifiedBlobMetadataWithId as VerifiedMetadata
+from walruspy.core.slivers import VerifiedSliver
+from walruspy.core.types import ShardIndex, SliverType
+from walruspy.node.group_commit import SliverWriter
+from walruspy.node.metrics import NodeMetrics
+from walruspy.node.shard_plan import ShardSyncProgress
+from walruspy.node.store import NodeStore, NoMetadataError, ShardNotSyncingError
+from walruspy.node.store_records import (
+    BlobInfo,
+    EventProgress,
+    NodeStatus,
+    PerObjectBlobInfo,
+    ShardStatus,
+    StoreCorruptionError,
+)
+from walruspy.node.view import NodeState
+
+#: What the node lacks of a blob: None for the metadata, else (shard, axis).
+MissingPart = tuple[ShardIndex, SliverType] | None
+
+
+class StoreOutcome(enum.Enum):
+    """What a write did."""
+
+    STORED = "stored"
+    ALREADY_STORED = "already stored"
+
+
+class BlobDataCollectedError(WalrusError):
+    """A sliver arrived for a blob whose metadata (and data) garbage collection removed."""
+
+
+class NodeStorage:
+    """Typed, async access to the node's store (module docstring)."""
+
+    def __init__(self, store: NodeStore, state: NodeState, metrics: NodeMetrics) -> None:
+        self.store = store
+        self._state = state
+        self._metrics = metrics
+        self._writer = SliverWriter(store)
+
+    # --- blob records -------------------------------------------------------------------------
+
+    async def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
+        """The node's aggregate record of `blob_id`."""
+        return await asyncio.to_thread(self.store.get_blob_info, blob_id.raw)
+
+    async def object_info(self, object_id: bytes) -> PerObjectBlobInfo | None:
+        """The record of one blob object."""
+        return await asyncio.to_thread(self.store.get_per_object_blob_info, object_id)
+
+    async def event_cursor(self) -> EventProgress | None:
+        """The last event applied, if any."""
+        return await asyncio.to_thread(self.store.event_cursor)
+
+    async def apply_event(
+        self,
+        progress: EventProgress,
+        blob_infos: Mapping[bytes, BlobInfo | None],
+        per_object: Mapping[bytes, PerObjectBlobInfo | None],
+        delete_data_of: Sequence[bytes],
+    ) -> None:
+        """An event's record changes and data deletions with the advanced cursor, in one
+        transaction (`NodeStore.apply_event`)."""
+        await asyncio.to_thread(
+            self.store.apply_event, progress, blob_infos, per_object, delete_data_of
+        )
+
+    # --- metadata -----------------------------------------------------------------------------
+
+    async def has_metadata(self, blob_id: BlobId) -> bool:
+        """Whether the blob's metadata is stored."""
+        return await asyncio.to_thread(self.store.has_metadata, blob_id.raw)
+
+    async def metadata(self, blob_id: BlobId) -> VerifiedMetadata | None:
+        """The stored metadata, checked again (it was verified before it was written)."""
+        raw = await asyncio.to_thread(self.store.get_metadata, blob_id.raw)
+        if raw is None:
+            return None
+        return await asyncio.to_thread(self._verify_stored_metadata, blob_id, raw)
+
+    def _verify_stored_metadata(self, blob_id: BlobId, raw: bytes) -> VerifiedMetadata:
+        try:
+            unverified = UnverifiedBlobMetadataWithId(blob_id, BlobMetadata.from_bcs(raw))
+            return unverified.verify(self._state.n_shards)
+        except InvalidInputError as exc:
+            raise StoreCorruptionError(f"stored metadata of {blob_id} is invalid: {exc}") from exc
+
+    async def store_metadata(self, metadata: VerifiedMetadata) -> StoreOutcome:
+        """Persist verified metadata (uploads, blob sync, shard sync)."""
+        raw = metadata.metadata.to_bcs()
+        if await asyncio.to_thread(self.store.put_metadata, metadata.blob_id.raw, raw):
+            self._metrics.metadata_stored.inc()
+            return StoreOutcome.STORED
+        return StoreOutcome.ALREADY_STORED
+
+    # --- slivers ------------------------------------------------------------------------------
+
+    async def has_sliver(self, shard: ShardIndex, sliver_type: SliverType, blob_id: BlobId) -> bool:
+        """Whether `shard` stores that sliver."""
+        return await asyncio.to_thread(self.store.has_sliver, shard, sliver_type, blob_id.raw)
+
+    async def sliver(
+        self, shard: ShardIndex, sliver_type: SliverType, blob_id: BlobId
+    ) -> bytes | None:
+        """The stored BCS sliver, or None."""
+        return await asyncio.to_thread(self.store.get_sliver, shard, sliver_type, blob_id.raw)
+
+    async def store_sliver(
+        self, shard: ShardIndex, sliver: VerifiedSliver, bcs: bytes | None = None
+    ) -> StoreOutcome:
+        """Persist a verified sliver on `shard`; `bcs`: its BCS if known.
+
+        Only while the blob's metadata is stored (checked in the write): GC of an expired blob,
+        which may run while the sliver was verified, must not leave it behind
+        (`BlobDataCollectedError`).
+        """
+        data = sliver.sliver
+        raw = data.to_bcs() if bcs is None else bcs
+        try:
+            new = await self._writer.put(shard, data.sliver_type, sliver.blob_id, raw)
+        except NoMetadataError as exc:
+            raise BlobDataCollectedError(
+                f"blob 0x{sliver.blob_id.hex()} is no longer stored here (its data was "
+                f"collected in epoch {self._state.epoch})"
+            ) from exc
+        if not new:
+            return StoreOutcome.ALREADY_STORED
+        label = data.sliver_type.value
+        self._metrics.slivers_stored.labels(label).inc()
+        self._metrics.sliver_bytes_stored.labels(label).inc(len(data.data))
+        return StoreOutcome.STORED
+
+    async def missing_parts(
+        self,
+        blob_id: BlobId,
+        shards: frozenset[ShardIndex],
+        check_metadata: bool = False,
+    ) -> list[MissingPart]:
+        """What the node lacks of `blob_id` on `shards`: None for the metadata, else (shard, axis).
+
+        Secondary slivers come before primary ones for each shard (blob sync recovers them first).
+        """
+
+        def scan() -> list[MissingPart]:
+            missing: list[MissingPart] = []
+            if check_metadata and not self.store.has_metadata(blob_id.raw):
+                missing.append(None)
+            for shard in sorted(shards):
+                for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
+                    if not self.store.has_sliver(shard, sliver_type, blob_id.raw):
+                        missing.append((shard, sliver_type))
+            return missing
+
+        return await asyncio.to_thread(scan)
+
+    # --- node and shards ----------------------------------------------------------------------
+
+    async def node_status(self) -> NodeStatus | None:
+        """The node's persisted mode."""
+        return await asyncio.to_thread(self.store.node_status)
+
+    async def set_node_status(self, status: NodeStatus) -> None:
+        """Persist the node's mode."""
+        await asyncio.to_thread(self.store.set_node_status, status)
+
+    async def shards(self) -> dict[ShardIndex, ShardStatus]:
+        """Every shard with storage here, and its status."""
+        stored = await asyncio.to_thread(self.store.shards)
+        return {ShardIndex(shard): status for shard, status in stored.items()}
+
+    async def shard_status(self, shard: ShardIndex) -> ShardStatus | None:
+        """The status of `shard`, or None without storage here."""
+        return await asyncio.to_thread(self.store.shard_status, shard)
+
+    async def sync_progress(self) -> dict[ShardIndex, ShardSyncProgress]:
+        """The progress record of every shard being synced."""
+        saved = await asyncio.to_thread(self.store.sync_progress)
+        return {ShardIndex(shard): progress for shard, progress in saved.items()}
+
+    async def apply_shard_changes(
+        self,
+        statuses: Mapping[ShardIndex, ShardStatus | None],
+        progress: Mapping[ShardIndex, ShardSyncProgress | None],
+    ) -> None:
+        """Write shard records in one transaction (`NodeStore.apply_shard_changes`)."""
+        await asyncio.to_thread(self.store.apply_shard_changes, statuses, progress)
+
+    async def put_synced_slivers(
+        self,
+        shard: ShardIndex,
+        sliver_type: SliverType,
+        slivers: Sequence[VerifiedSliver],
+        progress: ShardSyncProgress,
+    ) -> list[bytes]:
+        """Store a verified shard-sync batch with its progress in one transaction; the blob IDs
+        skipped for want of metadata (`NodeStore.put_synced_slivers`)."""
+        items = [(s.blob_id, s.sliver.to_bcs()) for s in slivers]
+        return await asyncio.to_thread(
+            self.store.put_synced_slivers, shard, sliver_type, items, progress
+        )
+
+    async def finish_sync(
+        self, shard: ShardIndex, status: ShardStatus, keep: ShardSyncProgress | None
+    ) -> None:
+        """End the transfer of `shard`: set `status`, keep or drop its progress; only while the
+        shard is still ACTIVE_SYNC (else `ShardNotSyncingError`: it was locked meanwhile)."""
+
+        def write() -> None:
+            if self.store.shard_status(shard) is not ShardStatus.ACTIVE_SYNC:
+                raise ShardNotSyncingError(f"shard {shard} is not being synced")
+            self.store.apply_shard_changes({shard: status}, {shard: keep})
+
+        await asyncio.to_thread(write)

@@ -232,6 +232,24 @@ def test_l1_a_stale_copy_of_a_gained_shard_is_synced_afresh(stale: ShardStatus) 
     assert plan.progress[ShardIndex(1)] == sp.ShardSyncProgress.start(ShardIndex(1), 4)
 
 
+def test_l7_deciding_again_after_a_restart_resumes_the_stored_sync() -> None:
+    previous, current = committee([0], [1]), committee([0, 1])
+    mid = sp.ShardSyncProgress(ShardIndex(1), 4, S, bid(9))
+    stored = {ShardIndex(0): A, ShardIndex(1): SYNC}
+    plan = sp.decide_epoch_change(4, previous, current, NODE, stored, stored_progress={1: mid})
+    assert plan.statuses == {} and plan.progress == {}
+    assert plan.actions == (sp.StartShardSync(ShardIndex(1), nid(2), mid),)
+    # A transfer that fell back to recovery (progress kept) is tried again first.
+    stored[ShardIndex(1)] = RECOVER
+    plan = sp.decide_epoch_change(4, previous, current, NODE, stored, stored_progress={1: mid})
+    assert plan.statuses == {ShardIndex(1): SYNC}
+    assert plan.actions == (sp.StartShardSync(ShardIndex(1), nid(2), mid),)
+    # Progress of an earlier epoch is stale: the sync starts afresh.
+    old = sp.ShardSyncProgress(ShardIndex(1), 3, S, bid(9))
+    plan = sp.decide_epoch_change(4, previous, current, NODE, stored, stored_progress={1: old})
+    assert plan.progress == {ShardIndex(1): sp.ShardSyncProgress.start(ShardIndex(1), 4)}
+
+
 @pytest.mark.parametrize(
     ("stored", "progress_deleted"),
     [(A, False), (ShardStatus.NONE, False), (SYNC, True), (RECOVER, True)],

@@ -23,12 +23,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from walruspy.core.types import SliverType
+from walruspy.core.types import ShardIndex, SliverType
+from walruspy.node.shard_plan import ShardSyncProgress
 from walruspy.node.store import (
     MAX_LIST_LIMIT,
     EventOrderError,
     NodeStore,
     NoMetadataError,
+    ShardNotSyncingError,
     StoreConfig,
     shard_database_name,
 )
@@ -818,3 +820,48 @@ def test_per_object_registration_window() -> None:
     assert not deleted.is_registered(2)
     with pytest.raises(ValueError, match="u64"):
         EventProgress(-1, 0, 1)
+
+
+# --- shard changes and shard sync (spec 3.5) ------------------------------------------------
+
+
+def _sync_progress(shard: int, last: int | None) -> ShardSyncProgress:
+    blob = None if last is None else last.to_bytes(32, "big")
+    return ShardSyncProgress(ShardIndex(shard), 3, PRIMARY, blob)
+
+
+def test_shard_changes_create_set_and_delete_in_one_write(store: NodeStore) -> None:
+    store.apply_shard_changes(
+        {ShardIndex(1): ShardStatus.ACTIVE_SYNC, ShardIndex(2): ShardStatus.ACTIVE},
+        {ShardIndex(1): _sync_progress(1, None)},
+    )
+    assert store.shards() == {1: ShardStatus.ACTIVE_SYNC, 2: ShardStatus.ACTIVE}
+    assert store.sync_progress() == {1: _sync_progress(1, None)}
+    store.put_metadata(b"\x01" * 32, b"meta")
+    store.put_sliver(2, PRIMARY, b"\x01" * 32, b"sliver")
+    # Deleting a shard drops its slivers and its progress; a kept shard keeps its data.
+    store.apply_shard_changes({ShardIndex(1): None, ShardIndex(2): ShardStatus.LOCKED_TO_MOVE}, {})
+    assert store.shards() == {2: ShardStatus.LOCKED_TO_MOVE}
+    assert store.sync_progress() == {}
+    assert store.get_sliver(2, PRIMARY, b"\x01" * 32) == b"sliver"
+
+
+def test_a_synced_batch_lands_with_its_progress_or_not_at_all(store: NodeStore) -> None:
+    store.apply_shard_changes({ShardIndex(4): ShardStatus.ACTIVE_SYNC}, {})
+    first, second = b"\x01" * 32, b"\x02" * 32
+    store.put_metadata(first, b"meta")  # the second blob has no metadata: skipped
+    skipped = store.put_synced_slivers(
+        4, PRIMARY, [(first, b"s1"), (second, b"s2")], _sync_progress(4, 2)
+    )
+    assert skipped == [second]
+    assert store.get_sliver(4, PRIMARY, first) == b"s1"
+    assert store.get_sliver(4, PRIMARY, second) is None
+    assert store.sync_progress() == {4: _sync_progress(4, 2)}
+    # Once the shard is locked (lost again), a late batch is refused whole.
+    store.apply_shard_changes({ShardIndex(4): ShardStatus.LOCKED_TO_MOVE}, {ShardIndex(4): None})
+    with pytest.raises(ShardNotSyncingError):
+        store.put_synced_slivers(4, PRIMARY, [(first, b"other")], _sync_progress(4, 3))
+    assert store.sync_progress() == {}
+    assert store.get_sliver(4, PRIMARY, first) == b"s1"
+    with pytest.raises(ValueError, match="progress of shard 5"):
+        store.put_synced_slivers(4, PRIMARY, [], _sync_progress(5, None))

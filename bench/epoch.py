@@ -25,7 +25,12 @@ All nodes run in one process on one event loop (as the recovery part of bench/no
 sender, the receiver and their sliver checks share one core, so the figures are a lower bound on
 what separate node processes on separate cores give.
 
-Usage: python bench/epoch.py [--sizes 8,32,64] [--no-recovery] [--json]  (from the repository root)
+4. With `--devnet`: the same kind of move between node *processes* of a real devnet (devchain,
+   staking): a fifth node joins four by stake and syncs about half of 40 shards from the others'
+   processes; its shard-sync bytes over the time from EpochChangeStart to EpochChangeDone.
+
+Usage: python bench/epoch.py [--sizes 8,32,64] [--no-recovery] [--devnet] [--json]
+(from the repository root)
 """
 
 from __future__ import annotations
@@ -215,13 +220,82 @@ def print_recovery(pairs: Sequence[tuple[Run, Run]]) -> None:
     )
 
 
+async def devnet_epoch_change(volume_mb: int) -> dict[str, float]:
+    """Part 4: the same move between node *processes* of a real devnet (devchain, staking).
+
+    Four nodes hold 40 shards; blobs up to `volume_mb` are stored through the client; a fifth
+    node joins with the stake of the four together, so the next committee gives it about half
+    the shards, each from its previous owner's process. Measured: the bytes its shard sync
+    stored (from its /metrics) over the time from EpochChangeStart to EpochChangeDone.
+    """
+    import aiohttp
+
+    from walruspy.client import open_client
+    from walruspy.devnet import open_devnet
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with open_devnet(
+            directory, n_nodes=4, n_shards=40, epoch_duration_s=3600, recovery_deferral_s=0.5
+        ) as devnet:
+            stored = 0
+            async with open_client(devnet.client_config()) as client:
+                for size in blob_sizes(volume_mb):
+                    await client.store(blob_data(stored, size), epochs=10)
+                    stored += 1
+            joiner = await devnet.add_node(stake_frost=40_000 * 10**9)  # 40,000 WAL
+            # Staked before voting_end, it joins at the next change, else at the one after.
+            while True:
+                epoch = await devnet.start_epoch_change()
+                started = time.perf_counter()
+                await devnet.wait_epoch_change_done()
+                elapsed = time.perf_counter() - started
+                if devnet.in_committee(joiner):
+                    break
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(joiner.direct_url + "/metrics") as response,
+            ):
+                text = await response.text()
+            moved = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("walrus_shard_sync_bytes_total")
+            )
+            return {
+                "volume_mb": volume_mb,
+                "blobs": stored,
+                "epoch": epoch,
+                "shards_gained": len(joiner.shards),
+                "sync_mb": moved / MB,
+                "change_s": elapsed,
+                "mb_per_s": moved / MB / elapsed if elapsed > 0 else 0.0,
+            }
+
+
+def print_devnet(results: Sequence[dict[str, float]]) -> None:
+    """Part 4's table."""
+    print("between node processes (devnet: devchain, 5 node processes, 40 shards, staking)")
+    print("   volume blobs gained   synced  change  MB/s")
+    for r in results:
+        print(
+            f"   {r['volume_mb']:>4.0f} MB {r['blobs']:>5.0f} {r['shards_gained']:>6.0f} "
+            f"{r['sync_mb']:>6.1f} MB {r['change_s']:>6.1f}s {r['mb_per_s']:>5.1f}"
+        )
+    print("  (change = EpochChangeStart to EpochChangeDone; synced = the joiner's shard sync)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", default="8,32,64", help="data volumes stored, MB")
     parser.add_argument("--no-recovery", action="store_true", help="skip the recovery runs")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
+    parser.add_argument(
+        "--devnet", action="store_true", help="also move shards between node processes"
+    )
     args = parser.parse_args()
     volumes = [int(s) for s in args.sizes.split(",")]
+    if args.devnet:
+        print_devnet([await devnet_epoch_change(v) for v in volumes])
     synced = [await epoch_change(v, recovery=False) for v in volumes]
     print_sync(synced)
     recovered = [] if args.no_recovery else [await epoch_change(v, recovery=True) for v in volumes]

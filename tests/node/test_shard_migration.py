@@ -9,7 +9,8 @@ back to recovery; a node away for three epochs catches up and holds exactly what
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,16 @@ async def wait_complete(node: ClusterNode) -> None:
         await runs(node).reporter.shards_complete.wait()
 
 
+@contextlib.asynccontextmanager
+async def five_nodes(tmp_path: Path, config: ShardSyncConfig) -> AsyncIterator[Cluster]:
+    """Five running nodes; node 4 is outside the first committee (`FIRST`)."""
+    async with open_cluster(tmp_path, (4, 4, 4, 4, 4), start=False, shard_sync=config) as c:
+        c.chain.members = tuple(reassign(c, FIRST))
+        for node in c.nodes:
+            await c.start(node)
+        yield c
+
+
 async def store_blobs(cluster: Cluster, count: int) -> list[EncodedBlob]:
     blobs = []
     for i in range(count):
@@ -80,10 +91,7 @@ FIRST = [range(0, 5), range(5, 10), range(10, 15), range(15, 20), ()]
 async def test_a_joining_node_syncs_its_shards_and_the_leaver_locks_then_deletes(
     tmp_path: Path,
 ) -> None:
-    async with open_cluster(tmp_path, (4, 4, 4, 4, 4), start=False, shard_sync=fast_sync()) as c:
-        c.chain.members = tuple(reassign(c, FIRST))
-        for node in c.nodes:
-            await c.start(node)
+    async with five_nodes(tmp_path, fast_sync()) as c:
         blobs = await store_blobs(c, 5)
         joiner, leaver = c.nodes[4], c.nodes[3]
         assert runs(joiner).service.state.view.owned_shards == frozenset()
@@ -125,10 +133,7 @@ async def test_a_joining_node_syncs_its_shards_and_the_leaver_locks_then_deletes
 
 async def test_a_sync_killed_mid_way_resumes_after_its_last_stored_batch(tmp_path: Path) -> None:
     config = fast_sync(batch_size=1)
-    async with open_cluster(tmp_path, (4, 4, 4, 4, 4), start=False, shard_sync=config) as c:
-        c.chain.members = tuple(reassign(c, FIRST))
-        for node in c.nodes:
-            await c.start(node)
+    async with five_nodes(tmp_path, config) as c:
         blobs = await store_blobs(c, 4)
         joiner = c.nodes[4]
         stored_batches = 0
@@ -180,10 +185,7 @@ async def test_a_sync_killed_mid_way_resumes_after_its_last_stored_batch(tmp_pat
 
 async def test_an_unreachable_source_falls_back_to_recovery(tmp_path: Path) -> None:
     config = fast_sync(retry_window_s=0.5)
-    async with open_cluster(tmp_path, (4, 4, 4, 4, 4), start=False, shard_sync=config) as c:
-        c.chain.members = tuple(reassign(c, FIRST))
-        for node in c.nodes:
-            await c.start(node)
+    async with five_nodes(tmp_path, config) as c:
         blobs = await store_blobs(c, 3)
         joiner, source = c.nodes[4], c.nodes[0]
         await c.stop(source)  # node 0 is gone for good
@@ -205,10 +207,7 @@ async def test_a_node_away_for_three_epochs_catches_up_to_exactly_its_shards(
     tmp_path: Path,
 ) -> None:
     config = fast_sync(retry_window_s=0.5)  # node 4 asks the absent node 1 for shards 5..9
-    async with open_cluster(tmp_path, (4, 4, 4, 4, 4), start=False, shard_sync=config) as c:
-        c.chain.members = tuple(reassign(c, FIRST))
-        for node in c.nodes:
-            await c.start(node)
+    async with five_nodes(tmp_path, config) as c:
         blobs = await store_blobs(c, 3)
         away = c.nodes[1]
         await c.stop(away)

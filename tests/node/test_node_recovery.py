@@ -15,9 +15,14 @@ from pathlib import Path
 
 from tests.core.test_inconsistency import tampered_encoding
 from tests.node.cluster import Cluster, ClusterNode, blob_data, node_config, open_cluster
+from walruspy.core.blob_id import BlobId
 from walruspy.core.encoding import EncodedBlob
+from walruspy.core.symbols import symbols_from_bcs, symbols_to_bcs
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
+from walruspy.node.config import ApiLimits
 from walruspy.node.store import NodeStore
+from walruspy.node.symbols import SymbolService
+from walruspy.node_api.paths import RecoverySymbolsFilter
 
 SHARDS = (1, 2, 3, 4)
 
@@ -179,18 +184,67 @@ async def test_deleting_a_blob_cancels_its_queued_sync(tmp_path: Path) -> None:
 
 
 async def test_a_sync_that_gives_up_fails_alone_and_the_node_runs_on(tmp_path: Path) -> None:
-    """Too few peers hold the blob: the sync gives up after its rounds; the node keeps serving."""
-    recovery = replace(node_config(tmp_path).blob_recovery, max_attempts=2)
+    """Too few peers hold the blob: the sync gives up after its rounds, is queued again
+    `sync_retries` times, then waits for the scan; the node keeps serving."""
+    recovery = replace(node_config(tmp_path).blob_recovery, max_attempts=2, sync_retries=2)
     async with open_cluster(tmp_path, SHARDS, blob_recovery=recovery) as cluster:
         # Only the node with 1 shard gets the data: too few symbols for anyone to recover.
         holder, others = cluster.nodes[0], cluster.nodes[1:]
         encoded, _ = await cluster.store_blob(blob_data(9, 5_000), nodes=[holder])
         await cluster.wait_syncs_idle()
         for node in others:
-            assert metric(node, "walrus_recover_blob_total", {"outcome": "failed"}) == 1
+            assert metric(node, "walrus_recover_blob_total", {"outcome": "failed"}) == 1 + 2
             assert node.task is not None and not node.task.done(), "the node stopped"
         # The nodes still serve, and a later store is recovered as usual.
         assert (await cluster.client(others[0]).health()).epoch == 1
         assert not store_of(others[0]).has_sliver(
             others[0].shards[0], SliverType.SECONDARY, encoded.metadata.blob_id.raw
+        )
+
+
+class PartlyRottenSymbols(SymbolService):
+    """Answers with the first symbol of each answer corrupted, the others intact."""
+
+    async def recovery_symbols(
+        self, blob_id: BlobId, symbols_filter: RecoverySymbolsFilter
+    ) -> bytes:
+        symbols = symbols_from_bcs(await super().recovery_symbols(blob_id, symbols_filter))
+        first = symbols[0]
+        symbols[0] = replace(first, data=bytes([first.data[0] ^ 0xFF]) + first.data[1:])
+        return symbols_to_bcs(symbols)
+
+
+async def test_recovery_converges_with_f_rotten_peers_and_the_rest_rate_limiting(
+    tmp_path: Path,
+) -> None:
+    """Node 2 (3 shards = f) serves one bad symbol per answer; every node serves one symbol
+    request at a time (503 beyond). Node 0 comes back to twelve blobs and recovers all of them:
+    it keeps the good symbols of the bad answers, waits out the 503s, and retries a sync that
+    gave up at once rather than at the next scan."""
+    limits = ApiLimits(max_concurrent_symbol_requests=1)
+    async with open_cluster(tmp_path, SHARDS, limits=limits) as cluster:
+        rotten = cluster.nodes[2]
+        assert rotten.node is not None and rotten.node.api is not None
+        assert rotten.node.service is not None
+        rotten.node.api.symbols = PartlyRottenSymbols(rotten.node.service, 1)
+        recovering = cluster.nodes[0]
+        recovering.config = replace(
+            recovering.config,
+            blob_recovery=replace(
+                recovering.config.blob_recovery, max_attempts=2, rescan_interval_s=3600.0
+            ),
+        )
+        await cluster.stop(recovering)
+        up = cluster.nodes[1:]
+        blobs = [
+            (await cluster.store_blob(blob_data(40 + i, 8_000 * (i + 1)), nodes=up))[0]
+            for i in range(12)
+        ]
+        await cluster.start(recovering)
+        await cluster.wait_for_events()
+        await cluster.wait_syncs_idle()
+        for encoded in blobs:
+            assert_holds(recovering, encoded)
+        assert (
+            metric(recovering, "walrus_recovery_faulty_responses_total", {"kind": "invalid"}) >= 1
         )

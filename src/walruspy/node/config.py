@@ -94,6 +94,9 @@ class RecoveryConfig:
     #: Period of the scan that re-queues certified blobs still missing data (after a restart,
     #: a give-up, or a race); 10 minutes keeps its cost negligible.
     rescan_interval_s: float = 600.0
+    #: A sync that gave up is queued again this many times, after the same capped backoff,
+    #: before it waits for the scan: a peer busy or lying for a moment does not cost 10 minutes.
+    sync_retries: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +285,7 @@ def _recovery(section: _Section) -> RecoveryConfig:
         retry_max_backoff_s=section.number("retry_max_backoff_s", 60.0, low, 86_400),
         live_upload_deferral_s=section.number("live_upload_deferral_s", 15.0, 0, 3600),
         rescan_interval_s=section.number("rescan_interval_s", 600.0, 0.1, 86_400),
+        sync_retries=section.integer("sync_retries", 5, 0, 1000),
     )
     section.done()
     return config

@@ -14,8 +14,11 @@ takes IDs from the bounded queue; each sync
    each, it takes the symbols its own stored slivers of the other axis give (no network), then asks
    the other members for their recovery symbols of that target (`targetSliver`/`targetType`,
    proofs on the other axis), verifies every symbol against the metadata, and decodes once it
-   holds p (for a secondary target) or s (for a primary target) distinct ones. A node whose answer
-   contains a symbol that fails verification is faulty: its whole answer is dropped and counted.
+   holds p (for a secondary target) or s (for a primary target) distinct ones. Symbols are
+   verified one by one, each against its own Merkle proof: a node whose answer contains a symbol
+   that fails is counted as faulty, and its good symbols are kept (a peer with a few rotten
+   slivers still helps). A peer that is busy (503) is asked again after a backoff, a few times,
+   instead of counting as failed.
    Recovering secondaries first helps twice: they need fewer helpers, and they then give symbols
    for this node's primaries, so the node tolerates a liar among fewer peers;
 4. stores each recovered sliver (it verified against the metadata while decoding), or, if the
@@ -26,7 +29,9 @@ takes IDs from the bounded queue; each sync
 Bounds: `max_concurrent_blob_syncs` workers, a queue of `max_pending_syncs` IDs (the event
 processor waits when it is full: backpressure, never a dropped sync), `max_concurrent_requests`
 requests in flight per sync, a timeout per request, and `max_attempts` rounds with exponential
-backoff per sliver; a sync that gives up is retried by the next scan. `cancel` stops a queued or
+backoff per sliver; a sync that gives up is queued again after a capped, doubling backoff up to
+`sync_retries` times, then left to the next scan (spec/walrus-system.md 3.4 and 5: recovery
+converges as long as at most f shards' nodes are faulty). `cancel` stops a queued or
 running sync when the blob is deleted or marked invalid.
 """
 
@@ -39,6 +44,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -85,6 +91,8 @@ log = structlog.get_logger("walruspy.node.recovery")
 
 #: Inconsistency proofs kept in memory (the latest; the invalidation flow holds its own queue).
 MAX_KEPT_PROOFS = 1000
+#: Times a busy peer (503, its symbol-request slots full) is asked again within one round.
+UNAVAILABLE_RETRIES = 3
 #: Blob records read per step of the scan for certified blobs that miss data.
 SCAN_BATCH = 1000
 #: What a peer's request may fail with and still be "a peer's failure": our errors and timeouts.
@@ -128,6 +136,8 @@ class BlobSyncer(BackgroundWorkers):
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(config.max_pending_syncs)
         self._queued: set[bytes] = set()
         self._running: dict[bytes, asyncio.Task[None]] = {}
+        #: Blob ID -> failed syncs in a row (retried by `_retry_if_failed`).
+        self._failures: dict[bytes, int] = {}
         #: Set once the first scan for certified blobs with missing data has queued them.
         self.scanned = asyncio.Event()
 
@@ -212,6 +222,24 @@ class BlobSyncer(BackgroundWorkers):
             outcome = "failed"
         self.metrics.blob_syncs.labels(outcome).inc()
         bound.info("blob sync finished", outcome=outcome)
+        self._retry_if_failed(blob_id.raw, outcome == "failed")
+
+    def _retry_if_failed(self, blob_id: bytes, failed: bool) -> None:
+        """Queue a failed sync again after a capped, doubling backoff, up to `sync_retries`
+        times; the periodic scan covers whatever is still missing after that."""
+        if not failed:
+            self._failures.pop(blob_id, None)
+            return
+        failures = self._failures.get(blob_id, 0) + 1
+        if failures > self.config.sync_retries or self._queue.full():
+            self._failures.pop(blob_id, None)
+            return
+        self._failures[blob_id] = failures
+        low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
+        delay = min(high, low * 2**failures) * (0.5 + self._rng.random() / 2)
+        self._queued.add(blob_id)
+        self._update_backlog()
+        self._queue.put_nowait(_Queued(blob_id, time.monotonic() + delay))
 
     # --- one sync -----------------------------------------------------------------------------
 
@@ -368,14 +396,13 @@ class BlobSyncer(BackgroundWorkers):
         peers = self._peers()
 
         async def ask(member: CommitteeMember) -> int:
-            client = self._client(member)
-            try:
-                symbols = await client.recovery_symbols(
-                    metadata.blob_id, request, timeout_s=timeout_s
-                )
-            finally:
-                self.metrics.recovery_bytes_downloaded.inc(client.bytes_received)
-            verified = await asyncio.to_thread(_verify_all, symbols, metadata, target, sliver_type)
+            symbols = await self._symbols_from(member, metadata.blob_id, request, timeout_s)
+            verified, failed = await asyncio.to_thread(
+                _verify_each, symbols, metadata, target, sliver_type
+            )
+            if failed is not None:
+                # Keep the good symbols of a partly bad answer, and count the peer as faulty.
+                self._count_failure(member, failed)
             before = len(by_index)
             for symbol in verified:
                 if symbol.symbol.target_type is sliver_type:
@@ -398,6 +425,28 @@ class BlobSyncer(BackgroundWorkers):
         )
         self._count_failures(outcome.failures)
         return list(by_index.values()) if len(by_index) >= needed else None
+
+    async def _symbols_from(
+        self,
+        member: CommitteeMember,
+        blob_id: BlobId,
+        request: RecoverySymbolsForSliver,
+        timeout_s: float,
+    ) -> list[RecoverySymbol]:
+        """A peer's recovery symbols; a peer that is busy (503) is asked again after a backoff,
+        up to `UNAVAILABLE_RETRIES` times, instead of counting as failed."""
+        client = self._client(member)
+        try:
+            for attempt in range(UNAVAILABLE_RETRIES):
+                try:
+                    return await client.recovery_symbols(blob_id, request, timeout_s=timeout_s)
+                except NodeApiError as exc:
+                    if exc.http_status != HTTPStatus.SERVICE_UNAVAILABLE:
+                        raise
+                    await self._backoff(attempt)
+            return await client.recovery_symbols(blob_id, request, timeout_s=timeout_s)
+        finally:
+            self.metrics.recovery_bytes_downloaded.inc(client.bytes_received)
 
     async def _local_symbols(
         self, metadata: VerifiedBlobMetadataWithId, target: SliverIndex, sliver_type: SliverType
@@ -422,17 +471,20 @@ class BlobSyncer(BackgroundWorkers):
 
     def _count_failures(self, failures: Sequence[NodeFailure[CommitteeMember]]) -> None:
         for failure in failures:
-            member, error = failure.key, failure.error
-            kind = failure_kind(error)
-            if kind is None:
-                continue
-            if kind == "invalid":
-                log.warning(
-                    "peer sent data that fails verification",
-                    peer=member.network_address,
-                    error=str(error)[:200],
-                )
-            self.metrics.faulty_responses.labels(kind).inc()
+            self._count_failure(failure.key, failure.error)
+
+    def _count_failure(self, member: CommitteeMember, error: BaseException) -> None:
+        """Count (and log, for bad data) one peer's failure."""
+        kind = failure_kind(error)
+        if kind is None:
+            return
+        if kind == "invalid":
+            log.warning(
+                "peer sent data that fails verification",
+                peer=member.network_address,
+                error=str(error)[:200],
+            )
+        self.metrics.faulty_responses.labels(kind).inc()
 
 
 def failure_kind(error: BaseException) -> str | None:
@@ -448,11 +500,22 @@ def failure_kind(error: BaseException) -> str | None:
     return "other"
 
 
-def _verify_all(
+def _verify_each(
     symbols: Sequence[RecoverySymbol],
     metadata: VerifiedBlobMetadataWithId,
     target: SliverIndex,
     sliver_type: SliverType,
-) -> list[VerifiedRecoverySymbol]:
-    """Verify every symbol of one answer; one bad symbol condemns the whole answer."""
-    return [symbol.verify(metadata, target, sliver_type) for symbol in symbols]
+) -> tuple[list[VerifiedRecoverySymbol], VerificationError | None]:
+    """The symbols of one answer that verify, one by one, and the first failure if any.
+
+    Each symbol carries its own Merkle proof against the metadata, so a good symbol is good
+    whatever its neighbours are: a peer with a few rotten slivers still helps.
+    """
+    verified: list[VerifiedRecoverySymbol] = []
+    failed: VerificationError | None = None
+    for symbol in symbols:
+        try:
+            verified.append(symbol.verify(metadata, target, sliver_type))
+        except VerificationError as exc:
+            failed = failed or exc
+    return verified, failed

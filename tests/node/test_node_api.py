@@ -261,6 +261,15 @@ async def test_deletable_confirmation_names_the_object(target: Target) -> None:
     assert isinstance(await target.client.blob_status(blob_id), Nonexistent)
 
 
+async def test_no_deletable_confirmation_for_a_permanent_object(target: Target) -> None:
+    encoded, object_id = await target.register(blob_data(3, 300), deletable=False)
+    blob_id = encoded.metadata.blob_id
+    await target.upload(encoded)
+    with pytest.raises(errors.NotRegisteredError, match="is permanent"):
+        await target.client.get_confirmation(blob_id, object_id)
+    await target.client.get_confirmation(blob_id)  # the permanent one is given
+
+
 async def test_confirmation_long_poll_waits_for_the_registration(target: Target) -> None:
     client = target.client
     encoded = encode_blob(blob_data(10, 300), N_SHARDS)

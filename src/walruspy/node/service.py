@@ -291,6 +291,12 @@ class NodeService:
                 raise api_errors.NotRegisteredError(
                     f"deletable blob object 0x{object_id.hex()} is not registered for {blob_id}"
                 )
+            if not record.deletable:
+                # The contract certifies a permanent object only with a permanent confirmation.
+                raise api_errors.NotRegisteredError(
+                    f"blob object 0x{object_id.hex()} is permanent: ask for the permanent "
+                    "confirmation"
+                )
             persistence = BlobPersistence.deletable(object_id)
         signed = await self.sign(ConfirmationMessage(epoch, blob_id.raw, persistence))
         self.metrics.confirmations_issued.inc()

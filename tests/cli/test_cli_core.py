@@ -35,11 +35,12 @@ def test_blob_id_json(sample: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload == {
-        "blob_id": REGRESSION_ID,
-        "unencoded_length": 33,
-        "symbol_size": 2,
-        "encoded_length": 10 * (10 * 64 + 32) + 10 * (4 + 7) * 2,
-        "n_shards": 10,
+        "blobId": REGRESSION_ID,
+        "file": str(sample),
+        "unencodedLength": 33,
+        "symbolSize": 2,
+        "encodedLength": 10 * (10 * 64 + 32) + 10 * (4 + 7) * 2,
+        "nShards": 10,
     }
 
 

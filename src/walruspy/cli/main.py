@@ -58,21 +58,23 @@ def blob_id_command(file: Path, n_shards: int, as_json: bool) -> None:
     data = file.read_bytes()
     encoded = encode(data, n_shards)
     params = encoded.metadata.params
+    # Walrus's `BlobIdOutput` keys (camelCase, as every other command), then ours.
     result = {
-        "blob_id": str(encoded.metadata.blob_id),
-        "unencoded_length": len(data),
-        "symbol_size": encoded.metadata.symbol_size,
-        "encoded_length": params.encoded_length(len(data)),
-        "n_shards": n_shards,
+        "blobId": str(encoded.metadata.blob_id),
+        "file": str(file),
+        "unencodedLength": len(data),
+        "symbolSize": encoded.metadata.symbol_size,
+        "encodedLength": params.encoded_length(len(data)),
+        "nShards": n_shards,
     }
     emit(
         result,
         as_json=as_json,
         lines=[
-            f"Blob ID: {result['blob_id']}",
+            f"Blob ID: {result['blobId']}",
             f"Unencoded length: {len(data)} bytes",
-            f"Symbol size: {result['symbol_size']} bytes",
-            f"Encoded length: {result['encoded_length']} bytes ({n_shards} shards)",
+            f"Symbol size: {result['symbolSize']} bytes",
+            f"Encoded length: {result['encodedLength']} bytes ({n_shards} shards)",
         ],
     )
 
@@ -93,12 +95,12 @@ def convert_blob_id_command(value: str, as_json: bool) -> None:
             raise BlobIdError(
                 f"{value[:60]!r} is neither a decimal u256 nor a 43-character blob ID"
             ) from None
-    result = {"blob_id": str(blob_id), "u256": str(blob_id.as_u256_le()), "hex": blob_id.hex()}
+    result = {"blobId": str(blob_id), "u256": str(blob_id.as_u256_le()), "hex": blob_id.hex()}
     emit(
         result,
         as_json=as_json,
         lines=[
-            f"Blob ID: {result['blob_id']}",
+            f"Blob ID: {result['blobId']}",
             f"Decimal u256: {result['u256']}",
             f"Hex: {result['hex']}",
         ],

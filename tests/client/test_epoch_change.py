@@ -13,6 +13,7 @@ import pytest
 
 from tests.client.network import Network, open_network
 from tests.node.cluster import blob_data
+from walruspy.chain.api import ChainUnavailableError
 from walruspy.client.errors import RegistrationExpiredError
 from walruspy.core.certificates import Certificate
 from walruspy.devnet import wait_until
@@ -99,3 +100,29 @@ async def test_a_registration_that_ends_with_the_epoch_is_reported(tmp_path: Pat
         chain.certify_blob = epoch_ends_first  # type: ignore[method-assign]
         with pytest.raises(RegistrationExpiredError, match="registered until epoch 2"):
             await client.store(blob_data(43, 2000), epochs=1)
+
+
+async def test_a_chain_outage_at_certify_is_waited_out(tmp_path: Path) -> None:
+    """Every upload is done when the chain stops answering: the certificate is posted again
+    once it answers, and a retry whose first attempt had landed finds the blob certified."""
+    async with open_network(tmp_path) as network, network.client() as client:
+        chain = network.chain
+        honest_certify = chain.certify_blob
+        calls: list[str] = []
+
+        async def flaky(object_id: bytes, certificate: Certificate) -> None:
+            calls.append("certify")
+            if len(calls) == 1:
+                raise ChainUnavailableError("the RPC endpoint is down")
+            if len(calls) == 2:
+                # Lands, but the answer is lost: the client sees an outage again.
+                await honest_certify(object_id, certificate)
+                raise ChainUnavailableError("connection reset after sending")
+            await honest_certify(object_id, certificate)  # reverts: already certified
+
+        chain.certify_blob = flaky  # type: ignore[method-assign]
+        data = blob_data(43, 4000)
+        result = await client.store(data, epochs=3)
+        assert calls == ["certify"] * 3
+        assert result.blob is not None and result.blob.certified_epoch == 1
+        assert await client.read(result.blob_id) == data

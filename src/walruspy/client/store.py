@@ -46,7 +46,13 @@ from functools import partial
 
 import structlog
 
-from walruspy.chain.api import BlobRecord, ChainRevertError, ChainWriter, SystemInfo
+from walruspy.chain.api import (
+    BlobRecord,
+    ChainRevertError,
+    ChainUnavailableError,
+    ChainWriter,
+    SystemInfo,
+)
 from walruspy.client.errors import (
     BlobTooLargeError,
     InvalidArgumentError,
@@ -301,7 +307,7 @@ class _StoreJob:
             await reached.wait()
             clock = time.monotonic()
             certificate = Certificate.from_signed_messages(quorum)
-            await self.writer.certify_blob(record.object_id, certificate)
+            await self._certify(record.object_id, certificate)
             self.phases["certify"] = time.monotonic() - clock
 
         try:
@@ -330,6 +336,37 @@ class _StoreJob:
                 [fanout],
             )
         return fanout
+
+    async def _certify(self, object_id: bytes, certificate: Certificate) -> None:
+        """Post the certificate; a chain that cannot be reached is tried again with backoff.
+
+        Every upload is done by then: an outage of the RPC endpoint must not waste them. If a
+        retry reverts, the first attempt may have landed after all (its answer was lost): the
+        blob object then says so.
+        """
+        backoff = self.env.config.backoff
+        for attempt in range(backoff.max_retries + 1):
+            try:
+                await self.writer.certify_blob(object_id, certificate)
+                return
+            except ChainUnavailableError as exc:
+                if attempt == backoff.max_retries:
+                    raise
+                delay = backoff.delay_s(attempt) * self.env.rng.uniform(0.5, 1.0)
+                log.warning(
+                    "the chain did not take the certificate; retrying",
+                    blob_id=str(self.blob_id),
+                    error=str(exc)[:200],
+                    delay_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+            except ChainRevertError:
+                if attempt == 0:
+                    raise
+                blob = await self.env.chain.get_blob(object_id)
+                if blob is None or blob.certified_epoch is None:
+                    raise
+                return
 
 
 def _upload_progress(encoded: EncodedBlob, callback: ProgressCallback | None) -> Progress:

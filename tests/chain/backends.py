@@ -89,11 +89,12 @@ def _wait_for_line(process: subprocess.Popen[bytes], log: IO[bytes], prefix: str
     raise AssertionError(f"no line starting {prefix!r} within {READY_TIMEOUT_S} s: {tail}")
 
 
-def start_devchain(state_dir: Path) -> ChainProcess:
-    """`walruspy chain serve --port 0` in a new process, once it printed its ready line."""
+def start_devchain(state_dir: Path, port: int = 0) -> ChainProcess:
+    """`walruspy chain serve --port PORT` (0: a free one) in a new process, once it printed its
+    ready line."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by ChainProcess.stop
     process = subprocess.Popen(
-        [sys.executable, "-m", "walruspy.cli.main", "chain", "serve", "--port", "0",
+        [sys.executable, "-m", "walruspy.cli.main", "chain", "serve", "--port", str(port),
          "--state", str(state_dir)],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, overload
 
+import structlog
 from web3 import AsyncWeb3
 from web3.types import TxReceipt
 
@@ -62,7 +64,9 @@ from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 
-__all__ = ["EvmChain", "EvmChainReader", "GasLimits", "open_evm_chain"]
+log = structlog.get_logger("walruspy.chain")
+
+__all__ = ["EvmChain", "EvmChainReader", "GasLimits", "open_evm_chain", "open_evm_chain_when_up"]
 
 _REVERT_EPOCH_NOT_OVER: Final = "epoch not over"
 
@@ -395,6 +399,75 @@ def open_evm_chain(
         request_timeout_s=request_timeout_s,
         receipt_timeout_s=receipt_timeout_s,
     )
+
+
+#: Waiting for a chain that does not answer yet: the first pause, and the longest.
+WAIT_BACKOFF_S: Final = (0.5, 10.0)
+
+
+@overload
+def open_evm_chain_when_up(
+    rpc_urls: Sequence[str],
+    deployment: Deployment,
+    private_key: bytes,
+    *,
+    backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
+) -> contextlib.AbstractAsyncContextManager[EvmChain]: ...
+
+
+@overload
+def open_evm_chain_when_up(
+    rpc_urls: Sequence[str],
+    deployment: Deployment,
+    private_key: None = None,
+    *,
+    backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
+) -> contextlib.AbstractAsyncContextManager[EvmChainReader]: ...
+
+
+def open_evm_chain_when_up(
+    rpc_urls: Sequence[str],
+    deployment: Deployment,
+    private_key: bytes | None = None,
+    *,
+    backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
+) -> contextlib.AbstractAsyncContextManager[EvmChainReader]:
+    """`open_evm_chain` on the first of `rpc_urls` that answers, waiting while none does.
+
+    For long-running processes (a storage node, the daemon) that may start before their chain,
+    as after a full crash when everything starts at once: each round tries every URL, then
+    waits a doubling pause, capped. A chain that answers but does not hold the deployment is a
+    `DeploymentError` at once; cancellation stops the wait.
+    """
+    if not rpc_urls:
+        raise ValueError("no RPC URL to wait for")
+    return _open_when_up(rpc_urls, deployment, private_key, backoff_s)
+
+
+@contextlib.asynccontextmanager
+async def _open_when_up(
+    rpc_urls: Sequence[str],
+    deployment: Deployment,
+    private_key: bytes | None,
+    backoff_s: tuple[float, float],
+) -> AsyncIterator[EvmChainReader]:
+    low, high = backoff_s
+    async with contextlib.AsyncExitStack() as stack:
+        for attempt in itertools.count():
+            failures = []
+            for url in rpc_urls:
+                try:
+                    chain = await stack.enter_async_context(
+                        open_evm_chain(url, deployment, private_key)
+                    )
+                except ChainUnavailableError as exc:
+                    failures.append(str(exc))
+                    continue
+                yield chain
+                return
+            delay = min(high, low * 2 ** min(attempt, 16))
+            log.warning("the chain does not answer yet; waiting", errors=failures, delay_s=delay)
+            await asyncio.sleep(delay)
 
 
 @contextlib.asynccontextmanager

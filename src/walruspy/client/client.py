@@ -27,7 +27,7 @@ from typing import cast, overload
 import aiohttp
 
 from walruspy.chain.api import BlobRecord, ChainReader, ChainUnavailableError, ChainWriter
-from walruspy.chain.evm import open_evm_chain
+from walruspy.chain.evm import open_evm_chain, open_evm_chain_when_up
 from walruspy.client.config import ClientConfig, ContextConfig
 from walruspy.client.errors import (
     BlobObjectStateError,
@@ -270,9 +270,16 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 @contextlib.asynccontextmanager
-async def connect_chain(context: ContextConfig) -> AsyncIterator[ChainReader]:
-    """The context's chain: the first RPC URL that answers, with the wallet if there is one."""
+async def connect_chain(context: ContextConfig, wait: bool = False) -> AsyncIterator[ChainReader]:
+    """The context's chain: the first RPC URL that answers, with the wallet if there is one.
+
+    With `wait` (the daemon), wait with backoff while no URL answers instead of failing.
+    """
     key = context.read_wallet_key()
+    if wait:
+        async with open_evm_chain_when_up(context.rpc_urls, context.deployment, key) as waited:
+            yield waited
+        return
     failures = []
     async with contextlib.AsyncExitStack() as stack:
         chain: ChainReader | None = None
@@ -310,13 +317,17 @@ async def open_client(
     session: aiohttp.ClientSession | None = None,
     encoder: EncoderPool | None = None,
     rng: random.Random | None = None,
+    wait_for_chain: bool = False,
 ) -> AsyncIterator[WalrusClient]:
-    """A `WalrusClient` for `config` (its `context`, or the default one); see the module doc."""
+    """A `WalrusClient` for `config` (its `context`, or the default one); see the module doc.
+
+    `wait_for_chain`: wait while no RPC URL answers (the daemon) instead of failing (commands).
+    """
     selected = config.context(context) if isinstance(config, ClientConfig) else config
     limits = selected.communication
     async with contextlib.AsyncExitStack() as stack:
         if chain is None:
-            chain = await stack.enter_async_context(connect_chain(selected))
+            chain = await stack.enter_async_context(connect_chain(selected, wait_for_chain))
         if session is None:
             # Connections per node are capped; their total is then bounded by the committee.
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=limits.max_node_connections)

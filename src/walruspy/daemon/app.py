@@ -299,7 +299,8 @@ async def run_daemon(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
     try:
-        async with open_client(config, context=context) as client:
+        # Started before its chain (everything restarting at once), the daemon waits for it.
+        async with open_client(config, context=context, wait_for_chain=True) as client:
             if mode.serves("publisher"):
                 client.env.require_writer("the publisher")  # refuse to start without a wallet
             transfer = client.transfer_blob if client.address is not None else None

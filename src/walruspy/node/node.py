@@ -127,7 +127,9 @@ class StorageNode:
         """Assemble the node's parts (the one place that does) and serve."""
         config = self.config
         backoff = (config.chain.retry_min_backoff_s, config.chain.retry_max_backoff_s)
-        committees = await retry_chain(self.chain.epoch_committees, *backoff, what="committee")
+        committees = await retry_chain(
+            self.chain.epoch_committees, *backoff, what="committee", max_attempts=None
+        )
         metrics = NodeMetrics()
         view = CommitteeView.of(committees.current, self.public_key, committees.previous)
         if not view.is_member:
@@ -269,7 +271,7 @@ async def run_from_config(config_path: Path) -> None:
     """`walruspy node run --config FILE`: run a node until SIGTERM or SIGINT."""
     from walruspy.chain.api import DeploymentError
     from walruspy.chain.deploy import Deployment
-    from walruspy.chain.evm import open_evm_chain
+    from walruspy.chain.evm import open_evm_chain_when_up
 
     config = load_config(config_path)
     protocol_key = load_protocol_key(config.protocol_key_path)
@@ -284,7 +286,10 @@ async def run_from_config(config_path: Path) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
     try:
-        async with open_evm_chain(config.chain.rpc_url, deployment, wallet_key) as chain:
+        # Started before its chain (a full restart brings everything up at once), the node
+        # waits for it, then reads the committee, waiting as long as that takes too.
+        opener = open_evm_chain_when_up([config.chain.rpc_url], deployment, wallet_key)
+        async with opener as chain:
             node = StorageNode(config, chain, protocol_key)
             with contextlib.suppress(asyncio.CancelledError):
                 await node.run()

@@ -195,14 +195,12 @@ class ShardSyncer(BackgroundWorkers):
                 await self._wake.wait()
 
     async def _run_one(self, shard: ShardIndex, job: _Job) -> None:
-        outcome = "stopped"
+        outcome = "stopped"  # unless the sync ends: cancelled (`stop`), or locked meanwhile
         try:
             async with self._slots:
                 outcome = await self.sync(shard, job.source, job.progress, job.resumed)
-        except asyncio.CancelledError:
-            outcome = "stopped"
         except ShardNotSyncingError:
-            outcome = "stopped"
+            pass
         finally:
             self._running.pop(shard, None)
             self.metrics.shard_syncs.labels(outcome).inc()

@@ -207,6 +207,10 @@ def test_delete_by_blob_id_and_object_id(
     )
     assert [b["id"] for b in payload["deletedBlobs"]] == [second["id"]]
     assert payload["noBlobFound"] is False and "postDeletionStatus" not in payload
+    third = stored(network, config, tmp_path, b"delete me as well")["newlyCreated"]["blobObject"]
+    after = json.loads(ok(network, config, "delete", "--blob-id", third["blobId"], "--json").stdout)
+    # Printed once the nodes applied the deletion, not the status from before it.
+    assert after["postDeletionStatus"] == "nonexistent"
     none = ok(network, config, "delete", "--blob-id", first["blobId"])
     assert "No deletable blob object of this account found" in none.stdout
     assert json.loads(ok(network, config, "delete", "--blob-id", first["blobId"], "--json").stdout)[

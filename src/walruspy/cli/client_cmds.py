@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from walruspy.node_api.paths import format_object_id, parse_object_id
 if TYPE_CHECKING:
     from walruspy.chain.api import BlobRecord
     from walruspy.client import WalrusClient
-    from walruspy.client.results import ProgressEvent, StoreResult
+    from walruspy.client.results import ProgressEvent, StoreResult, VerifiedStatus
 
 __all__ = ["CLIENT_COMMANDS", "client_options", "info_command", "run_client"]
 
@@ -419,11 +420,14 @@ def delete_command(
         click.confirm(f"Delete the deletable blob objects of {target}?", abort=True)
 
     async def operation(client: WalrusClient) -> tuple[dict[str, Any], str | None]:
+        before = None
+        if not no_status_check:
+            before = await _status_before_deletion(client, blob_id, object_id)
         deleted = await client.delete(blob_id=blob_id, object_id=object_id)
         result = deleted.to_json()
         described = None
         if not no_status_check and deleted.deleted:
-            verified = await client.blob_status(deleted.deleted[0].blob_id)
+            verified = await _status_after_change(client, deleted.deleted[0].blob_id, before)
             result["postDeletionStatus"] = verified.to_json()["status"]
             described = verified.describe()
         return result, described
@@ -551,3 +555,41 @@ CLIENT_COMMANDS = (
     list_blobs_command,
     info_command,
 )
+
+
+#: After a deletion, how long `delete` waits for the nodes' status to show it: they apply the
+#: chain's event within a poll or two.
+STATUS_SETTLE_S = 10.0
+
+
+async def _status_before_deletion(
+    client: WalrusClient, blob_id: BlobId | None, object_id: bytes | None
+) -> VerifiedStatus | None:
+    """The blob's status before the deletion (None when the object is unknown or none verifies)."""
+    from walruspy.client.errors import NoValidStatusError
+
+    if blob_id is None:
+        assert object_id is not None
+        record = await client.env.chain.get_blob(object_id)
+        if record is None:
+            return None
+        blob_id = record.blob_id
+    try:
+        return await client.blob_status(blob_id)
+    except NoValidStatusError:
+        return None
+
+
+async def _status_after_change(
+    client: WalrusClient, blob_id: BlobId, before: VerifiedStatus | None
+) -> VerifiedStatus:
+    """The blob's status once the nodes show a change from `before` (or after a bounded wait:
+    the deletion is on chain either way)."""
+    deadline = time.monotonic() + STATUS_SETTLE_S
+    delay = 0.1
+    while True:
+        status = await client.blob_status(blob_id)
+        if before is None or status.status != before.status or time.monotonic() >= deadline:
+            return status
+        await asyncio.sleep(delay)
+        delay = min(1.0, delay * 2)

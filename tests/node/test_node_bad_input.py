@@ -252,6 +252,37 @@ async def test_streamed_oversized_body_is_refused_before_it_is_buffered(setup: S
     assert error_from_response(403, payload).reason == "BODY_TOO_LARGE"
 
 
+async def test_a_client_gone_mid_body_is_one_log_line_not_an_internal_error(
+    setup: Setup,
+) -> None:
+    assert setup.node.node is not None and setup.node.node.service is not None
+    registry = setup.node.node.service.metrics.registry
+
+    def rejected(reason: str) -> float:
+        labels = {"reason": reason}
+        return registry.get_sample_value("walrus_rejected_requests_total", labels) or 0.0
+
+    internal_before = rejected("INTERNAL_ERROR")
+    pair = setup.owned_pair(setup.registered)
+    path = sliver_path(setup.registered, pair, "primary")
+    host, port = setup.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 100000\r\n\r\n".encode()
+        + bytes(1000)
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.transport.abort()  # gone, 99,000 bytes short
+    async with asyncio.timeout(10):
+        while rejected("CLIENT_DISCONNECTED") < 1:  # noqa: ASYNC110 - another task's counter
+            await asyncio.sleep(0.05)
+    assert rejected("INTERNAL_ERROR") == internal_before
+    async with setup.session.get(setup.url + "/v1/health") as response:
+        assert response.status == 200
+
+
 async def test_concurrency_limit_answers_429(setup: Setup) -> None:
     assert setup.node.node is not None and setup.node.node.api is not None
     api = setup.node.node.api

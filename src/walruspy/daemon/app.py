@@ -209,6 +209,10 @@ async def _frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         ).to_response()
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        # The client went away mid-request: its business, not a fault of ours; one line.
+        log.info("client disconnected", method=request.method, path=request.path[:200])
+        response = web.Response(status=400)
     except Exception:
         log.exception("request failed", method=request.method, path=request.path[:200])
         response = DaemonApiError.internal().to_response()

@@ -162,6 +162,11 @@ class NodeApi:
             )
         except web.HTTPException:
             raise
+        except ConnectionResetError:
+            # The client went away mid-request: its business, not a fault of ours; one line.
+            log.info("client disconnected", method=request.method, path=request.path[:200])
+            self.service.metrics.rejected_requests.labels("CLIENT_DISCONNECTED").inc()
+            return web.Response(status=400)
         except Exception:
             log.exception("request failed", method=request.method, path=request.path[:200])
             return self._error(api_errors.InternalServerError())

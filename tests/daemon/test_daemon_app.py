@@ -149,6 +149,8 @@ async def test_permanent_store_is_already_certified_the_second_time(tmp_path: Pa
         ("share=true", "MALFORMED_REQUEST"),
         ("frobnicate=1", "MALFORMED_REQUEST"),
         ("epochs=1000", "MALFORMED_REQUEST"),  # beyond max_epochs_ahead: the client refuses
+        ("epochs=%D9%A3", "MALFORMED_REQUEST"),  # an Arabic-Indic 3: ASCII digits only
+        ("epochs=" + "9" * 5000, "MALFORMED_REQUEST"),  # past int()'s 4,300-digit limit
     ],
 )
 async def test_bad_store_queries_are_400(tmp_path: Path, query: str, reason: str) -> None:

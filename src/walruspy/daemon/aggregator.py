@@ -39,7 +39,7 @@ log = structlog.get_logger("walruspy.daemon.aggregator")
 
 _CACHE_CONTROL: Final = "public, max-age=86400, stale-while-revalidate=3600"
 _OCTET_STREAM: Final = "application/octet-stream"
-_RANGE: Final = re.compile(r"^bytes=(\d{1,19})-(\d{1,19})$")
+_RANGE: Final = re.compile(r"^bytes=(\d{1,19})-(\d{1,19})$", re.ASCII)
 _BOOLEANS: Final = {"true": True, "false": False}
 _READ_OPTIONS: Final = ("strict_consistency_check", "skip_consistency_check")
 #: Most query parameters looked at (two are known).

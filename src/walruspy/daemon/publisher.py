@@ -117,7 +117,14 @@ def _boolean(values: dict[str, str], key: str) -> bool:
 def _epochs(text: str | None) -> int:
     if text is None:
         return 1
-    if not text.isdecimal() or (len(text) > 1 and text[0] == "0") or int(text) > _U32_MAX:
+    # ASCII digits only (str.isdecimal admits other scripts' digits), and few enough that int()
+    # never meets Python's 4,300-digit limit: a u32 has at most 10.
+    if (
+        not (text.isascii() and text.isdigit())
+        or len(text) > 10
+        or (len(text) > 1 and text[0] == "0")
+        or int(text) > _U32_MAX
+    ):
         raise DaemonApiError.malformed(f"epochs must be a whole number, got {text[:20]!r}")
     epochs = int(text)
     if epochs < 1:

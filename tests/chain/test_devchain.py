@@ -416,6 +416,15 @@ def test_jsonrpc_protocol_edges(server: Server) -> None:
     assert answers[3]["error"]["code"] == -32602
     assert answers[4]["error"]["code"] == -32600
     assert post(server.url, None, raw=b"{not json")["error"]["code"] == -32700
+    # Nested arrays crashed the process (py-evm lifts the recursion limit past the C stack).
+    deep = post(server.url, None, raw=b"[" * 100_000 + b"]" * 100_000)
+    assert deep["error"]["code"] == -32005  # too many arrays to even measure
+    nested = post(server.url, None, raw=b"[" * 5_000 + b"]" * 5_000)
+    assert nested["error"]["code"] == -32700 and "nested deeper than" in nested["error"]["message"]
+    in_strings = post(server.url, None, raw=b'["[[[[", {"a": "]]]}\\"["}]')  # not nesting
+    assert [a["error"]["code"] for a in in_strings] == [-32600, -32600]
+    digits = post(server.url, None, raw=b'{"jsonrpc": "2.0", "id": ' + b"9" * 5000 + b"}")
+    assert digits["error"]["code"] == -32700 and "4300" in digits["error"]["message"]
     assert post(server.url, [])["error"]["code"] == -32600
     too_many = [{"jsonrpc": "2.0", "id": i, "method": "eth_chainId"} for i in range(257)]
     assert post(server.url, too_many)["error"]["code"] == -32005

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -519,6 +520,37 @@ def _json_response(payload: object, status: int = 200) -> web.Response:
     return web.Response(text=body, status=status, content_type="application/json")
 
 
+#: The deepest nesting of arrays and objects a request may have: JSON-RPC requests nest three or
+#: four deep. The parser recurses per level, and py-evm raises the interpreter's recursion
+#: limit far above what the C stack holds, so a body nested 100,000 deep crashed the process.
+MAX_JSON_DEPTH = 64
+#: Brackets (outside strings) a body may hold before its depth is measured: a full batch of 256
+#: calls has a few thousand.
+MAX_JSON_BRACKETS = 100_000
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def parse_body(body: bytes) -> Any:
+    """The request's JSON, or the `RpcError` that says why it is refused (bounded work)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if len(brackets) > MAX_JSON_BRACKETS:
+        return RpcError(LIMIT_EXCEEDED, f"more than {MAX_JSON_BRACKETS} arrays and objects")
+    depth = deepest = 0
+    for bracket in brackets:
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_JSON_DEPTH:
+        return RpcError(PARSE_ERROR, f"parse error: nested deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return RpcError(PARSE_ERROR, "parse error")
+    except ValueError as exc:
+        # A number past int()'s 4,300-digit bound (no JSON-RPC value comes near it).
+        return RpcError(PARSE_ERROR, f"parse error: {str(exc)[:100]}")
+
+
 def make_jsonrpc_app(
     methods: Mapping[str, RpcMethod], limits: JsonRpcLimits | None = None
 ) -> web.Application:
@@ -531,10 +563,9 @@ def make_jsonrpc_app(
         except web.HTTPRequestEntityTooLarge:
             too_large = RpcError(LIMIT_EXCEEDED, f"request body over {bounds.max_body_bytes} bytes")
             return _json_response(_error_response(None, too_large), status=413)
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return _json_response(_error_response(None, RpcError(PARSE_ERROR, "parse error")))
+        payload = parse_body(body)
+        if isinstance(payload, RpcError):
+            return _json_response(_error_response(None, payload))
         if not isinstance(payload, list):
             answer = await _call_one(methods, payload)
             return web.Response(status=204) if answer is None else _json_response(answer)

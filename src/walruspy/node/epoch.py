@@ -57,6 +57,7 @@ from walruspy.chain.api import (
 from walruspy.core.apportionment import NodeShards, ShardAssignment
 from walruspy.core.committee import Committee
 from walruspy.core.types import ShardIndex
+from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import EpochConfig
 from walruspy.node.gc import GarbageCollector
 from walruspy.node.metrics import NodeMetrics
@@ -103,7 +104,7 @@ async def retry_chain(
             attempt += 1
             if max_attempts is not None and attempt >= max_attempts:
                 raise
-            delay = min(max_backoff_s, min_backoff_s * 2 ** min(attempt - 1, 32))
+            delay = capped_doubling(attempt - 1, min_backoff_s, max_backoff_s)
             log.warning("chain call failed; retrying", call=what, error=str(exc), delay_s=delay)
             await asyncio.sleep(delay)
 
@@ -271,7 +272,7 @@ class EpochChangeDriver:
             except ChainError as exc:
                 failures += 1
                 low, high = self.backoff_s
-                delay = min(high, low * 2 ** min(failures, 16))
+                delay = capped_doubling(failures, low, high)
                 log.warning("epoch driver: chain unavailable", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)
 
@@ -348,7 +349,7 @@ class EpochSyncReporter:
             await self.syncer.wait_idle()
             rounds += 1
             # Syncs that gave up are retried by the next scan, after a pause.
-            await asyncio.sleep(min(high, low * 2 ** min(rounds - 1, 16)) if rounds > 1 else 0)
+            await asyncio.sleep(capped_doubling(rounds - 1, low, high) if rounds > 1 else 0)
 
     async def activate_shards(self, epoch: int) -> None:
         """Rule L6: owned shards left to recovery are complete now; the node is Active."""

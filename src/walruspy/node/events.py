@@ -33,6 +33,7 @@ import structlog
 from walruspy.chain.api import ChainError, ChainReader
 from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.node import blob_state
+from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ChainConfig
 from walruspy.node.epoch import EpochChanges
 from walruspy.node.metrics import NodeMetrics
@@ -102,9 +103,8 @@ class EventProcessor:
                 failures = 0
             except ChainError as exc:
                 failures += 1
-                delay = min(
-                    self.config.retry_max_backoff_s,
-                    self.config.retry_min_backoff_s * 2 ** min(failures, 16),
+                delay = capped_doubling(
+                    failures, self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
                 )
                 log.warning("cannot read events; retrying", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)

@@ -61,6 +61,7 @@ from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import InvalidBlobIdMessage, SignedMessage
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
+from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ChainConfig, RecoveryConfig
 from walruspy.node.epoch import MAX_CHAIN_ATTEMPTS, retry_chain
 from walruspy.node.metrics import NodeMetrics
@@ -283,7 +284,7 @@ class Invalidator(BackgroundWorkers):
         last_error: ChainError | None = None
         for attempt in range(MAX_CHAIN_ATTEMPTS):
             if attempt > 0:
-                delay = min(high, low * 2 ** (attempt - 1))
+                delay = capped_doubling(attempt - 1, low, high)
                 log.warning(
                     "posting the invalid-blob certificate failed; retrying",
                     blob_id=str(blob_id),
@@ -343,7 +344,7 @@ class Invalidator(BackgroundWorkers):
 
     async def _backoff(self, attempt: int) -> None:
         low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        delay = min(high, low * 2**attempt)
+        delay = capped_doubling(attempt, low, high)
         await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
 
     def _count_failures(self, view: CommitteeView, failures: list[NodeFailure[int]]) -> None:

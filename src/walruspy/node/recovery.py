@@ -67,6 +67,7 @@ from walruspy.core.types import (
 )
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
+from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import RecoveryConfig
 from walruspy.node.gc import successor
 from walruspy.node.metrics import NodeMetrics
@@ -236,7 +237,7 @@ class BlobSyncer(BackgroundWorkers):
             return
         self._failures[blob_id] = failures
         low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        delay = min(high, low * 2**failures) * (0.5 + self._rng.random() / 2)
+        delay = capped_doubling(failures, low, high) * (0.5 + self._rng.random() / 2)
         self._queued.add(blob_id)
         self._update_backlog()
         self._queue.put_nowait(_Queued(blob_id, time.monotonic() + delay))
@@ -326,7 +327,7 @@ class BlobSyncer(BackgroundWorkers):
 
     async def _backoff(self, attempt: int) -> None:
         low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        delay = min(high, low * 2**attempt)
+        delay = capped_doubling(attempt, low, high)
         await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
 
     def _fan_out_timeout(self, peers: int, request_timeout_s: float) -> float:

@@ -50,6 +50,7 @@ from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.slivers import SliverData, VerifiedSliver
 from walruspy.core.types import ShardIndex, SliverType, shard_of_pair
 from walruspy.node.background import BackgroundWorkers
+from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ShardSyncConfig
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.shard_plan import (
@@ -262,7 +263,7 @@ class ShardSyncer(BackgroundWorkers):
 
     def _backoff(self, failures: int) -> float:
         low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        return float(min(high, low * 2 ** min(failures - 1, 32)))
+        return capped_doubling(failures - 1, low, high)
 
     def _count(self, sliver_type: SliverType, items: Sequence[VerifiedSliver]) -> None:
         self.metrics.shard_sync_slivers.labels(sliver_type.value).inc(len(items))

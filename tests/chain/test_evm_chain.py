@@ -24,6 +24,7 @@ from eth_account import Account
 from tests.chain.backends import ChainProcess
 from walruspy.chain.api import (
     ChainRejectedError,
+    ChainReorganizedError,
     ChainRevertError,
     ChainUnavailableError,
     DeploymentError,
@@ -414,6 +415,15 @@ async def test_extend_and_delete(node: ChainProcess, deployed4: Deployment) -> N
         )
         with pytest.raises(ChainRevertError, match="unknown blob"):
             await chain.delete_blob(object_id)
+        # The blob's history stays on chain: the events that name its blob ID, in order.
+        history = await chain.blob_events(blob.blob_id)
+        assert [type(e) for e in history] == [
+            BlobRegistered,
+            BlobCertified,
+            BlobCertified,
+            BlobDeleted,
+        ]
+        assert {getattr(e, "object_id", None) for e in history} == {object_id}
         permanent = await register(chain, deletable=False)
         with pytest.raises(ChainRevertError, match="not deletable"):
             await chain.delete_blob(permanent)
@@ -601,3 +611,49 @@ async def test_unreachable_node_and_mismatched_deployment(
     async with open_evm_chain(node.url, deployed4, secrets.token_bytes(32)) as broke:
         with pytest.raises(ChainRejectedError, match="transfer WAL"):
             await broke.transfer_wal(broke.address, 0)  # no ether for gas
+
+
+# -- reorganisations ---------------------------------------------------------------------
+
+
+async def test_a_reader_detects_blocks_replaced_under_its_cursor(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    """evm_snapshot/evm_revert replace blocks at the same heights, as a reorganisation does."""
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        await register(chain)
+        cursor = (await all_events(chain))[-1].event_id.cursor_after
+    assert cursor.block_hash  # events carry their block's hash, and so do cursors after them
+    async with open_evm_chain(node.url, deployed4) as reader:
+        assert await reader.events(cursor, 10) == []
+        snapshot = node.rpc("evm_snapshot")
+        async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+            await register(chain)
+        (lost,) = await reader.events(cursor, 10)
+        assert await reader.events(lost.event_id.cursor_after, 10) == []  # scanned to the tip
+        assert node.rpc("evm_revert", snapshot) is True
+        async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+            await register(chain)  # a fresh client: the old one's next nonce was taken back
+        with pytest.raises(ChainReorganizedError, match=f"block {lost.event_id.block_number}"):
+            await reader.events(lost.event_id.cursor_after, 10)
+        (found,) = await reader.events(cursor, 10)
+        assert found.event_id.block_number == lost.event_id.block_number
+        assert found.event_id.block_hash != lost.event_id.block_hash
+
+
+async def test_a_reader_rescans_replaced_blocks_it_had_found_empty(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        await register(chain)
+        cursor = (await all_events(chain))[-1].event_id.cursor_after
+    async with open_evm_chain(node.url, deployed4) as reader:
+        snapshot = node.rpc("evm_snapshot")
+        node.rpc("evm_mine")
+        node.rpc("evm_mine")
+        assert await reader.events(cursor, 10) == []  # two empty blocks scanned
+        assert node.rpc("evm_revert", snapshot) is True
+        async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+            object_id = await register(chain)
+        (found,) = await reader.events(cursor, 10)
+        assert isinstance(found, BlobRegistered) and found.object_id == object_id

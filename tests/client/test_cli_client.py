@@ -159,7 +159,8 @@ def test_read_errors_are_one_line(network: ThreadedNetwork, config: Path) -> Non
     unknown = "A" * 43
     result = run(network, config, "read", unknown)
     assert result.exit_code == 1
-    assert result.output.startswith("Error: nodes of") and result.output.count("\n") == 1
+    assert result.output.startswith("Error: blob AAAA") and result.output.count("\n") == 1
+    assert "was never registered on this chain (nodes of" in result.output
     as_json = json.loads(run(network, config, "read", unknown, "--json").stdout)
     assert as_json["kind"] == "BlobNotFoundError"
     bad = run(network, config, "read", "not-a-blob-id")

@@ -226,7 +226,7 @@ async def test_rpc_urls_are_tried_in_order_and_failures_named(
     # The EVM client itself is tested in tests/chain; here only the failover around it.
     tried: list[tuple[str, bytes | None]] = []
 
-    def fake_open(url: str, deployment: object, key: bytes | None = None) -> Any:
+    def fake_open(url: str, deployment: object, key: bytes | None = None, **_: object) -> Any:
         tried.append((url, key))
 
         @contextlib.asynccontextmanager

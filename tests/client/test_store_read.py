@@ -8,6 +8,7 @@ nodes 0 and 1 together are 2f.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from tests.client.network import TEST_COMMUNICATION, Network, open_network
 from tests.node.cluster import blob_data
 from walruspy.client.errors import (
+    BlobExpiredError,
     BlobInvalidError,
     BlobNotFoundError,
     BlobTooLargeError,
@@ -127,6 +129,7 @@ async def test_more_than_f_down_fails_then_the_registration_is_reused(tmp_path: 
         assert "of the 7 needed" in message
         assert "node 0 (127.0.0.1:" in message and "node 2 (127.0.0.1:" in message
         assert "Cannot connect" in message
+        assert "in epoch 1 with --epochs 2 or fewer reuses the registration" in message
         assert failure.value.fanouts and not failure.value.fanouts[0].reached
         await network.start(0, 2)
         retried = await client.store(data, epochs=2)
@@ -243,19 +246,35 @@ async def store_forged_blob(network: Network, data: bytes) -> tuple[object, int]
 async def test_unknown_deleted_and_invalid_blobs(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
         unknown = encode_blob(b"never stored", network.chain.n_shards).metadata.blob_id
-        with pytest.raises(BlobNotFoundError, match="never stored, or it expired or was deleted"):
+        with pytest.raises(BlobNotFoundError, match="never registered on this chain") as raised:
             await client.read(unknown)
+        assert re.search(r"\(nodes of \d+ of 10 shards do not know it\)", str(raised.value))
         stored = await client.store(b"short-lived", epochs=2, deletable=True)
         deleted = await client.delete(blob_id=stored.blob_id)
         assert [b.object_id for b in deleted.deleted] == [stored.object_id]
         await network.settle()
-        with pytest.raises(BlobNotFoundError):
+        with pytest.raises(BlobNotFoundError, match="was deleted"):
             await client.read(stored.blob_id)
+        unfinished = encode_blob(b"registered only", network.chain.n_shards).metadata.blob_id
+        network.chain.register(unfinished, epochs_ahead=3)
+        with pytest.raises(BlobNotFoundError, match="registered but never certified"):
+            await client.read(unfinished)
         marked = await client.store(b"to be invalidated", epochs=2)
         network.chain.invalidate(marked.blob_id)
         await network.settle()
         with pytest.raises(BlobInvalidError, match="marked invalid on chain"):
             await client.read(marked.blob_id)
+
+
+async def test_an_expired_blob_is_reported_as_expired(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        stored = await client.store(b"one epoch only", epochs=1)
+        assert await client.read(stored.blob_id) == b"one epoch only"
+        network.chain.next_epoch()
+        await network.settle()
+        with pytest.raises(BlobExpiredError, match="expired: it was stored until epoch 2") as e:
+            await client.read(stored.blob_id)
+        assert e.value.end_epoch == 2 and isinstance(e.value, BlobNotFoundError)
 
 
 async def test_an_invalid_blob_whose_metadata_a_lagging_node_still_serves(
@@ -316,3 +335,16 @@ async def test_limits_and_bad_arguments(tmp_path: Path) -> None:
                 await client.store(path, epochs=2)
             with pytest.raises(BlobTooLargeError, match="more than the client's max_blob_bytes"):
                 await client.read(big.blob_id)
+
+
+def test_the_retry_hint_follows_the_epoch() -> None:
+    """After an epoch change a registration covers fewer epochs: the hint says how many."""
+    from walruspy.chain.api import BlobRecord, StorageRecord
+    from walruspy.client.store import _retry_hint
+
+    storage = StorageRecord(b"\x01" * 32, "0x" + "11" * 20, 1, 3, 1000)
+    record = BlobRecord(b"\x02" * 32, storage.owner, encode_blob(b"x", 10).metadata.blob_id,
+                        1, 1, 1, None, storage, False)  # fmt: skip
+    assert "in epoch 1 with --epochs 2 or fewer" in _retry_hint(record, 1)
+    assert "in epoch 2 with --epochs 1 or fewer" in _retry_hint(record, 2)
+    assert "registers it anew" in _retry_hint(record, 3)

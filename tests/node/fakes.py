@@ -14,11 +14,12 @@ import asyncio
 import hashlib
 import itertools
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from walruspy.chain.api import (
     BlobRecord,
+    ChainReorganizedError,
     ChainRevertError,
     ChainUnavailableError,
     EpochCommittees,
@@ -51,6 +52,16 @@ from walruspy.core.messages import ConfirmationMessage, InvalidBlobIdMessage
 ADDRESS = "0x" + "11" * 20
 
 
+@dataclass(frozen=True, slots=True)
+class FakeSnapshot:
+    """A `FakeChain` as it was: the next block, the event count, the blobs and the epoch."""
+
+    next_block: int
+    events: int
+    blobs: dict[bytes, BlobRecord]
+    epoch: int
+
+
 class FakeChain:
     """An in-memory `ChainWriter` with a fixed committee."""
 
@@ -65,7 +76,11 @@ class FakeChain:
         self.epoch_started_at = self.now
         self.events_log: list[ChainEvent] = []
         self.blobs: dict[bytes, BlobRecord] = {}
-        self._block = itertools.count(1)
+        self._next_block = 1
+        # Block hashes depend on the fork: `revert` starts a new one, so blocks mined again at
+        # the same heights get new hashes, as after a reorganisation.
+        self._fork = 0
+        self._block_hashes: dict[int, bytes] = {}
         self._objects = itertools.count(1)
         self.fail_reads = 0
         self.previous_members: tuple[CommitteeMember, ...] | None = None
@@ -83,9 +98,26 @@ class FakeChain:
             raise ChainUnavailableError("fake chain: unreachable")
 
     def _event_ids(self, count: int) -> list[EventId]:
-        block = next(self._block)
+        block = self._next_block
+        self._next_block += 1
         tx = hashlib.blake2b(block.to_bytes(8, "little"), digest_size=32).digest()
-        return [EventId(block, i, tx) for i in range(count)]
+        block_hash = hashlib.blake2b(b"%d/%d" % (self._fork, block), digest_size=32).digest()
+        self._block_hashes[block] = block_hash
+        return [EventId(block, i, tx, block_hash) for i in range(count)]
+
+    def snapshot(self) -> FakeSnapshot:
+        """The chain as it is now, for `revert` (as `evm_snapshot`)."""
+        return FakeSnapshot(self._next_block, len(self.events_log), dict(self.blobs), self.epoch)
+
+    def revert(self, snapshot: FakeSnapshot) -> None:
+        """Drop every block mined since `snapshot`; blocks mined next get new hashes."""
+        self._next_block = snapshot.next_block
+        del self.events_log[snapshot.events :]
+        self.blobs = dict(snapshot.blobs)
+        self.epoch = snapshot.epoch
+        for block in [b for b in self._block_hashes if b >= snapshot.next_block]:
+            del self._block_hashes[block]
+        self._fork += 1
 
     def _emit_epoch_start(self) -> None:
         start, done = self._event_ids(2)
@@ -137,8 +169,15 @@ class FakeChain:
 
     async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
         self._check_up()
+        found_hash = self._block_hashes.get(cursor.block_number)
+        if cursor.block_hash and found_hash != cursor.block_hash:
+            raise ChainReorganizedError(cursor.block_number, "fake chain: block replaced")
         found = [e for e in self.events_log if cursor.admits(e.event_id)]
         return found[:limit]
+
+    async def blob_events(self, blob_id: BlobId) -> Sequence[ChainEvent]:
+        self._check_up()
+        return [e for e in self.events_log if getattr(e, "blob_id", None) == blob_id]
 
     async def chain_time(self) -> int:
         self._check_up()

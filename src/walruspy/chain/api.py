@@ -58,6 +58,17 @@ class ChainUnavailableError(ChainError):
     """The chain's JSON-RPC endpoint could not be reached or answered nonsense."""
 
 
+class ChainReorganizedError(ChainError):
+    """The block a consumer's cursor names is no longer on the chain (a reorganisation).
+
+    The consumer undoes what it applied from `block_number` on and reads again from before it.
+    """
+
+    def __init__(self, block_number: int, detail: str) -> None:
+        self.block_number = block_number
+        super().__init__(f"chain reorganised at block {block_number}: {detail}")
+
+
 class DeploymentError(ChainError):
     """A deployment file that cannot be read, is malformed, or names contracts not on the chain."""
 
@@ -159,7 +170,17 @@ class ChainReader(Protocol):
         ...
 
     async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
-        """Up to `limit` events at or after `cursor`, in chain order, from finalized blocks."""
+        """Up to `limit` events at or after `cursor`, in chain order, from final blocks (or
+        blocks the configured number of confirmations deep).
+
+        Raises `ChainReorganizedError` if `cursor.block_hash` is set and block
+        `cursor.block_number` is no longer that block (or no longer exists).
+        """
+        ...
+
+    async def blob_events(self, blob_id: BlobId) -> Sequence[ChainEvent]:
+        """Every event that names `blob_id` (registrations, certifications, deletions, an
+        invalidation), in chain order: the blob's history, for explaining why it is gone."""
         ...
 
     async def chain_time(self) -> int:

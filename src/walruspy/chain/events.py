@@ -6,11 +6,18 @@ number, log index), and an `EventCursor` names the position just after the last 
 applied, so a consumer that persists its cursor with its effects resumes without skipping or
 repeating an event. This replaces Walrus's (checkpoint, event sequence) cursor; node status JSON
 shows an event's ID as `{"txDigest": <tx hash>, "eventSeq": <log index>}`.
+
+Reorganisations. An EVM chain may replace its latest blocks (Sui's checkpoints never are). Each
+event also carries the hash of its block, and a cursor may carry the hash of the block of the
+event it follows: a reader that no longer finds that block on the chain raises
+`walruspy.chain.api.ChainReorganizedError` instead of reading on from a position that no longer
+exists, and the consumer rewinds (walrus-system.md 3.3, node/events.py). Hashes take no part in
+ordering or equality of positions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from walruspy.core.blob_id import BlobId
 
@@ -22,6 +29,8 @@ class EventId:
     block_number: int
     log_index: int
     tx_hash: bytes = b""
+    #: The hash of the event's block (empty where the source has none).
+    block_hash: bytes = field(default=b"", compare=False)
 
     def __post_init__(self) -> None:
         if self.block_number < 0 or self.log_index < 0:
@@ -29,8 +38,8 @@ class EventId:
 
     @property
     def cursor_after(self) -> EventCursor:
-        """The cursor that resumes just after this event."""
-        return EventCursor(self.block_number, self.log_index + 1)
+        """The cursor that resumes just after this event (and checks that its block stays)."""
+        return EventCursor(self.block_number, self.log_index + 1, self.block_hash)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -39,6 +48,9 @@ class EventCursor:
 
     block_number: int = 0
     log_index: int = 0
+    #: The hash of block `block_number` as the consumer saw it (empty: not checked). A reader
+    #: that finds another block there, or none, raises `ChainReorganizedError`.
+    block_hash: bytes = field(default=b"", compare=False)
 
     def __post_init__(self) -> None:
         if self.block_number < 0 or self.log_index < 0:

@@ -412,6 +412,7 @@ def open_evm_chain_when_up(
     private_key: bytes,
     *,
     backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
+    confirmations: int = 0,
 ) -> contextlib.AbstractAsyncContextManager[EvmChain]: ...
 
 
@@ -422,6 +423,7 @@ def open_evm_chain_when_up(
     private_key: None = None,
     *,
     backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
+    confirmations: int = 0,
 ) -> contextlib.AbstractAsyncContextManager[EvmChainReader]: ...
 
 
@@ -431,6 +433,7 @@ def open_evm_chain_when_up(
     private_key: bytes | None = None,
     *,
     backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
+    confirmations: int = 0,
 ) -> contextlib.AbstractAsyncContextManager[EvmChainReader]:
     """`open_evm_chain` on the first of `rpc_urls` that answers, waiting while none does.
 
@@ -441,7 +444,7 @@ def open_evm_chain_when_up(
     """
     if not rpc_urls:
         raise ValueError("no RPC URL to wait for")
-    return _open_when_up(rpc_urls, deployment, private_key, backoff_s)
+    return _open_when_up(rpc_urls, deployment, private_key, backoff_s, confirmations)
 
 
 @contextlib.asynccontextmanager
@@ -450,6 +453,7 @@ async def _open_when_up(
     deployment: Deployment,
     private_key: bytes | None,
     backoff_s: tuple[float, float],
+    confirmations: int,
 ) -> AsyncIterator[EvmChainReader]:
     low, high = backoff_s
     async with contextlib.AsyncExitStack() as stack:
@@ -458,7 +462,7 @@ async def _open_when_up(
             for url in rpc_urls:
                 try:
                     chain = await stack.enter_async_context(
-                        open_evm_chain(url, deployment, private_key)
+                        open_evm_chain(url, deployment, private_key, confirmations=confirmations)
                     )
                 except ChainUnavailableError as exc:
                     failures.append(str(exc))
@@ -493,7 +497,12 @@ async def _open(
             yield EvmChainReader(w3, rpc_url, deployment, abis, **options)
         else:
             sender = TransactionSender(
-                w3, rpc_url, private_key, deployment.chain_id, receipt_timeout_s
+                w3,
+                rpc_url,
+                private_key,
+                deployment.chain_id,
+                receipt_timeout_s,
+                confirmations=confirmations,
             )
             yield EvmChain(w3, rpc_url, deployment, abis, sender, **options)
     finally:

@@ -18,9 +18,19 @@ returns the first `limit` events at or after a cursor:
   repeats an event, whatever client instance reads next;
 * empty ranges are scanned through until an event is found or the head is reached, so an
   empty answer always means "nothing new yet", never "call again to make progress";
-* a reader remembers where a read that returned everything it found stopped: the next read from
-  the cursor that read leads to starts after the blocks already scanned, so a node polling an
-  idle chain asks for no logs until a new block exists.
+* a reader remembers where a read that returned everything it found stopped (block number and
+  hash): the next read from the cursor that read leads to starts after the blocks already
+  scanned, so a node polling an idle chain asks for no logs until a new block exists.
+
+Reorganisations (walrus-system.md 3.3). Every event carries its block's hash, and so does the
+cursor built from it (`EventId.cursor_after`). A read from a cursor with a hash first checks that
+block `cursor.block_number` still has that hash, and raises `ChainReorganizedError` if not (or
+if the chain is now shorter): the consumer rewinds what it applied and reads again. The check
+costs one `eth_getBlockByNumber`, and is skipped when the remembered scan is still valid: an
+unchanged tip means nothing new, and a remembered last block that is still on the chain proves
+its ancestors are (each block commits to its parent's hash), the cursor's included. A chain that
+reorganises blocks the reader scanned but in which the consumer applied nothing is caught the
+same way: the remembered block's hash no longer matches, so the range is scanned again.
 
 Decoding is driven by the ABI: each event's fields must be exactly the fields of its dataclass in
 `walruspy.chain.events` (checked when the reader is built), so a contract change that renames or
@@ -36,10 +46,10 @@ from typing import Any, Final
 from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
-from web3.exceptions import Web3RPCError
+from web3.exceptions import BlockNotFound, Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
-from walruspy.chain.api import ChainUnavailableError
+from walruspy.chain.api import ChainReorganizedError, ChainUnavailableError
 from walruspy.chain.contracts import Abi
 from walruspy.chain.events import (
     BlobCertified,
@@ -55,7 +65,7 @@ from walruspy.chain.events import (
 from walruspy.chain.evm_rpc import rpc_errors
 from walruspy.core.blob_id import BlobId
 
-__all__ = ["DEFAULT_MAX_SPAN_BLOCKS", "EventDecoder", "LogReader", "event_topic"]
+__all__ = ["DEFAULT_MAX_SPAN_BLOCKS", "BlockRef", "EventDecoder", "LogReader", "event_topic"]
 
 #: Largest block range of one eth_getLogs: 1,000 blocks is within what common public endpoints
 #: accept, and on the devchain (one transaction per block) it holds at most a few thousand logs.
@@ -86,6 +96,14 @@ def _canonical_type(item: Mapping[str, Any]) -> str:
     if kind.startswith("tuple"):
         return "(" + ",".join(_canonical_type(c) for c in item["components"]) + ")" + kind[5:]
     return kind
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A block by number and hash."""
+
+    number: int
+    hash: bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,7 +161,10 @@ class EventDecoder:
         if "object_id" in values:
             values["object_id"] = bytes(values["object_id"])
         event_id = EventId(
-            int(log["blockNumber"]), int(log["logIndex"]), bytes(log["transactionHash"])
+            int(log["blockNumber"]),
+            int(log["logIndex"]),
+            bytes(log["transactionHash"]),
+            bytes(log["blockHash"]),
         )
         return layout.make(event_id=event_id, **values)
 
@@ -181,19 +202,26 @@ class LogReader:
         self._span = max_span_blocks
         # After a read that returned everything it found: the cursor its caller resumes from
         # and the last block it scanned, so polling from there starts past that block.
-        self._scanned: tuple[EventCursor, int] | None = None
+        self._scanned: tuple[EventCursor, BlockRef] | None = None
 
-    async def read(self, cursor: EventCursor, limit: int, last_block: int) -> list[ChainEvent]:
-        """The first `limit` events at or after `cursor` in blocks up to `last_block`."""
+    async def read(self, cursor: EventCursor, limit: int, tip: BlockRef) -> list[ChainEvent]:
+        """The first `limit` events at or after `cursor` in blocks up to `tip`.
+
+        Raises `ChainReorganizedError` if the cursor's block hash is no longer on the chain.
+        """
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
-        events: list[ChainEvent] = []
         block = max(cursor.block_number, self._start_block)
-        if self._scanned is not None and self._scanned[0] == cursor:
-            block = max(block, self._scanned[1] + 1)
+        if await self._scan_still_valid(cursor, tip):
+            assert self._scanned is not None
+            block = max(block, self._scanned[1].number + 1)
+        else:
+            self._scanned = None
+            await self._check_cursor(cursor)
+        events: list[ChainEvent] = []
         scanned_from = block
-        while block <= last_block and len(events) < limit:
-            to_block = min(block + self._span - 1, last_block)
+        while block <= tip.number and len(events) < limit:
+            to_block = min(block + self._span - 1, tip.number)
             logs = await self._get_logs(block, to_block)
             if logs is None:
                 continue  # the span was halved: ask again
@@ -205,8 +233,48 @@ class LogReader:
             block = to_block + 1
         if len(events) <= limit and block > scanned_from:
             resume = events[-1].event_id.cursor_after if events else cursor
-            self._scanned = (resume, block - 1)
+            self._scanned = (resume, tip)
         return events[:limit]
+
+    async def _scan_still_valid(self, cursor: EventCursor, tip: BlockRef) -> bool:
+        """Whether the remembered scan applies to `cursor` and its last block is still there."""
+        if self._scanned is None or self._scanned[0] != cursor:
+            return False
+        if self._scanned[0].block_hash != cursor.block_hash:
+            return False
+        last = self._scanned[1]
+        if tip == last:
+            return True
+        if tip.number < last.number:
+            return False
+        return await self.block_hash(last.number) == last.hash
+
+    async def _check_cursor(self, cursor: EventCursor) -> None:
+        if not cursor.block_hash:
+            return
+        found = await self.block_hash(cursor.block_number)
+        if found != cursor.block_hash:
+            detail = (
+                "the block no longer exists"
+                if found is None
+                else f"block hash 0x{found.hex()} replaced 0x{cursor.block_hash.hex()}"
+            )
+            raise ChainReorganizedError(cursor.block_number, detail)
+
+    async def block_hash(self, number: int) -> bytes | None:
+        """The hash of block `number`, or None if the chain has no such block (yet)."""
+        found = (await self.block(number)).hash
+        return found or None
+
+    async def block(self, number: int | None = None) -> BlockRef:
+        """Block `number` (the latest by default) as number and hash; a block the chain does
+        not have (yet) is returned with an empty hash."""
+        with rpc_errors(self._url, "read a block"):
+            try:
+                block = await self._w3.eth.get_block("latest" if number is None else number)
+            except BlockNotFound:
+                return BlockRef(-1 if number is None else number, b"")
+        return BlockRef(int(block["number"]), bytes(block["hash"]))
 
     def _decode(self, log: LogReceipt) -> ChainEvent | None:
         try:
@@ -216,13 +284,38 @@ class LogReader:
                 f"{self._url}: undecodable System log at block {log.get('blockNumber')}: {exc}"
             ) from exc
 
-    async def _get_logs(self, from_block: int, to_block: int) -> list[LogReceipt] | None:
-        """The logs of the range, or None after halving a span the node found too large."""
+    async def events_naming(self, key: bytes, tip: BlockRef) -> list[ChainEvent]:
+        """Every event whose first indexed field is `key` (a blob ID: registrations,
+        certifications, deletions, invalidation), from the start block up to `tip`, in order.
+
+        One scan of the whole range, filtered by the node: for questions asked rarely (why a
+        read found nothing), not for following the chain.
+        """
+        events: list[ChainEvent] = []
+        block = self._start_block
+        while block <= tip.number:
+            to_block = min(block + self._span - 1, tip.number)
+            logs = await self._get_logs(block, to_block, key)
+            if logs is None:
+                continue
+            logs.sort(key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+            events.extend(e for e in map(self._decode, logs) if e is not None)
+            block = to_block + 1
+        return events
+
+    async def _get_logs(
+        self, from_block: int, to_block: int, key: bytes | None = None
+    ) -> list[LogReceipt] | None:
+        """The logs of the range (with `key` as first indexed field, if given), or None after
+        halving a span the node found too large."""
+        topics: list[Any] = [["0x" + t.hex() for t in self._decoder.topics]]
+        if key is not None:
+            topics.append("0x" + key.hex())
         query: FilterParams = {
             "address": self._address,
             "fromBlock": from_block,
             "toBlock": to_block,
-            "topics": [["0x" + t.hex() for t in self._decoder.topics]],
+            "topics": topics,
         }
         with rpc_errors(self._url, "read events"):
             try:

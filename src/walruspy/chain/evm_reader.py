@@ -252,8 +252,14 @@ class EvmChainReader:
 
     async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
         """Up to `limit` events at or after `cursor`, in chain order (evm_events)."""
-        last = await self._head() - self._confirmations
-        return await self._events.read(cursor, limit, last)
+        tip = await self._events.block()
+        if self._confirmations:
+            tip = await self._events.block(max(0, tip.number - self._confirmations))
+        return await self._events.read(cursor, limit, tip)
+
+    async def blob_events(self, blob_id: BlobId) -> Sequence[ChainEvent]:
+        """Every event that names `blob_id`, in chain order (evm_events)."""
+        return await self._events.events_naming(blob_id.raw, await self._events.block())
 
     async def epoch_step_due_at(self) -> int | None:
         """When the next permissionless epoch step may be taken (chain seconds).

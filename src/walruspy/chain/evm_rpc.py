@@ -24,7 +24,10 @@ devchain, anvil or a public testnet are interchangeable. This module holds what 
   always explicit (the caller's per-operation figures; estimation re-executes the call and is
   slow on the devchain); fees are EIP-1559, `2 * base fee + tip` from the node, cached briefly.
   A receipt with status 0 is replayed with `eth_call` on the state before its block to recover
-  the contract's reason.
+  the contract's reason. With `confirmations` > 0 a send returns only once that many blocks
+  follow the transaction's and its receipt still names the same block: a transaction that a
+  reorganisation took out is waited for again (a node re-includes it from its pool), within the
+  receipt timeout (walrus-system.md 3.3).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, Final
 
 import aiohttp
+import structlog
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_typing import ChecksumAddress, HexStr
@@ -63,6 +67,8 @@ __all__ = [
     "revert_reason",
     "rpc_errors",
 ]
+
+log = structlog.get_logger("walruspy.chain")
 
 #: One JSON-RPC request: a public node answering an eth_getLogs over a few thousand blocks can
 #: take seconds; anything slower than this is a node in trouble.
@@ -274,7 +280,12 @@ class TransactionSender:
         private_key: bytes,
         chain_id: int,
         receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+        *,
+        confirmations: int = 0,
     ) -> None:
+        if confirmations < 0:
+            raise ValueError("confirmations cannot be negative")
+        self._confirmations = confirmations
         self._w3 = w3
         self._url = url
         self._account = Account.from_key(private_key)
@@ -297,7 +308,10 @@ class TransactionSender:
         """
         async with self._lock:
             tx, tx_hash = await self._sign_and_send(operation, to, data, gas, value)
-        receipt = await self._wait_receipt(operation, tx_hash)
+        deadline = time.monotonic() + self._receipt_timeout_s
+        receipt = await self._wait_receipt(operation, tx_hash, deadline)
+        if self._confirmations:
+            receipt = await self._wait_confirmed(operation, tx_hash, receipt, deadline)
         if receipt["status"] != 1:
             raise ChainRevertError(await self._replay_reason(tx, receipt), operation)
         return receipt
@@ -354,10 +368,41 @@ class TransactionSender:
             self._fees_read_at = now
         return self._fees
 
-    async def _wait_receipt(self, operation: str, tx_hash: bytes) -> TxReceipt:
+    async def _wait_confirmed(
+        self, operation: str, tx_hash: bytes, receipt: TxReceipt, deadline: float
+    ) -> TxReceipt:
+        """Wait until `confirmations` blocks follow the receipt's, which is still canonical."""
+        delay = _FIRST_POLL_S
+        while True:
+            with rpc_errors(self._url, f"{operation}: wait for confirmations"):
+                head = int(await self._w3.eth.block_number)
+                if head >= int(receipt["blockNumber"]) + self._confirmations:
+                    try:
+                        again = await self._w3.eth.get_transaction_receipt(HexStr(tx_hash.hex()))
+                    except TransactionNotFound:
+                        again = None
+                    if again is not None and bytes(again["blockHash"]) == bytes(
+                        receipt["blockHash"]
+                    ):
+                        return again
+                    log.warning(
+                        "a transaction was reorganised out of its block; waiting for it again",
+                        operation=operation,
+                        tx=f"0x{tx_hash.hex()}",
+                    )
+                    receipt = await self._wait_receipt(operation, tx_hash, deadline)
+                    continue
+            if time.monotonic() >= deadline:
+                raise ChainUnavailableError(
+                    f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} did not reach"
+                    f" {self._confirmations} confirmations within {self._receipt_timeout_s:g} s"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_POLL_S)
+
+    async def _wait_receipt(self, operation: str, tx_hash: bytes, deadline: float) -> TxReceipt:
         # The deadline is checked between polls rather than by cancelling a poll in flight:
         # each poll is already bounded by the request timeout.
-        deadline = time.monotonic() + self._receipt_timeout_s
         delay = 0.0
         while True:
             with rpc_errors(self._url, f"{operation}: read the receipt"):

@@ -277,17 +277,21 @@ async def connect_chain(context: ContextConfig, wait: bool = False) -> AsyncIter
     """
     key = context.read_wallet_key()
     if wait:
-        async with open_evm_chain_when_up(context.rpc_urls, context.deployment, key) as waited:
+        opening = open_evm_chain_when_up(
+            context.rpc_urls, context.deployment, key, confirmations=context.confirmations
+        )
+        async with opening as waited:
             yield waited
         return
     failures = []
     async with contextlib.AsyncExitStack() as stack:
         chain: ChainReader | None = None
         for url in context.rpc_urls:
+            confirmations = context.confirmations
             opener = (
-                open_evm_chain(url, context.deployment)
+                open_evm_chain(url, context.deployment, confirmations=confirmations)
                 if key is None
-                else open_evm_chain(url, context.deployment, key)
+                else open_evm_chain(url, context.deployment, key, confirmations=confirmations)
             )
             try:
                 chain = await stack.enter_async_context(opener)

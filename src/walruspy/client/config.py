@@ -132,6 +132,10 @@ class ContextConfig:
     #: Encoder worker processes; None means one per core but one (walruspy.workers), 0 encodes
     #: on a thread of this process only.
     encoder_workers: int | None = None
+    #: Blocks that must follow a transaction's before the client relies on it (a store reports
+    #: its blob certified only then). 0 suits the devchain and anvil; a public chain wants its
+    #: finality depth, as the nodes' `chain.confirmations`.
+    confirmations: int = 0
 
     def read_wallet_key(self) -> bytes | None:
         """The wallet's 32-byte private key (a file of hex), or None without a wallet."""
@@ -247,9 +251,10 @@ def _parse_context(name: str, fields: _Fields) -> ContextConfig:
     deployment = _deployment(fields)
     wallet = fields.path("wallet_key_path") if fields.has("wallet_key_path") else None
     workers = fields.optional_integer("encoder_workers", 0, 1024)
+    confirmations = fields.integer("confirmations", 0, 0, 10_000)
     communication = _communication(fields.section("communication"))
     fields.done()
-    return ContextConfig(name, rpc_urls, deployment, wallet, communication, workers)
+    return ContextConfig(name, rpc_urls, deployment, wallet, communication, workers, confirmations)
 
 
 def _rpc_urls(fields: _Fields) -> tuple[str, ...]:

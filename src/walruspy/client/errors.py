@@ -15,7 +15,9 @@ fan-out's summary (which nodes failed and why, the weight reached of the weight 
         ├── NoWalletError                a write needs a wallet key and the context has none
         ├── BlobTooLargeError            the blob exceeds the configured or the encoding's limit
         ├── BlobNotFoundError            a quorum of nodes does not know the blob (never stored,
-        │   │                            expired or deleted)
+        │   │                            expired or deleted: the message says which, from the
+        │   │                            blob's events on chain)
+        │   ├── BlobExpiredError         ... because its storage ended (`end_epoch`)
         │   └── BlobBlockedError         ... or a quorum refuses to serve it (451, blocklists)
         ├── BlobInvalidError             the blob ID was marked invalid on chain
         ├── ObjectNotFoundError          no such blob object (or none of this account's)
@@ -61,7 +63,22 @@ class BlobTooLargeError(ClientError):
 
 
 class BlobNotFoundError(ClientError):
-    """Nodes holding a quorum of shards answered that they do not know the blob."""
+    """Nodes holding a quorum of shards answered that they do not know the blob.
+
+    `denied_by` says which (e.g. "nodes of 8 of 10 shards"), when a read counted them.
+    """
+
+    def __init__(self, message: str, denied_by: str = "") -> None:
+        super().__init__(message)
+        self.denied_by = denied_by
+
+
+class BlobExpiredError(BlobNotFoundError):
+    """Nodes no longer hold the blob because its storage ended: `end_epoch` has begun."""
+
+    def __init__(self, message: str, end_epoch: int, denied_by: str = "") -> None:
+        super().__init__(message, denied_by)
+        self.end_epoch = end_epoch
 
 
 class BlobBlockedError(BlobNotFoundError):

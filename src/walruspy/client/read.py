@@ -46,18 +46,25 @@ Theory of operation (spec/walrus-system.md 1.3, 2.2 and 5; Walrus `retrieve_meta
    "marked invalid" ends the read at once, and is reused by step 4. Unlike Walrus, a
    "nonexistent" status does not end it early: the committee's own quorum of denials reports
    that, so a read answers the same whether or not a change is underway.
+6. Why not found. Nodes forget a blob once it expires or is deleted, but the chain keeps its
+   history: before a read reports "not found", it reads the events that name the blob ID
+   (`ChainReader.blob_events`) and says which it was (`absence`, pure): expired (with the
+   epoch its storage ended, `BlobExpiredError`), deleted by its owners, registered but never
+   certified, or never registered at all. A chain that cannot answer leaves the plain error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from walruspy.chain.api import EpochCommittees
+from walruspy.chain.api import ChainError, EpochCommittees
+from walruspy.chain.events import BlobCertified, BlobDeleted, BlobRegistered, ChainEvent
 from walruspy.client.errors import (
     BlobBlockedError,
+    BlobExpiredError,
     BlobInvalidError,
     BlobNotFoundError,
     BlobTooLargeError,
@@ -116,9 +123,10 @@ def _denial(fanout: Fanout[Any, Any], committee: Committee) -> BlobNotFoundError
         return None
     if forbidden > not_found:
         return BlobBlockedError(f"nodes of {forbidden} shards refuse to serve this blob (451)")
+    denied_by = f"nodes of {not_found} of {committee.n_shards} shards"
     return BlobNotFoundError(
-        f"nodes of {not_found} of {committee.n_shards} shards do not know this blob: it was "
-        "never stored, or it expired or was deleted"
+        f"{denied_by} do not know this blob: it was never stored, or it expired or was deleted",
+        denied_by,
     )
 
 
@@ -284,7 +292,70 @@ async def read_blob(
             known = await _status_if_verified(env, blob_id, committees.current)
         if known is not None:
             _raise_if_marked_invalid(known, last)
+    if type(last) is BlobNotFoundError:
+        try:
+            history = await env.chain.blob_events(blob_id)
+        except ChainError as exc:
+            last.add_note(f"the blob's history on chain could not be read: {exc}")
+        else:
+            explained = absence(blob_id, history, committees.current.epoch, last)
+            if explained is not last:
+                raise explained from last
     raise last
+
+
+@dataclass
+class _ObjectHistory:
+    end_epoch: int
+    certified: bool = False
+    deleted: bool = False
+
+
+def absence(
+    blob_id: BlobId, history: Sequence[ChainEvent], epoch: int, denial: BlobNotFoundError
+) -> BlobNotFoundError:
+    """Why nodes deny a blob, from the events that name it on chain (module doc, 6).
+
+    Returns `BlobExpiredError` if a certified object of it was never deleted and its storage
+    ended; otherwise a `BlobNotFoundError` whose message says what the chain shows. A blob the
+    chain says nodes should hold keeps the nodes' `denial`.
+    """
+    objects: dict[bytes, _ObjectHistory] = {}
+    for event in history:
+        if isinstance(event, BlobRegistered):
+            objects[event.object_id] = _ObjectHistory(event.end_epoch)
+        elif isinstance(event, BlobCertified) and event.object_id in objects:
+            record = objects[event.object_id]
+            record.certified, record.end_epoch = True, event.end_epoch
+        elif isinstance(event, BlobDeleted) and event.object_id in objects:
+            objects[event.object_id].deleted = True
+    kept = [o for o in objects.values() if o.certified and not o.deleted]
+    nodes_say = f" ({denial.denied_by} do not know it)" if denial.denied_by else ""
+    if not objects:
+        return BlobNotFoundError(f"blob {blob_id} was never registered on this chain{nodes_say}")
+    if any(o.end_epoch > epoch for o in kept):
+        return denial
+    if kept:
+        end = max(o.end_epoch for o in kept)
+        return BlobExpiredError(
+            f"blob {blob_id} expired: it was stored until epoch {end} and the current epoch is"
+            f" {epoch}; store it again to make it available",
+            end,
+            denial.denied_by,
+        )
+    if any(o.certified for o in objects.values()):
+        return BlobNotFoundError(
+            f"blob {blob_id} was deleted: every certified object of it was deleted by its"
+            f" owner{nodes_say}",
+            denial.denied_by,
+        )
+    end = max(o.end_epoch for o in objects.values())
+    state = "has expired" if end <= epoch else f"lasts until epoch {end}"
+    return BlobNotFoundError(
+        f"blob {blob_id} was registered but never certified (its registration {state}):"
+        f" its upload did not complete{nodes_say}",
+        denial.denied_by,
+    )
 
 
 async def _read_blob(

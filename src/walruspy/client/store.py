@@ -331,8 +331,8 @@ class _StoreJob:
             raise NotEnoughConfirmationsError(
                 f"storage confirmations for blob {self.blob_id} (object "
                 f"{format_object_id(record.object_id)}) fall short of a quorum: "
-                f"{fanout.summary()}. The blob is registered but not certified; storing it "
-                "again reuses the registration",
+                f"{fanout.summary()}. The blob is registered but not certified; "
+                + _retry_hint(record, self.committee.epoch),
                 [fanout],
             )
         return fanout
@@ -441,3 +441,16 @@ class _NodeUpload:
 
         await retrying(send, env.config.backoff, env.rng)
         self.uploaded.add(size)
+
+
+def _retry_hint(record: BlobRecord, epoch: int) -> str:
+    """What storing the blob again will cost: a registration is reused only while it covers
+    the epochs asked for (`_register`), so the hint names how many that is."""
+    left = record.end_epoch - epoch
+    if left <= 0:
+        return "its registration has ended, so storing it again registers it anew"
+    return (
+        f"storing it again in epoch {epoch} with --epochs {left} or fewer reuses the"
+        f" registration (it ends at epoch {record.end_epoch}); a later or longer store"
+        " registers it anew"
+    )

@@ -657,3 +657,22 @@ async def test_a_reader_rescans_replaced_blocks_it_had_found_empty(
             object_id = await register(chain)
         (found,) = await reader.events(cursor, 10)
         assert isinstance(found, BlobRegistered) and found.object_id == object_id
+
+
+async def test_a_client_with_confirmations_waits_for_them(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    async with open_evm_chain(node.url, deployed4, node.keys[0], confirmations=2) as chain:
+        sending = asyncio.create_task(register(chain))
+        mined = 0
+        while not sending.done():  # the chain needs blocks to confirm it
+            await asyncio.to_thread(node.rpc, "evm_mine")
+            mined += 1
+            await asyncio.sleep(0.05)
+        object_id = await sending
+        blob = await chain.get_blob(object_id)
+        assert blob is not None
+        events = [e for e in await all_events(chain) if isinstance(e, BlobRegistered)]
+        registered = next(e for e in events if e.object_id == object_id)
+        head = await chain._head()
+        assert head >= registered.event_id.block_number + 2 and mined >= 2

@@ -676,3 +676,21 @@ async def test_a_client_with_confirmations_waits_for_them(
         registered = next(e for e in events if e.object_id == object_id)
         head = await chain._head()
         assert head >= registered.event_id.block_number + 2 and mined >= 2
+
+
+async def test_anvil_reorg_is_detected(node: ChainProcess, deployed4: Deployment) -> None:
+    """anvil_reorg replaces the latest block at the same height, as a real reorganisation."""
+    if node.name != "anvil":
+        pytest.skip("anvil_reorg is anvil's")
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        await register(chain)
+        cursor = (await all_events(chain))[-1].event_id.cursor_after
+        object_id = await register(chain)
+    async with open_evm_chain(node.url, deployed4) as reader:
+        (seen,) = await reader.events(cursor, 10)
+        assert isinstance(seen, BlobRegistered) and seen.object_id == object_id
+        node.rpc("anvil_reorg", 1, [])
+        with pytest.raises(ChainReorganizedError, match=f"block {seen.event_id.block_number}"):
+            await reader.events(seen.event_id.cursor_after, 10)
+        for event in await reader.events(cursor, 10):  # the block again, whatever it holds now
+            assert event.event_id.block_hash != seen.event_id.block_hash

@@ -6,6 +6,12 @@ client commands), opens a client for `--context`, serves Walrus's routes on `--b
 one line once it serves: `walruspy daemon listening on http://HOST:PORT mode=MODE`, or under
 `--json` one JSON object `{"url", "mode"}`. Logs go to stderr (JSON lines under `--json`). The
 publisher's wallet is the context's `wallet_key_path`; the aggregator needs none.
+
+Every command also takes the limits on slow and greedy clients (`--request-header-timeout`,
+`--request-body-min-rate`, `--request-body-rate-window`, `--idle-connection-timeout`,
+`--max-connections-per-address`, `--limit-loopback`); their defaults are
+`walruspy.daemon.limits.DAEMON_CONNECTION_LIMITS`, explained in
+`walruspy.node_api.connection_guard.ConnectionLimits`.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from walruspy.cli.output import json_option
+
+if TYPE_CHECKING:
+    from walruspy.node_api.connection_guard import ConnectionLimits
 
 __all__ = ["DAEMON_COMMANDS"]
 
@@ -64,6 +73,7 @@ def _options(command: Callable[..., Any], *, publisher: bool, aggregator: bool) 
             show_default=True,
             help="Largest PUT body, in KiB (larger ones get 413).",
         )(command)
+    command = _connection_options(command)
     command = click.option(
         "--context", "context", default=None, help="Context of the configuration to use."
     )(command)
@@ -80,6 +90,68 @@ def _options(command: Callable[..., Any], *, publisher: bool, aggregator: bool) 
         show_default=True,
         help="HOST:PORT to listen on (port 0 picks a free one).",
     )(command)
+
+
+def _connection_options(command: Callable[..., Any]) -> Any:
+    """The guard against slow and greedy clients (defaults: `DAEMON_CONNECTION_LIMITS`)."""
+    command = click.option(
+        "--request-header-timeout",
+        "header_timeout_s",
+        type=click.FloatRange(0.01, 3600),
+        default=20.0,
+        show_default=True,
+        help="Seconds a request's line and headers may take (then 408 and closed).",
+    )(command)
+    command = click.option(
+        "--request-body-min-rate",
+        "min_body_bytes_per_s",
+        type=click.IntRange(0),
+        default=1024,
+        show_default=True,
+        help="Slowest request body accepted, in bytes/s per window (slower ones get 408).",
+    )(command)
+    command = click.option(
+        "--request-body-rate-window",
+        "body_rate_window_s",
+        type=click.FloatRange(0.01, 3600),
+        default=10.0,
+        show_default=True,
+        help="Seconds over which a body's rate is measured (the first is a grace period).",
+    )(command)
+    command = click.option(
+        "--idle-connection-timeout",
+        "idle_timeout_s",
+        type=click.FloatRange(0.01, 86_400),
+        default=75.0,
+        show_default=True,
+        help="Seconds before an idle keep-alive connection is closed.",
+    )(command)
+    command = click.option(
+        "--max-connections-per-address",
+        type=click.IntRange(1),
+        default=64,
+        show_default=True,
+        help="Connections one address (IPv6: one /64) may hold; more are refused with 429.",
+    )(command)
+    return click.option(
+        "--limit-loopback/--no-limit-loopback",
+        default=False,
+        show_default=True,
+        help="Cap connections from loopback addresses too (everything local on a devnet).",
+    )(command)
+
+
+def _connection_limits(options: dict[str, Any]) -> ConnectionLimits:
+    from walruspy.node_api.connection_guard import ConnectionLimits
+
+    return ConnectionLimits(
+        header_timeout_s=options["header_timeout_s"],
+        body_rate_window_s=options["body_rate_window_s"],
+        min_body_bytes_per_s=options["min_body_bytes_per_s"],
+        idle_timeout_s=options["idle_timeout_s"],
+        max_connections_per_address=options["max_connections_per_address"],
+        limit_loopback=options["limit_loopback"],
+    )
 
 
 def _serve(mode_name: str, options: dict[str, Any]) -> None:
@@ -107,6 +179,7 @@ def _serve(mode_name: str, options: dict[str, Any]) -> None:
         aggregator_max_buffer_size=options.get(
             "aggregator_max_buffer_size", defaults.aggregator_max_buffer_size
         ),
+        connections=_connection_limits(options),
     )
 
     def ready(running: RunningDaemon) -> None:

@@ -8,10 +8,11 @@ module) cut down to the routes this mode serves. A test checks that the document
 agree.
 
 Each group of routes has its `AdmissionLimit` (`walruspy.daemon.limits`): beyond its running and
-queued requests, a request is shed with 429. Errors raised by handlers (`DaemonApiError`) become
-AIP-193 JSON bodies; an unknown route is a 404 of the same shape; anything else is logged and
-answered 500 without details. CORS is open (any origin, method and header), as Walrus's
-`daemon_cors_layer`.
+queued requests, a request is shed with 429. The server runs behind the guard against slow and
+greedy clients (`walruspy.node_api.connection_guard`, `DaemonLimits.connections`). Errors
+raised by handlers (`DaemonApiError`) become AIP-193 JSON bodies; an unknown route is a 404 of
+the same shape; anything else is logged and answered 500 without details. CORS is open (any
+origin, method and header), as Walrus's `daemon_cors_layer`.
 
 `open_daemon` serves the application on a TCP address until the context exits;
 `run_daemon` is what `walruspy publisher|aggregator|daemon` run: load the client configuration,
@@ -41,6 +42,8 @@ from walruspy.daemon.aggregator import get_blob, get_blob_by_object_id
 from walruspy.daemon.errors import DaemonApiError
 from walruspy.daemon.limits import AdmissionLimit, DaemonLimits, overloaded_response
 from walruspy.daemon.publisher import BlobTransfer, put_blob
+from walruspy.node_api.connection_guard import GuardedAppRunner
+from walruspy.node_api.waiting import serve_unavailable
 
 __all__ = [
     "ROUTES",
@@ -265,9 +268,11 @@ async def open_daemon(
 ) -> AsyncIterator[RunningDaemon]:
     """Serve `mode` on `bind_address` (port 0 picks a free port) until the context exits."""
     host, port = parse_bind_address(bind_address)
+    limits = limits or DaemonLimits()
     app = make_app(client, mode, limits, transfer=transfer)
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         app,
+        limits.connections,
         access_log=None,
         handle_signals=False,
         shutdown_timeout=GRACEFUL_SHUTDOWN_S,
@@ -303,8 +308,21 @@ async def run_daemon(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
     try:
-        # Started before its chain (everything restarting at once), the daemon waits for it.
-        async with open_client(config, context=context, wait_for_chain=True) as client:
+        # Started before its chain (everything restarting at once), the daemon waits for it,
+        # answering 503 "waiting for the chain" on its address meanwhile.
+        async with contextlib.AsyncExitStack() as stack:
+            placeholder = contextlib.AsyncExitStack()
+            await placeholder.enter_async_context(
+                serve_unavailable(
+                    *parse_bind_address(bind_address), f"the {mode.value} is waiting for its chain"
+                )
+            )
+            try:
+                client = await stack.enter_async_context(
+                    open_client(config, context=context, wait_for_chain=True)
+                )
+            finally:
+                await placeholder.aclose()
             if mode.serves("publisher"):
                 client.env.require_writer("the publisher")  # refuse to start without a wallet
             transfer = client.transfer_blob if client.address is not None else None

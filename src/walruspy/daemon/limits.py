@@ -7,6 +7,11 @@ of routes). A group (the publisher's routes, the aggregator's routes) runs at mo
 shed at once with HTTP 429 and a plain-text body, as Walrus's `handle_service_error` answers.
 Queued requests have not read their bodies yet, so the memory a burst can pin is bounded by the
 running requests only.
+
+Below the routes, the server runs behind `walruspy.node_api.connection_guard` with
+`DaemonLimits.connections`: request headers have a deadline, bodies a minimum rate, each address
+a cap on its connections. Idle connections and connections still sending headers hold no slot
+of a group; a request whose body trickles holds one until the minimum rate cuts it (408).
 """
 
 from __future__ import annotations
@@ -19,9 +24,19 @@ from typing import Final
 
 from aiohttp import web
 
-__all__ = ["AdmissionLimit", "DaemonLimits", "overloaded_response"]
+from walruspy.node_api.connection_guard import ConnectionLimits
+
+__all__ = ["DAEMON_CONNECTION_LIMITS", "AdmissionLimit", "DaemonLimits", "overloaded_response"]
 
 KIB: Final = 1 << 10
+
+#: The daemon's connection limits: `ConnectionLimits`' deadlines and rates, and at most 64
+#: connections per address. Above what one well-behaved client opens (a browser 6, our client
+#: 10 per server, a script with aiohttp's default pool 100 only when it reads 64+ blobs at once)
+#: and a quarter of the aggregator's 256 read slots. It does not keep one address from the 16
+#: publisher slots (8 running, 8 queued): the minimum body rate frees those, and an operator of
+#: a public publisher can lower the cap (`--max-connections-per-address`).
+DAEMON_CONNECTION_LIMITS: Final = ConnectionLimits(max_connections_per_address=64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,8 @@ class DaemonLimits:
     aggregator_max_concurrent_requests: int = 256
     #: Reads waiting for a slot (Walrus: 320 = 256 + 64), then 429.
     aggregator_max_buffer_size: int = 320
+    #: Slow and greedy clients: header deadline, minimum body rate, idle timeout, cap per address.
+    connections: ConnectionLimits = DAEMON_CONNECTION_LIMITS
 
     def __post_init__(self) -> None:
         counts = {

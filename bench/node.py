@@ -9,8 +9,15 @@
    pairs from the others' recovery symbols. Printed: bytes it downloaded per recovered sliver
    pair, divided by the blob size. Red Stuff's promise is O(|blob|/n) per pair, so the ratio
    should be a small multiple of 1/n = 0.01, not 1.
+3. Integrity at rest: the cost of the records' XXH3 checksum (node/store_integrity.py) on the sliver
+   write path (`put_sliver_group`, one synced transaction per sliver, as uploads do) and read path
+   (`get_sliver`, warm), and on GETs through an in-process node's API: the same operations with
+   the checksum on and off (replaced by a constant), interleaved rounds in the same run, medians,
+   ratio printed (target: under 5%). Then the scrubber's throughput: MB/s of records verified by
+   `scrub_batch` with no rate limit.
 
-Usage: python bench/node.py [--sizes 1,16,64] [--blobs 8]   (run from the repository root)
+Usage: python bench/node.py [--sizes 1,16,64] [--blobs 8] [--only integrity]
+(run from the repository root)
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -31,10 +39,12 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.node.cluster import blob_data, open_cluster  # noqa: E402
+from tests.node.cluster import blob_data, open_cluster, upload_to  # noqa: E402
 
 from walruspy.core.encoding import EncodedBlob  # noqa: E402
 from walruspy.core.types import SliverPairIndex, SliverType  # noqa: E402
+from walruspy.node import store_integrity  # noqa: E402
+from walruspy.node.store import NodeStore, StoreConfig  # noqa: E402
 from walruspy.node_api.client import NodeClient  # noqa: E402
 from walruspy.workers import encode  # noqa: E402
 
@@ -144,11 +154,124 @@ async def recovery_cost(size_mib: int) -> None:
             )
 
 
+ROUNDS = 5
+REAL = (store_integrity.checksum, store_integrity.is_intact)
+
+
+def checksums(on: bool) -> None:
+    """Turn the records' checksum on, or off: writes seal a constant, reads skip the check (same
+    record format, same code path otherwise)."""
+    if on:
+        store_integrity.checksum, store_integrity.is_intact = REAL
+    else:
+        store_integrity.checksum = lambda key, payload: 0
+        store_integrity.is_intact = lambda key, value: len(value) > store_integrity.CHECKSUM_BYTES
+
+
+def median_ratio(timings: dict[bool, list[float]]) -> tuple[float, float, float]:
+    on, off = statistics.median(timings[True]), statistics.median(timings[False])
+    return on, off, on / off - 1
+
+
+def store_cost(sliver_kib: int = 200, count: int = 64) -> None:
+    values = [os.urandom(sliver_kib << 10) for _ in range(8)]
+    writes: dict[bool, list[float]] = {True: [], False: []}
+    reads: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp, NodeStore.open(StoreConfig(tmp)) as store:
+        store.create_shard(0)
+        for round_ in range(ROUNDS):
+            for on in (True, False):
+                checksums(on)
+                keys = [os.urandom(32) for _ in range(count)]
+                for key in keys:
+                    store.put_metadata(key, b"m" * 64)
+                started = time.perf_counter()
+                for i, key in enumerate(keys):
+                    store.put_sliver_group([(0, SliverType.PRIMARY, key, values[i % 8])])
+                writes[on].append((time.perf_counter() - started) / count)
+                started = time.perf_counter()
+                for _ in range(4):
+                    for key in keys:
+                        assert store.get_sliver(0, SliverType.PRIMARY, key) is not None
+                reads[on].append((time.perf_counter() - started) / count / 4)
+            del round_
+    checksums(True)
+    print(f"checksum cost in the store, {sliver_kib} KiB slivers, median of {ROUNDS} rounds:")
+    for name, timings in (("write (synced)", writes), ("read (warm)", reads)):
+        on, off = median_ratio(timings)[:2]
+        print(f"  {name:15s} {on * 1e6:8.1f} us with, {off * 1e6:8.1f} us without: "
+              f"+{(on - off) * 1e6:.1f} us, ratio {on / off:.3f}")  # fmt: skip
+
+
+async def api_cost(n_blobs: int) -> None:
+    blobs = [encode(blob_data(100 + i, 1 << 20), 10) for i in range(n_blobs)]
+    gets: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with open_cluster(Path(tmp), (10,)) as cluster:
+            node = cluster.nodes[0]
+            for encoded in blobs:
+                cluster.chain.certify(cluster.chain.register(encoded.metadata.blob_id, 1 << 20, 5))
+            await cluster.wait_for_events()
+            for encoded in blobs:
+                await upload_to(cluster.client(node), encoded, range(10))
+            items = [
+                (e, SliverPairIndex(p), t) for e in blobs for p in range(10) for t in SliverType
+            ]
+            size = sum(len(e.sliver(p, t).sliver.to_bcs()) for e, p, t in items)
+            session = cluster.session
+
+            async def get(e: EncodedBlob, p: SliverPairIndex, t: SliverType) -> None:
+                path = f"/v1/blobs/{e.metadata.blob_id}/slivers/{p}/{t.value}"
+                async with session.get(f"{node.url}{path}") as response:
+                    assert response.status == 200
+                    await response.read()
+
+            for _ in range(ROUNDS):
+                for on in (True, False):
+                    checksums(on)
+                    calls = [(lambda e=e, p=p, t=t: get(e, p, t)) for e, p, t in items]
+                    gets[on].append(await run_all(calls))
+    checksums(True)
+    on, off, ratio = median_ratio(gets)
+    print(f"checksum cost on GET through an in-process node, {len(items)} slivers, {IN_FLIGHT} "
+          f"in flight: {size / on / 1e6:.1f} MB/s with, {size / off / 1e6:.1f} MB/s without, "
+          f"ratio {1 + ratio:.3f}")  # fmt: skip
+
+
+def scrub_throughput(mib: int = 256, sliver_kib: int = 256) -> None:
+    value = os.urandom(sliver_kib << 10)
+    with tempfile.TemporaryDirectory() as tmp, NodeStore.open(StoreConfig(tmp)) as store:
+        for shard in range(4):
+            store.create_shard(shard)
+            count = mib * 1024 // sliver_kib // 4
+            for start in range(0, count, 64):
+                batch = [(os.urandom(32), value) for _ in range(min(64, count - start))]
+                store.put_slivers(shard, SliverType.PRIMARY, batch)
+        started, checked, records = time.perf_counter(), 0, 0
+        for table in store.scrub_tables():
+            start = None
+            while True:
+                batch_ = store.scrub_batch(table, start, 1000, 64 << 20)
+                checked, records = checked + batch_.size_bytes, records + batch_.records
+                if batch_.next_start is None:
+                    break
+                start = batch_.next_start
+        seconds = time.perf_counter() - started
+    print(f"scrubber, no rate limit: {records} records, {checked / 2**20:.0f} MiB verified in "
+          f"{seconds:.2f} s = {checked / seconds / 1e6:.0f} MB/s (warm page cache)")  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,16,64")
     parser.add_argument("--blobs", type=int, default=8)
+    parser.add_argument("--only", choices=["integrity"], default=None)
     args = parser.parse_args()
+    store_cost()
+    await api_cost(args.blobs)
+    scrub_throughput()
+    if args.only == "integrity":
+        return
     await throughput(args.blobs)
     print("recovery, 10 nodes x 10 shards (n = 100), one node down while the blob is stored:")
     for size in (int(s) for s in args.sizes.split(",")):

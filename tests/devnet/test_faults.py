@@ -21,7 +21,7 @@ from walruspy.core.encoding import encode_blob
 from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
 from walruspy.devnet import Devnet, open_devnet, wait_until
 from walruspy.node_api.client import NodeClient
-from walruspy.node_api.schemas import StoredOnNodeStatus
+from walruspy.node_api.schemas import Nonexistent, StoredOnNodeStatus
 
 pytestmark = [
     pytest.mark.devnet,
@@ -121,3 +121,27 @@ async def test_devnet_state_follows_restarts(devnet: Devnet) -> None:
     state = devnet.state()
     assert [node.process.pid for node in state.nodes] == [node.pid for node in devnet.nodes]
     assert all(pid for pid in (node.pid for node in devnet.nodes))
+
+
+async def test_nodes_follow_a_chain_that_reverts(
+    devnet: Devnet, client: WalrusClient, http: aiohttp.ClientSession
+) -> None:
+    """evm_snapshot, a store, evm_revert: the nodes stop serving the blob the chain no longer
+    knows and apply the events that follow, so later stores certify (last in the module: the
+    revert takes the chain back)."""
+    kept = await client.store(blob_bytes(5, 50_000), 5, deletable=False)
+    snapshot = await devnet.rpc("evm_snapshot")
+    lost = await client.store(blob_bytes(6, 60_000), 5, deletable=False)
+    await wait_certified(client, lost.blob_id)
+    assert await devnet.rpc("evm_revert", snapshot) is True
+    apis = [NodeClient(node.url, http, timeout_s=30) for node in devnet.nodes]
+
+    async def forgotten() -> bool:
+        statuses = [await api.blob_status(lost.blob_id) for api in apis]
+        return all(isinstance(status, Nonexistent) for status in statuses)
+
+    await wait_until(forgotten, 60, "every node taking back the reverted store")
+    later = await client.store(blob_bytes(7, 70_000), 5, deletable=False)
+    assert later.blob is not None and later.blob.certified_epoch is not None
+    assert await client.read(later.blob_id) == blob_bytes(7, 70_000)
+    assert await client.read(kept.blob_id) == blob_bytes(5, 50_000)

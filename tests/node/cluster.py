@@ -101,6 +101,7 @@ class ClusterNode:
     task: asyncio.Task[None] | None = None
     lying: bool = False
     rng: random.Random | None = None
+    rebuild_store: bool = False
 
     @property
     def url(self) -> str:
@@ -131,7 +132,9 @@ class Cluster:
         sock = sock or _rebind(node.port)
         rng = node.rng or random.Random(node.index)
         chain = self.chain.for_node(node.member.network_address)
-        node.node = StorageNode(node.config, chain, node.key, sock=sock, rng=rng)
+        node.node = StorageNode(
+            node.config, chain, node.key, sock=sock, rng=rng, rebuild_store=node.rebuild_store
+        )
         # A plain task, awaited by stop(): a node that crashes fails the test there.
         node.task = asyncio.create_task(node.node.run())
         async with asyncio.timeout(30):

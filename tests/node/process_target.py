@@ -119,7 +119,8 @@ class Devnet:
                 try:
                     await client.health()
                     return
-                except errors.NodeConnectionError:
+                except (errors.NodeConnectionError, errors.UnavailableError):  # not up, or
+                    # still waiting for its chain (503)
                     if node.process is not None and node.process.poll() is not None:
                         tail = node.log_path.read_text(errors="replace")[-2000:]
                         raise AssertionError(f"node {node.index} exited: {tail}") from None

@@ -7,7 +7,9 @@ the committee (the committee file's `proof_of_possession`; the contract checks i
 `node pop --protocol-key FILE --deployer ADDRESS` prints that proof for an existing key.
 `node run --config FILE` validates the configuration (`node_config_example.yaml` documents every
 field), connects to the chain named by its deployment file and serves until SIGTERM or SIGINT;
-its structured logs go to stderr, as JSON lines with `--json`.
+its structured logs go to stderr, as JSON lines with `--json`. A damaged store (a truncated data
+file) is refused in one line; `--rebuild-store` moves it aside instead (it is kept) and starts
+empty, recovering the node's data from its peers.
 
 On a staking deployment (spec/walrus-system.md 2.3-2.6; Walrus `walrus-node register` and
 `walrus node-admin`) the node's wallet manages the node on chain:
@@ -180,15 +182,20 @@ def pop_command(protocol_key_path: Path, deployer: str, as_json: bool) -> None:
     required=True,
     help="The node's YAML configuration (see node_config_example.yaml).",
 )
+@click.option(
+    "--rebuild-store",
+    is_flag=True,
+    help="If the store is damaged, move it aside (it is kept) and recover from the peers.",
+)
 @json_option
-def run_command(config_path: Path, as_json: bool) -> None:
+def run_command(config_path: Path, rebuild_store: bool, as_json: bool) -> None:
     """Run a storage node until SIGTERM or SIGINT."""
     from walruspy.node.config import load_config
     from walruspy.node.node import run_from_config
 
     load_config(config_path)  # a bad file fails here, before any logging or connection
     configure_logging(as_json)
-    asyncio.run(run_from_config(config_path))
+    asyncio.run(run_from_config(config_path, rebuild_store=rebuild_store))
 
 
 # --- the node's wallet on a staking deployment ----------------------------------------------

@@ -1,4 +1,4 @@
-"""`python -m walruspy.node run --config FILE` / `keygen --out DIR [--deployer ADDRESS]`.
+"""`python -m walruspy.node run --config FILE [--rebuild-store]` / `keygen --out DIR [...]`.
 
 The `walruspy node ...` commands (walruspy.cli.node_cmd) do the same with `--json` and the CLI's
 error handling; this entry point exists for service managers that start the module directly.
@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a storage node")
     run.add_argument("--config", type=Path, required=True)
+    run.add_argument(
+        "--rebuild-store",
+        action="store_true",
+        help="if the store is damaged, move it aside (kept) and recover the data from the peers",
+    )
     gen = commands.add_parser("keygen", help="create the node's keys")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--deployer", help="EVM address: also print the key's proof of possession")
@@ -37,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                 fields.append(keys.proof_of_possession_hex)
             sys.stdout.write(" ".join(fields) + "\n")
         else:
-            asyncio.run(run_from_config(args.config))
+            asyncio.run(run_from_config(args.config, rebuild_store=args.rebuild_store))
     except (WalrusError, ValueError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1

@@ -17,6 +17,11 @@ Limits, all enforced before work is done:
   passes the limit, so an oversized body is never buffered whole;
 - concurrency: at most `max_concurrent_requests` requests are handled at once, the rest get 429
   RESOURCE_EXHAUSTED immediately; recovery-symbol requests have their own smaller limit (503);
+- slow and greedy clients: the server runs behind `walruspy.node_api.connection_guard`
+  (`NodeConfig.connections`): request headers have a deadline, bodies a minimum rate, each
+  address a cap on its connections. Connections that are idle or still sending headers hold no
+  request slot; a body that arrives too slowly fails its reads with `BodyTooSlowError`, which
+  frees the slot and is answered 408 (counted as REQUEST_TIMEOUT);
 - CORS is open (any origin, method and header), as on Walrus's nodes.
 
 The OpenAPI document (`openapi.yaml` beside this module) is served at `/v1/api`; a test checks that
@@ -46,6 +51,7 @@ from walruspy.node.symbols import SymbolService
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api import json_fields as jf
 from walruspy.node_api import paths
+from walruspy.node_api.connection_guard import BodyTooSlowError
 from walruspy.node_api.schemas import blob_status_to_json, success_body
 
 #: Extra bytes allowed on top of a body's computed maximum (Walrus's `HEADROOM`).
@@ -160,6 +166,10 @@ class NodeApi:
                     f"no route {request.method} {request.path[:200]}",
                 )
             )
+        except BodyTooSlowError:
+            # Cut by the connection guard: aiohttp answers its 408 and closes the connection.
+            self.service.metrics.rejected_requests.labels("REQUEST_TIMEOUT").inc()
+            raise
         except web.HTTPException:
             raise
         except ConnectionResetError:

@@ -18,6 +18,18 @@ So no event is skipped or applied twice, and no effect is lost. An event at or b
 position (a chain reader that repeats itself) is skipped and logged. Chain failures are retried
 with capped exponential backoff; they never stop the node.
 
+Reorganisations (walrus-system.md 3.3). The chain reader hands out events only from blocks
+`chain.confirmations` deep (0 on the devchain and anvil, more on a public chain), so a shallow
+reorganisation never reaches the node. A deeper one (or `evm_revert` on a test chain) is caught by
+block hash: the cursor carries the hash of its event's block, and the reader raises
+`ChainReorganizedError` when that block is gone. The processor then takes back the newest block
+it applied (`NodeStore.undo_last_block`: the records its events replaced and the cursor before
+them, one transaction) and reads again; the read checks the restored cursor's block in turn, so
+the loop stops at the last block both chains share, and the new chain's events are applied from
+there. Blobs whose records came back are queued for a sync (an undone deletion may have removed
+data). Undo records cover the last `chain.reorg_window_blocks` blocks; a reorganisation deeper
+than that is logged as an error and the node reads on from its cursor.
+
 Lag: `event_lag_seconds` is the time since the processor last reached the end of the stream (0
 while caught up); `wait_for_events` lets tests and the devnet wait for a given event count.
 """
@@ -30,8 +42,9 @@ from collections.abc import Sequence
 
 import structlog
 
-from walruspy.chain.api import ChainError, ChainReader
+from walruspy.chain.api import ChainError, ChainReader, ChainReorganizedError
 from walruspy.chain.events import ChainEvent, EventCursor
+from walruspy.core.blob_id import BlobId
 from walruspy.node import blob_state
 from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ChainConfig
@@ -72,6 +85,7 @@ class EventProcessor:
         self.immediate_deletion = immediate_deletion
         # Read once, at start, before the event loop has anything else to do.
         self.progress: EventProgress | None = storage.store.event_cursor()
+        self.block_hash = storage.store.event_block_hash()
         self._applied = asyncio.Condition()
         self._caught_up_at = time.monotonic()
         self.caught_up = asyncio.Event()
@@ -87,7 +101,7 @@ class EventProcessor:
         """The position of the next event to read."""
         if self.progress is None:
             return EventCursor()
-        return EventCursor(self.progress.block_number, self.progress.log_index + 1)
+        return EventCursor(self.progress.block_number, self.progress.log_index + 1, self.block_hash)
 
     async def wait_for_events(self, count: int) -> None:
         """Wait until at least `count` events have been applied."""
@@ -101,6 +115,9 @@ class EventProcessor:
             try:
                 events = await self.chain.events(self.cursor, self.config.events_per_poll)
                 failures = 0
+            except ChainReorganizedError as exc:
+                await self.rewind(exc)
+                continue
             except ChainError as exc:
                 failures += 1
                 delay = capped_doubling(
@@ -143,13 +160,47 @@ class EventProcessor:
             transition.blob_infos,
             transition.per_object_blob_infos,
             transition.delete_data_of,
+            block_hash=event.event_id.block_hash,
+            undo_window_blocks=self.config.reorg_window_blocks,
         )
         self.progress = progress
+        self.block_hash = event.event_id.block_hash
         self._record(event, progress, time.perf_counter() - started)
         for action in transition.actions:
             await self._perform(action)
         async with self._applied:
             self._applied.notify_all()
+
+    async def rewind(self, reorganized: ChainReorganizedError) -> None:
+        """Take back the newest block applied, after the chain replaced it."""
+        undone = await self.storage.undo_last_block()
+        if undone is None:
+            log.error(
+                "the chain reorganised deeper than the node keeps undo records; reading on from"
+                " the cursor, records of the replaced blocks may be stale",
+                error=str(reorganized),
+                window_blocks=self.config.reorg_window_blocks,
+            )
+            self.metrics.reorg_too_deep.inc()
+            self.block_hash = b""
+            return
+        log.warning(
+            "chain reorganisation: took back the events of a replaced block",
+            block=undone.block_number,
+            events=undone.events,
+            error=str(reorganized),
+        )
+        self.progress = undone.progress
+        self.block_hash = undone.block_hash
+        self.state.events_applied = self.events_applied
+        self.metrics.events_undone.inc(undone.events)
+        self.metrics.event_cursor_progress.set(self.events_applied)
+        for blob_id in undone.blob_ids:
+            info = await self.storage.blob_info(BlobId(blob_id))
+            if blob_state.is_certified(info, self.state.epoch):
+                await self.syncer.start_sync(blob_id)
+            else:
+                self.syncer.cancel(blob_id)
 
     async def _records_of(
         self, event: ChainEvent

@@ -76,6 +76,12 @@ class NodeMetrics:
             "invalidation_backlog", "Invalidation flows queued or running"
         )
         self.events_processed = counter("events_processed", "Chain events applied", ("event",))
+        self.events_undone = counter(
+            "events_undone", "Applied chain events taken back after a reorganisation"
+        )
+        self.reorg_too_deep = counter(
+            "reorg_too_deep", "Reorganisations deeper than the node's undo window"
+        )
         self.event_process_seconds = Histogram(
             "event_process_duration_seconds",
             "Time to apply one chain event",
@@ -116,6 +122,21 @@ class NodeMetrics:
             "shard_sync_request_failures", "Failed sync-shard requests, by kind", ("kind",)
         )
         self.shards_syncing = gauge("shards_syncing", "Gained shards being synced now")
+        self.scrub_records_scanned = counter(
+            "scrub_records_scanned", "Metadata and sliver records the scrubber checked"
+        )
+        self.scrub_bytes_scanned = counter(
+            "scrub_bytes_scanned", "Bytes of metadata and sliver records the scrubber checked"
+        )
+        self.scrub_corrupt_records = counter(
+            "scrub_corrupt_records",
+            "Records that failed their check (found by the scrubber or a read), discarded",
+            ("kind",),
+        )
+        self.scrub_repaired = counter(
+            "scrub_repaired", "Discarded corrupt records stored again by blob sync"
+        )
+        self.scrub_passes = counter("scrub_passes", "Complete passes of the scrubber")
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

@@ -10,17 +10,26 @@ Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.
    shard changes since the node last ran: shards to sync, lock or delete), marks itself Active,
    or RecoveryCatchUp when it has not seen the current epoch begin, and completes any garbage
    collection a crash interrupted;
-2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound);
+2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound), behind
+   the guard against slow and greedy clients (`walruspy.node_api.connection_guard`);
 3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers, the
    invalidation workers (which post the certificate of a blob that sync found inconsistent), the
    shard syncer (which transfers gained shards once the missed events are replayed), the
-   epoch-sync reporter (which tells the chain once the node holds its shards of a new epoch)
-   and the epoch-change driver; `ready` is set once the API serves, the event processor has
-   reached the end of the chain's event stream once, and the first scan has queued the recovery
-   of every certified blob with missing data, so a ready node answers with up-to-date records;
+   epoch-sync reporter (which tells the chain once the node holds its shards of a new epoch),
+   the scrubber (`scrub.Scrubber`: checks every stored record at a bounded rate and hands what
+   fails its checksum to blob sync) and the epoch-change driver; `ready` is set once the API
+   serves, the event processor has reached the end of the chain's event stream once, and the
+   first scan has queued the recovery of every certified blob with missing data, so a ready
+   node answers with up-to-date records;
 4. on cancellation (SIGTERM or Ctrl-C in `main`, or the caller's `task.cancel()`), the TaskGroup
    cancels every task, the API stops, and the store closes: every write acknowledged before was
    synced to disk, so nothing is lost.
+
+Start-up check (`store_integrity.check_data_file`): a truncated LMDB data file would kill the
+process with SIGBUS once mapped, so it is refused first with one line naming the file, the damage
+and the remedy. With `rebuild_store` (`--rebuild-store`) a damaged store is moved aside (kept,
+never deleted) and the node starts empty: it replays the chain's events and its sync scan
+recovers every certified blob of its shards from the peers (spec/walrus-system.md 3.4).
 
 `run_from_config` is what `walruspy node run --config FILE` does: load and validate the
 configuration and keys, connect to the chain named by the deployment file (`walruspy.chain.evm`),
@@ -53,13 +62,17 @@ from walruspy.node.invalidation import Invalidator
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.recovery import BlobSyncer
+from walruspy.node.scrub import Scrubber
 from walruspy.node.service import NodeService
 from walruspy.node.shard_sync import ShardSyncer
 from walruspy.node.storage import NodeStorage
 from walruspy.node.store import NodeStore, StoreConfig
+from walruspy.node.store_integrity import StoreDamagedError, check_data_file, move_aside
 from walruspy.node.store_records import NodeStatus, NodeStatusKind
 from walruspy.node.symbols import SymbolService
 from walruspy.node.view import CommitteeView, CommitteeViews, NodeState, RegistrationWaiters
+from walruspy.node_api.connection_guard import GuardedAppRunner
+from walruspy.node_api.waiting import serve_unavailable
 
 __all__ = ["StorageNode", "keygen", "run_from_config"]
 
@@ -86,8 +99,10 @@ class StorageNode:
         sock: socket.socket | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        rebuild_store: bool = False,
     ) -> None:
         self.config = config
+        self._rebuild_store = rebuild_store
         self.chain = chain
         self.protocol_key = protocol_key
         self.public_key = protocol_key.public_key()
@@ -104,6 +119,7 @@ class StorageNode:
         self.invalidator: Invalidator | None = None
         self.reporter: EpochSyncReporter | None = None
         self.shard_syncer: ShardSyncer | None = None
+        self.scrubber: Scrubber | None = None
         self.epochs: EpochChanges | None = None
         #: At start the node had not seen the current epoch begin: it catches up first.
         self.catching_up = False
@@ -115,7 +131,8 @@ class StorageNode:
 
     async def run(self) -> None:
         """Run the node until cancelled."""
-        store = await asyncio.to_thread(NodeStore.open, StoreConfig(self.config.storage_path))
+        store_config = StoreConfig(self.config.storage_path)
+        store = await asyncio.to_thread(open_store, store_config, self._rebuild_store)
         self.store = store
         try:
             await self._run_with(store)
@@ -154,6 +171,10 @@ class StorageNode:
         )
         self.syncer = BlobSyncer(
             storage, state, metrics, config.blob_recovery, self.invalidator, rng=self._rng
+        )
+        syncer = self.syncer
+        self.scrubber = Scrubber(
+            store, metrics, config.scrub, lambda blob_id: syncer.start_sync(blob_id, defer=False)
         )
         self.shard_syncer = ShardSyncer(
             storage,
@@ -213,8 +234,11 @@ class StorageNode:
             config.limits.max_concurrent_requests,
             config.metrics_enabled,
         )
-        runner = web.AppRunner(
+        # Guarded against slow and greedy clients (header deadline, minimum body rate, idle
+        # timeout, connections per address): `walruspy.node_api.connection_guard`.
+        runner = GuardedAppRunner(
             self.api.app,
+            config.connections,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=GRACEFUL_SHUTDOWN_S,
@@ -243,9 +267,11 @@ class StorageNode:
         assert self.processor is not None and self.syncer is not None
         assert self.invalidator is not None and self.reporter is not None
         assert self.shard_syncer is not None and self.store is not None
+        assert self.scrubber is not None
         async with asyncio.TaskGroup() as group:
             group.create_task(self.processor.run())
             group.create_task(self.syncer.run())
+            group.create_task(self.scrubber.run())
             group.create_task(self.invalidator.run())
             group.create_task(self.shard_syncer.run())
             if self.config.epoch.drive_epoch_change:
@@ -267,13 +293,32 @@ class StorageNode:
             log.info("node ready", epoch=self.service.state.epoch if self.service else None)
 
 
-async def run_from_config(config_path: Path) -> None:
-    """`walruspy node run --config FILE`: run a node until SIGTERM or SIGINT."""
+def open_store(config: StoreConfig, rebuild: bool = False) -> NodeStore:
+    """Open the node's store; with `rebuild`, move a damaged one aside and start empty."""
+    try:
+        return NodeStore.open(config)
+    except StoreDamagedError as exc:
+        if not rebuild:
+            raise
+        moved = move_aside(config.path)
+        log.warning(
+            "the store is damaged; moved it aside and starting empty, to recover from the peers",
+            damage=str(exc),
+            moved_to=str(moved),
+        )
+        return NodeStore.open(config)
+
+
+async def run_from_config(config_path: Path, rebuild_store: bool = False) -> None:
+    """`walruspy node run --config FILE [--rebuild-store]`: run a node until SIGTERM or SIGINT."""
     from walruspy.chain.api import DeploymentError
     from walruspy.chain.deploy import Deployment
     from walruspy.chain.evm import open_evm_chain_when_up
 
     config = load_config(config_path)
+    if not rebuild_store:
+        # Before anything else (the chain may be down): a damaged store is one line and exit 1.
+        await asyncio.to_thread(check_data_file, config.storage_path)
     protocol_key = load_protocol_key(config.protocol_key_path)
     wallet_key = load_wallet_key(config.wallet_key_path)
     try:
@@ -288,9 +333,28 @@ async def run_from_config(config_path: Path) -> None:
     try:
         # Started before its chain (a full restart brings everything up at once), the node
         # waits for it, then reads the committee, waiting as long as that takes too.
-        opener = open_evm_chain_when_up([config.chain.rpc_url], deployment, wallet_key)
-        async with opener as chain:
-            node = StorageNode(config, chain, protocol_key)
+        opener = open_evm_chain_when_up(
+            [config.chain.rpc_url],
+            deployment,
+            wallet_key,
+            confirmations=config.chain.confirmations,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            # Meanwhile its REST address answers 503 "waiting for the chain", health included.
+            placeholder = contextlib.AsyncExitStack()
+            await placeholder.enter_async_context(
+                serve_unavailable(
+                    config.rest_api_host,
+                    config.rest_api_port,
+                    f"storage node {config.name} is waiting for its chain at"
+                    f" {config.chain.rpc_url}",
+                )
+            )
+            try:
+                chain = await stack.enter_async_context(opener)
+            finally:
+                await placeholder.aclose()
+            node = StorageNode(config, chain, protocol_key, rebuild_store=rebuild_store)
             with contextlib.suppress(asyncio.CancelledError):
                 await node.run()
     finally:

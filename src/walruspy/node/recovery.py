@@ -139,6 +139,9 @@ class BlobSyncer(BackgroundWorkers):
         self._running: dict[bytes, asyncio.Task[None]] = {}
         #: Blob ID -> failed syncs in a row (retried by `_retry_if_failed`).
         self._failures: dict[bytes, int] = {}
+        #: Blobs asked for while their sync was running: run again once it ends, since the
+        #: running sync decided what was missing before (a part discarded as corrupt meanwhile).
+        self._again: set[bytes] = set()
         #: Set once the first scan for certified blobs with missing data has queued them.
         self.scanned = asyncio.Event()
 
@@ -152,8 +155,12 @@ class BlobSyncer(BackgroundWorkers):
         super()._update_backlog()
 
     async def start_sync(self, blob_id: bytes, defer: bool = True) -> None:
-        """Queue a sync of `blob_id` (no-op if queued or running); waits while the queue is full."""
-        if blob_id in self._queued or blob_id in self._running:
+        """Queue a sync of `blob_id` (no-op if queued; once more after it if running); waits
+        while the queue is full."""
+        if blob_id in self._running:
+            self._again.add(blob_id)
+            return
+        if blob_id in self._queued:
             return
         delay = self.config.live_upload_deferral_s if defer else 0.0
         self._queued.add(blob_id)
@@ -163,6 +170,7 @@ class BlobSyncer(BackgroundWorkers):
     def cancel(self, blob_id: bytes) -> None:
         """Stop a queued or running sync of `blob_id` (the blob was deleted or is invalid)."""
         self._queued.discard(blob_id)
+        self._again.discard(blob_id)
         task = self._running.get(blob_id)
         if task is not None:
             task.cancel()
@@ -213,6 +221,10 @@ class BlobSyncer(BackgroundWorkers):
             self._update_backlog()
             if task.cancelled():
                 self.metrics.blob_syncs.labels("cancelled").inc()
+            elif item.blob_id in self._again:
+                self._again.discard(item.blob_id)
+                if not self._queue.full():  # a worker must not wait on its own queue
+                    await self.start_sync(item.blob_id, defer=False)
 
     async def _sync_logged(self, blob_id: BlobId) -> None:
         bound = log.bind(blob_id=str(blob_id), epoch=self.state.epoch)

@@ -268,7 +268,9 @@ class NodeService:
     async def is_stored_at_all_shards(self, blob_id: BlobId) -> bool:
         """Metadata and both slivers of every owned shard are stored."""
         owned = self.state.view.owned_shards
-        return not await self.storage.missing_parts(blob_id, owned, check_metadata=True)
+        # verify: never confirm a blob whose stored slivers fail their checksum.
+        missing = await self.storage.missing_parts(blob_id, owned, check_metadata=True, verify=True)
+        return not missing
 
     # --- confirmation and status ----------------------------------------------------------------
 

@@ -8,7 +8,9 @@ every part of the node that reads or writes data goes through `NodeStorage` inst
   `VerifiedSliver`): nothing unverified is ever written, and the types say so;
 - runs each store call in a worker thread, so the event loop keeps serving;
 - checks stored metadata again on the way out against the current committee's shard count (it
-  was verified before it was written; a mismatch is a `StoreCorruptionError`);
+  was verified before it was written); like a record that fails its checksum (the store checks
+  those, `store_integrity.py`), metadata that fails is treated as missing, discarded and reported
+  for repair, never served or confirmed;
 - answers writes with a `StoreOutcome`, and refuses a sliver whose blob's data was collected
   meanwhile with `BlobDataCollectedError`. HTTP codes are the API layer's business
   (`service.NodeService` maps outcomes to them);
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import InvalidInputError, WalrusError
@@ -33,14 +36,18 @@ from walruspy.core.types import ShardIndex, SliverType
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.shard_plan import ShardSyncProgress
-from walruspy.node.store import NodeStore, NoMetadataError, ShardNotSyncingError
+from walruspy.node.store import (
+    NodeStore,
+    NoMetadataError,
+    ShardNotSyncingError,
+    UndoneBlock,
+)
 from walruspy.node.store_records import (
     BlobInfo,
     EventProgress,
     NodeStatus,
     PerObjectBlobInfo,
     ShardStatus,
-    StoreCorruptionError,
 )
 from walruspy.node.view import NodeState
 
@@ -88,12 +95,31 @@ class NodeStorage:
         blob_infos: Mapping[bytes, BlobInfo | None],
         per_object: Mapping[bytes, PerObjectBlobInfo | None],
         delete_data_of: Sequence[bytes],
+        *,
+        block_hash: bytes = b"",
+        undo_window_blocks: int = 0,
     ) -> None:
-        """An event's record changes and data deletions with the advanced cursor, in one
-        transaction (`NodeStore.apply_event`)."""
+        """An event's record changes and data deletions with the advanced cursor and its undo
+        record, in one transaction (`NodeStore.apply_event`)."""
         await asyncio.to_thread(
-            self.store.apply_event, progress, blob_infos, per_object, delete_data_of
+            partial(
+                self.store.apply_event,
+                progress,
+                blob_infos,
+                per_object,
+                delete_data_of,
+                block_hash=block_hash,
+                undo_window_blocks=undo_window_blocks,
+            )
         )
+
+    async def event_block_hash(self) -> bytes:
+        """The hash of the last applied event's block, if known."""
+        return await asyncio.to_thread(self.store.event_block_hash)
+
+    async def undo_last_block(self) -> UndoneBlock | None:
+        """Take back the events of the newest block applied (`NodeStore.undo_last_block`)."""
+        return await asyncio.to_thread(self.store.undo_last_block)
 
     # --- metadata -----------------------------------------------------------------------------
 
@@ -108,12 +134,15 @@ class NodeStorage:
             return None
         return await asyncio.to_thread(self._verify_stored_metadata, blob_id, raw)
 
-    def _verify_stored_metadata(self, blob_id: BlobId, raw: bytes) -> VerifiedMetadata:
+    def _verify_stored_metadata(self, blob_id: BlobId, raw: bytes) -> VerifiedMetadata | None:
+        # It passed its checksum but not its verification (sealed rotten by a migration, or a
+        # bug): missing all the same, discarded and reported for repair.
         try:
             unverified = UnverifiedBlobMetadataWithId(blob_id, BlobMetadata.from_bcs(raw))
             return unverified.verify(self._state.n_shards)
-        except InvalidInputError as exc:
-            raise StoreCorruptionError(f"stored metadata of {blob_id} is invalid: {exc}") from exc
+        except InvalidInputError:
+            self.store.discard_metadata(blob_id.raw)
+            return None
 
     async def store_metadata(self, metadata: VerifiedMetadata) -> StoreOutcome:
         """Persist verified metadata (uploads, blob sync, shard sync)."""
@@ -165,11 +194,15 @@ class NodeStorage:
         blob_id: BlobId,
         shards: frozenset[ShardIndex],
         check_metadata: bool = False,
+        verify: bool = False,
     ) -> list[MissingPart]:
         """What the node lacks of `blob_id` on `shards`: None for the metadata, else (shard, axis).
 
         Secondary slivers come before primary ones for each shard (blob sync recovers them first).
+        With `verify`, a sliver that fails its checksum is missing too (and discarded): what a
+        confirmation needs; without, presence is enough (the scrubber checks the bytes).
         """
+        has_sliver = self.store.check_sliver if verify else self.store.has_sliver
 
         def scan() -> list[MissingPart]:
             missing: list[MissingPart] = []
@@ -177,7 +210,7 @@ class NodeStorage:
                 missing.append(None)
             for shard in sorted(shards):
                 for sliver_type in (SliverType.SECONDARY, SliverType.PRIMARY):
-                    if not self.store.has_sliver(shard, sliver_type, blob_id.raw):
+                    if not has_sliver(shard, sliver_type, blob_id.raw):
                         missing.append((shard, sliver_type))
             return missing
 

@@ -11,10 +11,12 @@ Layout. One environment per node holds these named databases, keys in byte order
     shard_status           shard u16 BE -> ShardStatus (a shard exists iff it has a status)
     aggregate_blob_info    blob_id[32] -> BlobInfo
     per_object_blob_info   object_id[32] -> PerObjectBlobInfo
-    event_cursor           b"cursor" -> EventProgress
+    event_cursor           b"cursor" -> EventProgress, b"block_hash" -> hash of its block
+    event_undo             events_applied u64 BE -> EventUndo (what a recent event changed)
     node_status            b"status" -> NodeStatus
     garbage_collection     b"progress" -> GcProgress
     shard_sync_progress    shard u16 BE -> ShardSyncProgress (a gained shard being synced)
+    store_info             b"format" -> u32 LE format; b"migration", b"scrub" -> progress
 
 Slivers live in one database per shard and axis, so shard sync streams one in blob-ID order
 (`list_slivers`) and a lost shard is emptied in one step (`drop_shard`). The shard changes of an
@@ -22,6 +24,13 @@ epoch change are written in one transaction (`apply_shard_changes`), and each ba
 fetches is stored with its progress record in one transaction (`put_synced_slivers`), so a
 restart resumes right after the last stored batch (spec/walrus-system.md 3.5). Records are
 encoded as in `store_records.py`.
+
+Integrity at rest (`store_integrity.py`). Metadata and sliver values are sealed with an XXH3-64 of
+key and bytes; every read checks it. A record that fails is treated as missing: the read returns
+None (never the bad bytes), the record is deleted and reported in `corruption`, from which the
+scrubber queues its repair by blob sync. `scrub_batch` lets the scrubber check a table without
+copying values. `open` refuses a truncated data file before LMDB maps it, and migrates a store
+written before checksums (format 1) in place.
 
 Atomicity and durability. Every public write is one LMDB write transaction: it all happens or none
 of it does. The environment is opened with `sync=True`, so `commit` returns only after
@@ -38,7 +47,12 @@ node must not confirm a sliver it can lose.
 Events. `apply_event` writes an event's blob-info updates together with the advanced
 `EventProgress`, so after a crash the cursor names exactly the last event whose effects are on disk;
 it refuses a cursor that does not directly follow the stored one, so no event is skipped or
-applied twice.
+applied twice. In the same transaction it keeps an `EventUndo`: the event's block hash and the
+records it replaced. `undo_last_block` takes back every event of the newest block applied, in one
+transaction, when the chain reorganises that block away (node/events.py); undo records older
+than the window the caller gives are pruned as events arrive. Data an undone event deleted stays
+deleted (the blob sync fetches it again); data of a registration taken back stays on disk and is
+no longer served, since reads require a registration.
 
 Growth. The map size is the largest the file may become, not its size: on Linux the file grows
 with the data. When a write finds the map full (`lmdb.MapFullError`) the store waits for every
@@ -60,14 +74,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import lmdb
+import structlog
 
 from walruspy.core.params import MAX_N_SHARDS
 from walruspy.core.types import ShardIndex, SliverType
+from walruspy.node import store_integrity as integrity
 from walruspy.node.shard_plan import ShardSyncProgress
+from walruspy.node.store_integrity import CorruptionReports, CorruptRecord, RecordKind
 from walruspy.node.store_records import (
     ID_LEN,
     BlobInfo,
     EventProgress,
+    EventUndo,
     GcProgress,
     NodeStatus,
     PerObjectBlobInfo,
@@ -92,6 +110,8 @@ class ShardNotSyncingError(StoreError):
 
 
 T = TypeVar("T")
+
+_log = structlog.get_logger("walruspy.node.store")
 
 #: Initial map size. 4 GiB holds a test network's or a devnet node's data without ever growing;
 #: on Linux it reserves address space only (the file grows with the data), and a larger default
@@ -131,10 +151,13 @@ _SHARD_STATUS = b"shard_status"
 _BLOB_INFO = b"aggregate_blob_info"
 _PER_OBJECT = b"per_object_blob_info"
 _EVENT_CURSOR = b"event_cursor"
+_EVENT_UNDO = b"event_undo"
 _NODE_STATUS = b"node_status"
 _GC = b"garbage_collection"
 _SYNC_PROGRESS = b"shard_sync_progress"
+_STORE_INFO = b"store_info"
 _CURSOR_KEY = b"cursor"
+_CURSOR_HASH_KEY = b"block_hash"
 _STATUS_KEY = b"status"
 _PROGRESS_KEY = b"progress"
 _FIXED_DATABASES = (
@@ -143,9 +166,11 @@ _FIXED_DATABASES = (
     _BLOB_INFO,
     _PER_OBJECT,
     _EVENT_CURSOR,
+    _EVENT_UNDO,
     _NODE_STATUS,
     _GC,
     _SYNC_PROGRESS,
+    _STORE_INFO,
 )
 
 
@@ -170,6 +195,34 @@ def _check_limit(limit: int) -> None:
 
 class EventOrderError(ValueError):
     """`apply_event` was given a cursor that does not directly follow the stored one."""
+
+
+#: Undo records pruned by one `apply_event` at most, so that catching up after a long pause
+#: spreads the pruning over many events instead of one long transaction.
+MAX_UNDO_PRUNE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class UndoneBlock:
+    """What `undo_last_block` took back: the block, the cursor before it, the blob IDs whose
+    records it restored, and the hash of the block the restored cursor is in (empty: unknown)."""
+
+    block_number: int
+    progress: EventProgress | None
+    block_hash: bytes
+    blob_ids: tuple[bytes, ...]
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubBatch:
+    """What one `scrub_batch` checked: records and bytes, the corrupt ones it discarded, and
+    where the next batch starts (None: the table is done)."""
+
+    records: int
+    size_bytes: int
+    corrupt: list[CorruptRecord]
+    next_start: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +325,20 @@ class NodeStore:
             for sliver_type in SliverType:
                 name = shard_database_name(shard, sliver_type)
                 self._dbs[name] = env.open_db(name, create=False)
+        #: Records that failed their checksum on a read, for the scrubber to repair.
+        self.corruption = CorruptionReports()
+        self._settle_format()
 
     @classmethod
     def open(cls, config: StoreConfig) -> NodeStore:
-        """Open (creating if needed) the store at `config.path`."""
+        """Open (creating if needed) the store at `config.path`.
+
+        Refuses a damaged data file before LMDB maps it (`StoreDamagedError`), and a store of a
+        newer format; migrates one written before checksums (module docstring).
+        """
         os.makedirs(config.path, exist_ok=True)
+        integrity.check_data_file(config.path)
+        env: lmdb.Environment | None = None
         try:
             env = lmdb.open(
                 os.fspath(config.path),
@@ -290,7 +352,15 @@ class NodeStore:
             # A map larger than the configured one (grown by an earlier run) is kept.
             return cls(config, env)
         except lmdb.Error as exc:
+            if env is not None:
+                env.close()
+            if isinstance(exc, lmdb.CorruptedError | lmdb.InvalidError | lmdb.PageNotFoundError):
+                raise integrity.damaged(config.path, str(exc)) from exc
             raise StoreError(f"cannot open the store at {config.path}: {exc}") from exc
+        except StoreError:
+            if env is not None:
+                env.close()
+            raise
 
     def close(self) -> None:
         """Close the environment; the store must not be used afterwards."""
@@ -321,6 +391,14 @@ class NodeStore:
     def _read(self, body: Callable[[lmdb.Transaction[bytes]], T]) -> T:
         try:
             with self._gate.shared(), self._env.begin() as txn:
+                return body(txn)
+        except lmdb.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+
+    def _read_views(self, body: Callable[[lmdb.Transaction[memoryview]], T]) -> T:
+        """`_read` whose values are views of the map, valid only inside `body` (no copy)."""
+        try:
+            with self._gate.shared(), self._env.begin(buffers=True) as txn:
                 return body(txn)
         except lmdb.Error as exc:
             raise StoreError(f"store read failed: {exc}") from exc
@@ -505,7 +583,7 @@ class NodeStore:
                 if txn.get(blob_id, db=self._db(_METADATA)) is None:
                     skipped.append(blob_id)
                 else:
-                    txn.put(blob_id, sliver, overwrite=False, db=db)
+                    txn.put(blob_id, integrity.seal(blob_id, sliver), overwrite=False, db=db)
             txn.put(_shard_key(shard), progress.encode(), db=self._db(_SYNC_PROGRESS))
             return skipped
 
@@ -518,14 +596,15 @@ class NodeStore:
         check_id(blob_id, "blob_id")
         if not 0 < len(metadata) <= MAX_METADATA_BYTES:
             raise ValueError(f"metadata of {len(metadata)} bytes, limit {MAX_METADATA_BYTES}")
+        sealed = integrity.seal(blob_id, metadata)
         return self._write(
-            lambda txn: bool(txn.put(blob_id, metadata, overwrite=False, db=self._db(_METADATA)))
+            lambda txn: bool(txn.put(blob_id, sealed, overwrite=False, db=self._db(_METADATA)))
         )
 
     def get_metadata(self, blob_id: bytes) -> bytes | None:
-        """The stored BCS metadata of `blob_id`, or None."""
+        """The stored BCS metadata of `blob_id`, or None (also when it failed its check)."""
         check_id(blob_id, "blob_id")
-        value = self._read(lambda txn: txn.get(blob_id, db=self._db(_METADATA)))
+        value = self._get_sealed(_METADATA, blob_id)
         if value is not None and not 0 < len(value) <= MAX_METADATA_BYTES:
             raise StoreCorruptionError(f"metadata of {len(value)} bytes on disk")
         return value
@@ -558,10 +637,11 @@ class NodeStore:
         db = self._shard_db(shard, sliver_type)
         if db is None:
             raise ValueError(f"shard {shard} has no storage on this node; create_shard first")
+        sealed = [(key, integrity.seal(key, value)) for key, value in items]
 
         def body(txn: lmdb.Transaction[bytes]) -> int:
             self._require_shard(txn, shard)
-            return sum(int(txn.put(key, value, overwrite=False, db=db)) for key, value in items)
+            return sum(int(txn.put(key, value, overwrite=False, db=db)) for key, value in sealed)
 
         return self._write(body)
 
@@ -598,18 +678,19 @@ class NodeStore:
                     missing = NoMetadataError(f"blob 0x{blob_id.hex()} has no stored metadata")
                     outcomes.append(missing)
                 else:
-                    outcomes.append(bool(txn.put(blob_id, sliver, overwrite=False, db=db)))
+                    value = integrity.seal(blob_id, sliver)
+                    outcomes.append(bool(txn.put(blob_id, value, overwrite=False, db=db)))
             return outcomes
 
         return self._write(body)
 
     def get_sliver(self, shard: int, sliver_type: SliverType, blob_id: bytes) -> bytes | None:
-        """The stored BCS sliver, or None (also when the shard has no storage here)."""
+        """The stored BCS sliver, or None (also when the shard has no storage here, and when
+        the sliver failed its check: then it is deleted and reported, module docstring)."""
         check_id(blob_id, "blob_id")
-        db = self._shard_db(shard, sliver_type)
-        if db is None:
+        if self._shard_db(shard, sliver_type) is None:
             return None
-        value = self._read(lambda txn: txn.get(blob_id, db=db))
+        value = self._get_sealed(shard_database_name(shard, sliver_type), blob_id)
         if value is not None:
             self._check_stored_sliver(value)
         return value
@@ -666,9 +747,16 @@ class NodeStore:
         if db is None:
             return []
         pairs = self._scan(db, start, limit, values=True, max_total_bytes=max_total_bytes)
-        for _, value in pairs:
-            self._check_stored_sliver(value)
-        return pairs
+        name = shard_database_name(shard, sliver_type)
+        intact = []
+        for key, value in pairs:
+            if integrity.is_intact(key, value):
+                payload = value[: -integrity.CHECKSUM_BYTES]
+                self._check_stored_sliver(payload)
+                intact.append((key, payload))
+            else:
+                self._discard_corrupt(name, key)
+        return intact
 
     def _scan(
         self,
@@ -755,18 +843,34 @@ class NodeStore:
         raw = self._read(lambda txn: txn.get(_CURSOR_KEY, db=self._db(_EVENT_CURSOR)))
         return None if raw is None else EventProgress.decode(raw)
 
+    def event_block_hash(self) -> bytes:
+        """The hash of the block of the last applied event (empty: unknown)."""
+        return self._read(self._cursor_hash_in)
+
+    def _cursor_hash_in(self, txn: lmdb.Transaction[bytes]) -> bytes:
+        return txn.get(_CURSOR_HASH_KEY, b"", db=self._db(_EVENT_CURSOR)) or b""
+
+    def _last_undo(self, txn: lmdb.Transaction[bytes]) -> EventUndo | None:
+        cursor = txn.cursor(db=self._db(_EVENT_UNDO))
+        return EventUndo.decode(cursor.value()) if cursor.last() else None
+
     def apply_event(
         self,
         cursor: EventProgress,
         blob_infos: Mapping[bytes, BlobInfo | None] | None = None,
         per_object_blob_infos: Mapping[bytes, PerObjectBlobInfo | None] | None = None,
         delete_data_of: Sequence[bytes] = (),
+        *,
+        block_hash: bytes = b"",
+        undo_window_blocks: int = 0,
     ) -> None:
         """Apply one event's effects and advance the cursor to it, atomically.
 
         `cursor` must directly follow the stored one: one more event applied, at a later chain
         position (use `EventProgress.after`). Records mapped to None are deleted; `delete_data_of`
         lists blobs whose metadata and slivers go too (invalid blobs, immediate deletion).
+        An `EventUndo` is kept with `block_hash`; undo records of blocks more than
+        `undo_window_blocks` before this one are pruned (0: keep only this event's).
         """
         blob_updates = self._encode_updates(blob_infos, "blob_id", encode_blob_info)
         object_updates = self._encode_updates(
@@ -776,6 +880,8 @@ class NodeStore:
             raise ValueError(f"{len(delete_data_of)} blobs exceed {MAX_DELETE_BATCH}")
         for blob_id in delete_data_of:
             check_id(blob_id, "blob_id")
+        if undo_window_blocks < 0:
+            raise ValueError(f"undo window must not be negative, got {undo_window_blocks}")
 
         def body(txn: lmdb.Transaction[bytes]) -> None:
             raw = txn.get(_CURSOR_KEY, db=self._db(_EVENT_CURSOR))
@@ -785,11 +891,79 @@ class NodeStore:
                 stored is not None and cursor.position <= stored.position
             ):
                 raise EventOrderError(f"cursor {cursor} does not directly follow {stored}")
+            blob_db, object_db = self._db(_BLOB_INFO), self._db(_PER_OBJECT)
+            undo = EventUndo(
+                cursor,
+                block_hash,
+                stored,
+                self._cursor_hash_in(txn),
+                tuple((key, txn.get(key, db=blob_db)) for key, _ in blob_updates),
+                tuple((key, txn.get(key, db=object_db)) for key, _ in object_updates),
+            )
             self._apply_updates(txn, blob_updates, object_updates)
             self._delete_data_in(txn, delete_data_of)
             txn.put(_CURSOR_KEY, cursor.encode(), db=self._db(_EVENT_CURSOR))
+            txn.put(_CURSOR_HASH_KEY, block_hash, db=self._db(_EVENT_CURSOR))
+            undo_db = self._db(_EVENT_UNDO)
+            txn.put(cursor.events_applied.to_bytes(8, "big"), undo.encode(), db=undo_db)
+            self._prune_undo(txn, cursor.block_number - undo_window_blocks)
 
         self._write(body)
+
+    def _prune_undo(self, txn: lmdb.Transaction[bytes], before_block: int) -> None:
+        undo_cursor = txn.cursor(db=self._db(_EVENT_UNDO))
+        for _ in range(MAX_UNDO_PRUNE):
+            if not undo_cursor.first():
+                return
+            if EventUndo.decode(undo_cursor.value()).progress.block_number >= before_block:
+                return
+            undo_cursor.delete()
+
+    def undo_last_block(self) -> UndoneBlock | None:
+        """Take back every event of the newest block applied, in one transaction.
+
+        Restores the records those events replaced and the cursor from before them. Returns
+        None if no undo record covers the stored cursor (the window was passed, or nothing was
+        applied): the caller cannot rewind further.
+        """
+
+        def body(txn: lmdb.Transaction[bytes]) -> UndoneBlock | None:
+            raw = txn.get(_CURSOR_KEY, db=self._db(_EVENT_CURSOR))
+            last = self._last_undo(txn)
+            if raw is None or last is None or last.progress != EventProgress.decode(raw):
+                return None
+            block = last.progress.block_number
+            undo_db = self._db(_EVENT_UNDO)
+            blob_db, object_db = self._db(_BLOB_INFO), self._db(_PER_OBJECT)
+            restored: dict[bytes, None] = {}
+            events = 0
+            previous: EventProgress | None = last.progress
+            previous_hash = last.block_hash
+            while (
+                last is not None
+                and last.progress == previous
+                and (last.progress.block_number == block)
+            ):
+                for db, entries in ((blob_db, last.blob_infos), (object_db, last.objects)):
+                    for key, before in reversed(entries):
+                        if before is None:
+                            txn.delete(key, db=db)
+                        else:
+                            txn.put(key, before, db=db)
+                restored.update((key, None) for key, _ in last.blob_infos)
+                txn.delete(last.progress.events_applied.to_bytes(8, "big"), db=undo_db)
+                previous, previous_hash = last.previous, last.previous_block_hash
+                events += 1
+                last = self._last_undo(txn)
+            cursor_db = self._db(_EVENT_CURSOR)
+            if previous is None:
+                txn.delete(_CURSOR_KEY, db=cursor_db)
+            else:
+                txn.put(_CURSOR_KEY, previous.encode(), db=cursor_db)
+            txn.put(_CURSOR_HASH_KEY, previous_hash, db=cursor_db)
+            return UndoneBlock(block, previous, previous_hash, tuple(restored), events)
+
+        return self._write(body)
 
     def update_blob_infos(
         self,
@@ -852,6 +1026,133 @@ class NodeStore:
         encoded = progress.encode()
         self._write(lambda txn: txn.put(_PROGRESS_KEY, encoded, db=self._db(_GC)))
 
+    # --- integrity at rest (store_integrity.py) -----------------------------------------------
+
+    def _settle_format(self) -> None:
+        """Write the format of a new store, migrate an unsealed one, refuse a newer one."""
+        info_db = self._db(_STORE_INFO)
+
+        def current(txn: lmdb.Transaction[bytes]) -> tuple[int | None, bool]:
+            version = integrity.decode_format(txn.get(integrity.FORMAT_KEY, db=info_db))
+            tables = [self._db(_METADATA), *(self._dbs[name] for name in self._sealed_shards())]
+            return version, all(txn.stat(db)["entries"] == 0 for db in tables)
+
+        version, empty = self._read(current)
+        if version == integrity.STORE_FORMAT:
+            return
+        if version is not None and version > integrity.STORE_FORMAT:
+            raise StoreError(
+                f"the store at {self._config.path} has format {version}, newer than this "
+                f"release's {integrity.STORE_FORMAT}: run a newer walruspy"
+            )
+        if empty:
+            encoded = integrity.encode_format(integrity.STORE_FORMAT)
+            self._write(lambda txn: txn.put(integrity.FORMAT_KEY, encoded, db=info_db))
+            return
+        tables = [(_METADATA, self._db(_METADATA))]
+        tables += [(name, self._dbs[name]) for name in self._sealed_shards()]
+        _log.warning("sealing the store's records with checksums", path=str(self._config.path))
+        while not self._write(lambda txn: integrity.migrate_step(txn, tables, info_db)):
+            pass
+
+    def _sealed_shards(self) -> list[bytes]:
+        return sorted(name for name in list(self._dbs) if name.startswith(b"shard-"))
+
+    def _get_sealed(self, table: bytes, key: bytes) -> bytes | None:
+        """The payload under `key`, None if absent or corrupt (then discarded and reported)."""
+        db = self._db(table)
+
+        def body(txn: lmdb.Transaction[memoryview]) -> bytes | bool | None:
+            value = txn.get(key, db=db)
+            if value is None:
+                return None
+            if not integrity.is_intact(key, value):
+                return False
+            return bytes(value[: -integrity.CHECKSUM_BYTES])
+
+        payload = self._read_views(body)
+        if payload is False:
+            self._discard_corrupt(table, key)
+            return None
+        assert payload is None or isinstance(payload, bytes)
+        return payload
+
+    def check_sliver(self, shard: int, sliver_type: SliverType, blob_id: bytes) -> bool:
+        """Whether the sliver is stored and passes its check (a failing one is discarded)."""
+        check_id(blob_id, "blob_id")
+        db = self._shard_db(shard, sliver_type)
+        if db is None:
+            return False
+
+        def body(txn: lmdb.Transaction[memoryview]) -> bool | None:
+            value = txn.get(blob_id, db=db)
+            return None if value is None else integrity.is_intact(blob_id, value)
+
+        intact = self._read_views(body)
+        if intact is False:
+            self._discard_corrupt(shard_database_name(shard, sliver_type), blob_id)
+        return bool(intact)
+
+    def _discard_corrupt(self, table: bytes, key: bytes) -> CorruptRecord | None:
+        """Delete the record under `key` if it still fails its check, and report it."""
+        db = self._db(table)
+
+        def body(txn: lmdb.Transaction[bytes]) -> bool:
+            value = txn.get(key, db=db)
+            if value is None or integrity.is_intact(key, value):
+                return False  # deleted or repaired meanwhile
+            return bool(txn.delete(key, db=db))
+
+        if not self._write(body):
+            return None
+        record = _corrupt_record(table, key)
+        self.corruption.report(record)
+        return record
+
+    def discard_metadata(self, blob_id: bytes) -> None:
+        """Delete metadata that passed its checksum but failed verification, and report it."""
+        check_id(blob_id, "blob_id")
+        if self._write(lambda txn: bool(txn.delete(blob_id, db=self._db(_METADATA)))):
+            self.corruption.report(_corrupt_record(_METADATA, blob_id))
+
+    def scrub_tables(self) -> list[bytes]:
+        """The sealed tables in the scrubber's order: metadata, then each shard's slivers."""
+        return [_METADATA, *self._sealed_shards()]
+
+    def scrub_batch(
+        self, table: bytes, start: bytes | None, limit: int, max_bytes: int
+    ) -> ScrubBatch:
+        """Check the records of `table` from `start` (inclusive), at most `limit` records and
+        about `max_bytes`; discard and report those that fail (`corrupt`)."""
+        _check_limit(limit)
+        db = self._dbs.get(table)
+        if db is None:
+            return ScrubBatch(0, 0, [], None)  # a shard dropped meanwhile
+
+        def body(txn: lmdb.Transaction[memoryview]) -> tuple[int, int, list[bytes], bytes | None]:
+            cursor = txn.cursor(db=db)
+            found = cursor.set_range(start) if start is not None else cursor.first()
+            records, size, corrupt = 0, 0, []
+            while found and records < limit and size < max_bytes:
+                key, value = bytes(cursor.key()), cursor.value()
+                records, size = records + 1, size + len(value)
+                if not integrity.is_intact(key, value):
+                    corrupt.append(key)
+                found = cursor.next()
+            return records, size, corrupt, bytes(cursor.key()) if found else None
+
+        records, size, keys, next_start = self._read_views(body)
+        discarded = [record for key in keys if (record := self._discard_corrupt(table, key))]
+        return ScrubBatch(records, size, discarded, next_start)
+
+    def scrub_progress(self) -> bytes | None:
+        """The scrubber's saved position (its own encoding), or None."""
+        return self._read(lambda txn: txn.get(integrity.SCRUB_KEY, db=self._db(_STORE_INFO)))
+
+    def set_scrub_progress(self, raw: bytes) -> None:
+        """Save the scrubber's position."""
+        self._write(lambda txn: txn.put(integrity.SCRUB_KEY, raw, db=self._db(_STORE_INFO)))
+
     # --- statistics ---------------------------------------------------------------------------
 
     def shard_stats(self, shard: int) -> ShardStats:
@@ -888,6 +1189,13 @@ class NodeStore:
             )
 
         return self._read(body)
+
+
+def _corrupt_record(table: bytes, key: bytes) -> CorruptRecord:
+    if table == _METADATA:
+        return CorruptRecord(RecordKind.METADATA, key, None)
+    shard, _, kind = table.removeprefix(b"shard-").partition(b"/")
+    return CorruptRecord(RecordKind(kind.decode()), key, int(shard))
 
 
 def _disk_bytes(stat: _StatDict) -> int:

@@ -163,6 +163,78 @@ class EventProgress:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class EventUndo:
+    """What one applied event changed, kept so a chain reorganisation can take it back.
+
+    `progress` is the cursor the event advanced to and `block_hash` the hash of its block (empty
+    when the chain gave none); `previous` is the cursor before it and `previous_block_hash` the
+    hash of that cursor's block. `blob_infos` and `objects`
+    hold, for every record the event wrote or deleted, the record's bytes before the event (None:
+    it did not exist), in the order the event wrote them.
+    """
+
+    progress: EventProgress
+    block_hash: bytes
+    previous: EventProgress | None
+    previous_block_hash: bytes
+    blob_infos: tuple[tuple[bytes, bytes | None], ...]
+    objects: tuple[tuple[bytes, bytes | None], ...]
+
+    def __post_init__(self) -> None:
+        for value in (self.block_hash, self.previous_block_hash):
+            if len(value) not in (0, 32):
+                raise ValueError(f"block hash must be 32 bytes, got {len(value)}")
+        for key, _ in (*self.blob_infos, *self.objects):
+            check_id(key, "undo key")
+
+    def encode(self) -> bytes:
+        """The versioned record bytes."""
+
+        def body(w: Writer) -> None:
+            p = self.progress
+            w.u64(p.block_number).u64(p.log_index).u64(p.events_applied).bytes(self.block_hash)
+            if self.previous is None:
+                w.u8(0)
+            else:
+                q = self.previous
+                w.u8(1).u64(q.block_number).u64(q.log_index).u64(q.events_applied)
+            w.bytes(self.previous_block_hash)
+            for entries in (self.blob_infos, self.objects):
+                w.uleb128(len(entries))
+                for key, before in entries:
+                    w.fixed(key)
+                    if before is None:
+                        w.u8(0)
+                    else:
+                        w.u8(1).bytes(before)
+
+        return _encode(body)
+
+    @classmethod
+    def decode(cls, data: bytes) -> EventUndo:
+        """Parse the record bytes."""
+
+        def progress(r: Reader) -> EventProgress:
+            return EventProgress(r.u64("block"), r.u64("log"), r.u64("count"))
+
+        def entries(r: Reader) -> tuple[tuple[bytes, bytes | None], ...]:
+            found = []
+            for _ in range(r.uleb128("undo entries")):
+                key = r.fixed(ID_LEN, "undo key")
+                found.append((key, r.bytes("undo value") if r.bool("undo tag") else None))
+            return tuple(found)
+
+        def parse(r: Reader) -> EventUndo:
+            current = progress(r)
+            block_hash = r.bytes("block hash", 32)
+            previous = progress(r) if r.bool("previous tag") else None
+            previous_hash = r.bytes("previous block hash", 32)
+            return cls(current, block_hash, previous, previous_hash, entries(r), entries(r))
+
+        return decode_record(data, "event undo", parse)
+
+
 # --- blob info -------------------------------------------------------------------------------
 
 

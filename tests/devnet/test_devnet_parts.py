@@ -25,8 +25,9 @@ from walruspy.devnet.processes import (
     stop_pids,
 )
 from walruspy.devnet.proxy import corrupt_sliver
-from walruspy.devnet.setup import DevnetSettings, free_ports
+from walruspy.devnet.setup import DevnetSettings, add_node_plan, free_ports, node_config
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
+from walruspy.node.config import ScrubConfig, parse_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -156,6 +157,20 @@ def test_settings_are_checked() -> None:
             DevnetSettings(**bad)  # type: ignore[arg-type]
     ports = free_ports(5)
     assert len(set(ports)) == 5
+    for bad_scrub in ({"scrub_bytes_per_second": -1}, {"scrub_pass_interval_s": 0.0}):
+        with pytest.raises(ValueError, match="scrub"):
+            DevnetSettings(**bad_scrub)  # type: ignore[arg-type]
+
+
+def test_node_config_carries_the_scrub_settings(tmp_path: Path) -> None:
+    """The nodes keep the scrubber's defaults unless the devnet is told otherwise."""
+    plan = add_node_plan(tmp_path, 0, free_ports(1)[0])
+    rpc, deployment = "http://127.0.0.1:1", tmp_path / "deployment.json"
+    default = parse_config(node_config(plan, rpc, deployment, DevnetSettings()), tmp_path)
+    assert default.scrub == ScrubConfig()
+    fast = DevnetSettings(scrub_bytes_per_second=64 << 20, scrub_pass_interval_s=1.0)
+    config = parse_config(node_config(plan, rpc, deployment, fast), tmp_path)
+    assert (config.scrub.bytes_per_second, config.scrub.pass_interval_s) == (64 << 20, 1.0)
 
 
 def test_corrupted_slivers_still_parse_but_differ() -> None:

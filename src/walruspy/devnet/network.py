@@ -619,8 +619,8 @@ async def open_devnet(
     """A devnet of `n_nodes` node processes, `n_shards` shards and epochs of that length.
 
     `options` are the other fields of `DevnetSettings` (`lying_nodes`, `max_body_bytes`,
-    `recovery_deferral_s`, `max_epochs_ahead`, `request_timeout_s`). Every process is stopped
-    when the context exits.
+    `recovery_deferral_s`, `max_epochs_ahead`, `request_timeout_s`, `scrub_bytes_per_second`,
+    `scrub_pass_interval_s`, ...). Every process is stopped when the context exits.
     """
     settings = DevnetSettings(n_nodes, n_shards, epoch_duration_s, **options)
     async with launch_devnet(directory, settings, detached=False) as devnet:

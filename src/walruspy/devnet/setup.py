@@ -46,6 +46,7 @@ from walruspy.chain.evm import open_evm_chain
 from walruspy.chain.evm_rpc import TransactionSender, open_web3
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
+from walruspy.node.config import ScrubConfig
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
 
 __all__ = [
@@ -77,6 +78,8 @@ FUND_WAL_FROST: Final = 10**6 * 10**9
 _ETH_TRANSFER_GAS: Final = 21_000
 #: Where every devnet process listens.
 LOOPBACK: Final = "127.0.0.1"
+#: The node's own scrubber defaults, which a devnet keeps unless a test asks for a faster one.
+_SCRUB: Final = ScrubConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,11 @@ class DevnetSettings:
     #: Elect the committee by staking (`walruspy.devnet.staking`), as Walrus does; False
     #: deploys a fixed committee (`walruspy chain deploy`'s way).
     staking: bool = True
+    #: The nodes' scrubber (`ScrubConfig`): bytes checked per second and the pause between
+    #: passes. The node's defaults take hours per pass on a full disk; a disk-fault test sets
+    #: a fast rate and a short pause so that rot is found within seconds.
+    scrub_bytes_per_second: int = _SCRUB.bytes_per_second
+    scrub_pass_interval_s: float = _SCRUB.pass_interval_s
 
     def __post_init__(self) -> None:
         if self.n_nodes < 1 or self.n_shards < self.n_nodes:
@@ -120,6 +128,8 @@ class DevnetSettings:
         for index in self.lying_nodes:
             if not 0 <= index < self.n_nodes:
                 raise ValueError(f"lying node {index} is not one of the {self.n_nodes} nodes")
+        if self.scrub_bytes_per_second < 0 or self.scrub_pass_interval_s <= 0:
+            raise ValueError("scrub_bytes_per_second must be >= 0, scrub_pass_interval_s > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +269,10 @@ def node_config(
             "retry_max_backoff_s": 2.0,
             "retry_window_s": settings.shard_sync_retry_window_s,
             "batch_size": settings.shard_sync_batch_size,
+        },
+        "scrub": {
+            "bytes_per_second": settings.scrub_bytes_per_second,
+            "pass_interval_s": settings.scrub_pass_interval_s,
         },
     }
 

@@ -5,8 +5,10 @@ members, extend, delete) and of staking (register a node, stake, voting_end and
 initiate_epoch_change with 4 nodes and with 100 nodes on 1000 shards, epoch_sync_done, request
 and withdraw stake) it prints the gas used and the median wall time of the client call as a
 caller sees it (transaction, receipt and the client's own reads), on both chains; then the
-transaction throughput of one account sending concurrently. anvil (a native Rust node) is the
-baseline measured in the same run; the last column is devchain time / anvil time.
+transaction throughput of one account sending concurrently, and the time of an ether transfer
+(transaction and receipt) idle and while three clients each run 30M-gas eth_calls in a loop (the
+devchain serves calls beside transactions, walruspy.chain.devchain_calls). anvil (a native Rust
+node) is the baseline measured in the same run; the last column is devchain time / anvil time.
 Targets: certify with 100 members in at most 150 ms on the devchain (issue 3); voting_end and
 initiate_epoch_change with 100 nodes and 1000 shards within one 30M-gas block (issue 9). The
 first initiate_epoch_change into each of Staking's two Committee contracts writes fresh storage
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.chain.back
 
 from eth_account import Account
 from tests.chain.backends import ChainProcess, running
+from web3 import Web3
 
 from walruspy.chain.deploy import DeployParams, assign_shards, deploy, sign_deployment_pop
 from walruspy.chain.deploy_staking import StakingParams, deploy_staking
@@ -287,8 +290,65 @@ async def staking_lifecycle(node: ChainProcess, n_nodes: int, figures: Figures) 
             )
 
 
+SPIN_SOURCE = """
+@external
+@view
+def spin(n: uint256) -> uint256:
+    x: uint256 = 0
+    for i: uint256 in range(n, bound=1000000000):
+        x = unsafe_add(x, i)
+    return x
+"""
+HEAVY_CLIENTS = 3
+HEAVY_CALL_GAS = 30_000_000  # the block gas limit, and the devchain's default call gas cap
+
+
+async def heavy_call_contention(node: ChainProcess, repeat: int, figures: Figures) -> None:
+    """An ether transfer's time idle, then while HEAVY_CLIENTS loop 30M-gas eth_calls."""
+    import aiohttp
+    import vyper
+
+    w3 = chain_web3(node)
+    try:
+        chain_id = await w3.eth.chain_id
+        sender = TransactionSender(w3, node.url, node.keys[0], chain_id)
+        bytecode = bytes.fromhex(vyper.compile_code(SPIN_SOURCE)["bytecode"][2:])
+        deployed = await sender.send("deploy", to=None, data=bytecode, gas=1_000_000)
+        spin = "0x" + bytes(Web3.keccak(text="spin(uint256)")[:4]).hex() + f"{10**9:064x}"
+        call = {"to": deployed["contractAddress"], "data": spin, "gas": hex(HEAVY_CALL_GAS)}
+        sink = Account.create().address
+        name = "ether transfer, idle"
+        for _ in range(repeat):
+            start = time.perf_counter()
+            await sender.send("transfer", to=sink, data=b"", gas=21_000, value=1)
+            figures.record(name, 21_000, time.perf_counter() - start)
+
+        async def hammer(http: aiohttp.ClientSession) -> None:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [call, "latest"]}
+            while True:
+                async with http.post(node.url, json=body) as response:
+                    await response.read()
+
+        name = f"ether transfer, {HEAVY_CLIENTS} clients looping 30M-gas calls"
+        async with aiohttp.ClientSession() as http:
+            clients = [asyncio.create_task(hammer(http)) for _ in range(HEAVY_CLIENTS)]
+            try:
+                await asyncio.sleep(1.0)  # let the calls start
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    await sender.send("transfer", to=sink, data=b"", gas=21_000, value=1)
+                    figures.record(name, 21_000, time.perf_counter() - start)
+            finally:
+                for client in clients:
+                    client.cancel()
+                await asyncio.gather(*clients, return_exceptions=True)
+    finally:
+        await w3.provider.disconnect()
+
+
 async def measure(node: ChainProcess, repeat: int, transactions: int) -> Figures:
     figures = Figures()
+    await heavy_call_contention(node, min(repeat, 5), figures)
     for n_members in COMMITTEE_SIZES:
         await lifecycle(node, n_members, repeat, transactions, figures)
     for n_nodes in STAKING_SIZES:

@@ -89,13 +89,17 @@ def _wait_for_line(process: subprocess.Popen[bytes], log: IO[bytes], prefix: str
     raise AssertionError(f"no line starting {prefix!r} within {READY_TIMEOUT_S} s: {tail}")
 
 
-def start_devchain(state_dir: Path, port: int = 0) -> ChainProcess:
+def start_devchain(
+    state_dir: Path, port: int = 0, *, dev_methods: bool = True, options: tuple[str, ...] = ()
+) -> ChainProcess:
     """`walruspy chain serve --port PORT` (0: a free one) in a new process, once it printed its
-    ready line."""
+    ready line; with `--dev-methods` (the suites move its clock with evm_mine) unless told not
+    to, and any further `options`."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by ChainProcess.stop
+    flags = ("--dev-methods",) if dev_methods else ()
     process = subprocess.Popen(
         [sys.executable, "-m", "walruspy.cli.main", "chain", "serve", "--port", str(port),
-         "--state", str(state_dir)],
+         "--state", str(state_dir), *flags, *options],
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip

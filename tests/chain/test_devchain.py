@@ -221,7 +221,7 @@ def compiled() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("devchain"))
+    running = start_server(tmp_path_factory.mktemp("devchain"), dev_methods=True)
     yield running
     assert running.stop() == 0
 
@@ -492,7 +492,7 @@ def chain_view(server: Server, tx_hashes: list[str], addresses: list[str]) -> di
 
 
 def test_kill9_loses_nothing_acknowledged(tmp_path: Path, compiled: dict[str, Any]) -> None:
-    first = start_server(tmp_path)
+    first = start_server(tmp_path, dev_methods=True)
     w3 = first.web3()
     keys = dev_account_keys(3)
     alice, bob = Sender(w3, keys[0]), Sender(w3, keys[1])
@@ -609,7 +609,10 @@ async def test_clock_and_fail_stop_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = 1_800_000_000.5
-    async with open_devchain(tmp_path, clock=lambda: now) as chain, aiohttp.ClientSession() as http:
+    async with (
+        open_devchain(tmp_path, clock=lambda: now, dev_methods=True) as chain,
+        aiohttp.ClientSession() as http,
+    ):
 
         async def rpc(method: str, *params: Any) -> Any:
             payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}

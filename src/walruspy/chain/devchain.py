@@ -36,9 +36,26 @@ and receipts, and each replayed block's hash is checked against the journal.
 ``evm_snapshot``/``evm_revert`` work too: a revert truncates the journal back to where it
 was at the snapshot, then rewinds the chain in memory.
 
-Concurrency. py-evm is synchronous and not thread-safe, so all chain work runs on one
-worker thread, one request at a time, while the event loop keeps serving; the number of
-requests waiting for it is bounded.
+Concurrency. py-evm is synchronous and not thread-safe, so all chain work (transactions,
+the test methods and every read but calls) runs on one chain thread, one request at a time,
+while the event loop keeps serving. ``eth_call`` and ``eth_estimateGas`` run on a few call
+threads of their own, beside it, on the state of the block they ask for (why that is safe:
+:mod:`walruspy.chain.devchain_engine`), so that a transaction never waits behind a long call;
+and while the chain thread has work, running calls pause, so that it does not share the
+interpreter with them. Calls are bounded by a gas cap and a time limit
+(:mod:`walruspy.chain.devchain_calls`, ``--call-gas-cap`` and ``--call-timeout``). The number of
+requests waiting for each kind of thread is bounded.
+
+Test methods. ``evm_increaseTime`` (add seconds to the clock of every later block),
+``evm_mine`` (mine an empty block, optionally at a given timestamp), ``evm_snapshot`` (remember
+the head) and ``evm_revert`` (rewind the chain, and its journal, to a snapshot) exist for tests
+and devnets, and are refused (``-32601``, "method evm_mine is disabled; start the chain with
+--dev-methods") unless the chain is started with ``dev_methods=True`` (``walruspy chain serve
+--dev-methods``). Each is dangerous on a chain that nodes use: moving the clock ends epochs
+early, so blobs expire and nodes garbage-collect their slivers, and the epoch change starts
+before nodes are ready; a revert rewinds transactions that clients were told were mined and
+that nodes already acted on (stored, certified, deleted), so their state no longer matches
+the chain's.
 """
 
 from __future__ import annotations
@@ -56,12 +73,19 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 from eth_utils.address import to_checksum_address
 
 from walruspy.chain import jsonrpc as rpc
+from walruspy.chain.devchain_calls import (
+    CALL_THREADS,
+    DEFAULT_CALL_GAS_CAP,
+    DEFAULT_CALL_TIMEOUT_S,
+    CallLimits,
+    ChainThreadGate,
+)
 from walruspy.chain.devchain_engine import (
     Engine,
 )
@@ -92,7 +116,11 @@ __all__ = [
     "DEFAULT_ACCOUNT_BALANCE_WEI",
     "DEFAULT_ACCOUNT_COUNT",
     "DEFAULT_BLOCK_GAS_LIMIT",
+    "DEFAULT_CALL_GAS_CAP",
+    "DEFAULT_CALL_TIMEOUT_S",
     "DEFAULT_CHAIN_ID",
+    "DEV_METHODS",
+    "CallLimits",
     "ClockRecord",
     "Devchain",
     "DevchainError",
@@ -111,21 +139,35 @@ _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 
-class _Worker:
-    """Runs chain work on one thread, one call at a time, with a bounded wait queue."""
+#: The test methods, refused unless the chain is started with ``dev_methods`` (module doc).
+DEV_METHODS: Final = ("evm_increaseTime", "evm_mine", "evm_snapshot", "evm_revert")
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="walruspy-devchain")
+
+class _Worker:
+    """Runs work on ``threads`` threads, with a bounded wait queue.
+
+    With a ``gate``, the gate is closed from the moment work is queued until its result is
+    back in the event loop, so that calls pause for all of it (queueing, execution, and the
+    event loop's hand-over, which also needs the GIL).
+    """
+
+    def __init__(self, name: str, threads: int, gate: ChainThreadGate | None = None) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._queued = 0
+        self._gate = gate
 
     async def run(self, function: Callable[..., _T], *args: Any) -> _T:
         if self._queued >= MAX_QUEUED_CALLS:
             raise RpcError(rpc.LIMIT_EXCEEDED, "devchain busy: too many queued requests")
         self._queued += 1
+        if self._gate is not None:
+            self._gate.enter()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
         finally:
             self._queued -= 1
+            if self._gate is not None:
+                self._gate.leave()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -154,10 +196,28 @@ class Devchain:
         await asyncio.shield(self._failure)
 
 
+def _disabled(name: str) -> rpc.RpcMethod:
+    """A test method of a chain started without ``dev_methods``: always refused."""
+
+    async def method(params: list[Any]) -> Any:
+        del params
+        raise RpcError(
+            rpc.METHOD_NOT_FOUND, f"method {name} is disabled; start the chain with --dev-methods"
+        )
+
+    return method
+
+
 def _rpc_methods(
-    engine: Engine, worker: _Worker, failure: asyncio.Future[None]
+    engine: Engine,
+    chain_worker: _Worker,
+    call_worker: _Worker,
+    failure: asyncio.Future[None],
+    dev_methods: bool,
 ) -> dict[str, rpc.RpcMethod]:
-    def on_worker(function: Callable[[list[Any]], Any], mutating: bool = False) -> rpc.RpcMethod:
+    def on_worker(
+        function: Callable[[list[Any]], Any], mutating: bool = False, worker: _Worker = chain_worker
+    ) -> rpc.RpcMethod:
         async def method(params: list[Any]) -> Any:
             try:
                 return await worker.run(partial(engine.run, function, mutating=mutating), params)
@@ -182,7 +242,7 @@ def _rpc_methods(
 
     from walruspy import __version__
 
-    return {
+    methods = {
         "eth_chainId": constant(rpc.encode_quantity(engine.genesis.chain_id)),
         "net_version": constant(str(engine.genesis.chain_id)),
         "web3_clientVersion": constant(f"walruspy-devchain/{__version__}/py-evm-{pyevm_version}"),
@@ -195,8 +255,8 @@ def _rpc_methods(
         "eth_getCode": on_worker(engine.get_code),
         "eth_getStorageAt": on_worker(engine.get_storage_at),
         "eth_sendRawTransaction": on_worker(engine.send_raw_transaction, mutating=True),
-        "eth_call": on_worker(engine.call),
-        "eth_estimateGas": on_worker(engine.estimate_gas),
+        "eth_call": on_worker(engine.call, worker=call_worker),
+        "eth_estimateGas": on_worker(engine.estimate_gas, worker=call_worker),
         "eth_getTransactionReceipt": on_worker(engine.get_transaction_receipt),
         "eth_getTransactionByHash": on_worker(engine.get_transaction_by_hash),
         "eth_getLogs": on_worker(engine.get_logs),
@@ -209,6 +269,9 @@ def _rpc_methods(
         "evm_snapshot": on_worker(engine.evm_snapshot),
         "evm_revert": on_worker(engine.evm_revert, mutating=True),
     }
+    if not dev_methods:
+        methods.update({name: _disabled(name) for name in DEV_METHODS})
+    return methods
 
 
 @contextlib.contextmanager
@@ -227,10 +290,13 @@ def _start_engine(
     requested: dict[str, int | None],
     clock: Callable[[], float],
     abort: threading.Event,
+    *,
+    call_limits: CallLimits,
+    gate: ChainThreadGate,
 ) -> tuple[Engine, Journal]:
     """Load or create the genesis, replay the journal; runs on the chain thread."""
     genesis, stored_hash = load_genesis(state_dir, requested, int(clock()))
-    engine = Engine(genesis, clock)
+    engine = Engine(genesis, clock, call_limits, gate)
     if stored_hash is None:
         store_genesis(state_dir, genesis, engine.genesis_hash)
     elif stored_hash != engine.genesis_hash:
@@ -256,12 +322,16 @@ async def open_devchain(
     account_balance_wei: int | None = None,
     block_gas_limit: int | None = None,
     clock: Callable[[], float] = time.time,
+    dev_methods: bool = False,
+    call_limits: CallLimits | None = None,
 ) -> AsyncIterator[Devchain]:
     """Run a durable development chain in this event loop, serving JSON-RPC on ``host:port``.
 
     ``port=0`` picks a free port (see ``.url``). Settings left as None come from the state
     directory, or defaults for a new one; explicit settings that differ from the stored
-    ones raise :class:`DevchainStateError`.
+    ones raise :class:`DevchainStateError`. ``dev_methods`` enables the test methods
+    (``evm_increaseTime``, ``evm_mine``, ``evm_snapshot``, ``evm_revert``; the module doc says
+    why they are off by default); ``call_limits`` bound eth_call and eth_estimateGas.
     """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -272,14 +342,19 @@ async def open_devchain(
         "block_gas_limit": block_gas_limit,
     }
     with _locked(state_dir), contextlib.ExitStack() as closing:
-        worker = _Worker()
-        closing.callback(worker.close)
+        gate = ChainThreadGate()
+        chain_worker = _Worker("walruspy-devchain", 1, gate)
+        closing.callback(chain_worker.close)
+        call_worker = _Worker("walruspy-devchain-call", CALL_THREADS)
+        closing.callback(call_worker.close)
         abort = threading.Event()  # stops a long replay when we are cancelled meanwhile
         closing.callback(abort.set)
-        engine, journal = await worker.run(_start_engine, state_dir, requested, clock, abort)
+        start = partial(_start_engine, call_limits=call_limits or CallLimits(), gate=gate)
+        engine, journal = await chain_worker.run(start, state_dir, requested, clock, abort)
         closing.callback(journal.close)
         failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        app = rpc.make_jsonrpc_app(_rpc_methods(engine, worker, failure))
+        methods = _rpc_methods(engine, chain_worker, call_worker, failure, dev_methods)
+        app = rpc.make_jsonrpc_app(methods)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
@@ -290,6 +365,7 @@ async def open_devchain(
             bound_port = listener.getsockname()[1]
             yield Devchain(f"http://{host}:{bound_port}", state_dir, engine, failure)
         finally:
+            gate.close()  # running calls end now, so the cleanup need not wait for them
             await runner.cleanup()
             if not failure.done():
                 failure.cancel()
@@ -306,13 +382,19 @@ def run_devchain_server(
     account_count: int | None = None,
     account_balance_wei: int | None = None,
     block_gas_limit: int | None = None,
+    dev_methods: bool = False,
+    call_gas_cap: int = DEFAULT_CALL_GAS_CAP,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
 ) -> None:
     """Serve a development chain until SIGTERM or SIGINT (the ``walruspy chain serve`` body).
 
     Prints exactly one line to stdout once it accepts requests:
     ``devchain listening on http://HOST:PORT chain_id=ID``. Raises
-    :class:`DevchainError` if the chain cannot start or stops serving.
+    :class:`DevchainError` if the chain cannot start or stops serving, ``ValueError`` for
+    call limits out of range. ``dev_methods``, ``call_gas_cap`` and ``call_timeout_s``: see
+    :func:`open_devchain`.
     """
+    call_limits = CallLimits(call_gas_cap, call_timeout_s)
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -329,6 +411,7 @@ def run_devchain_server(
         async with open_devchain(
             state_dir, port, host=host, chain_id=chain_id, account_count=account_count,
             account_balance_wei=account_balance_wei, block_gas_limit=block_gas_limit,
+            dev_methods=dev_methods, call_limits=call_limits,
         ) as chain:  # fmt: skip
             sys.stdout.write(f"devchain listening on {chain.url} chain_id={chain.chain_id}\n")
             sys.stdout.flush()

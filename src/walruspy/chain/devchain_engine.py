@@ -1,8 +1,18 @@
 """The devchain's engine: py-evm (via eth-tester, Prague fork) behind the JSON-RPC methods.
 
-See `walruspy.chain.devchain` for the theory of operation. The engine is synchronous and not
-thread-safe: the server runs it on one worker thread, one request at a time. Every change to the
-chain is appended to the journal before the call returns, and `replay` rebuilds the chain from it.
+See `walruspy.chain.devchain` for the theory of operation. The engine is synchronous. Every
+method but `call` and `estimate_gas` runs on the one chain thread, one request at a time. Every
+change to the chain is appended to the journal before the call returns, and `replay` rebuilds
+the chain from it.
+
+`call` and `estimate_gas` may run on other threads, at the same time as the chain thread mines.
+That is safe because of what they touch: a fresh VM and state of their own (py-evm's account
+caches and journal live in the state object), the content-addressed trie nodes of a mined state
+root (mining only adds nodes, it never changes or deletes one, and a dict read or write is
+atomic under the GIL), and the canonical header index, which mining extends after it has stored
+the header. Only `evm_revert` deletes index entries, so a call racing with it may find its
+block gone and answer "header not found", as a node answers for a block lost in a reorg. The
+gas cap and time limit of calls are in `walruspy.chain.devchain_calls`.
 """
 
 from __future__ import annotations
@@ -30,6 +40,13 @@ from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError
 
 from walruspy.chain import jsonrpc as rpc
+from walruspy.chain.devchain_calls import (
+    CallAborted,
+    CallGuard,
+    CallLimits,
+    ChainThreadGate,
+    guard_state,
+)
 from walruspy.chain.devchain_state import (
     MAX_FEE_HISTORY_BLOCKS,
     MAX_LOG_RESULTS,
@@ -69,10 +86,22 @@ def _execution_error(computation: ComputationAPI) -> RpcError:
 
 
 class Engine:
-    """The chain: py-evm, lookup indices, the clock and the journal. One thread only."""
+    """The chain: py-evm, lookup indices, the clock and the journal (threads: module doc).
 
-    def __init__(self, genesis: DevchainGenesis, clock: Callable[[], float]) -> None:
+    ``call_limits`` bound eth_call and eth_estimateGas; while ``gate`` says the chain thread
+    is busy, calls on other threads pause.
+    """
+
+    def __init__(
+        self,
+        genesis: DevchainGenesis,
+        clock: Callable[[], float],
+        call_limits: CallLimits | None = None,
+        gate: ChainThreadGate | None = None,
+    ) -> None:
         install_native_precompiles()
+        self.call_limits = call_limits or CallLimits()
+        self._gate = gate
         self.genesis = genesis
         self.account_keys = dev_account_keys(genesis.account_count)
         self.accounts = [PrivateKey(k).public_key.to_canonical_address() for k in self.account_keys]
@@ -415,18 +444,27 @@ class Engine:
 
     # -- executing without mining --
 
-    def _call_vm(self, selector: object) -> tuple[VirtualMachineAPI, StateAPI]:
-        """A VM and state for the block after ``selector``, with free gas."""
+    def _call_vm(self, selector: object) -> tuple[VirtualMachineAPI, StateAPI, int]:
+        """A VM and state for the block after ``selector``, with free gas, and the gas cap.
+
+        The state checks a new :class:`CallGuard`: the call's time limit starts here.
+        """
+        guard = CallGuard(self.call_limits.timeout_s, self._gate)
         chain = self._chain
         number = self._block_number(selector)
-        parent = chain.get_canonical_block_header_by_number(number)
-        if number == self._head().block_number:
-            timestamp = self._next_timestamp()
-        else:
-            timestamp = chain.get_canonical_block_header_by_number(number + 1).timestamp
+        try:
+            parent = chain.get_canonical_block_header_by_number(number)
+            if number == self._head().block_number:
+                timestamp = self._next_timestamp()
+            else:
+                timestamp = chain.get_canonical_block_header_by_number(number + 1).timestamp
+        except HeaderNotFound as exc:  # reverted meanwhile by evm_revert (module doc)
+            raise RpcError(rpc.SERVER_ERROR, "header not found") from exc
         header = chain.create_header_from_parent(parent, timestamp=timestamp)
         vm: VirtualMachineAPI = chain.get_vm(header.copy(base_fee_per_gas=0))
-        return vm, vm.state
+        state = vm.state
+        guard_state(state, guard)
+        return vm, state, min(self.call_limits.gas_cap, header.gas_limit)
 
     def _attempt(
         self, vm: VirtualMachineAPI, state: StateAPI, call: rpc.CallRequest, gas: int
@@ -444,19 +482,29 @@ class Engine:
             state.revert(snapshot)
 
     def call(self, params: list[Any]) -> str:
+        """eth_call: the call's output; asking for more gas than the cap gets the cap."""
         call = rpc.parse_call(rpc.param(params, 0, "transaction"))
-        vm, state = self._call_vm(rpc.param(params, 1, "block", None))
-        gas_limit = vm.get_header().gas_limit
-        computation = self._attempt(vm, state, call, min(call.gas or gas_limit, gas_limit))
+        try:
+            vm, state, gas_cap = self._call_vm(rpc.param(params, 1, "block", None))
+            computation = self._attempt(vm, state, call, min(call.gas or gas_cap, gas_cap))
+        except CallAborted as exc:
+            raise RpcError(rpc.SERVER_ERROR, str(exc)) from exc
         if computation.is_error:
             raise _execution_error(computation)
         return rpc.encode_data(bytes(computation.output))
 
     def estimate_gas(self, params: list[Any]) -> str:
+        """eth_estimateGas, at most the gas cap; one time limit for the whole search."""
+        try:
+            return self._estimate_gas(params)
+        except CallAborted as exc:
+            raise RpcError(rpc.SERVER_ERROR, str(exc)) from exc
+
+    def _estimate_gas(self, params: list[Any]) -> str:
         """The least gas that succeeds, to within 1.5% (geth's search: a few executions)."""
         call = rpc.parse_call(rpc.param(params, 0, "transaction"))
-        vm, state = self._call_vm(rpc.param(params, 1, "block", None))
-        cap = min(call.gas or vm.get_header().gas_limit, vm.get_header().gas_limit)
+        vm, state, gas_cap = self._call_vm(rpc.param(params, 1, "block", None))
+        cap = min(call.gas or gas_cap, gas_cap)
         computation = self._attempt(vm, state, call, cap)
         if computation.is_error:
             if isinstance(computation.error, OutOfGas):

@@ -4,6 +4,10 @@
 SIGINT and prints exactly one line when it accepts requests,
 `devchain listening on http://HOST:PORT chain_id=ID` (`--port 0` picks a free port; the line
 names it). That line is a protocol scripts wait on, so `serve` has no `--json` form.
+`--dev-methods` enables the test methods (evm_increaseTime, evm_mine, evm_snapshot, evm_revert),
+which devnets and tests use and a chain that nodes rely on must not offer (the module doc of
+walruspy.chain.devchain says why); `--call-gas-cap` and `--call-timeout` bound eth_call and
+eth_estimateGas (walruspy.chain.devchain_calls).
 
 `chain deploy` deploys WAL, the committee and System (walruspy.chain.deploy, spec
 walrus-system.md 2.1-2.2) and writes the deployment file the other commands read. The committee
@@ -47,6 +51,11 @@ _SIZE_UNITS: Final = {
 }
 # The devchain's prefunded accounts (walruspy.chain.devchain_state.DEFAULT_ACCOUNT_COUNT).
 _MAX_DEV_ACCOUNTS: Final = 10
+# walruspy.chain.devchain_calls's defaults and bound, repeated so that the CLI starts without
+# importing py-evm (a test checks they agree).
+_DEFAULT_CALL_GAS_CAP: Final = 30_000_000
+_DEFAULT_CALL_TIMEOUT_S: Final = 30.0
+_MAX_CALL_TIMEOUT_S: Final = 3600.0
 
 
 def parse_duration_s(text: str) -> int:
@@ -126,11 +135,49 @@ def chain() -> None:
     help="Directory holding the chain (created if missing; survives restarts).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-def serve_command(port: int, state_dir: Path, host: str) -> None:
+@click.option(
+    "--dev-methods",
+    is_flag=True,
+    help="Enable the test methods: evm_increaseTime (moves the chain clock: epochs end early,"
+    " blobs expire and are garbage-collected), evm_mine (an empty block, optionally at a given"
+    " time), evm_snapshot and evm_revert (rewinds transactions nodes already acted on). For"
+    " tests and devnets only.",
+)
+@click.option(
+    "--call-gas-cap",
+    type=click.IntRange(21_000, 2**63 - 1),
+    default=_DEFAULT_CALL_GAS_CAP,
+    show_default=True,
+    help="Gas of eth_call and eth_estimateGas: a call asking for more (or none) gets this.",
+)
+@click.option(
+    "--call-timeout",
+    "call_timeout_s",
+    type=click.FloatRange(0, _MAX_CALL_TIMEOUT_S, min_open=True),
+    default=_DEFAULT_CALL_TIMEOUT_S,
+    show_default=True,
+    help="Seconds an eth_call or eth_estimateGas may run before it is aborted with an error.",
+)
+def serve_command(
+    *,
+    port: int,
+    state_dir: Path,
+    host: str,
+    dev_methods: bool,
+    call_gas_cap: int,
+    call_timeout_s: float,
+) -> None:
     """Run the embedded development chain (py-evm, Prague) over JSON-RPC until stopped."""
     from walruspy.chain.devchain import run_devchain_server
 
-    run_devchain_server(port, state_dir, host)
+    run_devchain_server(
+        port,
+        state_dir,
+        host,
+        dev_methods=dev_methods,
+        call_gas_cap=call_gas_cap,
+        call_timeout_s=call_timeout_s,
+    )
 
 
 def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -184,7 +184,7 @@ class Devnet:
             _spec(
                 directory,
                 "chain",
-                "-m walruspy.cli.main chain serve --port {port} --state {state}",
+                "-m walruspy.cli.main chain serve --port {port} --state {state} --dev-methods",
                 port=ports[0],
                 state=directory / "chain",
             ),

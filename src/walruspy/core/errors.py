@@ -6,6 +6,8 @@
     │   ├── BlobIdError              a blob ID in text or bytes form that is not one
     │   ├── DataTooLargeError        a blob over the maximum size for the shard count
     │   ├── VerificationError        a value that parses but fails its cryptographic check
+    │   │   └── ChallengeVerificationError  a storage-challenge answer that is wrong: missing,
+    │   │                                extra or misplaced symbols, a bad symbol or proof
     │   └── InvalidParametersError   encoding parameters that cannot work (n_shards < 4, ...)
     ├── NotEnoughSymbolsError        too few slivers or symbols to decode or recover
     └── InconsistentBlobError        the blob was encoded inconsistently: never returned as data
@@ -40,6 +42,16 @@ class DataTooLargeError(InvalidInputError):
 
 class VerificationError(InvalidInputError):
     """A value that parses but fails its hash, Merkle or signature check."""
+
+
+class ChallengeVerificationError(VerificationError):
+    """A challenged node's answer fails: the node did not prove it stores its slivers.
+
+    Raised by `walruspy.core.challenge.verify_challenge_answer` for an answer for another blob,
+    missing, extra or misplaced symbols, or a symbol or Merkle proof that does not verify against
+    the metadata. A symbol that verifies but differs from the checker's own copy is not the
+    challenged node's fault and raises `InconsistentBlobError` instead.
+    """
 
 
 class InvalidParametersError(InvalidInputError):

@@ -9,6 +9,8 @@ epoch u32 LE`, followed by a body whose layout the intent type fixes:
     2 INVALID_BLOB_ID      blob_id [32]
     3 SYNC_SHARD           0x00 (V1) ‖ shard_index u16 ‖ sliver_type u8 (0 primary, 1 secondary) ‖
                            starting_blob_id [32] ‖ sliver_count u64 ‖ epoch u32 (node to node only)
+    7 CHALLENGE_ATTESTATION  node_id [32] ‖ seed [32] ‖ blobs_checked u32 (walruspy's own, not
+                           Walrus's: storage challenges, `walruspy.core.challenge`)
 
 (Intents 4 to 6, DENY_LIST_UPDATE, DENY_LIST_BLOB_DELETED and PROTOCOL_VERSION, are named in
 `IntentType` but have no body type here yet. SYNC_SHARD has its own sign and verify functions at
@@ -53,6 +55,7 @@ from enum import Enum, IntEnum
 from typing import ClassVar, Self
 
 from walruspy.core.bcs import Reader, Writer
+from walruspy.core.committee import NODE_ID_BYTES
 from walruspy.core.crypto import (
     PUBLIC_KEY_BYTES,
     SIGNATURE_BYTES,
@@ -82,6 +85,7 @@ EVM_ADDRESS_BYTES = 20
 MAX_SERIALIZED_MESSAGE_BYTES = 1024
 
 _MAX_EPOCH = (1 << 32) - 1
+_MAX_U32 = (1 << 32) - 1
 _PERSISTENCE_PERMANENT = 0
 _PERSISTENCE_DELETABLE = 1
 # Base64 of MAX_SERIALIZED_MESSAGE_BYTES bytes, rounded up.
@@ -98,6 +102,9 @@ class IntentType(IntEnum):
     DENY_LIST_UPDATE = 4
     DENY_LIST_BLOB_DELETED = 5
     PROTOCOL_VERSION = 6
+    #: walruspy's own, after Walrus's six: a peer attests that a node passed a storage challenge
+    #: (`ChallengeAttestationMessage`; Walrus has no storage challenges, spec 3.6).
+    CHALLENGE_ATTESTATION = 7
 
 
 def _check_epoch(epoch: int) -> None:
@@ -304,13 +311,68 @@ class ProofOfPossessionMessage:
         return cls(epoch, address, key)
 
 
+#: Length of the challenge seed (the shared random coin) in a challenge attestation.
+CHALLENGE_SEED_BYTES = 32
+#: Length of a serialized CHALLENGE_ATTESTATION message: 7 header bytes, 32 + 32 + 4 body bytes.
+CHALLENGE_ATTESTATION_MESSAGE_BYTES = 75
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeAttestationMessage:
+    """CHALLENGE_ATTESTATION: "in `epoch`, node `node_id` passed the challenge of `seed`".
+
+    Signed by a peer that checked the challenged node's answers for all `blobs_checked` blobs of
+    the sample `seed` picks (`walruspy.core.challenge`); a quorum of such signatures is the
+    certificate posted on chain (Walrus paper, arXiv 2505.05370, section 4.6). The body is
+    `node_id [32] ‖ seed [32] ‖ blobs_checked u32 LE`, fixed-size fields without length prefixes,
+    the layout the on-chain counterpart reads by byte offset.
+    """
+
+    epoch: int
+    node_id: bytes
+    seed: bytes
+    blobs_checked: int
+
+    INTENT: ClassVar[IntentType] = IntentType.CHALLENGE_ATTESTATION
+
+    def __post_init__(self) -> None:
+        _check_epoch(self.epoch)
+        _check_id(self.node_id, NODE_ID_BYTES, "node ID")
+        _check_id(self.seed, CHALLENGE_SEED_BYTES, "challenge seed")
+        count = self.blobs_checked
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= _MAX_U32:
+            raise ValueError(f"blobs_checked is a u32, got {count!r}")
+
+    def to_bcs(self) -> bytes:
+        """The bytes a peer signs (`CHALLENGE_ATTESTATION_MESSAGE_BYTES` long)."""
+        writer = MessageHeader(self.INTENT, self.epoch).write(Writer()).fixed(self.node_id)
+        return writer.fixed(self.seed).u32(self.blobs_checked).finish()
+
+    @classmethod
+    def from_bcs(cls, data: bytes) -> Self:
+        """Decode strictly; see the module docstring."""
+        reader = Reader(bytes(data))
+        epoch = _read_header(reader, cls.INTENT)
+        node_id = reader.fixed(NODE_ID_BYTES, "node ID")
+        seed = reader.fixed(CHALLENGE_SEED_BYTES, "challenge seed")
+        blobs_checked = reader.u32("blobs checked")
+        reader.finish("CHALLENGE_ATTESTATION message")
+        return cls(epoch, node_id, seed, blobs_checked)
+
+
 #: The message types with a body defined here.
-ProtocolMessage = ConfirmationMessage | InvalidBlobIdMessage | ProofOfPossessionMessage
+ProtocolMessage = (
+    ConfirmationMessage
+    | InvalidBlobIdMessage
+    | ProofOfPossessionMessage
+    | ChallengeAttestationMessage
+)
 
 _MESSAGE_TYPES: dict[IntentType, type[ProtocolMessage]] = {
     IntentType.BLOB_CERT: ConfirmationMessage,
     IntentType.INVALID_BLOB_ID: InvalidBlobIdMessage,
     IntentType.PROOF_OF_POSSESSION: ProofOfPossessionMessage,
+    IntentType.CHALLENGE_ATTESTATION: ChallengeAttestationMessage,
 }
 
 

@@ -220,7 +220,7 @@ def events(contract: Any, name: str | None = None) -> list[Any]:
 
 @dataclass
 class Deployment:
-    """A deployed WAL + Committee + System with a funded, approving user."""
+    """A deployed WAL + Committee + System (+ Challenges) with a funded, approving user."""
 
     wal: Any
     committee_contract: Any
@@ -228,6 +228,7 @@ class Deployment:
     committee: Committee
     owner: Any
     user: Any
+    challenges: Any = None
 
     def fund(self, account: Any, amount: int = USER_FUNDS) -> None:
         with boa.env.prank(self.owner):
@@ -265,6 +266,20 @@ class Deployment:
         self.system.advance_epoch()
 
 
+@pytest.fixture(autouse=True)
+def fresh_storage_traces() -> None:
+    """Forget the storage writes titanoboa recorded in earlier tests.
+
+    titanoboa keeps, per address, every storage slot ever written in the session, and decodes
+    them with the layout of the contract now at that address to print it when a call reverts.
+    Tests deploy different contracts at the same addresses (the deployer's nonces restart at
+    each test), and a slot of another layout can crash that decoding instead of raising the
+    revert being tested.
+    """
+    boa.env.sstore_trace = {}
+    boa.env.sha3_trace = {}
+
+
 @pytest.fixture(scope="session")
 def wal_deployer() -> Any:
     return boa.load_partial(str(CONTRACTS_DIR / "Wal.vy"))
@@ -278,6 +293,11 @@ def committee_deployer() -> Any:
 @pytest.fixture(scope="session")
 def system_deployer() -> Any:
     return boa.load_partial(str(CONTRACTS_DIR / "System.vy"))
+
+
+@pytest.fixture(scope="session")
+def challenges_deployer() -> Any:
+    return boa.load_partial(str(CONTRACTS_DIR / "Challenges.vy"))
 
 
 @pytest.fixture(scope="session")
@@ -320,9 +340,14 @@ def deploy_system(
     total_capacity: int = TOTAL_CAPACITY,
     storage_price: int = STORAGE_PRICE,
     write_price: int = WRITE_PRICE,
+    challenges: Any = None,
 ) -> Any:
-    """Deploy System with a sealed committee contract and the given parameters."""
-    return system_deployer.deploy(
+    """Deploy System with a sealed committee contract and the given parameters.
+
+    With `challenges` (a fresh Challenges.vy), System is deployed naming it and it is attached
+    to System, as `walruspy.chain.deploy` does.
+    """
+    system = system_deployer.deploy(
         wal.address,
         committee_contract.address,
         epoch_duration_s,
@@ -331,16 +356,26 @@ def deploy_system(
         storage_price,
         write_price,
         ZERO_ADDRESS,
+        ZERO_ADDRESS if challenges is None else challenges.address,
     )
+    if challenges is not None:
+        challenges.attach(system.address)
+    return system
 
 
 @pytest.fixture
 def deployment(
-    system_deployer: Any, wal: Any, committee_contract: Any, committee: Committee, owner: Any
+    system_deployer: Any,
+    challenges_deployer: Any,
+    wal: Any,
+    committee_contract: Any,
+    committee: Committee,
+    owner: Any,
 ) -> Deployment:
-    system = deploy_system(system_deployer, wal, committee_contract)
+    challenges = challenges_deployer.deploy()
+    system = deploy_system(system_deployer, wal, committee_contract, challenges=challenges)
     user = boa.env.generate_address("user")
-    d = Deployment(wal, committee_contract, system, committee, owner, user)
+    d = Deployment(wal, committee_contract, system, committee, owner, user, challenges)
     d.fund(user)
     return d
 

@@ -1,4 +1,5 @@
-"""A staking deployment in titanoboa: WAL, Selection, Staking, Pools, System and two committees.
+"""A staking deployment in titanoboa: WAL, Selection, Staking, Pools, System, Challenges and two
+committees.
 
 `StakingNet` drives it the way nodes, stakers and the epoch driver would: operators register
 with a proof of possession for their own address and the current epoch, stakers stake from
@@ -58,6 +59,7 @@ class StakingNet:
     committees: tuple[Any, Any]
     owner: str
     n_shards: int
+    challenges: Any = None
     operators: dict[bytes, Operator] = field(default_factory=dict)
 
     # --- accounts ---
@@ -189,9 +191,19 @@ def deploy_staking_net(
         wal.address, selection.address, n_shards, EPOCH_S, epoch_zero_s
     )
     pools = load("Pools").deploy(wal.address, staking.address)
+    challenges = load("Challenges").deploy()
     system = load("System").deploy(
-        wal.address, ZERO_ADDRESS, EPOCH_S, MAX_EPOCHS_AHEAD, TOTAL_CAPACITY, 0, 0, staking.address
+        wal.address,
+        ZERO_ADDRESS,
+        EPOCH_S,
+        MAX_EPOCHS_AHEAD,
+        TOTAL_CAPACITY,
+        0,
+        0,
+        staking.address,
+        challenges.address,
     )
+    challenges.attach(system.address)
     committee_deployer = load("Committee")
     committees = (committee_deployer.deploy(), committee_deployer.deploy())
     for committee in committees:
@@ -199,7 +211,9 @@ def deploy_staking_net(
             committee.reserve(reserve)
         committee.hand_over(staking.address)
     staking.attach(system.address, pools.address, committees[0].address, committees[1].address)
-    return StakingNet(wal, selection, staking, pools, system, committees, owner, n_shards)
+    return StakingNet(
+        wal, selection, staking, pools, system, committees, owner, n_shards, challenges=challenges
+    )
 
 
 __all__ = [

@@ -49,9 +49,13 @@ def test_contracts_fit_the_size_limits(
         ),
         "Pools": encode(["address", "address"], [str(wal.address), str(wal.address)]),
         "System": encode(
-            ["address", "address", "uint64", "uint32", "uint64", "uint64", "uint64", "address"],
-            [str(wal.address), str(committee_contract.address), 60, 10, 1 << 30, 1, 1, ZERO],
+            [
+                *("address", "address", "uint64", "uint32", "uint64", "uint64", "uint64"),
+                *("address", "address"),
+            ],  # staking, challenges
+            [str(wal.address), str(committee_contract.address), 60, 10, 1 << 30, 1, 1, ZERO, ZERO],
         ),
+        "Challenges": b"",
     }[name]
     address, computation = boa.env.deploy(bytecode=bytecode + constructor_args, gas=30_000_000)
     assert not computation.is_error

@@ -554,8 +554,9 @@ def test_selection_and_epoch_change_fit_one_block_at_full_size() -> None:
     """100 nodes, 1000 shards: voting_end and initiate_epoch_change each under 30M gas.
 
     Measured for the first epoch change (100 pools join at once) and the next two (each fills
-    the other Committee contract, then rewrites one), with the committees' storage reserved
-    at deployment as `deploy_staking` does. Gas is deterministic, so this is a bound, not a
+    the other Committee contract, then rewrites one; each settles an epoch whose storage
+    challenge started and nobody passed), with the committees' storage reserved at deployment
+    as `deploy_staking` does. Gas is deterministic, so this is a bound, not a
     timing. A fresh environment without the test isolation's snapshots lets each measured call
     start with every slot cold.
     """
@@ -572,6 +573,11 @@ def test_selection_and_epoch_change_fit_one_block_at_full_size() -> None:
                 for i, operator in enumerate(operators[:30]):
                     net.stake(staker, operator.node_id, (500 + 11 * i + change) * WAL)
             for step in ("voting_end", "initiate_epoch_change"):
+                if change and step == "initiate_epoch_change":
+                    # A started challenge nobody passed: settlement burns every share.
+                    net.challenges.schedule_challenge()
+                    boa.env.time_travel(blocks=2)
+                    net.challenges.start_challenge()
                 if change:
                     boa.env.time_travel(seconds=EPOCH_S // 2)
                 boa.env.reset_gas_used()

@@ -77,7 +77,12 @@ def deployment_json(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "format": DEPLOYMENT_FORMAT,
         "chain_id": 31337,
-        "contracts": {"system": ADDRESS, "wal": ADDRESS, "committee": ADDRESS},
+        "contracts": {
+            "system": ADDRESS,
+            "wal": ADDRESS,
+            "committee": ADDRESS,
+            "challenges": ADDRESS,
+        },
         "deployer": ADDRESS,
         "start_block": 7,
         "abi_digest": "ab" * 32,
@@ -170,6 +175,10 @@ def test_deployment_file_round_trip(tmp_path: Path) -> None:
         (
             deployment_json(contracts={"system": "0x12", "wal": ADDRESS, "committee": ADDRESS}),
             "'system' must be a hex address",
+        ),
+        (
+            deployment_json(contracts={"system": ADDRESS, "wal": ADDRESS, "committee": ADDRESS}),
+            "'challenges' must be a hex address",
         ),
         (deployment_json(deployer=None), "'deployer' must be a hex address"),
         (deployment_json(chain_id="1"), "'chain_id' must be a natural number"),

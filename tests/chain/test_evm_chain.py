@@ -27,6 +27,7 @@ from walruspy.chain.api import (
     ChainReorganizedError,
     ChainRevertError,
     ChainUnavailableError,
+    ChallengeState,
     DeploymentError,
 )
 from walruspy.chain.deploy import (
@@ -42,6 +43,8 @@ from walruspy.chain.events import (
     BlobDeleted,
     BlobRegistered,
     ChainEvent,
+    ChallengeCertified,
+    ChallengeStart,
     EpochChangeDone,
     EpochChangeStart,
     EventCursor,
@@ -52,7 +55,12 @@ from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.crypto import BlsPrivateKey
-from walruspy.core.messages import BlobPersistence, ConfirmationMessage, InvalidBlobIdMessage
+from walruspy.core.messages import (
+    BlobPersistence,
+    ChallengeAttestationMessage,
+    ConfirmationMessage,
+    InvalidBlobIdMessage,
+)
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 
 pytestmark = pytest.mark.timeout(180)
@@ -479,6 +487,78 @@ async def test_expiry_after_advance_epoch(node: ChainProcess) -> None:
             (EpochChangeStart, 2),
             (EpochChangeDone, 2),
         ]
+
+
+# -- storage challenges ----------------------------------------------------------------
+
+
+async def test_storage_challenge_round_trip(node: ChainProcess) -> None:
+    """Schedule, mine the seed block, start, read ChallengeStart, certify, read the state."""
+    signing = COMMITTEE_10
+    deployment = await deploy(node.url, node.keys[0], signing.params_for(node.keys[0]))
+    async with open_evm_chain(node.url, deployment, node.keys[0]) as chain:
+        info = await chain.system_info()
+        opens = info.epoch_started_at + EPOCH_DURATION_S // 2
+        assert await chain.challenge_state(1) == ChallengeState(1, 0, b"", False, opens, {})
+        assert not await chain.schedule_challenge()  # the window is not open: a dry run only
+        node.rpc("evm_mine", max(opens, await chain.chain_time() + 1))
+        assert not await chain.start_challenge()  # not scheduled
+        w3, challenges = chain._w3, chain._challenges
+
+        async def needed(data: bytes) -> int:
+            call = {"from": chain.address, "to": challenges.address, "data": data}
+            return await w3.eth.estimate_gas(call, "pending")  # type: ignore[arg-type]
+
+        schedule_data = challenges.calldata("schedule_challenge")
+        assert await needed(schedule_data) * 1.25 < GasLimits.SCHEDULE_CHALLENGE
+        assert await chain.schedule_challenge()
+        assert not await chain.schedule_challenge()  # already scheduled
+        scheduled = await chain.challenge_state(1)
+        assert scheduled.seed_block > 0 and not scheduled.started
+        assert not await chain.start_challenge()  # the seed block is not mined yet
+        node.rpc("evm_mine")  # the seed block (the devchain mines one per transaction)
+        start_data = challenges.calldata("start_challenge")
+        assert await needed(start_data) * 1.25 < GasLimits.START_CHALLENGE
+        assert await chain.start_challenge()
+        assert not await chain.start_challenge()  # already started
+        state = await chain.challenge_state(1)
+        assert state.started and state.seed_block == scheduled.seed_block
+        assert len(state.seed) == 32 and state.passed == {}
+        [started] = [e for e in await all_events(chain) if isinstance(e, ChallengeStart)]
+        assert (started.epoch, started.seed) == (1, state.seed)
+
+        node_id = signing.committee.members[3].node_id
+        message = ChallengeAttestationMessage(1, node_id, state.seed, 640).to_bcs()
+        quorum = signing.smallest()
+        with pytest.raises(ChainRevertError, match="certificate below quorum"):
+            await chain.certify_challenge(node_id, 640, signing.certificate(message, quorum[:1]))
+        with pytest.raises(ChainRevertError, match="bad signature"):  # signed for 640 blobs
+            await chain.certify_challenge(node_id, 641, signing.certificate(message, quorum))
+        certificate = signing.certificate(message, quorum)
+        certify_data = challenges.calldata(
+            "certify_challenge", node_id, 640, certificate.signers_bitmap(10),
+            certificate.signature.to_eip2537(),
+        )  # fmt: skip
+        limit = GasLimits.certificate(10, len(quorum)) + GasLimits.CERTIFY_CHALLENGE_EXTRA
+        assert await needed(certify_data) * 1.25 < limit
+        await chain.certify_challenge(node_id, 640, certificate)
+        with pytest.raises(ChainRevertError, match="already certified"):
+            await chain.certify_challenge(node_id, 640, certificate)
+        outsider = bytes(32)
+        with pytest.raises(ChainRevertError, match="not a committee member"):
+            await chain.certify_challenge(outsider, 640, certificate)
+        assert (await chain.challenge_state(1)).passed == {node_id: 640}
+        events = [e for e in await all_events(chain) if isinstance(e, ChallengeCertified)]
+        assert [(e.epoch, e.node_id, e.blobs_checked) for e in events] == [(1, node_id, 640)]
+        assert events[0].event_id > started.event_id
+
+        await end_epoch(node, chain)
+        past = await chain.challenge_state(1)
+        assert past == replace(state, window_opens_at=0, passed={node_id: 640})
+        now = await chain.system_info()
+        assert await chain.challenge_state(2) == ChallengeState(
+            2, 0, b"", False, now.epoch_started_at + EPOCH_DURATION_S // 2, {}
+        )
 
 
 # -- events, concurrency, errors -------------------------------------------------------

@@ -26,11 +26,14 @@ from walruspy.chain.contracts import compile_contract
 from walruspy.chain.events import (
     BlobCertified,
     BlobRegistered,
+    ChallengeCertified,
+    ChallengeScheduled,
+    ChallengeStart,
     EpochChangeStart,
     EventCursor,
     InvalidBlobId,
 )
-from walruspy.chain.evm_events import EventDecoder, LogReader, event_topic
+from walruspy.chain.evm_events import BlockRef, EventDecoder, LogReader, event_topic
 from walruspy.chain.evm_rpc import (
     KeepAliveHTTPProvider,
     TransactionSender,
@@ -300,7 +303,8 @@ async def test_reverted_receipts_are_replayed_for_the_reason(
 
 @pytest.fixture(scope="module")
 def system_abi() -> list[dict[str, Any]]:
-    return compile_contract("System")[0]
+    """System's ABI and Challenges' (whose logs the reader also decodes)."""
+    return compile_contract("System")[0] + compile_contract("Challenges")[0]
 
 
 class LogFactory:
@@ -326,7 +330,18 @@ class LogFactory:
             "topics": topics,
             "data": data,
             "transactionHash": bytes([block, index]) * 16,
+            "blockHash": block_hash_of(block),
         }
+
+
+def block_hash_of(number: int) -> bytes:
+    """The hash of block `number` on the fake chain of these tests."""
+    return number.to_bytes(32, "big")
+
+
+def tip(number: int) -> BlockRef:
+    """Block `number` as the reader's tip."""
+    return BlockRef(number, block_hash_of(number))
 
 
 class FakeLogs:
@@ -347,6 +362,9 @@ class FakeLogs:
             raise rpc_error("query exceeds max block range", code=-32005)
         found = [log for log in self.logs if low <= log["blockNumber"] <= high]
         return list(reversed(found))  # any order: the reader sorts
+
+    async def get_block(self, number: int) -> dict[str, Any]:
+        return {"number": number, "hash": block_hash_of(number)}
 
 
 def reader_over(logs: FakeLogs, abi: Any, start_block: int = 0, span: int = 64) -> LogReader:
@@ -403,7 +421,7 @@ def sample_logs(make: LogFactory) -> list[dict[str, Any]]:
 async def test_decoding_paging_and_resuming(system_abi: Any) -> None:
     make = LogFactory(system_abi)
     logs = FakeLogs(sample_logs(make), max_span=5)
-    everything = await reader_over(logs, system_abi).read(EventCursor(), 10_000, 260)
+    everything = await reader_over(logs, system_abi).read(EventCursor(), 10_000, tip(260))
     assert len(everything) == 1 + 2 * 28 + 1
     keys = [(e.event_id.block_number, e.event_id.log_index) for e in everything]
     assert keys == sorted(set(keys))
@@ -416,67 +434,93 @@ async def test_decoding_paging_and_resuming(system_abi: Any) -> None:
     assert max(high - low + 1 for low, high in logs.queries) <= 64
     # a fresh reader per page, resuming after the last event, sees each event once
     seen, cursor = [], EventCursor()
-    while page := await reader_over(logs, system_abi).read(cursor, 3, 260):
+    while page := await reader_over(logs, system_abi).read(cursor, 3, tip(260)):
         seen.extend(page)
         cursor = page[-1].event_id.cursor_after
     assert seen == everything
-    inside = await reader_over(logs, system_abi).read(EventCursor(10, 1), 2, 260)
+    inside = await reader_over(logs, system_abi).read(EventCursor(10, 1), 2, tip(260))
     assert [(e.event_id.block_number, e.event_id.log_index) for e in inside] == [(10, 2), (17, 0)]
+
+
+async def test_challenge_events_are_decoded_in_order_with_the_others(system_abi: Any) -> None:
+    make = LogFactory(system_abi)
+    seed, node_id = bytes(range(32)), bytes(range(32, 64))
+    logs = [
+        make("EpochChangeStart", 3, 0, epoch=2),
+        make("ChallengeScheduled", 4, 0, epoch=2, seed_block=5),
+        make("ChallengeStart", 6, 0, epoch=2, seed=seed),
+        make("ChallengeCertified", 7, 0, epoch=2, node_id=node_id, blobs_checked=640),
+    ]
+    events = await reader_over(FakeLogs(logs, 1000), system_abi).read(EventCursor(), 10, tip(10))
+    assert [type(e) for e in events] == [
+        EpochChangeStart,
+        ChallengeScheduled,
+        ChallengeStart,
+        ChallengeCertified,
+    ]
+    scheduled, started, certified = events[1], events[2], events[3]
+    assert isinstance(scheduled, ChallengeScheduled) and scheduled.seed_block == 5
+    assert isinstance(started, ChallengeStart) and isinstance(certified, ChallengeCertified)
+    assert (started.epoch, started.seed, started.event_id.block_number) == (2, seed, 6)
+    assert type(started.seed) is bytes and type(certified.node_id) is bytes
+    assert (certified.epoch, certified.node_id, certified.blobs_checked) == (2, node_id, 640)
 
 
 async def test_a_polling_reader_does_not_rescan_blocks(system_abi: Any) -> None:
     make = LogFactory(system_abi)
     logs = FakeLogs(sample_logs(make), max_span=1000)
     reader = reader_over(logs, system_abi)
-    everything = await reader.read(EventCursor(), 10_000, 252)
+    everything = await reader.read(EventCursor(), 10_000, tip(252))
     cursor = everything[-1].event_id.cursor_after
     logs.queries.clear()
-    assert await reader.read(cursor, 10_000, 252) == []
+    assert await reader.read(cursor, 10_000, tip(252)) == []
     assert logs.queries == [], "an idle poll asked for logs it had already scanned"
     logs.logs.append(make("InvalidBlobID", 254, 0, epoch=1, blob_id=bytes(32)))
-    assert await reader.read(cursor, 10_000, 253) == []
+    assert await reader.read(cursor, 10_000, tip(253)) == []
     assert logs.queries == [(253, 253)]
-    (new,) = await reader.read(cursor, 10_000, 255)
+    (new,) = await reader.read(cursor, 10_000, tip(255))
     assert new.event_id.block_number == 254 and logs.queries[-1] == (254, 255)
     # a cursor other than the one the reader led to (a restart, a truncated page) rescans
     logs.queries.clear()
-    again = await reader.read(EventCursor(250), 10_000, 255)
+    again = await reader.read(EventCursor(250), 10_000, tip(255))
     assert len(again) == 2 and logs.queries == [(250, 255)]
-    truncated = await reader.read(EventCursor(), 1, 255)
+    truncated = await reader.read(EventCursor(), 1, tip(255))
     assert len(truncated) == 1
     logs.queries.clear()
-    rest = await reader.read(truncated[0].event_id.cursor_after, 10_000, 255)
+    rest = await reader.read(truncated[0].event_id.cursor_after, 10_000, tip(255))
     assert len(rest) == len(everything) and logs.queries[0][0] == 3
 
 
 async def test_spans_halve_on_refusal_and_grow_back(system_abi: Any) -> None:
     logs = FakeLogs(sample_logs(LogFactory(system_abi)), max_span=4)
     reader = reader_over(logs, system_abi, span=32)
-    await reader.read(EventCursor(), 10_000, 260)
+    await reader.read(EventCursor(), 10_000, tip(260))
     spans = [high - low + 1 for low, high in logs.queries]
     assert spans[:4] == [32, 16, 8, 4]  # refused three times, then accepted
     assert 8 in spans[4:]  # after a success the span doubles and is refused again
     logs.max_span = 1000
     logs.queries.clear()
-    await reader.read(EventCursor(), 10_000, 260)
+    await reader.read(EventCursor(), 10_000, tip(260))
     assert max(high - low + 1 for low, high in logs.queries) == 32
 
 
 async def test_log_reader_edges(system_abi: Any) -> None:
     logs = FakeLogs(sample_logs(LogFactory(system_abi)), max_span=1000)
-    assert await reader_over(logs, system_abi, start_block=300).read(EventCursor(), 5, 260) == []
+    assert (
+        await reader_over(logs, system_abi, start_block=300).read(EventCursor(), 5, tip(260)) == []
+    )
     assert logs.queries == []  # nothing to ask below the deployment block or past the head
     with pytest.raises(ValueError, match="limit must be positive"):
-        await reader_over(logs, system_abi).read(EventCursor(), 0, 260)
+        await reader_over(logs, system_abi).read(EventCursor(), 0, tip(260))
     logs.fail = rpc_error("internal error", code=-32603)
     with pytest.raises(ChainUnavailableError, match="read events"):
-        await reader_over(logs, system_abi).read(EventCursor(), 5, 260)
+        await reader_over(logs, system_abi).read(EventCursor(), 5, tip(260))
     logs.fail = None
     logs.logs.append(
         {**logs.logs[0], "blockNumber": 255, "topics": logs.logs[0]["topics"] + [b"x" * 32]}
     )
-    with pytest.raises(ChainUnavailableError, match="undecodable System log at block 255"):
-        await reader_over(logs, system_abi).read(EventCursor(251), 5, 260)
+    with pytest.raises(ChainUnavailableError, match="undecodable log at block 255"):
+        await reader_over(logs, system_abi).read(EventCursor(251), 5, tip(260))
 
 
 def test_decoder_checks_the_abi_against_the_event_types(system_abi: Any) -> None:

@@ -45,7 +45,12 @@ TEST_COMMUNICATION = CommunicationConfig(
 DEPLOYMENT_JSON = {
     "format": DEPLOYMENT_FORMAT,
     "chain_id": 31337,
-    "contracts": {"system": ADDRESS, "wal": ADDRESS, "committee": ADDRESS},
+    "contracts": {
+        "system": ADDRESS,
+        "wal": ADDRESS,
+        "committee": ADDRESS,
+        "challenges": ADDRESS,
+    },
     "deployer": ADDRESS,
     "start_block": 0,
     "abi_digest": "0" * 64,

@@ -22,6 +22,7 @@ from walruspy.chain.api import (
     ChainReorganizedError,
     ChainRevertError,
     ChainUnavailableError,
+    ChallengeState,
     EpochCommittees,
     Registration,
     StorageRecord,
@@ -32,6 +33,9 @@ from walruspy.chain.events import (
     BlobDeleted,
     BlobRegistered,
     ChainEvent,
+    ChallengeCertified,
+    ChallengeScheduled,
+    ChallengeStart,
     EpochChangeDone,
     EpochChangeStart,
     EventCursor,
@@ -47,9 +51,18 @@ from walruspy.core.certificates import (
 )
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.errors import VerificationError
-from walruspy.core.messages import ConfirmationMessage, InvalidBlobIdMessage
+from walruspy.core.messages import (
+    ChallengeAttestationMessage,
+    ConfirmationMessage,
+    InvalidBlobIdMessage,
+)
 
 ADDRESS = "0x" + "11" * 20
+
+
+def ChallengeRevert(reason: str) -> ChainRevertError:
+    """A revert of Challenges.vy with `reason`."""
+    return ChainRevertError(reason, "certify_challenge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,9 @@ class FakeChain:
         self.advance_calls = 0
         self.sync_done_reports: list[int] = []
         self._epoch_changed = asyncio.Event()
+        #: epoch -> (seed block, seed) and (epoch, node ID) -> blobs checked.
+        self._challenges: dict[int, tuple[int, bytes]] = {}
+        self._challenge_passed: dict[tuple[int, bytes], int] = {}
         self._emit_epoch_start()
 
     # --- internals ------------------------------------------------------------------------
@@ -375,6 +391,55 @@ class FakeChain:
     async def epoch_step_due_at(self) -> int | None:
         self._check_up()
         return self.epoch_started_at + self.epoch_duration_s
+
+    # --- storage challenges (Challenges.vy's rules, without its clock: the window is open) ---
+
+    async def challenge_state(self, epoch: int) -> ChallengeState:
+        self._check_up()
+        seed_block, seed = self._challenges.get(epoch, (0, b""))
+        passed = {n: k for (e, n), k in self._challenge_passed.items() if e == epoch}
+        return ChallengeState(epoch, seed_block, seed, bool(seed), self.epoch_started_at, passed)
+
+    async def schedule_challenge(self) -> bool:
+        self._check_up()
+        if self.epoch in self._challenges:
+            return False
+        self._challenges[self.epoch] = (self._next_block, b"")
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(ChallengeScheduled(event_id, self.epoch, self._next_block))
+        return True
+
+    async def start_challenge(self) -> bool:
+        self._check_up()
+        seed_block, seed = self._challenges.get(self.epoch, (0, b""))
+        if not seed_block or seed:
+            return False
+        seed = hashlib.blake2b(
+            b"challenge%d/%d" % (self.epoch, seed_block), digest_size=32
+        ).digest()
+        self._challenges[self.epoch] = (seed_block, seed)
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(ChallengeStart(event_id, self.epoch, seed))
+        return True
+
+    async def certify_challenge(
+        self, node_id: bytes, blobs_checked: int, certificate: Certificate
+    ) -> None:
+        self._check_up()
+        _, seed = self._challenges.get(self.epoch, (0, b""))
+        if not seed:
+            raise ChallengeRevert("challenge not started")
+        if (self.epoch, node_id) in self._challenge_passed:
+            raise ChallengeRevert("already certified")
+        if node_id not in {m.node_id for m in self.members}:
+            raise ChallengeRevert("not a committee member")
+        certified = await self._verified(certificate, "quorum", "certify_challenge")
+        expected = ChallengeAttestationMessage(self.epoch, node_id, seed, blobs_checked)
+        if certified.message != expected:
+            raise ChallengeRevert("certificate for another message")
+        self._challenge_passed[(self.epoch, node_id)] = blobs_checked
+        (event_id,) = self._event_ids(1)
+        self.events_log.append(ChallengeCertified(event_id, self.epoch, node_id, blobs_checked))
 
     async def epoch_sync_done(self, epoch: int, reporter: str = "") -> bool:
         self._check_up()

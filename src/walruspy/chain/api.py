@@ -19,7 +19,7 @@ Errors:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -146,6 +146,23 @@ class Registration:
     tx_hash: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ChallengeState:
+    """The storage challenge of one epoch as the chain holds it (Challenges.vy).
+
+    `seed_block` is 0 until the challenge is scheduled; `seed` is empty until it started;
+    `window_opens_at` is when it may be scheduled (chain seconds); `passed` maps the node IDs
+    certified so far to the number of blobs their certificate covers.
+    """
+
+    epoch: int
+    seed_block: int
+    seed: bytes
+    started: bool
+    window_opens_at: int
+    passed: Mapping[bytes, int]
+
+
 class ChainReader(Protocol):
     """Read access to the control plane."""
 
@@ -185,6 +202,10 @@ class ChainReader(Protocol):
 
     async def chain_time(self) -> int:
         """The timestamp of the latest block, in seconds (epochs are measured in it)."""
+        ...
+
+    async def challenge_state(self, epoch: int) -> ChallengeState:
+        """The storage challenge of `epoch` (node/challenges.py)."""
         ...
 
     async def epoch_step_due_at(self) -> int | None:
@@ -245,6 +266,22 @@ class ChainWriter(ChainReader, Protocol):
     async def advance_epoch(self) -> bool:
         """Take the next epoch step if its time has come (start the next epoch; under staking,
         select or install the next committee); False if it is too early or already done."""
+        ...
+
+    async def schedule_challenge(self) -> bool:
+        """Fix the seed block of this epoch's storage challenge once its window is open; False
+        if it is too early or already done."""
+        ...
+
+    async def start_challenge(self) -> bool:
+        """Start this epoch's storage challenge once its seed block is mined (ChallengeStart);
+        False if it is too early or already done."""
+        ...
+
+    async def certify_challenge(
+        self, node_id: bytes, blobs_checked: int, certificate: Certificate
+    ) -> None:
+        """Post `node_id`'s certificate for this epoch's storage challenge (ChallengeCertified)."""
         ...
 
     async def epoch_sync_done(self, epoch: int) -> bool:

@@ -2,7 +2,7 @@
 
 Theory of operation (spec/walrus-system.md 2.1, 2.2, 2.9). Walrus's `init::initialize_walrus`
 creates the System and Staking objects and the first epoch change selects the committee. Our
-fixed-committee port does the same in five steps from one deployer account, over standard
+fixed-committee port does the same in these steps from one deployer account, over standard
 JSON-RPC only (so the devchain, anvil and a public testnet all work):
 
 1. `Wal(supply)`: the WAL token, whole supply minted to the deployer;
@@ -10,9 +10,13 @@ JSON-RPC only (so the devchain, anvil and a public testnet all work):
    (strictly increasing node ID, the order of Walrus's committee map), each with its proof of
    possession, then `seal` with the shard assignment (byte i = committee index of the holder of
    shard i);
-3. `System(wal, committee, epoch duration, max epochs ahead, capacity, prices)`, whose
-   constructor starts epoch 1 and emits EpochChangeStart/EpochChangeDone: the block of this
-   transaction is where the event stream of the deployment starts.
+3. `Challenges()`, the storage challenges (ours, not Walrus's: Challenges.vy);
+4. `System(wal, committee, epoch duration, max epochs ahead, capacity, prices, no staking,
+   challenges)`, whose constructor starts epoch 1 and emits EpochChangeStart/EpochChangeDone:
+   the block of this transaction is where the event stream of the deployment starts;
+5. `Challenges.attach(system)`: System knows Challenges from its constructor (immutable, so
+   settling rewards reads it for free), and Challenges learns System once, from the deployer
+   only, and checks that System names it. The deployment is complete after this transaction.
 
 Proofs of possession (spec 2.9; Move `staking_pool::new`): certificates are checked against sums
 of member keys, so a member with a rogue key (g1^x minus the others' keys) could forge them
@@ -23,7 +27,7 @@ them in Python first, naming the member whose proof is wrong, before it sends an
 Every transaction has an explicit gas limit measured on the devchain and on anvil (see the
 constants); nothing is estimated.
 
-`Deployment` records the chain ID, the three addresses, the deployer, the start block and a
+`Deployment` records the chain ID, the contracts' addresses, the deployer, the start block and a
 digest of the contracts' ABIs, as a JSON file; loading checks every field and names what is
 wrong, and the chain client refuses a deployment whose ABI digest differs from the ABIs it was
 built with.
@@ -63,6 +67,8 @@ from walruspy.core.messages import (
 )
 
 __all__ = [
+    "CHALLENGES_ATTACH_GAS",
+    "CHALLENGES_DEPLOY_GAS",
     "DEPLOYMENT_FORMAT",
     "FIRST_EPOCH",
     "MAX_COMMITTEE_MEMBERS",
@@ -75,9 +81,11 @@ __all__ = [
     "ShardAssignment",
     "abi_digest",
     "assign_shards",
+    "attach_challenges",
     "check_deployment_pop",
     "check_range",
     "constructor_data",
+    "create_challenges",
     "create_contract",
     "deploy",
     "load_committee_file",
@@ -85,7 +93,7 @@ __all__ = [
 ]
 
 #: The format tag of deployment files; bump it when a field changes meaning.
-DEPLOYMENT_FORMAT: Final = "walruspy-deployment/1"
+DEPLOYMENT_FORMAT: Final = "walruspy-deployment/2"
 #: The epoch the deployed committee serves (System.vy's FIRST_EPOCH).
 FIRST_EPOCH: Final = 1
 #: Members per `add_members` transaction. Each member costs about 346k gas (the key's subgroup
@@ -97,13 +105,17 @@ FIRST_EPOCH: Final = 1
 MEMBER_BATCH: Final = 25
 
 # Gas limits: about 1.4x what the devchain measured (anvil charges the same; bench/chain.py
-# prints both). Measured: Wal 490,714; Committee 2,673,194; System 4,642,997 (creation costs
-# 200 gas per byte of runtime code); add_members 183k + 346.1k per member in the first batch
-# (100k + 346.1k in the next ones: 8,751,902 for 25 members); seal 113k + 22.4k per member +
-# 1,004 per shard (4,478,118 for 150 members and 1000 shards).
+# prints both). Measured: Wal 490,714; Committee 3,519,909; System 5,146,470; Challenges
+# 1,273,926 (creation costs 200 gas per byte of runtime code); Challenges.attach 48,862;
+# add_members 183k + 346.1k per member in the first batch (100k + 346.1k in the next ones:
+# 8,751,902 for 25 members); seal 113k + 22.4k per member + 1,004 per shard (4,478,118 for 150
+# members and 1000 shards).
 _WAL_DEPLOY_GAS: Final = 700_000
-_COMMITTEE_DEPLOY_GAS: Final = 3_750_000
-_SYSTEM_DEPLOY_GAS: Final = 6_500_000
+_COMMITTEE_DEPLOY_GAS: Final = 4_900_000
+_SYSTEM_DEPLOY_GAS: Final = 7_200_000
+#: Creating Challenges.vy and attaching it to System (shared with deploy_staking).
+CHALLENGES_DEPLOY_GAS: Final = 1_800_000
+CHALLENGES_ATTACH_GAS: Final = 70_000
 _ADD_MEMBERS_BASE_GAS: Final = 220_000
 _ADD_MEMBERS_PER_MEMBER_GAS: Final = 490_000
 _SEAL_BASE_GAS: Final = 160_000
@@ -260,6 +272,8 @@ class Deployment:
     deployer: str
     start_block: int
     abi_digest: str
+    #: Challenges.vy, the storage challenges System's reward settlement consults.
+    challenges: str
     #: Staking.vy and Pools.vy for an elected committee (`deploy_staking`); None for a
     #: fixed one, where `committee` is the only committee.
     staking: str | None = None
@@ -271,7 +285,12 @@ class Deployment:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of a deployment file."""
-        contracts = {"system": self.system, "wal": self.wal, "committee": self.committee}
+        contracts = {
+            "system": self.system,
+            "wal": self.wal,
+            "committee": self.committee,
+            "challenges": self.challenges,
+        }
         if self.staking is not None and self.pools is not None:
             contracts |= {"staking": self.staking, "pools": self.pools}
         return {
@@ -321,6 +340,7 @@ class Deployment:
             deployer=address(data, "deployer"),
             start_block=natural("start_block"),
             abi_digest=digest,
+            challenges=address(contracts, "challenges"),
             staking=staking,
             pools=pools,
         )
@@ -465,7 +485,7 @@ async def deploy(
     *,
     receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
 ) -> Deployment:
-    """Deploy WAL, the committee and System from `deployer_key`'s account; see the module doc.
+    """Deploy WAL, the committee, Challenges and System from `deployer_key`'s account (module doc).
 
     The deployer holds the whole WAL supply afterwards. Raises `DeploymentError` before any
     transaction if a member's proof of possession does not verify for the deployer's address,
@@ -491,14 +511,18 @@ async def deploy(
         )  # fmt: skip
         committee = ContractHandle(w3, rpc_url, committee_address, committee_abi)
         await _fill_committee(sender, committee, params)
+        challenges = await create_challenges(sender, compiled["Challenges"])
         system_data = constructor_data(
             system_abi, system_code, wal, committee_address, params.epoch_duration_s,
             params.max_epochs_ahead, params.total_capacity_size,
             params.storage_price_per_unit_size, params.write_price_per_unit_size, _NO_STAKING,
+            challenges,
         )  # fmt: skip
         system, start_block = await create_contract(
             sender, "System", system_data, _SYSTEM_DEPLOY_GAS
         )
+        challenges_handle = ContractHandle(w3, rpc_url, challenges, compiled["Challenges"][0])
+        await attach_challenges(sender, challenges_handle, system)
     finally:
         await w3.provider.disconnect()
     return Deployment(
@@ -509,6 +533,25 @@ async def deploy(
         deployer=sender.address,
         start_block=start_block,
         abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
+        challenges=challenges,
+    )
+
+
+async def create_challenges(sender: TransactionSender, compiled: tuple[Abi, bytes]) -> str:
+    """Deploy Challenges.vy (before System, whose constructor names it); its address."""
+    abi, code = compiled
+    data = constructor_data(abi, code)
+    address, _ = await create_contract(sender, "Challenges", data, CHALLENGES_DEPLOY_GAS)
+    return address
+
+
+async def attach_challenges(
+    sender: TransactionSender, challenges: ContractHandle, system: str
+) -> None:
+    """Tell Challenges.vy its System (once, from the deployer that created it)."""
+    data = challenges.calldata("attach", system)
+    await sender.send(
+        "attach challenges", to=challenges.address, data=data, gas=CHALLENGES_ATTACH_GAS
     )
 
 

@@ -9,9 +9,10 @@ account, over standard JSON-RPC only:
 1. `Wal(supply)`, the whole supply minted to the deployer;
 2. `Selection()` (the pure apportionment rules), `Staking(wal, selection, n_shards, epoch
    duration, epoch 0 duration)` and `Pools(wal, staking)`;
-3. `System(wal, 0, epoch duration, max epochs ahead, capacity, 0, 0, staking)`, which starts
-   epoch 0 with prices at the maximum: the block of this transaction is where the event stream
-   of the deployment starts;
+3. `Challenges()` (the storage challenges) and `System(wal, 0, epoch duration, max epochs
+   ahead, capacity, 0, 0, staking, challenges)`, which starts epoch 0 with prices at the
+   maximum: the block of System's transaction is where the event stream of the deployment
+   starts; then `Challenges.attach(system)` (as in `walruspy.chain.deploy`);
 4. two empty `Committee()`s, each with storage for `reserved_members` members written ahead
    (`Committee.reserve`, in batches: creating a storage slot costs 22,100 gas and rewriting
    one at most 5,000, so the epoch change that first installs a committee there stays well
@@ -39,8 +40,10 @@ from walruspy.chain.deploy import (
     U64,
     Deployment,
     abi_digest,
+    attach_challenges,
     check_range,
     constructor_data,
+    create_challenges,
     create_contract,
 )
 from walruspy.chain.evm_rpc import (
@@ -61,8 +64,8 @@ _DEPLOY_GAS: Final = {
     "Selection": 3_600_000,
     "Staking": 6_500_000,
     "Pools": 4_800_000,
-    "System": 6_500_000,
-    "Committee": 4_500_000,
+    "System": 7_200_000,
+    "Committee": 4_900_000,
 }
 _HAND_OVER_GAS: Final = 120_000
 _ATTACH_GAS: Final = 200_000
@@ -136,10 +139,13 @@ async def deploy_staking(
             params.epoch_zero_duration_s,
         )  # fmt: skip
         pools, _ = await create("Pools", wal, staking)
+        challenges = await create_challenges(sender, compiled["Challenges"])
         system, start_block = await create(
             "System", wal, _NO_ADDRESS, params.epoch_duration_s, params.max_epochs_ahead,
-            params.total_capacity_size, 0, 0, staking,
+            params.total_capacity_size, 0, 0, staking, challenges,
         )  # fmt: skip
+        challenges_handle = ContractHandle(w3, rpc_url, challenges, compiled["Challenges"][0])
+        await attach_challenges(sender, challenges_handle, system)
         committees = [(await create("Committee"))[0] for _ in range(2)]
         for address in committees:
             committee = ContractHandle(w3, rpc_url, address, compiled["Committee"][0])
@@ -165,6 +171,7 @@ async def deploy_staking(
         deployer=str(Account.from_key(deployer_key).address),
         start_block=start_block,
         abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
+        challenges=challenges,
         staking=staking,
         pools=pools,
     )

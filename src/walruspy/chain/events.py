@@ -1,11 +1,12 @@
 """The control plane's events, as storage nodes and clients consume them (walrus-system.md 1.5).
 
-Theory of operation: the System contract emits Walrus's events as EVM logs. Each event carries its
-`EventId` (block number, log index, transaction hash); events are totally ordered by (block
-number, log index), and an `EventCursor` names the position just after the last event a consumer
-applied, so a consumer that persists its cursor with its effects resumes without skipping or
-repeating an event. This replaces Walrus's (checkpoint, event sequence) cursor; node status JSON
-shows an event's ID as `{"txDigest": <tx hash>, "eventSeq": <log index>}`.
+Theory of operation: the System contract emits Walrus's events as EVM logs (Staking emits
+EpochChangeDone under staking; Challenges.vy emits the storage-challenge events, which are ours).
+Each event carries its `EventId` (block number, log index, transaction hash); events are totally
+ordered by (block number, log index), and an `EventCursor` names the position just after the last
+event a consumer applied, so a consumer that persists its cursor with its effects resumes without
+skipping or repeating an event. This replaces Walrus's (checkpoint, event sequence) cursor; node
+status JSON shows an event's ID as `{"txDigest": <tx hash>, "eventSeq": <log index>}`.
 
 Reorganisations. An EVM chain may replace its latest blocks (Sui's checkpoints never are). Each
 event also carries the hash of its block, and a cursor may carry the hash of the block of the
@@ -125,6 +126,35 @@ class EpochChangeDone:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChallengeScheduled:
+    """The storage challenge of `epoch` will take its seed from block `seed_block`: from now
+    on nodes withhold recovery symbols until the challenge's sample is known."""
+
+    event_id: EventId
+    epoch: int
+    seed_block: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeStart:
+    """The storage challenge of `epoch` starts with `seed` (walruspy's Challenges contract)."""
+
+    event_id: EventId
+    epoch: int
+    seed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeCertified:
+    """`node_id` posted its certificate for the challenge of `epoch` over `blobs_checked` blobs."""
+
+    event_id: EventId
+    epoch: int
+    node_id: bytes
+    blobs_checked: int
+
+
 ChainEvent = (
     BlobRegistered
     | BlobCertified
@@ -132,6 +162,9 @@ ChainEvent = (
     | InvalidBlobId
     | EpochChangeStart
     | EpochChangeDone
+    | ChallengeScheduled
+    | ChallengeStart
+    | ChallengeCertified
 )
 BlobEvent = BlobRegistered | BlobCertified | BlobDeleted | InvalidBlobId
 EVENT_NAMES = (
@@ -141,4 +174,6 @@ EVENT_NAMES = (
     "InvalidBlobID",
     "EpochChangeStart",
     "EpochChangeDone",
+    "ChallengeStart",
+    "ChallengeCertified",
 )

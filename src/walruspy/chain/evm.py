@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, overload
 
 import structlog
 from web3 import AsyncWeb3
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from walruspy.chain.api import (
     ChainReader,
@@ -69,6 +69,15 @@ log = structlog.get_logger("walruspy.chain")
 __all__ = ["EvmChain", "EvmChainReader", "GasLimits", "open_evm_chain", "open_evm_chain_when_up"]
 
 _REVERT_EPOCH_NOT_OVER: Final = "epoch not over"
+# Challenges.vy's reasons for a schedule or start that is not due (too early, or done already,
+# perhaps by another node): the call returns False. "no committee": epoch 0 under staking;
+# "not scheduled" and "seed block too old": schedule (again) first.
+_SCHEDULE_NOT_DUE: Final = frozenset(
+    {"too early", "already scheduled", "already started", "no committee"}
+)
+_START_NOT_DUE: Final = frozenset(
+    {"too early", "not scheduled", "already started", "seed block too old"}
+)
 
 
 class GasLimits:
@@ -110,6 +119,14 @@ class GasLimits:
     ADVANCE_EPOCH_PER_MEMBER: Final = 55_000
     # ERC-20 transfer to a fresh account 51,194 (approve: walruspy.chain.evm_wal).
     WAL_TRANSFER: Final = 70_000
+    # Challenges.vy. schedule_challenge 61,956 (four reads of System, the fresh seed-block
+    # slot); start_challenge 54,644 (BLOCKHASH, keccak, the fresh seed slot).
+    SCHEDULE_CHALLENGE: Final = 90_000
+    START_CHALLENGE: Final = 80_000
+    # certify_challenge: certify_blob's certificate check plus the member's binary search and
+    # four records (three fresh slots for the first certificate of an epoch): 346k for 4
+    # members (1 non-signer), 783k for 100 (33 non-signers), about 45k above certify_blob.
+    CERTIFY_CHALLENGE_EXTRA: Final = 60_000
     # The block gas limit of the devchain, anvil and Ethereum mainnet: a node refuses a
     # transaction asking more, so formulas are capped here and an oversized request (say 900
     # epochs ahead) reaches the contract, which rejects it with its own reason.
@@ -286,6 +303,67 @@ class EvmChain(EvmChainReader):
             await self._send("advance_epoch", self._system, data, gas)
         except ChainRevertError as exc:
             if exc.reason == _REVERT_EPOCH_NOT_OVER:
+                return False
+            raise
+        return True
+
+    async def schedule_challenge(self) -> bool:
+        """Fix the seed block of this epoch's storage challenge (Challenges.vy); False if the
+        window is not open yet, it is scheduled or started already, or there is no committee.
+
+        A dry run first, like `advance_epoch`, so a call that is not due costs no gas.
+        """
+        data = self._challenges.calldata("schedule_challenge")
+        return await self._take_step(
+            "schedule_challenge", data, GasLimits.SCHEDULE_CHALLENGE, _SCHEDULE_NOT_DUE
+        )
+
+    async def start_challenge(self) -> bool:
+        """Publish this epoch's challenge seed (ChallengeStart) once its seed block is mined;
+        False if that block is not mined yet, the challenge started already, or it must be
+        scheduled (again) first: not scheduled, or the seed block is out of BLOCKHASH's reach.
+
+        The devchain mines a block only per transaction (or `evm_mine`): the seed block is the
+        block of the next transaction after `schedule_challenge`'s, and this succeeds from the
+        one after that.
+        """
+        data = self._challenges.calldata("start_challenge")
+        return await self._take_step(
+            "start_challenge", data, GasLimits.START_CHALLENGE, _START_NOT_DUE
+        )
+
+    async def certify_challenge(
+        self, node_id: bytes, blobs_checked: int, certificate: Certificate
+    ) -> None:
+        """Post a quorum certificate that `node_id` passed this epoch's challenge, over the
+        CHALLENGE_ATTESTATION of the current epoch, the node, the seed and `blobs_checked`
+        (the contract rebuilds that message: `certificate.serialized_message` is not sent)."""
+        n_members = await self._n_members()
+        data = self._challenges.calldata(
+            "certify_challenge", node_id, blobs_checked, certificate.signers_bitmap(n_members),
+            certificate.signature.to_eip2537(),
+        )  # fmt: skip
+        gas = min(
+            GasLimits.certificate(n_members, len(certificate.signers))
+            + GasLimits.CERTIFY_CHALLENGE_EXTRA,
+            GasLimits.MAX_TRANSACTION,
+        )
+        await self._send("certify_challenge", self._challenges, data, gas)
+
+    async def _take_step(
+        self, operation: str, data: bytes, gas: int, not_due: frozenset[str]
+    ) -> bool:
+        """Dry-run then send a permissionless step of Challenges; False on a `not_due` revert
+        (in the dry run, or in the transaction after losing a race to another caller)."""
+        call: TxParams = {"from": self.address, "to": self._challenges.address, "data": data}
+        try:
+            with rpc_errors(self.url, operation):
+                # In the pending block, where the transaction would run: anvil runs a "latest"
+                # call with the latest block's number, which the seed block rule depends on.
+                await self._w3.eth.call(call, "pending")
+            await self._send(operation, self._challenges, data, gas)
+        except ChainRevertError as exc:
+            if exc.reason in not_due:
                 return False
             raise
         return True

@@ -6,10 +6,11 @@ logs with `blob_id` and `object_id` indexed; nodes consume them in chain order a
 returns the first `limit` events at or after a cursor:
 
 * it asks `eth_getLogs` for the System address (and Staking's, which emits EpochChangeDone
-  once a committee has its shards) and the six event topics only (System's ObjectTransferred
-  logs are bookkeeping for clients, not node events), one block range at a time, from the
-  cursor's block (or the deployment block, if later) up to the head minus the confirmations
-  the caller asked for (0 on the devchain and anvil, which never reorganise);
+  once a committee has its shards, and Challenges', which emits ChallengeScheduled,
+  ChallengeStart and ChallengeCertified) and the nine event topics only (System's
+  ObjectTransferred logs are bookkeeping for clients, not node events), one block range at a
+  time, from the cursor's block (or the deployment block, if later) up to the head minus the
+  confirmations the caller asked for (0 on the devchain and anvil, which never reorganise);
 * a range spans at most `max_span_blocks` blocks, since public nodes cap the range or the result
   count (the devchain refuses more than 10,000 logs); a node that refuses a range for its size
   halves the span down to one block, and each success doubles it back towards the maximum;
@@ -56,6 +57,9 @@ from walruspy.chain.events import (
     BlobDeleted,
     BlobRegistered,
     ChainEvent,
+    ChallengeCertified,
+    ChallengeScheduled,
+    ChallengeStart,
     EpochChangeDone,
     EpochChangeStart,
     EventCursor,
@@ -82,7 +86,12 @@ _EVENT_TYPES: Final[Mapping[str, type[ChainEvent]]] = {
     "InvalidBlobID": InvalidBlobId,
     "EpochChangeStart": EpochChangeStart,
     "EpochChangeDone": EpochChangeDone,
+    "ChallengeScheduled": ChallengeScheduled,
+    "ChallengeStart": ChallengeStart,
+    "ChallengeCertified": ChallengeCertified,
 }
+# Fields decoded as bytes32 that the dataclasses hold as bytes.
+_BYTES_FIELDS: Final = ("object_id", "seed", "node_id")
 
 
 def event_topic(abi_event: Mapping[str, Any]) -> bytes:
@@ -115,14 +124,17 @@ class _EventLayout:
 
 
 class EventDecoder:
-    """Turns System logs into `walruspy.chain.events` values, by the contract's ABI."""
+    """Turns System and Challenges logs into `walruspy.chain.events` values, by their ABIs.
+
+    `abi` holds the events of both contracts (System's ABI followed by Challenges').
+    """
 
     def __init__(self, abi: Abi) -> None:
         self._layouts: dict[bytes, _EventLayout] = {}
         events = {e["name"]: e for e in abi if e.get("type") == "event"}
         for name, cls in _EVENT_TYPES.items():
             if name not in events:
-                raise ValueError(f"the System ABI has no event {name}")
+                raise ValueError(f"the contracts' ABI has no event {name}")
             entry = events[name]
             fields = {f.name for f in dataclasses.fields(cls)} - {"event_id"}
             names = {i["name"] for i in entry["inputs"]}
@@ -158,8 +170,9 @@ class EventDecoder:
         values.update(zip((name for name, _ in layout.data), decoded, strict=True))
         if "blob_id" in values:
             values["blob_id"] = BlobId(bytes(values["blob_id"]))
-        if "object_id" in values:
-            values["object_id"] = bytes(values["object_id"])
+        for name in _BYTES_FIELDS:
+            if name in values:
+                values[name] = bytes(values[name])
         event_id = EventId(
             int(log["blockNumber"]),
             int(log["logIndex"]),
@@ -281,7 +294,7 @@ class LogReader:
             return self._decoder.decode(log)
         except (ValueError, TypeError, KeyError) as exc:
             raise ChainUnavailableError(
-                f"{self._url}: undecodable System log at block {log.get('blockNumber')}: {exc}"
+                f"{self._url}: undecodable log at block {log.get('blockNumber')}: {exc}"
             ) from exc
 
     async def events_naming(self, key: bytes, tip: BlockRef) -> list[ChainEvent]:

@@ -1,15 +1,15 @@
 """The reading half of the EVM chain client: `ChainReader` over Ethereum JSON-RPC.
 
-Theory of operation (spec/walrus-system.md 1.5, 2.1, 2.6, 2.9). Reads are `eth_call`s of the
-System, Committee and WAL views pinned to one block number, so a record assembled from several
+Theory of operation (spec/walrus-system.md 1.5, 2.1, 2.6, 2.9). Reads are `eth_call`s of the System,
+Committee, Challenges and WAL views pinned to one block number, so a record assembled from several
 views is a consistent snapshot. The committee is read from System's current Committee contract:
-members in committee (bitmap) order, keys as EIP-2537 points that `BlsPublicKey.from_eip2537`
-checks to be in the G1 subgroup (and that must equal the contract's compressed form), shards
-from the contract's shard assignment. A sealed Committee changes only when Staking refills it
-for a later epoch, so its members are cached by address and epoch. A staking deployment also
-gets `staking`, the client of its Staking and Pools contracts (`walruspy.chain.evm_staking`).
-Events come from `walruspy.chain.evm_events`. `walruspy.chain.evm` builds the writer on top of
-this class and opens both.
+members in committee (bitmap) order, keys as EIP-2537 points that `BlsPublicKey.from_eip2537` checks
+to be in the G1 subgroup (and that must equal the contract's compressed form), shards from the
+contract's shard assignment. A sealed Committee changes only when Staking refills it for a later
+epoch, so its members are cached by address and epoch. A staking deployment also gets `staking`, the
+client of its Staking and Pools contracts (`walruspy.chain.evm_staking`). Events come from
+`walruspy.chain.evm_events`. `walruspy.chain.evm` builds the writer on top of this class and opens
+both.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from walruspy.chain.api import (
     BlobRecord,
     ChainRevertError,
     ChainUnavailableError,
+    ChallengeState,
     EpochCommittees,
     StorageRecord,
     SystemInfo,
@@ -75,8 +76,9 @@ class EvmChainReader:
         self._confirmations = confirmations
         self._system = ContractHandle(w3, url, deployment.system, abis["System"])
         self._wal = ContractHandle(w3, url, deployment.wal, abis["Wal"])
-        self._decoder = EventDecoder(abis["System"])
-        event_sources = [deployment.system]
+        self._challenges = ContractHandle(w3, url, deployment.challenges, abis["Challenges"])
+        self._decoder = EventDecoder(abis["System"] + abis["Challenges"])
+        event_sources = [deployment.system, deployment.challenges]
         self.staking: EvmStaking | None = None
         if deployment.staking is not None and deployment.pools is not None:
             event_sources.append(deployment.staking)
@@ -272,6 +274,31 @@ class EvmChainReader:
             return (await self.staking.state()).next_step_at()
         info = await self.system_info()
         return info.epoch_started_at + info.epoch_duration_s
+
+    async def challenge_state(self, epoch: int) -> ChallengeState:
+        """The storage challenge of `epoch` (Challenges.vy), read at one block.
+
+        `window_opens_at` is known for the current epoch only (System keeps no past epoch's
+        start): 0 for any other. `passed` lists every node certified for `epoch`, also after
+        its committee is gone.
+        """
+        head = await self._head()
+        (seed_block, seed, started), (node_ids, counts), current = await gather_reads(
+            self._challenges.view("challenge_of", epoch, block=head),
+            self._challenges.view("passed_nodes", epoch, block=head),
+            self._system.view("epoch", block=head),
+        )
+        opens = 0
+        if int(current) == epoch:
+            opens = int(await self._challenges.view("window_opens_at", block=head))
+        return ChallengeState(
+            epoch=epoch,
+            seed_block=int(seed_block),
+            seed=bytes(seed) if started else b"",
+            started=bool(started),
+            window_opens_at=opens,
+            passed={bytes(n): int(c) for n, c in zip(node_ids, counts, strict=True)},
+        )
 
     async def chain_time(self) -> int:
         """The timestamp of the latest block, in seconds."""

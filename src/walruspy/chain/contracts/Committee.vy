@@ -52,6 +52,9 @@ import messages
 # Move `staking_inner::TEMP_ACTIVE_SET_SIZE_LIMIT`: at most 150 nodes in a committee.
 MAX_MEMBERS: constant(uint256) = 150
 MAX_BITMAP_BYTES: constant(uint256) = (MAX_MEMBERS + 7) // 8
+# Halvings that take a binary search over MAX_MEMBERS members to an empty range: 150 members
+# leave at most 75, 37, 18, 9, 4, 2, 1 and then 0 candidates.
+MEMBER_SEARCH_STEPS: constant(uint256) = 8
 # The shard count of Walrus Mainnet and Testnet; bounds the shard assignment.
 MAX_SHARDS: constant(uint256) = 1000
 # Move `staking_pool` limit on a node's network address (host:port).
@@ -401,6 +404,32 @@ def node_weights() -> (DynArray[bytes32, MAX_MEMBERS], DynArray[uint16, MAX_MEMB
         node_ids.append(member.node_id)
         weights.append(member.weight)
     return node_ids, weights
+
+
+@external
+@view
+def member_index(node_id: bytes32) -> (bool, uint256):
+    """
+    @notice Whether `node_id` is a member, and if so its index in committee (bitmap) order.
+    @dev A binary search over the members, kept in strictly increasing node ID order: at
+        most MEMBER_SEARCH_STEPS reads of one storage slot each, where copying the members
+        out (`node_weights`) reads every slot of every member.
+    """
+    target: uint256 = convert(node_id, uint256)
+    low: uint256 = 0
+    high: uint256 = len(self._members)
+    for _: uint256 in range(MEMBER_SEARCH_STEPS):
+        if low >= high:
+            break
+        middle: uint256 = (low + high) // 2
+        found: uint256 = convert(self._members[middle].node_id, uint256)
+        if found == target:
+            return True, middle
+        if found < target:
+            low = middle + 1
+        else:
+            high = middle
+    return False, 0
 
 
 @external

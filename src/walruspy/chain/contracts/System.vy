@@ -44,6 +44,13 @@
     the committee and capacity it selected, receives the rewards of the ending epoch for
     its pools, and sets the prices its votes decide (`set_prices`); Staking emits
     EpochChangeDone once a quorum of the new committee has its shards.
+
+    Storage challenges (ours; Walrus has none: spec 3.6, Walrus paper section 4.6). The
+    Challenges contract named at deployment runs one challenge per epoch and records which
+    members of the committee passed. When an epoch whose challenge started is settled, a
+    node of its committee without a certificate gets no reward: its share is burnt with the
+    3%, not shared among the others (see `_settle_epoch`). An epoch without a started
+    challenge pays as Walrus does.
 """
 
 import objects
@@ -90,6 +97,10 @@ interface StakingView:
     def n_shards() -> uint16: view
 
 
+interface ChallengesView:
+    def passed_members(epoch: uint32) -> (bool, uint256): view
+
+
 # Move `BYTES_PER_UNIT_SIZE`: prices are per 1 MiB of encoded size.
 BYTES_PER_UNIT_SIZE: constant(uint256) = 1_048_576
 # Share of each ending epoch's rewards that is burnt (Move `extract_burn_balance`).
@@ -114,6 +125,8 @@ event EpochChangeDone:
 
 # The WAL token payments are made in.
 wal: public(immutable(address))
+# The Challenges contract whose certificates rewards depend on (empty: no challenges).
+challenges: public(immutable(address))
 # The current epoch (Move keeps it in the committee: `system::epoch()` reads it there).
 epoch: public(uint32)
 # The Committee.vy contract of the current epoch, which checks certificates.
@@ -154,6 +167,7 @@ def __init__(
     storage_price_per_unit_size: uint64,
     write_price_per_unit_size: uint64,
     staking_contract: address,
+    challenges_contract: address,
 ):
     """
     @notice Port of Move `init::initialize_walrus`. With a fixed committee
@@ -164,10 +178,14 @@ def __init__(
     @param wal_token the WAL token (Wal.vy).
     @param first_committee a sealed Committee.vy; n_shards is its shard count.
     @param staking_contract Staking.vy, or the zero address for a fixed committee.
+    @param challenges_contract Challenges.vy (deployed first, attached to this System
+        after), or the zero address for a system without storage challenges.
     """
     assert wal_token != empty(address), "zero address"
     assert epoch_duration_s > 0, "zero epoch duration"
+    assert challenges_contract == empty(address) or challenges_contract.is_contract, "challenges is not a contract"
     wal = wal_token
+    challenges = challenges_contract
     self.epoch_duration_s = epoch_duration_s
     self.epoch_start_s = convert(block.timestamp, uint64)
     self.total_capacity_size = total_capacity_size
@@ -543,27 +561,41 @@ def _settle_epoch(
         lists yet) and carries the rounding remainder into the new current epoch. Returns
         the old committee's node IDs and their rewards (none in epoch 0, which has no
         committee: everything is carried).
+    @dev Storage challenges: if the ended epoch's challenge started, a member without a
+        certificate for it gets nothing, and its share is burnt with the 3%. It is not
+        shared among the members that passed: then every node would gain from others
+        failing, and the signers of each certificate (a quorum of the node's peers) would
+        be paid to withhold their attestations from honest nodes. Burning makes failing
+        cost the failing node only.
     """
-    burnt: uint256 = ended.rewards_to_distribute * BURN_PERCENT // 100
-    if burnt > 0:
-        extcall WalToken(wal).burn(burnt)
-    to_distribute: uint256 = ended.rewards_to_distribute - burnt
-    used: uint256 = convert(ended.used_capacity, uint256)
     node_ids: DynArray[bytes32, Committee.MAX_MEMBERS] = []
     weights: DynArray[uint16, Committee.MAX_MEMBERS] = []
     if self.committee != empty(address):
         node_ids, weights = staticcall Committee.__interface__(self.committee).node_weights()
+    # One call for the whole committee: bit i of `passed` is member i (committee order).
+    challenged: bool = False
+    passed: uint256 = 0
+    if challenges != empty(address) and len(node_ids) > 0:
+        challenged, passed = staticcall ChallengesView(challenges).passed_members(ended.epoch)
+    burnt: uint256 = ended.rewards_to_distribute * BURN_PERCENT // 100
+    to_distribute: uint256 = ended.rewards_to_distribute - burnt
+    used: uint256 = convert(ended.used_capacity, uint256)
     total_stored: uint256 = 0
     for weight: uint16 in weights:
         total_stored += convert(weight, uint256) * used
     total_stored = max(total_stored, 1)
-    distributed: uint256 = 0
+    shared: uint256 = 0
     rewards: DynArray[uint256, Committee.MAX_MEMBERS] = []
-    for weight: uint16 in weights:
-        reward: uint256 = convert(weight, uint256) * used * to_distribute // total_stored
+    for i: uint256 in range(len(weights), bound=Committee.MAX_MEMBERS):
+        reward: uint256 = convert(weights[i], uint256) * used * to_distribute // total_stored
+        shared += reward
+        if challenged and (passed >> i) & 1 == 0:
+            burnt += reward
+            reward = 0
         rewards.append(reward)
-        distributed += reward
-    storage_accounting._add_rewards(0, to_distribute - distributed)
+    if burnt > 0:
+        extcall WalToken(wal).burn(burnt)
+    storage_accounting._add_rewards(0, to_distribute - shared)
     return node_ids, rewards
 
 

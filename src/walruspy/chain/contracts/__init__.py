@@ -13,18 +13,22 @@ Deployable contracts (spec/walrus-system.md section 2, porting notes 2.9):
   change (spec 2.2 to 2.6).
 - ``Pools``: the staking pools and StakedWal objects Staking drives (split from it for the
   24 KiB code limit).
+- ``Challenges``: storage challenges (ours; Walrus paper section 4.6): a seed per epoch from a
+  future block's hash, quorum certificates that a node passed, which System's reward settlement
+  consults (a separate contract: System is close to the code limit).
 
 The lower-case files are Vyper modules the others import. Two deployments exist:
 
 - a fixed committee: deploy ``Wal(supply)`` and ``Committee()``, fill the committee with
   ``add_members`` (batches, each member with a proof of possession of its BLS key for the
-  deployer's address) and ``seal(shard_owners)``, then deploy ``System(wal, committee, ...,
-  staking=0)``;
+  deployer's address) and ``seal(shard_owners)``, deploy ``Challenges()``, then
+  ``System(wal, committee, ..., staking=0, challenges)`` and ``Challenges.attach(system)``;
 - staking: deploy ``Wal``, ``Selection``, ``Staking(wal, selection, n_shards, epoch_duration,
-  epoch_zero_duration)``, ``Pools(wal, staking)``, ``System(wal, 0, ..., staking)`` and two
-  empty ``Committee()`` handed over to Staking (``hand_over``), then ``Staking.attach(system,
-  pools, committee_a, committee_b)``; nodes register and are staked, and Staking selects every
-  committee, the first one included.
+  epoch_zero_duration)``, ``Pools(wal, staking)``, ``Challenges()``, ``System(wal, 0, ...,
+  staking, challenges)``, ``Challenges.attach(system)`` and two empty ``Committee()`` handed
+  over to Staking (``hand_over``), then ``Staking.attach(system, pools, committee_a,
+  committee_b)``; nodes register and are staked, and Staking selects every committee, the
+  first one included.
 
 The chain must run the Prague fork (EIP-2537 BLS and EIP-152 BLAKE2F precompiles).
 
@@ -47,7 +51,7 @@ __all__ = ["CONTRACTS_DIR", "DEPLOYABLE", "Abi", "compile_contract", "sources_di
 #: The directory holding the ``.vy`` sources.
 CONTRACTS_DIR = Path(__file__).resolve().parent
 #: Names of the contracts that are deployed (the others are modules).
-DEPLOYABLE = ("Wal", "Committee", "System", "Selection", "Staking", "Pools")
+DEPLOYABLE = ("Wal", "Committee", "System", "Selection", "Staking", "Pools", "Challenges")
 
 #: A contract ABI as ``json.loads`` gives it.
 Abi = list[dict[str, Any]]

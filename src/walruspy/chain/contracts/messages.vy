@@ -9,6 +9,9 @@
     INVALID_BLOB_ID (intent 2) body: blob_id (32)
     PROOF_OF_POSSESSION (intent 0) body: account (32) || bls_public_key (48, compressed);
     the account is the 20-byte EVM address left-padded with zeros (Walrus: a Sui address).
+    CHALLENGE_ATTESTATION (intent 7, ours: Walrus has no storage challenges; Walrus paper
+    section 4.6) body: node_id (32) || seed (32) || blobs_checked u32 LE; the contract
+    builds it itself (Challenges.vy), so it is never parsed here.
     Blob and object IDs stay the raw 32 bytes Walrus signs (bytes32 here); Move reads the
     blob ID as a little-endian u256 but compares it only for equality, as we do.
     As in Move, bytes after the body are ignored (room for extensions; they are signed).
@@ -19,11 +22,14 @@ INTENT_VERSION: constant(uint8) = 0
 PROOF_OF_POSSESSION_MSG_TYPE: constant(uint8) = 0
 BLOB_CERT_MSG_TYPE: constant(uint8) = 1
 INVALID_BLOB_ID_MSG_TYPE: constant(uint8) = 2
+# After Walrus's six intents (0 to 6): a peer quorum attests that a node passed its challenge.
+CHALLENGE_ATTESTATION_MSG_TYPE: constant(uint8) = 7
 
 HEADER_BYTES: constant(uint256) = 7
 BLOB_ID_BYTES: constant(uint256) = 32
 COMPRESSED_PUBLIC_KEY_BYTES: constant(uint256) = 48
 PROOF_OF_POSSESSION_BYTES: constant(uint256) = HEADER_BYTES + 32 + COMPRESSED_PUBLIC_KEY_BYTES
+CHALLENGE_ATTESTATION_BYTES: constant(uint256) = HEADER_BYTES + 32 + 32 + 4
 
 # Generous bound on a certified message: the longest Walrus message (BLOB_CERT for a
 # deletable blob) is 72 bytes; this bounds memory and the hash-to-curve input.
@@ -108,6 +114,33 @@ def _invalid_blob_id_message(message: Bytes[MAX_MESSAGE_BYTES]) -> (uint32, byte
 
 @internal
 @pure
+def _u32_le(number: uint32) -> Bytes[4]:
+    """
+    @notice `number` as BCS writes a u32: four bytes, little-endian.
+    """
+    # Reverse the four low bytes of the big-endian word.
+    reversed_word: uint256 = 0
+    for i: uint256 in range(4):
+        reversed_word |= ((convert(number, uint256) >> (8 * i)) & 255) << (8 * (3 - i))
+    return slice(convert(reversed_word, bytes32), 28, 4)
+
+
+@internal
+@pure
+def _header_bytes(intent_type: uint8, epoch: uint32) -> Bytes[HEADER_BYTES]:
+    """
+    @notice The BCS intent header of a message of `intent_type` for `epoch`.
+    """
+    return concat(
+        convert(intent_type, bytes1),
+        convert(INTENT_VERSION, bytes1),
+        convert(APP_ID, bytes1),
+        self._u32_le(epoch),
+    )
+
+
+@internal
+@pure
 def _proof_of_possession_message(
     epoch: uint32, account: address, public_key: Bytes[COMPRESSED_PUBLIC_KEY_BYTES]
 ) -> Bytes[PROOF_OF_POSSESSION_BYTES]:
@@ -117,15 +150,25 @@ def _proof_of_possession_message(
         bytes) for `account` in `epoch`.
     """
     assert len(public_key) == COMPRESSED_PUBLIC_KEY_BYTES, "public key must be 48 bytes"
-    # The epoch as u32 little-endian: reverse the four low bytes of its big-endian word.
-    epoch_le: uint256 = 0
-    for i: uint256 in range(4):
-        epoch_le |= ((convert(epoch, uint256) >> (8 * i)) & 255) << (8 * (3 - i))
     return concat(
-        convert(PROOF_OF_POSSESSION_MSG_TYPE, bytes1),
-        convert(INTENT_VERSION, bytes1),
-        convert(APP_ID, bytes1),
-        slice(convert(epoch_le, bytes32), 28, 4),
+        self._header_bytes(PROOF_OF_POSSESSION_MSG_TYPE, epoch),
         convert(account, bytes32),
         public_key,
+    )
+
+
+@internal
+@pure
+def _challenge_attestation_message(
+    epoch: uint32, node_id: bytes32, seed: bytes32, blobs_checked: uint32
+) -> Bytes[CHALLENGE_ATTESTATION_BYTES]:
+    """
+    @notice The CHALLENGE_ATTESTATION message peers sign for `node_id` once it answered the
+        challenge of `seed` in `epoch` for all `blobs_checked` sampled blobs (75 bytes).
+    """
+    return concat(
+        self._header_bytes(CHALLENGE_ATTESTATION_MSG_TYPE, epoch),
+        node_id,
+        seed,
+        self._u32_le(blobs_checked),
     )

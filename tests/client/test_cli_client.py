@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,31 @@ def test_info(network: ThreadedNetwork, config: Path) -> None:
     assert payload["storageInfo"] == {"nShards": 10, "nNodes": 4}
     unknown = run(network, config, "info", "--context", "nope")
     assert unknown.exit_code == 1 and "Error: no context 'nope'" in unknown.output
+
+
+def test_info_challenges(network: ThreadedNetwork, config: Path, tmp_path: Path) -> None:
+    stored(network, config, tmp_path, b"to be challenged" * 64)
+    settle(network)
+    assert network.network is not None
+    chain = network.network.chain
+    before = json.loads(ok(network, config, "info", "challenges", "--json").stdout)
+    current = before["epochs"][0]
+    assert current["epoch"] == chain.epoch and current["started"] is False
+    assert len(current["nodes"]) == 4 and not any(n["passed"] for n in current["nodes"])
+    assert network.run(chain.schedule_challenge()) and network.run(chain.start_challenge())
+    deadline = time.monotonic() + 60
+    while len(network.run(chain.challenge_state(chain.epoch)).passed) < 4:
+        assert time.monotonic() < deadline, "the nodes did not all pass the challenge"
+        time.sleep(0.05)
+    text = ok(network, config, "info", "challenges", "--epoch", str(chain.epoch)).stdout
+    assert f"Epoch {chain.epoch}: challenge started" in text and "passed (" in text
+    payload = json.loads(
+        ok(network, config, "info", "challenges", "--epoch", str(chain.epoch), "--json").stdout
+    )
+    (entry,) = payload["epochs"]
+    checked = {node["blobsChecked"] for node in entry["nodes"]}
+    assert all(node["passed"] for node in entry["nodes"]) and len(checked) == 1
+    assert checked.pop() >= 1
 
 
 def test_a_missing_configuration_is_one_line(network: ThreadedNetwork, tmp_path: Path) -> None:

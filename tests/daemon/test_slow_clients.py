@@ -22,6 +22,8 @@ from tests.daemon.test_daemon_app import network_daemon
 from tests.node.cluster import blob_data
 from tests.node_api.slow_clients import (
     ENDLESS_HEADERS,
+    FAST,
+    WITHIN_S,
     Countdown,
     body_head,
     loopback_alias_available,
@@ -33,18 +35,9 @@ from tests.node_api.slow_clients import (
 from walruspy.cli.daemon_cmd import daemon_command
 from walruspy.daemon import DaemonLimits
 from walruspy.daemon.limits import DAEMON_CONNECTION_LIMITS
-from walruspy.node_api.connection_guard import ConnectionLimits
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST = ConnectionLimits(
-    header_timeout_s=1.0,
-    body_rate_window_s=0.5,
-    min_body_bytes_per_s=200,
-    idle_timeout_s=30.0,
-)
-#: Generous bound on what should happen within a second or two, on a noisy 2-core machine.
-WITHIN_S = 60.0
 #: The publisher's defaults: 8 stores running and 8 queued, then 429.
 PUBLISHER_SLOTS = (
     DaemonLimits().publisher_max_concurrent_requests + DaemonLimits().publisher_max_buffer_size

@@ -105,6 +105,8 @@ def test_route_templates_are_walrus_spellings() -> None:
     assert ("POST", paths.INCONSISTENCY_PROOF_ROUTE) in methods
     assert ("POST", paths.SYNC_SHARD_ROUTE) in methods
     assert len({r.name for r in paths.ROUTES}) == len(paths.ROUTES)
+    # walruspy's own routes stay apart from Walrus's, under a prefix Walrus does not use.
+    assert all(r.template.startswith("/v1/challenges/") for r in paths.CHALLENGE_ROUTES)
 
 
 def test_paths_match_walrus_client_tests() -> None:

@@ -22,6 +22,8 @@ from tests.node.cluster import ClusterNode, open_cluster
 from tests.node.test_node_config import MINIMAL
 from tests.node_api.slow_clients import (
     ENDLESS_HEADERS,
+    FAST,
+    WITHIN_S,
     Countdown,
     body_head,
     loopback_alias_available,
@@ -37,15 +39,6 @@ from walruspy.node_api.connection_guard import ConnectionLimits
 
 pytestmark = pytest.mark.timeout(120)
 
-#: Deadlines for tests: the rules are those of production, the times a fraction of a second.
-FAST = ConnectionLimits(
-    header_timeout_s=1.0,
-    body_rate_window_s=0.5,
-    min_body_bytes_per_s=200,
-    idle_timeout_s=30.0,
-)
-#: Generous bound on what should happen within a second or two, on a noisy 2-core machine.
-WITHIN_S = 60.0
 #: A syntactically valid blob ID: the route parses it, then reads the body.
 BLOB_ID = "A" * 43
 

@@ -37,6 +37,7 @@ from walruspy.node.store import (
 )
 from walruspy.node.store_records import (
     RECORD_VERSION,
+    ChallengeRecord,
     EventProgress,
     GcProgress,
     InvalidBlobInfo,
@@ -630,6 +631,25 @@ def test_undo_records_older_than_the_window_are_pruned(tmp_path: Path) -> None:
         assert store.event_cursor() == EventProgress(16, 0, 16)
         assert store.event_block_hash() == block_hash(16)  # a reorganisation stays detectable
         assert store.get_blob_info(bid(16)) == info and store.get_blob_info(bid(17)) is None
+
+
+def test_a_challenge_is_written_with_its_event_and_replaces_older_ones(tmp_path: Path) -> None:
+    config = StoreConfig(tmp_path / "db", map_size_bytes=1 << 20)
+    first = ChallengeRecord(3, bid(1), ((bid(10), (bid(20), bid(21))), (bid(11), ())))
+    with NodeStore.open(config) as store:
+        assert store.challenge(3) is None
+        store.apply_event(EventProgress.after(None, 5, 0), challenge=first)
+        assert store.challenge(3) == first
+        later = ChallengeRecord(4, bid(2), ((bid(10), (bid(22),)),))
+        store.apply_event(EventProgress.after(store.event_cursor(), 9, 0), challenge=later)
+    with NodeStore.open(config) as store:
+        assert store.challenge(3) is None and store.challenge(4) == later
+        assert later.sample_of(bid(10)) == (bid(22),) and later.sample_of(bid(11)) is None
+        assert first.challenged_blobs() == {bid(20), bid(21)}
+    with pytest.raises(ValueError, match="seed"):
+        ChallengeRecord(1, b"short", ())
+    with pytest.raises(StoreCorruptionError):
+        ChallengeRecord.decode(first.encode()[:-1])
 
 
 def test_list_blob_infos(store: NodeStore) -> None:

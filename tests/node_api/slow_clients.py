@@ -13,6 +13,18 @@ import asyncio
 import contextlib
 import socket
 
+from walruspy.node_api.connection_guard import ConnectionLimits
+
+#: Deadlines for tests: the rules are those of production, the times a fraction of a second.
+FAST = ConnectionLimits(
+    header_timeout_s=1.0,
+    body_rate_window_s=0.5,
+    min_body_bytes_per_s=200,
+    idle_timeout_s=30.0,
+)
+#: Generous bound on what should happen within a second or two, on a noisy 2-core machine.
+WITHIN_S = 60.0
+
 #: A request line and headers that never end (no blank line): a header slowloris.
 ENDLESS_HEADERS = b"GET /v1/health HTTP/1.1\r\nHost: slow\r\nX-Slow: " + b"a" * 4000
 

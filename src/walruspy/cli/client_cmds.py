@@ -41,7 +41,13 @@ if TYPE_CHECKING:
     from walruspy.client import WalrusClient
     from walruspy.client.results import ProgressEvent, StoreResult, VerifiedStatus
 
-__all__ = ["CLIENT_COMMANDS", "client_options", "info_command", "run_client"]
+__all__ = [
+    "CLIENT_COMMANDS",
+    "client_options",
+    "info_challenges_command",
+    "info_command",
+    "run_client",
+]
 
 T = TypeVar("T")
 #: Blobs below this size finish before a bar could be read; no bars for them.
@@ -513,7 +519,7 @@ def info_command(
 ) -> None:
     """The system's epoch, shards and nodes, sizes, prices and fault thresholds.
 
-    Subcommands print one part in more detail (`info committee`).
+    Subcommands print one part in more detail (`info committee`, `info challenges`).
     """
     if ctx.invoked_subcommand is not None:
         return  # the subcommand reads this group's options from ctx.parent
@@ -543,6 +549,70 @@ def info_command(
         for node in data["committeeInfo"]["storageNodes"]
     ]
     emit(data, as_json=as_json, lines=lines)
+
+
+@click.command("challenges")
+@client_options
+@click.option(
+    "--epoch",
+    type=click.IntRange(min=0, max=(1 << 32) - 1),
+    default=None,
+    help="The epoch to show (default: the current one and the one before).",
+)
+@click.pass_context
+def info_challenges_command(
+    ctx: click.Context,
+    *,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+    epoch: int | None,
+) -> None:
+    """Storage challenges: which nodes proved they hold their data, per epoch.
+
+    A node of the epoch's committee that did not pass a challenge that started gets no reward
+    for that epoch. Nodes of epochs older than the previous one are listed only if they passed.
+    """
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    config_path = config_path or parent.get("config_path")
+    context = context or parent.get("context")
+    as_json = as_json or bool(parent.get("as_json"))
+
+    async def operation(client: WalrusClient) -> dict[str, Any]:
+        chain = client.env.chain
+        committees = await chain.epoch_committees()
+        known = {committees.current.epoch: committees.current}
+        if committees.previous is not None:
+            known[committees.previous.epoch] = committees.previous
+        now = committees.current.epoch
+        epochs = [epoch] if epoch is not None else [e for e in (now, now - 1) if e >= 0]
+        shown = []
+        for number in epochs:
+            state = await chain.challenge_state(number)
+            members = known.get(number)
+            node_ids = [m.node_id for m in members.members] if members else sorted(state.passed)
+            nodes = [
+                {
+                    "nodeId": "0x" + node_id.hex(),
+                    "passed": node_id in state.passed,
+                    "blobsChecked": state.passed.get(node_id, 0),
+                }
+                for node_id in node_ids
+            ]
+            shown.append({"epoch": number, "started": state.started, "nodes": nodes})
+        return {"epochs": shown}
+
+    result = run_client(config_path, context, operation)
+    lines = []
+    for entry in result["epochs"]:
+        state = "started" if entry["started"] else "not started"
+        lines.append(f"Epoch {entry['epoch']}: challenge {state}")
+        lines += [
+            f"  {node['nodeId']}: "
+            + (f"passed ({node['blobsChecked']} blobs)" if node["passed"] else "not passed")
+            for node in entry["nodes"]
+        ]
+    emit(result, as_json=as_json, lines=lines)
 
 
 #: The commands `walruspy.cli.main` registers.

@@ -1,10 +1,12 @@
-"""`walruspy devnet up|status|down`: a whole local network from the shell.
+"""`walruspy devnet up|status|add-node|fault|down`: a whole local network from the shell.
 
 `up` starts the devchain, deploys the contracts, makes the nodes' keys and configurations,
 starts every storage node and the daemon as detached processes, waits until each is ready,
 writes `DIR/client_config.yaml` and `DIR/devnet.json`, prints the endpoints and returns, leaving
 the network running (`walruspy.devnet.control`). `status` reads the state file and says which
-processes run; `down` stops them all. Every process logs to `DIR/logs/NAME.log`.
+processes run; `down` stops them all. `fault --node I --mode M` makes a node misbehave
+(node/faults.py: it drops the slivers it acknowledged, to show storage challenges catching it),
+and `status` shows each node's fault. Every process logs to `DIR/logs/NAME.log`.
 """
 
 from __future__ import annotations
@@ -150,6 +152,27 @@ def add_node_command(directory: Path, stake_frost: int | None, as_json: bool) ->
             + (" with its stake." if stake_frost else " once staked.")
         ],
     )
+
+
+@devnet.command("fault")
+@_DIR_OPTION
+@click.option("--node", "index", type=click.IntRange(min=0), required=True, help="The node.")
+@click.option(
+    "--mode",
+    type=click.Choice(["none", "discard", "fetch-at-challenge"]),
+    required=True,
+    help="discard: acknowledge slivers, then drop them and never recover them; "
+    "fetch-at-challenge: the same, but try to recover them when a storage challenge starts; "
+    "none: honest again.",
+)
+@json_option
+def fault_command(directory: Path, index: int, mode: str, as_json: bool) -> None:
+    """Make a node misbehave (for tests and demonstrations of storage challenges)."""
+    from walruspy.devnet.control import devnet_fault
+    from walruspy.node.faults import FaultMode
+
+    result = devnet_fault(directory, index, FaultMode(mode))
+    emit(result, as_json=as_json, lines=[f"Node {index}: fault {mode}."])
 
 
 @devnet.command("down")

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from walruspy.cli.chain_cmd import chain
-from walruspy.cli.client_cmds import CLIENT_COMMANDS, info_command
+from walruspy.cli.client_cmds import CLIENT_COMMANDS, info_challenges_command, info_command
 from walruspy.cli.daemon_cmd import DAEMON_COMMANDS
 from walruspy.cli.devnet_cmd import devnet
 from walruspy.cli.node_cmd import node
@@ -113,6 +113,7 @@ cli.add_command(devnet)
 for _command in (*CLIENT_COMMANDS, *STAKING_COMMANDS, *DAEMON_COMMANDS):
     cli.add_command(_command)
 info_command.add_command(info_committee_command)
+info_command.add_command(info_challenges_command)
 
 
 def main() -> None:

@@ -31,12 +31,20 @@ from walruspy.devnet.network import (
     process_record,
 )
 from walruspy.devnet.processes import ManagedProcess, same_process, stop_pids
-from walruspy.devnet.setup import DevnetSettings
+from walruspy.devnet.setup import DevnetSettings, fault_file, node_directory
 from walruspy.devnet.staking import join_node
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
+from walruspy.node.faults import FaultMode, read_fault, write_fault
 from walruspy.node_api.client import NodeClient
 
-__all__ = ["devnet_add_node", "devnet_down", "devnet_status", "devnet_up", "live_committee"]
+__all__ = [
+    "devnet_add_node",
+    "devnet_down",
+    "devnet_fault",
+    "devnet_status",
+    "devnet_up",
+    "live_committee",
+]
 
 
 async def devnet_up(directory: Path | str, settings: DevnetSettings) -> DevnetState:
@@ -85,6 +93,7 @@ def devnet_status(
             "directUrl": node.process.url,
             "shards": list(shards),
             "inCommittee": in_committee,
+            "fault": _fault_of(Path(state.dir), node.index),
         }
         if node.proxy is not None:
             entry["proxy"] = _process_json(node.proxy)
@@ -102,6 +111,22 @@ def devnet_status(
         "daemon": _process_json(state.daemon),
         "nodes": nodes,
     }
+
+
+def _fault_of(directory: Path, index: int) -> str:
+    try:
+        return read_fault(fault_file(node_directory(directory, index))).value
+    except ValueError as exc:
+        return f"unreadable: {exc}"
+
+
+def devnet_fault(directory: Path | str, index: int, mode: FaultMode) -> dict[str, Any]:
+    """Make node `index` misbehave as `mode` says (or stop, with `none`): node/faults.py."""
+    state = DevnetState.load(directory)
+    if not any(node.index == index for node in state.nodes):
+        raise DevnetError(f"the devnet has no node {index} (nodes 0..{len(state.nodes) - 1})")
+    write_fault(fault_file(node_directory(Path(state.dir), index)), mode)
+    return {"index": index, "fault": mode.value}
 
 
 async def devnet_down(directory: Path | str) -> list[str]:

@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -97,6 +98,10 @@ PROBE_TIMEOUT_S: Final = 5.0
 #: Events read per page when counting them; the count is bounded by the pages read.
 _EVENT_PAGE: Final = 1000
 _MAX_EVENT_PAGES: Final = 10_000
+
+
+#: Tries at scheduling and starting a challenge (each one step or one mined block).
+_CHALLENGE_STEPS: Final = 10
 
 
 @dataclass(eq=False)
@@ -433,6 +438,39 @@ class Devnet:
         self.save_state()
         return new_epoch
 
+    async def start_challenge(self) -> int:
+        """Start the current epoch's storage challenge now: move the chain clock to its window,
+        schedule it and start it once its seed block is mined (a node's starter may take either
+        step first). Returns the epoch; the nodes then prove and certify on their own."""
+        deployer = self._need_deployer()
+        epoch = (await deployer.system_info()).epoch
+        challenge = await deployer.challenge_state(epoch)
+        await self._move_clock_to(challenge.window_opens_at)
+        for _ in range(_CHALLENGE_STEPS):
+            challenge = await deployer.challenge_state(epoch)
+            if challenge.started:
+                return epoch
+            if challenge.seed_block == 0:
+                await deployer.schedule_challenge()
+                # Every node withholds symbols once it applied ChallengeScheduled: let them all
+                # apply it before the seed block exists (on a public chain, the block interval).
+                await self.wait_nodes_caught_up()
+            elif not await deployer.start_challenge():
+                await self.rpc("evm_mine")  # the seed block must be in the past
+        raise DevnetError(f"the storage challenge of epoch {epoch} did not start")
+
+    async def wait_nodes_caught_up(self) -> None:
+        """Wait until every running node has applied every event on chain so far."""
+        events = await self.count_events()
+        async with asyncio.TaskGroup() as group:
+            for node in self.nodes:
+                if node.process.running and not node.process.paused:
+                    group.create_task(
+                        node.process.wait_ready(
+                            partial(self._node_caught_up, node, events, None), NODES_READY_S
+                        )
+                    )
+
     async def start_epoch_change(self) -> int:
         """Take the chain's epoch steps now and return the new epoch, without waiting for the
         nodes: its EpochChangeStart is on chain, the new committee has yet to sync its shards.
@@ -464,13 +502,15 @@ class Devnet:
         return 3 * weight >= 2 * self.settings.n_shards + 1
 
     async def wait_epoch_change_done(self) -> None:
-        """Under staking, wait until the current epoch's committee reported its shards."""
+        """Under staking, wait until the current epoch's committee reported its shards (the
+        next committee may be selected already: the nodes' drivers call `voting_end` once its
+        time has come)."""
         if not self.settings.staking:
             return
         staking = staking_of(self._need_deployer())
 
         async def done() -> bool:
-            return (await staking.state()).state is EpochState.EPOCH_CHANGE_DONE
+            return (await staking.state()).state is not EpochState.EPOCH_CHANGE_SYNC
 
         await wait_until(done, EPOCH_CHANGE_DONE_S, "the epoch change completing (EpochChangeDone)")
 

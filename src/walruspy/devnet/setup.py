@@ -205,7 +205,7 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
     for index, ((node_id, public_key, keys_dir), owned) in enumerate(
         zip(staged, shards, strict=True)
     ):
-        node_dir = directory / "nodes" / f"node{index}"
+        node_dir = node_directory(directory, index)
         node_dir.mkdir(parents=True)
         keys_dir.rename(node_dir / "keys")  # node I holds the keys of committee member I
         port = ports[index]
@@ -228,11 +228,21 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
 
 def add_node_plan(directory: Path, index: int, port: int) -> NodePlan:
     """Keys and a place for one more node, `DIR/nodes/nodeI`, outside any committee so far."""
-    node_dir = directory / "nodes" / f"node{index}"
+    node_dir = node_directory(directory, index)
     keys = keygen(node_dir / "keys")
     public_key = load_protocol_key(keys.protocol_key_path).public_key()
     node_id = hashlib.blake2b(public_key.to_bytes(), digest_size=32).digest()
     return NodePlan(index, node_dir, node_id, public_key, f"{LOOPBACK}:{port}", port, None)
+
+
+def node_directory(directory: Path, index: int) -> Path:
+    """Where node `index` of the devnet in `directory` keeps its keys, store and fault file."""
+    return directory / "nodes" / f"node{index}"
+
+
+def fault_file(node_dir: Path) -> Path:
+    """The node's fault-injection file (node/faults.py; `walruspy devnet fault` writes it)."""
+    return node_dir / "fault.json"
 
 
 def node_config(
@@ -246,6 +256,7 @@ def node_config(
         "public_url": plan.url,
         "protocol_key_path": str(plan.directory / "keys" / "protocol.key"),
         "wallet_key_path": str(plan.directory / "keys" / "wallet.key"),
+        "fault_file": str(fault_file(plan.directory)),
         "chain": {
             "rpc_url": rpc_url,
             "deployment_file": str(deployment_file),

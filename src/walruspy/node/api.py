@@ -44,6 +44,7 @@ from walruspy.core.messages import SYNC_SHARD_MESSAGE_BYTES, SignedMessage, sign
 from walruspy.core.params import MAX_SYMBOL_SIZE, EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import SliverType
+from walruspy.node.challenges import Challenges
 from walruspy.node.metrics import METRICS_CONTENT_TYPE
 from walruspy.node.service import NodeService, Stored
 from walruspy.node.shard_source import ShardSource
@@ -51,6 +52,7 @@ from walruspy.node.symbols import SymbolService
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api import json_fields as jf
 from walruspy.node_api import paths
+from walruspy.node_api.challenge_proofs import MAX_PROOF_PAGE
 from walruspy.node_api.connection_guard import BodyTooSlowError
 from walruspy.node_api.schemas import blob_status_to_json, success_body
 
@@ -60,8 +62,8 @@ BODY_HEADROOM_BYTES = 128
 READ_CHUNK_BYTES = 256 * 1024
 #: The largest BCS Merkle proof: a length byte and 16 digest nodes of 33 bytes (n <= 2^16).
 MAX_PROOF_BYTES = 1 + 16 * 33
-#: Routes served: all of Walrus's.
-SERVED_ROUTES = paths.ROUTES
+#: Routes served: all of Walrus's, and walruspy's storage-challenge routes.
+SERVED_ROUTES = paths.ROUTES + paths.CHALLENGE_ROUTES
 #: Largest sync-shard body: a BCS signed SYNC_SHARD message (length byte, 55 bytes, a 96-byte
 #: signature) and headroom.
 SYNC_SHARD_BODY_BYTES = 1 + SYNC_SHARD_MESSAGE_BYTES + SIGNATURE_BYTES + BODY_HEADROOM_BYTES
@@ -115,9 +117,11 @@ class NodeApi:
         metrics_enabled: bool = True,
         *,
         shard_source: ShardSource | None = None,
+        challenges: Challenges | None = None,
     ) -> None:
         self.service = service
         self.symbols = symbols
+        self.challenges = challenges or Challenges(service.storage, service.state, service.metrics)
         self.shard_source = shard_source or ShardSource(
             service.storage.store, service.state, service.limits.max_sliver_count_per_sync_request
         )
@@ -338,6 +342,21 @@ class NodeApi:
         body = await self._read_body(request, self.proof_limit())
         signed = await self.symbols.inconsistency_proof(blob_id, sliver_type, body)
         return _success(_signed_json(signed))
+
+    async def get_challenge_proof(self, request: web.Request) -> web.StreamResponse:
+        """GET a page of this node's storage-challenge proof for a verifier (walruspy)."""
+        epoch = self._param(request, paths.parse_epoch, "epoch")
+        verifier = self._param(request, paths.parse_object_id, "node_id")
+        start, count = self._query(
+            request, lambda pairs: paths.parse_proof_page(pairs, MAX_PROOF_PAGE)
+        )
+        return _bcs(await self.challenges.proof_page(epoch, verifier, start, count))
+
+    async def get_challenge_attestation(self, request: web.Request) -> web.StreamResponse:
+        """GET this node's storage-challenge attestation for a node (walruspy)."""
+        epoch = self._param(request, paths.parse_epoch, "epoch")
+        node_id = self._param(request, paths.parse_object_id, "node_id")
+        return _success(_signed_json(self.challenges.attestation(epoch, node_id)))
 
     async def sync_shard(self, request: web.Request) -> web.StreamResponse:
         """POST sync shard: the slivers of a shard for its new owner."""

@@ -52,6 +52,9 @@ from walruspy.chain.events import (
     BlobDeleted,
     BlobRegistered,
     ChainEvent,
+    ChallengeCertified,
+    ChallengeScheduled,
+    ChallengeStart,
     EpochChangeDone,
     EpochChangeStart,
     EventId,
@@ -324,6 +327,12 @@ def decide(
         return _on_invalid(event, blob_info)
     if isinstance(event, EpochChangeStart):
         return Transition(actions=(BeginEpoch(event.epoch),))
+    return _not_a_blob_event(event)
+
+
+def _not_a_blob_event(event: ChainEvent) -> Transition:
+    if isinstance(event, ChallengeScheduled | ChallengeStart | ChallengeCertified):
+        return Transition()  # no blob record changes (node/events.py handles challenges)
     assert isinstance(event, EpochChangeDone)
     return Transition(actions=(EpochDone(event.epoch),))
 

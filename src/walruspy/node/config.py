@@ -183,6 +183,8 @@ class NodeConfig:
     #: Slow and greedy clients of the REST API: header deadline, minimum body rate, idle
     #: timeout, connections per address (defaults and their reasons in `ConnectionLimits`).
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: Tests and devnets only: a JSON file that can make the node misbehave (node/faults.py).
+    fault_file: Path | None = None
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -221,6 +223,9 @@ class _Section:
     def path(self, key: str) -> Path:
         path = Path(self.text(key)).expanduser()
         return path if path.is_absolute() else self._base / path
+
+    def optional_path(self, key: str) -> Path | None:
+        return None if self._get(key) is None else self.path(key)
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
         value = self._get(key)
@@ -408,6 +413,7 @@ def parse_config(raw: object, base_dir: Path) -> NodeConfig:
         scrub=_scrub(top.section("scrub")),
         metrics_enabled=metrics_enabled,
         connections=_connections(top.section("connections")),
+        fault_file=top.optional_path("fault_file"),
     )
     top.done()
     return config

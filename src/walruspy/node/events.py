@@ -43,10 +43,17 @@ from collections.abc import Sequence
 import structlog
 
 from walruspy.chain.api import ChainError, ChainReader, ChainReorganizedError
-from walruspy.chain.events import ChainEvent, EventCursor
+from walruspy.chain.events import (
+    ChainEvent,
+    ChallengeCertified,
+    ChallengeScheduled,
+    ChallengeStart,
+    EventCursor,
+)
 from walruspy.core.blob_id import BlobId
 from walruspy.node import blob_state
 from walruspy.node.backoff import capped_doubling
+from walruspy.node.challenges import Challenges, derive_record
 from walruspy.node.config import ChainConfig
 from walruspy.node.epoch import EpochChanges
 from walruspy.node.metrics import NodeMetrics
@@ -72,6 +79,7 @@ class EventProcessor:
         syncer: BlobSyncer,
         epochs: EpochChanges,
         config: ChainConfig,
+        challenges: Challenges,
         immediate_deletion: bool = False,
     ) -> None:
         self.chain = chain
@@ -82,6 +90,7 @@ class EventProcessor:
         self.syncer = syncer
         self.epochs = epochs
         self.config = config
+        self.challenges = challenges
         self.immediate_deletion = immediate_deletion
         # Read once, at start, before the event loop has anything else to do.
         self.progress: EventProgress | None = storage.store.event_cursor()
@@ -148,6 +157,9 @@ class EventProcessor:
             log.warning("skipping an event at or before the stored position", position=position)
             return
         started = time.perf_counter()
+        if isinstance(event, ChallengeScheduled | ChallengeStart | ChallengeCertified):
+            await self._apply_challenge_event(event, position, started)
+            return
         blob_info, per_object = await self._records_of(event)
         transition = blob_state.decide(
             event, blob_info, per_object, self.state.epoch, self.immediate_deletion
@@ -163,11 +175,56 @@ class EventProcessor:
             block_hash=event.event_id.block_hash,
             undo_window_blocks=self.config.reorg_window_blocks,
         )
+        self._advanced(event, progress, started)
+        for action in transition.actions:
+            await self._perform(action)
+        async with self._applied:
+            self._applied.notify_all()
+
+    def _advanced(self, event: ChainEvent, progress: EventProgress, started: float) -> None:
         self.progress = progress
         self.block_hash = event.event_id.block_hash
         self._record(event, progress, time.perf_counter() - started)
-        for action in transition.actions:
-            await self._perform(action)
+
+    async def _apply_challenge_event(
+        self,
+        event: ChallengeScheduled | ChallengeStart | ChallengeCertified,
+        position: tuple[int, int],
+        started: float,
+    ) -> None:
+        """A storage challenge is scheduled (symbols are withheld from now on), starts (its
+        samples are derived from the blobs certified now and written with the event) or a
+        member passed it (node/challenges.py)."""
+        record = None
+        if isinstance(event, ChallengeStart):
+            epoch = self.state.view.epoch
+            if event.epoch == epoch:
+                certified = await self.storage.certified_blob_ids(epoch)
+                record = derive_record(epoch, event.seed, self.state.view.committee, certified)
+            else:
+                log.warning("a challenge of another epoch; ignored", epoch=event.epoch)
+        progress = EventProgress.after(self.progress, *position)
+        await self.storage.apply_event(
+            progress,
+            {},
+            {},
+            (),
+            block_hash=event.event_id.block_hash,
+            undo_window_blocks=self.config.reorg_window_blocks,
+            challenge=record,
+        )
+        self._advanced(event, progress, started)
+        if record is not None:
+            self.challenges.begin(record)
+            own = self.state.view.node_id
+            faults = self.syncer.faults
+            if faults is not None and own is not None:
+                for blob_id in faults.challenge_started(record.sample_of(own) or ()):
+                    await self.syncer.start_sync(blob_id, defer=False)
+        if isinstance(event, ChallengeCertified):
+            self.challenges.certified_on_chain(event.epoch, event.node_id)
+        if isinstance(event, ChallengeScheduled):
+            self.challenges.scheduled(event.epoch)
         async with self._applied:
             self._applied.notify_all()
 

@@ -76,6 +76,20 @@ class NodeMetrics:
             "invalidation_backlog", "Invalidation flows queued or running"
         )
         self.events_processed = counter("events_processed", "Chain events applied", ("event",))
+        self.challenge_proof_bytes = counter(
+            "challenge_proof_bytes", "Bytes of storage-challenge proofs sent to verifiers"
+        )
+        self.challenge_attestations = counter(
+            "challenge_attestations",
+            "Storage-challenge attestations given to, or refused, other nodes",
+            ("outcome",),
+        )
+        self.challenges_passed = counter(
+            "challenges_passed", "Storage challenges this node passed (certificate posted)"
+        )
+        self.challenge_symbols_refused = counter(
+            "challenge_symbols_refused", "Symbol requests refused during a storage challenge"
+        )
         self.events_undone = counter(
             "events_undone", "Applied chain events taken back after a reorganisation"
         )

@@ -53,10 +53,12 @@ from aiohttp import web
 from walruspy.chain.api import ChainWriter
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.node.api import NodeApi
+from walruspy.node.challenges import Challenges, ChallengeStarter, ChallengeWorker
 from walruspy.node.config import NodeConfig, load_config
 from walruspy.node.epoch import EpochChangeDriver, EpochChanges, EpochSyncReporter, retry_chain
 from walruspy.node.errors import ConfigError
 from walruspy.node.events import EventProcessor
+from walruspy.node.faults import Faults
 from walruspy.node.gc import GarbageCollector
 from walruspy.node.invalidation import Invalidator
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
@@ -124,6 +126,8 @@ class StorageNode:
         #: At start the node had not seen the current epoch begin: it catches up first.
         self.catching_up = False
         self.api: NodeApi | None = None
+        self.challenges: Challenges | None = None
+        self.faults = Faults(None)
 
     async def wait_ready(self) -> None:
         """Wait until the node serves and has caught up with the chain once."""
@@ -169,8 +173,15 @@ class StorageNode:
             chain_config=config.chain,
             rng=self._rng,
         )
+        self.faults = Faults(config.fault_file)
         self.syncer = BlobSyncer(
-            storage, state, metrics, config.blob_recovery, self.invalidator, rng=self._rng
+            storage,
+            state,
+            metrics,
+            config.blob_recovery,
+            self.invalidator,
+            rng=self._rng,
+            faults=self.faults,
         )
         syncer = self.syncer
         self.scrubber = Scrubber(
@@ -216,6 +227,11 @@ class StorageNode:
             kind = NodeStatusKind.RECOVERY_CATCH_UP if self.catching_up else NodeStatusKind.ACTIVE
         await storage.set_node_status(NodeStatus(kind))
         await gc.resume()
+        self.challenges = Challenges(storage, state, metrics)
+        # A challenge of this epoch that started before a restart goes on.
+        record = await asyncio.to_thread(store.challenge, view.epoch)
+        if record is not None:
+            self.challenges.begin(record)
         self.processor = EventProcessor(
             self.chain,
             storage,
@@ -225,14 +241,20 @@ class StorageNode:
             syncer=self.syncer,
             epochs=epochs,
             config=config.chain,
+            challenges=self.challenges,
             immediate_deletion=config.epoch.enable_immediate_data_deletion,
         )
         self.api = NodeApi(
             self.service,
-            SymbolService(self.service, config.limits.max_concurrent_symbol_requests),
+            SymbolService(
+                self.service,
+                config.limits.max_concurrent_symbol_requests,
+                withheld=self.challenges.refuses_symbols,
+            ),
             config.limits.max_body_bytes,
             config.limits.max_concurrent_requests,
             config.metrics_enabled,
+            challenges=self.challenges,
         )
         # Guarded against slow and greedy clients (header deadline, minimum body rate, idle
         # timeout, connections per address): `walruspy.node_api.connection_guard`.
@@ -267,9 +289,19 @@ class StorageNode:
         assert self.processor is not None and self.syncer is not None
         assert self.invalidator is not None and self.reporter is not None
         assert self.shard_syncer is not None and self.store is not None
-        assert self.scrubber is not None
+        assert self.scrubber is not None and self.challenges is not None
+        assert self.service is not None
         async with asyncio.TaskGroup() as group:
             group.create_task(self.processor.run())
+            group.create_task(self.faults.run(self.service.storage, self.service.state))
+            group.create_task(
+                ChallengeWorker(
+                    self.challenges,
+                    self.chain,
+                    self.service.sign,
+                    request_timeout_s=self.config.blob_recovery.sliver_request_timeout_s,
+                ).run()
+            )
             group.create_task(self.syncer.run())
             group.create_task(self.scrubber.run())
             group.create_task(self.invalidator.run())
@@ -279,6 +311,15 @@ class StorageNode:
                     self.chain, self.config.epoch, metrics, clock=self._clock, rng=self._rng
                 )
                 group.create_task(driver.run())
+                starter = ChallengeStarter(
+                    self.chain,
+                    self.service.state,
+                    check_interval_s=self.config.epoch.check_interval_s,
+                    max_jitter_s=self.config.epoch.max_jitter_s,
+                    rng=self._rng or random.Random(),  # noqa: S311 - jitter only
+                    clock=self._clock,
+                )
+                group.create_task(starter.run())
             await self.processor.caught_up.wait()
             # The missed events are replayed: now sync what the node owns, then report it.
             self.shard_syncer.enable()

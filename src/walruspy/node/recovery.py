@@ -86,6 +86,7 @@ from walruspy.node_api.fanout import (
 from walruspy.node_api.paths import RecoverySymbolsForSliver
 
 if TYPE_CHECKING:
+    from walruspy.node.faults import Faults
     from walruspy.node.invalidation import Invalidator
 
 log = structlog.get_logger("walruspy.node.recovery")
@@ -124,12 +125,15 @@ class BlobSyncer(BackgroundWorkers):
         *,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.storage = storage
         self.state = state
         self.metrics = metrics
         self.config = config
         self.invalidator = invalidator
+        #: Fault injection (tests and devnets only): blobs this node must not recover.
+        self.faults = faults
         super().__init__(metrics.recover_blob_backlog, session)
         self.inconsistency_proofs: OrderedDict[bytes, InconsistencyProof] = OrderedDict()
         # Shuffling peers and jittering backoff need no cryptographic randomness.
@@ -157,6 +161,8 @@ class BlobSyncer(BackgroundWorkers):
     async def start_sync(self, blob_id: bytes, defer: bool = True) -> None:
         """Queue a sync of `blob_id` (no-op if queued; once more after it if running); waits
         while the queue is full."""
+        if self.faults is not None and self.faults.blocks_sync(blob_id):
+            return  # fault injection: this node never recovers what it discarded
         if blob_id in self._running:
             self._again.add(blob_id)
             return

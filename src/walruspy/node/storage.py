@@ -33,6 +33,7 @@ from walruspy.core.metadata import BlobMetadata, UnverifiedBlobMetadataWithId
 from walruspy.core.metadata import VerifiedBlobMetadataWithId as VerifiedMetadata
 from walruspy.core.slivers import VerifiedSliver
 from walruspy.core.types import ShardIndex, SliverType
+from walruspy.node import blob_state
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.shard_plan import ShardSyncProgress
@@ -44,12 +45,16 @@ from walruspy.node.store import (
 )
 from walruspy.node.store_records import (
     BlobInfo,
+    ChallengeRecord,
     EventProgress,
     NodeStatus,
     PerObjectBlobInfo,
     ShardStatus,
 )
 from walruspy.node.view import NodeState
+
+#: Blob-info records read per transaction when listing certified blobs.
+_SCAN_PAGE = 1000
 
 #: What the node lacks of a blob: None for the metadata, else (shard, axis).
 MissingPart = tuple[ShardIndex, SliverType] | None
@@ -98,9 +103,10 @@ class NodeStorage:
         *,
         block_hash: bytes = b"",
         undo_window_blocks: int = 0,
+        challenge: ChallengeRecord | None = None,
     ) -> None:
         """An event's record changes and data deletions with the advanced cursor and its undo
-        record, in one transaction (`NodeStore.apply_event`)."""
+        record (and the challenge it starts), in one transaction (`NodeStore.apply_event`)."""
         await asyncio.to_thread(
             partial(
                 self.store.apply_event,
@@ -110,8 +116,26 @@ class NodeStorage:
                 delete_data_of,
                 block_hash=block_hash,
                 undo_window_blocks=undo_window_blocks,
+                challenge=challenge,
             )
         )
+
+    async def certified_blob_ids(self, epoch: int) -> list[bytes]:
+        """The blobs certified and not expired in `epoch`, in blob-ID order (the set a storage
+        challenge samples from: node/challenges.py)."""
+
+        def scan() -> list[bytes]:
+            found: list[bytes] = []
+            start: bytes | None = None
+            while True:
+                page = self.store.list_blob_infos(start, _SCAN_PAGE)
+                fresh = page[1:] if start is not None and page and page[0][0] == start else page
+                found.extend(k for k, info in fresh if blob_state.is_certified(info, epoch))
+                if len(page) < _SCAN_PAGE:
+                    return found
+                start = page[-1][0]
+
+        return await asyncio.to_thread(scan)
 
     async def event_block_hash(self) -> bytes:
         """The hash of the last applied event's block, if known."""

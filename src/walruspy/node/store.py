@@ -17,6 +17,7 @@ Layout. One environment per node holds these named databases, keys in byte order
     garbage_collection     b"progress" -> GcProgress
     shard_sync_progress    shard u16 BE -> ShardSyncProgress (a gained shard being synced)
     store_info             b"format" -> u32 LE format; b"migration", b"scrub" -> progress
+    challenges             epoch u32 BE -> ChallengeRecord (the storage challenge of that epoch)
 
 Slivers live in one database per shard and axis, so shard sync streams one in blob-ID order
 (`list_slivers`) and a lost shard is emptied in one step (`drop_shard`). The shard changes of an
@@ -84,6 +85,7 @@ from walruspy.node.store_integrity import CorruptionReports, CorruptRecord, Reco
 from walruspy.node.store_records import (
     ID_LEN,
     BlobInfo,
+    ChallengeRecord,
     EventProgress,
     EventUndo,
     GcProgress,
@@ -156,6 +158,7 @@ _NODE_STATUS = b"node_status"
 _GC = b"garbage_collection"
 _SYNC_PROGRESS = b"shard_sync_progress"
 _STORE_INFO = b"store_info"
+_CHALLENGES = b"challenges"
 _CURSOR_KEY = b"cursor"
 _CURSOR_HASH_KEY = b"block_hash"
 _STATUS_KEY = b"status"
@@ -171,6 +174,7 @@ _FIXED_DATABASES = (
     _GC,
     _SYNC_PROGRESS,
     _STORE_INFO,
+    _CHALLENGES,
 )
 
 
@@ -800,6 +804,19 @@ class NodeStore:
             check_id(blob_id, "blob_id")
         return self._write(lambda txn: self._delete_data_in(txn, ids))
 
+    def delete_slivers(self, blob_id: bytes) -> int:
+        """Delete every stored sliver of `blob_id` (not its metadata); how many there were.
+
+        Only fault injection does this (node/faults.py): an honest node deletes a blob's data
+        as a whole (`delete_blob_data`)."""
+        check_id(blob_id, "blob_id")
+
+        def body(txn: lmdb.Transaction[bytes]) -> int:
+            shard_dbs = [db for name, db in list(self._dbs.items()) if name.startswith(b"shard-")]
+            return sum(int(txn.delete(blob_id, db=db)) for db in shard_dbs)
+
+        return self._write(body)
+
     def _delete_data_in(self, txn: lmdb.Transaction[bytes], blob_ids: Sequence[bytes]) -> int:
         # Snapshot inside the write transaction: a shard created meanwhile is published only
         # after its creating transaction commits, and it can hold no sliver before then.
@@ -863,6 +880,7 @@ class NodeStore:
         *,
         block_hash: bytes = b"",
         undo_window_blocks: int = 0,
+        challenge: ChallengeRecord | None = None,
     ) -> None:
         """Apply one event's effects and advance the cursor to it, atomically.
 
@@ -871,6 +889,8 @@ class NodeStore:
         lists blobs whose metadata and slivers go too (invalid blobs, immediate deletion).
         An `EventUndo` is kept with `block_hash`; undo records of blocks more than
         `undo_window_blocks` before this one are pruned (0: keep only this event's).
+        `challenge` is the storage challenge a ChallengeStart event begins (replacing any record
+        of its epoch); records of earlier epochs are dropped with it.
         """
         blob_updates = self._encode_updates(blob_infos, "blob_id", encode_blob_info)
         object_updates = self._encode_updates(
@@ -907,8 +927,26 @@ class NodeStore:
             undo_db = self._db(_EVENT_UNDO)
             txn.put(cursor.events_applied.to_bytes(8, "big"), undo.encode(), db=undo_db)
             self._prune_undo(txn, cursor.block_number - undo_window_blocks)
+            if challenge is not None:
+                self._put_challenge(txn, challenge, encoded_challenge)
 
+        encoded_challenge = b"" if challenge is None else challenge.encode()
         self._write(body)
+
+    def _put_challenge(
+        self, txn: lmdb.Transaction[bytes], challenge: ChallengeRecord, encoded: bytes
+    ) -> None:
+        db = self._db(_CHALLENGES)
+        cursor = txn.cursor(db=db)
+        while cursor.first() and int.from_bytes(cursor.key(), "big") < challenge.epoch:
+            cursor.delete()  # one epoch's challenge at a time: earlier ones are over
+        txn.put(challenge.epoch.to_bytes(4, "big"), encoded, db=db)
+
+    def challenge(self, epoch: int) -> ChallengeRecord | None:
+        """The storage challenge of `epoch` this node derived, or None."""
+        key = epoch.to_bytes(4, "big")
+        raw = self._read(lambda txn: txn.get(key, db=self._db(_CHALLENGES)))
+        return None if raw is None else ChallengeRecord.decode(raw)
 
     def _prune_undo(self, txn: lmdb.Transaction[bytes], before_block: int) -> None:
         undo_cursor = txn.cursor(db=self._db(_EVENT_UNDO))

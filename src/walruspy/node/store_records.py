@@ -456,6 +456,78 @@ class PerObjectBlobInfo:
         )
 
 
+# --- storage challenges ---------------------------------------------------------------------
+
+#: Most members a challenge record names (Committee.vy's member bound is lower).
+MAX_CHALLENGE_MEMBERS = 1024
+#: Most blob IDs one member's sample holds (core.challenge.sample_size is 2,063 by default).
+MAX_CHALLENGE_SAMPLE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRecord:
+    """A storage challenge as the node derived it when it applied the epoch's ChallengeStart.
+
+    `seed` is the chain's seed; `samples` names, for each committee member (node ID, in
+    committee order), the blob IDs it must prove it holds (node/challenges.py). Every node
+    derives the same record from the same event position, so it is written with that event.
+    """
+
+    epoch: int
+    seed: bytes
+    samples: tuple[tuple[bytes, tuple[bytes, ...]], ...]
+
+    def __post_init__(self) -> None:
+        _check_u32(self.epoch, "epoch")
+        check_id(self.seed, "seed")
+        if len(self.samples) > MAX_CHALLENGE_MEMBERS:
+            raise ValueError(f"{len(self.samples)} members exceed {MAX_CHALLENGE_MEMBERS}")
+        for node_id, blob_ids in self.samples:
+            check_id(node_id, "node_id")
+            if len(blob_ids) > MAX_CHALLENGE_SAMPLE:
+                raise ValueError(f"a sample of {len(blob_ids)} exceeds {MAX_CHALLENGE_SAMPLE}")
+            for blob_id in blob_ids:
+                check_id(blob_id, "blob_id")
+
+    def sample_of(self, node_id: bytes) -> tuple[bytes, ...] | None:
+        """The blobs `node_id` must prove, or None if it is not challenged."""
+        for member, blob_ids in self.samples:
+            if member == node_id:
+                return blob_ids
+        return None
+
+    def challenged_blobs(self) -> frozenset[bytes]:
+        """Every blob of any member's sample."""
+        return frozenset(b for _, blob_ids in self.samples for b in blob_ids)
+
+    def encode(self) -> bytes:
+        """The versioned record bytes."""
+
+        def body(w: Writer) -> None:
+            w.u32(self.epoch).fixed(self.seed).uleb128(len(self.samples))
+            for node_id, blob_ids in self.samples:
+                w.fixed(node_id).uleb128(len(blob_ids))
+                for blob_id in blob_ids:
+                    w.fixed(blob_id)
+
+        return _encode(body)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ChallengeRecord:
+        """Parse the record bytes."""
+
+        def parse(r: Reader) -> ChallengeRecord:
+            epoch, seed = r.u32("epoch"), r.fixed(ID_LEN, "seed")
+            samples = []
+            for _ in range(r.uleb128("members", MAX_CHALLENGE_MEMBERS)):
+                node_id = r.fixed(ID_LEN, "node_id")
+                count = r.uleb128("sample", MAX_CHALLENGE_SAMPLE)
+                samples.append((node_id, tuple(r.fixed(ID_LEN, "blob_id") for _ in range(count))))
+            return cls(epoch, seed, tuple(samples))
+
+        return decode_record(data, "challenge", parse)
+
+
 # --- node, shard and GC state ------------------------------------------------------------------
 
 

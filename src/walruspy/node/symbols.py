@@ -17,12 +17,15 @@ Work is bounded: at most `MAX_SYMBOL_IDS` ids per request, each source sliver is
 hashed once per request (`SymbolSource`), and requests run only while a slot of
 `max_concurrent_symbol_requests` is free; a request that finds none is refused with 503
 UNAVAILABLE, as Walrus's limiter does, so peers retry elsewhere.
+
+During a storage challenge (node/challenges.py) both kinds of symbols of challenged blobs are
+withheld (503): a node that dropped its slivers must not rebuild them from its peers in time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from walruspy.core.blob_id import BlobId
@@ -119,14 +122,30 @@ def plan_symbols(
 class SymbolService:
     """The symbol routes and the inconsistency-proof route of one node."""
 
-    def __init__(self, service: NodeService, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        service: NodeService,
+        max_concurrent: int,
+        *,
+        withheld: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self._service = service
         self._slots = asyncio.Semaphore(max_concurrent)
+        #: Whether a blob's symbols are withheld now (a storage challenge: node/challenges.py).
+        self._withheld = withheld or (lambda blob_id: False)
+
+    def _check_not_withheld(self, blob_id: BlobId) -> None:
+        if self._withheld(blob_id.raw):
+            self._service.metrics.challenge_symbols_refused.inc()
+            raise api_errors.UnavailableError(
+                "a storage challenge is underway: symbols of this blob are served again after it"
+            )
 
     async def recovery_symbols(
         self, blob_id: BlobId, symbols_filter: RecoverySymbolsFilter
     ) -> bytes:
         """BCS `Vec<GeneralRecoverySymbol>` for the filter, or the last error if none."""
+        self._check_not_withheld(blob_id)
         if self._slots.locked():
             raise api_errors.UnavailableError("too many recovery-symbol requests; retry later")
         async with self._slots:
@@ -180,6 +199,7 @@ class SymbolService:
 
     async def decoding_symbols(self, blob_id: BlobId, query: DecodingSymbolsQuery) -> bytes:
         """BCS map target index -> source symbols (no proofs) from owned shards' slivers."""
+        self._check_not_withheld(blob_id)
         state = self._service.state
         n = state.n_shards
         params = EncodingParams(n)

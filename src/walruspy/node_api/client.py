@@ -37,6 +37,7 @@ import aiohttp.payload
 from yarl import URL
 
 from walruspy.core.blob_id import BlobId
+from walruspy.core.challenge import ChallengeProof
 from walruspy.core.crypto import BlsPublicKey, BlsSignature
 from walruspy.core.errors import DecodeError
 from walruspy.core.inconsistency import InconsistencyProof
@@ -48,6 +49,7 @@ from walruspy.core.symbols import RecoverySymbol, symbols_from_bcs
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
 from walruspy.node_api import json_fields as jf
 from walruspy.node_api import paths, schemas
+from walruspy.node_api.challenge_proofs import MAX_PROOF_PAGE_BYTES, proof_page_from_bcs
 from walruspy.node_api.decoding_symbols import DecodingSymbol, decoding_symbols_from_bcs
 from walruspy.node_api.errors import NodeConnectionError, NodeTimeoutError, error_from_response
 from walruspy.node_api.health import ServiceHealthInfo
@@ -351,6 +353,23 @@ class NodeClient:
             "POST", path, body=proof.to_bcs(), max_response_bytes=jf.MAX_JSON_BYTES
         )
         data = schemas.parse_service_response(status, payload)
+        return _core_signed(schemas.SignedMessage.from_json(data))
+
+    # --- storage challenges -------------------------------------------------------------------
+
+    async def challenge_proof(
+        self, epoch: int, verifier: bytes, start: int, count: int
+    ) -> list[ChallengeProof]:
+        """Positions `start`..`start + count - 1` of the node's challenge proof for `verifier`,
+        one `ChallengeProof` per blob; check them with `verify_challenge_answer`."""
+        path = paths.challenge_proof_path(epoch, verifier, start, count)
+        _, payload = await self.request("GET", path, max_response_bytes=MAX_PROOF_PAGE_BYTES)
+        return proof_page_from_bcs(payload)
+
+    async def challenge_attestation(self, epoch: int, node_id: bytes) -> SignedMessage:
+        """The node's signed attestation that `node_id` passed the challenge of `epoch`; the
+        caller verifies it (`signed.verify(member_key, ChallengeAttestationMessage(...))`)."""
+        data = await self._json(paths.challenge_attestation_path(epoch, node_id))
         return _core_signed(schemas.SignedMessage.from_json(data))
 
     # --- shard sync ---------------------------------------------------------------------------

@@ -44,6 +44,10 @@ INCONSISTENCY_PROOF_ROUTE = "/v1/blobs/{blob_id}/inconsistencyProof/{sliver_type
 BLOB_STATUS_ROUTE = "/v1/blobs/{blob_id}/status"
 HEALTH_ROUTE = "/v1/health"
 SYNC_SHARD_ROUTE = "/v1/migrate/sync_shard"
+#: walruspy's storage challenges (Walrus has none): a challenged node's proof for one verifier,
+#: a page of positions at a time, and the attestation a verifier gives a challenged node.
+CHALLENGE_PROOF_ROUTE = "/v1/challenges/{epoch}/proof/{node_id}"
+CHALLENGE_ATTESTATION_ROUTE = "/v1/challenges/{epoch}/attestation/{node_id}"
 
 #: Most symbol IDs one recovery-symbol request may name. Recovering any sliver needs at most
 #: n - f symbols (667 at n = 1000), and aiohttp's default 8,190-byte request line holds about 680
@@ -85,6 +89,11 @@ ROUTES: tuple[Route, ...] = (
     Route("get_blob_status", "GET", BLOB_STATUS_ROUTE),
     Route("health_info", "GET", HEALTH_ROUTE),
     Route("sync_shard", "POST", SYNC_SHARD_ROUTE),
+)
+#: walruspy's routes beyond Walrus's: storage challenges (Walrus has none).
+CHALLENGE_ROUTES: tuple[Route, ...] = (
+    Route("get_challenge_proof", "GET", CHALLENGE_PROOF_ROUTE),
+    Route("get_challenge_attestation", "GET", CHALLENGE_ATTESTATION_ROUTE),
 )
 
 #: A query string as ordered `(key, value)` pairs.
@@ -277,6 +286,33 @@ class ConfirmationWait:
             ),
             wait_ms=None if millis is None else _parse_uint(millis, "wait_millis", _U64_MAX),
         )
+
+
+def challenge_proof_path(epoch: int, verifier: bytes, start: int, count: int) -> str:
+    """`/v1/challenges/{epoch}/proof/0x…?start=S&count=C`: positions S..S+C-1 of the proof the
+    node gives the verifier `verifier` (a node ID)."""
+    path = f"/v1/challenges/{epoch}/proof/{format_object_id(verifier)}"
+    return with_query(path, [("start", str(start)), ("count", str(count))])
+
+
+def challenge_attestation_path(epoch: int, node_id: bytes) -> str:
+    """`/v1/challenges/{epoch}/attestation/0x…`: the node's attestation for `node_id`."""
+    return f"/v1/challenges/{epoch}/attestation/{format_object_id(node_id)}"
+
+
+def parse_epoch(text: str) -> int:
+    """An epoch path parameter (u32)."""
+    return _parse_uint(text, "epoch", (1 << 32) - 1)
+
+
+def parse_proof_page(pairs: Iterable[tuple[str, str]], max_count: int) -> tuple[int, int]:
+    """`start` and `count` of a challenge-proof page (`count` at most `max_count`)."""
+    query = _collect(pairs)
+    start = _parse_uint(_single(query, "start") or "0", "start", (1 << 32) - 1)
+    count = _parse_uint(_single(query, "count") or str(max_count), "count", max_count)
+    if count == 0:
+        raise InvalidInputError("count must be positive")
+    return start, count
 
 
 def health_query(detailed: bool) -> QueryPairs:

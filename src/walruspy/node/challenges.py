@@ -274,6 +274,7 @@ class Challenges:
         async with self._proof_slots:
             proofs = [await self._answer(blob_id, ids) for blob_id, ids in by_blob(page)]
         body = proof_page_to_bcs(proofs)
+        self.metrics.challenge_proof_pages.inc()
         self.metrics.challenge_proof_bytes.inc(len(body))
         return body
 
@@ -284,13 +285,15 @@ class Challenges:
                 f"this node does not hold the metadata of {BlobId(blob_id)}"
             )
         keys = {(i.source_pair, i.source_axis) for i in ids}
-        slivers = await asyncio.to_thread(self._slivers, blob_id, keys)
+        slivers = await asyncio.to_thread(self.stored_slivers, blob_id, keys)
         try:
             return await asyncio.to_thread(challenge_answer, metadata, slivers, ids)
         except ValueError as exc:  # a sliver of the sample is not here
             raise api_errors.SliverNotFoundError(f"{BlobId(blob_id)}: {exc}") from exc
 
-    def _slivers(self, blob_id: bytes, keys: Iterable[SliverKey]) -> dict[SliverKey, SliverData]:
+    def stored_slivers(
+        self, blob_id: bytes, keys: Iterable[SliverKey]
+    ) -> dict[SliverKey, SliverData]:
         """This node's stored slivers of `blob_id` for `keys` (those it holds)."""
         n_shards = self.state.view.committee.n_shards
         found = {}
@@ -457,7 +460,7 @@ class ChallengeWorker:
         if metadata is None:
             raise ChallengeUnverifiableError(f"this verifier lacks the metadata of {blob_id.hex()}")
         keys = {(i.target_pair, i.target_axis) for i in ids}
-        own_slivers = await asyncio.to_thread(self.challenges._slivers, blob_id, keys)
+        own_slivers = await asyncio.to_thread(self.challenges.stored_slivers, blob_id, keys)
         try:
             await asyncio.to_thread(verify_challenge_answer, metadata, proof, ids, own_slivers)
         except ChallengeVerificationError as exc:

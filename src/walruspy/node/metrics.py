@@ -76,6 +76,9 @@ class NodeMetrics:
             "invalidation_backlog", "Invalidation flows queued or running"
         )
         self.events_processed = counter("events_processed", "Chain events applied", ("event",))
+        self.challenge_proof_pages = counter(
+            "challenge_proof_pages", "Storage-challenge proof pages answered to verifiers"
+        )
         self.challenge_proof_bytes = counter(
             "challenge_proof_bytes", "Bytes of storage-challenge proofs sent to verifiers"
         )

@@ -215,12 +215,15 @@ class EventProcessor:
         )
         self._advanced(event, progress, started)
         if record is not None:
-            self.challenges.begin(record)
             own = self.state.view.node_id
             faults = self.syncer.faults
-            if faults is not None and own is not None:
-                for blob_id in faults.challenge_started(record.sample_of(own) or ()):
-                    await self.syncer.start_sync(blob_id, defer=False)
+            fetch: list[bytes] = []
+            if faults is not None and own is not None:  # fault injection (tests, devnets)
+                sample = record.sample_of(own) or ()
+                fetch = await faults.challenge_started(self.storage, self.state, sample)
+            self.challenges.begin(record)
+            for blob_id in fetch:
+                await self.syncer.start_sync(blob_id, defer=False)
         if isinstance(event, ChallengeCertified):
             self.challenges.certified_on_chain(event.epoch, event.node_id)
         if isinstance(event, ChallengeScheduled):

@@ -12,7 +12,8 @@ modification time changes, so a fault is switched on and off without a restart:
   blob sync skips every blob.
 * `fetch-at-challenge`: the same, but when a storage challenge starts the node tries to recover
   the blobs of its own sample from its peers, as a node that hopes to fetch what it dropped in
-  time would; honest peers withhold those symbols during the challenge.
+  time would; honest peers withhold those symbols during the challenge. Whatever it gets back
+  it drops again once that challenge's epoch is over.
 
 Nothing here runs unless a `fault_file` is configured.
 """
@@ -77,8 +78,10 @@ class Faults:
         self.path = path
         self._mode = FaultMode.NONE
         self._seen: tuple[int, int] | None = None
-        #: Blobs a `fetch-at-challenge` node may recover (its challenge sample).
+        #: Blobs a `fetch-at-challenge` node may recover (its challenge sample), and the epoch
+        #: of that challenge: afterwards it drops them again, as before.
         self.allowed: frozenset[bytes] = frozenset()
+        self.allowed_epoch: int | None = None
 
     @property
     def mode(self) -> FaultMode:
@@ -107,14 +110,37 @@ class Faults:
         mode = self.mode
         if mode is FaultMode.DISCARD:
             return True
-        return mode is FaultMode.FETCH_AT_CHALLENGE and blob_id not in self.allowed
+        return mode is FaultMode.FETCH_AT_CHALLENGE and (
+            blob_id not in self.allowed or self.allowed_epoch is None
+        )
 
-    def challenge_started(self, own_sample: Iterable[bytes]) -> list[bytes]:
-        """A challenge began: the blobs a `fetch-at-challenge` node now tries to recover."""
+    async def challenge_started(
+        self, storage: NodeStorage, state: NodeState, own_sample: Iterable[bytes]
+    ) -> list[bytes]:
+        """A challenge began: a faulty node first drops whatever it holds (a sync of an earlier
+        challenge may have brought some back), then a `fetch-at-challenge` node returns the
+        blobs it now tries to recover."""
+        if self.mode is FaultMode.NONE:
+            return []
+        self.allowed, self.allowed_epoch = frozenset(), None
+        await self.discard(storage, state)
         if self.mode is not FaultMode.FETCH_AT_CHALLENGE:
             return []
-        self.allowed = frozenset(own_sample)
+        self.allowed, self.allowed_epoch = frozenset(own_sample), state.view.epoch
         return sorted(self.allowed)
+
+    async def discard(self, storage: NodeStorage, state: NodeState) -> int:
+        """Drop this node's slivers of every certified blob it may not keep; how many."""
+        epoch = state.view.epoch
+        if self.allowed_epoch != epoch:  # the challenge that allowed them is over
+            self.allowed, self.allowed_epoch = frozenset(), None
+        dropped = 0
+        for blob_id in await storage.certified_blob_ids(epoch):
+            if blob_id not in self.allowed:
+                dropped += await asyncio.to_thread(storage.store.delete_slivers, blob_id)
+        if dropped:
+            log.warning("fault injection: slivers discarded", slivers=dropped)
+        return dropped
 
     async def run(self, storage: NodeStorage, state: NodeState) -> None:
         """Drop the slivers of certified blobs while a fault says so (until cancelled)."""
@@ -122,10 +148,5 @@ class Faults:
             return
         while True:
             if self.mode is not FaultMode.NONE:
-                dropped = 0
-                for blob_id in await storage.certified_blob_ids(state.view.epoch):
-                    if blob_id not in self.allowed:
-                        dropped += await asyncio.to_thread(storage.store.delete_slivers, blob_id)
-                if dropped:
-                    log.warning("fault injection: slivers discarded", slivers=dropped)
+                await self.discard(storage, state)
             await asyncio.sleep(DISCARD_INTERVAL_S)

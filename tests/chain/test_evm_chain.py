@@ -758,18 +758,24 @@ async def test_a_client_with_confirmations_waits_for_them(
         assert head >= registered.event_id.block_number + 2 and mined >= 2
 
 
-async def test_anvil_reorg_is_detected(node: ChainProcess, deployed4: Deployment) -> None:
-    """anvil_reorg replaces the latest block at the same height, as a real reorganisation."""
-    if node.name != "anvil":
-        pytest.skip("anvil_reorg is anvil's")
+async def test_a_block_replaced_at_the_same_height_is_detected(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    """The latest block replaced by another at the same height, as a real reorganisation:
+    `anvil_reorg` on anvil; on the devchain, a revert to before it and an empty block mined."""
     async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
         await register(chain)
         cursor = (await all_events(chain))[-1].event_id.cursor_after
+        snapshot = node.rpc("evm_snapshot")
         object_id = await register(chain)
     async with open_evm_chain(node.url, deployed4) as reader:
         (seen,) = await reader.events(cursor, 10)
         assert isinstance(seen, BlobRegistered) and seen.object_id == object_id
-        node.rpc("anvil_reorg", 1, [])
+        if node.name == "anvil":
+            node.rpc("anvil_reorg", 1, [])
+        else:
+            assert node.rpc("evm_revert", snapshot) is True
+            node.rpc("evm_mine")
         with pytest.raises(ChainReorganizedError, match=f"block {seen.event_id.block_number}"):
             await reader.events(seen.event_id.cursor_after, 10)
         for event in await reader.events(cursor, 10):  # the block again, whatever it holds now

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from eth.abc import ComputationAPI, MessageAPI, OpcodeAPI, StateAPI, TransactionContextAPI
+from eth.vm.opcode import Opcode
 
 __all__ = [
     "CALL_THREADS",
@@ -210,10 +211,10 @@ class _CheckedOpcode(OpcodeAPI):
         self._inner(computation)
 
     @classmethod
-    def as_opcode(
-        cls, logic_fn: Callable[..., Any], mnemonic: str, gas_cost: int
-    ) -> OpcodeAPI:  # pragma: no cover - py-evm builds opcode tables, never this one
-        raise NotImplementedError("a checked opcode only wraps an existing one")
+    def as_opcode(cls, logic_fn: Callable[..., Any], mnemonic: str, gas_cost: int) -> OpcodeAPI:
+        """`OpcodeAPI`'s constructor from a logic function: a plain py-evm opcode (a checked one
+        exists only around an opcode and a guard, `_guarded_class`)."""
+        return Opcode.as_opcode(logic_fn, mnemonic, gas_cost)
 
 
 def _guarded_class(base: type[ComputationAPI], guard: CallGuard) -> type[ComputationAPI]:

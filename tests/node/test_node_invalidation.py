@@ -155,14 +155,14 @@ async def test_an_inconsistent_blob_is_invalidated_on_chain(tmp_path: Path) -> N
         assert outcomes(blob.owner, "failed") == 0
         await assert_invalid_everywhere(cluster, blob)
         # A scan that ran before the InvalidBlobID event was applied may have submitted the
-        # proof again: that flow ends at once ("lost_race"), and nothing stays queued.
+        # proof again: that flow ends at once ("already_invalid"), and nothing stays queued.
         async with asyncio.timeout(10):
             await invalidator(blob.owner).wait_idle()
         assert invalidator(blob.owner).backlog == 0
         assert outcomes(blob.owner, "posted") == 1
         # A flow started again for the blob stops at once: the node already knows it is invalid.
         again = await invalidator(blob.owner).invalidate(blob.blob_id, proof_of(blob))
-        assert again == "lost_race"
+        assert again == "already_invalid"
         assert len(posted) == 1
 
 

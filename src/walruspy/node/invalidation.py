@@ -196,14 +196,16 @@ class Invalidator(BackgroundWorkers):
     async def invalidate(self, blob_id: BlobId, proof: InconsistencyProof) -> str:
         """Get `blob_id` marked invalid on chain; the outcome as a metric label.
 
-        "posted", "lost_race" (another node was first) or "skipped" (no longer registered);
+        "posted", "lost_race" (another node was first while this flow ran), "already_invalid"
+        (known invalid before it began: a sync queued before the event was applied) or
+        "skipped" (no longer registered);
         raises `InvalidationGaveUpError` (or the chain's error) when the attempts run out.
         """
         current: _Round | None = None
         for attempt in range(self.config.max_attempts):
             info = await self.storage.blob_info(blob_id)
             if isinstance(info, InvalidBlobInfo):
-                return "lost_race"
+                return "lost_race" if current is not None else "already_invalid"
             view = self.state.view
             if not blob_state.is_registered(info, view.epoch):
                 return "skipped"

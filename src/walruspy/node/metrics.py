@@ -64,7 +64,8 @@ class NodeMetrics:
         self.recover_blob_backlog = gauge("recover_blob_backlog", "Blob syncs queued or running")
         self.invalidations = counter(
             "blob_invalidations",
-            "Finished invalidation flows, by outcome (posted, lost_race, skipped, failed, ...)",
+            "Finished invalidation flows, by outcome "
+            "(posted, lost_race, already_invalid, skipped, failed, ...)",
             ("outcome",),
         )
         self.invalidity_attestation_failures = counter(

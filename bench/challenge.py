@@ -12,7 +12,8 @@ on chain. Printed per N:
 * per node, the CPU seconds its process used during the challenge (utime + stime from /proc), the
   baseline being the same process's CPU over an idle interval of the same length before it.
 
-Every verifier checks up to 2,062 symbols with their Merkle proofs (core.challenge), whatever N,
+Every verifier checks a fixed number of symbols with their Merkle proofs, in proportion to its
+shards (`core.challenge.checks_per_verifier`: 1,669 each with 4 nodes of 25 shards), whatever N,
 so the fraction falls as the node stores more; at small N every crossing of the sample is checked.
 
 Usage: python bench/challenge.py [--blobs 100,1000] [--size 65536] [--nodes 4] [--shards 100]

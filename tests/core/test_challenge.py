@@ -28,6 +28,8 @@ from walruspy.core.challenge import (
     SliverKey,
     challenge_answer,
     challenge_sample,
+    checks_per_verifier,
+    joint_checks,
     max_challenge_proof_bytes,
     pass_probability,
     sample_size,
@@ -53,7 +55,7 @@ from walruspy.core.messages import (
     SignedMessage,
     decode_message,
 )
-from walruspy.core.params import EncodingParams
+from walruspy.core.params import EncodingParams, max_n_faulty, quorum_weight
 from walruspy.core.slivers import SliverData, VerifiedSliver, trust_encoded_sliver
 from walruspy.core.symbols import RecoverySymbol
 from walruspy.core.types import (
@@ -197,6 +199,64 @@ def test_sample_size_defaults_and_table() -> None:
     assert sample_size(10**6, missing=0.01, failure=1e-30) == 6874
     # The paper's example (section 4.6): 640 files for 90 %, 7000 for 99 %, below 1e-30.
     assert 0.9**640 < 1e-29 and 0.99**7000 < 1e-30
+
+
+# ---- checks per verifier ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("members", "n_shards", "joint", "each"),
+    [(4, 100, 2269, 1669), (7, 70, 2476, 1032), (10, 1000, 2683, 804), (100, 1000, 8890, 267)],
+)
+def test_checks_per_verifier_table(members: int, n_shards: int, joint: int, each: int) -> None:
+    verifiers = members - 1
+    assert joint_checks(verifiers) == joint
+    # K is the smallest with 2^V (1 - m)^K <= failure.
+    assert 2.0**verifiers * 0.99**joint <= 1e-9 < 2.0**verifiers * 0.99 ** (joint - 1)
+    weight = n_shards // members
+    assert checks_per_verifier(weight, n_shards=n_shards, n_verifiers=verifiers) == each
+
+
+def test_joint_checks_is_far_from_a_rounding_boundary() -> None:
+    # Nodes compute K independently in floating point; no committee size may put the quotient
+    # within a rounding error of an integer, or two nodes could disagree on the positions.
+    for verifiers in range(5001):
+        quotient = (-math.log(1e-9) + verifiers * math.log(2)) / -math.log1p(-0.01)
+        assert 8e-5 < quotient % 1.0 < 1.0 - 8e-5
+
+
+def test_a_verifier_holding_the_honest_weight_checks_everything_alone() -> None:
+    assert checks_per_verifier(50, n_shards=100, n_verifiers=1) == joint_checks(1)
+    assert checks_per_verifier(0, n_shards=100, n_verifiers=3) == 0
+    with pytest.raises(ValueError, match="n_verifiers"):
+        joint_checks(-1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=2, max_size=12), st.data())
+def test_every_set_able_to_certify_holds_the_joint_checks(
+    weights: list[int], data: st.DataObject
+) -> None:
+    # A committee with these weights; any honest verifiers a certificate needs (weight >= q - f)
+    # hold at least K checks between them, so they all pass with probability <= (1 - m)^K.
+    n_shards = sum(weights)
+    verifiers = len(weights) - 1
+    honest = quorum_weight(n_shards) - max_n_faulty(n_shards)
+    others = weights[1:]
+    chosen = data.draw(st.lists(st.booleans(), min_size=verifiers, max_size=verifiers))
+    subset = [w for w, keep in zip(others, chosen, strict=True) if keep]
+    if sum(subset) < honest:
+        return
+    checks = [checks_per_verifier(w, n_shards=n_shards, n_verifiers=verifiers) for w in subset]
+    assert sum(checks) >= joint_checks(verifiers) or max(checks) == joint_checks(verifiers)
+
+
+def test_four_nodes_exact_pass_probability_is_below_the_bound() -> None:
+    # 4 nodes x 25 of 100 shards: a certificate needs honest weight 34, two of the three others.
+    each = checks_per_verifier(25, n_shards=100, n_verifiers=3)
+    one = 0.99**each
+    two_of_three = 3 * one**2 * (1 - one) + one**3
+    assert two_of_three <= DEFAULT_FAILURE_PROBABILITY
 
 
 @pytest.mark.parametrize("n_blobs", [0, 1, 2, 100, 2061, 2062])

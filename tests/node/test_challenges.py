@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.node.cluster import Cluster, blob_data, open_cluster, runs
-from walruspy.core.challenge import CHECKS_PER_VERIFIER, challenge_positions, sample_size
+from walruspy.core.challenge import challenge_positions, sample_size
 from walruspy.core.types import SliverPairIndex, SliverType
 from walruspy.node.challenges import derive_record
 from walruspy.node.faults import FaultMode, write_fault
@@ -35,21 +35,29 @@ def test_positions_are_deterministic_distinct_and_bounded() -> None:
         "shards_challenged": range(0, 30),
         "shards_verifier": range(30, 60),
         "n_shards": 100,
+        "count": 1669,
     }
     first = challenge_positions(SEED, A, B, **kwargs)  # type: ignore[arg-type]
     again = challenge_positions(SEED, A, B, **{**kwargs, "sample": blobs[::-1]})  # type: ignore[arg-type]
-    assert first == again and len(first) == len(set(first)) == CHECKS_PER_VERIFIER
+    assert first == again and len(first) == len(set(first)) == 1669
     assert {blob for blob, _ in first} <= set(blobs)
     assert challenge_positions(SEED, B, A, **kwargs) != first  # type: ignore[arg-type]
     assert challenge_positions(bytes(32), A, B, **kwargs) != first  # type: ignore[arg-type]
     # Few crossings: every one of them, both axes.
     small = challenge_positions(
-        SEED, A, B, sample=blobs[:2], shards_challenged=[0, 1], shards_verifier=[5], n_shards=10
+        SEED,
+        A,
+        B,
+        sample=blobs[:2],
+        shards_challenged=[0, 1],
+        shards_verifier=[5],
+        n_shards=10,
+        count=1669,
     )
     assert len(small) == 2 * 2 * 1 * 2
     assert {i.source_axis for _, i in small} == {SliverType.PRIMARY, SliverType.SECONDARY}
     assert challenge_positions(SEED, A, B, sample=[], shards_challenged=[0],
-                               shards_verifier=[1], n_shards=10) == []  # fmt: skip
+                               shards_verifier=[1], n_shards=10, count=1669) == []  # fmt: skip
 
 
 async def start_challenge(cluster: Cluster) -> None:

@@ -11,8 +11,8 @@ picks the blobs each node must prove, instead of challenging every blob.
    disagree on it derive different samples). `sample_size` is the calculation below.
 2. **Answer.** For each sampled blob and each peer B, A sends `challenge_answer(...)`: the
    symbols at crossings of A's sliver pairs and B's (`shared_symbol_ids` lists them all;
-   `challenge_positions` picks the `CHECKS_PER_VERIFIER` that one verifier checks, since all of
-   them would cost a verifier about a blob per blob), each with its Merkle proof. These are
+   `challenge_positions` picks the `checks_per_verifier` that B checks, since all of them would
+   cost a verifier about a blob per blob), each with its Merkle proof. These are
    exactly the recovery symbols A would send B to rebuild B's slivers
    (spec/encoding.md section 9, spec/walrus-system.md section 3.4), so they reuse
    `walruspy.core.symbols`. Only A (from its slivers) and B hold them; while the challenge runs,
@@ -51,6 +51,31 @@ and the smallest k the exact hypergeometric bound would allow:
 (The paper's own example, 640 to 7000 files for a node holding 90 to 99 % of blobs, is the same
 formula at failure 1e-30: 0.9^640 ~ 5e-30, 0.99^7000 ~ 3e-31.)
 
+**Checks per verifier** (`checks_per_verifier`). A certificate needs a quorum q = 2f+1 of
+shards (`params.quorum_weight`); at most f of them are Byzantine, the challenged node's own
+attestation included, so every certificate holds attestations of honest verifiers of weight at
+least h = q - f. A cheater passes only if some set S of honest verifiers with weight(S) >= h
+all pass. Verifier v checks k_v positions drawn independently of the others (its own PRF
+stream), each hitting a lost sliver with probability m, so S all pass with probability at most
+prod_{v in S} (1 - m)^{k_v}. With K = `joint_checks(V)` for V possible verifiers and
+k_v = min(K, ceil(K·w_v / h)), every S with weight(S) >= h has sum k_v >= K, and the union
+bound over the at most 2^V such sets gives
+
+    P(pass) <= 2^V · (1 - m)^K <= failure   for   K = ceil((ln(1/failure) + V·ln 2) / -ln(1 - m)).
+
+Each verifier thus checks in proportion to its weight, and the checks of a whole committee
+grow with V rather than with V·2062 (one full 2,062 per verifier). For m = 1%, failure 10^-9:
+
+    members  n      w each  h    K      k_v    all verifiers   one 2,062 each
+    4        100    25      34   2269   1669   5,007           6,186
+    7        70     10      24   2476   1032   6,192           12,372
+    10       1000   100     334  2683   804    7,236           18,558
+    100      1000   10      334  8890   267    26,433          204,138
+
+The ceiling of K is computed in floating point; for every V up to 5,000 the quotient is at
+least 8e-5 from an integer, far beyond any rounding error, so all nodes agree on it (a test
+checks this).
+
 **Traffic per blob** (`max_challenge_proof_bytes`). A holding shards S_A sends peer B
 `2·|S_A|·|S_B|` symbols, each a BCS `GeneralRecoverySymbol`: 1 (variant) + 2 (source index) +
 ULEB128(ss) + ss + 2 (target index) + 1 + 33·ceil(log2 n) (proof, at most), plus a 32-byte blob ID
@@ -76,6 +101,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from walruspy.core import params
 from walruspy.core.bcs import Reader, Writer, uleb128
 from walruspy.core.committee import NODE_ID_BYTES
 from walruspy.core.errors import (
@@ -306,10 +332,43 @@ def shared_symbol_ids(
     ]
 
 
-#: Positions one verifier checks of one challenged node (`challenge_positions`): a node that
-#: misses a fraction 1% of its slivers passes them all with probability at most 0.99^k, and
-#: this k is the smallest with 0.99^k <= 10^-9 (the sample-size calculation above).
-CHECKS_PER_VERIFIER = 2062
+def joint_checks(
+    n_verifiers: int,
+    missing: float = DEFAULT_MISSING_FRACTION,
+    failure: float = DEFAULT_FAILURE_PROBABILITY,
+) -> int:
+    """Checks that any honest set of verifiers able to certify a node must hold between them.
+
+    `K = ceil((ln(1/failure) + n_verifiers·ln 2) / -ln(1 - missing))`: the union bound over the
+    2^n_verifiers sets of verifiers (module docstring, "Checks per verifier").
+    """
+    if isinstance(n_verifiers, bool) or not isinstance(n_verifiers, int) or n_verifiers < 0:
+        raise ValueError(f"n_verifiers must be a non-negative int, got {n_verifiers!r}")
+    if not 0.0 < missing < 1.0 or not 0.0 < failure < 1.0:
+        raise ValueError(f"missing and failure must be in (0, 1), got {missing!r}, {failure!r}")
+    return math.ceil((-math.log(failure) + n_verifiers * math.log(2)) / -math.log1p(-missing))
+
+
+def checks_per_verifier(
+    verifier_weight: int,
+    *,
+    n_shards: int,
+    n_verifiers: int,
+    missing: float = DEFAULT_MISSING_FRACTION,
+    failure: float = DEFAULT_FAILURE_PROBABILITY,
+) -> int:
+    """How many shared symbols a verifier holding `verifier_weight` shards checks of one node.
+
+    `min(K, ceil(K·w / h))` with K = `joint_checks(n_verifiers)` and h = quorum - f, the honest
+    weight any certificate contains (module docstring, "Checks per verifier").
+    """
+    if verifier_weight <= 0:
+        return 0
+    joint = joint_checks(n_verifiers, missing, failure)
+    honest = params.quorum_weight(n_shards) - params.max_n_faulty(n_shards)
+    return min(joint, -(-joint * verifier_weight // honest))
+
+
 _POSITION_DOMAIN = b"walruspy/challenge-position/v1"
 
 
@@ -322,14 +381,14 @@ def challenge_positions(
     shards_challenged: Iterable[int],
     shards_verifier: Iterable[int],
     n_shards: int,
-    count: int = CHECKS_PER_VERIFIER,
+    count: int,
 ) -> list[tuple[bytes, SharedSymbolId]]:
     """The shared symbols `verifier` checks of `challenged`: (blob ID, symbol) in canonical order.
 
     Sending every shared symbol of every sampled blob costs about a blob per verifier and blob
-    (the traffic table above). A verifier needs `count` checks to catch a node missing 1% of its
-    slivers with probability 1 - 10^-9, wherever in the sample the loss lies; so it asks for every
-    crossing if there are at most `count`, else for `count` distinct ones drawn by a PRF of the
+    (the traffic table above). The verifier's share of the checks, `count`
+    (`checks_per_verifier`), is drawn over the whole sample, wherever the loss lies: every
+    crossing if there are at most `count`, else `count` distinct ones drawn by a PRF of the
     seed and both node IDs (64-bit words: the modulo bias is below 2^-40). Order: blob ID, then
     `SharedSymbolId.sort_key`.
     """

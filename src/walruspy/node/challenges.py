@@ -13,10 +13,12 @@ sampling in walruspy.core.challenge, the contract in chain/contracts/Challenges.
 2. Positions (`core.challenge.challenge_positions`). What a verifier B checks of a challenged
    node A: the symbols at crossings of A's slivers with B's over A's sample (the symbol of A's
    primary sliver of pair i on B's secondary sliver of pair j, and the other way round), all of
-   them if there are at most `CHECKS_PER_VERIFIER` (2,062), else that many drawn from the seed,
-   A and B. A node missing a fraction m of its slivers fails each check with probability m, so a
-   node missing 1% passes one verifier with probability at most 0.99^2062 < 10^-9. Sending
-   every shared symbol of every sampled blob would cost each verifier about a blob per blob.
+   them if there are at most B's share of the checks (`checks_per_verifier`: in proportion to
+   B's shards, so that any honest verifiers whose attestations a certificate needs hold at
+   least K checks between them), else that many drawn from the seed, A and B. A node missing 1%
+   of its slivers then gets a certificate with probability below 10^-9 (the calculation is in
+   core.challenge). Sending every shared symbol of every sampled blob would cost each verifier
+   about a blob per blob.
 3. Refuse. From the moment the challenge is scheduled (ChallengeScheduled, a block before its
    seed exists) until it starts (for `WITHHOLD_BEFORE_START_S` at most, in case no block
    comes), this node refuses every recovery and decoding symbol; then,
@@ -74,6 +76,7 @@ from walruspy.core.challenge import (
     challenge_answer,
     challenge_positions,
     challenge_sample,
+    checks_per_verifier,
     sample_size,
     verify_challenge_answer,
 )
@@ -259,6 +262,11 @@ class Challenges:
             shards_challenged=by_id[challenged].shards,
             shards_verifier=by_id[verifier].shards,
             n_shards=committee.n_shards,
+            count=checks_per_verifier(
+                by_id[verifier].weight,
+                n_shards=committee.n_shards,
+                n_verifiers=committee.n_members - 1,
+            ),
         )
 
     async def proof_page(self, epoch: int, verifier: bytes, start: int, count: int) -> bytes:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 ANVIL := .cache/anvil/node_modules/.bin/anvil
 
-.PHONY: demo test lint typecheck pytest install anvil clean
+.PHONY: demo test lint typecheck pytest install anvil contracts clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ $(ANVIL):
 	fi
 
 anvil: $(ANVIL)
+
+# Compile the Vyper contracts into the ABIs and bytecode the package ships (compiled.json); a
+# test fails until this is run after a contract changes.
+contracts: install
+	$(BIN)/python -m walruspy.chain.contracts
 
 demo: install
 	$(BIN)/python -m walruspy.demo

@@ -11,7 +11,16 @@ import pytest
 from eth_abi import encode
 
 from tests.chain.conftest import ZERO_ADDRESS as ZERO
-from walruspy.chain.contracts import DEPLOYABLE, compile_contract, sources_digest
+from walruspy.chain import contracts
+from walruspy.chain.contracts import (
+    COMPILED_FILE,
+    DEPLOYABLE,
+    ContractsError,
+    compile_contract,
+    load_contract,
+    source_files_digest,
+    sources_digest,
+)
 
 EIP170_MAX_RUNTIME_BYTES = 24_576
 EIP3860_MAX_INITCODE_BYTES = 49_152
@@ -82,3 +91,44 @@ def test_compiled_token_works(cache_dir: Path) -> None:
 def test_compile_contract_rejects_modules() -> None:
     with pytest.raises(ValueError, match="unknown contract"):
         compile_contract("blake2b")
+
+
+def test_the_shipped_contracts_match_a_fresh_compile(cache_dir: Path) -> None:
+    shipped = json.loads(COMPILED_FILE.read_text())
+    assert shipped["sources"] == source_files_digest(), (
+        "compiled.json was built from other contract sources: run `make contracts`"
+    )
+    for name in DEPLOYABLE:
+        abi, bytecode = compile_contract(name, cache_dir)
+        entry = shipped["contracts"][name]
+        assert entry["abi"] == abi, f"{name}: run `make contracts`"
+        assert bytes.fromhex(entry["bytecode"]) == bytecode, f"{name}: run `make contracts`"
+        assert load_contract(name) == (abi, bytecode)
+
+
+def test_stale_shipped_contracts_are_compiled_or_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = json.loads(COMPILED_FILE.read_text())
+    stale["sources"] = "0" * 64
+    (tmp_path / "compiled.json").write_text(json.dumps(stale))
+    monkeypatch.setattr(contracts, "COMPILED_FILE", tmp_path / "compiled.json")
+    contracts._shipped.cache_clear()
+    compiled: list[str] = []
+
+    def compile_here(name: str) -> tuple[list[dict[str, Any]], bytes]:
+        compiled.append(name)
+        return [], b"\x00"
+
+    monkeypatch.setattr(contracts, "compile_contract", compile_here)
+    try:
+        assert load_contract("Wal") == ([], b"\x00") and compiled == ["Wal"]
+
+        def no_compiler(name: str) -> tuple[list[dict[str, Any]], bytes]:
+            raise ImportError("No module named 'vyper'")
+
+        monkeypatch.setattr(contracts, "compile_contract", no_compiler)
+        with pytest.raises(ContractsError, match=r"compiled\.json does not match.*make contracts"):
+            load_contract("System")
+    finally:
+        contracts._shipped.cache_clear()

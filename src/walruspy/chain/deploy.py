@@ -49,7 +49,7 @@ from eth_account import Account
 from eth_utils.address import is_address, to_canonical_address, to_checksum_address
 
 from walruspy.chain.api import DeploymentError
-from walruspy.chain.contracts import DEPLOYABLE, Abi, compile_contract
+from walruspy.chain.contracts import DEPLOYABLE, Abi, load_contract
 from walruspy.chain.evm_rpc import (
     DEFAULT_RECEIPT_TIMEOUT_S,
     ContractHandle,
@@ -493,7 +493,7 @@ async def deploy(
     (a contract check).
     """
     params.check_proofs_of_possession(str(Account.from_key(deployer_key).address))
-    compiled = dict(await asyncio.to_thread(lambda: [(n, compile_contract(n)) for n in DEPLOYABLE]))
+    compiled = dict(await asyncio.to_thread(lambda: [(n, load_contract(n)) for n in DEPLOYABLE]))
     wal_abi, wal_code = compiled["Wal"]
     committee_abi, committee_code = compiled["Committee"]
     system_abi, system_code = compiled["System"]

@@ -32,7 +32,7 @@ from typing import Final
 
 from eth_account import Account
 
-from walruspy.chain.contracts import DEPLOYABLE, compile_contract
+from walruspy.chain.contracts import DEPLOYABLE, load_contract
 from walruspy.chain.deploy import (
     MAX_COMMITTEE_MEMBERS,
     MAX_EPOCHS_AHEAD,
@@ -120,7 +120,7 @@ async def deploy_staking(
     The deployer holds the whole WAL supply afterwards. Raises `ChainUnavailableError`,
     `ChainRejectedError` (e.g. no ether for gas) or `ChainRevertError` (a contract check).
     """
-    compiled = dict(await asyncio.to_thread(lambda: [(n, compile_contract(n)) for n in DEPLOYABLE]))
+    compiled = dict(await asyncio.to_thread(lambda: [(n, load_contract(n)) for n in DEPLOYABLE]))
     w3 = open_web3(rpc_url)
     try:
         with rpc_errors(rpc_url, "read the chain id"):

@@ -45,7 +45,7 @@ from walruspy.chain.api import (
     Registration,
     StorageRecord,
 )
-from walruspy.chain.contracts import DEPLOYABLE, Abi, compile_contract
+from walruspy.chain.contracts import DEPLOYABLE, Abi, load_contract
 from walruspy.chain.deploy import Deployment, abi_digest
 from walruspy.chain.events import BlobRegistered, ChainEvent, InvalidBlobId
 from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, event_topic
@@ -563,7 +563,7 @@ async def _open(
     request_timeout_s: float,
     receipt_timeout_s: float,
 ) -> AsyncIterator[EvmChainReader]:
-    abis = await asyncio.to_thread(lambda: {n: compile_contract(n)[0] for n in DEPLOYABLE})
+    abis = await asyncio.to_thread(lambda: {n: load_contract(n)[0] for n in DEPLOYABLE})
     w3 = open_web3(rpc_url, request_timeout_s)
     try:
         await _check_deployment(w3, rpc_url, deployment, abis)

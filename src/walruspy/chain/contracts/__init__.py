@@ -32,13 +32,20 @@ The lower-case files are Vyper modules the others import. Two deployments exist:
 
 The chain must run the Prague fork (EIP-2537 BLS and EIP-152 BLAKE2F precompiles).
 
-:func:`compile_contract` compiles with the ``vyper`` package at first use (about half a second
-per contract) and caches the result on disk, keyed by a digest of every ``.vy`` file here and of
-the compiler version, so editing any module recompiles everything that may import it.
+:func:`load_contract` is what the rest of walruspy calls. It returns the ABI and bytecode
+shipped in ``compiled.json`` beside the sources (written by ``make contracts``, that is
+``python -m walruspy.chain.contracts``) when that file was built from exactly these sources, so
+an installed package needs neither the compiler nor a writable cache. When the sources differ
+(a developer edited a contract) it falls back to :func:`compile_contract`, which compiles with
+the ``vyper`` package (a development dependency; about half a second per contract) and caches
+the result on disk, keyed by a digest of every ``.vy`` file here and of the compiler version, so
+editing any module recompiles everything that may import it. A test compiles every contract
+afresh and compares it with ``compiled.json``, so the shipped file cannot drift.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,7 +53,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTRACTS_DIR", "DEPLOYABLE", "Abi", "compile_contract", "sources_digest"]
+__all__ = [
+    "COMPILED_FILE",
+    "CONTRACTS_DIR",
+    "DEPLOYABLE",
+    "Abi",
+    "ContractsError",
+    "compile_contract",
+    "load_contract",
+    "source_files_digest",
+    "sources_digest",
+    "write_compiled",
+]
 
 #: The directory holding the ``.vy`` sources.
 CONTRACTS_DIR = Path(__file__).resolve().parent
@@ -56,7 +74,15 @@ DEPLOYABLE = ("Wal", "Committee", "System", "Selection", "Staking", "Pools", "Ch
 #: A contract ABI as ``json.loads`` gives it.
 Abi = list[dict[str, Any]]
 
+#: The ABIs and bytecode shipped with the package (`write_compiled`).
+COMPILED_FILE = CONTRACTS_DIR / "compiled.json"
+_COMPILED_FORMAT = 1
+
 _DEFAULT_CACHE_DIR = Path("~/.cache/walruspy")
+
+
+class ContractsError(RuntimeError):
+    """The contracts can be neither loaded from the package nor compiled here."""
 _CACHE_SUBDIR = "contracts"
 
 
@@ -68,13 +94,22 @@ def _vyper_version() -> str:
     return version
 
 
-def sources_digest() -> str:
-    """A SHA-256 hex digest of every contract source (names and bytes) and the compiler version."""
-    digest = hashlib.sha256(_vyper_version().encode())
+def _digest_sources(prefix: bytes) -> str:
+    digest = hashlib.sha256(prefix)
     for path in sorted(CONTRACTS_DIR.glob("*.vy")):
         digest.update(path.name.encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def source_files_digest() -> str:
+    """A SHA-256 hex digest of every contract source (names and bytes), without the compiler."""
+    return _digest_sources(b"")
+
+
+def sources_digest() -> str:
+    """A SHA-256 hex digest of every contract source (names and bytes) and the compiler version."""
+    return _digest_sources(_vyper_version().encode())
 
 
 def _compile(name: str) -> tuple[Abi, bytes]:
@@ -138,3 +173,67 @@ def compile_contract(name: str, cache_dir: Path | str | None = None) -> tuple[Ab
     abi, bytecode = _compile(name)
     _write_cache(path, abi, bytecode)
     return abi, bytecode
+
+
+@functools.cache
+def _shipped() -> dict[str, tuple[Abi, bytes]] | None:
+    """The contracts of ``compiled.json`` if it was built from the sources here, else None."""
+    try:
+        shipped = json.loads(COMPILED_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(shipped, dict)
+        or shipped.get("format") != _COMPILED_FORMAT
+        or shipped.get("sources") != source_files_digest()
+    ):
+        return None
+    contracts = shipped.get("contracts")
+    if not isinstance(contracts, dict):
+        return None
+    loaded: dict[str, tuple[Abi, bytes]] = {}
+    for name in DEPLOYABLE:
+        entry = contracts.get(name)
+        if not isinstance(entry, dict):
+            return None
+        abi, bytecode = entry.get("abi"), entry.get("bytecode")
+        if not isinstance(abi, list) or not isinstance(bytecode, str):
+            return None
+        loaded[name] = (abi, bytes.fromhex(bytecode))
+    return loaded
+
+
+def load_contract(name: str) -> tuple[Abi, bytes]:
+    """The ABI and deployment bytecode of ``name``: shipped if current, else compiled here."""
+    if name not in DEPLOYABLE:
+        raise ValueError(f"unknown contract {name!r}; deployable contracts: {DEPLOYABLE}")
+    shipped = _shipped()
+    if shipped is not None:
+        return shipped[name]
+    try:
+        return compile_contract(name)
+    except ImportError as exc:
+        raise ContractsError(
+            f"{COMPILED_FILE} does not match the contract sources beside it, and the Vyper "
+            f"compiler is not installed to compile {name}: reinstall walruspy, or install its "
+            f"development dependencies and run `make contracts` ({exc})"
+        ) from exc
+
+
+def write_compiled(path: Path = COMPILED_FILE) -> Path:
+    """Compile every deployable contract afresh and write them to ``path`` (``compiled.json``)."""
+    contracts = {}
+    for name in DEPLOYABLE:
+        abi, bytecode = _compile(name)
+        contracts[name] = {"abi": abi, "bytecode": bytecode.hex()}
+    document = {
+        "format": _COMPILED_FORMAT,
+        "compiler": f"vyper {_vyper_version()}",
+        "sources": source_files_digest(),
+        "contracts": contracts,
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    _shipped.cache_clear()
+    return path

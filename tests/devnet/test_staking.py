@@ -1,15 +1,21 @@
 """A living committee on a real devnet: a node joins by stake, another leaves by unstaking.
 
 Four nodes are elected in epoch 0 by the devnet's own stake. A fifth is added and staked; two
-epochs later it holds shards. One of the original nodes has all its stake withdrawn and leaves
-the committee at the next selection. Every epoch change is completed by the nodes themselves:
-each reports `epoch_sync_done` once blob recovery has filled the shards it gained. Blobs stored
-before any change read back after all of them.
+epochs later it holds shards. A sixth is set up by an operator with the CLI alone (`node setup`
+from the System address, `node register`, `stake`, `node run`) and joins the same way. One of the
+original nodes has all its stake withdrawn and leaves the committee at the next selection. Every
+epoch change is completed by the nodes themselves: each reports `epoch_sync_done` once blob
+recovery has filled the shards it gained. Blobs stored before any change read back after all of
+them.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,9 +24,11 @@ import pytest_asyncio
 from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, walruspy
 from walruspy.chain.evm_staking import EpochState, EvmStaking
 from walruspy.client import WalrusClient
+from walruspy.core.crypto import BlsPublicKey
 from walruspy.core.encoding import encode_blob
 from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
 from walruspy.devnet import Devnet, open_devnet
+from walruspy.devnet.setup import free_ports, fund_wallets
 from walruspy.node_api.client import NodeClient
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -98,3 +106,59 @@ async def test_a_node_joins_and_another_leaves(
         assert await client.read(result.blob_id) == data
     later = await client.store(blob_bytes(9, 50_000), epochs=3)
     assert await client.read(later.blob_id) == blob_bytes(9, 50_000)
+
+
+async def test_an_operator_joins_with_the_cli(
+    devnet: Devnet, client: WalrusClient, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    data = blob_bytes(21, 40_000)
+    stored = await client.store(data, epochs=10)
+    assert devnet.deployment is not None
+    (port,) = free_ports(1)
+    directory = tmp_path / "operator"
+    setup = json.loads(
+        walruspy(
+            "node", "setup", "--dir", str(directory), "--chain-rpc", devnet.chain_rpc,
+            "--system", devnet.deployment.system, "--public-address", f"127.0.0.1:{port}",
+            "--bind-address", f"127.0.0.1:{port}", "--name", "operator", "--json",
+        ).stdout
+    )  # fmt: skip
+    discovered = json.loads((directory / "deployment.json").read_text())["contracts"]
+    assert discovered == devnet.deployment.to_json()["contracts"]
+    config = setup["configPath"]
+    # The wallet needs gas for its transactions (a faucet's job on a public chain).
+    await fund_wallets(devnet.chain_rpc, devnet.deployment, [setup["walletAddress"]], wal_frost=0)
+    registered = json.loads(walruspy("node", "register", "--config", config, "--json").stdout)
+    walruspy(
+        "stake", "--node-id", registered["nodeId"], "--amount", str(20_000 * WAL),
+        "--config", str(devnet.client_config_path), "--json",
+    )  # fmt: skip
+    log = (tmp_path / "operator.log").open("w")
+    process = subprocess.Popen(  # noqa: ASYNC220 (started once, waited for in `finally`)
+        [sys.executable, "-m", "walruspy.node", "run", "--config", config],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        key = BlsPublicKey.from_bytes(bytes.fromhex(setup["protocolPublicKey"]))
+        for _ in range(3):
+            await devnet.advance_epoch()
+            if devnet.shards_of(key):
+                break
+        shards = devnet.shards_of(key)
+        assert shards, "the operator's node never entered the committee"
+        await devnet.wait_epoch_change_done()
+        api = NodeClient(f"http://127.0.0.1:{port}", http, timeout_s=30)
+        encoded = encode_blob(data, N_SHARDS)
+        for shard in shards:
+            pair = pair_of_shard(ShardIndex(shard), stored.blob_id.raw, N_SHARDS)
+            served = await api.get_sliver(encoded.metadata, pair, SliverType.PRIMARY)
+            assert served.sliver == encoded.sliver(pair, SliverType.PRIMARY).sliver
+        assert await client.read(stored.blob_id) == data
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

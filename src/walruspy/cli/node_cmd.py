@@ -5,6 +5,10 @@
 `--deployer ADDRESS` also the protocol key's proof of possession for the account that will deploy
 the committee (the committee file's `proof_of_possession`; the contract checks it).
 `node pop --protocol-key FILE --deployer ADDRESS` prints that proof for an existing key.
+`node setup --dir DIR --chain-rpc URL --system ADDRESS --public-address HOST:PORT` prepares a
+node for an existing staking network, as Walrus's `walrus-node setup`: new keys, the deployment
+read from the chain (`walruspy.chain.discover`), and a `node_config.yaml` with paths relative to
+DIR; it refuses to overwrite an existing setup and prints the next steps.
 `node run --config FILE` validates the configuration (`node_config_example.yaml` documents every
 field), connects to the chain named by its deployment file and serves until SIGTERM or SIGINT;
 its structured logs go to stderr, as JSON lines with `--json`. A damaged store (a truncated data
@@ -140,6 +144,133 @@ def keygen_command(out_dir: Path, deployer: str | None, as_json: bool) -> None:
         )
     lines += [f"Wallet key: {keys.wallet_key_path}", f"  address: {keys.wallet_address}"]
     emit(result, as_json=as_json, lines=lines)
+
+
+def _host_port(text: str, what: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets) with a port in 1..65535, else a usage error naming `what`."""
+    parts = urlsplit(f"//{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or port == 0 or f"//{text}" != f"//{parts.netloc}":
+        raise click.BadParameter(f"{what} must be HOST:PORT with a port in 1..65535, got {text!r}")
+    return parts.hostname, port
+
+
+@node.command("setup")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the keys, deployment.json, node_config.yaml and the store.",
+)
+@click.option("--chain-rpc", required=True, help="JSON-RPC URL of the network's chain.")
+@click.option(
+    "--system",
+    "system_address",
+    default=None,
+    callback=_check_address,
+    help="Address of the network's System contract (the rest is read from the chain).",
+)
+@click.option(
+    "--deployment",
+    "deployment_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The network's deployment file, instead of --system.",
+)
+@click.option(
+    "--public-address",
+    required=True,
+    help="HOST:PORT where clients and other nodes will reach this node.",
+)
+@click.option(
+    "--bind-address",
+    default=None,
+    help="HOST:PORT the REST API listens on [default: 0.0.0.0 and the public port].",
+)
+@click.option("--name", default=None, help="The node's name on chain [default: the host].")
+@json_option
+def setup_command(
+    *,
+    directory: Path,
+    chain_rpc: str,
+    system_address: str | None,
+    deployment_path: Path | None,
+    public_address: str,
+    bind_address: str | None,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Create keys and a configuration to run a node on an existing network (Walrus `setup`)."""
+    import yaml
+
+    from walruspy.chain.deploy import Deployment
+    from walruspy.chain.discover import discover_deployment
+    from walruspy.node.errors import ConfigError
+    from walruspy.node.keys import keygen
+
+    if (system_address is None) == (deployment_path is None):
+        raise click.UsageError("give the network as exactly one of --system and --deployment")
+    host, port = _host_port(public_address, "--public-address")
+    if _unspecified(host):
+        raise click.BadParameter(f"--public-address {public_address!r} names no reachable host")
+    if bind_address is None:
+        bind_address = f"0.0.0.0:{port}"
+    _host_port(bind_address, "--bind-address")
+    name = name if name is not None else host
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise click.BadParameter(f"--name must be at most {MAX_NAME_BYTES} bytes")
+    config_path = directory / "node_config.yaml"
+    if config_path.exists():
+        raise ConfigError(f"{config_path} already exists; refusing to overwrite a node's setup")
+    if system_address is not None:
+        deployment = asyncio.run(discover_deployment(chain_rpc, system_address))
+    else:
+        assert deployment_path is not None
+        deployment = Deployment.load(deployment_path)
+    keys = keygen(directory / "keys")
+    deployment_file = directory / "deployment.json"
+    deployment.save(deployment_file)
+    url_host = f"[{host}]" if ":" in host else host
+    config = {
+        "name": name,
+        "storage_path": "./db",
+        "rest_api_address": bind_address,
+        "public_url": f"http://{url_host}:{port}",
+        "protocol_key_path": "./keys/protocol.key",
+        "wallet_key_path": "./keys/wallet.key",
+        "chain": {"rpc_url": chain_rpc, "deployment_file": "./deployment.json"},
+    }
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = {
+        "configPath": str(config_path),
+        "deploymentPath": str(deployment_file),
+        "system": deployment.system,
+        "chainId": deployment.chain_id,
+        "name": name,
+        "networkAddress": f"{url_host}:{port}",
+        "protocolPublicKey": keys.protocol_public_key_hex,
+        "walletAddress": keys.wallet_address,
+    }
+    emit(
+        result,
+        as_json=as_json,
+        lines=[
+            f"Node configuration: {config_path}",
+            f"  network: chain {deployment.chain_id}, System {deployment.system}",
+            f"  name {name!r}, reached at {url_host}:{port}, listening on {bind_address}",
+            f"  protocol public key: {keys.protocol_public_key_hex}",
+            f"  wallet address: {keys.wallet_address}",
+            "Next:",
+            f"  1. fund the wallet {keys.wallet_address} with gas for its transactions",
+            f"  2. walruspy node register --config {config_path}",
+            "  3. have WAL staked with the node (walruspy stake --node-id NODE_ID --amount ...)",
+            f"  4. walruspy node run --config {config_path}",
+        ],
+    )
 
 
 @node.command("pop")

@@ -83,6 +83,8 @@ _DEFAULT_CACHE_DIR = Path("~/.cache/walruspy")
 
 class ContractsError(RuntimeError):
     """The contracts can be neither loaded from the package nor compiled here."""
+
+
 _CACHE_SUBDIR = "contracts"
 
 

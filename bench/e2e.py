@@ -14,7 +14,22 @@ can be no faster.
 Targets of the issue: a 1 KiB store under 1 s, a 1 MiB read under 0.1 s, 100 MiB stored at
 25 MB/s or more and read at 70 MB/s or more (MB = 10^6 bytes).
 
-Usage: python bench/e2e.py [--nodes 10,4] [--sizes 1KiB,1MiB,16MiB,100MiB] [--reps 5] [--json]
+Range reads (`--range-nodes`, default 4; 0 skips them): on a devnet of `RANGE_N_SHARDS` shards
+(a 256 MiB blob needs more than 100: at most p * s * 65534 bytes), stores one blob of
+`--range-blob` random bytes and reads, `--reps` times each, 1 MiB from its middle
+(`WalrusClient.read_range`) and the whole blob, in memory (`read`, the baseline) and streamed
+source row by source row (`BlobReader.chunks`, what `read --out` and the aggregator do). For
+each it prints the median time and the sliver bytes fetched: the range's rows as the reader
+counts them; for the whole read, the n-2f primary slivers it decodes from (a lower bound: it
+may fetch a few more in flight).
+
+Quilts (`--quilt-nodes`, default 0: skipped; `bench/e2e_quilt.py`): `--quilt-files` files of
+`--quilt-file-size` bytes (600 of 10 KiB, Walrus's measurement) stored as one quilt against as
+separate blobs, on a devnet of 1000 shards: time and WAL cost of each, and one patch's read.
+
+Usage: python bench/e2e.py [--nodes 10,4] [--sizes 1KiB,1MiB,16MiB,100MiB] [--reps 5]
+       [--range-nodes 4] [--range-blob 256MiB] [--quilt-nodes 0] [--quilt-files 600]
+       [--quilt-file-size 10240] [--quilt-separate 600] [--quilt-shards 1000] [--json]
 """
 
 from __future__ import annotations
@@ -33,11 +48,17 @@ from pathlib import Path
 
 import structlog
 
+from e2e_quilt import QuiltRow, bench_quilt
 from walruspy.client import open_client
+from walruspy.core.params import EncodingParams
 from walruspy.devnet import open_devnet
 from walruspy.workers import EncoderPool
 
 SIZES = {"1KiB": 1 << 10, "1MiB": 1 << 20, "16MiB": 16 << 20, "100MiB": 100 << 20}
+RANGE_BLOB_SIZES = {"16MiB": 16 << 20, "64MiB": 64 << 20, "256MiB": 256 << 20}
+#: Shards of the range devnet: 200 shards hold blobs up to 597 MB (p = 68, s = 134).
+RANGE_N_SHARDS = 200
+RANGE_BYTES = 1 << 20
 PHASES = ("encode", "status", "register", "upload", "certify")
 N_SHARDS = 100
 EPOCH_S = 3600  # no epoch ends during a run
@@ -122,6 +143,87 @@ async def bench_devnet(n_nodes: int, sizes: list[str], reps: int, work: Path) ->
     return rows
 
 
+@dataclass
+class RangeRow:
+    """A part of one blob against all of it: median seconds and sliver bytes fetched."""
+
+    nodes: int
+    blob_bytes: int
+    range_s: list[float] = field(default_factory=list)
+    range_sliver_bytes: int = 0
+    whole_s: list[float] = field(default_factory=list)
+    whole_sliver_bytes: int = 0
+    stream_s: list[float] = field(default_factory=list)
+    stream_sliver_bytes: int = 0
+
+    def summary(self) -> dict[str, object]:
+        medians = {
+            f"{name}_p50_s": statistics.median(getattr(self, f"{name}_s"))
+            for name in ("range", "whole", "stream")
+        }
+        return {**asdict(self), **medians}
+
+
+async def bench_range(n_nodes: int, blob_name: str, reps: int, work: Path) -> RangeRow:
+    size = RANGE_BLOB_SIZES[blob_name]
+    params = EncodingParams(RANGE_N_SHARDS)
+    row = RangeRow(n_nodes, size)
+    async with (
+        open_devnet(work / f"range{n_nodes}", n_nodes, RANGE_N_SHARDS, EPOCH_S) as devnet,
+        open_client(devnet.client_config()) as client,
+    ):
+        data = os.urandom(size)
+        start = time.perf_counter()
+        blob_id = (await client.store(data, 1, deletable=False, ignore_resources=True)).blob_id
+        print(f"\nrange reads: {n_nodes} nodes, {RANGE_N_SHARDS} shards, a {blob_name} blob "
+              f"stored in {time.perf_counter() - start:.1f} s", flush=True)  # fmt: skip
+        middle = size // 2 - RANGE_BYTES // 2
+        for _ in range(reps):
+            start = time.perf_counter()
+            part = await client.read_range(blob_id, (middle, RANGE_BYTES))
+            row.range_s.append(time.perf_counter() - start)
+            assert part.data == data[middle : middle + RANGE_BYTES], "a range read back differs"
+            row.range_sliver_bytes = part.sliver_bytes
+            start = time.perf_counter()
+            whole = await client.read(blob_id)
+            row.whole_s.append(time.perf_counter() - start)
+            assert whole == data, "a blob read back differs"
+            del whole
+            start = time.perf_counter()
+            reader = await client.locate(blob_id)
+            streamed = 0
+            async for chunk in reader.chunks():
+                streamed += len(chunk)
+            row.stream_s.append(time.perf_counter() - start)
+            assert streamed == size
+            row.stream_sliver_bytes = reader.sliver_bytes_read
+        symbol_size = params.symbol_size(size)
+        row.whole_sliver_bytes = params.n_primary_source_symbols * params.primary_sliver_length(
+            symbol_size
+        )
+    print_range_row(row, blob_name)
+    return row
+
+
+def print_range_row(row: RangeRow, blob_name: str) -> None:
+    def line(what: str, seconds: list[float], size: int, sliver_bytes: int) -> str:
+        p50 = statistics.median(seconds)
+        return (f"  {what:<30} {p50:8.3f} s {size / p50 / 1e6:8.1f} MB/s "
+                f"{sliver_bytes / 1e6:9.2f} MB of slivers")  # fmt: skip
+
+    print(line("1 MiB from the middle", row.range_s, RANGE_BYTES, row.range_sliver_bytes))
+    print(
+        line(f"whole {blob_name}, in memory", row.whole_s, row.blob_bytes, row.whole_sliver_bytes)
+    )
+    print(
+        line(f"whole {blob_name}, streamed", row.stream_s, row.blob_bytes, row.stream_sliver_bytes)
+    )
+    time_ratio = statistics.median(row.range_s) / statistics.median(row.whole_s)
+    bytes_ratio = row.range_sliver_bytes / row.whole_sliver_bytes
+    print(f"  range / whole read: {time_ratio:.4f} of the time, {bytes_ratio:.4f} of the bytes",
+          flush=True)  # fmt: skip
+
+
 def print_header() -> None:
     print(f"{'size':>7} | {'store p50':>9} {'MB/s':>6} | {'encode':>6} {'status':>6} "
           f"{'register':>8} {'upload':>6} {'certify':>7} | {'read p50':>8} {'MB/s':>6} | "
@@ -164,16 +266,37 @@ async def main(args: argparse.Namespace) -> None:
         sys.exit(f"unknown sizes {unknown}: choose from {', '.join(SIZES)}")
     print(f"bench/e2e.py: {args.reps} blobs per size, medians; MB = 10^6 bytes; "
           f"{os.cpu_count()} cores", flush=True)  # fmt: skip
+    if args.range_blob not in RANGE_BLOB_SIZES:
+        sys.exit(f"unknown range blob {args.range_blob}: choose from {', '.join(RANGE_BLOB_SIZES)}")
     rows: list[Row] = []
+    range_rows: list[RangeRow] = []
     with tempfile.TemporaryDirectory(prefix="walruspy-e2e-") as tmp:
-        for n_nodes in (int(n) for n in args.nodes.split(",")):
+        for n_nodes in (int(n) for n in args.nodes.split(",") if n):
             print_header()
             rows += await bench_devnet(n_nodes, sizes, args.reps, Path(tmp))
+        if args.range_nodes:
+            range_rows.append(
+                await bench_range(args.range_nodes, args.range_blob, args.reps, Path(tmp))
+            )
+        quilt_rows: list[QuiltRow] = []
+        if args.quilt_nodes:
+            quilt_rows.append(
+                await bench_quilt(
+                    args.quilt_nodes,
+                    args.quilt_files,
+                    args.quilt_file_size,
+                    args.quilt_separate or args.quilt_files,
+                    8,
+                    Path(tmp),
+                    args.quilt_shards,
+                )
+            )
     print("\nTargets:")
     for line in check_targets(rows):
         print(f"  {line}")
     if args.json:
-        print(json.dumps([row.summary() for row in rows]))
+        print(json.dumps([row.summary() for row in rows] + [r.summary() for r in range_rows]
+                         + [q.summary() for q in quilt_rows]))  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -183,5 +306,20 @@ if __name__ == "__main__":
     parser.add_argument("--nodes", default="10,4", help="devnet sizes, comma-separated")
     parser.add_argument("--sizes", default=",".join(SIZES), help="blob sizes, comma-separated")
     parser.add_argument("--reps", type=int, default=5, help="blobs per size")
+    parser.add_argument(
+        "--range-nodes", type=int, default=4, help="nodes of the range-read devnet (0: skip)"
+    )
+    parser.add_argument(
+        "--range-blob",
+        default="256MiB",
+        help=f"blob of the range reads: {', '.join(RANGE_BLOB_SIZES)}",
+    )
+    parser.add_argument("--quilt-nodes", type=int, default=0, help="nodes of the quilt devnet")
+    parser.add_argument("--quilt-files", type=int, default=600, help="files in the quilt")
+    parser.add_argument("--quilt-shards", type=int, default=1000, help="quilt devnet's shards")
+    parser.add_argument("--quilt-file-size", type=int, default=10240, help="bytes per file")
+    parser.add_argument(
+        "--quilt-separate", type=int, default=0, help="files stored separately (0: all)"
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     asyncio.run(main(parser.parse_args()))

@@ -12,15 +12,27 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "walruspy"
 #: package -> the walruspy packages it may import (besides itself).
 ALLOWED = {
     "core": set(),
-    "chain": {"core"},
-    "node_api": {"core"},
-    "client": {"core", "chain", "node_api", "workers"},
-    "node": {"core", "chain", "node_api", "workers"},
-    "daemon": {"client", "core", "chain", "node_api", "workers"},
-    "cli": {"client", "core", "chain", "node_api", "workers", "daemon", "node", "devnet", "demo"},
-    "devnet": {"core", "chain", "node_api", "client", "node", "daemon", "workers"},
+    "logs": set(),
+    "chain": {"core", "logs"},
+    "node_api": {"core", "logs"},
+    "client": {"core", "chain", "node_api", "workers", "logs"},
+    "node": {"core", "chain", "node_api", "workers", "logs"},
+    "daemon": {"client", "core", "chain", "node_api", "workers", "logs"},
+    "cli": {
+        "client",
+        "core",
+        "chain",
+        "node_api",
+        "workers",
+        "daemon",
+        "node",
+        "devnet",
+        "demo",
+        "logs",
+    },
+    "devnet": {"core", "chain", "node_api", "client", "node", "daemon", "workers", "logs"},
     "workers": {"core"},
-    "demo": {"core", "workers", "client", "devnet", "chain"},
+    "demo": {"core", "workers", "client", "devnet", "chain", "logs"},
 }
 
 

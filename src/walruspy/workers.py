@@ -18,6 +18,7 @@ import atexit
 import mmap
 import os
 import secrets
+import signal
 import tempfile
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -101,6 +102,12 @@ def _split(total: int, parts: int) -> list[range]:
     return [range(bounds[k], bounds[k + 1]) for k in range(parts)]
 
 
+def _ignore_interrupts() -> None:
+    """A worker ignores Ctrl-C: a terminal sends SIGINT to the whole process group, and the
+    parent, which owns the workers, decides what an interruption means and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class EncoderPool:
     """Worker processes that encode blobs together with the calling thread."""
 
@@ -109,7 +116,9 @@ class EncoderPool:
         self.workers = max(cores - 1, 0) if workers is None else workers
         # spawn, not fork: the caller may run an event loop and threads, which fork would copy.
         self._executor = (
-            ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            ProcessPoolExecutor(
+                self.workers, mp_context=get_context("spawn"), initializer=_ignore_interrupts
+            )
             if self.workers
             else None
         )

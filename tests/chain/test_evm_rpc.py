@@ -21,7 +21,12 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils.address import to_checksum_address
 from web3.exceptions import BadResponseFormat, ContractLogicError, TransactionNotFound, Web3RPCError
 
-from walruspy.chain.api import ChainRejectedError, ChainRevertError, ChainUnavailableError
+from walruspy.chain.api import (
+    ChainRejectedError,
+    ChainRevertError,
+    ChainUnavailableError,
+    InsufficientGasError,
+)
 from walruspy.chain.contracts import compile_contract
 from walruspy.chain.events import (
     BlobCertified,
@@ -180,6 +185,9 @@ class FakeEth:
         self.mined = True
         self.replay: Exception | None = None
 
+    async def get_balance(self, address: str) -> int:
+        return 12_345
+
     async def get_transaction_count(self, address: str, block: str) -> int:
         assert block == "pending"
         return self.chain_nonce
@@ -260,10 +268,23 @@ async def test_a_wrong_nonce_is_re_read_a_bounded_number_of_times() -> None:
 async def test_refusals_and_lost_connections() -> None:
     w3 = FakeWeb3()
     s = sender(w3)
-    w3.eth.send_failures = [rpc_error("insufficient funds for gas * price + value")]
-    with pytest.raises(ChainRejectedError, match="insufficient funds") as refused:
+    w3.eth.send_failures = [rpc_error("replacement transaction underpriced")]
+    with pytest.raises(ChainRejectedError, match="underpriced") as refused:
         await send(s)
     assert refused.value.operation == "op"
+    # A refusal for want of funds names the account, its balance and the most the gas costs
+    # (gas limit x fee cap): py-evm's wording (the devchain), then geth's and anvil's.
+    for message in (
+        "Sender b'\\x96f.L' cannot afford txn gas 2000 with account balance 0",
+        "insufficient funds for gas * price + value",
+    ):
+        w3.eth.send_failures = [rpc_error(message)]
+        with pytest.raises(InsufficientGasError) as poor:
+            await send(s)
+        assert poor.value.address == s.address and poor.value.balance_wei == 12_345
+        assert poor.value.needed_wei > 0 and poor.value.operation == "op"
+        assert f"account {s.address} cannot pay for gas: it holds 12345 wei" in str(poor.value)
+        assert "b'" not in str(poor.value)
     w3.eth.send_failures = [aiohttp.ServerDisconnectedError()]
     with pytest.raises(ChainUnavailableError, match=r"node\.test:8545: op: send: cannot reach"):
         await send(s)

@@ -97,7 +97,7 @@ async def test_delete_by_blob_id_and_by_object_id(tmp_path: Path) -> None:
         assert one.object_id != two.object_id
         solo = await client.store(b"solo", epochs=2, deletable=True)
         by_id = await client.delete(blob_id=one.blob_id)
-        assert {b.object_id for b in by_id.deleted} == {one.object_id, two.object_id}
+        assert {b.object_id for b in by_id.deleted} == {one.blob.object_id, two.blob.object_id}
         assert by_id.to_json()["blobIdentity"] == {"blobId": str(one.blob_id)}
         assert solo.object_id is not None
         by_object = await client.delete(object_id=solo.object_id)
@@ -122,7 +122,8 @@ async def test_extend_a_certified_blob(tmp_path: Path) -> None:
         assert stored.object_id is not None
         extended = await client.extend(stored.object_id, 3)
         assert extended.end_epoch == stored.end_epoch + 3
-        assert network.chain.blobs[stored.object_id].end_epoch == stored.end_epoch + 3
+        assert stored.blob is not None and extended.object_id == stored.object_id
+        assert network.chain.blobs[stored.blob.object_id].end_epoch == stored.end_epoch + 3
         units = -(-stored.encoded_length // (1 << 20))
         assert extended.cost == units * 3  # the fake chain's price is 1 per unit and epoch
         assert extended.to_json()["epochsExtended"] == 3
@@ -140,10 +141,10 @@ async def test_list_blobs_hides_expired_ones_unless_asked(tmp_path: Path) -> Non
         short = await client.store(b"short", epochs=1)
         long = await client.store(b"long", epochs=5)
         listed = await client.list_blobs()
-        assert {b.object_id for b in listed} == {short.object_id, long.object_id}
+        assert {b.object_id for b in listed} == {short.blob.object_id, long.blob.object_id}
         network.chain.advance_time(3600)
         network.chain.next_epoch()
-        assert [b.object_id for b in await client.list_blobs()] == [long.object_id]
+        assert [b.object_id for b in await client.list_blobs()] == [long.blob.object_id]
         assert len(await client.list_blobs(include_expired=True)) == 2
         assert client.address == ADDRESS
 

@@ -41,6 +41,7 @@ from walruspy.core.types import (
     shard_of_pair,
 )
 from walruspy.node_api import errors as api_errors
+from walruspy.node_api.paths import format_object_id
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -251,7 +252,7 @@ async def test_unknown_deleted_and_invalid_blobs(tmp_path: Path) -> None:
         assert re.search(r"\(nodes of \d+ of 10 shards do not know it\)", str(raised.value))
         stored = await client.store(b"short-lived", epochs=2, deletable=True)
         deleted = await client.delete(blob_id=stored.blob_id)
-        assert [b.object_id for b in deleted.deleted] == [stored.object_id]
+        assert [format_object_id(b.object_id) for b in deleted.deleted] == [stored.object_id]
         await network.settle()
         with pytest.raises(BlobNotFoundError, match="was deleted"):
             await client.read(stored.blob_id)

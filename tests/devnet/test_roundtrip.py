@@ -124,7 +124,8 @@ async def test_deleted_blob_reads_as_gone(
     status = await wait_certified(client, result.blob_id)
     assert isinstance(status, Deletable) and status.deletable_counts.count_deletable_certified == 1
     deleted = await client.delete(object_id=result.object_id)
-    assert [record.object_id for record in deleted.deleted] == [result.object_id]
+    assert result.blob is not None
+    assert [record.object_id for record in deleted.deleted] == [result.blob.object_id]
 
     async def gone() -> bool:
         try:
@@ -139,7 +140,7 @@ async def test_deleted_blob_reads_as_gone(
     assert isinstance((await client.blob_status(result.blob_id)).status, Nonexistent)
     async with http.get(f"{devnet.aggregator_url}/v1/blobs/{result.blob_id}") as response:
         assert response.status == 404
-    url = f"{devnet.aggregator_url}/v1/blobs/by-object-id/0x{result.object_id.hex()}"
+    url = f"{devnet.aggregator_url}/v1/blobs/by-object-id/{result.object_id}"
     async with http.get(url) as response:
         assert response.status == 404
         assert error_reason(await response.json()) == "OBJECT_ID_RESOLUTION_FAILED"

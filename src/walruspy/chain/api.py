@@ -13,6 +13,8 @@ Errors:
     ChainError                  root of the control-plane client's errors
     ├── ChainRevertError        the contract rejected a call or transaction (its reason string)
     ├── ChainRejectedError      the node refused a transaction before running it (funds, nonce)
+    │   └── InsufficientGasError    ... because the account cannot pay for its gas (which account,
+    │                               how much it holds, how much the transaction may cost)
     ├── ChainUnavailableError   the node cannot be reached, times out or answers nonsense
     └── DeploymentError         a deployment file that is unreadable or does not match the chain
 """
@@ -52,6 +54,26 @@ class ChainRejectedError(ChainError):
         self.operation = operation
         where = f"{operation}: " if operation else ""
         super().__init__(f"{where}refused by the node: {reason}")
+
+
+class InsufficientGasError(ChainRejectedError):
+    """The account holds too little of the chain's native coin for a transaction's gas.
+
+    `needed_wei` is the most the transaction may cost (gas limit x fee cap, plus its value):
+    the node refuses it unless the account holds that much, though less is finally charged.
+    """
+
+    def __init__(
+        self, address: str, needed_wei: int, balance_wei: int, operation: str = ""
+    ) -> None:
+        self.address = address
+        self.needed_wei = needed_wei
+        self.balance_wei = balance_wei
+        super().__init__(
+            f"account {address} cannot pay for gas: it holds {balance_wei} wei of the chain's"
+            f" native coin, and the transaction needs up to {needed_wei} wei",
+            operation,
+        )
 
 
 class ChainUnavailableError(ChainError):

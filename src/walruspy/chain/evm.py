@@ -32,7 +32,6 @@ import itertools
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, overload
 
-import structlog
 from web3 import AsyncWeb3
 from web3.types import TxParams, TxReceipt
 
@@ -63,8 +62,9 @@ from walruspy.chain.evm_wal import WalAllowance, wal_transferred
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
+from walruspy.logs import get_logger
 
-log = structlog.get_logger("walruspy.chain")
+log = get_logger("walruspy.chain")
 
 __all__ = ["EvmChain", "EvmChainReader", "GasLimits", "open_evm_chain", "open_evm_chain_when_up"]
 

@@ -39,7 +39,6 @@ from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, Final
 
 import aiohttp
-import structlog
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_typing import ChecksumAddress, HexStr
@@ -54,7 +53,13 @@ from web3.exceptions import (
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
-from walruspy.chain.api import ChainRejectedError, ChainRevertError, ChainUnavailableError
+from walruspy.chain.api import (
+    ChainRejectedError,
+    ChainRevertError,
+    ChainUnavailableError,
+    InsufficientGasError,
+)
+from walruspy.logs import get_logger
 
 __all__ = [
     "DEFAULT_RECEIPT_TIMEOUT_S",
@@ -68,7 +73,7 @@ __all__ = [
     "rpc_errors",
 ]
 
-log = structlog.get_logger("walruspy.chain")
+log = get_logger("walruspy.chain")
 
 #: One JSON-RPC request: a public node answering an eth_getLogs over a few thousand blocks can
 #: take seconds; anything slower than this is a node in trouble.
@@ -95,6 +100,10 @@ _MAX_POLL_S: Final = 0.5
 _ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
 _REVERTED_PREFIX: Final = "execution reverted"
+#: How nodes word a refusal for want of funds: py-evm (the devchain) "Sender ... cannot afford
+#: txn gas ..." and "... does not have enough balance to cover ...", geth and anvil
+#: "insufficient funds for gas * price + value".
+_NO_FUNDS_MESSAGES: Final = ("cannot afford", "enough balance", "insufficient funds")
 
 
 class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
@@ -348,6 +357,8 @@ class TransactionSender:
                     continue
                 if "nonce" in message.lower():
                     self._next_nonce = None
+                if any(words in message.lower() for words in _NO_FUNDS_MESSAGES):
+                    raise await self._insufficient_gas(operation, gas * max_fee + value) from exc
                 raise ChainRejectedError(message, operation) from exc
             except BaseException:
                 self._next_nonce = None  # the node may or may not have it: re-read next time
@@ -356,6 +367,12 @@ class TransactionSender:
             self._next_nonce += 1
             return tx, tx_hash
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _insufficient_gas(self, operation: str, needed_wei: int) -> InsufficientGasError:
+        """The error for a transaction refused for want of gas: which account, what it has."""
+        with rpc_errors(self._url, f"{operation}: read the balance"):
+            balance = int(await self._w3.eth.get_balance(self.address))
+        return InsufficientGasError(self.address, needed_wei, balance, operation)
 
     async def _current_fees(self, operation: str) -> tuple[int, int]:
         now = time.monotonic()

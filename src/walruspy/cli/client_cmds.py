@@ -1,4 +1,5 @@
-"""Client commands with Walrus's names: store, read, blob-status, delete, extend, list-blobs, info.
+"""Client commands with Walrus's names: read, blob-status, delete, extend, list-blobs, info
+(`store` has its own module, `walruspy.cli.store_cmd`).
 
 Theory of operation (spec/walrus-system.md 4.1). Each command is a synchronous shell around one
 async call of `walruspy.client`: it loads the client configuration (`--config FILE`, else the
@@ -21,29 +22,36 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from walruspy.cli.output import emit, json_option, quiet_library_logs
+from walruspy.cli.output import (
+    emit,
+    epoch_time_text,
+    json_option,
+    quiet_library_logs,
+    utc_text,
+)
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import BlobIdError, InvalidInputError
 from walruspy.node_api.paths import format_object_id, parse_object_id
 
 if TYPE_CHECKING:
-    from walruspy.chain.api import BlobRecord
-    from walruspy.client import WalrusClient
-    from walruspy.client.results import ProgressEvent, StoreResult, VerifiedStatus
+    from walruspy.chain.api import BlobRecord, SystemInfo
+    from walruspy.client import ExtendResult, WalrusClient
+    from walruspy.client.results import ProgressEvent, VerifiedStatus
 
 __all__ = [
     "CLIENT_COMMANDS",
     "client_options",
+    "epoch_time",
     "info_challenges_command",
     "info_command",
     "run_client",
@@ -169,111 +177,68 @@ def _bars(as_json: bool) -> _Bars:
     return _Bars(not as_json and sys.stderr.isatty())
 
 
-def _utc_text(timestamp_s: int) -> str:
-    """A chain timestamp as RFC 3339 UTC, as Walrus prints times."""
-    return datetime.fromtimestamp(timestamp_s, UTC).isoformat().replace("+00:00", "Z")
+def epoch_time(info: SystemInfo, epoch: int) -> tuple[str, str]:
+    """When `epoch` starts (an end epoch: when the blob expires), estimated from the chain's
+    epoch schedule: (RFC 3339 UTC for JSON, "<time>, in 2 d 3 h" for people, from this
+    machine's clock)."""
+    from walruspy.client.results import estimated_epoch_start_s
+
+    at_s = estimated_epoch_start_s(info, epoch)
+    return utc_text(at_s), epoch_time_text(at_s, int(time.time()))
 
 
-# --- store ----------------------------------------------------------------------------------
+# --- read -----------------------------------------------------------------------------------
 
 
-def _store_lines(path: Path, result: StoreResult) -> list[str]:
-    if result.already_certified:
-        how = (
-            f"Owned blob object: {format_object_id(result.blob.object_id)}"
-            if result.blob is not None
-            else f"Certification event: {result.event.to_json() if result.event else 'unknown'}"
-        )
-        return [
-            "Success: the blob was already certified for long enough.",
-            f"Path: {path}",
-            f"Blob ID: {result.blob_id}",
-            how,
-            f"Expiry epoch (exclusive): {result.end_epoch}",
-        ]
-    assert result.blob is not None and result.operation is not None
-    kind = "Deletable" if result.blob.deletable else "Permanent"
-    how = (
-        "storage was purchased, and a new blob object was registered"
-        if result.operation.kind == "registerFromScratch"
-        else "an existing registration of this account was reused"
-    )
-    return [
-        f"Success: {kind} blob stored successfully.",
-        f"Path: {path}",
-        f"Blob ID: {result.blob_id}",
-        f"Object ID: {format_object_id(result.blob.object_id)}",
-        f"Unencoded size: {result.unencoded_length} bytes",
-        f"Encoded size (including replicated metadata): {result.encoded_length} bytes",
-        f"Cost (excluding gas): {result.cost} FROST ({how})",
-        f"Expiry epoch (exclusive): {result.end_epoch}",
-    ]
+def _parse_byte_range(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """`START-END` (inclusive), `START-` or `-N`, as a `ByteRange`."""
+    if value is None:
+        return None
+    from walruspy.client.read import ByteRange
+
+    match = re.fullmatch(r"(\d{0,19})-(\d{0,19})", value.strip(), re.ASCII)
+    if match is None or match.group(1) == match.group(2) == "":
+        raise click.BadParameter(f"{value!r} is not START-END, START- or -N (bytes)")
+    first, last = match.groups()
+    if not first:
+        return ByteRange(suffix=int(last))
+    if not last:
+        return ByteRange(int(first))
+    if int(last) < int(first):
+        raise click.BadParameter(f"{value!r} ends before it starts")
+    return ByteRange(int(first), int(last) - int(first) + 1)
 
 
-@click.command("store")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option(
-    "--epochs",
-    required=True,
-    callback=_parse_epochs,
-    help="Epochs ahead to store the blobs for (a number, or 'max').",
-)
-@click.option(
-    "--deletable/--permanent",
-    default=True,
-    show_default=True,
-    help="Whether the owner may delete the blobs (deletable by default, as Walrus since 1.33).",
-)
-@click.option("--force", is_flag=True, help="Store even if the blob is already certified.")
-@click.option(
-    "--ignore-resources",
-    is_flag=True,
-    help="Do not look for blob objects of this account to reuse (skips listing them).",
-)
-@client_options
-def store_command(
+def _read_range(
+    blob_id: BlobId,
     *,
-    files: tuple[Path, ...],
-    epochs: int | None,
-    deletable: bool,
-    force: bool,
-    ignore_resources: bool,
+    byte_range: Any,
+    out: Path | None,
     config_path: Path | None,
     context: str | None,
     as_json: bool,
 ) -> None:
-    """Store FILES on the network, one blob each, for a number of epochs."""
+    """`read --range`: the bytes to stdout or --out, or under --json with where they lie."""
 
-    async def operation(client: WalrusClient) -> list[tuple[Path, StoreResult]]:
-        wanted = epochs
-        if wanted is None:
-            wanted = (await client.system_info()).system.max_epochs_ahead
-        results = []
-        for path in files:
-            bars = _bars(as_json)
-            with bars.shown():
-                result = await client.store(
-                    path,
-                    wanted,
-                    deletable=deletable,
-                    force=force,
-                    ignore_resources=ignore_resources,
-                    progress=bars,
-                )
-            results.append((path, result))
-        return results
+    async def operation(client: WalrusClient) -> Any:
+        return await client.read_range(blob_id, byte_range)
 
-    results = run_client(config_path, context, operation)
-    lines: list[str] = []
-    for path, result in results:
-        lines += [*_store_lines(path, result), ""]
-    payload = [{"path": str(path), "blobStoreResult": r.to_json()} for path, r in results]
-    emit({"results": payload}, as_json=as_json, lines=lines[:-1])
-
-
-# --- read -----------------------------------------------------------------------------------
+    result = run_client(config_path, context, operation)
+    where = f"bytes {result.start}-{result.end - 1} of {result.blob_size}"
+    if out is not None:
+        out.write_bytes(result.data)
+        emit(
+            {**result.to_json(), "out": str(out)},
+            as_json=as_json,
+            lines=[f"Blob {blob_id}, {where}, written to {out}."],
+        )
+    elif as_json:
+        blob = base64.b64encode(result.data).decode()
+        emit({**result.to_json(), "blob": blob}, as_json=True, lines=[])
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result.data)
+        sys.stdout.buffer.flush()
 
 
 @click.command("read")
@@ -296,6 +261,15 @@ def store_command(
     is_flag=True,
     help="Only verify each sliver (faster; for blobs whose writer you trust).",
 )
+@click.option(
+    "--range",
+    "byte_range",
+    callback=_parse_byte_range,
+    default=None,
+    metavar="START-END",
+    help="Read only bytes START to END (inclusive; START- to the end, -N the last N), fetching "
+    "only the slivers that hold them; each is verified, the range is not checked as a whole.",
+)
 @client_options
 def read_command(
     *,
@@ -303,6 +277,7 @@ def read_command(
     out: Path | None,
     strict: bool,
     skip: bool,
+    byte_range: Any,
     config_path: Path | None,
     context: str | None,
     as_json: bool,
@@ -312,6 +287,20 @@ def read_command(
 
     if strict and skip:
         raise click.UsageError("--strict-consistency-check and --skip-consistency-check conflict")
+    if byte_range is not None:
+        if strict:
+            raise click.UsageError(
+                "--strict-consistency-check re-encodes the whole blob: it cannot check a --range"
+            )
+        _read_range(
+            blob_id,
+            byte_range=byte_range,
+            out=out,
+            config_path=config_path,
+            context=context,
+            as_json=as_json,
+        )
+        return
     check = (
         ConsistencyCheck.STRICT
         if strict
@@ -370,9 +359,7 @@ def blob_status_command(
     if (blob_id is None) == (file is None):
         raise click.UsageError("give exactly one of --blob-id and --file")
 
-    from walruspy.client.results import estimated_epoch_start_s
-
-    async def operation(client: WalrusClient) -> tuple[dict[str, Any], str]:
+    async def operation(client: WalrusClient) -> tuple[dict[str, Any], str, str | None]:
         if blob_id is not None:
             wanted = blob_id
         else:
@@ -382,16 +369,18 @@ def blob_status_command(
         result: dict[str, Any] = verified.to_json()
         if file is not None:
             result["file"] = str(file)
+        expiry = None
         if verified.end_epoch is not None:
             info = (await client.system_info()).system
-            start = estimated_epoch_start_s(info, verified.end_epoch)
-            result["estimatedExpiryTimestamp"] = _utc_text(start)
-        return result, verified.describe()
+            iso, expiry = epoch_time(info, verified.end_epoch)
+            # Two names for one time: Walrus's, and the one every command uses beside an epoch.
+            result["estimatedExpiryTimestamp"] = result["endEpochTime"] = iso
+        return result, verified.describe(), expiry
 
-    result, describe = run_client(config_path, context, operation)
+    result, describe, expiry = run_client(config_path, context, operation)
     lines = [f"Blob ID: {result['blobId']}", f"Status: {describe}"]
-    if "estimatedExpiryTimestamp" in result:
-        lines.append(f"Estimated expiry: {result['estimatedExpiryTimestamp']}")
+    if expiry is not None:
+        lines.append(f"Estimated expiry: {expiry}")
     emit(result, as_json=as_json, lines=lines)
 
 
@@ -466,15 +455,19 @@ def extend_command(
     as_json: bool,
 ) -> None:
     """Keep a certified blob object of this account for more epochs (paid in WAL)."""
-    result = run_client(
-        config_path, context, lambda client: client.extend(object_id, epochs_extended)
-    )
+
+    async def operation(client: WalrusClient) -> tuple[ExtendResult, SystemInfo]:
+        extended = await client.extend(object_id, epochs_extended)
+        return extended, (await client.system_info()).system
+
+    result, info = run_client(config_path, context, operation)
+    iso, expiry = epoch_time(info, result.end_epoch)
     emit(
-        result.to_json(),
+        {**result.to_json(), "endEpochTime": iso},
         as_json=as_json,
         lines=[
             f"Blob object {format_object_id(object_id)} extended by {epochs_extended} epochs; "
-            f"it now expires at epoch {result.end_epoch} (exclusive).",
+            f"it now expires at epoch {result.end_epoch} (exclusive): {expiry}.",
             f"Cost (excluding gas): {result.cost} FROST",
         ],
     )
@@ -531,10 +524,17 @@ def info_command(
         data["priceInfo"],
         data["bftInfo"],
     )
+    system = info.system
+    started = epoch_time(system, system.epoch)
+    following = epoch_time(system, system.epoch + 1)
+    horizon = epoch_time(system, system.epoch + system.max_epochs_ahead)
+    epoch["startOfCurrentEpochTime"] = started[0]
+    epoch["nextEpochTime"] = following[0]
+    epoch["maxEpochsAheadEndTime"] = horizon[0]
     lines = [
-        f"Epoch: {epoch['currentEpoch']} (started {_utc_text(epoch['startOfCurrentEpoch'])}, "
-        f"lasts {epoch['epochDurationS']} s); storage can be bought up to "
-        f"{epoch['maxEpochsAhead']} epochs ahead",
+        f"Epoch: {epoch['currentEpoch']} (started {started[1]}; lasts "
+        f"{epoch['epochDurationS']} s, the next starts {following[1]})",
+        f"Storage can be bought up to {epoch['maxEpochsAhead']} epochs ahead (until {horizon[1]})",
         f"Storage nodes: {data['storageInfo']['nNodes']} holding "
         f"{data['storageInfo']['nShards']} shards",
         f"Maximum blob size: {size['maxBlobSize']} bytes; storage unit: "
@@ -617,7 +617,6 @@ def info_challenges_command(
 
 #: The commands `walruspy.cli.main` registers.
 CLIENT_COMMANDS = (
-    store_command,
     read_command,
     blob_status_command,
     delete_command,

@@ -73,6 +73,14 @@ def _options(command: Callable[..., Any], *, publisher: bool, aggregator: bool) 
             show_default=True,
             help="Largest PUT body, in KiB (larger ones get 413).",
         )(command)
+        command = click.option(
+            "--max-quilt-body-size",
+            "max_quilt_body_kib",
+            type=click.IntRange(1),
+            default=102_400,
+            show_default=True,
+            help="Largest PUT /v1/quilts body, in KiB (larger ones get 413).",
+        )(command)
     command = _connection_options(command)
     command = click.option(
         "--context", "context", default=None, help="Context of the configuration to use."
@@ -155,9 +163,9 @@ def _connection_limits(options: dict[str, Any]) -> ConnectionLimits:
 
 
 def _serve(mode_name: str, options: dict[str, Any]) -> None:
-    from walruspy.cli.node_cmd import configure_logging
     from walruspy.daemon import DaemonLimits, DaemonMode, RunningDaemon, run_daemon
     from walruspy.daemon.app import READY_PREFIX, parse_bind_address
+    from walruspy.logs import configure_logging
 
     as_json = bool(options["as_json"])
     try:
@@ -167,6 +175,8 @@ def _serve(mode_name: str, options: dict[str, Any]) -> None:
     defaults = DaemonLimits()
     limits = DaemonLimits(
         max_body_bytes=options.get("max_body_kib", defaults.max_body_bytes >> 10) << 10,
+        max_quilt_body_bytes=options.get("max_quilt_body_kib", defaults.max_quilt_body_bytes >> 10)
+        << 10,
         publisher_max_concurrent_requests=options.get(
             "publisher_max_concurrent_requests", defaults.publisher_max_concurrent_requests
         ),

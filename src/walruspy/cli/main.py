@@ -2,13 +2,18 @@
 
 Every command takes `--json`. Errors that walruspy raises on purpose (`WalrusError`) are printed
 as one line naming what was wrong (or a JSON object with `error` under `--json`) and exit with
-status 1; usage errors exit with click's status 2. Anything else is a bug and keeps its traceback.
+status 1; usage errors exit with click's status 2, and when `--json` is on the command line they
+too are a JSON object on stdout (`{"error", "kind", "usage"}`), whatever the command. Ctrl-C
+prints one line (a command may say what it left behind, `CommandInterrupted`) and exits with
+status 130, as shells expect of SIGINT. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,8 +22,20 @@ from walruspy.cli.client_cmds import CLIENT_COMMANDS, info_challenges_command, i
 from walruspy.cli.daemon_cmd import DAEMON_COMMANDS
 from walruspy.cli.devnet_cmd import devnet
 from walruspy.cli.node_cmd import node
-from walruspy.cli.output import JSON_META_KEY, emit, json_option
+from walruspy.cli.output import (
+    INTERRUPTED_EXIT_CODE,
+    JSON_META_KEY,
+    CommandInterrupted,
+    emit,
+    emit_error,
+    error_text,
+    json_option,
+    quiet_library_logs,
+)
+from walruspy.cli.quilt_cmds import QUILT_COMMANDS
 from walruspy.cli.staking_cmds import STAKING_COMMANDS, info_committee_command
+from walruspy.cli.store_cmd import store_command
+from walruspy.cli.wallet_cmds import WALLET_COMMANDS
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import WalrusError
 
@@ -27,18 +44,66 @@ class _Group(click.Group):
     """A click group that turns our errors into one clear line."""
 
     def invoke(self, ctx: click.Context) -> object:
+        import structlog
+
+        # The library never configures logging (walruspy.logs): the command line does, logs on
+        # stderr at warning level, unless its host did already (`node run` sets its own later).
+        if not structlog.is_configured():
+            quiet_library_logs()
         try:
             return super().invoke(ctx)
         except (WalrusError, OSError) as exc:
             as_json = bool(ctx.meta.get(JSON_META_KEY))
-            message = (
-                str(exc) if isinstance(exc, WalrusError) else f"{exc.strerror}: {exc.filename}"
-            )
-            if as_json:
-                click.echo(json.dumps({"error": message, "kind": type(exc).__name__}))
-            else:
-                click.echo(f"Error: {message}", err=True)
+            emit_error(error_text(exc), type(exc).__name__, as_json=as_json)
             ctx.exit(1)
+        except CommandInterrupted as exc:
+            as_json = bool(ctx.meta.get(JSON_META_KEY))
+            emit_error(
+                exc.message, "Interrupted", as_json=as_json, details=exc.details, text_prefix=""
+            )
+            ctx.exit(INTERRUPTED_EXIT_CODE)
+        except KeyboardInterrupt:
+            as_json = bool(ctx.meta.get(JSON_META_KEY))
+            emit_error("Interrupted.", "Interrupted", as_json=as_json, text_prefix="")
+            ctx.exit(INTERRUPTED_EXIT_CODE)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's main, but under `--json` usage errors are a JSON object too (module doc)."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not _wants_json(argv):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            usage = exc.ctx.get_usage() if isinstance(exc, click.UsageError) and exc.ctx else None
+            emit_error(
+                exc.format_message(),
+                type(exc).__name__,
+                as_json=True,
+                details={"usage": usage} if usage else None,
+            )
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            emit_error("aborted", "Aborted", as_json=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether `--json` is among the options (before a `--` that ends them)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,7 +175,14 @@ def convert_blob_id_command(value: str, as_json: bool) -> None:
 cli.add_command(chain)
 cli.add_command(node)
 cli.add_command(devnet)
-for _command in (*CLIENT_COMMANDS, *STAKING_COMMANDS, *DAEMON_COMMANDS):
+for _command in (
+    store_command,
+    *CLIENT_COMMANDS,
+    *STAKING_COMMANDS,
+    *DAEMON_COMMANDS,
+    *WALLET_COMMANDS,
+    *QUILT_COMMANDS,
+):
     cli.add_command(_command)
 info_command.add_command(info_committee_command)
 info_command.add_command(info_challenges_command)

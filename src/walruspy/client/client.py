@@ -8,7 +8,8 @@ reverse order. Tests, the daemon and benchmarks may pass their own chain, sessio
 which the client then uses and does not close.
 
 The operations are in their own modules: `store` (encode, register, upload, certify), `read`
-(metadata, slivers, decode; during an epoch change, from the previous committee first),
+(metadata, slivers, decode; during an epoch change, from the previous committee first; parts
+of a blob and streams from the source rows holding them: `read_range`, `locate`),
 `status` (the verified blob status). Those that only talk to the chain are here: `delete`,
 `extend`, `list_blobs`, `system_info`. Everything is async; the CLI is the only place that runs
 it synchronously.
@@ -20,13 +21,19 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import cast, overload
 
 import aiohttp
 
-from walruspy.chain.api import BlobRecord, ChainReader, ChainUnavailableError, ChainWriter
+from walruspy.chain.api import (
+    BlobRecord,
+    ChainReader,
+    ChainRevertError,
+    ChainUnavailableError,
+    ChainWriter,
+)
 from walruspy.chain.evm import open_evm_chain, open_evm_chain_when_up
 from walruspy.client.config import ClientConfig, ContextConfig
 from walruspy.client.errors import (
@@ -35,25 +42,28 @@ from walruspy.client.errors import (
     InvalidArgumentError,
     ObjectNotFoundError,
 )
+from walruspy.client.funds import UNPAID_REASON, extension_cost, insufficient_wal
 from walruspy.client.nodes import ByteBudget, ClientEnv, NodePool
-from walruspy.client.read import read_blob
+from walruspy.client.quilts import QuiltClient
+from walruspy.client.read import BlobReader, ByteRange, check_read_size, locate_blob, read_blob
 from walruspy.client.results import (
     DeleteResult,
     ExtendResult,
     NetworkInfo,
+    Progress,
     ProgressCallback,
+    RangeRead,
     StoreResult,
     VerifiedStatus,
-    storage_units,
 )
 from walruspy.client.status import verified_status
 from walruspy.client.store import store_blob
 from walruspy.core.blob_id import BlobId
 from walruspy.core.decoding import ConsistencyCheck
-from walruspy.node_api.paths import format_object_id
+from walruspy.node_api.paths import format_object_id, parse_object_id
 from walruspy.workers import EncoderPool
 
-#: Bytes written to an output file at a time (the decoded blob is already in memory).
+#: Bytes written to an output file at a time (a blob read whole is already in memory).
 WRITE_CHUNK_BYTES = 8 << 20
 
 BlobData = bytes | bytearray | memoryview
@@ -64,6 +74,11 @@ class WalrusClient:
 
     def __init__(self, env: ClientEnv) -> None:
         self.env = env
+
+    @property
+    def quilts(self) -> QuiltClient:
+        """Quilts: many small blobs stored as one, read patch by patch (`client.quilts`)."""
+        return QuiltClient(self.env)
 
     @property
     def address(self) -> str | None:
@@ -79,12 +94,15 @@ class WalrusClient:
         force: bool = False,
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
+        on_registered: Callable[[BlobRecord], None] | None = None,
     ) -> StoreResult:
         """Store `data` (bytes, or the contents of a file) for `epochs` epochs.
 
         Returns at once with `already_certified` when the blob is already stored long enough
         (unless `force`). `ignore_resources` skips looking for this account's blob objects
         (reuse of a registration, a certified deletable copy), which lists every object it owns.
+        `on_registered` is told of the blob object (new or reused) before the upload, even when
+        the store is cancelled while registering: an interrupted caller knows what it paid for.
         """
         data = await self._blob_data(data)
         return await store_blob(
@@ -95,6 +113,7 @@ class WalrusClient:
             force=force,
             ignore_resources=ignore_resources,
             progress=progress,
+            on_registered=on_registered,
         )
 
     async def _blob_data(self, data: BlobData | os.PathLike[str]) -> bytes | memoryview:
@@ -146,17 +165,52 @@ class WalrusClient:
     ) -> bytes | int:
         """The blob's data; with `out`, written to that file instead and its length returned.
 
-        The file appears whole or not at all (written beside it, then renamed). During an epoch
+        The file appears whole or not at all (written beside it, then renamed). Unless the check
+        is Strict (which re-encodes the whole blob), the file is written as the blob streams in,
+        source row by source row (`BlobReader.chunks`), so memory stays bounded. During an epoch
         change, a blob certified before it is read from the previous committee first
         (`walruspy.client.read`).
         """
         blob_id = _blob_id(blob_id)
         committees = await self.env.chain.epoch_committees()
+        if out is not None and consistency is not ConsistencyCheck.STRICT:
+            reader = await locate_blob(self.env, blob_id, committees)
+            check_read_size(reader.metadata, self.env.config.max_blob_bytes)
+            tracker = Progress(progress, "download", reader.size)
+            return await _stream_to_file(Path(out), reader.chunks(), tracker)
         data = await read_blob(self.env, blob_id, committees, consistency, progress)
         if out is None:
             return data
         await asyncio.to_thread(_write_atomically, Path(out), data)
         return len(data)
+
+    async def locate(self, blob_id: BlobId | str) -> BlobReader:
+        """The blob's verified metadata (its size), to read parts of it from (no sliver yet)."""
+        committees = await self.env.chain.epoch_committees()
+        return await locate_blob(self.env, _blob_id(blob_id), committees)
+
+    async def read_range(
+        self, blob_id: BlobId | str, byte_range: ByteRange | tuple[int, int]
+    ) -> RangeRead:
+        """Part of a blob: `(start, length)` or a `ByteRange` (from a start, or the last n bytes).
+
+        Fetches the verified metadata, then only the primary slivers holding those bytes, each
+        verified against the metadata (`walruspy.client.read`, module doc 7); never the whole
+        blob. A range past the blob's end raises `ByteRangeError`, which names the blob's size.
+        """
+        if isinstance(byte_range, tuple):
+            byte_range = ByteRange(*byte_range)
+        reader = await self.locate(blob_id)
+        start, length = byte_range.resolve(reader.size)
+        data = await reader.read_range(start, length)
+        return RangeRead(
+            reader.blob_id,
+            data,
+            start,
+            reader.size,
+            tuple(reader.rows_read),
+            reader.sliver_bytes_read,
+        )
 
     async def blob_status(self, blob_id: BlobId | str) -> VerifiedStatus:
         """The blob's status as nodes of at least f+1 shards report it."""
@@ -171,12 +225,16 @@ class WalrusClient:
         return encoded.metadata.blob_id
 
     async def delete(
-        self, *, blob_id: BlobId | str | None = None, object_id: bytes | None = None
+        self, *, blob_id: BlobId | str | None = None, object_id: bytes | str | None = None
     ) -> DeleteResult:
-        """Delete one deletable blob object, or every one of this account for `blob_id`."""
+        """Delete one deletable blob object, or every one of this account for `blob_id`.
+
+        `object_id` is 32 bytes or its `0x` text, as results give it.
+        """
         writer = self.env.require_writer("delete")
         if (blob_id is None) == (object_id is None):
             raise ValueError("delete takes either blob_id or object_id")
+        object_id = _object_id(object_id) if object_id is not None else None
         epoch = (await self.env.chain.system_info()).epoch
         if object_id is not None:
             record = await self._owned_blob(writer, object_id)
@@ -200,11 +258,13 @@ class WalrusClient:
             ]
         for record in targets:
             await writer.delete_blob(record.object_id)
-        return DeleteResult(wanted, object_id, targets)
+        shown = format_object_id(object_id) if object_id is not None else None
+        return DeleteResult(wanted, shown, targets)
 
-    async def extend(self, object_id: bytes, epochs: int) -> ExtendResult:
+    async def extend(self, object_id: bytes | str, epochs: int) -> ExtendResult:
         """Keep a certified blob object of this account for `epochs` more epochs."""
         writer = self.env.require_writer("extend")
+        object_id = _object_id(object_id)
         record = await self._owned_blob(writer, object_id)
         info = await self.env.chain.system_info()
         name = format_object_id(object_id)
@@ -219,15 +279,19 @@ class WalrusClient:
                 f"{info.max_epochs_ahead} epochs ahead; it ends at epoch {record.end_epoch}, "
                 f"the current epoch is {info.epoch}"
             )
-        await writer.extend_blob(object_id, epochs)
-        cost = (
-            info.storage_price_per_unit_size * storage_units(record.storage.storage_size) * epochs
-        )
+        cost = extension_cost(info, record.storage.storage_size, epochs)
+        try:
+            await writer.extend_blob(object_id, epochs)
+        except ChainRevertError as exc:
+            if exc.reason == UNPAID_REASON:
+                raise await insufficient_wal(writer, cost, exc.operation) from exc
+            raise
         return ExtendResult(record, epochs, record.end_epoch + epochs, cost)
 
-    async def transfer_blob(self, object_id: bytes, to: str) -> None:
+    async def transfer_blob(self, object_id: bytes | str, to: str) -> None:
         """Give a blob object of this account to the EVM address `to` (send_object_to)."""
         writer = self.env.require_writer("transfer")
+        object_id = _object_id(object_id)
         await self._owned_blob(writer, object_id)
         await writer.transfer_blob(object_id, to)
 
@@ -253,12 +317,42 @@ class WalrusClient:
         return NetworkInfo(await self.env.chain.system_info(), await self.env.chain.committee())
 
 
+def _object_id(value: bytes | str) -> bytes:
+    """An object ID given as 32 bytes or as `0x` and 64 hex digits (InvalidInputError)."""
+    return parse_object_id(value) if isinstance(value, str) else bytes(value)
+
+
 def _blob_id(value: BlobId | str) -> BlobId:
     return value if isinstance(value, BlobId) else BlobId.parse(value)
 
 
+def _part_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+async def _stream_to_file(
+    path: Path, chunks: AsyncGenerator[bytes, None], tracker: Progress
+) -> int:
+    """Write `chunks` to `path` as they come (beside it, then renamed); their total length."""
+    tmp = _part_path(path)
+    written = 0
+    try:
+        handle = await asyncio.to_thread(tmp.open, "wb")
+        with handle:
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    await asyncio.to_thread(handle.write, chunk)
+                    written += len(chunk)
+                    tracker.add(len(chunk))
+        await asyncio.to_thread(os.replace, tmp, path)
+    finally:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
+    tracker.finish()
+    return written
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp = _part_path(path)
     try:
         with tmp.open("wb") as handle:
             view = memoryview(data)

@@ -13,6 +13,8 @@ fan-out's summary (which nodes failed and why, the weight reached of the weight 
         ├── InvalidArgumentError         an argument the network would refuse (epochs out of
         │                                range); also a ValueError
         ├── NoWalletError                a write needs a wallet key and the context has none
+        ├── InsufficientWalError         the wallet holds less WAL than a payment needs (which
+        │                                account, how much it holds, how much is needed)
         ├── BlobTooLargeError            the blob exceeds the configured or the encoding's limit
         ├── BlobNotFoundError            a quorum of nodes does not know the blob (never stored,
         │   │                            expired or deleted: the message says which, from the
@@ -20,6 +22,8 @@ fan-out's summary (which nodes failed and why, the weight reached of the weight 
         │   ├── BlobExpiredError         ... because its storage ended (`end_epoch`)
         │   └── BlobBlockedError         ... or a quorum refuses to serve it (451, blocklists)
         ├── BlobInvalidError             the blob ID was marked invalid on chain
+        ├── NotAQuiltError               the blob is not a QuiltV1 (walruspy.client.quilts)
+        ├── QuiltPatchNotFoundError      no such patch in the quilt (identifier or patch ID)
         ├── ObjectNotFoundError          no such blob object (or none of this account's)
         ├── BlobObjectStateError         the blob object cannot do that now (not deletable, not
         │                                certified, expired)
@@ -58,6 +62,23 @@ class NoWalletError(ClientError):
     """An operation that sends a transaction was asked of a client without a wallet key."""
 
 
+class InsufficientWalError(ClientError):
+    """The wallet `address` holds `balance` FROST of WAL, less than the `needed` FROST a payment
+    takes (the contract refused it: "unpaid"). A wallet short of gas gets the chain's
+    `InsufficientGasError` instead."""
+
+    def __init__(self, address: str, needed: int, balance: int, operation: str = "") -> None:
+        self.address = address
+        self.needed = needed
+        self.balance = balance
+        self.operation = operation
+        where = f"{operation}: " if operation else ""
+        super().__init__(
+            f"{where}account {address} cannot pay in WAL: it holds {balance} FROST, and the"
+            f" payment needs {needed} FROST (1 WAL = 10^9 FROST)"
+        )
+
+
 class BlobTooLargeError(ClientError):
     """The blob is larger than `max_blob_bytes` or than the committee's encoding allows."""
 
@@ -87,6 +108,14 @@ class BlobBlockedError(BlobNotFoundError):
 
 class BlobInvalidError(ClientError):
     """The blob ID was marked invalid on chain (its encoding was proved inconsistent)."""
+
+
+class NotAQuiltError(ClientError):
+    """The blob exists but is not a QuiltV1: its bytes do not hold a quilt index."""
+
+
+class QuiltPatchNotFoundError(ClientError):
+    """The quilt has no patch with that identifier, or none in the columns a patch ID names."""
 
 
 class ObjectNotFoundError(ClientError):

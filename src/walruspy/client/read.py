@@ -51,14 +51,29 @@ Theory of operation (spec/walrus-system.md 1.3, 2.2 and 5; Walrus `retrieve_meta
    (`ChainReader.blob_events`) and says which it was (`absence`, pure): expired (with the
    epoch its storage ended, `BlobExpiredError`), deleted by its owners, registered but never
    certified, or never registered at all. A chain that cannot answer leaves the plain error.
+7. Byte ranges and streams (spec/encoding.md 3, spec/walrus-system.md 1.3 step 6; Walrus
+   `ByteRangeReadClient` and the aggregator's `/v1alpha/blobs/{id}/stream`). Primary source
+   sliver r is row r of the blob, so `locate_blob` fetches only the verified metadata (the
+   blob's size, and what every sliver is checked against) and `BlobReader.chunks` then fetches
+   only the source rows holding the bytes asked for, in order, a bounded window ahead, each
+   verified against the metadata, and cuts the bytes from them. A row whose node fails (in each
+   committee to read from) is rebuilt from the decoding symbols of n-f secondary slivers and
+   checked against its metadata hash (`rebuild_source_row`; Walrus recovers such slivers too).
+   For the whole blob this is what a full read from the source rows checks (with every source
+   row received, the Default check has nothing left to re-cut; padding-only rows are skipped);
+   a part of a blob is checked only sliver by sliver: Walrus's docs warn that a range of an
+   inconsistently encoded blob may return data a full read would refuse. Strict checks need
+   the whole blob and are not offered on these paths.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import collections
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from walruspy.chain.api import ChainError, EpochCommittees
 from walruspy.chain.events import BlobCertified, BlobDeleted, BlobRegistered, ChainEvent
@@ -69,6 +84,7 @@ from walruspy.client.errors import (
     BlobNotFoundError,
     BlobTooLargeError,
     InconsistentBlobError,
+    InvalidArgumentError,
     NoMetadataReceivedError,
     NotEnoughSliversError,
     NoValidStatusError,
@@ -79,9 +95,16 @@ from walruspy.client.status import verified_status
 from walruspy.core import errors as core_errors
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee
-from walruspy.core.decoding import ConsistencyCheck, decode_blob
+from walruspy.core.decoding import (
+    ConsistencyCheck,
+    decode_blob,
+    primary_rows_of_range,
+    slice_of_row,
+)
+from walruspy.core.errors import VerificationError
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
-from walruspy.core.slivers import VerifiedSliver, expected_sliver_length
+from walruspy.core.rs import decode_source
+from walruspy.core.slivers import SliverData, VerifiedSliver, expected_sliver_length
 from walruspy.core.types import (
     SliverIndex,
     SliverPairIndex,
@@ -89,8 +112,12 @@ from walruspy.core.types import (
     pair_index_of_sliver,
     shard_of_pair,
 )
+from walruspy.node_api.decoding_symbols import DecodingSymbol
 from walruspy.node_api.fanout import Fanout, NodeRequest, gather_weight
+from walruspy.node_api.paths import DecodingSymbolsQuery
 from walruspy.node_api.schemas import Invalid
+
+T = TypeVar("T")
 
 #: Reed-Solomon decoding speed from non-source slivers, measured here (100 MiB in 0.7-0.9 s):
 #: a read waits at most what such a decode would cost for the source slivers still in flight.
@@ -262,11 +289,26 @@ async def read_blob(
     consistency: ConsistencyCheck,
     progress: ProgressCallback | None,
 ) -> bytes:
-    """The blob's data: from the committees `read_committees` names, in turn (module doc, 5).
+    """The blob's data: from the committees `read_committees` names, in turn (module doc, 5)."""
 
-    Nodes drop an invalid blob's data, at different moments: whichever step finds it missing
-    (the metadata, or the slivers after a lagging node served the metadata), the read asks
-    whether it was marked invalid before it reports "not found" or "too few slivers".
+    async def attempt(order: Sequence[Committee]) -> bytes:
+        return await _read_blob(env, blob_id, order[0], consistency, progress)
+
+    return await _read_across(env, blob_id, committees, attempt)
+
+
+async def _read_across(
+    env: ClientEnv,
+    blob_id: BlobId,
+    committees: EpochCommittees,
+    attempt: Callable[[Sequence[Committee]], Awaitable[T]],
+) -> T:
+    """`attempt` on each committee `read_committees` names in turn, and why it failed.
+
+    `attempt` gets the committees left to try, the one to read from first. Nodes drop an
+    invalid blob's data, at different moments: whichever step finds it missing (the metadata,
+    or the slivers after a lagging node served the metadata), the read asks whether it was
+    marked invalid before it reports "not found" or "too few slivers".
     """
     known: VerifiedStatus | None = None
     certified_epoch: int | None = None
@@ -276,9 +318,10 @@ async def read_blob(
             _raise_if_marked_invalid(known, None)
             certified_epoch = known.initial_certified_epoch
     failures: list[tuple[Committee, Exception]] = []
-    for committee in read_committees(committees, certified_epoch):
+    order = read_committees(committees, certified_epoch)
+    for position, committee in enumerate(order):
         try:
-            return await _read_blob(env, blob_id, committee, consistency, progress)
+            return await attempt(order[position:])
         except OTHER_COMMITTEE_MAY_FIX as exc:
             failures.append((committee, exc))
     _, last = failures[-1]
@@ -417,3 +460,257 @@ async def decode(
         return await asyncio.to_thread(decode_blob, metadata, slivers, consistency)
     except core_errors.InconsistentBlobError as exc:
         raise InconsistentBlobError(str(exc)) from exc
+
+
+# --- byte ranges and streams (module doc, 7) --------------------------------------------------
+
+
+class ByteRangeError(InvalidArgumentError):
+    """A byte range the blob cannot satisfy (empty, or past its end); `blob_size` says why."""
+
+    def __init__(self, message: str, blob_size: int) -> None:
+        super().__init__(message)
+        self.blob_size = blob_size
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """Bytes of a blob, in HTTP's three forms, before the blob's size is known.
+
+    `ByteRange(start, length)`: `length` bytes from `start`; `ByteRange(start)`: from `start` to
+    the end; `ByteRange(suffix=n)`: the last n bytes (all of a shorter blob).
+    """
+
+    start: int = 0
+    length: int | None = None
+    suffix: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or (self.length is not None and self.length < 0):
+            raise InvalidArgumentError(
+                f"a byte range has a non-negative start and length, got {self.start}, {self.length}"
+            )
+        if self.suffix is not None and (self.suffix < 0 or self.start or self.length is not None):
+            raise InvalidArgumentError("a suffix range is a non-negative count without a start")
+
+    def resolve(self, blob_size: int) -> tuple[int, int]:
+        """(start, length) within a blob of `blob_size` bytes, or `ByteRangeError`."""
+        if self.suffix is not None:
+            length = min(self.suffix, blob_size)
+            start = blob_size - length
+        else:
+            start = self.start
+            length = blob_size - start if self.length is None else self.length
+        if length < 1 or start + length > blob_size:
+            shown = f"last {self.suffix}" if self.suffix is not None else f"{length} from {start}"
+            raise ByteRangeError(
+                f"byte range ({shown} bytes) is empty or out of range: the blob has "
+                f"{blob_size} bytes",
+                blob_size,
+            )
+        return start, length
+
+
+#: Bytes of primary slivers a streamed read holds at once (fetched ahead, or being sent): its
+#: memory bound whatever the blob's size. 64 MiB keeps 20 slivers of a 100 MiB blob on 100
+#: shards in flight (enough to keep every node of a small committee busy) and 1-2 slivers of
+#: the largest blob on 1000 shards (40 MiB each).
+STREAM_BUFFER_BYTES = 64 << 20
+#: Slivers a stream fetches ahead at least, whatever their size: one to send, one in flight.
+MIN_STREAM_WINDOW = 2
+
+
+class BlobReader:
+    """A blob's verified metadata, and its bytes read row by row (module doc, 7)."""
+
+    def __init__(
+        self, env: ClientEnv, metadata: VerifiedBlobMetadataWithId, committees: Sequence[Committee]
+    ) -> None:
+        self.env = env
+        self.metadata = metadata
+        #: The committees to read slivers from, in order: the first one served the metadata.
+        self.committees = tuple(committees)
+        #: Primary slivers fetched or rebuilt so far, and their bytes.
+        self.rows_read: list[int] = []
+        self.sliver_bytes_read = 0
+
+    @property
+    def blob_id(self) -> BlobId:
+        """The blob's ID."""
+        return self.metadata.blob_id
+
+    @property
+    def size(self) -> int:
+        """The blob's length in bytes (its unencoded length, from the verified metadata)."""
+        return self.metadata.unencoded_length
+
+    def check_range(self, start: int, length: int) -> None:
+        """Refuse a range past the blob's end, or longer than the client's `max_blob_bytes`.
+
+        Raises `ByteRangeError` (naming the blob's size) or `BlobTooLargeError`.
+        """
+        if start < 0 or length < 0 or start + length > self.size:
+            raise ByteRangeError(
+                f"bytes [{start}, {start + length}) are not within blob {self.blob_id}, which has"
+                f" {self.size} bytes",
+                self.size,
+            )
+        if length > self.env.config.max_blob_bytes:
+            raise BlobTooLargeError(
+                f"{length} bytes of blob {self.blob_id} were asked for, more than the client's "
+                f"max_blob_bytes of {self.env.config.max_blob_bytes}"
+            )
+
+    async def read_range(self, start: int, length: int) -> bytes:
+        """Bytes [start, start + length) of the blob, from the primary slivers holding them."""
+        return b"".join([chunk async for chunk in self.chunks(start, length)])
+
+    async def chunks(
+        self, start: int = 0, length: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """Bytes [start, start + length) (default: to the end), one source row's part at a time.
+
+        Fetches only the rows holding the range, at most `STREAM_BUFFER_BYTES` of them ahead
+        (`MIN_STREAM_WINDOW` at least). Raises `ByteRangeError` for a range past the end,
+        `BlobTooLargeError` for one over `max_blob_bytes`, and `NotEnoughSliversError` when a
+        row can be neither fetched nor rebuilt (possibly after some chunks were yielded).
+        """
+        length = self.size - start if length is None else length
+        self.check_range(start, length)
+        params, symbol_size = self.metadata.params, self.metadata.symbol_size
+        rows = primary_rows_of_range(params, symbol_size, start, length)
+        row_bytes = params.primary_sliver_length(symbol_size)
+        window = max(
+            MIN_STREAM_WINDOW,
+            min(
+                self.env.config.max_concurrent_sliver_reads or params.n_primary_source_symbols,
+                STREAM_BUFFER_BYTES // row_bytes,
+            ),
+        )
+        async with contextlib.aclosing(self._rows_in_order(rows, window)) as slivers:
+            async for sliver in slivers:
+                yield slice_of_row(self.metadata, sliver, start, length)
+
+    async def _rows_in_order(
+        self, rows: range, window: int
+    ) -> AsyncGenerator[VerifiedSliver, None]:
+        """The verified source rows `rows` in order, `window` of them fetched ahead.
+
+        Every task started here is awaited or cancelled and awaited before this returns, also
+        when the consumer stops early (`aclosing`) or a row fails.
+        """
+        pending: collections.deque[asyncio.Task[VerifiedSliver]] = collections.deque()
+        upcoming = iter(rows)
+        try:
+            while True:
+                while len(pending) < window and (row := next(upcoming, None)) is not None:
+                    pending.append(asyncio.ensure_future(self._fetch_row(row)))
+                if not pending:
+                    return
+                sliver = await pending.popleft()
+                self.rows_read.append(sliver.sliver.index)
+                self.sliver_bytes_read += len(sliver.sliver.data)
+                yield sliver
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _fetch_row(self, row: int) -> VerifiedSliver:
+        """Source row `row`: from its shard's owner in each committee, else rebuilt."""
+        metadata, n = self.metadata, self.metadata.n_shards
+        pair = pair_index_of_sliver(SliverIndex(row), SliverType.PRIMARY, n)
+        shard = shard_of_pair(pair, metadata.blob_id.raw, n)
+        failures: list[str] = []
+        committees = [c for c in self.committees if c.n_shards == n]
+        for committee in committees:
+            node = self.env.pool.nodes(committee)[committee.shard_owner(shard)]
+            try:
+                return await node.call(
+                    lambda client: client.get_sliver(metadata, pair, SliverType.PRIMARY)
+                )
+            except Exception as exc:  # a node's failure, as in every fan-out
+                failures.append(f"{node}: {str(exc) or type(exc).__name__}")
+        for committee in committees:
+            try:
+                return await rebuild_source_row(self.env, metadata, committee, row)
+            except NotEnoughSliversError as exc:
+                failures.append(str(exc))
+        raise NotEnoughSliversError(
+            f"primary sliver {row} of blob {metadata.blob_id} could be neither fetched nor "
+            f"rebuilt: {'; '.join(failures)}"
+        )
+
+
+async def rebuild_source_row(
+    env: ClientEnv, metadata: VerifiedBlobMetadataWithId, committee: Committee, row: int
+) -> VerifiedSliver:
+    """Source row `row` rebuilt from the decoding symbols of s = n-f secondary slivers.
+
+    Symbol `row` of secondary sliver j is symbol j of row `row`'s secondary codeword, so any s
+    of them decode the row (Walrus's node API `decodingSymbols`: no proofs, so the rebuilt row
+    is checked against the metadata instead, as the Default consistency check does).
+    """
+    params, n = metadata.params, metadata.n_shards
+    needed = params.n_secondary_source_symbols
+    query = DecodingSymbolsQuery((SliverIndex(row),), SliverType.PRIMARY)
+    nodes = env.pool.nodes(committee)
+
+    def ask(node: Node) -> NodeRequest[Node, list[DecodingSymbol]]:
+        async def call() -> list[DecodingSymbol]:
+            answer = await node.call(
+                lambda client: client.decoding_symbols(metadata.blob_id, query)
+            )
+            return answer.get(SliverIndex(row), [])
+
+        return NodeRequest(node, node.weight, call)
+
+    fanout = await gather_weight(
+        [ask(node) for node in nodes],
+        needed,
+        max_concurrency=len(nodes),
+        timeout_s=env.config.read_timeout_s,
+        weigh=len,
+    )
+    symbols: dict[int, bytes] = {}
+    for success in fanout.successes:
+        for symbol in success.value:
+            if symbol.target_type is SliverType.PRIMARY and symbol.index < n:
+                symbols.setdefault(symbol.index, symbol.data)
+    if len(symbols) < needed or any(len(d) != metadata.symbol_size for d in symbols.values()):
+        raise NotEnoughSliversError(
+            f"too few decoding symbols to rebuild primary sliver {row} from the committee of "
+            f"epoch {committee.epoch}: {fanout.summary()}",
+            [fanout],
+        )
+    try:
+        return await asyncio.to_thread(_decode_row, metadata, row, symbols)
+    except VerificationError as exc:
+        raise NotEnoughSliversError(
+            f"primary sliver {row} rebuilt from decoding symbols does not match its metadata "
+            f"hash: a node sent wrong symbols, or the blob is inconsistently encoded ({exc})",
+            [fanout],
+        ) from exc
+
+
+def _decode_row(
+    metadata: VerifiedBlobMetadataWithId, row: int, symbols: dict[int, bytes]
+) -> VerifiedSliver:
+    params = metadata.params
+    source = decode_source(params.n_secondary_source_symbols, params.n_shards, symbols)
+    sliver = SliverData(
+        SliverType.PRIMARY, SliverIndex(row), metadata.symbol_size, b"".join(source)
+    )
+    return sliver.verify(metadata)
+
+
+async def locate_blob(env: ClientEnv, blob_id: BlobId, committees: EpochCommittees) -> BlobReader:
+    """The blob's verified metadata, from the committees `read_committees` names (module doc, 5).
+
+    Failures are explained as a read's are (marked invalid, expired, deleted, ...).
+    """
+
+    async def attempt(order: Sequence[Committee]) -> BlobReader:
+        return BlobReader(env, await retrieve_metadata(env, blob_id, order[0]), order)
+
+    return await _read_across(env, blob_id, committees, attempt)

@@ -6,7 +6,9 @@ callers and has `to_json` giving Walrus's camelCase shape, so the CLI (`--json`)
 publisher answer what Walrus's do: a store is `{"newlyCreated": {...}}` or
 `{"alreadyCertified": {...}}`, a blob object is Walrus's `Blob`, a status is the node API's
 `BlobStatus`. Object IDs are `0x` + 64 hex digits, blob IDs their 43-character text form, and
-event IDs the node API's `{txDigest, eventSeq}` (walruspy.node_api.schemas).
+event IDs the node API's `{txDigest, eventSeq}` (walruspy.node_api.schemas). The results'
+own `object_id` attributes are that `0x` text too (the chain's `BlobRecord` inside them keeps
+the raw 32 bytes); the client's operations take an object ID as either.
 
 Progress: operations report `ProgressEvent`s (phase, done, total bytes) to an optional callback,
 so a CLI can draw bars; the callback runs on the event loop and must return at once.
@@ -142,9 +144,10 @@ class StoreResult:
     upload_summary: str = ""
 
     @property
-    def object_id(self) -> bytes | None:
-        """The blob object's ID (None when already certified through another's object)."""
-        return self.blob.object_id if self.blob is not None else None
+    def object_id(self) -> str | None:
+        """The blob object's ID, `0x` and 64 hex digits (None when already certified through
+        another's object)."""
+        return format_object_id(self.blob.object_id) if self.blob is not None else None
 
     def to_json(self) -> dict[str, Any]:
         """Walrus's `BlobStoreResult`: `newlyCreated` or `alreadyCertified`."""
@@ -222,6 +225,36 @@ class VerifiedStatus:
         return "nonexistent: never registered, expired or deleted"
 
 
+@dataclass(frozen=True, slots=True)
+class RangeRead:
+    """Bytes [start, start + len(data)) of blob `blob_id`, which has `blob_size` bytes.
+
+    `slivers` are the primary slivers read for them (the source rows holding the range) and
+    `sliver_bytes` their size: what crossed the network besides the metadata.
+    """
+
+    blob_id: BlobId
+    data: bytes = field(repr=False)
+    start: int
+    blob_size: int
+    slivers: tuple[int, ...]
+    sliver_bytes: int
+
+    @property
+    def end(self) -> int:
+        """The first byte after the range."""
+        return self.start + len(self.data)
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"blobId", "start", "end", "blobSize"}` (the CLI adds the bytes)."""
+        return {
+            "blobId": str(self.blob_id),
+            "start": self.start,
+            "end": self.end,
+            "blobSize": self.blob_size,
+        }
+
+
 def estimated_epoch_start_s(info: SystemInfo, epoch: int) -> int:
     """When `epoch` starts (or started), in chain seconds, if epochs keep their duration."""
     return info.epoch_started_at + (epoch - info.epoch) * info.epoch_duration_s
@@ -229,11 +262,18 @@ def estimated_epoch_start_s(info: SystemInfo, epoch: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DeleteResult:
-    """Blob objects deleted (their storage came back to the account)."""
+    """Blob objects deleted (their storage came back to the account).
+
+    `object_id` is the one asked for, `0x` and 64 hex digits (raw bytes are converted).
+    """
 
     blob_id: BlobId | None
-    object_id: bytes | None
+    object_id: str | None
     deleted: Sequence[BlobRecord]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.object_id, bytes):
+            object.__setattr__(self, "object_id", format_object_id(self.object_id))
 
     def to_json(self) -> dict[str, Any]:
         """Walrus's `DeleteOutput` (without the post-deletion status, added by callers)."""
@@ -241,7 +281,7 @@ class DeleteResult:
         if self.blob_id is not None:
             identity["blobId"] = str(self.blob_id)
         if self.object_id is not None:
-            identity["objectId"] = format_object_id(self.object_id)
+            identity["objectId"] = self.object_id
         return {
             "blobIdentity": identity,
             "deletedBlobs": [blob_record_to_json(b) for b in self.deleted],
@@ -257,6 +297,11 @@ class ExtendResult:
     epochs_extended: int
     end_epoch: int
     cost: int
+
+    @property
+    def object_id(self) -> str:
+        """The blob object's ID, `0x` and 64 hex digits."""
+        return format_object_id(self.blob.object_id)
 
     def to_json(self) -> dict[str, Any]:
         """Walrus's `ExtendBlobOutput`, with the object, its new end epoch and the cost."""

@@ -10,8 +10,12 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    with its event); a deletable store looks for a certified deletable blob object of this account
    that lasts long enough ("alreadyCertified" with the object), as Walrus does.
 3. Register: reuse an uncertified registration of this account for the same blob (left by a
-   store that failed after registering: nothing is paid twice), else reserve storage of the
-   encoded length and register in one transaction (`reserve_and_register`).
+   store that failed or was interrupted after registering: nothing is paid twice) that lasts
+   until the wanted end epoch, else reserve storage of the encoded length and register in one
+   transaction (`reserve_and_register`). The caller's `on_registered` learns of the blob object
+   before the upload starts. A cancellation (Ctrl-C) while the transaction is on its way waits
+   for its outcome (bounded by the receipt timeout), so a paid object is never left unknown to
+   the caller: `on_registered` hears of it before the cancellation goes on.
 4. Upload to every node at once: the metadata, then both slivers of each sliver pair whose shard
    the node holds (pair i lives on shard (i + blob-ID rotation) mod n), then ask for the node's
    signed confirmation and verify it against the node's BLS key, this epoch and this blob (and
@@ -40,11 +44,11 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-
-import structlog
 
 from walruspy.chain.api import (
     BlobRecord,
@@ -60,6 +64,7 @@ from walruspy.client.errors import (
     NoValidStatusError,
     RegistrationExpiredError,
 )
+from walruspy.client.funds import UNPAID_REASON, insufficient_wal, storage_cost
 from walruspy.client.nodes import ClientEnv, Node, retrying
 from walruspy.client.results import (
     Progress,
@@ -82,11 +87,12 @@ from walruspy.core.messages import (
 from walruspy.core.params import EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
+from walruspy.logs import get_logger
 from walruspy.node_api.fanout import Fanout, NodeRequest, first_error, gather_weight
 from walruspy.node_api.paths import format_object_id
 from walruspy.node_api.schemas import EventId, Permanent
 
-log = structlog.get_logger("walruspy.client.store")
+log = get_logger("walruspy.client.store")
 
 #: Epoch changes one store goes through before it gives up (an epoch lasts minutes at least, so
 #: more than one change during an upload means an upload far slower than the epochs).
@@ -122,6 +128,7 @@ async def store_blob(
     force: bool,
     ignore_resources: bool,
     progress: ProgressCallback | None,
+    on_registered: Callable[[BlobRecord], None] | None = None,
 ) -> StoreResult:
     """Store `data` for `epochs` epochs (see the module docstring)."""
     writer = env.require_writer("store")
@@ -135,7 +142,9 @@ async def store_blob(
     clock = time.monotonic()
     encoded = await asyncio.to_thread(env.encoder.encode, data, committee.n_shards)
     encoding.finish()
-    job = _StoreJob(env, writer, encoded, committee, deletable, info.epoch + epochs, progress)
+    job = _StoreJob(
+        env, writer, encoded, committee, deletable, info.epoch + epochs, progress, on_registered
+    )
     job.phases["encode"] = time.monotonic() - clock
     result = await job.run(epochs, info.epoch, force=force, ignore_resources=ignore_resources)
     job.phases["total"] = time.monotonic() - started
@@ -154,6 +163,7 @@ class _StoreJob:
     deletable: bool
     target_end: int
     progress: ProgressCallback | None
+    on_registered: Callable[[BlobRecord], None] | None = None
     phases: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -182,6 +192,7 @@ class _StoreJob:
         clock = time.monotonic()
         record, operation, cost = await self._register(owned, epochs, epoch)
         self.phases["register"] = time.monotonic() - clock
+        self._registered(record)
         fanout = await self._upload_and_certify(record)
         return StoreResult(
             blob_id=self.blob_id,
@@ -237,16 +248,35 @@ class _StoreJob:
             if record.certified_epoch is None and record.deletable == self.deletable and fits:
                 return record, ResourceOperation("reuseRegistration", self.encoded_length), 0
         metadata = self.encoded.metadata
-        registration = await self.writer.reserve_and_register(
-            blob_id=self.blob_id,
-            root_hash=metadata.metadata.root_hash(),
-            unencoded_size=metadata.unencoded_length,
-            encoded_size=self.encoded_length,
-            epochs_ahead=epochs,
-            deletable=self.deletable,
+        registering = asyncio.ensure_future(
+            self.writer.reserve_and_register(
+                blob_id=self.blob_id,
+                root_hash=metadata.metadata.root_hash(),
+                unencoded_size=metadata.unencoded_length,
+                encoded_size=self.encoded_length,
+                epochs_ahead=epochs,
+                deletable=self.deletable,
+            )
         )
+        try:
+            registration = await asyncio.shield(registering)
+        except asyncio.CancelledError:
+            # The transaction may be on its way and paid for: wait for its outcome (the
+            # sender bounds it by its receipt timeout) so the caller learns of the object.
+            with contextlib.suppress(Exception):
+                self._registered((await registering).blob)
+            raise
+        except ChainRevertError as exc:
+            if exc.reason == UNPAID_REASON:
+                cost = storage_cost(await self.env.chain.system_info(), self.encoded_length, epochs)
+                raise await insufficient_wal(self.writer, cost, exc.operation) from exc
+            raise
         operation = ResourceOperation("registerFromScratch", self.encoded_length, epochs)
         return registration.blob, operation, registration.cost
+
+    def _registered(self, record: BlobRecord) -> None:
+        if self.on_registered is not None:
+            self.on_registered(record)
 
     async def _upload_and_certify(self, record: BlobRecord) -> Fanout[Node, SignedMessage]:
         """Upload and certify in the current epoch, again in the next if the epoch changes."""

@@ -10,6 +10,13 @@ not one codeword. The `DEFAULT` check re-cuts the p systematic primary slivers f
 blob and compares their hashes with the metadata (skipping rows received as verified slivers); the
 `STRICT` check re-encodes the blob and compares blob IDs. Either failure raises
 `InconsistentBlobError`: an inconsistent blob is never returned as data.
+
+Byte ranges (spec/encoding.md 3; Walrus `byte_range_read_client.rs`): the blob, zero-padded, is
+read row-major into the p x s matrix, so primary source sliver r (row r, r < p) is exactly the
+bytes [r * s * symbol_size, (r + 1) * s * symbol_size) of the padded blob. A byte range therefore
+lies in a contiguous run of source rows (`primary_rows_of_range`), and its bytes are cut from
+those verified slivers alone (`slice_of_row`), with no Reed-Solomon work. Rows past the blob's
+last byte hold only padding and are never needed.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import InconsistentBlobError, NotEnoughSymbolsError
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
+from walruspy.core.params import EncodingParams
 from walruspy.core.rs import decode_source
 from walruspy.core.slivers import SliverData, VerifiedSliver
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
@@ -75,6 +83,49 @@ def decode_blob(
     received_rows = set(chosen) if axis is SliverType.PRIMARY else set()
     _check_consistency(metadata, rows, blob, received_rows, check)
     return blob
+
+
+def primary_rows_of_range(
+    params: EncodingParams, symbol_size: int, start: int, length: int
+) -> range:
+    """The primary source slivers (rows) holding bytes [start, start + length) of a blob.
+
+    Empty for an empty range. `ValueError` for a negative start or length, or a range reaching
+    past the p rows (the caller checks the range against the blob's length first).
+    """
+    if start < 0 or length < 0:
+        raise ValueError(f"a byte range has a non-negative start and length, got {start}, {length}")
+    if length == 0:
+        return range(0)
+    row_bytes = params.primary_sliver_length(symbol_size)
+    rows = range(start // row_bytes, (start + length - 1) // row_bytes + 1)
+    if rows.stop > params.n_primary_source_symbols:
+        raise ValueError(
+            f"bytes [{start}, {start + length}) reach past the {params.n_primary_source_symbols}"
+            f" rows of {row_bytes} bytes"
+        )
+    return rows
+
+
+def slice_of_row(
+    metadata: VerifiedBlobMetadataWithId, row: VerifiedSliver, start: int, length: int
+) -> bytes:
+    """The bytes of [start, start + length) of the blob that verified source row `row` holds.
+
+    Empty when the row holds none of them; `ValueError` for a sliver of another blob or axis,
+    or a repair sliver (index >= p), which holds no blob bytes.
+    """
+    sliver = row.sliver
+    if row.blob_id != metadata.blob_id.raw:
+        raise ValueError("a sliver of another blob was passed to slice_of_row")
+    if sliver.sliver_type is not SliverType.PRIMARY:
+        raise ValueError("blob bytes are cut from primary slivers only")
+    if sliver.index >= metadata.params.n_primary_source_symbols:
+        raise ValueError(f"primary sliver {sliver.index} is a repair sliver, not a blob row")
+    row_start = sliver.index * len(sliver.data)
+    end = min(start + length, metadata.unencoded_length)
+    first, last = max(start, row_start), min(end, row_start + len(sliver.data))
+    return sliver.data[first - row_start : last - row_start] if first < last else b""
 
 
 def _join_rows(

@@ -1,18 +1,22 @@
 """The publisher / aggregator / daemon HTTP application over one `WalrusClient`.
 
 Theory of operation (spec/walrus-system.md 4.3; Walrus `client/daemon.rs`). A `DaemonMode`
-selects the routes: the publisher serves `PUT /v1/blobs`, the aggregator the two `GET` routes,
-the daemon both; every mode serves `GET /status` ("OK" while the process runs, which is what
-readiness checks poll) and `GET /v1/api`, the OpenAPI document (`openapi.yaml` beside this
+selects the routes: the publisher serves `PUT /v1/blobs`, the aggregator the blob routes (`GET`
+and `HEAD` of a blob by ID or object ID, Walrus's byte-range and stream routes:
+`walruspy.daemon.aggregator`), the daemon both; every mode serves `GET /status` ("OK" while the
+process runs, which is what readiness checks poll), `GET /metrics` (Prometheus text,
+`walruspy.daemon.metrics`) and `GET /v1/api`, the OpenAPI document (`openapi.yaml` beside this
 module) cut down to the routes this mode serves. A test checks that the document and the routes
-agree.
+agree. Every finished request is counted in the metrics and logged as one structured line by
+the access logger `open_daemon` installs.
 
 Each group of routes has its `AdmissionLimit` (`walruspy.daemon.limits`): beyond its running and
 queued requests, a request is shed with 429. The server runs behind the guard against slow and
 greedy clients (`walruspy.node_api.connection_guard`, `DaemonLimits.connections`). Errors
 raised by handlers (`DaemonApiError`) become AIP-193 JSON bodies; an unknown route is a 404 of
 the same shape; anything else is logged and answered 500 without details. CORS is open (any
-origin, method and header), as Walrus's `daemon_cors_layer`.
+origin, method and header), as Walrus's `daemon_cors_layer`; its headers are added as each
+answer's headers go out, so streamed answers carry them too.
 
 `open_daemon` serves the application on a TCP address until the context exits;
 `run_daemon` is what `walruspy publisher|aggregator|daemon` run: load the client configuration,
@@ -27,21 +31,34 @@ import contextlib
 import enum
 import functools
 import importlib.resources
+import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import structlog
 import yaml
 from aiohttp import web
 
 from walruspy.client import WalrusClient, load_config, open_client
-from walruspy.daemon.aggregator import get_blob, get_blob_by_object_id
+from walruspy.daemon import quilts
+from walruspy.daemon.aggregator import (
+    get_blob,
+    get_blob_by_object_id,
+    get_blob_byte_range,
+    stream_blob,
+)
 from walruspy.daemon.errors import DaemonApiError
 from walruspy.daemon.limits import AdmissionLimit, DaemonLimits, overloaded_response
+from walruspy.daemon.metrics import (
+    METRICS_CONTENT_TYPE,
+    METRICS_KEY,
+    DaemonAccessLogger,
+    DaemonMetrics,
+)
 from walruspy.daemon.publisher import BlobTransfer, put_blob
+from walruspy.logs import get_logger
 from walruspy.node_api.connection_guard import GuardedAppRunner
 from walruspy.node_api.waiting import serve_unavailable
 
@@ -56,7 +73,7 @@ __all__ = [
     "run_daemon",
 ]
 
-log = structlog.get_logger("walruspy.daemon")
+log = get_logger("walruspy.daemon")
 
 #: Walrus's default bind address.
 DEFAULT_BIND_ADDRESS: Final = "127.0.0.1:31415"
@@ -74,6 +91,8 @@ _CORS_HEADERS: Final = {
     "Access-Control-Allow-Headers": "*",
     "Access-Control-Max-Age": "86400",
 }
+#: The logger aiohttp hands the access logger (which writes through structlog instead).
+_ACCESS_LOGGER: Final = logging.getLogger("walruspy.daemon.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,11 +123,34 @@ class DaemonRoute:
 ROUTES: Final = (
     DaemonRoute("status", "GET", "/status", None),
     DaemonRoute("api_docs", "GET", "/v1/api", None),
+    DaemonRoute("metrics", "GET", "/metrics", None),
     DaemonRoute("put_blob", "PUT", "/v1/blobs", "publisher"),
     DaemonRoute("get_blob", "GET", "/v1/blobs/{blob_id}", "aggregator"),
+    DaemonRoute("head_blob", "HEAD", "/v1/blobs/{blob_id}", "aggregator"),
     DaemonRoute(
         "get_blob_by_object_id", "GET", "/v1/blobs/by-object-id/{blob_object_id}", "aggregator"
     ),
+    DaemonRoute(
+        "head_blob_by_object_id", "HEAD", "/v1/blobs/by-object-id/{blob_object_id}", "aggregator"
+    ),
+    DaemonRoute("get_blob_byte_range", "GET", "/v1/blobs/{blob_id}/byte-range", "aggregator"),
+    DaemonRoute("stream_blob", "GET", "/v1alpha/blobs/{blob_id}/stream", "aggregator"),
+    DaemonRoute("head_stream_blob", "HEAD", "/v1alpha/blobs/{blob_id}/stream", "aggregator"),
+    # Quilts (walruspy.daemon.quilts).
+    DaemonRoute("put_quilt", "PUT", "/v1/quilts", "publisher"),
+    DaemonRoute(
+        "get_patch_by_quilt_patch_id",
+        "GET",
+        "/v1/blobs/by-quilt-patch-id/{quilt_patch_id}",
+        "aggregator",
+    ),
+    DaemonRoute(
+        "get_patch_by_quilt_id_and_identifier",
+        "GET",
+        "/v1/blobs/by-quilt-id/{quilt_id}/{identifier}",
+        "aggregator",
+    ),
+    DaemonRoute("list_patches_in_quilt", "GET", "/v1/quilts/{quilt_id}/patches", "aggregator"),
 )
 
 
@@ -143,6 +185,7 @@ class _Daemon:
         self.mode = mode
         self.limits = limits
         self.transfer = transfer
+        self.daemon_metrics = DaemonMetrics()
         self.admission = {
             "publisher": AdmissionLimit(
                 "publisher",
@@ -165,11 +208,44 @@ class _Daemon:
     async def put_blob(self, request: web.Request) -> web.StreamResponse:
         return await put_blob(self.client, request, self.limits.max_body_bytes, self.transfer)
 
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=self.daemon_metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+        )
+
     async def get_blob(self, request: web.Request) -> web.StreamResponse:
         return await get_blob(self.client, request)
 
+    head_blob = get_blob
+
     async def get_blob_by_object_id(self, request: web.Request) -> web.StreamResponse:
         return await get_blob_by_object_id(self.client, request)
+
+    head_blob_by_object_id = get_blob_by_object_id
+
+    async def get_blob_byte_range(self, request: web.Request) -> web.StreamResponse:
+        return await get_blob_byte_range(self.client, request)
+
+    async def stream_blob(self, request: web.Request) -> web.StreamResponse:
+        return await stream_blob(self.client, request)
+
+    head_stream_blob = stream_blob
+
+    async def put_quilt(self, request: web.Request) -> web.StreamResponse:
+        return await quilts.put_quilt(
+            self.client, request, self.limits.max_quilt_body_bytes, self.transfer
+        )
+
+    async def get_patch_by_quilt_patch_id(self, request: web.Request) -> web.StreamResponse:
+        return await quilts.get_patch_by_quilt_patch_id(self.client, request)
+
+    async def get_patch_by_quilt_id_and_identifier(
+        self, request: web.Request
+    ) -> web.StreamResponse:
+        return await quilts.get_patch_by_quilt_id_and_identifier(self.client, request)
+
+    async def list_patches_in_quilt(self, request: web.Request) -> web.StreamResponse:
+        return await quilts.list_patches_in_quilt(self.client, request)
 
     def limited(self, route: DaemonRoute) -> Handler:
         """The route's handler behind its group's admission limit and the error rendering."""
@@ -194,9 +270,14 @@ async def _rendered(handler: Handler, request: web.Request) -> web.StreamRespons
         return error.to_response()
 
 
+async def _add_cors(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS on every answer, as its headers go out (streamed answers too)."""
+    response.headers.update(_CORS_HEADERS)
+
+
 @web.middleware
 async def _frame(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS on every answer, JSON 404/405 for unknown routes, 500 for bugs."""
+    """JSON 404/405 for unknown routes, 500 for bugs."""
     if request.method == "OPTIONS":
         return web.Response(status=204, headers=_CORS_HEADERS)
     response: web.StreamResponse
@@ -219,7 +300,6 @@ async def _frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("request failed", method=request.method, path=request.path[:200])
         response = DaemonApiError.internal().to_response()
-    response.headers.update(_CORS_HEADERS)
     return response
 
 
@@ -235,6 +315,8 @@ def make_app(
     daemon = _Daemon(client, mode, limits, transfer)
     # Bodies are read in chunks by the publisher against its own limit; this bounds the rest.
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[_frame])
+    app[METRICS_KEY] = daemon.daemon_metrics
+    app.on_response_prepare.append(_add_cors)
     for route in ROUTES:
         if mode.serves(route.group):
             app.router.add_route(route.method, route.template, daemon.limited(route))
@@ -273,7 +355,8 @@ async def open_daemon(
     runner = GuardedAppRunner(
         app,
         limits.connections,
-        access_log=None,
+        access_log=_ACCESS_LOGGER,
+        access_log_class=DaemonAccessLogger,
         handle_signals=False,
         shutdown_timeout=GRACEFUL_SHUTDOWN_S,
         lingering_time=LINGERING_TIME_S,

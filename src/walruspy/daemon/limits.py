@@ -46,6 +46,9 @@ class DaemonLimits:
     #: Largest PUT body (Walrus `--max-body-size 10240` KiB): a store holds the blob and its
     #: ~5x encoding in memory, so eight concurrent stores of 10 MiB stay near half a gigabyte.
     max_body_bytes: int = 10_240 * KIB
+    #: Largest `PUT /v1/quilts` body (Walrus `--max-quilt-body-size 102400` KiB): the quilt's
+    #: files, then the quilt itself and its encoding, are held in memory while it is stored.
+    max_quilt_body_bytes: int = 102_400 * KIB
     #: Stores run at once (Walrus: 8, one per sub-wallet); each is CPU-heavy (encoding).
     publisher_max_concurrent_requests: int = 8
     #: Stores waiting for a slot (Walrus: as many as may run), then 429.
@@ -60,6 +63,7 @@ class DaemonLimits:
     def __post_init__(self) -> None:
         counts = {
             "max_body_bytes": self.max_body_bytes,
+            "max_quilt_body_bytes": self.max_quilt_body_bytes,
             "publisher_max_concurrent_requests": self.publisher_max_concurrent_requests,
             "aggregator_max_concurrent_requests": self.aggregator_max_concurrent_requests,
         }

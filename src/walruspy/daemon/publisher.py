@@ -21,16 +21,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-import structlog
 from aiohttp import web
 
 from walruspy.client import WalrusClient
 from walruspy.client.results import ENCODING_TYPE_NAME, StoreResult
 from walruspy.daemon.errors import DaemonApiError, store_error
+from walruspy.logs import get_logger
 
 __all__ = ["BlobTransfer", "PublisherQuery", "put_blob", "read_body"]
 
-log = structlog.get_logger("walruspy.daemon.publisher")
+log = get_logger("walruspy.daemon.publisher")
 
 #: Bytes read from a request body at a time while checking its limit.
 READ_CHUNK_BYTES: Final = 256 * 1024
@@ -198,10 +198,10 @@ async def _store(client: WalrusClient, data: bytes, query: PublisherQuery) -> St
 
 async def _send(result: StoreResult, address: str, transfer: BlobTransfer) -> None:
     """Give the newly created blob object to `address` (an already certified one has none)."""
-    if result.already_certified or result.object_id is None:
+    if result.already_certified or result.blob is None:
         return
     try:
-        await transfer(result.object_id, address)
+        await transfer(result.blob.object_id, address)
     except Exception as exc:
         log.exception("transfer of the blob object failed", blob_id=str(result.blob_id))
         raise DaemonApiError.internal() from exc

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from walruspy.core.errors import WalrusError
+from walruspy.logs import configure_logging
 from walruspy.node.keys import keygen
 from walruspy.node.node import run_from_config
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 fields.append(keys.proof_of_possession_hex)
             sys.stdout.write(" ".join(fields) + "\n")
         else:
+            configure_logging(as_json=False)  # as `walruspy node run` does
             asyncio.run(run_from_config(args.config, rebuild_store=args.rebuild_store))
     except (WalrusError, ValueError) as exc:
         sys.stderr.write(f"Error: {exc}\n")

@@ -34,7 +34,6 @@ import importlib.resources
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from walruspy.core.blob_id import BlobId
@@ -44,6 +43,7 @@ from walruspy.core.messages import SYNC_SHARD_MESSAGE_BYTES, SignedMessage, sign
 from walruspy.core.params import MAX_SYMBOL_SIZE, EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import SliverType
+from walruspy.logs import get_logger
 from walruspy.node.challenges import Challenges
 from walruspy.node.metrics import METRICS_CONTENT_TYPE
 from walruspy.node.service import NodeService, Stored
@@ -75,7 +75,7 @@ _CORS_HEADERS = {
     "Access-Control-Allow-Headers": "*",
 }
 
-log = structlog.get_logger("walruspy.node.api")
+log = get_logger("walruspy.node.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

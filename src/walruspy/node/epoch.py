@@ -45,8 +45,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-import structlog
-
 from walruspy.chain.api import (
     ChainError,
     ChainReader,
@@ -57,6 +55,7 @@ from walruspy.chain.api import (
 from walruspy.core.apportionment import NodeShards, ShardAssignment
 from walruspy.core.committee import Committee
 from walruspy.core.types import ShardIndex
+from walruspy.logs import get_logger
 from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import EpochConfig
 from walruspy.node.gc import GarbageCollector
@@ -75,7 +74,7 @@ from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import NodeStatus, NodeStatusKind, ShardStatus
 from walruspy.node.view import CommitteeView, NodeState
 
-log = structlog.get_logger("walruspy.node.epoch")
+log = get_logger("walruspy.node.epoch")
 T = TypeVar("T")
 
 #: The node ID a node in neither committee decides its shard changes with: it owns nothing.

@@ -40,8 +40,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-import structlog
-
 from walruspy.chain.api import ChainError, ChainReader, ChainReorganizedError
 from walruspy.chain.events import (
     ChainEvent,
@@ -51,6 +49,7 @@ from walruspy.chain.events import (
     EventCursor,
 )
 from walruspy.core.blob_id import BlobId
+from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.backoff import capped_doubling
 from walruspy.node.challenges import Challenges, derive_record
@@ -62,7 +61,7 @@ from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import BlobInfo, EventProgress, PerObjectBlobInfo
 from walruspy.node.view import NodeState, RegistrationWaiters
 
-log = structlog.get_logger("walruspy.node.events")
+log = get_logger("walruspy.node.events")
 
 
 class EventProcessor:

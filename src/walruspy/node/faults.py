@@ -28,12 +28,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-import structlog
-
+from walruspy.logs import get_logger
 from walruspy.node.storage import NodeStorage
 from walruspy.node.view import NodeState
 
-log = structlog.get_logger("walruspy.node.faults")
+log = get_logger("walruspy.node.faults")
 
 #: How often a faulty node drops the slivers it received since the last pass.
 DISCARD_INTERVAL_S: Final = 1.0

@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-import structlog
-
+from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.store import MAX_DELETE_BATCH, NodeStore
 from walruspy.node.store_records import BlobInfo, GcProgress, PerObjectBlobInfo
 
-log = structlog.get_logger("walruspy.node.gc")
+log = get_logger("walruspy.node.gc")
 
 #: Per-object records read per batch (Walrus's `blob_objects_batch_size: 5000`).
 OBJECT_BATCH = 5000

@@ -31,16 +31,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import structlog
-
 from walruspy.core.types import SliverType
+from walruspy.logs import get_logger
 from walruspy.node.config import ScrubConfig
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.store import MAX_BATCH_BYTES, NodeStore, ScrubBatch
 from walruspy.node.store_integrity import CorruptRecord, RecordKind
 from walruspy.node.store_records import StoreCorruptionError
 
-log = structlog.get_logger("walruspy.node.scrub")
+log = get_logger("walruspy.node.scrub")
 
 #: Seconds of checking (at the configured rate) one batch may hold: the pause after a batch
 #: stays short, so reports are handled promptly and the rate is smooth.

@@ -75,10 +75,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import lmdb
-import structlog
 
 from walruspy.core.params import MAX_N_SHARDS
 from walruspy.core.types import ShardIndex, SliverType
+from walruspy.logs import get_logger
 from walruspy.node import store_integrity as integrity
 from walruspy.node.shard_plan import ShardSyncProgress
 from walruspy.node.store_integrity import CorruptionReports, CorruptRecord, RecordKind
@@ -113,7 +113,7 @@ class ShardNotSyncingError(StoreError):
 
 T = TypeVar("T")
 
-_log = structlog.get_logger("walruspy.node.store")
+_log = get_logger("walruspy.node.store")
 
 #: Initial map size. 4 GiB holds a test network's or a devnet node's data without ever growing;
 #: on Linux it reserves address space only (the file grows with the data), and a larger default

@@ -51,10 +51,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-import structlog
 from aiohttp import web
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
+
+from walruspy.logs import get_logger
 
 __all__ = [
     "BodyTooSlowError",
@@ -64,7 +65,7 @@ __all__ = [
     "address_key",
 ]
 
-log = structlog.get_logger("walruspy.connection_guard")
+log = get_logger("walruspy.connection_guard")
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 

@@ -55,6 +55,7 @@ def test_views_return_the_committee(
         assert info.public_key_compressed == public_key.to_bytes()
         assert info.network_address == member.network_address
         assert info.weight == len(member.shards)
+        assert info.network_public_key == b""  # a fixed committee: plain HTTP
         assert list(committee_contract.committee_member_shards(index)) == list(member.shards)
     assert committee_contract.shard_assignment() == committee.shard_owners()
     node_ids, weights = committee_contract.node_weights()

@@ -199,7 +199,9 @@ def test_the_epoch_change_installs_the_committee_in_system(net: StakingNet, stak
     for member in members:
         operator = by_id[bytes(member.node_id)]
         assert bytes(member.public_key) == operator.key.public_key().to_eip2537()
-        assert member.network_address == net.staking.node_info(operator.node_id).network_address
+        info = net.staking.node_info(operator.node_id)
+        assert member.network_address == info.network_address
+        assert member.network_public_key == info.network_public_key
     owners = bytes(bls.shard_assignment())
     for index, shards in enumerate(selected.values()):
         assert all(owners[s] == index for s in shards)

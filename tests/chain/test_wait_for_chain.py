@@ -129,6 +129,9 @@ async def test_a_node_and_an_aggregator_answer_503_until_their_chain_answers(
                 error = body["error"]
                 assert isinstance(error, dict) and error["status"] == "UNAVAILABLE"
                 assert f"{waiting} is waiting for its chain" in str(error["message"])
+                # No keep-alive to the stand-in: the next request must reach the real server.
+                async with http.get(url) as response:
+                    assert response.headers.get("Connection", "").lower() == "close", url
             restarted = await asyncio.to_thread(start_devchain, tmp_path / "state", chain_port)
             for url in (health, api_docs):
                 async with asyncio.timeout(90):

@@ -8,17 +8,21 @@ behind. Two devnets are started: one with text output, one with `--json`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.devnet.conftest import blob_bytes, walruspy
 from walruspy.devnet.processes import pid_alive
 from walruspy.devnet.state import DevnetState
+from walruspy.node_api.client import NodeClient
+from walruspy.node_api.tls import load_network_key, public_key_bytes
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -80,10 +84,10 @@ def test_devnet_up_status_down_text(tmp_path: Path, cleanup: list[Path]) -> None
     blob_id = json.loads(body)["newlyCreated"]["blobObject"]["blobId"]
     assert http("GET", f"{state.daemon.url}/v1/blobs/{blob_id}") == (200, b"through the publisher")
 
-    # A second `up` in the same directory is refused, with the reason.
+    # A second `up` on the running devnet is refused, with the reason.
     again = walruspy("devnet", "up", "--dir", str(directory), "--json", check=False)
     assert again.returncode == 1
-    assert "not empty" in json.loads(again.stdout)["error"]
+    assert "is running (every process)" in json.loads(again.stdout)["error"]
 
     down = json.loads(walruspy("devnet", "down", "--dir", str(directory), "--json").stdout)
     assert sorted(down["stopped"]) == sorted(record.name for record in state.processes)
@@ -104,6 +108,11 @@ def check_status_json(status: dict[str, Any], n_nodes: int, n_shards: int) -> No
         assert node["running"] and pid_alive(node["pid"])
         shards += node["shards"]
     assert sorted(shards) == list(range(n_shards))
+
+
+async def pinned_health(url: str, network_key: bytes) -> None:
+    async with aiohttp.ClientSession() as session:
+        await NodeClient(url, session, timeout_s=30, network_public_key=network_key).health()
 
 
 def test_devnet_up_json_then_down_text(tmp_path: Path, cleanup: list[Path]) -> None:
@@ -128,8 +137,10 @@ def test_devnet_up_json_then_down_text(tmp_path: Path, cleanup: list[Path]) -> N
         ).stdout
     )
     assert set(added) >= {"nodeId", "pid", "url"} and pid_alive(added["pid"])
-    code, _ = http("GET", f"{added['url']}/v1/health")
-    assert code == 200
+    # It serves TLS with its own network key, which a client pins.
+    assert added["url"].startswith("https://")
+    key_file = directory / "nodes" / f"node{added['index']}" / "keys" / "network.key"
+    asyncio.run(pinned_health(added["url"], public_key_bytes(load_network_key(key_file))))
     grown = json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout)
     [new] = [node for node in grown["nodes"] if node["nodeId"] == added["nodeId"]]
     assert (new["inCommittee"], new["shards"], new["running"]) == (False, [], True)

@@ -164,10 +164,13 @@ def test_settings_are_checked() -> None:
 
 def test_node_config_carries_the_scrub_settings(tmp_path: Path) -> None:
     """The nodes keep the scrubber's defaults unless the devnet is told otherwise."""
-    plan = add_node_plan(tmp_path, 0, free_ports(1)[0])
+    plan = add_node_plan(tmp_path, 0, free_ports(1)[0], tls=True)
     rpc, deployment = "http://127.0.0.1:1", tmp_path / "deployment.json"
     default = parse_config(node_config(plan, rpc, deployment, DevnetSettings()), tmp_path)
     assert default.scrub == ScrubConfig()
+    # TLS by default: the network key keygen made, pinned by clients as the plan's key.
+    assert default.serves_tls and default.network_key_path == plan.network_key_path
+    assert len(plan.network_public_key) == 33 and plan.direct_url.startswith("https://")
     fast = DevnetSettings(scrub_bytes_per_second=64 << 20, scrub_pass_interval_s=1.0)
     config = parse_config(node_config(plan, rpc, deployment, fast), tmp_path)
     assert (config.scrub.bytes_per_second, config.scrub.pass_interval_s) == (64 << 20, 1.0)
@@ -201,3 +204,12 @@ def test_corrupt_symbols_keeps_them_parseable_but_failing_their_proofs() -> None
         with pytest.raises(VerificationError):
             symbol.verify(encoded.metadata, target, SliverType.PRIMARY)
     assert corrupt_symbols(b"not bcs") == b"not bcs"  # not symbols: untouched
+
+
+def test_a_plain_http_node_registers_no_network_key(tmp_path: Path) -> None:
+    plan = add_node_plan(tmp_path, 0, free_ports(1)[0], tls=False)
+    rpc, deployment = "http://127.0.0.1:1", tmp_path / "deployment.json"
+    config = parse_config(node_config(plan, rpc, deployment, DevnetSettings(tls=False)), tmp_path)
+    assert not config.serves_tls and config.tls.disable_tls
+    assert plan.network_public_key == b"" and plan.direct_url.startswith("http://")
+    assert not DevnetSettings(staking=False).uses_tls  # a fixed committee records no keys

@@ -310,15 +310,23 @@ class EvmChainReader:
         """WAL (in FROST) held by `owner`."""
         return int(await self._wal.view("balanceOf", AsyncWeb3.to_checksum_address(owner)))
 
+    async def native_balance(self, owner: str) -> int:
+        """The chain's native coin (in wei) held by `owner`: what pays for gas."""
+        with rpc_errors(self.url, "read the balance"):
+            balance = await self._w3.eth.get_balance(AsyncWeb3.to_checksum_address(owner))
+        return int(balance)
+
 
 def _member(info: Sequence[Any], shards: tuple[int, ...]) -> CommitteeMember:
-    node_id, key_eip2537, key_compressed, network_address, weight = info
+    node_id, key_eip2537, key_compressed, network_address, weight, network_key = info
     key = BlsPublicKey.from_eip2537(bytes(key_eip2537))
     if key.to_bytes() != bytes(key_compressed):
         raise ValueError(f"node {bytes(node_id).hex()}: its two key encodings differ")
     if int(weight) != len(shards):
         raise ValueError(f"node {bytes(node_id).hex()}: weight {weight} but {len(shards)} shards")
-    return CommitteeMember(bytes(node_id), key, str(network_address), shards)
+    return CommitteeMember(
+        bytes(node_id), key, str(network_address), shards, network_public_key=bytes(network_key)
+    )
 
 
 def _blob_record(object_id: bytes, owner: str, record: Sequence[Any]) -> BlobRecord:

@@ -1,21 +1,25 @@
-"""`walruspy devnet up|status|add-node|fault|down`: a whole local network from the shell.
+"""`walruspy devnet up|status|add-node|restart-node|fault|down`: a whole local network from the
+shell.
 
 `up` starts the devchain, deploys the contracts, makes the nodes' keys and configurations,
 starts every storage node and the daemon as detached processes, waits until each is ready,
 writes `DIR/client_config.yaml` and `DIR/devnet.json`, prints the endpoints and returns, leaving
-the network running (`walruspy.devnet.control`). `status` reads the state file and says which
-processes run; `down` stops them all. `fault --node I --mode M` makes a node misbehave
-(node/faults.py: it drops the slivers it acknowledged, to show storage challenges catching it),
-and `status` shows each node's fault. Every process logs to `DIR/logs/NAME.log`.
+the network running (`walruspy.devnet.control`). On a stopped devnet (after `down`, or a crash
+of the machine) `up` resumes it: the same chain state, node data, ports and configuration.
+`status` reads the state file and says which processes run; `down` stops them all;
+`restart-node` brings one node back on its data and port. `fault --node I --mode M` makes a
+node misbehave (node/faults.py: it drops the slivers it acknowledged, to show storage challenges
+catching it), and `status` shows each node's fault. Every process logs to `DIR/logs/NAME.log`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
+from click.core import ParameterSource
 
 from walruspy.cli.chain_cmd import parse_duration_s
 from walruspy.cli.output import emit, json_option
@@ -39,13 +43,24 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
         raise click.BadParameter(str(exc)) from None
 
 
+def _format_duration(seconds: int) -> str:
+    """`600` as `10m`, `5400` as `90m`, `90` as `90s`: the largest unit that divides it."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _endpoint_lines(status: dict[str, Any]) -> list[str]:
+    epoch = _format_duration(status["epoch_duration_s"])
     lines = [
         f"Devnet in {status['dir']}",
         f"Chain RPC:      {status['chain_rpc']}",
         f"Publisher:      {status['publisher']}",
         f"Aggregator:     {status['aggregator']}",
         f"Client config:  {status['client_config']}",
+        f"Epoch duration: {epoch} (a blob stored with --epochs 1 lives until the current "
+        f"epoch ends, at most {epoch} from now; each further epoch adds {epoch})",
     ]
     for node in status["nodes"]:
         shards = node["shards"]
@@ -67,39 +82,81 @@ def devnet() -> None:
     """Run a local Walrus network: devchain, storage nodes and daemon as processes."""
 
 
+#: `devnet up`'s epochs: a blob stored with `--epochs 1` lives until the current epoch ends,
+#: so with one-minute epochs it could vanish within seconds of being stored. Ten minutes keeps
+#: it for minutes while epoch changes (committee moves, shard sync, expiry) still come often
+#: enough to watch; tests that want fast epochs advance them (`Devnet.advance_epoch`).
+DEFAULT_EPOCH_DURATION: Final = "10m"
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the option `name` was given (on the command line or from the environment)."""
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
 @devnet.command("up")
 @click.option("--nodes", "n_nodes", type=click.IntRange(1, 150), default=4, show_default=True)
 @click.option("--shards", "n_shards", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option(
     "--epoch-duration",
     "epoch_duration_s",
-    default="60s",
+    default=DEFAULT_EPOCH_DURATION,
     show_default=True,
     callback=_duration,
-    help="Epoch length: 90s, 5m, 2h.",
+    help="Epoch length: 90s, 5m, 2h. A blob stored with --epochs 1 lives only until the "
+    "current epoch ends, so with short epochs it may expire within seconds: the default of "
+    "10 minutes keeps it for minutes, and epoch changes still come often enough to watch.",
+)
+@click.option(
+    "--no-tls",
+    is_flag=True,
+    help="Nodes serve plain HTTP (debugging); by default TLS pinned to their on-chain keys.",
 )
 @_DIR_OPTION
 @json_option
 def up_command(
-    n_nodes: int, n_shards: int, epoch_duration_s: int, directory: Path, as_json: bool
+    *,
+    n_nodes: int,
+    n_shards: int,
+    epoch_duration_s: int,
+    no_tls: bool,
+    directory: Path,
+    as_json: bool,
 ) -> None:
-    """Start a devnet in --dir (new or empty) and leave it running."""
-    from walruspy.devnet.control import devnet_status, devnet_up
+    """Start a devnet in --dir (new or empty) and leave it running, or resume the stopped
+    devnet in --dir: the same chain state, node data, ports and configuration (options given
+    then must match the devnet's)."""
+    from walruspy.devnet.control import devnet_resume, devnet_status, devnet_up
+    from walruspy.devnet.resume import ResumeRequest
     from walruspy.devnet.setup import DevnetSettings
+    from walruspy.devnet.state import STATE_FILE
 
-    try:
-        settings = DevnetSettings(n_nodes, n_shards, epoch_duration_s)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    asyncio.run(devnet_up(directory, settings))
-    status = devnet_status(directory)
+    ctx = click.get_current_context()
+    resumed = (directory / STATE_FILE).exists()
+    if resumed:
+        request = ResumeRequest(
+            n_nodes=n_nodes if _given(ctx, "n_nodes") else None,
+            n_shards=n_shards if _given(ctx, "n_shards") else None,
+            epoch_duration_s=epoch_duration_s if _given(ctx, "epoch_duration_s") else None,
+            tls=False if no_tls else None,
+        )
+        asyncio.run(devnet_resume(directory, request))
+    else:
+        try:
+            settings = DevnetSettings(n_nodes, n_shards, epoch_duration_s, tls=not no_tls)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        asyncio.run(devnet_up(directory, settings))
+    status = {**devnet_status(directory), "resumed": resumed}
     emit(
         status,
         as_json=as_json,
         lines=[
+            *(["Resumed the stopped devnet."] if resumed else []),
             *_endpoint_lines(status),
             f"Try: walruspy store FILE --epochs 2 --config {status['client_config']}",
-            f"Stop it with: walruspy devnet down --dir {status['dir']}",
+            f"Stop it with: walruspy devnet down --dir {status['dir']}"
+            " (`walruspy devnet up` on the same --dir resumes it)",
         ],
     )
 
@@ -150,6 +207,26 @@ def add_node_command(directory: Path, stake_frost: int | None, as_json: bool) ->
             f"Node {added['index']} ({added['nodeId']}) serves at {added['url']},"
             f" pid {added['pid']}; it joins the committee at the next selection"
             + (" with its stake." if stake_frost else " once staked.")
+        ],
+    )
+
+
+@devnet.command("restart-node")
+@_DIR_OPTION
+@click.option("--node", "index", type=click.IntRange(min=0), required=True, help="The node.")
+@json_option
+def restart_node_command(directory: Path, index: int, as_json: bool) -> None:
+    """Restart a node of the running devnet (stopped, crashed or running) on its data and port,
+    and wait until it serves and is current with the chain."""
+    from walruspy.devnet.control import devnet_restart_node
+
+    restarted = asyncio.run(devnet_restart_node(directory, index))
+    emit(
+        restarted,
+        as_json=as_json,
+        lines=[
+            f"Node {index} ({restarted['nodeId']}) runs again at {restarted['url']},"
+            f" pid {restarted['pid']}."
         ],
     )
 

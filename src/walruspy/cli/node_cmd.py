@@ -33,24 +33,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import logging
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import click
-import structlog
 
 from walruspy.cli.output import emit, frost_text, json_option, quiet_library_logs, wal_text
 from walruspy.core.errors import InvalidInputError
+from walruspy.logs import configure_logging
 
 if TYPE_CHECKING:
     from walruspy.chain.evm_staking import EvmStaking
     from walruspy.node.config import NodeConfig
 
-__all__ = ["configure_logging", "node"]
+__all__ = ["node"]
 
 T = TypeVar("T")
 #: Walrus's defaults for `walrus-node setup`: votes in FROST per MiB (per epoch for storage)
@@ -65,27 +63,6 @@ MAX_COMMISSION_RATE_BP: Final = 10_000
 MAX_VOTE: Final = (1 << 64) - 1
 MAX_NAME_BYTES: Final = 100
 MAX_NETWORK_ADDRESS_BYTES: Final = 259
-
-
-def configure_logging(as_json: bool, level: int = logging.INFO) -> None:
-    """Send structlog's records to stderr, for people or as JSON lines."""
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 @click.group("node")
@@ -131,6 +108,8 @@ def keygen_command(out_dir: Path, deployer: str | None, as_json: bool) -> None:
         "wallet_key_path": str(keys.wallet_key_path),
         "protocol_public_key": keys.protocol_public_key_hex,
         "wallet_address": keys.wallet_address,
+        "network_key_path": str(keys.network_key_path),
+        "network_public_key": keys.network_public_key_hex,
     }
     lines = [
         f"Protocol key: {keys.protocol_key_path}",
@@ -142,7 +121,12 @@ def keygen_command(out_dir: Path, deployer: str | None, as_json: bool) -> None:
             f"  proof of possession for deployer {deployer} (96 bytes): "
             f"{keys.proof_of_possession_hex}"
         )
-    lines += [f"Wallet key: {keys.wallet_key_path}", f"  address: {keys.wallet_address}"]
+    lines += [
+        f"Wallet key: {keys.wallet_key_path}",
+        f"  address: {keys.wallet_address}",
+        f"Network (TLS) key: {keys.network_key_path}",
+        f"  public key (P-256, compressed): {keys.network_public_key_hex}",
+    ]
     emit(result, as_json=as_json, lines=lines)
 
 
@@ -239,9 +223,10 @@ def setup_command(
         "name": name,
         "storage_path": "./db",
         "rest_api_address": bind_address,
-        "public_url": f"http://{url_host}:{port}",
+        "public_url": f"https://{url_host}:{port}",
         "protocol_key_path": "./keys/protocol.key",
         "wallet_key_path": "./keys/wallet.key",
+        "network_key_path": "./keys/network.key",
         "chain": {"rpc_url": chain_rpc, "deployment_file": "./deployment.json"},
     }
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -253,6 +238,7 @@ def setup_command(
         "name": name,
         "networkAddress": f"{url_host}:{port}",
         "protocolPublicKey": keys.protocol_public_key_hex,
+        "networkPublicKey": keys.network_public_key_hex,
         "walletAddress": keys.wallet_address,
     }
     emit(
@@ -376,11 +362,25 @@ def network_address(config: NodeConfig) -> str:
             "(or a specific host in rest_api_address)"
         )
     address = config.public_url
-    if parts.scheme == "http" and parts.port is not None and parts.path in ("", "/"):
+    if parts.scheme in ("http", "https") and parts.port is not None and parts.path in ("", "/"):
         address = parts.netloc
     if len(address.encode()) > MAX_NETWORK_ADDRESS_BYTES:
         raise ConfigError(f"public_url must be at most {MAX_NETWORK_ADDRESS_BYTES} bytes")
     return address
+
+
+def node_network_key(config: NodeConfig) -> bytes:
+    """The network public key to register: the node's TLS key, or none for plain HTTP."""
+    from walruspy.node.errors import ConfigError
+    from walruspy.node_api.tls import load_network_key, public_key_bytes
+
+    if not config.serves_tls:
+        return b""
+    assert config.network_key_path is not None
+    try:
+        return public_key_bytes(load_network_key(config.network_key_path))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"network_key_path: {exc}") from exc
 
 
 @contextlib.asynccontextmanager
@@ -491,6 +491,7 @@ def register_command(
         raise ConfigError(f"name must be at most {MAX_NAME_BYTES} bytes to register")
     address = network_address(config)
     protocol_key = load_protocol_key(config.protocol_key_path)
+    network_key = node_network_key(config)
 
     async def register(staking: EvmStaking) -> tuple[bytes, bytes, int]:
         caps = await staking.node_caps(staking.address)
@@ -506,7 +507,7 @@ def register_command(
             network_address=address,
             public_key=protocol_key.public_key(),
             proof_of_possession=sign_proof_of_possession_evm(protocol_key, epoch, wallet),
-            network_public_key=b"",  # our nodes speak plain HTTP: no TLS key (node.keys)
+            network_public_key=network_key,
             commission_rate=commission_rate,
             storage_price=storage_price,
             write_price=write_price,

@@ -30,7 +30,7 @@ from walruspy.chain.api import ChainReader, ChainWriter
 from walruspy.client.config import BackoffConfig, CommunicationConfig
 from walruspy.client.errors import NoWalletError
 from walruspy.core.committee import Committee, CommitteeMember
-from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.client import NodeClient
 from walruspy.node_api.errors import (
     ForbiddenBlobError,
     MetadataNotFoundError,
@@ -78,7 +78,7 @@ class NodePool:
 
     session: aiohttp.ClientSession
     config: CommunicationConfig
-    _nodes: dict[tuple[bytes, str], tuple[NodeClient, asyncio.Semaphore]] = field(
+    _nodes: dict[tuple[bytes, str, bytes], tuple[NodeClient, asyncio.Semaphore]] = field(
         default_factory=dict
     )
 
@@ -86,13 +86,11 @@ class NodePool:
         """The committee's members as `Node`s, in committee order."""
         handles = []
         for index, member in enumerate(committee.members):
-            key = (member.node_id, member.network_address)
+            key = (member.node_id, member.network_address, member.network_public_key)
             cached = self._nodes.get(key)
             if cached is None:
-                client = NodeClient(
-                    node_url(member.network_address),
-                    self.session,
-                    timeout_s=self.config.request_timeout_s,
+                client = NodeClient.for_member(
+                    member, self.session, timeout_s=self.config.request_timeout_s
                 )
                 cached = (client, asyncio.Semaphore(self.config.max_node_connections))
                 self._nodes[key] = cached

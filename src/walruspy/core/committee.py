@@ -52,6 +52,9 @@ class CommitteeMember:
     public_key: BlsPublicKey
     network_address: str
     shards: tuple[int, ...]
+    #: The node's network (TLS) public key as registered on chain, SEC1-compressed P-256
+    #: (33 bytes); empty when the node serves plain HTTP (`walruspy.node_api.tls`).
+    network_public_key: bytes = b""
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, bytes) or len(self.node_id) != NODE_ID_BYTES:
@@ -60,6 +63,10 @@ class CommitteeMember:
             raise TypeError(f"public_key must be a BlsPublicKey, got {self.public_key!r}")
         if not isinstance(self.network_address, str):
             raise TypeError(f"network_address must be a str, got {self.network_address!r}")
+        if not isinstance(self.network_public_key, bytes) or len(self.network_public_key) > 64:
+            raise ValueError(
+                f"a network public key is at most 64 bytes, got {self.network_public_key!r}"
+            )
         address_bytes = len(self.network_address.encode("utf-8"))
         if address_bytes > MAX_NETWORK_ADDRESS_BYTES:
             raise ValueError(

@@ -3,7 +3,8 @@
 `open_devnet(dir, n_nodes=4, n_shards=100, epoch_duration_s=60)` is an async context manager
 yielding a `Devnet` (endpoints, node handles to kill, pause, resume and restart, epoch
 advance); `walruspy devnet up|status|down` does the same from the shell with detached
-processes (`walruspy.devnet.control`).
+processes (`walruspy.devnet.control`), and `up` on a stopped devnet resumes it
+(`walruspy.devnet.resume`).
 """
 
 from walruspy.devnet.errors import DevnetError, ProcessError, StateFileError

@@ -1,7 +1,11 @@
-"""What `walruspy devnet up|status|add-node|down` do: a detached devnet found by its state file.
+"""What `walruspy devnet up|status|add-node|restart-node|down` do: a detached devnet found by
+its state file.
 
 `devnet_up` starts a devnet whose processes run in sessions of their own, writes
-`DIR/devnet.json` and returns, leaving them running. `devnet_status` reads the state file and
+`DIR/devnet.json` and returns, leaving them running; on a stopped devnet (its state file
+exists, none of its processes runs) `devnet_resume` starts the same processes again on their
+data, configuration files and ports, and `devnet_restart_node` (re)starts one node of a running
+devnet (`walruspy.devnet.resume`). `devnet_status` reads the state file and
 checks which recorded processes still run (same pid and same command line); with the committee
 `live_committee` reads from the chain, it also says which node is in the current committee.
 `devnet_add_node` prepares, registers (and stakes for) one more node of a staking devnet,
@@ -31,16 +35,18 @@ from walruspy.devnet.network import (
     process_record,
 )
 from walruspy.devnet.processes import ManagedProcess, same_process, stop_pids
+from walruspy.devnet.resume import ResumeRequest, restart_node, resume_devnet
 from walruspy.devnet.setup import DevnetSettings, fault_file, node_directory
 from walruspy.devnet.staking import join_node
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
 from walruspy.node.faults import FaultMode, read_fault, write_fault
-from walruspy.node_api.client import NodeClient
 
 __all__ = [
     "devnet_add_node",
     "devnet_down",
     "devnet_fault",
+    "devnet_restart_node",
+    "devnet_resume",
     "devnet_status",
     "devnet_up",
     "live_committee",
@@ -51,6 +57,26 @@ async def devnet_up(directory: Path | str, settings: DevnetSettings) -> DevnetSt
     """Start a detached devnet in `directory`; return its state once every process is ready."""
     async with launch_devnet(directory, settings, detached=True) as devnet:
         return devnet.state()
+
+
+async def devnet_resume(directory: Path | str, request: ResumeRequest) -> DevnetState:
+    """Start the stopped devnet in `directory` again as it was; its state once ready.
+
+    `request` holds the options given with `devnet up`, which must match the recorded ones.
+    """
+    return await resume_devnet(directory, request)
+
+
+async def devnet_restart_node(directory: Path | str, index: int) -> dict[str, Any]:
+    """(Re)start node `index` on its data and port, once ready: its index, nodeId, pid, URLs."""
+    record = await restart_node(directory, index)
+    return {
+        "index": record.index,
+        "nodeId": record.node_id,
+        **_process_json(record.process),
+        "url": record.url,
+        "directUrl": record.process.url,
+    }
 
 
 def _process_json(record: ProcessRecord) -> dict[str, Any]:
@@ -148,7 +174,10 @@ async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dic
     if deployment.staking is None:
         raise DevnetError("this devnet has a fixed committee: nodes join only by staking")
     settings = DevnetSettings(
-        n_nodes=len(state.nodes), n_shards=state.n_shards, epoch_duration_s=state.epoch_duration_s
+        n_nodes=len(state.nodes),
+        n_shards=state.n_shards,
+        epoch_duration_s=state.epoch_duration_s,
+        tls=state.tls,
     )
     plan = await join_node(
         state.chain.url,
@@ -161,7 +190,7 @@ async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dic
     process = ManagedProcess(node_spec(Path(state.dir), plan), detached=True)
     process.start()
     async with aiohttp.ClientSession() as session:
-        health = NodeClient(plan.direct_url, session, timeout_s=PROBE_TIMEOUT_S)
+        health = plan.client(session, PROBE_TIMEOUT_S, direct=True)
 
         async def serving() -> bool:
             try:

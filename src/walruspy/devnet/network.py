@@ -20,6 +20,11 @@ and leaves none behind; `walruspy devnet up` starts the same processes detached 
 running. Node handles kill (SIGKILL), pause (SIGSTOP), resume (SIGCONT) and restart (same data
 directory, same port) their node; `Devnet.advance_epoch` moves the chain clock to the end of the
 epoch, starts the next one and waits until every running node has seen it.
+
+A stopped devnet is started again by `Devnet.resume` (the chain on its state, then steps 3 and
+4 on the recorded ports and the files as they are), and `Devnet.attach` gives handles on a
+running detached one without starting anything; `walruspy.devnet.resume` builds both from the
+state file.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -71,7 +76,6 @@ from walruspy.devnet.staking import (
 )
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
 from walruspy.node.keys import load_wallet_key
-from walruspy.node_api.client import NodeClient
 
 __all__ = [
     "Devnet",
@@ -174,14 +178,17 @@ class Devnet:
         stack: contextlib.AsyncExitStack,
         *,
         detached: bool,
+        ports: Sequence[int] | None = None,
     ) -> None:
         self.directory = directory
         self.settings = settings
         self.session = session
         self.detached = detached
         self._stack = stack
-        # Every port at once, so no two components are handed the same one.
-        ports = free_ports(2 + settings.n_nodes + len(settings.lying_nodes))
+        # Chain, daemon, one per node, one per lying node's proxy: all at once, so no two
+        # components are handed the same one. A resumed devnet passes the ports it recorded.
+        if ports is None:
+            ports = free_ports(2 + settings.n_nodes + len(settings.lying_nodes))
         self._node_ports = ports[2:]
         self.chain_rpc = f"http://127.0.0.1:{ports[0]}"
         self.daemon_port = ports[1]
@@ -232,9 +239,7 @@ class Devnet:
 
     async def start(self) -> None:
         """Steps 1 to 4 of the module docstring."""
-        detached = self.detached
-        self.chain_process.start()
-        await self.chain_process.wait_ready(self._chain_answers, CHAIN_READY_S)
+        await self._start_chain()
         settings = self.settings
         plans = await asyncio.to_thread(plan_nodes, self.directory, settings, self._node_ports)
         wallets = {
@@ -252,25 +257,55 @@ class Devnet:
             self.client_config_path,
             client_config(self.chain_rpc, self.deployment_file, wallets, settings),
         )
-        self.deployer = await self._stack.enter_async_context(
-            open_evm_chain(self.chain_rpc, self.deployment, dev_account_keys(1)[0])
-        )
-        self.committee = await self.deployer.committee()
         for plan in plans:
             write_yaml(
                 plan.config_path,
                 node_config(plan, self.chain_rpc, self.deployment_file, settings),
             )
-            self.nodes.append(self._node(plan, detached))
+        await self._start_network(plans)
+
+    async def resume(self, plans: Sequence[NodePlan]) -> None:
+        """Start a stopped devnet again (`walruspy.devnet.resume`): the chain on its state,
+        then steps 3 and 4 with the nodes' data and configuration files as they are."""
+        await self._start_chain()
+        self.deployment = Deployment.load(self.deployment_file)
+        await self._start_network(plans)
+
+    async def attach(self, plans: Sequence[NodePlan]) -> None:
+        """Handles on a running detached devnet, starting nothing: its chain client, its
+        committee and its nodes (whose `ManagedProcess`es have not started)."""
+        self.deployment = Deployment.load(self.deployment_file)
+        await self._open_chain(plans)
+
+    async def _start_chain(self) -> None:
+        self.chain_process.start()
+        await self.chain_process.wait_ready(self._chain_answers, CHAIN_READY_S)
+
+    async def _open_chain(self, plans: Sequence[NodePlan]) -> None:
+        """The deployer's chain client, the committee, and a handle per node."""
+        assert self.deployment is not None
+        self.deployer = await self._stack.enter_async_context(
+            open_evm_chain(self.chain_rpc, self.deployment, dev_account_keys(1)[0])
+        )
+        self.committee = await self.deployer.committee()
+        self.nodes = [self._node(plan, self.detached) for plan in plans]
+
+    async def _start_network(self, plans: Sequence[NodePlan]) -> None:
+        """Steps 3 and 4, then the state file."""
+        await self._open_chain(plans)
         for node in self.nodes:
             if node.proxy is not None:
                 node.proxy.start()
             node.process.start()
-        async with asyncio.TaskGroup() as group:
-            for node in self.nodes:
-                group.create_task(self.wait_node_ready(node))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for node in self.nodes:
+                    group.create_task(self.wait_node_ready(node))
+        except ExceptionGroup as failed:
+            # The first node that failed says why (its log's tail); the others were cancelled.
+            raise failed.exceptions[0] from failed
         await self.wait_epoch_change_done()
-        await self._start_daemon(detached)
+        await self._start_daemon(self.detached)
         self.save_state()
 
     async def _elect(
@@ -316,9 +351,11 @@ class Devnet:
                 _spec(
                     self.directory,
                     f"{name}-proxy",
-                    "-m walruspy.devnet.proxy --listen 127.0.0.1:{port} --target {target}",
+                    "-m walruspy.devnet.proxy --listen 127.0.0.1:{port} --target {target}"
+                    + (" --network-key {key}" if plan.network_public_key else ""),
                     port=plan.proxy_port,
                     target=plan.direct_url,
+                    key=plan.network_key_path,
                 ),
                 detached=detached,
             )
@@ -364,6 +401,14 @@ class Devnet:
         except (aiohttp.ClientError, TimeoutError):
             return False
 
+    async def _node_answers(self, node: DevnetNode) -> bool:
+        """Whether the node's committee address (its proxy) answers its health, as the node."""
+        try:
+            await node.plan.client(self.session, PROBE_TIMEOUT_S, direct=False).health()
+        except (WalrusError, aiohttp.ClientError, TimeoutError):
+            return False
+        return True
+
     async def count_events(self) -> int:
         """System events on chain since the deployment (what a caught-up node has applied)."""
         assert self.deployer is not None and self.deployment is not None
@@ -377,7 +422,7 @@ class Devnet:
         raise DevnetError(f"more than {_EVENT_PAGE * _MAX_EVENT_PAGES} events: not a devnet")
 
     async def _node_caught_up(self, node: DevnetNode, events: int, epoch: int | None) -> bool:
-        client = NodeClient(node.direct_url, self.session, timeout_s=PROBE_TIMEOUT_S)
+        client = node.plan.client(self.session, PROBE_TIMEOUT_S, direct=True)
         try:
             health = await client.health()
         except (WalrusError, aiohttp.ClientError, TimeoutError):  # not serving (yet)
@@ -395,9 +440,7 @@ class Devnet:
         if node.proxy is not None:
             if not node.proxy.running:
                 node.proxy.start()
-            await node.proxy.wait_ready(
-                lambda: self._get_ok(f"{node.url}/v1/health"), NODES_READY_S
-            )
+            await node.proxy.wait_ready(lambda: self._node_answers(node), NODES_READY_S)
 
     # --- epochs -----------------------------------------------------------------------------
 
@@ -568,6 +611,8 @@ class Devnet:
             daemon=process_record(self.daemon_process, self.publisher_url),
             client_config=str(self.client_config_path),
             deployment_file=str(self.deployment_file),
+            tls=self.settings.uses_tls,
+            max_body_bytes=self.settings.max_body_bytes,
         )
 
     def save_state(self) -> None:

@@ -1,6 +1,7 @@
 """A lying storage node for fault tests: a proxy that corrupts the slivers and symbols it serves.
 
     python -m walruspy.devnet.proxy --listen 127.0.0.1:PORT --target http://127.0.0.1:NODE_PORT
+        [--network-key FILE]
 
 The devnet puts it in front of a node and gives the committee the proxy's address, so clients and
 the other nodes reach that node only through it. Every request is forwarded unchanged; the answer
@@ -11,6 +12,9 @@ it still parses but fails its Merkle check; so does every symbol of a successful
 node is a Byzantine node that lies about data (spec/walrus-system.md 5, "Reads with faulty
 nodes" and "Node misses slivers").
 If the node is down, the proxy answers 502, as a dead node's address refuses connections.
+With `--network-key` (a node serving TLS) the proxy serves TLS with a certificate for the node's
+own network key, so clients pinning the key on chain accept it, as they would a node that lies
+itself, and it reaches the node over TLS on the loopback interface.
 
 Prints `proxy listening on URL` once serving; stops on SIGTERM or SIGINT.
 """
@@ -25,6 +29,7 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Final
 
 import aiohttp
@@ -32,6 +37,7 @@ from aiohttp import web
 
 from walruspy.core.errors import InvalidInputError
 from walruspy.core.symbols import symbols_from_bcs, symbols_to_bcs
+from walruspy.node_api.tls import client_context, node_server_context
 
 __all__ = ["corrupt_sliver", "corrupt_symbols", "make_proxy_app"]
 
@@ -83,7 +89,11 @@ def make_proxy_app(target: str) -> web.Application:
 
     async def session_context(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        # The node behind is ours, on the loopback interface: its self-signed TLS is accepted.
+        connector = aiohttp.TCPConnector(ssl=client_context())
+        async with aiohttp.ClientSession(
+            timeout=timeout, auto_decompress=False, connector=connector
+        ) as session:
             app[session_key] = session
             yield
 
@@ -112,7 +122,8 @@ def make_proxy_app(target: str) -> web.Application:
     return app
 
 
-async def _serve(host: str, port: int, target: str) -> None:
+async def _serve(host: str, port: int, target: str, network_key: Path | None) -> None:
+    context = None if network_key is None else node_server_context(network_key, host)
     runner = web.AppRunner(make_proxy_app(target.rstrip("/")), access_log=None)
     await runner.setup()
     task = asyncio.current_task()
@@ -121,9 +132,10 @@ async def _serve(host: str, port: int, target: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=context).start()
         bound_host, bound_port = runner.addresses[0][:2]
-        sys.stdout.write(f"proxy listening on http://{bound_host}:{bound_port} -> {target}\n")
+        scheme = "http" if context is None else "https"
+        sys.stdout.write(f"proxy listening on {scheme}://{bound_host}:{bound_port} -> {target}\n")
         sys.stdout.flush()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()  # until a signal cancels this task
@@ -136,9 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m walruspy.devnet.proxy")
     parser.add_argument("--listen", required=True, help="HOST:PORT to serve on")
     parser.add_argument("--target", required=True, help="base URL of the node")
+    parser.add_argument("--network-key", type=Path, help="the node's network key: serve TLS")
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    asyncio.run(_serve(host, int(port), args.target))
+    asyncio.run(_serve(host, int(port), args.target, args.network_key))
 
 
 if __name__ == "__main__":

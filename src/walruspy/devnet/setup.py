@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
 import yaml
 from eth_account import Account
 
@@ -44,10 +45,13 @@ from walruspy.chain.deploy import (
 from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import open_evm_chain
 from walruspy.chain.evm_rpc import TransactionSender, open_web3
+from walruspy.client.wallet import create_wallet_key
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
 from walruspy.node.config import ScrubConfig
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
+from walruspy.node_api.client import NodeClient
+from walruspy.node_api.tls import NETWORK_KEY_FILE
 
 __all__ = [
     "CLIENT_CONTEXT",
@@ -109,6 +113,10 @@ class DevnetSettings:
     #: Elect the committee by staking (`walruspy.devnet.staking`), as Walrus does; False
     #: deploys a fixed committee (`walruspy chain deploy`'s way).
     staking: bool = True
+    #: Nodes serve TLS with certificates for their network keys, which clients pin to the keys
+    #: registered on chain (`walruspy.node_api.tls`). Only a staking deployment records network
+    #: keys: a fixed committee always speaks plain HTTP.
+    tls: bool = True
     #: The nodes' scrubber (`ScrubConfig`): bytes checked per second and the pause between
     #: passes. The node's defaults take hours per pass on a full disk; a disk-fault test sets
     #: a fast rate and a short pause so that rot is found within seconds.
@@ -131,6 +139,11 @@ class DevnetSettings:
         if self.scrub_bytes_per_second < 0 or self.scrub_pass_interval_s <= 0:
             raise ValueError("scrub_bytes_per_second must be >= 0, scrub_pass_interval_s > 0")
 
+    @property
+    def uses_tls(self) -> bool:
+        """Whether nodes serve TLS: asked for, and the chain can hold their network keys."""
+        return self.tls and self.staking
+
 
 @dataclass(frozen=True, slots=True)
 class NodePlan:
@@ -148,6 +161,9 @@ class NodePlan:
     port: int
     proxy_port: int | None
     shards: tuple[int, ...] = ()
+    #: The network key's public half when the node serves TLS (registered on chain, pinned by
+    #: clients); empty for plain HTTP.
+    network_public_key: bytes = b""
 
     @property
     def member(self) -> CommitteeMember:
@@ -160,14 +176,36 @@ class NodePlan:
         return self.directory / "config.yaml"
 
     @property
+    def scheme(self) -> str:
+        """`https` when the node serves TLS, else `http`."""
+        return "https" if self.network_public_key else "http"
+
+    @property
+    def network_key_path(self) -> Path:
+        """The node's P-256 network key (its TLS identity)."""
+        return self.directory / "keys" / NETWORK_KEY_FILE
+
+    @property
     def direct_url(self) -> str:
         """Where the node itself serves."""
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}"
 
     @property
     def url(self) -> str:
         """The URL of the node's committee address (its proxy's, if it lies)."""
-        return f"http://{self.network_address}"
+        return f"{self.scheme}://{self.network_address}"
+
+    def client(
+        self, session: aiohttp.ClientSession, timeout_s: float, *, direct: bool
+    ) -> NodeClient:
+        """A client of the node (at its own port if `direct`, else its committee address),
+        pinned to its network key when it serves TLS."""
+        return NodeClient(
+            self.direct_url if direct else self.url,
+            session,
+            timeout_s=timeout_s,
+            network_public_key=self.network_public_key,
+        )
 
     @property
     def wallet_address(self) -> str:
@@ -197,12 +235,13 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
         keys = keygen(keys_dir)
         public_key = load_protocol_key(keys.protocol_key_path).public_key()
         node_id = hashlib.blake2b(public_key.to_bytes(), digest_size=32).digest()
-        staged.append((node_id, public_key, keys_dir))
+        network_key = bytes.fromhex(keys.network_public_key_hex) if settings.uses_tls else b""
+        staged.append((node_id, public_key, keys_dir, network_key))
     staged.sort(key=lambda entry: entry[0])
     shards = assign_shards(settings.n_nodes, settings.n_shards, "contiguous")
     proxy_ports = iter(ports[settings.n_nodes :])
     plans = []
-    for index, ((node_id, public_key, keys_dir), owned) in enumerate(
+    for index, ((node_id, public_key, keys_dir, network_key), owned) in enumerate(
         zip(staged, shards, strict=True)
     ):
         node_dir = node_directory(directory, index)
@@ -221,18 +260,29 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
                 port=port,
                 proxy_port=proxy_port,
                 shards=owned,
+                network_public_key=network_key,
             )
         )
     return plans
 
 
-def add_node_plan(directory: Path, index: int, port: int) -> NodePlan:
+def add_node_plan(directory: Path, index: int, port: int, *, tls: bool) -> NodePlan:
     """Keys and a place for one more node, `DIR/nodes/nodeI`, outside any committee so far."""
     node_dir = node_directory(directory, index)
     keys = keygen(node_dir / "keys")
     public_key = load_protocol_key(keys.protocol_key_path).public_key()
     node_id = hashlib.blake2b(public_key.to_bytes(), digest_size=32).digest()
-    return NodePlan(index, node_dir, node_id, public_key, f"{LOOPBACK}:{port}", port, None)
+    network_key = bytes.fromhex(keys.network_public_key_hex) if tls else b""
+    return NodePlan(
+        index,
+        node_dir,
+        node_id,
+        public_key,
+        f"{LOOPBACK}:{port}",
+        port,
+        None,
+        network_public_key=network_key,
+    )
 
 
 def node_directory(directory: Path, index: int) -> Path:
@@ -256,6 +306,8 @@ def node_config(
         "public_url": plan.url,
         "protocol_key_path": str(plan.directory / "keys" / "protocol.key"),
         "wallet_key_path": str(plan.directory / "keys" / "wallet.key"),
+        "network_key_path": str(plan.network_key_path),
+        "tls": {"disable_tls": not plan.network_public_key},
         "fault_file": str(fault_file(plan.directory)),
         "chain": {
             "rpc_url": rpc_url,
@@ -320,11 +372,7 @@ def write_yaml(path: Path, content: dict[str, Any]) -> None:
 
 def new_wallet(path: Path) -> str:
     """Create an EVM key file (mode 0600) and return its address."""
-    account = Account.create()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=False)
-    path.write_text(bytes(account.key).hex() + "\n")
-    return str(account.address)
+    return create_wallet_key(path)
 
 
 async def deploy_and_fund(
@@ -357,21 +405,29 @@ async def deploy_and_fund(
     return deployment
 
 
-async def fund_wallets(rpc_url: str, deployment: Deployment, receivers: Sequence[str]) -> None:
-    """Send every wallet ether for gas and WAL, from the devchain's first account."""
+async def fund_wallets(
+    rpc_url: str,
+    deployment: Deployment,
+    receivers: Sequence[str],
+    *,
+    eth_wei: int = FUND_ETH_WEI,
+    wal_frost: int = FUND_WAL_FROST,
+) -> None:
+    """Send every wallet ether for gas and WAL, from the devchain's first account (an amount
+    of 0 is not sent)."""
     deployer_key = dev_account_keys(1)[0]
     w3 = open_web3(rpc_url)
     try:
         sender = TransactionSender(w3, rpc_url, deployer_key, deployment.chain_id)
         async with asyncio.TaskGroup() as group:
-            for address in receivers:
+            for address in receivers if eth_wei else ():
                 group.create_task(
                     sender.send(
                         "fund with ether",
                         to=address,
                         data=b"",
                         gas=_ETH_TRANSFER_GAS,
-                        value=FUND_ETH_WEI,
+                        value=eth_wei,
                     )
                 )
     finally:
@@ -380,5 +436,5 @@ async def fund_wallets(rpc_url: str, deployment: Deployment, receivers: Sequence
         open_evm_chain(rpc_url, deployment, deployer_key) as chain,
         asyncio.TaskGroup() as group,
     ):
-        for address in receivers:
-            group.create_task(chain.transfer_wal(address, FUND_WAL_FROST))
+        for address in receivers if wal_frost else ():
+            group.create_task(chain.transfer_wal(address, wal_frost))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -105,7 +106,7 @@ async def register_node(rpc_url: str, deployment: Deployment, plan: NodePlan) ->
             network_address=f"{LOOPBACK}:{plan.port}",
             public_key=protocol_key.public_key(),
             proof_of_possession=proof,
-            network_public_key=b"",
+            network_public_key=plan.network_public_key,
             commission_rate=0,
             storage_price=STORAGE_PRICE,
             write_price=WRITE_PRICE,
@@ -194,7 +195,9 @@ async def join_node(
     """Prepare node `index` of a running staking devnet: keys, funds, registration, stake and
     configuration; the caller starts its process. The devnet's wallet stakes, if asked."""
     [port] = free_ports(1)
-    plan = await asyncio.to_thread(add_node_plan, directory, index, port)
+    plan = await asyncio.to_thread(
+        partial(add_node_plan, directory, index, port, tls=settings.uses_tls)
+    )
     await fund_wallets(rpc_url, deployment, [plan.wallet_address])
     plan = replace(plan, node_id=await register_node(rpc_url, deployment, plan))
     if stake_frost is not None:

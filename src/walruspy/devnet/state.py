@@ -5,6 +5,10 @@ process its pid and exact command line (so a later command never signals a recyc
 log file and URL; for each node its shards and its committee URL (a lying node's proxy) beside
 the address it serves on; and the chain, publisher and aggregator URLs and the client
 configuration path. The file is written atomically.
+
+The URLs hold the ports every process was given at the devnet's first start, and the file
+says whether nodes serve TLS and the publisher's body limit: `walruspy devnet up` resumes a
+stopped devnet from it (`walruspy.devnet.resume`) with the same ports and settings.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ STATE_FILE: Final = "devnet.json"
 STATE_FORMAT: Final = "walruspy-devnet/1"
 #: A state file is a few kilobytes; anything larger is not one.
 MAX_STATE_BYTES: Final = 1 << 20
+#: The publisher's body limit of a state file that does not record one (Walrus's 10 MiB, the
+#: devnet's default).
+DEFAULT_MAX_BODY_BYTES: Final = 10 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,10 @@ class DevnetState:
     daemon: ProcessRecord
     client_config: str
     deployment_file: str
+    #: Nodes serve TLS pinned to their network keys (a node added later does too).
+    tls: bool = False
+    #: The publisher's body limit, which a resumed devnet's daemon keeps.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     format: str = field(default=STATE_FORMAT)
 
     @property
@@ -134,6 +145,8 @@ class DevnetState:
                 daemon=ProcessRecord.from_json(data["daemon"]),
                 client_config=str(data["client_config"]),
                 deployment_file=str(data["deployment_file"]),
+                tls=bool(data.get("tls", False)),
+                max_body_bytes=int(data.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateFileError(f"{path} is not a devnet state file: {exc}") from exc

@@ -65,7 +65,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final
 
 import aiohttp
-import structlog
 
 from walruspy.chain.api import ChainError, ChainRevertError, ChainWriter
 from walruspy.core.blob_id import BlobId
@@ -94,6 +93,7 @@ from walruspy.core.types import (
     SliverType,
     shard_of_pair,
 )
+from walruspy.logs import get_logger
 from walruspy.node.backoff import capped_doubling
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.storage import NodeStorage
@@ -101,9 +101,9 @@ from walruspy.node.store_records import ChallengeRecord
 from walruspy.node.view import NodeState
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api.challenge_proofs import MAX_PROOF_PAGE, proof_page_to_bcs
-from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.client import NodeClient
 
-log = structlog.get_logger("walruspy.node.challenges")
+log = get_logger("walruspy.node.challenges")
 
 #: Retrying a peer that does not answer: the first pause and the longest.
 RETRY_BACKOFF_S: Final = (0.5, 15.0)
@@ -346,9 +346,7 @@ class ChallengeWorker:
 
     def _client(self, member: CommitteeMember) -> NodeClient:
         assert self._session is not None
-        return NodeClient(
-            node_url(member.network_address), self._session, timeout_s=self.request_timeout_s
-        )
+        return NodeClient.for_member(member, self._session, timeout_s=self.request_timeout_s)
 
     async def run(self) -> None:
         """Take part in every challenge (until cancelled)."""

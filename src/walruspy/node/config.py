@@ -162,6 +162,18 @@ class ScrubConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS of the REST API, bound to the network key (Walrus `tls`; node_api/tls.py)."""
+
+    #: Serve plain HTTP although the node has a network key (debugging only: clients that find
+    #: the key on chain connect with TLS and fail).
+    disable_tls: bool = False
+    #: A certificate (PEM, e.g. CA-signed for a public name) for the network key; by default
+    #: a self-signed one is made at every start.
+    certificate_path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """The whole node configuration."""
 
@@ -185,6 +197,15 @@ class NodeConfig:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     #: Tests and devnets only: a JSON file that can make the node misbehave (node/faults.py).
     fault_file: Path | None = None
+    #: The P-256 network key (`walruspy node keygen`): the node's TLS identity, registered on
+    #: chain. Without one the node serves plain HTTP.
+    network_key_path: Path | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    @property
+    def serves_tls(self) -> bool:
+        """Whether the REST API speaks TLS (a network key, and TLS not disabled)."""
+        return self.network_key_path is not None and not self.tls.disable_tls
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -385,6 +406,15 @@ def _connections(section: _Section) -> ConnectionLimits:
     return config
 
 
+def _tls(section: _Section) -> TlsConfig:
+    config = TlsConfig(
+        disable_tls=section.flag("disable_tls", False),
+        certificate_path=section.optional_path("certificate_path"),
+    )
+    section.done()
+    return config
+
+
 def parse_config(raw: object, base_dir: Path) -> NodeConfig:
     """Validate a decoded YAML document; relative paths are taken from `base_dir`."""
     top = _Section(raw, "", base_dir)
@@ -414,6 +444,8 @@ def parse_config(raw: object, base_dir: Path) -> NodeConfig:
         metrics_enabled=metrics_enabled,
         connections=_connections(top.section("connections")),
         fault_file=top.optional_path("fault_file"),
+        network_key_path=top.optional_path("network_key_path"),
+        tls=_tls(top.section("tls")),
     )
     top.done()
     return config

@@ -50,7 +50,6 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-import structlog
 
 from walruspy.chain.api import ChainError, ChainRevertError, ChainWriter
 from walruspy.core.blob_id import BlobId
@@ -59,6 +58,7 @@ from walruspy.core.crypto import BlsPrivateKey
 from walruspy.core.errors import VerificationError, WalrusError
 from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import InvalidBlobIdMessage, SignedMessage
+from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.backoff import capped_doubling
@@ -69,10 +69,10 @@ from walruspy.node.recovery import PEER_FAILURES, failure_kind
 from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import InvalidBlobInfo
 from walruspy.node.view import CommitteeView, NodeState
-from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.client import NodeClient
 from walruspy.node_api.fanout import NodeFailure, NodeRequest, gather_weight
 
-log = structlog.get_logger("walruspy.node.invalidation")
+log = get_logger("walruspy.node.invalidation")
 
 #: Flows run at once. Inconsistent blobs are rare (only a malicious writer makes one) and each
 #: flow is one fan-out and one transaction from the node's single account: a few suffice.
@@ -244,9 +244,7 @@ class Invalidator(BackgroundWorkers):
 
         async def ask(index: int) -> SignedMessage:
             member = committee.members[index]
-            client = NodeClient(
-                node_url(member.network_address), self._session, timeout_s=timeout_s
-            )
+            client = NodeClient.for_member(member, self._session, timeout_s=timeout_s)
             signed = await client.inconsistency_proof(blob_id, proof)
             await asyncio.to_thread(signed.verify, member.public_key, current.expected)
             return signed

@@ -1,11 +1,11 @@
 """The node's key files: the BLS protocol key and the EVM wallet key (spec/walrus-system.md 3.10).
 
-Theory of operation: `keygen` writes two files, each holding 32 bytes as 64 hex digits and a
-newline, created with mode 0600 and `O_EXCL`, so an existing key is never overwritten (a node that
-lost its protocol key loses its identity in the committee). The protocol key is a BLS12-381 min-pk
-scalar (Walrus's `ProtocolKeyPair`); the wallet key is a secp256k1 account key, the EVM stand-in for
-Walrus's Sui wallet. Walrus's third key, the TLS network key, has no counterpart: our nodes speak
-plain HTTP.
+Theory of operation: `keygen` writes three files, created with mode 0600 and `O_EXCL`, so an
+existing key is never overwritten (a node that lost its protocol key loses its identity in the
+committee). The protocol key is a BLS12-381 min-pk scalar (Walrus's `ProtocolKeyPair`) and the
+wallet key a secp256k1 account key, the EVM stand-in for Walrus's Sui wallet, each 32 bytes as 64
+hex digits and a newline; the network key (`network.key`) is Walrus's TLS identity, a P-256 key
+in PKCS#8 PEM (`walruspy.node_api.tls`), registered on chain so clients can pin it.
 
 A committee member also hands the deployer a proof of possession of its protocol key: the key's
 signature over the PROOF_OF_POSSESSION message for the deployer's EVM address and the first
@@ -26,6 +26,7 @@ from eth_utils.address import is_address
 from walruspy.chain.deploy import sign_deployment_pop
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.node.errors import KeyFileError
+from walruspy.node_api.tls import NETWORK_KEY_FILE, generate_network_key, public_key_bytes
 
 PROTOCOL_KEY_FILE = "protocol.key"
 WALLET_KEY_FILE = "wallet.key"
@@ -42,6 +43,9 @@ class GeneratedKeys:
     wallet_key_path: Path
     protocol_public_key_hex: str
     wallet_address: str
+    network_key_path: Path
+    #: The network key's public half as registered on chain (SEC1-compressed P-256, hex).
+    network_public_key_hex: str
     #: The protocol key's proof of possession for the deployer given to `keygen`, else None.
     proof_of_possession_hex: str | None = None
 
@@ -66,7 +70,8 @@ def proof_of_possession_hex(protocol_key: BlsPrivateKey, deployer: str) -> str:
 
 
 def keygen(out_dir: Path, deployer: str | None = None) -> GeneratedKeys:
-    """Create `protocol.key` and `wallet.key` in `out_dir` (mode 0600); refuse to overwrite.
+    """Create `protocol.key`, `wallet.key` and `network.key` in `out_dir` (mode 0600); refuse
+    to overwrite.
 
     Given `deployer` (an EVM address), also make the protocol key's proof of possession for it.
     """
@@ -76,18 +81,27 @@ def keygen(out_dir: Path, deployer: str | None = None) -> GeneratedKeys:
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol_path = out_dir / PROTOCOL_KEY_FILE
     wallet_path = out_dir / WALLET_KEY_FILE
-    for path in (protocol_path, wallet_path):
+    network_path = out_dir / NETWORK_KEY_FILE
+    for path in (protocol_path, wallet_path, network_path):
         if path.exists():
             raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
     protocol = BlsPrivateKey.generate(secrets.token_bytes)
     wallet = Account.create()
     _write_new(protocol_path, protocol.to_bytes())
     _write_new(wallet_path, bytes(wallet.key))
+    try:
+        network = generate_network_key(network_path)
+    except FileExistsError:
+        raise KeyFileError(f"{network_path} already exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot create {network_path}: {exc.strerror}") from exc
     return GeneratedKeys(
         protocol_key_path=protocol_path,
         wallet_key_path=wallet_path,
         protocol_public_key_hex=protocol.public_key().to_bytes().hex(),
         wallet_address=str(wallet.address),
+        network_key_path=network_path,
+        network_public_key_hex=public_key_bytes(network).hex(),
         proof_of_possession_hex=(
             None if deployer is None else proof_of_possession_hex(protocol, deployer)
         ),

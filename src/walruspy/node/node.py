@@ -11,7 +11,9 @@ Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.
    or RecoveryCatchUp when it has not seen the current epoch begin, and completes any garbage
    collection a crash interrupted;
 2. starts the REST API (`api.NodeApi`) on its address (or a socket the caller bound), behind
-   the guard against slow and greedy clients (`walruspy.node_api.connection_guard`);
+   the guard against slow and greedy clients (`walruspy.node_api.connection_guard`), over TLS
+   with a certificate for its network key when it has one (`tls_context`,
+   `walruspy.node_api.tls`);
 3. opens one `asyncio.TaskGroup` for the event processor, the blob-sync workers, the
    invalidation workers (which post the certificate of a blob that sync found inconsistent), the
    shard syncer (which transfers gained shards once the missed events are replayed), the
@@ -43,15 +45,17 @@ import contextlib
 import random
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import structlog
 from aiohttp import web
 
 from walruspy.chain.api import ChainWriter
 from walruspy.core.crypto import BlsPrivateKey
+from walruspy.logs import get_logger
 from walruspy.node.api import NodeApi
 from walruspy.node.challenges import Challenges, ChallengeStarter, ChallengeWorker
 from walruspy.node.config import NodeConfig, load_config
@@ -74,11 +78,12 @@ from walruspy.node.store_records import NodeStatus, NodeStatusKind
 from walruspy.node.symbols import SymbolService
 from walruspy.node.view import CommitteeView, CommitteeViews, NodeState, RegistrationWaiters
 from walruspy.node_api.connection_guard import GuardedAppRunner
+from walruspy.node_api.tls import node_server_context
 from walruspy.node_api.waiting import serve_unavailable
 
 __all__ = ["StorageNode", "keygen", "run_from_config"]
 
-log = structlog.get_logger("walruspy.node")
+log = get_logger("walruspy.node")
 
 #: Time in-flight requests get to finish when the node stops. Walrus waits 60 s; a storage
 #: request either finishes within seconds or the client retries elsewhere.
@@ -275,14 +280,15 @@ class StorageNode:
 
     async def _start_site(self, runner: web.AppRunner) -> None:
         site: web.BaseSite
+        context = await asyncio.to_thread(tls_context, self.config)
         if self._sock is not None:
-            site = web.SockSite(runner, self._sock)
+            site = web.SockSite(runner, self._sock, ssl_context=context)
         else:
             host, port = self.config.rest_api_host, self.config.rest_api_port
-            site = web.TCPSite(runner, host, port, reuse_address=True)
+            site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=context)
         await site.start()
         host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if context is not None else 'http'}://{host}:{port}"
         log.info("node API serving", url=self.url, name=self.config.name)
 
     async def _run_tasks(self, metrics: NodeMetrics) -> None:
@@ -350,6 +356,19 @@ def open_store(config: StoreConfig, rebuild: bool = False) -> NodeStore:
         return NodeStore.open(config)
 
 
+def tls_context(config: NodeConfig) -> ssl.SSLContext | None:
+    """The REST API's TLS context (node_api/tls.py), or None for plain HTTP: a configured
+    certificate, else one made now for the host of `public_url` from the network key."""
+    if not config.serves_tls:
+        return None
+    assert config.network_key_path is not None
+    host = urlsplit(config.public_url).hostname or config.rest_api_host
+    try:
+        return node_server_context(config.network_key_path, host, config.tls.certificate_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"tls: {exc}") from exc
+
+
 async def run_from_config(config_path: Path, rebuild_store: bool = False) -> None:
     """`walruspy node run --config FILE [--rebuild-store]`: run a node until SIGTERM or SIGINT."""
     from walruspy.chain.api import DeploymentError
@@ -389,6 +408,7 @@ async def run_from_config(config_path: Path, rebuild_store: bool = False) -> Non
                     config.rest_api_port,
                     f"storage node {config.name} is waiting for its chain at"
                     f" {config.chain.rpc_url}",
+                    await asyncio.to_thread(tls_context, config),
                 )
             )
             try:

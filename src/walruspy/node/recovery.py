@@ -48,7 +48,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import structlog
 
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import CommitteeMember
@@ -65,6 +64,7 @@ from walruspy.core.types import (
     pair_of_shard,
     sliver_index_of_pair,
 )
+from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.backoff import capped_doubling
@@ -74,7 +74,7 @@ from walruspy.node.metrics import NodeMetrics
 from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import BlobInfo
 from walruspy.node.view import NodeState
-from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.client import NodeClient
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
 from walruspy.node_api.fanout import (
     NodeFailure,
@@ -84,12 +84,13 @@ from walruspy.node_api.fanout import (
     gather_weight,
 )
 from walruspy.node_api.paths import RecoverySymbolsForSliver
+from walruspy.node_api.tls import NodeIdentityError
 
 if TYPE_CHECKING:
     from walruspy.node.faults import Faults
     from walruspy.node.invalidation import Invalidator
 
-log = structlog.get_logger("walruspy.node.recovery")
+log = get_logger("walruspy.node.recovery")
 
 #: Inconsistency proofs kept in memory (the latest; the invalidation flow holds its own queue).
 MAX_KEPT_PROOFS = 1000
@@ -336,7 +337,7 @@ class BlobSyncer(BackgroundWorkers):
         )
 
     def _client(self, member: CommitteeMember) -> NodeClient:
-        return NodeClient(node_url(member.network_address), self._session)
+        return NodeClient.for_member(member, self._session)
 
     def _peers(self) -> list[CommitteeMember]:
         peers = self.state.view.peers()
@@ -493,15 +494,17 @@ class BlobSyncer(BackgroundWorkers):
             self._count_failure(failure.key, failure.error)
 
     def _count_failure(self, member: CommitteeMember, error: BaseException) -> None:
-        """Count (and log, for bad data) one peer's failure."""
+        """Count (and log, for bad data or a wrong identity) one peer's failure."""
         kind = failure_kind(error)
         if kind is None:
             return
-        if kind == "invalid":
+        if kind in ("invalid", "identity"):
             log.warning(
-                "peer sent data that fails verification",
+                "peer sent data that fails verification"
+                if kind == "invalid"
+                else "peer refused: its TLS key is not its key on chain",
                 peer=member.network_address,
-                error=str(error)[:200],
+                error=str(error)[:300],
             )
         self.metrics.faulty_responses.labels(kind).inc()
 
@@ -514,6 +517,8 @@ def failure_kind(error: BaseException) -> str | None:
         return "invalid"
     if isinstance(error, NodeApiError):
         return "error_answer"
+    if isinstance(error, NodeIdentityError):
+        return "identity"
     if isinstance(error, NodeConnectionError | TimeoutError):
         return "unreachable"
     return "other"

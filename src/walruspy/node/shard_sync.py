@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import structlog
 
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import CommitteeMember
@@ -49,6 +48,7 @@ from walruspy.core.messages import sign_sync_shard_request
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.slivers import SliverData, VerifiedSliver
 from walruspy.core.types import ShardIndex, SliverType, shard_of_pair
+from walruspy.logs import get_logger
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ShardSyncConfig
@@ -69,10 +69,10 @@ from walruspy.node.storage import NodeStorage
 from walruspy.node.store import ShardNotSyncingError
 from walruspy.node.store_records import ShardStatus
 from walruspy.node.view import NodeState
-from walruspy.node_api.client import NodeClient, node_url
+from walruspy.node_api.client import NodeClient
 from walruspy.node_api.errors import NodeApiError, NodeConnectionError
 
-log = structlog.get_logger("walruspy.node.shard_sync")
+log = get_logger("walruspy.node.shard_sync")
 
 #: Fetches verified metadata of a blob from the committee (the blob syncer's `fetch_metadata`).
 MetadataFetcher = Callable[[BlobId], Awaitable[VerifiedBlobMetadataWithId]]
@@ -216,7 +216,7 @@ class ShardSyncer(BackgroundWorkers):
         resumed: bool = False,
     ) -> str:
         """Sync one shard to the end; the outcome as a metric label (synced, fell_back)."""
-        client = NodeClient(node_url(source.network_address), self._session)
+        client = NodeClient.for_member(source, self._session)
         last_progress_at = self._clock()
         failures = 0
         left_to_recovery = resumed

@@ -27,6 +27,7 @@ JSON answer of `MAX_JSON_BYTES`, ...); a larger answer is refused without buffer
 from __future__ import annotations
 
 import base64
+import ssl
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -38,6 +39,7 @@ from yarl import URL
 
 from walruspy.core.blob_id import BlobId
 from walruspy.core.challenge import ChallengeProof
+from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPublicKey, BlsSignature
 from walruspy.core.errors import DecodeError
 from walruspy.core.inconsistency import InconsistencyProof
@@ -54,6 +56,7 @@ from walruspy.node_api.decoding_symbols import DecodingSymbol, decoding_symbols_
 from walruspy.node_api.errors import NodeConnectionError, NodeTimeoutError, error_from_response
 from walruspy.node_api.health import ServiceHealthInfo
 from walruspy.node_api.sync_shard import sync_shard_response_from_bcs
+from walruspy.node_api.tls import NodeIdentityError, PeerKeyMismatchError, pinned_context
 
 #: Walrus's client gives a request 300 s in total.
 DEFAULT_TIMEOUT_S = 300.0
@@ -106,11 +109,12 @@ class UploadOutcome:
     message: str
 
 
-def node_url(network_address: str) -> str:
-    """The base URL of a committee member's `host:port` address (plain HTTP when no scheme)."""
+def node_url(network_address: str, network_public_key: bytes = b"") -> str:
+    """The base URL of a committee member's `host:port` address: HTTPS when the member has a
+    network key on chain (`walruspy.node_api.tls`), else plain HTTP, unless it names a scheme."""
     if network_address.startswith(("http://", "https://")):
         return network_address.rstrip("/")
-    return f"http://{network_address}"
+    return f"{'https' if network_public_key else 'http'}://{network_address}"
 
 
 class NodeClient:
@@ -122,15 +126,39 @@ class NodeClient:
         session: aiohttp.ClientSession | None = None,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        network_public_key: bytes = b"",
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        #: The key the node's TLS certificate must carry (empty: no pin, as for plain HTTP).
+        self.network_public_key = network_public_key
+        self._ssl: ssl.SSLContext | bool = (
+            pinned_context(network_public_key)
+            if network_public_key and self.base_url.startswith("https:")
+            else True
+        )
         self._session = session
         self._owns_session = session is None
         #: Bytes of response bodies received by this client (for recovery-cost figures).
         self.bytes_received = 0
+
+    @classmethod
+    def for_member(
+        cls,
+        member: CommitteeMember,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> NodeClient:
+        """A client of committee member `member`: its address, over TLS pinned to its key."""
+        return cls(
+            node_url(member.network_address, member.network_public_key),
+            session,
+            timeout_s=timeout_s,
+            network_public_key=member.network_public_key,
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -176,13 +204,21 @@ class NodeClient:
         data = _ChunkedBody(body) if body is not None and len(body) > STREAM_BODY_BYTES else body
         try:
             async with self._get_session().request(
-                method, url, data=data, headers=headers or None, timeout=timeout
+                method, url, data=data, headers=headers or None, timeout=timeout, ssl=self._ssl
             ) as response:
                 limit = max_response_bytes if response.ok else jf.MAX_JSON_BYTES
                 payload = await _read_limited(response, limit)
                 self.bytes_received += len(payload)
         except TimeoutError as exc:
             raise NodeTimeoutError(f"{method} {self.base_url}{path[:120]} timed out") from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            mismatch = exc.certificate_error
+            if isinstance(mismatch, PeerKeyMismatchError):
+                reason = mismatch.args[0] if mismatch.args else "presented another TLS key"
+                raise NodeIdentityError(
+                    f"node {self.base_url} {reason}: refusing to talk to it"
+                ) from exc
+            raise NodeConnectionError(f"{method} {self.base_url}{path[:120]}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise NodeConnectionError(f"{method} {self.base_url}{path[:120]}: {exc}") from exc
         if not 200 <= response.status < 300:

@@ -15,17 +15,18 @@ placeholder and the real server reports the conflict when it starts.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from typing import Final
 
-import structlog
 from aiohttp import web
 
+from walruspy.logs import get_logger
 from walruspy.node_api.errors import UnavailableError
 
 __all__ = ["serve_unavailable"]
 
-log = structlog.get_logger("walruspy.waiting")
+log = get_logger("walruspy.waiting")
 
 #: Seconds a client is asked to wait before it retries: the first pauses of the chain wait are
 #: about this long, so a retry soon after the chain answers finds the real server.
@@ -33,8 +34,11 @@ RETRY_AFTER_S: Final = 1
 
 
 @contextlib.asynccontextmanager
-async def serve_unavailable(host: str, port: int, reason: str) -> AsyncIterator[str | None]:
-    """Answer every request on `host:port` with 503 and `reason` until the context exits.
+async def serve_unavailable(
+    host: str, port: int, reason: str, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[str | None]:
+    """Answer every request on `host:port` with 503 and `reason` until the context exits
+    (over TLS with `ssl_context`, as the server that follows will speak).
 
     Yields the URL served, or None if the address could not be bound.
     """
@@ -42,7 +46,11 @@ async def serve_unavailable(host: str, port: int, reason: str) -> AsyncIterator[
 
     async def unavailable(request: web.Request) -> web.Response:
         del request
-        return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        response = web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        # No keep-alive: a client's next request must reach the real server once it listens,
+        # not this one on a connection that outlives it (as a TLS connection can).
+        response.force_close()
+        return response
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", unavailable)
@@ -50,7 +58,8 @@ async def serve_unavailable(host: str, port: int, reason: str) -> AsyncIterator[
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
+            await site.start()
         except OSError as exc:
             log.warning(
                 "cannot hold the address while waiting", host=host, port=port, error=str(exc)
@@ -59,7 +68,7 @@ async def serve_unavailable(host: str, port: int, reason: str) -> AsyncIterator[
             return
         bound_host, bound_port = runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        url = f"http://{shown}:{bound_port}"
+        url = f"{'https' if ssl_context else 'http'}://{shown}:{bound_port}"
         log.info("answering 503 while waiting", url=url, reason=reason)
         yield url
     finally:

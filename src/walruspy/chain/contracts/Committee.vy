@@ -59,6 +59,8 @@ MEMBER_SEARCH_STEPS: constant(uint256) = 8
 MAX_SHARDS: constant(uint256) = 1000
 # Move `staking_pool` limit on a node's network address (host:port).
 MAX_NETWORK_ADDRESS_BYTES: constant(uint256) = 259
+# Staking.vy MAX_NETWORK_PUBLIC_KEY_BYTES: a TLS public key as registered.
+MAX_NETWORK_PUBLIC_KEY_BYTES: constant(uint256) = 64
 # Longest bitmap / signature a call may pass, so over-long inputs get a readable reason.
 MAX_BITMAP_INPUT_BYTES: constant(uint256) = 256
 MAX_SIGNATURE_INPUT_BYTES: constant(uint256) = 512
@@ -69,6 +71,7 @@ FIRST_EPOCH: constant(uint32) = 1
 
 interface NodeDirectory:
     def network_address(node_id: bytes32) -> String[MAX_NETWORK_ADDRESS_BYTES]: view
+    def network_public_key(node_id: bytes32) -> Bytes[MAX_NETWORK_PUBLIC_KEY_BYTES]: view
 
 
 REQUIRE_QUORUM: constant(uint8) = 0
@@ -90,6 +93,8 @@ struct MemberInfo:
     public_key_compressed: Bytes[48]
     network_address: String[MAX_NETWORK_ADDRESS_BYTES]
     weight: uint16
+    # The node's TLS key as registered with Staking (empty for a fixed committee: plain HTTP).
+    network_public_key: Bytes[MAX_NETWORK_PUBLIC_KEY_BYTES]
 
 
 # The account that may add members and seal (the deployer).
@@ -378,8 +383,10 @@ def committee_members() -> DynArray[MemberInfo, MAX_MEMBERS]:
     directory: address = self.staking
     for member: Member in self._members:
         network_address: String[MAX_NETWORK_ADDRESS_BYTES] = member.network_address
+        network_key: Bytes[MAX_NETWORK_PUBLIC_KEY_BYTES] = b""
         if directory != empty(address):
             network_address = staticcall NodeDirectory(directory).network_address(member.node_id)
+            network_key = staticcall NodeDirectory(directory).network_public_key(member.node_id)
         infos.append(
             MemberInfo(
                 node_id=member.node_id,
@@ -387,6 +394,7 @@ def committee_members() -> DynArray[MemberInfo, MAX_MEMBERS]:
                 public_key_compressed=bls12381._g1_compress(member.public_key),
                 network_address=network_address,
                 weight=member.weight,
+                network_public_key=network_key,
             )
         )
     return infos

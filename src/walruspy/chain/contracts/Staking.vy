@@ -854,6 +854,15 @@ def network_address(node_id: bytes32) -> String[MAX_NETWORK_ADDRESS_BYTES]:
 
 @external
 @view
+def network_public_key(node_id: bytes32) -> Bytes[MAX_NETWORK_PUBLIC_KEY_BYTES]:
+    """
+    @notice A node's network (TLS) public key (Committee.vy reads it for its members).
+    """
+    return self._nodes[node_id].network_public_key
+
+
+@external
+@view
 def active_set() -> (DynArray[bytes32, MAX_NODES], DynArray[uint256, MAX_NODES]):
     """
     @notice The active set's node IDs and their stake for the next selection.

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from walruspy.client import open_client  # noqa: E402
 from walruspy.core.params import EncodingParams  # noqa: E402
 from walruspy.devnet import Devnet, open_devnet  # noqa: E402
+from walruspy.node_api.tls import client_context  # noqa: E402
 
 #: Stores in flight at once while filling the network (the publisher's default).
 STORE_CONCURRENCY = 8
@@ -53,7 +54,8 @@ def cpu_seconds(pid: int) -> float:
 
 async def proof_bytes(session: aiohttp.ClientSession, url: str) -> float:
     """The node's `walrus_challenge_proof_bytes_total`."""
-    async with session.get(f"{url}/metrics") as response:
+    # The node's own port, over its TLS (this is the bench's devnet: no pin needed).
+    async with session.get(f"{url}/metrics", ssl=client_context()) as response:
         text = await response.text()
     for line in text.splitlines():
         if line.startswith("walrus_challenge_proof_bytes_total"):

@@ -26,7 +26,7 @@ from walruspy.client import WalrusClient
 from walruspy.core.errors import WalrusError
 from walruspy.core.types import ShardIndex
 from walruspy.devnet import Devnet, DevnetNode, open_devnet, wait_until
-from walruspy.node_api.client import NodeClient
+from walruspy.node_api.tls import client_context
 
 pytestmark = [
     pytest.mark.devnet,
@@ -82,7 +82,7 @@ class Writer:
 async def metric(http: aiohttp.ClientSession, node: DevnetNode, name: str) -> float:
     """The sum of a node's counter `name` over its labels (0 when it cannot be read)."""
     try:
-        async with http.get(node.direct_url + "/metrics") as response:
+        async with http.get(node.direct_url + "/metrics", ssl=client_context()) as response:
             text = await response.text()
     except aiohttp.ClientError:
         return 0.0
@@ -191,7 +191,7 @@ async def test_no_blob_is_lost_under_churn(
     # Every node holds its shards now: the wiped one too.
     for node in devnet.nodes:
         if node.shards:
-            health = await NodeClient(node.direct_url, http, timeout_s=30).health(detailed=False)
+            health = await node.plan.client(http, 30, direct=True).health(detailed=False)
             assert health.node_status == "Active", (node.index, health)
     lost = []
     for data, blob_id in writer.stored:

@@ -29,6 +29,7 @@ from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, walruspy
 from walruspy.client import WalrusClient
 from walruspy.core.encoding import encode_blob
 from walruspy.devnet import Devnet, open_devnet, wait_until
+from walruspy.node_api.tls import client_context
 
 pytestmark = [
     pytest.mark.devnet,
@@ -170,7 +171,7 @@ async def test_ctrl_c_during_the_upload(
                 assert process.poll() is None
                 for node in running:
                     url = f"{node.url}/v1/blobs/{blob_id}/metadata"
-                    async with session.get(url) as response:
+                    async with session.get(url, ssl=client_context()) as response:
                         if response.status == 200:
                             return True
                 return False

@@ -54,8 +54,8 @@ from walruspy.node.store import (
     shard_database_name,
 )
 from walruspy.node.store_integrity import DATA_FILE, is_intact
-from walruspy.node_api.client import NodeClient
 from walruspy.node_api.schemas import StoredOnNodeStatus
+from walruspy.node_api.tls import client_context
 
 pytestmark = [
     pytest.mark.devnet,
@@ -120,7 +120,7 @@ async def missing_slivers(
     """Slivers some node should store and does not say it stores (presence only)."""
 
     async def check(node: DevnetNode, blob: EncodedBlob, shard: int, t: SliverType) -> str | None:
-        api = NodeClient(node.direct_url, http, timeout_s=10)
+        api = node.plan.client(http, 10, direct=True)
         blob_id = blob.metadata.blob_id
         pair = pair_of_shard(ShardIndex(shard), blob_id.raw, N_SHARDS)
         try:
@@ -148,7 +148,7 @@ async def unverified_slivers(
     """Slivers some node does not serve, or serves but they fail verification or differ."""
 
     async def check(node: DevnetNode, blob: EncodedBlob, shard: int, t: SliverType) -> str | None:
-        api = NodeClient(node.direct_url, http, timeout_s=30)
+        api = node.plan.client(http, 30, direct=True)
         pair = pair_of_shard(ShardIndex(shard), blob.metadata.blob_id.raw, N_SHARDS)
         try:
             served = await api.get_sliver(blob.metadata, pair, t)  # verifies against metadata
@@ -169,7 +169,7 @@ async def unverified_slivers(
 
 async def metric_total(http: aiohttp.ClientSession, node: DevnetNode, name: str) -> float:
     """The sum of every sample of counter `name` (without `_total`) on the node's /metrics."""
-    async with http.get(f"{node.direct_url}/metrics") as response:
+    async with http.get(f"{node.direct_url}/metrics", ssl=client_context()) as response:
         response.raise_for_status()
         text = await response.text()
     return sum(
@@ -184,7 +184,7 @@ async def metric_total(http: aiohttp.ClientSession, node: DevnetNode, name: str)
 async def healthy(http: aiohttp.ClientSession, node: DevnetNode) -> str | None:
     """None if the node reports itself Active with every shard ready, else what it reports."""
     try:
-        health = await NodeClient(node.direct_url, http, timeout_s=10).health()
+        health = await node.plan.client(http, 10, direct=True).health()
     except FAILURES as exc:  # not answering is not healthy
         return f"node {node.index}: {exc!r}"
     owned = health.shard_summary.owned_shard_status

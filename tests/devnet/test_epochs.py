@@ -18,7 +18,6 @@ import pytest_asyncio
 from tests.devnet.conftest import blob_bytes
 from walruspy.client import StoreResult, WalrusClient
 from walruspy.devnet import Devnet, open_devnet, wait_until
-from walruspy.node_api.client import NodeClient
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -48,7 +47,7 @@ async def test_nodes_advance_epochs_by_themselves(
 
     async def every_node_follows() -> bool:
         epochs = [
-            (await NodeClient(node.url, http, timeout_s=10).health()).epoch for node in devnet.nodes
+            (await node.plan.client(http, 10, direct=False).health()).epoch for node in devnet.nodes
         ]
         return all(epoch >= target for epoch in epochs)
 

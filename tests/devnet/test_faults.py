@@ -20,7 +20,6 @@ from walruspy.client import WalrusClient
 from walruspy.core.encoding import encode_blob
 from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
 from walruspy.devnet import Devnet, open_devnet, wait_until
-from walruspy.node_api.client import NodeClient
 from walruspy.node_api.schemas import Nonexistent, StoredOnNodeStatus
 
 pytestmark = [
@@ -70,7 +69,7 @@ async def test_restarted_node_recovers_what_it_missed(
     assert node.pid is not None
     encoded = encode_blob(WHILE_DOWN, N_SHARDS)
     metadata = encoded.metadata
-    api = NodeClient(node.url, http, timeout_s=30)
+    api = node.plan.client(http, 30, direct=False)
     pairs = [pair_of_shard(ShardIndex(s), metadata.blob_id.raw, N_SHARDS) for s in node.shards]
 
     async def recovered() -> bool:
@@ -134,7 +133,7 @@ async def test_nodes_follow_a_chain_that_reverts(
     lost = await client.store(blob_bytes(6, 60_000), 5, deletable=False)
     await wait_certified(client, lost.blob_id)
     assert await devnet.rpc("evm_revert", snapshot) is True
-    apis = [NodeClient(node.url, http, timeout_s=30) for node in devnet.nodes]
+    apis = [node.plan.client(http, 30, direct=False) for node in devnet.nodes]
 
     async def forgotten() -> bool:
         statuses = [await api.blob_status(lost.blob_id) for api in apis]

@@ -76,7 +76,7 @@ async def test_an_inconsistent_blob_is_invalidated_by_the_network(
     )
     signed = []
     for index, node in enumerate(devnet.nodes[:3]):
-        peer = NodeClient(node.url, http, timeout_s=30)
+        peer = node.plan.client(http, 30, direct=False)
 
         async def registered(peer: NodeClient = peer) -> bool:
             try:

@@ -22,7 +22,6 @@ from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import InvalidInputError
 from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
 from walruspy.devnet import Devnet, open_devnet, wait_until
-from walruspy.node_api.client import NodeClient
 from walruspy.node_api.schemas import StoredOnNodeStatus
 
 pytestmark = [
@@ -57,8 +56,8 @@ async def test_the_proxy_corrupts_slivers(devnet: Devnet, http: aiohttp.ClientSe
     assert liar.url != liar.direct_url and liar.proxy is not None
     metadata = encode_blob(DATA, N_SHARDS).metadata
     pair = pair_of_shard(ShardIndex(liar.shards[0]), metadata.blob_id.raw, N_SHARDS)
-    honest = NodeClient(liar.direct_url, http, timeout_s=30)
-    lying = NodeClient(liar.url, http, timeout_s=30)
+    honest = liar.plan.client(http, 30, direct=True)
+    lying = liar.plan.client(http, 30, direct=False)
     for sliver_type in SliverType:
         await honest.get_sliver(metadata, pair, sliver_type)  # verifies
         with pytest.raises(InvalidInputError):
@@ -98,7 +97,7 @@ async def test_other_nodes_are_not_fooled_by_the_liar(
     await node.restart()
     encoded = encode_blob(data, N_SHARDS)
     metadata = encoded.metadata
-    api = NodeClient(node.url, http, timeout_s=30)
+    api = node.plan.client(http, 30, direct=False)
     pairs = [pair_of_shard(ShardIndex(s), metadata.blob_id.raw, N_SHARDS) for s in node.shards]
 
     async def recovered() -> bool:

@@ -79,7 +79,7 @@ async def test_a_node_joins_and_another_leaves(
     assert devnet.in_committee(newcomer) and newcomer.shards
     assert epoch <= 3
     # The epoch change completed only once the newcomer held its shards: it recovered them.
-    api = NodeClient(newcomer.url, http, timeout_s=30)
+    api = newcomer.plan.client(http, 30, direct=False)
     for (data, _), result in zip(stored, results, strict=True):
         encoded = encode_blob(data, N_SHARDS)
         for shard in newcomer.shards:
@@ -148,7 +148,13 @@ async def test_an_operator_joins_with_the_cli(
         shards = devnet.shards_of(key)
         assert shards, "the operator's node never entered the committee"
         await devnet.wait_epoch_change_done()
-        api = NodeClient(f"http://127.0.0.1:{port}", http, timeout_s=30)
+        # It serves TLS with the network key `node setup` made and `node register` registered.
+        api = NodeClient(
+            f"https://127.0.0.1:{port}",
+            http,
+            timeout_s=30,
+            network_public_key=bytes.fromhex(setup["networkPublicKey"]),
+        )
         encoded = encode_blob(data, N_SHARDS)
         for shard in shards:
             pair = pair_of_shard(ShardIndex(shard), stored.blob_id.raw, N_SHARDS)

@@ -529,7 +529,12 @@ class ChallengeWorker:
             except ChainRevertError as exc:
                 if "already certified" in exc.reason:
                     break
-                raise
+                # Refused for good (the epoch moved on before it landed: "challenge not
+                # started" for the new one): this epoch is lost for the node, which goes on.
+                log.warning(
+                    "the challenge certificate was refused", epoch=record.epoch, reason=exc.reason
+                )
+                return
             except ChainError as exc:
                 failures += 1
                 delay = capped_doubling(failures, *self.backoff_s)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from multidict import CIMultiDict
 
 from walruspy.cli.quilt_cmds import write_patches
 from walruspy.client.quilts import QuiltPatchData, StoredQuiltPatch
 from walruspy.core.blob_id import BlobId
 from walruspy.core.quilt import QuiltPatchId, QuiltPatchInternalId
 from walruspy.daemon.errors import DaemonApiError
-from walruspy.daemon.quilts import parse_metadata, parse_quilt_query
+from walruspy.daemon.quilts import field_name, parse_metadata, parse_quilt_query
 
 QUILT = BlobId(bytes(range(32)))
 
@@ -52,6 +53,35 @@ def test_malformed_metadata_is_named(text: bytes, message: str) -> None:
     with pytest.raises(DaemonApiError, match=message) as caught:
         parse_metadata(text)
     assert caught.value.http_status == 400 and caught.value.reason == "MALFORMED_REQUEST"
+
+
+class _Part:
+    def __init__(self, disposition: str) -> None:
+        self.headers = CIMultiDict({"Content-Disposition": disposition})
+
+
+@pytest.mark.parametrize(
+    ("disposition", "name"),
+    [
+        ('form-data; name="/"; filename="f"', "/"),  # aiohttp's own reader gives ""
+        ('form-data; name="/a"', "/a"),  # and "a"
+        ('form-data; name="x\\ y"; filename="f"', "x y"),  # aiohttp's client escapes spaces
+        ('form-data; name="a\\"b"', 'a"b'),
+        ("form-data; name*=utf-8''%E4%B8%AD%2F; filename=\"f\"", "中/"),
+        ('form-data; name="中 x"', "中 x"),
+        ("form-data; name=plain", "plain"),
+        ('form-data; filename="a; name=x"; name="real"', "real"),
+        ('form-data;name="a;b";filename="c"', "a;b"),
+        ("form-data", ""),
+    ],
+)
+def test_field_names_are_read_as_sent(disposition: str, name: str) -> None:
+    assert field_name(_Part(disposition)) == name  # type: ignore[arg-type]
+
+
+def test_a_field_name_in_an_unknown_charset_is_named() -> None:
+    with pytest.raises(DaemonApiError, match=r"field name.*bogus"):
+        field_name(_Part("form-data; name*=bogus''%ff"))  # type: ignore[arg-type]
 
 
 def test_quilt_version_and_the_publisher_query() -> None:

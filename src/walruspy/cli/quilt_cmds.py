@@ -48,12 +48,11 @@ import click
 from walruspy.cli.client_cmds import (
     _bars,
     _parse_blob_id,
-    _parse_epochs,
     client_options,
     run_client,
 )
 from walruspy.cli.output import CommandInterrupted, emit, json_option
-from walruspy.cli.store_cmd import _interruption, _store_lines
+from walruspy.cli.store_cmd import _interruption, _store_lines, store_options
 
 if TYPE_CHECKING:
     # The core's quilt module pulls in numpy and the RS2 encoder, the client web3: only the
@@ -285,25 +284,7 @@ def _patch_lines(patches: Sequence[StoredQuiltPatch]) -> list[str]:
     metavar="PATH...",
     help="Files or directories (read recursively); each file is named by its file name.",
 )
-@click.option(
-    "--epochs",
-    required=True,
-    callback=_parse_epochs,
-    help="Epochs ahead to store the quilt for (a number, or 'max').",
-)
-@click.option(
-    "--deletable/--permanent",
-    default=True,
-    show_default=True,
-    help="Whether the owner may delete the quilt (deletable by default, as Walrus since 1.33).",
-)
-@click.option("--force", is_flag=True, help="Store even if the quilt is already certified.")
-@click.option(
-    "--ignore-resources",
-    is_flag=True,
-    help="Do not look for blob objects of this account to reuse (skips listing them).",
-)
-@client_options
+@store_options("quilt")
 def store_quilt_command(
     *,
     blob_specs: tuple[str, ...],

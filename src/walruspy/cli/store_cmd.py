@@ -25,6 +25,7 @@ reported as usual.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -149,29 +150,49 @@ async def _interruption(
     )
 
 
+def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every store command takes (`store`, `store-quilt`), for `what` is stored:
+    --epochs, --deletable/--permanent, --force, --ignore-resources and the client's."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            (
+                click.option(
+                    "--epochs",
+                    required=True,
+                    callback=_parse_epochs,
+                    help=f"Epochs ahead to store the {what} for (a number, or 'max').",
+                ),
+                click.option(
+                    "--deletable/--permanent",
+                    default=True,
+                    show_default=True,
+                    help=f"Whether the owner may delete the {what} (deletable by default, as "
+                    "Walrus since 1.33).",
+                ),
+                click.option(
+                    "--force", is_flag=True, help=f"Store even if the {what} is already certified."
+                ),
+                click.option(
+                    "--ignore-resources",
+                    is_flag=True,
+                    help="Do not look for blob objects of this account to reuse (skips listing "
+                    "them).",
+                ),
+                client_options,
+            )
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @click.command("store")
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option(
-    "--epochs",
-    required=True,
-    callback=_parse_epochs,
-    help="Epochs ahead to store the blobs for (a number, or 'max').",
-)
-@click.option(
-    "--deletable/--permanent",
-    default=True,
-    show_default=True,
-    help="Whether the owner may delete the blobs (deletable by default, as Walrus since 1.33).",
-)
-@click.option("--force", is_flag=True, help="Store even if the blob is already certified.")
-@click.option(
-    "--ignore-resources",
-    is_flag=True,
-    help="Do not look for blob objects of this account to reuse (skips listing them).",
-)
-@client_options
+@store_options("blobs")
 def store_command(
     *,
     files: tuple[Path, ...],

@@ -21,7 +21,7 @@ Read. A quilt's column j is its secondary sliver j (`walruspy.core.quilt`), so a
    time (default: p), each from the node holding its shard in each committee in turn, each
    verified against the metadata as every sliver is. A sliver no node serves is rebuilt from
    the decoding symbols of p primary slivers and checked against its metadata hash (as
-   `rebuild_source_row` rebuilds rows). Reads by patch ID skip step 2, as Walrus's do.
+   `rebuild_sliver` rebuilds rows). Reads by patch ID skip step 2, as Walrus's do.
 4. If a sliver can be neither fetched nor rebuilt, the quilt is read whole instead, with the
    Strict consistency check (Walrus's `get_full_quilt` fallback: a full read checks primary
    slivers, a patch read secondary ones, and only the Strict check makes both agree). The
@@ -52,18 +52,16 @@ from walruspy.client.errors import (
     NotEnoughSliversError,
     QuiltPatchNotFoundError,
 )
-from walruspy.client.nodes import ClientEnv, Node
-from walruspy.client.read import BlobReader, locate_blob, read_blob
+from walruspy.client.nodes import ClientEnv
+from walruspy.client.read import BlobReader, fetch_sliver, locate_blob, read_blob
 from walruspy.client.results import ENCODING_TYPE_NAME, ProgressCallback, StoreResult
 from walruspy.client.store import store_blob
 from walruspy.core.blob_id import BlobId
-from walruspy.core.committee import Committee
 from walruspy.core.decoding import ConsistencyCheck
 from walruspy.core.errors import (
     DataTooLargeError,
     DecodeError,
     InvalidInputError,
-    VerificationError,
 )
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import EncodingParams
@@ -77,12 +75,8 @@ from walruspy.core.quilt import (
     construct_quilt,
     index_sliver_indices,
 )
-from walruspy.core.rs import decode_source
-from walruspy.core.slivers import SliverData, VerifiedSliver
-from walruspy.core.types import SliverIndex, SliverType, pair_index_of_sliver, shard_of_pair
-from walruspy.node_api.decoding_symbols import DecodingSymbol
-from walruspy.node_api.fanout import NodeRequest, gather_weight
-from walruspy.node_api.paths import DecodingSymbolsQuery
+from walruspy.core.slivers import VerifiedSliver
+from walruspy.core.types import SliverType
 
 __all__ = [
     "QuiltClient",
@@ -302,27 +296,8 @@ class QuiltSource:
 
     async def _fetch_column(self, index: int) -> VerifiedSliver:
         """Secondary sliver `index`: from its shard's owner in each committee, else rebuilt."""
-        metadata, n = self.metadata, self.metadata.n_shards
-        pair = pair_index_of_sliver(SliverIndex(index), SliverType.SECONDARY, n)
-        shard = shard_of_pair(pair, metadata.blob_id.raw, n)
-        committees = [c for c in self.reader.committees if c.n_shards == n]
-        failures: list[str] = []
-        for committee in committees:
-            node = self.env.pool.nodes(committee)[committee.shard_owner(shard)]
-            try:
-                return await node.call(
-                    lambda client: client.get_sliver(metadata, pair, SliverType.SECONDARY)
-                )
-            except Exception as exc:  # a node's failure, as in every fan-out
-                failures.append(f"{node}: {str(exc) or type(exc).__name__}")
-        for committee in committees:
-            try:
-                return await rebuild_column(self.env, metadata, committee, index)
-            except NotEnoughSliversError as exc:
-                failures.append(str(exc))
-        raise NotEnoughSliversError(
-            f"secondary sliver {index} of quilt {metadata.blob_id} could be neither fetched nor "
-            f"rebuilt: {'; '.join(failures)}"
+        return await fetch_sliver(
+            self.env, self.metadata, self.reader.committees, SliverType.SECONDARY, index
         )
 
     async def _read_whole(self) -> None:
@@ -361,68 +336,6 @@ class QuiltSource:
     def sliver_bytes(self) -> int:
         """Bytes of the secondary slivers fetched or rebuilt."""
         return sum(len(v.sliver.data) for v in self.slivers.values())
-
-
-async def rebuild_column(
-    env: ClientEnv, metadata: VerifiedBlobMetadataWithId, committee: Committee, index: int
-) -> VerifiedSliver:
-    """Secondary sliver `index` (< s) rebuilt from the decoding symbols of p primary slivers.
-
-    Symbol `index` of primary sliver i is symbol i of column `index`'s primary codeword, so any
-    p of them decode the column (Walrus's node API `decodingSymbols`, no proofs: the rebuilt
-    sliver is checked against the metadata instead).
-    """
-    params, n = metadata.params, metadata.n_shards
-    needed = params.n_primary_source_symbols
-    query = DecodingSymbolsQuery((SliverIndex(index),), SliverType.SECONDARY)
-    nodes = env.pool.nodes(committee)
-
-    def ask(node: Node) -> NodeRequest[Node, list[DecodingSymbol]]:
-        async def call() -> list[DecodingSymbol]:
-            answer = await node.call(
-                lambda client: client.decoding_symbols(metadata.blob_id, query)
-            )
-            return answer.get(SliverIndex(index), [])
-
-        return NodeRequest(node, node.weight, call)
-
-    fanout = await gather_weight(
-        [ask(node) for node in nodes],
-        needed,
-        max_concurrency=len(nodes),
-        timeout_s=env.config.read_timeout_s,
-        weigh=len,
-    )
-    symbols: dict[int, bytes] = {}
-    for success in fanout.successes:
-        for symbol in success.value:
-            if symbol.target_type is SliverType.SECONDARY and symbol.index < n:
-                symbols.setdefault(symbol.index, symbol.data)
-    if len(symbols) < needed or any(len(d) != metadata.symbol_size for d in symbols.values()):
-        raise NotEnoughSliversError(
-            f"too few decoding symbols to rebuild secondary sliver {index} from the committee of "
-            f"epoch {committee.epoch}: {fanout.summary()}",
-            [fanout],
-        )
-    try:
-        return await asyncio.to_thread(_decode_column, metadata, index, symbols)
-    except VerificationError as exc:
-        raise NotEnoughSliversError(
-            f"secondary sliver {index} rebuilt from decoding symbols does not match its metadata "
-            f"hash: a node sent wrong symbols, or the quilt is inconsistently encoded ({exc})",
-            [fanout],
-        ) from exc
-
-
-def _decode_column(
-    metadata: VerifiedBlobMetadataWithId, index: int, symbols: dict[int, bytes]
-) -> VerifiedSliver:
-    params = metadata.params
-    source = decode_source(params.n_primary_source_symbols, params.n_shards, symbols)
-    sliver = SliverData(
-        SliverType.SECONDARY, SliverIndex(index), metadata.symbol_size, b"".join(source)
-    )
-    return sliver.verify(metadata)
 
 
 # --- the client -----------------------------------------------------------------------------------

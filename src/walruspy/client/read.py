@@ -58,7 +58,7 @@ Theory of operation (spec/walrus-system.md 1.3, 2.2 and 5; Walrus `retrieve_meta
    only the source rows holding the bytes asked for, in order, a bounded window ahead, each
    verified against the metadata, and cuts the bytes from them. A row whose node fails (in each
    committee to read from) is rebuilt from the decoding symbols of n-f secondary slivers and
-   checked against its metadata hash (`rebuild_source_row`; Walrus recovers such slivers too).
+   checked against its metadata hash (`rebuild_sliver`; Walrus recovers such slivers too).
    For the whole blob this is what a full read from the source rows checks (with every source
    row received, the Default check has nothing left to re-cut; padding-only rows are skipped);
    a part of a blob is checked only sliver by sliver: Walrus's docs warn that a range of an
@@ -618,42 +618,62 @@ class BlobReader:
 
     async def _fetch_row(self, row: int) -> VerifiedSliver:
         """Source row `row`: from its shard's owner in each committee, else rebuilt."""
-        metadata, n = self.metadata, self.metadata.n_shards
-        pair = pair_index_of_sliver(SliverIndex(row), SliverType.PRIMARY, n)
-        shard = shard_of_pair(pair, metadata.blob_id.raw, n)
-        failures: list[str] = []
-        committees = [c for c in self.committees if c.n_shards == n]
-        for committee in committees:
-            node = self.env.pool.nodes(committee)[committee.shard_owner(shard)]
-            try:
-                return await node.call(
-                    lambda client: client.get_sliver(metadata, pair, SliverType.PRIMARY)
-                )
-            except Exception as exc:  # a node's failure, as in every fan-out
-                failures.append(f"{node}: {str(exc) or type(exc).__name__}")
-        for committee in committees:
-            try:
-                return await rebuild_source_row(self.env, metadata, committee, row)
-            except NotEnoughSliversError as exc:
-                failures.append(str(exc))
-        raise NotEnoughSliversError(
-            f"primary sliver {row} of blob {metadata.blob_id} could be neither fetched nor "
-            f"rebuilt: {'; '.join(failures)}"
-        )
+        return await fetch_sliver(self.env, self.metadata, self.committees, SliverType.PRIMARY, row)
 
 
-async def rebuild_source_row(
-    env: ClientEnv, metadata: VerifiedBlobMetadataWithId, committee: Committee, row: int
+async def fetch_sliver(
+    env: ClientEnv,
+    metadata: VerifiedBlobMetadataWithId,
+    committees: Sequence[Committee],
+    sliver_type: SliverType,
+    index: int,
 ) -> VerifiedSliver:
-    """Source row `row` rebuilt from the decoding symbols of s = n-f secondary slivers.
+    """Sliver `index` of `sliver_type`, verified: from its shard's owner in each committee (of
+    the blob's shard count) in turn, else rebuilt from decoding symbols (`rebuild_sliver`)."""
+    n = metadata.n_shards
+    pair = pair_index_of_sliver(SliverIndex(index), sliver_type, n)
+    shard = shard_of_pair(pair, metadata.blob_id.raw, n)
+    failures: list[str] = []
+    usable = [c for c in committees if c.n_shards == n]
+    for committee in usable:
+        node = env.pool.nodes(committee)[committee.shard_owner(shard)]
+        try:
+            return await node.call(lambda client: client.get_sliver(metadata, pair, sliver_type))
+        except Exception as exc:  # a node's failure, as in every fan-out
+            failures.append(f"{node}: {str(exc) or type(exc).__name__}")
+    for committee in usable:
+        try:
+            return await rebuild_sliver(env, metadata, committee, sliver_type, index)
+        except NotEnoughSliversError as exc:
+            failures.append(str(exc))
+    raise NotEnoughSliversError(
+        f"{sliver_type.value} sliver {index} of blob {metadata.blob_id} could be neither "
+        f"fetched nor rebuilt: {'; '.join(failures)}"
+    )
 
-    Symbol `row` of secondary sliver j is symbol j of row `row`'s secondary codeword, so any s
-    of them decode the row (Walrus's node API `decodingSymbols`: no proofs, so the rebuilt row
-    is checked against the metadata instead, as the Default consistency check does).
+
+async def rebuild_sliver(
+    env: ClientEnv,
+    metadata: VerifiedBlobMetadataWithId,
+    committee: Committee,
+    sliver_type: SliverType,
+    index: int,
+) -> VerifiedSliver:
+    """Sliver `index` of `sliver_type` rebuilt from the decoding symbols of the other axis.
+
+    Symbol `index` of secondary sliver j is symbol j of primary sliver `index`'s codeword (and
+    the other way round), so any s = n-f of them rebuild a primary (source) sliver and any
+    p = n-2f a secondary one (a quilt's column). Walrus's node API `decodingSymbols` carries no
+    proofs, so the rebuilt sliver is checked against the metadata instead, as the Default
+    consistency check does.
     """
     params, n = metadata.params, metadata.n_shards
-    needed = params.n_secondary_source_symbols
-    query = DecodingSymbolsQuery((SliverIndex(row),), SliverType.PRIMARY)
+    needed = (
+        params.n_secondary_source_symbols
+        if sliver_type is SliverType.PRIMARY
+        else params.n_primary_source_symbols
+    )
+    query = DecodingSymbolsQuery((SliverIndex(index),), sliver_type)
     nodes = env.pool.nodes(committee)
 
     def ask(node: Node) -> NodeRequest[Node, list[DecodingSymbol]]:
@@ -661,7 +681,7 @@ async def rebuild_source_row(
             answer = await node.call(
                 lambda client: client.decoding_symbols(metadata.blob_id, query)
             )
-            return answer.get(SliverIndex(row), [])
+            return answer.get(SliverIndex(index), [])
 
         return NodeRequest(node, node.weight, call)
 
@@ -675,32 +695,39 @@ async def rebuild_source_row(
     symbols: dict[int, bytes] = {}
     for success in fanout.successes:
         for symbol in success.value:
-            if symbol.target_type is SliverType.PRIMARY and symbol.index < n:
+            if symbol.target_type is sliver_type and symbol.index < n:
                 symbols.setdefault(symbol.index, symbol.data)
+    what = f"{sliver_type.value} sliver {index}"
     if len(symbols) < needed or any(len(d) != metadata.symbol_size for d in symbols.values()):
         raise NotEnoughSliversError(
-            f"too few decoding symbols to rebuild primary sliver {row} from the committee of "
+            f"too few decoding symbols to rebuild {what} from the committee of "
             f"epoch {committee.epoch}: {fanout.summary()}",
             [fanout],
         )
     try:
-        return await asyncio.to_thread(_decode_row, metadata, row, symbols)
+        return await asyncio.to_thread(_decode_sliver, metadata, sliver_type, index, symbols)
     except VerificationError as exc:
         raise NotEnoughSliversError(
-            f"primary sliver {row} rebuilt from decoding symbols does not match its metadata "
+            f"{what} rebuilt from decoding symbols does not match its metadata "
             f"hash: a node sent wrong symbols, or the blob is inconsistently encoded ({exc})",
             [fanout],
         ) from exc
 
 
-def _decode_row(
-    metadata: VerifiedBlobMetadataWithId, row: int, symbols: dict[int, bytes]
+def _decode_sliver(
+    metadata: VerifiedBlobMetadataWithId,
+    sliver_type: SliverType,
+    index: int,
+    symbols: dict[int, bytes],
 ) -> VerifiedSliver:
     params = metadata.params
-    source = decode_source(params.n_secondary_source_symbols, params.n_shards, symbols)
-    sliver = SliverData(
-        SliverType.PRIMARY, SliverIndex(row), metadata.symbol_size, b"".join(source)
+    count = (
+        params.n_secondary_source_symbols
+        if sliver_type is SliverType.PRIMARY
+        else params.n_primary_source_symbols
     )
+    source = decode_source(count, params.n_shards, symbols)
+    sliver = SliverData(sliver_type, SliverIndex(index), metadata.symbol_size, b"".join(source))
     return sliver.verify(metadata)
 
 

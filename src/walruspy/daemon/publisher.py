@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -29,6 +29,14 @@ from walruspy.daemon.errors import DaemonApiError, store_error
 from walruspy.logs import get_logger
 
 __all__ = ["BlobTransfer", "PublisherQuery", "put_blob", "read_body"]
+
+
+class _JsonResult(Protocol):
+    def to_json(self) -> Any: ...
+
+
+#: A store's result: a blob's `StoreResult` or a quilt's.
+R = TypeVar("R", bound=_JsonResult)
 
 log = get_logger("walruspy.daemon.publisher")
 
@@ -165,35 +173,50 @@ async def put_blob(
 ) -> web.Response:
     """Handle `PUT /v1/blobs` (see the module docstring)."""
     query = PublisherQuery.parse(request.query.items())
+    require_transfer(query, transfer)
+    data = await read_body(request, max_body_bytes)
+    store = client.store(
+        data,
+        query.epochs,
+        deletable=query.deletable,
+        force=query.force,
+        ignore_resources=not query.reuse_resources,
+    )
+    return await publish(store, query, transfer, lambda result: result, "store", size=len(data))
+
+
+def require_transfer(query: PublisherQuery, transfer: BlobTransfer | None) -> None:
+    """501 before the body is read if `send_object_to` asks for what this publisher lacks."""
     if query.send_object_to is not None and transfer is None:
         raise DaemonApiError(
             501,
             "TRANSFER_UNSUPPORTED",
             "send_object_to is not available: this publisher cannot transfer blob objects",
         )
-    data = await read_body(request, max_body_bytes)
-    result = await _store(client, data, query)
-    if query.send_object_to is not None and transfer is not None:
-        await _send(result, query.send_object_to, transfer)
-    return web.json_response(result.to_json())
 
 
-async def _store(client: WalrusClient, data: bytes, query: PublisherQuery) -> StoreResult:
+async def publish(
+    store: Awaitable[R],
+    query: PublisherQuery,
+    transfer: BlobTransfer | None,
+    blob_result: Callable[[R], StoreResult],
+    what: str,
+    **fields: object,
+) -> web.Response:
+    """Await a store (of a blob, of a quilt), map its failure to Walrus's answer, give the new
+    blob object to `send_object_to` and answer the result's JSON."""
     try:
-        return await client.store(
-            data,
-            query.epochs,
-            deletable=query.deletable,
-            force=query.force,
-            ignore_resources=not query.reuse_resources,
-        )
+        result = await store
     except Exception as exc:
         answer = store_error(exc)
         if answer is None:
-            log.exception("store failed", size=len(data))
+            log.exception(f"{what} failed", **fields)
             raise DaemonApiError.internal() from exc
-        log.info("store refused", size=len(data), reason=answer.reason, error=str(exc))
+        log.info(f"{what} refused", reason=answer.reason, error=str(exc), **fields)
         raise answer from exc
+    if query.send_object_to is not None and transfer is not None:
+        await _send(blob_result(result), query.send_object_to, transfer)
+    return web.json_response(result.to_json())
 
 
 async def _send(result: StoreResult, address: str, transfer: BlobTransfer) -> None:

@@ -35,20 +35,28 @@ as Walrus's `QuiltPatchItem`), reading only the index's slivers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Iterable
 from typing import Final, TypeVar
+from urllib.parse import unquote
 
 import structlog
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from walruspy.client import WalrusClient
 from walruspy.client.errors import NotAQuiltError, QuiltPatchNotFoundError
-from walruspy.client.quilts import QuiltPatchData, QuiltStoreResult
+from walruspy.client.quilts import QuiltPatchData
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import InvalidInputError
 from walruspy.core.quilt import QuiltPatchId, QuiltStoreBlob
-from walruspy.daemon.errors import DaemonApiError, read_error, store_error
-from walruspy.daemon.publisher import READ_CHUNK_BYTES, BlobTransfer, PublisherQuery
+from walruspy.daemon.errors import DaemonApiError, read_error
+from walruspy.daemon.publisher import (
+    READ_CHUNK_BYTES,
+    BlobTransfer,
+    PublisherQuery,
+    publish,
+    require_transfer,
+)
 
 __all__ = [
     "ALLOWED_TAG_HEADERS",
@@ -165,6 +173,34 @@ def parse_metadata(text: bytes) -> dict[str, dict[str, str]]:
     return tags_of
 
 
+_PARAMETER: Final = re.compile(r"""\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*?)\s*(?:;|$)""")
+
+
+def field_name(part: BodyPartReader) -> str:
+    """The part's field name, read from its `Content-Disposition` (RFC 7578 section 4.2).
+
+    Not aiohttp's `part.name`: it reads `name="/a"` as `a` and `name="/"` as empty. A quoted name
+    has its backslash escapes undone (aiohttp's client writes `name="x\\ y"`); an RFC 2231
+    `name*=charset''percent-encoded` form wins over a plain `name`.
+    """
+    header = part.headers.get(hdrs.CONTENT_DISPOSITION, "")
+    _, _, parameters = header.partition(";")
+    found: dict[str, str] = {}
+    for match in _PARAMETER.finditer(parameters):
+        key, value = match.group(1).lower(), match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        found.setdefault(key, value)
+    if "name*" in found:
+        charset, _, rest = found["name*"].partition("'")
+        _, _, encoded = rest.partition("'")
+        try:
+            return unquote(encoded, encoding=charset or "utf-8", errors="strict")
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise _malformed(f"field name {found['name*'][:80]!r}: {exc}") from exc
+    return found.get("name", "")
+
+
 async def read_quilt_form(request: web.Request, limit: int) -> list[QuiltStoreBlob]:
     """The quilt's blobs from the multipart body (module doc), at most `limit` bytes of it."""
     declared = request.content_length
@@ -184,10 +220,11 @@ async def read_quilt_form(request: web.Request, limit: int) -> list[QuiltStoreBl
             if not isinstance(part, BodyPartReader) or isinstance(part, MultipartReader):
                 raise _malformed("nested multipart parts are not supported")
             data = await budget.read(part)
-            if part.name == METADATA_FIELD:
+            name = field_name(part)
+            if name == METADATA_FIELD:
                 tags_of.update(parse_metadata(data))
             else:
-                files.append((part.name or "", data))
+                files.append((name, data))
         else:
             raise _malformed(f"more than {MAX_PARTS} parts")
     except (ValueError, AssertionError, RuntimeError) as exc:
@@ -212,43 +249,23 @@ async def put_quilt(
 ) -> web.Response:
     """Handle `PUT /v1/quilts` (see the module docstring)."""
     query = parse_quilt_query(request.query.items())
-    if query.send_object_to is not None and transfer is None:
-        raise DaemonApiError(
-            501,
-            "TRANSFER_UNSUPPORTED",
-            "send_object_to is not available: this publisher cannot transfer blob objects",
-        )
+    require_transfer(query, transfer)
     blobs = await read_quilt_form(request, max_quilt_body_bytes)
-    try:
-        result = await client.quilts.store(
-            blobs,
-            query.epochs,
-            deletable=query.deletable,
-            force=query.force,
-            ignore_resources=not query.reuse_resources,
-        )
-    except Exception as exc:
-        answer = store_error(exc)
-        if answer is None:
-            log.exception("quilt store failed", files=len(blobs))
-            raise DaemonApiError.internal() from exc
-        log.info("quilt store refused", files=len(blobs), reason=answer.reason, error=str(exc))
-        raise answer from exc
-    if query.send_object_to is not None and transfer is not None:
-        await _send(result, query.send_object_to, transfer)
-    return web.json_response(result.to_json())
-
-
-async def _send(result: QuiltStoreResult, address: str, transfer: BlobTransfer) -> None:
-    """Give the quilt's new blob object to `address` (an already certified one has none)."""
-    stored = result.blob_store_result
-    if stored.already_certified or stored.blob is None:
-        return
-    try:
-        await transfer(stored.blob.object_id, address)
-    except Exception as exc:
-        log.exception("transfer of the quilt's blob object failed", blob_id=str(stored.blob_id))
-        raise DaemonApiError.internal() from exc
+    store = client.quilts.store(
+        blobs,
+        query.epochs,
+        deletable=query.deletable,
+        force=query.force,
+        ignore_resources=not query.reuse_resources,
+    )
+    return await publish(
+        store,
+        query,
+        transfer,
+        lambda result: result.blob_store_result,
+        "quilt store",
+        files=len(blobs),
+    )
 
 
 # --- the aggregator -----------------------------------------------------------------------------

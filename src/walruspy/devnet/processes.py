@@ -113,9 +113,18 @@ class ManagedProcess:
 
     def _signal(self, signum: signal.Signals) -> None:
         if not self.running:
-            raise ProcessError(f"{self.spec.name} is not running")
+            raise self.not_running()
         assert self.popen is not None
         self.popen.send_signal(signum)
+
+    def not_running(self) -> ProcessError:
+        """The error for a process found not running: its exit status and the tail of its log."""
+        if self.popen is None:
+            return ProcessError(f"{self.spec.name} is not running (never started)")
+        return ProcessError(
+            f"{self.spec.name} is not running (exit status {self.popen.returncode});"
+            f" the end of {self.spec.log_path}:\n{_log_tail(self.spec.log_path)}"
+        )
 
     async def kill(self) -> None:
         """SIGKILL, and wait until the kernel has reaped it."""

@@ -364,10 +364,17 @@ class EpochSyncReporter:
             self.shards_complete.set()
 
     async def report(self, epoch: int) -> None:
-        """Send the report for `epoch`; a revert (the epoch moved on) is logged, not raised."""
+        """Send the report for `epoch`; a revert (the epoch moved on) is logged, not raised.
+
+        A chain that does not answer is waited for as long as it takes: the epoch change cannot
+        finish without this report, and giving up would stop the node.
+        """
         try:
             sent = await retry_chain(
-                lambda: self.chain.epoch_sync_done(epoch), *self.backoff_s, what="epoch_sync_done"
+                lambda: self.chain.epoch_sync_done(epoch),
+                *self.backoff_s,
+                what="epoch_sync_done",
+                max_attempts=None,
             )
         except ChainRevertError as exc:
             log.warning("epoch_sync_done refused", epoch=epoch, reason=exc.reason)

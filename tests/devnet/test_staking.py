@@ -28,8 +28,10 @@ from walruspy.core.crypto import BlsPublicKey
 from walruspy.core.encoding import encode_blob
 from walruspy.core.types import ShardIndex, SliverType, pair_of_shard
 from walruspy.devnet import Devnet, open_devnet
+from walruspy.devnet.network import wait_until
 from walruspy.devnet.setup import free_ports, fund_wallets
 from walruspy.node_api.client import NodeClient
+from walruspy.node_api.errors import NodeConnectionError
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -108,11 +110,6 @@ async def test_a_node_joins_and_another_leaves(
     assert await client.read(later.blob_id) == blob_bytes(9, 50_000)
 
 
-@pytest.mark.xfail(
-    reason="since nodes speak TLS, the operator's node set up by `node setup` stays 'waiting for "
-    "its chain' on this devnet (found at the end of session 6, not yet understood)",
-    strict=False,
-)
 async def test_an_operator_joins_with_the_cli(
     devnet: Devnet, client: WalrusClient, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -138,7 +135,8 @@ async def test_an_operator_joins_with_the_cli(
         "stake", "--node-id", registered["nodeId"], "--amount", str(20_000 * WAL),
         "--config", str(devnet.client_config_path), "--json",
     )  # fmt: skip
-    log = (tmp_path / "operator.log").open("w")
+    log_path = tmp_path / "operator.log"
+    log = log_path.open("w")
     process = subprocess.Popen(  # noqa: ASYNC220 (started once, waited for in `finally`)
         [sys.executable, "-m", "walruspy.node", "run", "--config", config],
         stdout=log,
@@ -147,7 +145,7 @@ async def test_an_operator_joins_with_the_cli(
     try:
         key = BlsPublicKey.from_bytes(bytes.fromhex(setup["protocolPublicKey"]))
         for _ in range(3):
-            await devnet.advance_epoch()
+            epoch = await devnet.advance_epoch()
             if devnet.shards_of(key):
                 break
         shards = devnet.shards_of(key)
@@ -160,6 +158,18 @@ async def test_an_operator_joins_with_the_cli(
             timeout_s=30,
             network_public_key=bytes.fromhex(setup["networkPublicKey"]),
         )
+
+        # The epoch change completes with 2f+1 shards reported: the newcomer may still sync.
+        async def holds_its_shards() -> bool:
+            code = process.poll()
+            assert code is None, f"the operator's node exited ({code}): {log_path.read_text()}"
+            try:
+                health = await api.health()
+            except NodeConnectionError:
+                return False  # not serving yet
+            return health.epoch >= epoch and health.node_status == "Active"
+
+        await wait_until(holds_its_shards, 120, "the operator's node holding its shards")
         encoded = encode_blob(data, N_SHARDS)
         for shard in shards:
             pair = pair_of_shard(ShardIndex(shard), stored.blob_id.raw, N_SHARDS)

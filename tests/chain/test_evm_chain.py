@@ -664,6 +664,7 @@ async def test_gas_limits_have_headroom(node: ChainProcess, deployed10: Deployme
         extend_limit = GasLimits.EXTEND_BASE + 40 * GasLimits.EXTEND_PER_EPOCH
         assert await needed(system.calldata("extend_blob", object_id, 40)) * 1.25 < extend_limit
         assert await needed(system.calldata("delete_blob", object_id)) * 1.25 < GasLimits.DELETE
+        assert await needed(system.calldata("burn_blob", object_id)) * 1.25 < GasLimits.BURN_BLOB
 
 
 async def test_unreachable_node_and_mismatched_deployment(

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from tests.core.test_quilt import file_content, load_vectors
 from walruspy.cli.main import cli
-from walruspy.cli.quilt_cmds import spread_multi_values
+from walruspy.cli.options import spread_multi_values
 
 
 def run(*args: str) -> Result:

@@ -133,7 +133,7 @@ def test_store_for_the_maximum_and_bad_epochs(
     assert bad.exit_code == 2 and "neither a positive number of epochs nor 'max'" in bad.output
     too_many = run(network, config, "store", str(path), "--epochs", "54")
     assert too_many.exit_code == 1
-    assert "Error: epochs must be between 1 and max_epochs_ahead = 53" in too_many.output
+    assert "Error: blobs can only be stored for up to 53 epochs ahead; 54 epochs" in too_many.output
 
 
 def test_read_to_stdout_to_a_file_and_as_json(

@@ -18,7 +18,7 @@ from tests.client import test_cli_client as cli_base
 from tests.client.network import ThreadedNetwork
 from tests.client.test_cli_client import ok, run, settle
 from tests.node.cluster import blob_data
-from walruspy.cli.quilt_cmds import spread_multi_values
+from walruspy.cli.options import spread_multi_values
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -84,6 +84,35 @@ def test_devnet_up_status_down_text(tmp_path: Path, cleanup: list[Path]) -> None
     blob_id = json.loads(body)["newlyCreated"]["blobObject"]["blobId"]
     assert http("GET", f"{state.daemon.url}/v1/blobs/{blob_id}") == (200, b"through the publisher")
 
+    # A dry run prices what the contract then charges; delete --file, burn-blobs and health.
+    other = tmp_path / "other.bin"
+    other.write_bytes(blob_bytes(6, 300_000))
+    dry = json.loads(
+        walruspy(
+            "store", str(other), "--epochs", "3", "--dry-run", "--config", config, "--json"
+        ).stdout
+    )["results"][0]
+    paid = json.loads(
+        walruspy("store", str(other), "--epochs", "3", "--config", config, "--json").stdout
+    )["results"][0]["blobStoreResult"]["newlyCreated"]
+    assert (paid["cost"], paid["blobObject"]["blobId"]) == (dry["storageCost"], dry["blobId"])
+    burnt = json.loads(
+        walruspy("burn-blobs", "--object-ids", paid["blobObject"]["id"], "--config", config,
+                 "--json").stdout
+    )  # fmt: skip
+    assert burnt["burnedBlobs"] == [paid["blobObject"]["id"]]
+    deleted = json.loads(
+        walruspy("delete", "--file", str(source), "--config", config, "--json").stdout
+    )
+    assert [blob["id"] for blob in deleted["deletedBlobs"]] == [created["id"]]
+    listed = json.loads(walruspy("list-blobs", "--config", config, "--json").stdout)["blobs"]
+    assert not {created["id"], paid["blobObject"]["id"]} & {blob["id"] for blob in listed}
+    for selection in ("--committee", "--active-set"):
+        health = json.loads(walruspy("health", selection, "--config", config, "--json").stdout)
+        answers = health["healthInfo"]
+        assert len(answers) == 4 and all(a["nodeName"] for a in answers), answers
+        assert all(a["healthInfo"]["Ok"]["nodeStatus"] == "Active" for a in answers), answers
+
     # A second `up` on the running devnet is refused, with the reason.
     again = walruspy("devnet", "up", "--dir", str(directory), "--json", check=False)
     assert again.returncode == 1

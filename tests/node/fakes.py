@@ -367,6 +367,10 @@ class FakeChain:
         self.delete(object_id)
         return storage
 
+    async def burn_blob(self, object_id: bytes) -> None:
+        if self.blobs.pop(object_id, None) is None:
+            raise ChainRevertError("unknown blob", "burn_blob")
+
     async def transfer_blob(self, object_id: bytes, to: str) -> None:
         record = self.blobs[object_id]
         self.blobs[object_id] = replace(record, owner=to)

@@ -281,6 +281,11 @@ class ChainWriter(ChainReader, Protocol):
         """Give a blob object this account owns to the EVM address `to`."""
         ...
 
+    async def burn_blob(self, object_id: bytes) -> None:
+        """Drop a blob object this account owns, and its storage, without a refund or an event
+        (nodes keep the data until its end epoch; the blob can no longer be extended)."""
+        ...
+
     async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
         """Post a validity certificate over INVALID_BLOB_ID: the blob is marked invalid."""
         ...

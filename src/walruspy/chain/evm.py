@@ -113,6 +113,9 @@ class GasLimits:
     # transfer_blob: unlink from the owner's list, link into the new owner's; eth_estimateGas
     # gave 89,878 for a transfer to a fresh owner (the cold worst case): about 1.4x that.
     TRANSFER_BLOB: Final = 125_000
+    # burn_blob: unlink from the owner's list and clear the record, 102,650 by eth_estimateGas
+    # (the cleared slots are refunded after the execution: the limit covers the gross figure).
+    BURN_BLOB: Final = 140_000
     # advance_epoch: 120k + 40.4k per member the first time (a fresh reward slot per node):
     # 4 members 291k, 100 members 4.17M; later epochs cost less.
     ADVANCE_EPOCH_BASE: Final = 200_000
@@ -266,6 +269,11 @@ class EvmChain(EvmChainReader):
             raise ValueError(f"not an EVM address: {to!r:.60}")
         data = self._system.calldata("transfer_blob", object_id, AsyncWeb3.to_checksum_address(to))
         await self._send("transfer_blob", self._system, data, GasLimits.TRANSFER_BLOB)
+
+    async def burn_blob(self, object_id: bytes) -> None:
+        """Drop a blob object this account owns (the contract checks ownership)."""
+        data = self._system.calldata("burn_blob", object_id)
+        await self._send("burn_blob", self._system, data, GasLimits.BURN_BLOB)
 
     async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
         """Post a validity certificate over INVALID_BLOB_ID: the blob ID is marked invalid."""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from walruspy.cli.options import MultiValueCommand
 from walruspy.cli.output import (
     emit,
     epoch_time_text,
@@ -115,6 +116,12 @@ def _parse_object_id(_ctx: click.Context, _param: click.Parameter, value: str | 
         return parse_object_id(value)
     except InvalidInputError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _parse_object_ids(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[bytes, ...]:
+    return tuple(_parse_object_id(ctx, param, value) for value in values)
 
 
 def _parse_epochs(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
@@ -389,6 +396,12 @@ def blob_status_command(
 
 @click.command("delete")
 @click.option("--blob-id", "blob_id", callback=_parse_blob_id, help="Delete every owned object.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Delete every owned object of this file's blob (its blob ID computed locally).",
+)
 @click.option("--object-id", "object_id", callback=_parse_object_id, help="Delete this object.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @click.option("--no-status-check", is_flag=True, help="Do not report the blob's status afterwards.")
@@ -396,6 +409,7 @@ def blob_status_command(
 def delete_command(
     *,
     blob_id: BlobId | None,
+    file: Path | None,
     object_id: bytes | None,
     yes: bool,
     no_status_check: bool,
@@ -404,10 +418,12 @@ def delete_command(
     as_json: bool,
 ) -> None:
     """Delete deletable blob objects of this account (their storage comes back to it)."""
-    if (blob_id is None) == (object_id is None):
-        raise click.UsageError("give exactly one of --blob-id and --object-id")
+    if sum(given is not None for given in (blob_id, file, object_id)) != 1:
+        raise click.UsageError("give exactly one of --blob-id, --file and --object-id")
     if blob_id is not None:
         target = str(blob_id)
+    elif file is not None:
+        target = str(file)
     else:
         assert object_id is not None
         target = format_object_id(object_id)
@@ -415,11 +431,14 @@ def delete_command(
         click.confirm(f"Delete the deletable blob objects of {target}?", abort=True)
 
     async def operation(client: WalrusClient) -> tuple[dict[str, Any], str | None]:
+        wanted = blob_id if file is None else await client.blob_id_of(file)
         before = None
         if not no_status_check:
-            before = await _status_before_deletion(client, blob_id, object_id)
-        deleted = await client.delete(blob_id=blob_id, object_id=object_id)
+            before = await _status_before_deletion(client, wanted, object_id)
+        deleted = await client.delete(blob_id=wanted, object_id=object_id)
         result = deleted.to_json()
+        if file is not None:
+            result["blobIdentity"]["file"] = str(file)
         described = None
         if not no_status_check and deleted.deleted:
             verified = await _status_after_change(client, deleted.deleted[0].blob_id, before)
@@ -438,6 +457,63 @@ def delete_command(
     if described is not None:
         lines.append(f"Status of the blob afterwards: {described}")
     emit(result, as_json=as_json, lines=lines)
+
+
+@click.command("burn-blobs", cls=MultiValueCommand)
+@click.option(
+    "--object-ids",
+    "object_ids",
+    multiple=True,
+    callback=_parse_object_ids,
+    help="The blob objects to burn (one or more IDs after the flag).",
+)
+@click.option("--all", "burn_all", is_flag=True, help="Burn every blob object of this account.")
+@click.option("--all-expired", is_flag=True, help="Burn every expired blob object of this account.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@client_options
+def burn_blobs_command(
+    *,
+    object_ids: tuple[bytes, ...],
+    burn_all: bool,
+    all_expired: bool,
+    yes: bool,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Burn blob objects of this account: no refund; the data stays until the end epoch.
+
+    A burnt object can no longer be extended or deleted. Useful to clear expired objects from
+    the account's list.
+    """
+    if sum((bool(object_ids), burn_all, all_expired)) != 1:
+        raise click.UsageError("give exactly one of --object-ids, --all and --all-expired")
+    ask = not yes and not as_json and sys.stdin.isatty()
+
+    async def operation(client: WalrusClient) -> tuple[list[str], bool]:
+        targets: list[bytes] = list(object_ids)
+        if not targets:
+            owned = await client.list_blobs(include_expired=True)
+            epoch = (await client.system_info()).system.epoch
+            targets = [r.object_id for r in owned if burn_all or r.end_epoch <= epoch]
+        if not targets:
+            return [], False
+        if ask:
+            names = "\n".join(format_object_id(object_id) for object_id in targets)
+            question = f"Burn these {len(targets)} blob object(s)?\n{names}\n"
+            if not await asyncio.to_thread(click.confirm, question):
+                return [], True
+        return await client.burn_blobs(targets), False
+
+    burned, aborted = run_client(config_path, context, operation)
+    if aborted:
+        lines = ["Aborted: no blob object was burnt."]
+    elif not burned:
+        kind = "expired " if all_expired else ""
+        lines = [f"This account owns no {kind}blob object."]
+    else:
+        lines = [f"Burnt blob object {object_id}" for object_id in burned]
+    emit({"burnedBlobs": burned, "aborted": aborted}, as_json=as_json, lines=lines)
 
 
 @click.command("extend")
@@ -620,6 +696,7 @@ CLIENT_COMMANDS = (
     read_command,
     blob_status_command,
     delete_command,
+    burn_blobs_command,
     extend_command,
     list_blobs_command,
     info_command,

@@ -13,14 +13,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from walruspy.cli.chain_cmd import chain
-from walruspy.cli.client_cmds import CLIENT_COMMANDS, info_challenges_command, info_command
+from walruspy.cli.client_cmds import (
+    CLIENT_COMMANDS,
+    client_options,
+    info_challenges_command,
+    info_command,
+    run_client,
+)
 from walruspy.cli.daemon_cmd import DAEMON_COMMANDS
 from walruspy.cli.devnet_cmd import devnet
+from walruspy.cli.health_cmd import health_command
 from walruspy.cli.node_cmd import node
 from walruspy.cli.output import (
     INTERRUPTED_EXIT_CODE,
@@ -38,6 +45,9 @@ from walruspy.cli.store_cmd import store_command
 from walruspy.cli.wallet_cmds import WALLET_COMMANDS
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import WalrusError
+
+if TYPE_CHECKING:
+    from walruspy.client import WalrusClient
 
 
 class _Group(click.Group):
@@ -114,12 +124,24 @@ def cli() -> None:
 
 @cli.command("blob-id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--n-shards", type=int, required=True, help="Number of shards of the committee.")
-@json_option
-def blob_id_command(file: Path, n_shards: int, as_json: bool) -> None:
+@click.option(
+    "--n-shards",
+    type=click.IntRange(1, 65535),
+    help="Number of shards of the committee (read from the chain if not given).",
+)
+@client_options
+def blob_id_command(
+    file: Path, n_shards: int | None, config_path: Path | None, context: str | None, as_json: bool
+) -> None:
     """Compute the blob ID of FILE locally by encoding it (nothing is sent anywhere)."""
     from walruspy.workers import encode
 
+    if n_shards is None:
+
+        async def committee_size(client: WalrusClient) -> int:
+            return (await client.env.chain.committee()).n_shards
+
+        n_shards = run_client(config_path, context, committee_size)
     data = file.read_bytes()
     encoded = encode(data, n_shards)
     params = encoded.metadata.params
@@ -177,6 +199,7 @@ cli.add_command(node)
 cli.add_command(devnet)
 for _command in (
     store_command,
+    health_command,
     *CLIENT_COMMANDS,
     *STAKING_COMMANDS,
     *DAEMON_COMMANDS,

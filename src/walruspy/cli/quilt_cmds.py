@@ -39,7 +39,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,14 +52,23 @@ from walruspy.cli.client_cmds import (
     client_options,
     run_client,
 )
+from walruspy.cli.options import MultiValueCommand
 from walruspy.cli.output import CommandInterrupted, emit, json_option
-from walruspy.cli.store_cmd import _interruption, _store_lines, store_options
+from walruspy.cli.store_cmd import (
+    _interruption,
+    _store_lines,
+    dry_run_entry,
+    dry_run_lines,
+    epochs_for,
+    store_options,
+)
 
 if TYPE_CHECKING:
     # The core's quilt module pulls in numpy and the RS2 encoder, the client web3: only the
     # commands that use them pay.
     from walruspy.chain.api import BlobRecord
     from walruspy.client import WalrusClient
+    from walruspy.client.lifetime import StoreLifetime
     from walruspy.client.quilts import (
         QuiltListing,
         QuiltPatchData,
@@ -77,50 +87,7 @@ __all__ = [
     "store_quilt_command",
 ]
 
-#: Options that, like Walrus's `num_args = 0..`, take every value up to the next option.
-_MULTI_VALUE_OPTIONS = frozenset(
-    {"--blobs", "--paths", "--identifiers", "--identifier"}
-    | {"--quilt-patch-ids", "--quilt-patch-id", "--patch-ids"}
-)
-#: Options whose values may start with "-" (patch IDs are URL-safe base64, as Walrus's
-#: `allow_hyphen_values`): a value ends only at an option the command knows, or `--`.
-_HYPHEN_VALUE_OPTIONS = frozenset({"--quilt-patch-ids", "--quilt-patch-id", "--patch-ids"})
 _BLOBS_FORM = '{"path": ..., "identifier": ..., "tags": {...}}'
-
-
-def spread_multi_values(args: list[str], known_options: Collection[str] = ()) -> list[str]:
-    """`--blobs A B --json` -> `--blobs A --blobs B --json`: one flag per value, for click.
-
-    After an option of `_HYPHEN_VALUE_OPTIONS`, an argument starting with `-` is a value unless
-    it names one of `known_options` (the command's own).
-    """
-    out: list[str] = []
-    option: str | None = None
-    fresh = False  # the option was just written, so the next value needs no copy of it
-    for position, arg in enumerate(args):
-        if arg == "--":
-            return out + args[position:]
-        looks_like_option = arg.startswith("-") and len(arg) > 1
-        if looks_like_option and option in _HYPHEN_VALUE_OPTIONS:
-            looks_like_option = arg.split("=", 1)[0] in known_options
-        if looks_like_option:
-            option = arg if arg in _MULTI_VALUE_OPTIONS else None
-            fresh = option is not None
-            out.append(arg)
-        elif option is not None and not fresh:
-            out += [option, arg]
-        else:
-            fresh = False
-            out.append(arg)
-    return out
-
-
-class _MultiValueCommand(click.Command):
-    """A command whose `--blobs` and `--paths` take several values after one flag."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        known = {name for param in self.params for name in (*param.opts, *param.secondary_opts)}
-        return super().parse_args(ctx, spread_multi_values(args, known))
 
 
 def _file_identifier(path: Path, position: int) -> str:
@@ -194,7 +161,7 @@ def _tags_text(tags: dict[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in tags.items())
 
 
-@click.command("quilt-id", cls=_MultiValueCommand)
+@click.command("quilt-id", cls=MultiValueCommand)
 @click.option("--n-shards", type=int, required=True, help="Number of shards of the committee.")
 @click.option(
     "--blobs",
@@ -218,12 +185,29 @@ def quilt_id_command(
     """Compute a quilt's blob ID and patch IDs locally by encoding it (nothing is sent)."""
     if bool(blob_specs) == bool(paths):
         raise click.UsageError("give exactly one of --blobs and --paths")
+    blobs = blobs_from_specs(blob_specs) if blob_specs else blobs_from_paths(paths)
+    local = local_quilt(blobs, n_shards)
+    lines = [f"Quilt blob ID: {local.blob_id}", *local.lines]
+    emit({"blobId": str(local.blob_id), "patches": local.patches}, as_json=as_json, lines=lines)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalQuilt:
+    """A quilt constructed and encoded here: its blob ID, byte length, patches as JSON (as
+    `quilt-id` prints them) and as text lines."""
+
+    blob_id: BlobId
+    length: int
+    patches: list[dict[str, Any]]
+    lines: list[str]
+
+
+def local_quilt(blobs: Sequence[QuiltStoreBlob], n_shards: int) -> LocalQuilt:
+    """Construct and encode the quilt of `blobs` for `n_shards` (nothing is sent)."""
     from walruspy.core.quilt import construct_quilt
     from walruspy.workers import encode
 
-    blobs = blobs_from_specs(blob_specs) if blob_specs else blobs_from_paths(paths)
     quilt = construct_quilt(blobs, n_shards)
-
     blob_id = encode(quilt.data, n_shards).metadata.blob_id
     patches: list[dict[str, Any]] = [
         {
@@ -235,17 +219,14 @@ def quilt_id_command(
         }
         for patch in quilt.index.patches
     ]
-    lines = [f"Quilt blob ID: {blob_id}", f"Patches ({len(patches)}):"]
+    lines = [f"Patches ({len(patches)}):"]
     for entry in patches:
         tags = f"  tags: {_tags_text(entry['tags'])}" if entry["tags"] else ""
         lines.append(
             f"  {entry['identifier']}: {entry['quiltPatchId']} "
             f"(slivers {entry['startIndex']}..{entry['endIndex']}){tags}"
         )
-    emit({"blobId": str(blob_id), "patches": patches}, as_json=as_json, lines=lines)
-
-
-# --- on a network ---------------------------------------------------------------------------
+    return LocalQuilt(blob_id, len(quilt.data), patches, lines)
 
 
 def _blobs_from_options(
@@ -269,7 +250,7 @@ def _patch_lines(patches: Sequence[StoredQuiltPatch]) -> list[str]:
     return lines
 
 
-@click.command("store-quilt", cls=_MultiValueCommand)
+@click.command("store-quilt", cls=MultiValueCommand)
 @click.option(
     "--blobs",
     "blob_specs",
@@ -289,7 +270,8 @@ def store_quilt_command(
     *,
     blob_specs: tuple[str, ...],
     paths: tuple[Path, ...],
-    epochs: int | None,
+    lifetime: StoreLifetime,
+    dry_run: bool,
     deletable: bool,
     force: bool,
     ignore_resources: bool,
@@ -299,12 +281,15 @@ def store_quilt_command(
 ) -> None:
     """Store files as one quilt: many small blobs in one blob, each read back on its own."""
     blobs = _blobs_from_options(blob_specs, paths)
+    if dry_run:
+        _dry_run_quilt(blobs, lifetime, config_path, context, as_json)
+        return
     registered: list[BlobRecord] = []
     state: dict[str, Any] = {}
 
     async def operation(client: WalrusClient) -> QuiltStoreResult:
         info = state["info"] = (await client.system_info()).system
-        wanted = epochs if epochs is not None else info.max_epochs_ahead
+        wanted = await epochs_for(client, lifetime, info)
         try:
             with _bars(as_json).shown() as bars:
                 return await client.quilts.store(
@@ -330,6 +315,30 @@ def store_quilt_command(
     lines = [line for line in lines if not line.startswith("Path: ")]
     lines += [f"Patches ({len(result.patches)}):", *_patch_lines(result.patches)]
     emit(body, as_json=as_json, lines=lines)
+
+
+def _dry_run_quilt(
+    blobs: Sequence[QuiltStoreBlob],
+    lifetime: StoreLifetime,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """`store-quilt --dry-run`: the quilt's blob ID, sizes, cost and patches; no transaction.
+
+    JSON: Walrus's `quiltBlobOutput` (a `DryRunOutput` with path "n/a"), and the patches as
+    `quilt-id` gives them (where Walrus gives its `quiltIndex`)."""
+
+    async def operation(client: WalrusClient) -> tuple[dict[str, Any], LocalQuilt, int]:
+        info = await client.system_info()
+        epochs = await epochs_for(client, lifetime, info.system)
+        local = await asyncio.to_thread(local_quilt, blobs, info.committee.n_shards)
+        entry = dry_run_entry(Path("n/a"), local.blob_id, local.length, info, epochs)
+        return entry, local, epochs
+
+    entry, local, epochs = run_client(config_path, context, operation)
+    body = {"quiltBlobOutput": entry, "patches": local.patches}
+    emit(body, as_json=as_json, lines=[*dry_run_lines(entry, epochs), *local.lines])
 
 
 def _selector(
@@ -383,7 +392,7 @@ def write_patches(patches: Sequence[QuiltPatchData], out: Path) -> list[Path]:
     return written
 
 
-@click.command("read-quilt", cls=_MultiValueCommand)
+@click.command("read-quilt", cls=MultiValueCommand)
 @click.option("--quilt-id", callback=_parse_blob_id, help="The quilt's blob ID.")
 @click.option(
     "--identifiers",

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from walruspy.core.apportionment import ShardAssignment
     from walruspy.core.committee import Committee
 
-__all__ = ["STAKING_COMMANDS", "info_committee_command", "staked_wal_json"]
+__all__ = ["STAKING_COMMANDS", "info_committee_command", "staked_wal_json", "staking_or_none"]
 
 #: Pools.vy MIN_STAKING_THRESHOLD (Move `MIN_STAKING_THRESHOLD`): 1 WAL.
 MIN_STAKE_FROST: Final = 10**9
@@ -118,13 +118,20 @@ def _staked_wal_lines(record: StakedWalRecord) -> list[str]:
 # --- the staking client of a context ----------------------------------------------------------
 
 
-def _staking(client: WalrusClient) -> EvmStaking:
-    """The chain's staking client; a clear error on a fixed-committee deployment."""
+def staking_or_none(client: WalrusClient) -> EvmStaking | None:
+    """The chain's staking client, or None on a fixed-committee deployment."""
     from walruspy.chain.evm_staking import EvmStaking
-    from walruspy.client.errors import ConfigError
 
     staking = getattr(client.env.chain, "staking", None)
-    if not isinstance(staking, EvmStaking):
+    return staking if isinstance(staking, EvmStaking) else None
+
+
+def _staking(client: WalrusClient) -> EvmStaking:
+    """The chain's staking client; a clear error on a fixed-committee deployment."""
+    from walruspy.client.errors import ConfigError
+
+    staking = staking_or_none(client)
+    if staking is None:
         raise ConfigError(
             "the context's deployment has a fixed committee: it has no staking contracts"
         )

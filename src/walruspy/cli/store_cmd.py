@@ -25,22 +25,25 @@ reported as usual.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
-from walruspy.cli.client_cmds import _bars, _parse_epochs, client_options, epoch_time, run_client
+from walruspy.cli.client_cmds import _bars, client_options, epoch_time, run_client
 from walruspy.cli.output import CommandInterrupted, emit, emit_error, error_text
-from walruspy.core.errors import WalrusError
+from walruspy.core.blob_id import BlobId
+from walruspy.core.errors import InvalidInputError, WalrusError
 from walruspy.node_api.paths import format_object_id
 
 if TYPE_CHECKING:
     from walruspy.chain.api import BlobRecord, SystemInfo
     from walruspy.client import WalrusClient
-    from walruspy.client.results import StoreResult
+    from walruspy.client.lifetime import StoreLifetime
+    from walruspy.client.results import NetworkInfo, StoreResult
 
 __all__ = ["store_command"]
 
@@ -150,18 +153,76 @@ async def _interruption(
     )
 
 
+def _parse_lifetime_epochs(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> int | str | None:
+    """A positive number of epochs, "max", or None when not given."""
+    if value is None or value == "max":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is neither a positive number of epochs nor 'max'")
+    return int(value)
+
+
+def _parse_expiry(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    from walruspy.client.lifetime import parse_expiry_time
+
+    if value is None:
+        return None
+    try:
+        return parse_expiry_time(value)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every store command takes (`store`, `store-quilt`), for `what` is stored:
-    --epochs, --deletable/--permanent, --force, --ignore-resources and the client's."""
+    how long (--epochs, --end-epoch or --earliest-expiry-time, given to the command as one
+    `lifetime`), --dry-run, --deletable/--permanent, --force, --ignore-resources and the
+    client's."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_lifetime(
+            *,
+            epochs: int | Literal["max"] | None,
+            end_epoch: int | None,
+            earliest_expiry_time: float | None,
+            **options: Any,
+        ) -> Any:
+            given = (epochs, end_epoch, earliest_expiry_time)
+            if sum(value is not None for value in given) != 1:
+                raise click.UsageError(
+                    "give exactly one of --epochs, --end-epoch and --earliest-expiry-time"
+                )
+            from walruspy.client.lifetime import StoreLifetime
+
+            lifetime = StoreLifetime(epochs, end_epoch, earliest_expiry_time)
+            return command(lifetime=lifetime, **options)
+
+        decorated: Callable[..., Any] = with_lifetime
         for option in reversed(
             (
                 click.option(
                     "--epochs",
-                    required=True,
-                    callback=_parse_epochs,
+                    callback=_parse_lifetime_epochs,
                     help=f"Epochs ahead to store the {what} for (a number, or 'max').",
+                ),
+                click.option(
+                    "--end-epoch",
+                    type=click.IntRange(1),
+                    help=f"The epoch the {what} expire at (later than the current one).",
+                ),
+                click.option(
+                    "--earliest-expiry-time",
+                    callback=_parse_expiry,
+                    help=f"Keep the {what} at least until this time (RFC 3339, e.g. "
+                    "2030-03-20T15:00:00Z; UTC without an offset).",
+                ),
+                click.option(
+                    "--dry-run",
+                    is_flag=True,
+                    help=f"Encode and price the {what}, without any transaction.",
                 ),
                 click.option(
                     "--deletable/--permanent",
@@ -182,10 +243,46 @@ def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
                 client_options,
             )
         ):
-            command = option(command)
-        return command
+            decorated = option(decorated)
+        return decorated
 
     return decorate
+
+
+async def epochs_for(client: WalrusClient, lifetime: StoreLifetime, info: SystemInfo) -> int:
+    """The epochs a store buys for `lifetime`, "now" read on the chain's clock (its latest
+    block), the clock the epoch schedule runs on."""
+    if lifetime.earliest_expiry is None:
+        return lifetime.epochs_ahead(info, now_s=0.0)  # the clock is not read
+    return lifetime.epochs_ahead(info, now_s=await client.env.chain.chain_time())
+
+
+def dry_run_entry(path: Path, blob_id: BlobId, length: int, info: NetworkInfo, epochs: int) -> Any:
+    """Walrus's `DryRunOutput`: what storing `length` bytes as a new blob would cost."""
+    from walruspy.client.results import ENCODING_TYPE_NAME
+
+    return {
+        "path": str(path),
+        "blobId": str(blob_id),
+        "unencodedSize": length,
+        "encodedSize": info.params.encoded_length(length),
+        "storageCost": info.cost_of(length, epochs),
+        "encodingType": ENCODING_TYPE_NAME,
+    }
+
+
+def dry_run_lines(entry: dict[str, Any], epochs: int) -> list[str]:
+    """A dry run's text, as Walrus prints it."""
+    return [
+        "Success: Store dry-run succeeded.",
+        f"Path: {entry['path']}",
+        f"Blob ID: {entry['blobId']}",
+        f"Encoding type: {entry['encodingType']}",
+        f"Unencoded size: {entry['unencodedSize']} bytes",
+        f"Encoded size (including replicated metadata): {entry['encodedSize']} bytes",
+        f"Cost to store as new blob for {epochs} epochs (excluding gas): "
+        f"{entry['storageCost']} FROST",
+    ]
 
 
 @click.command("store")
@@ -196,7 +293,8 @@ def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 def store_command(
     *,
     files: tuple[Path, ...],
-    epochs: int | None,
+    lifetime: StoreLifetime,
+    dry_run: bool,
     deletable: bool,
     force: bool,
     ignore_resources: bool,
@@ -205,11 +303,14 @@ def store_command(
     as_json: bool,
 ) -> None:
     """Store FILES on the network, one blob each, for a number of epochs."""
+    if dry_run:
+        _dry_run(files, lifetime, config_path, context, as_json)
+        return
     run = _StoreRun()
 
     async def operation(client: WalrusClient) -> None:
         run.info = (await client.system_info()).system
-        wanted = epochs if epochs is not None else run.info.max_epochs_ahead
+        wanted = await epochs_for(client, lifetime, run.info)
         for path in files:
             registered: list[BlobRecord] = []
             bars = _bars(as_json)
@@ -242,6 +343,31 @@ def store_command(
             {**run.interruption_details, "results": _entries(run)},
         ) from None
     _report(run, as_json=as_json, interrupted=False)
+
+
+def _dry_run(
+    files: tuple[Path, ...],
+    lifetime: StoreLifetime,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """`store --dry-run`: each file's blob ID, sizes and cost; nothing is sent to the chain."""
+
+    async def operation(client: WalrusClient) -> tuple[list[dict[str, Any]], int]:
+        info = await client.system_info()
+        epochs = await epochs_for(client, lifetime, info.system)
+        entries = []
+        for path in files:
+            blob_id = await client.blob_id_of(path)
+            entries.append(dry_run_entry(path, blob_id, path.stat().st_size, info, epochs))
+        return entries, epochs
+
+    entries, epochs = run_client(config_path, context, operation)
+    lines: list[str] = []
+    for entry in entries:
+        lines += [*dry_run_lines(entry, epochs), ""]
+    emit({"results": entries}, as_json=as_json, lines=lines[:-1])
 
 
 def _entries(run: _StoreRun) -> list[dict[str, Any]]:

@@ -295,6 +295,21 @@ class WalrusClient:
         await self._owned_blob(writer, object_id)
         await writer.transfer_blob(object_id, to)
 
+    async def burn_blobs(self, object_ids: Sequence[bytes | str]) -> list[str]:
+        """Drop blob objects of this account, as Walrus's `burn_blobs`: no refund, no event.
+
+        The nodes keep the data until the end epoch; the objects can no longer be extended or
+        deleted. Every object is checked to be this account's before any is burnt, so a wrong
+        ID burns nothing (`ObjectNotFoundError`). Returns the burnt IDs as `0x` text.
+        """
+        writer = self.env.require_writer("burn-blobs")
+        ids = list(dict.fromkeys(_object_id(value) for value in object_ids))
+        for object_id in ids:
+            await self._owned_blob(writer, object_id)
+        for object_id in ids:
+            await writer.burn_blob(object_id)
+        return [format_object_id(object_id) for object_id in ids]
+
     async def _owned_blob(self, writer: ChainWriter, object_id: bytes) -> BlobRecord:
         record = await self.env.chain.get_blob(object_id)
         if record is None or record.owner.lower() != writer.address.lower():

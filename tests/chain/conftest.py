@@ -230,6 +230,7 @@ class Deployment:
     owner: Any
     user: Any
     challenges: Any = None
+    attributes: Any = None
 
     def fund(self, account: Any, amount: int = USER_FUNDS) -> None:
         with boa.env.prank(self.owner):
@@ -302,6 +303,11 @@ def challenges_deployer() -> Any:
 
 
 @pytest.fixture(scope="session")
+def attributes_deployer() -> Any:
+    return boa.load_partial(str(CONTRACTS_DIR / "Attributes.vy"))
+
+
+@pytest.fixture(scope="session")
 def committee() -> Committee:
     return vector_committee()
 
@@ -342,11 +348,12 @@ def deploy_system(
     storage_price: int = STORAGE_PRICE,
     write_price: int = WRITE_PRICE,
     challenges: Any = None,
+    attributes: Any = None,
 ) -> Any:
     """Deploy System with a sealed committee contract and the given parameters.
 
-    With `challenges` (a fresh Challenges.vy), System is deployed naming it and it is attached
-    to System, as `walruspy.chain.deploy` does.
+    With `challenges` (a fresh Challenges.vy) or `attributes` (a fresh Attributes.vy), System is
+    deployed naming it and it is attached to System, as `walruspy.chain.deploy` does.
     """
     system = system_deployer.deploy(
         wal.address,
@@ -358,9 +365,11 @@ def deploy_system(
         write_price,
         ZERO_ADDRESS,
         ZERO_ADDRESS if challenges is None else challenges.address,
+        ZERO_ADDRESS if attributes is None else attributes.address,
     )
-    if challenges is not None:
-        challenges.attach(system.address)
+    for annex in (challenges, attributes):
+        if annex is not None:
+            annex.attach(system.address)
     return system
 
 
@@ -368,15 +377,19 @@ def deploy_system(
 def deployment(
     system_deployer: Any,
     challenges_deployer: Any,
+    attributes_deployer: Any,
     wal: Any,
     committee_contract: Any,
     committee: Committee,
     owner: Any,
 ) -> Deployment:
     challenges = challenges_deployer.deploy()
-    system = deploy_system(system_deployer, wal, committee_contract, challenges=challenges)
+    attributes = attributes_deployer.deploy()
+    system = deploy_system(
+        system_deployer, wal, committee_contract, challenges=challenges, attributes=attributes
+    )
     user = boa.env.generate_address("user")
-    d = Deployment(wal, committee_contract, system, committee, owner, user, challenges)
+    d = Deployment(wal, committee_contract, system, committee, owner, user, challenges, attributes)
     d.fund(user)
     return d
 

@@ -192,6 +192,7 @@ def deploy_staking_net(
     )
     pools = load("Pools").deploy(wal.address, staking.address)
     challenges = load("Challenges").deploy()
+    attributes = load("Attributes").deploy()
     system = load("System").deploy(
         wal.address,
         ZERO_ADDRESS,
@@ -202,8 +203,10 @@ def deploy_staking_net(
         0,
         staking.address,
         challenges.address,
+        attributes.address,
     )
     challenges.attach(system.address)
+    attributes.attach(system.address)
     committee_deployer = load("Committee")
     committees = (committee_deployer.deploy(), committee_deployer.deploy())
     for committee in committees:

@@ -204,8 +204,9 @@ def test_system_requires_a_sealed_committee(
         deploy_system(system_deployer, wal, unsealed)
     with boa.reverts("committee is not a contract"):
         system_deployer.deploy(
-            wal.address, boa.env.generate_address(), 60, 10, 1, 1, 1, ZERO_ADDRESS, ZERO_ADDRESS
-        )
+            wal.address, boa.env.generate_address(), 60, 10, 1, 1, 1, ZERO_ADDRESS, ZERO_ADDRESS,
+            ZERO_ADDRESS,
+        )  # fmt: skip
 
 
 def test_a_full_size_committee_installs_in_batches(committee_deployer: Any) -> None:

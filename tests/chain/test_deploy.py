@@ -82,6 +82,7 @@ def deployment_json(**changes: Any) -> dict[str, Any]:
             "wal": ADDRESS,
             "committee": ADDRESS,
             "challenges": ADDRESS,
+            "attributes": ADDRESS,
         },
         "deployer": ADDRESS,
         "start_block": 7,

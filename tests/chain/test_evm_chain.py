@@ -55,6 +55,7 @@ from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.crypto import BlsPrivateKey
+from walruspy.core.errors import InvalidInputError
 from walruspy.core.messages import (
     BlobPersistence,
     ChallengeAttestationMessage,
@@ -665,6 +666,44 @@ async def test_gas_limits_have_headroom(node: ChainProcess, deployed10: Deployme
         assert await needed(system.calldata("extend_blob", object_id, 40)) * 1.25 < extend_limit
         assert await needed(system.calldata("delete_blob", object_id)) * 1.25 < GasLimits.DELETE
         assert await needed(system.calldata("burn_blob", object_id)) * 1.25 < GasLimits.BURN_BLOB
+
+
+async def test_blob_attributes_round_trip_within_their_gas_limits(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    """Attributes.vy through EvmChain; each call's limit exceeds the node's estimate by 25%."""
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        object_id = await register(chain)
+        w3, attributes = chain._w3, chain._attributes
+
+        async def needed(data: bytes) -> int:
+            call = {"from": chain.address, "to": attributes.address, "data": data}
+            return await w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+
+        assert await chain.blob_attribute(object_id) is None
+        long = [(f"key-{i}", "v" * (i * 97 % 1025)) for i in range(20)]
+        data = attributes.calldata(
+            "insert_or_update_pairs", object_id, [k for k, _ in long], [v for _, v in long]
+        )
+        assert await needed(data) * 1.25 < GasLimits.attribute(long)
+        await chain.set_blob_attribute_pairs(object_id, long)
+        await chain.set_blob_attribute_pairs(object_id, [("key-0", "moved"), ("new", "é")])
+        after = [*long[1:], ("key-0", "moved"), ("new", "é")]
+        assert await chain.blob_attribute(object_id) == tuple(after)
+        data = attributes.calldata("remove_pairs", object_id, ["key-1", "key-19"])
+        assert await needed(data) * 1.25 < GasLimits.attribute(after)
+        await chain.remove_blob_attribute_pairs(object_id, ["key-1", "key-19"])
+        assert [k for k, _ in await chain.blob_attribute(object_id) or ()] == [
+            k for k, _ in after if k not in ("key-1", "key-19")
+        ]
+        with pytest.raises(ChainRevertError, match="unknown key"):
+            await chain.remove_blob_attribute_pairs(object_id, ["absent"])
+        data = attributes.calldata("remove_attribute", object_id)
+        assert await needed(data) * 1.25 < GasLimits.attribute(())
+        await chain.remove_blob_attribute(object_id)
+        assert await chain.blob_attribute(object_id) is None
+        with pytest.raises(InvalidInputError, match="longer than 1024 bytes"):
+            await chain.set_blob_attribute_pairs(object_id, [("k", "v" * 1025)])
 
 
 async def test_unreachable_node_and_mismatched_deployment(

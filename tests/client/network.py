@@ -50,6 +50,7 @@ DEPLOYMENT_JSON = {
         "wal": ADDRESS,
         "committee": ADDRESS,
         "challenges": ADDRESS,
+        "attributes": ADDRESS,
     },
     "deployer": ADDRESS,
     "start_block": 0,

@@ -244,3 +244,61 @@ def test_health_of_the_committee_and_of_chosen_nodes(
     assert fixed.exit_code == 1 and "fixed committee" in fixed.output
     neither = run(network, config, "health")
     assert neither.exit_code == 2 and "exactly one of --node-ids" in neither.output
+
+
+# --- attributes -----------------------------------------------------------------------------------
+
+
+def test_blob_attributes_set_read_and_removed(
+    network: ThreadedNetwork, config: Path, tmp_path: Path
+) -> None:
+    created = _store(network, config, _file(tmp_path, "attr", b"with attributes"), "--epochs", "2")
+    object_id = created["newlyCreated"]["blobObject"]["id"]
+    none = json.loads(ok(network, config, "get-blob-attribute", object_id, "--json").stdout)
+    assert none == {"attribute": None}
+    assert "has no attribute" in ok(network, config, "get-blob-attribute", object_id).stdout
+
+    set_ = ok(
+        network, config, "set-blob-attribute", object_id, "--attr", "content-type", "text/plain",
+        "--attr", "note", "a value, with commas", "--json",
+    )  # fmt: skip
+    contents = [
+        {"key": "content-type", "value": "text/plain"},
+        {"key": "note", "value": "a value, with commas"},
+    ]
+    assert json.loads(set_.stdout) == {
+        "objectId": object_id,
+        "attribute": {"metadata": {"contents": contents}},
+    }
+    ok(network, config, "set-blob-attribute", object_id, "--attr", "content-type", "text/html")
+    got = json.loads(ok(network, config, "get-blob-attribute", object_id, "--json").stdout)
+    assert [pair["key"] for pair in got["attribute"]["metadata"]["contents"]] == [
+        "note",
+        "content-type",
+    ]  # an update moves the key to the end
+    text = ok(network, config, "get-blob-attribute", object_id).stdout
+    assert "  content-type: text/html" in text
+
+    missing = run(
+        network, config, "remove-blob-attribute-fields", object_id, "--keys", "note", "absent"
+    )
+    assert missing.exit_code == 1 and "has no attribute key 'absent'" in missing.output
+    removed = ok(
+        network, config, "remove-blob-attribute-fields", object_id, "--keys", "note", "--json"
+    )
+    assert json.loads(removed.stdout)["attribute"]["metadata"]["contents"] == [
+        {"key": "content-type", "value": "text/html"}
+    ]
+    gone = json.loads(ok(network, config, "remove-blob-attribute", object_id, "--json").stdout)
+    assert gone == {"objectId": object_id, "attribute": None}
+    again = run(network, config, "remove-blob-attribute", object_id)
+    assert again.exit_code == 1 and "has no attribute" in again.output
+
+    unknown = "0x" + "cd" * 32
+    assert run(network, config, "get-blob-attribute", unknown).exit_code == 1
+    foreign = run(network, config, "set-blob-attribute", unknown, "--attr", "a", "b")
+    assert foreign.exit_code == 1 and f"no blob object {unknown}" in foreign.output
+    bad = run(network, config, "set-blob-attribute", object_id, "--attr", "k", "v" * 1025)
+    assert bad.exit_code == 1 and "longer than 1024 bytes" in bad.output
+    usage = run(network, config, "set-blob-attribute", object_id)
+    assert usage.exit_code == 2 and "--attr" in usage.output

@@ -113,6 +113,38 @@ async def test_store_then_read_by_blob_id_and_object_id(tmp_path: Path) -> None:
             assert response.headers["Content-Range"] == "bytes 10-19/5000"
 
 
+async def test_a_blobs_attribute_gives_its_allowed_headers_by_object_id(tmp_path: Path) -> None:
+    async with network_daemon(tmp_path) as (network, client, url, session):
+        data = b"<h1>hello</h1>"
+        stored = await client.store(data, 2, deletable=True)
+        assert stored.object_id is not None
+        await client.set_blob_attribute(
+            stored.object_id,
+            {
+                "content-type": "text/html",
+                "Content-Disposition": "inline",
+                "etag": "forged",  # not an allowed header
+                "link": "bad\nvalue",  # not a header value
+                "cache-control": "no-store",  # allowed nowhere, and the answer sets its own
+            },
+        )
+        await network.settle()
+        page = f"{url}/v1/blobs/by-object-id/{stored.object_id}"
+        async with session.get(page) as response:
+            assert response.status == 200 and await response.read() == data
+            headers = response.headers
+        assert headers["Content-Type"] == "text/html"
+        assert headers["Content-Disposition"] == "inline"
+        assert headers["ETag"] == str(stored.blob_id) and "link" not in headers
+        assert headers["Cache-Control"].startswith("public")
+        async with session.get(page, headers={"Accept": "text/plain"}) as response:
+            assert response.headers["Content-Type"] == "text/plain"  # the caller's Accept wins
+        async with session.head(page) as response:
+            assert response.headers["Content-Type"] == "text/html"
+        async with session.get(f"{url}/v1/blobs/{stored.blob_id}") as response:
+            assert response.headers["Content-Type"] == "application/octet-stream"  # by blob ID
+
+
 async def test_permanent_store_is_already_certified_the_second_time(tmp_path: Path) -> None:
     async with network_daemon(tmp_path) as (network, _client, url, session):
         data = blob_data(8, 3000)

@@ -96,6 +96,17 @@ def test_devnet_up_status_down_text(tmp_path: Path, cleanup: list[Path]) -> None
         walruspy("store", str(other), "--epochs", "3", "--config", config, "--json").stdout
     )["results"][0]["blobStoreResult"]["newlyCreated"]
     assert (paid["cost"], paid["blobObject"]["blobId"]) == (dry["storageCost"], dry["blobId"])
+    object_id = paid["blobObject"]["id"]
+    walruspy("set-blob-attribute", object_id, "--attr", "content-type", "text/html", "--config",
+             config)  # fmt: skip
+    got = json.loads(walruspy("get-blob-attribute", object_id, "--config", config, "--json").stdout)
+    assert got["attribute"]["metadata"]["contents"] == [
+        {"key": "content-type", "value": "text/html"}
+    ]
+    request = urllib.request.Request(f"{state.daemon.url}/v1/blobs/by-object-id/{object_id}")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.headers["Content-Type"] == "text/html"
+        assert response.read() == other.read_bytes()
     burnt = json.loads(
         walruspy("burn-blobs", "--object-ids", paid["blobObject"]["id"], "--config", config,
                  "--json").stdout

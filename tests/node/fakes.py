@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from walruspy.chain.api import (
+    BlobAttribute,
     BlobRecord,
     ChainReorganizedError,
     ChainRevertError,
@@ -89,6 +90,8 @@ class FakeChain:
         self.epoch_started_at = self.now
         self.events_log: list[ChainEvent] = []
         self.blobs: dict[bytes, BlobRecord] = {}
+        #: Attributes.vy's records: a blob's pairs in order (absent: no attribute).
+        self.attributes: dict[bytes, dict[str, str]] = {}
         self._next_block = 1
         # Block hashes depend on the fork: `revert` starts a new one, so blocks mined again at
         # the same heights get new hashes, as after a reorganisation.
@@ -178,6 +181,13 @@ class FakeChain:
     async def get_blob(self, object_id: bytes) -> BlobRecord | None:
         self._check_up()
         return self.blobs.get(object_id)
+
+    async def blob_attribute(self, object_id: bytes) -> BlobAttribute | None:
+        self._check_up()
+        pairs = self.attributes.get(object_id)
+        if pairs is None or object_id not in self.blobs:
+            return None
+        return tuple(pairs.items())
 
     async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
         self._check_up()
@@ -366,6 +376,36 @@ class FakeChain:
         storage = self.blobs[object_id].storage
         self.delete(object_id)
         return storage
+
+    def _owned_attribute(self, object_id: bytes, operation: str) -> dict[str, str] | None:
+        if object_id not in self.blobs:
+            raise ChainRevertError("unknown blob", operation)
+        return self.attributes.get(object_id)
+
+    async def set_blob_attribute_pairs(
+        self, object_id: bytes, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        current = dict(self._owned_attribute(object_id, "insert_or_update_pairs") or {})
+        for key, value in pairs:
+            current.pop(key, None)  # an update moves the key to the end, as VecMap does
+            current[key] = value
+        self.attributes[object_id] = current
+
+    async def remove_blob_attribute_pairs(self, object_id: bytes, keys: Sequence[str]) -> None:
+        current = self._owned_attribute(object_id, "remove_pairs")
+        if current is None:
+            raise ChainRevertError("no attribute", "remove_pairs")
+        kept = dict(current)
+        for key in keys:
+            if key not in kept:
+                raise ChainRevertError("unknown key", "remove_pairs")
+            del kept[key]
+        self.attributes[object_id] = kept
+
+    async def remove_blob_attribute(self, object_id: bytes) -> None:
+        if self._owned_attribute(object_id, "remove_attribute") is None:
+            raise ChainRevertError("no attribute", "remove_attribute")
+        del self.attributes[object_id]
 
     async def burn_blob(self, object_id: bytes) -> None:
         if self.blobs.pop(object_id, None) is None:

@@ -29,7 +29,7 @@ from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import Committee
-from walruspy.core.errors import WalrusError
+from walruspy.core.errors import InvalidInputError, WalrusError
 
 
 class ChainError(WalrusError):
@@ -139,6 +139,37 @@ class StorageRecord:
     storage_size: int
 
 
+#: A blob's attribute (Walrus's `BlobAttribute`, Move `metadata::Metadata`): its key-value
+#: pairs, unique keys, in the contract's order.
+BlobAttribute = tuple[tuple[str, str], ...]
+
+#: Attributes.vy's bounds: pairs per blob, bytes per key and per value (UTF-8).
+MAX_ATTRIBUTE_PAIRS = 32
+MAX_ATTRIBUTE_KEY_BYTES = 128
+MAX_ATTRIBUTE_VALUE_BYTES = 1024
+
+
+def check_attribute_pairs(pairs: Sequence[tuple[str, str]]) -> None:
+    """Attributes.vy's bounds, checked before a transaction: `InvalidInputError` names the
+    pair that breaks one."""
+    if len(pairs) > MAX_ATTRIBUTE_PAIRS:
+        raise InvalidInputError(
+            f"{len(pairs)} attribute pairs in one call; a blob holds at most {MAX_ATTRIBUTE_PAIRS}"
+        )
+    for key, value in pairs:
+        if not key:
+            raise InvalidInputError("an attribute key cannot be empty")
+        if len(key.encode("utf-8")) > MAX_ATTRIBUTE_KEY_BYTES:
+            raise InvalidInputError(
+                f"attribute key {key[:40]!r}... is longer than {MAX_ATTRIBUTE_KEY_BYTES} bytes"
+            )
+        if len(value.encode("utf-8")) > MAX_ATTRIBUTE_VALUE_BYTES:
+            raise InvalidInputError(
+                f"the value of attribute key {key[:40]!r} is longer than "
+                f"{MAX_ATTRIBUTE_VALUE_BYTES} bytes"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class BlobRecord:
     """A blob object (Move `Blob`) as the contract holds it."""
@@ -202,6 +233,11 @@ class ChainReader(Protocol):
 
     async def get_blob(self, object_id: bytes) -> BlobRecord | None:
         """The blob object `object_id`, or None if it does not exist (or was deleted)."""
+        ...
+
+    async def blob_attribute(self, object_id: bytes) -> BlobAttribute | None:
+        """The attribute of the live blob object `object_id` (its key-value pairs in order), or
+        None if it has none (or is no live blob)."""
         ...
 
     async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
@@ -279,6 +315,20 @@ class ChainWriter(ChainReader, Protocol):
 
     async def transfer_blob(self, object_id: bytes, to: str) -> None:
         """Give a blob object this account owns to the EVM address `to`."""
+        ...
+
+    async def set_blob_attribute_pairs(
+        self, object_id: bytes, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        """Insert or update key-value pairs of the attribute of a blob this account owns."""
+        ...
+
+    async def remove_blob_attribute_pairs(self, object_id: bytes, keys: Sequence[str]) -> None:
+        """Remove keys (each must be there) from the attribute of a blob this account owns."""
+        ...
+
+    async def remove_blob_attribute(self, object_id: bytes) -> None:
+        """Remove the whole attribute (it must exist) of a blob this account owns."""
         ...
 
     async def burn_blob(self, object_id: bytes) -> None:

@@ -10,13 +10,16 @@ JSON-RPC only (so the devchain, anvil and a public testnet all work):
    (strictly increasing node ID, the order of Walrus's committee map), each with its proof of
    possession, then `seal` with the shard assignment (byte i = committee index of the holder of
    shard i);
-3. `Challenges()`, the storage challenges (ours, not Walrus's: Challenges.vy);
+3. `Challenges()`, the storage challenges (ours, not Walrus's: Challenges.vy), and
+   `Attributes()`, the blob attributes (Attributes.vy): System's annexes;
 4. `System(wal, committee, epoch duration, max epochs ahead, capacity, prices, no staking,
-   challenges)`, whose constructor starts epoch 1 and emits EpochChangeStart/EpochChangeDone:
-   the block of this transaction is where the event stream of the deployment starts;
-5. `Challenges.attach(system)`: System knows Challenges from its constructor (immutable, so
-   settling rewards reads it for free), and Challenges learns System once, from the deployer
-   only, and checks that System names it. The deployment is complete after this transaction.
+   challenges, attributes)`, whose constructor starts epoch 1 and emits EpochChangeStart/
+   EpochChangeDone: the block of this transaction is where the event stream of the deployment
+   starts;
+5. `Challenges.attach(system)` and `Attributes.attach(system)`: System knows its annexes from
+   its constructor (immutable, so settling rewards reads Challenges for free, and a client that
+   knows System finds both), and each annex learns System once, from the deployer only, and
+   checks that System names it. The deployment is complete after these transactions.
 
 Proofs of possession (spec 2.9; Move `staking_pool::new`): certificates are checked against sums
 of member keys, so a member with a rogue key (g1^x minus the others' keys) could forge them
@@ -47,6 +50,7 @@ from typing import Any, Final, Literal
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_utils.address import is_address, to_canonical_address, to_checksum_address
+from web3 import AsyncWeb3
 
 from walruspy.chain.api import DeploymentError
 from walruspy.chain.contracts import DEPLOYABLE, Abi, load_contract
@@ -67,7 +71,8 @@ from walruspy.core.messages import (
 )
 
 __all__ = [
-    "CHALLENGES_ATTACH_GAS",
+    "ANNEX_ATTACH_GAS",
+    "ATTRIBUTES_DEPLOY_GAS",
     "CHALLENGES_DEPLOY_GAS",
     "DEPLOYMENT_FORMAT",
     "FIRST_EPOCH",
@@ -76,16 +81,17 @@ __all__ = [
     "MAX_SHARDS",
     "MEMBER_BATCH",
     "U64",
+    "Annexes",
     "DeployParams",
     "Deployment",
     "ShardAssignment",
     "abi_digest",
     "assign_shards",
-    "attach_challenges",
+    "attach_annexes",
     "check_deployment_pop",
     "check_range",
     "constructor_data",
-    "create_challenges",
+    "create_annexes",
     "create_contract",
     "deploy",
     "load_committee_file",
@@ -93,7 +99,7 @@ __all__ = [
 ]
 
 #: The format tag of deployment files; bump it when a field changes meaning.
-DEPLOYMENT_FORMAT: Final = "walruspy-deployment/2"
+DEPLOYMENT_FORMAT: Final = "walruspy-deployment/3"
 #: The epoch the deployed committee serves (System.vy's FIRST_EPOCH).
 FIRST_EPOCH: Final = 1
 #: Members per `add_members` transaction. Each member costs about 346k gas (the key's subgroup
@@ -113,9 +119,11 @@ MEMBER_BATCH: Final = 25
 _WAL_DEPLOY_GAS: Final = 700_000
 _COMMITTEE_DEPLOY_GAS: Final = 4_900_000
 _SYSTEM_DEPLOY_GAS: Final = 7_200_000
-#: Creating Challenges.vy and attaching it to System (shared with deploy_staking).
+#: Creating Challenges.vy and Attributes.vy and attaching each to System (shared with
+#: deploy_staking).
 CHALLENGES_DEPLOY_GAS: Final = 1_800_000
-CHALLENGES_ATTACH_GAS: Final = 70_000
+ATTRIBUTES_DEPLOY_GAS: Final = 1_800_000
+ANNEX_ATTACH_GAS: Final = 70_000
 _ADD_MEMBERS_BASE_GAS: Final = 220_000
 _ADD_MEMBERS_PER_MEMBER_GAS: Final = 490_000
 _SEAL_BASE_GAS: Final = 160_000
@@ -274,6 +282,8 @@ class Deployment:
     abi_digest: str
     #: Challenges.vy, the storage challenges System's reward settlement consults.
     challenges: str
+    #: Attributes.vy, the blob attributes.
+    attributes: str
     #: Staking.vy and Pools.vy for an elected committee (`deploy_staking`); None for a
     #: fixed one, where `committee` is the only committee.
     staking: str | None = None
@@ -290,6 +300,7 @@ class Deployment:
             "wal": self.wal,
             "committee": self.committee,
             "challenges": self.challenges,
+            "attributes": self.attributes,
         }
         if self.staking is not None and self.pools is not None:
             contracts |= {"staking": self.staking, "pools": self.pools}
@@ -341,6 +352,7 @@ class Deployment:
             start_block=natural("start_block"),
             abi_digest=digest,
             challenges=address(contracts, "challenges"),
+            attributes=address(contracts, "attributes"),
             staking=staking,
             pools=pools,
         )
@@ -511,18 +523,19 @@ async def deploy(
         )  # fmt: skip
         committee = ContractHandle(w3, rpc_url, committee_address, committee_abi)
         await _fill_committee(sender, committee, params)
-        challenges = await create_challenges(sender, compiled["Challenges"])
+        annexes = await create_annexes(sender, compiled)
         system_data = constructor_data(
             system_abi, system_code, wal, committee_address, params.epoch_duration_s,
             params.max_epochs_ahead, params.total_capacity_size,
             params.storage_price_per_unit_size, params.write_price_per_unit_size, _NO_STAKING,
-            challenges,
+            annexes.challenges, annexes.attributes,
         )  # fmt: skip
         system, start_block = await create_contract(
             sender, "System", system_data, _SYSTEM_DEPLOY_GAS
         )
-        challenges_handle = ContractHandle(w3, rpc_url, challenges, compiled["Challenges"][0])
-        await attach_challenges(sender, challenges_handle, system)
+        await attach_annexes(
+            sender, w3=w3, rpc_url=rpc_url, compiled=compiled, annexes=annexes, system=system
+        )
     finally:
         await w3.provider.disconnect()
     return Deployment(
@@ -533,26 +546,46 @@ async def deploy(
         deployer=sender.address,
         start_block=start_block,
         abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
-        challenges=challenges,
+        challenges=annexes.challenges,
+        attributes=annexes.attributes,
     )
 
 
-async def create_challenges(sender: TransactionSender, compiled: tuple[Abi, bytes]) -> str:
-    """Deploy Challenges.vy (before System, whose constructor names it); its address."""
-    abi, code = compiled
-    data = constructor_data(abi, code)
-    address, _ = await create_contract(sender, "Challenges", data, CHALLENGES_DEPLOY_GAS)
-    return address
+@dataclass(frozen=True, slots=True)
+class Annexes:
+    """The contracts System names in its constructor and that learn System afterwards
+    (`attach`): Challenges.vy and Attributes.vy, split from System for the code limit."""
+
+    challenges: str
+    attributes: str
 
 
-async def attach_challenges(
-    sender: TransactionSender, challenges: ContractHandle, system: str
+async def create_annexes(
+    sender: TransactionSender, compiled: dict[str, tuple[Abi, bytes]]
+) -> Annexes:
+    """Deploy Challenges.vy and Attributes.vy (before System, whose constructor names them)."""
+    addresses = []
+    for name, gas in (("Challenges", CHALLENGES_DEPLOY_GAS), ("Attributes", ATTRIBUTES_DEPLOY_GAS)):
+        abi, code = compiled[name]
+        address, _ = await create_contract(sender, name, constructor_data(abi, code), gas)
+        addresses.append(address)
+    return Annexes(*addresses)
+
+
+async def attach_annexes(
+    sender: TransactionSender,
+    *,
+    w3: AsyncWeb3[Any],
+    rpc_url: str,
+    compiled: dict[str, tuple[Abi, bytes]],
+    annexes: Annexes,
+    system: str,
 ) -> None:
-    """Tell Challenges.vy its System (once, from the deployer that created it)."""
-    data = challenges.calldata("attach", system)
-    await sender.send(
-        "attach challenges", to=challenges.address, data=data, gas=CHALLENGES_ATTACH_GAS
-    )
+    """Tell each annex its System (once, from the deployer that created it)."""
+    for name, address in (("Challenges", annexes.challenges), ("Attributes", annexes.attributes)):
+        handle = ContractHandle(w3, rpc_url, address, compiled[name][0])
+        data = handle.calldata("attach", system)
+        await sender.send(f"attach {name}", to=address, data=data, gas=ANNEX_ATTACH_GAS)
 
 
 async def _fill_committee(

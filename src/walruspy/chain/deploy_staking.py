@@ -40,10 +40,10 @@ from walruspy.chain.deploy import (
     U64,
     Deployment,
     abi_digest,
-    attach_challenges,
+    attach_annexes,
     check_range,
     constructor_data,
-    create_challenges,
+    create_annexes,
     create_contract,
 )
 from walruspy.chain.evm_rpc import (
@@ -139,13 +139,14 @@ async def deploy_staking(
             params.epoch_zero_duration_s,
         )  # fmt: skip
         pools, _ = await create("Pools", wal, staking)
-        challenges = await create_challenges(sender, compiled["Challenges"])
+        annexes = await create_annexes(sender, compiled)
         system, start_block = await create(
             "System", wal, _NO_ADDRESS, params.epoch_duration_s, params.max_epochs_ahead,
-            params.total_capacity_size, 0, 0, staking, challenges,
+            params.total_capacity_size, 0, 0, staking, annexes.challenges, annexes.attributes,
         )  # fmt: skip
-        challenges_handle = ContractHandle(w3, rpc_url, challenges, compiled["Challenges"][0])
-        await attach_challenges(sender, challenges_handle, system)
+        await attach_annexes(
+            sender, w3=w3, rpc_url=rpc_url, compiled=compiled, annexes=annexes, system=system
+        )
         committees = [(await create("Committee"))[0] for _ in range(2)]
         for address in committees:
             committee = ContractHandle(w3, rpc_url, address, compiled["Committee"][0])
@@ -171,7 +172,8 @@ async def deploy_staking(
         deployer=str(Account.from_key(deployer_key).address),
         start_block=start_block,
         abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
-        challenges=challenges,
+        challenges=annexes.challenges,
+        attributes=annexes.attributes,
         staking=staking,
         pools=pools,
     )

@@ -3,9 +3,9 @@
 Theory of operation (spec/walrus-system.md 3.9: an operator joining a network is given the
 chain and the system object, as Walrus's `walrus-node setup` takes `--system-object-id` and
 `--staking-object-id`). A walruspy deployment file names every contract; System knows them all:
-`wal()`, `challenges()` and `staking()` are its public getters, and Staking's `pools()` and
-`committee_contracts(0)` name the pools and the first committee contract. So an operator needs
-only the RPC URL and the System address.
+`wal()`, `challenges()`, `attributes()` and `staking()` are its public getters, and Staking's
+`pools()` and `committee_contracts(0)` name the pools and the first committee contract. So an
+operator needs only the RPC URL and the System address.
 
 - `start_block`, where readers begin scanning events, is the first block at which System has
   code, found by bisection with `eth_getCode` at past blocks (about log2(height) calls). A node
@@ -74,8 +74,11 @@ async def discover_deployment(rpc_url: str, system: str) -> Deployment:
             raise DeploymentError(f"no contract at {system} on chain {chain_id} ({rpc_url})")
         handle = ContractHandle(w3, rpc_url, system, abis["System"])
         try:
-            wal, challenges, staking = await gather_reads(
-                handle.view("wal"), handle.view("challenges"), handle.view("staking")
+            wal, challenges, attributes, staking = await gather_reads(
+                handle.view("wal"),
+                handle.view("challenges"),
+                handle.view("attributes"),
+                handle.view("staking"),
             )
         except ChainUnavailableError as exc:
             raise DeploymentError(f"{system} is not a walruspy System contract: {exc}") from exc
@@ -100,6 +103,7 @@ async def discover_deployment(rpc_url: str, system: str) -> Deployment:
         start_block=start_block,
         abi_digest=abi_digest([abis[name] for name in DEPLOYABLE]),
         challenges=to_checksum_address(challenges),
+        attributes=to_checksum_address(attributes),
         staking=to_checksum_address(staking),
         pools=to_checksum_address(pools),
     )

@@ -22,6 +22,7 @@ from web3 import AsyncWeb3
 from web3.types import BlockIdentifier
 
 from walruspy.chain.api import (
+    BlobAttribute,
     BlobRecord,
     ChainRevertError,
     ChainUnavailableError,
@@ -77,6 +78,7 @@ class EvmChainReader:
         self._system = ContractHandle(w3, url, deployment.system, abis["System"])
         self._wal = ContractHandle(w3, url, deployment.wal, abis["Wal"])
         self._challenges = ContractHandle(w3, url, deployment.challenges, abis["Challenges"])
+        self._attributes = ContractHandle(w3, url, deployment.attributes, abis["Attributes"])
         self._decoder = EventDecoder(abis["System"] + abis["Challenges"])
         event_sources = [deployment.system, deployment.challenges]
         self.staking: EvmStaking | None = None
@@ -212,6 +214,13 @@ class EvmChainReader:
     async def get_blob(self, object_id: bytes) -> BlobRecord | None:
         """The blob object `object_id`, or None if there is none (never was, or deleted)."""
         return await self._blob_at(object_id, await self._head())
+
+    async def blob_attribute(self, object_id: bytes) -> BlobAttribute | None:
+        """The attribute of the live blob `object_id` (Attributes.vy), or None."""
+        present, pairs = await self._attributes.view("attribute", object_id)
+        if not present:
+            return None
+        return tuple((str(key), str(value)) for key, value in pairs)
 
     async def _blob_at(
         self, object_id: bytes, block: int, owner: str | None = None

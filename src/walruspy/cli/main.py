@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from walruspy.cli.attribute_cmds import ATTRIBUTE_COMMANDS
 from walruspy.cli.chain_cmd import chain
 from walruspy.cli.client_cmds import (
     CLIENT_COMMANDS,
@@ -205,6 +206,7 @@ for _command in (
     *DAEMON_COMMANDS,
     *WALLET_COMMANDS,
     *QUILT_COMMANDS,
+    *ATTRIBUTE_COMMANDS,
 ):
     cli.add_command(_command)
 info_command.add_command(info_committee_command)

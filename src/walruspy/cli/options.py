@@ -17,7 +17,7 @@ __all__ = ["MultiValueCommand", "spread_multi_values"]
 _MULTI_VALUE_OPTIONS = frozenset(
     {"--blobs", "--paths", "--identifiers", "--identifier"}
     | {"--quilt-patch-ids", "--quilt-patch-id", "--patch-ids"}
-    | {"--object-ids", "--node-ids", "--node-urls"}
+    | {"--object-ids", "--node-ids", "--node-urls", "--keys"}
 )
 #: Options whose values may start with "-" (patch IDs are URL-safe base64, as Walrus's
 #: `allow_hyphen_values`): a value ends only at an option the command knows, or `--`.

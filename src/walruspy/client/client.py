@@ -21,18 +21,20 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import cast, overload
 
 import aiohttp
 
 from walruspy.chain.api import (
+    BlobAttribute,
     BlobRecord,
     ChainReader,
     ChainRevertError,
     ChainUnavailableError,
     ChainWriter,
+    check_attribute_pairs,
 )
 from walruspy.chain.evm import open_evm_chain, open_evm_chain_when_up
 from walruspy.client.config import ClientConfig, ContextConfig
@@ -60,6 +62,7 @@ from walruspy.client.status import verified_status
 from walruspy.client.store import store_blob
 from walruspy.core.blob_id import BlobId
 from walruspy.core.decoding import ConsistencyCheck
+from walruspy.core.errors import InvalidInputError
 from walruspy.node_api.paths import format_object_id, parse_object_id
 from walruspy.workers import EncoderPool
 
@@ -294,6 +297,56 @@ class WalrusClient:
         object_id = _object_id(object_id)
         await self._owned_blob(writer, object_id)
         await writer.transfer_blob(object_id, to)
+
+    async def get_blob_attribute(self, object_id: bytes | str) -> BlobAttribute | None:
+        """The attribute of a blob object (anyone's): its key-value pairs in order, or None."""
+        object_id = _object_id(object_id)
+        if await self.env.chain.get_blob(object_id) is None:
+            raise ObjectNotFoundError(f"no blob object {format_object_id(object_id)}")
+        return await self.env.chain.blob_attribute(object_id)
+
+    async def set_blob_attribute(
+        self, object_id: bytes | str, pairs: Mapping[str, str] | Sequence[tuple[str, str]]
+    ) -> None:
+        """Insert or update key-value pairs of the attribute of a blob object of this account
+        (Walrus's `set-blob-attribute`): a key already there takes the new value and moves to
+        the end, as in Walrus's `VecMap`."""
+        writer = self.env.require_writer("set-blob-attribute")
+        object_id = _object_id(object_id)
+        items = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs)
+        if not items:
+            raise InvalidInputError("no attribute pair to set")
+        check_attribute_pairs(items)
+        await self._owned_blob(writer, object_id)
+        await writer.set_blob_attribute_pairs(object_id, items)
+
+    async def remove_blob_attribute_fields(
+        self, object_id: bytes | str, keys: Sequence[str]
+    ) -> None:
+        """Remove keys from the attribute of a blob object of this account. Every key must be
+        there: a missing one is an `InvalidInputError` naming it, and nothing is removed."""
+        writer = self.env.require_writer("remove-blob-attribute-fields")
+        object_id = _object_id(object_id)
+        if not keys:
+            raise InvalidInputError("no attribute key to remove")
+        await self._owned_blob(writer, object_id)
+        current = dict(await self.env.chain.blob_attribute(object_id) or ())
+        missing = [key for key in keys if key not in current]
+        if missing:
+            raise InvalidInputError(
+                f"blob object {format_object_id(object_id)} has no attribute key "
+                f"{', '.join(repr(key) for key in missing)}"
+            )
+        await writer.remove_blob_attribute_pairs(object_id, list(dict.fromkeys(keys)))
+
+    async def remove_blob_attribute(self, object_id: bytes | str) -> None:
+        """Remove the whole attribute of a blob object of this account (it must have one)."""
+        writer = self.env.require_writer("remove-blob-attribute")
+        object_id = _object_id(object_id)
+        await self._owned_blob(writer, object_id)
+        if await self.env.chain.blob_attribute(object_id) is None:
+            raise InvalidInputError(f"blob object {format_object_id(object_id)} has no attribute")
+        await writer.remove_blob_attribute(object_id)
 
     async def burn_blobs(self, object_ids: Sequence[bytes | str]) -> list[str]:
         """Drop blob objects of this account, as Walrus's `burn_blobs`: no refund, no event.

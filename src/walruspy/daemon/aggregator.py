@@ -7,9 +7,11 @@ Theory of operation (spec/walrus-system.md 1.3, 4.3; Walrus `get_blob`, `get_blo
   (RFC 9110 would quote it; browsers echo it either way, and a quoted tag matches too); a
   blob's bytes never change, so a match is 304 before any node is asked.
 - `GET /v1/blobs/{blob_id}` (and `/v1/blobs/by-object-id/{object_id}`, which looks the blob
-  object up on chain first) fetches the verified metadata (`WalrusClient.locate`), then streams
-  the blob's source rows as they verify (`BlobReader.chunks`): memory stays within the reader's
-  `STREAM_BUFFER_BYTES` of slivers whatever the blob's size, and the guarantees are a full
+  object and its attribute up on chain first, and answers the attribute's keys of
+  `ALLOWED_HEADERS` as headers, `allowed_headers`) fetches the verified metadata
+  (`WalrusClient.locate`), then streams the blob's source rows as they verify
+  (`BlobReader.chunks`): memory stays within the reader's `STREAM_BUFFER_BYTES` of slivers
+  whatever the blob's size, and the guarantees are a full
   read's Default check (`walruspy.client.read`, module doc 7). `strict_consistency_check`
   re-encodes the whole blob, so it reads the blob into memory first (at most `max_blob_bytes`);
   `skip_consistency_check` streams as Default does (each sliver is still verified).
@@ -66,6 +68,51 @@ T = TypeVar("T")
 
 _CACHE_CONTROL: Final = "public, max-age=86400, stale-while-revalidate=3600"
 _OCTET_STREAM: Final = "application/octet-stream"
+#: Keys of a blob's attribute or a quilt patch's tags that an answer carries as headers
+#: (Walrus's default `--allowed-headers`).
+ALLOWED_HEADERS: Final = frozenset(
+    {
+        "content-type",
+        "authorization",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-location",
+        "link",
+    }
+)
+
+
+def header_value(text: str) -> bool:
+    """Whether `text` survives as a header value: visible ASCII with inner spaces and tabs (a
+    client strips white space at either end, so such a value would not come back as sent)."""
+    inner = all(char == "\t" or " " <= char <= "~" for char in text)
+    return inner and text == text.strip(" \t")
+
+
+def allowed_headers(
+    pairs: Iterable[tuple[str, str]], request: web.Request, taken: Iterable[str]
+) -> dict[str, str]:
+    """The pairs (a blob's attribute, a patch's tags) an answer carries as headers.
+
+    Only keys of `ALLOWED_HEADERS` whose values are header values, never one of the `taken`
+    headers, the first of a key only. A `content-type` pair is the answer's type unless the
+    request's `Accept` names one (Walrus keeps the type it already set, which makes such a pair
+    useless to a browser: here it is what serves a stored page or image as what it is).
+    """
+    accept = request.headers.get("Accept")
+    skip = {name.lower() for name in taken}
+    if accept and "*" not in accept:
+        skip.add("content-type")
+    headers: dict[str, str] = {}
+    for key, value in pairs:
+        name = key.lower()
+        if name in ALLOWED_HEADERS and name not in skip and header_value(value):
+            headers["Content-Type" if name == "content-type" else key] = value
+            skip.add(name)
+    return headers
+
+
 _RANGE: Final = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)
 _DIGITS: Final = re.compile(r"^\d{1,19}$", re.ASCII)
 _BOOLEANS: Final = {"true": True, "false": False}
@@ -163,6 +210,16 @@ class BlobRequest:
         self.request = request
         self.etag = etag
         self.extra_headers: dict[str, str] = {}
+
+    #: Headers every answer sets itself, which a blob's attribute cannot replace.
+    fixed_headers: Final = (
+        "X-Content-Type-Options",
+        "Cache-Control",
+        "ETag",
+        "Accept-Ranges",
+        "Content-Length",
+        "Content-Range",
+    )
 
     def headers(self) -> dict[str, str]:
         """Walrus's read headers, the ETag (bare, as Walrus) and `Accept-Ranges`."""
@@ -308,10 +365,16 @@ def _blob_id(request: web.Request) -> BlobId:
 
 
 async def _serve(
-    client: WalrusClient, request: web.Request, blob_id: BlobId, consistency: ConsistencyCheck
+    client: WalrusClient,
+    request: web.Request,
+    blob_id: BlobId,
+    consistency: ConsistencyCheck,
+    attribute: Iterable[tuple[str, str]] = (),
 ) -> web.StreamResponse:
-    """A blob route's answer for `blob_id` (see the module docstring)."""
+    """A blob route's answer for `blob_id` (see the module docstring), with the `attribute`
+    pairs that `allowed_headers` lets through."""
     reading = BlobRequest(client, request, str(blob_id))
+    reading.extra_headers.update(allowed_headers(attribute, request, reading.fixed_headers))
     header = request.headers.get("Range")
     byte_range = parse_range_header(header) if header is not None else None
     cached = reading.not_modified()
@@ -339,6 +402,7 @@ async def get_blob_by_object_id(client: WalrusClient, request: web.Request) -> w
     consistency = parse_consistency(request.query.items())
     try:
         record = await client.env.chain.get_blob(object_id)
+        attribute = await client.env.chain.blob_attribute(object_id) if record else None
     except Exception as exc:
         answer = read_error(exc)
         if answer is None:
@@ -351,7 +415,7 @@ async def get_blob_by_object_id(client: WalrusClient, request: web.Request) -> w
             "OBJECT_ID_RESOLUTION_FAILED",
             f"no blob object {text} exists (never created, or deleted)",
         )
-    return await _serve(client, request, record.blob_id, consistency)
+    return await _serve(client, request, record.blob_id, consistency, attribute or ())
 
 
 async def get_blob_byte_range(client: WalrusClient, request: web.Request) -> web.StreamResponse:

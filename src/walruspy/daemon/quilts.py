@@ -19,9 +19,9 @@ answers its bytes with the aggregator's headers (`X-Content-Type-Options`, `Cach
 `ETag`, which is the quilt's blob ID on both routes as in Walrus's code, `Content-Type` from
 `Accept`), `X-Quilt-Patch-Identifier` when the identifier is a header value that comes back as
 sent (visible ASCII, no white space at either end; Walrus drops invalid ones), and the patch's
-tags whose names are in `ALLOWED_TAG_HEADERS` (Walrus's default `--allowed-headers`) without
-overriding those. Without an `Accept` naming a type, a `content-type` tag is the answer's type,
-else `application/octet-stream`. Errors:
+tags whose names are in `ALLOWED_HEADERS` (`walruspy.daemon.aggregator`, Walrus's default
+`--allowed-headers`) without overriding those. Without an `Accept` naming a type, a
+`content-type` tag is the answer's type, else `application/octet-stream`. Errors:
 
     QuiltPatchNotFoundError   404  QUILT_PATCH_NOT_FOUND   (unknown identifier or patch ID)
     NotAQuiltError            404  NOT_A_QUILT             (walruspy: Walrus answers 500)
@@ -49,6 +49,7 @@ from walruspy.client.quilts import QuiltPatchData
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import InvalidInputError
 from walruspy.core.quilt import QuiltPatchId, QuiltStoreBlob
+from walruspy.daemon.aggregator import allowed_headers, header_value
 from walruspy.daemon.errors import DaemonApiError, read_error
 from walruspy.daemon.publisher import (
     READ_CHUNK_BYTES,
@@ -59,7 +60,6 @@ from walruspy.daemon.publisher import (
 )
 
 __all__ = [
-    "ALLOWED_TAG_HEADERS",
     "get_patch_by_quilt_id_and_identifier",
     "get_patch_by_quilt_patch_id",
     "list_patches_in_quilt",
@@ -77,18 +77,6 @@ _QUILT_VERSIONS: Final = frozenset({"v1", "V1", "1"})
 #: Most parts of one quilt upload looked at: a QuiltV1 holds at most s - 1 < 1000 patches
 #: (1000 shards), plus `_metadata`.
 MAX_PARTS: Final = 1001
-#: The patch tags an answer may carry as headers (Walrus's default `--allowed-headers`).
-ALLOWED_TAG_HEADERS: Final = frozenset(
-    {
-        "content-type",
-        "authorization",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-location",
-        "link",
-    }
-)
 _CACHE_CONTROL: Final = "public, max-age=86400, stale-while-revalidate=3600"
 _OCTET_STREAM: Final = "application/octet-stream"
 _IDENTIFIER_HEADER: Final = "X-Quilt-Patch-Identifier"
@@ -298,13 +286,6 @@ def _no_query(request: web.Request) -> None:
         raise DaemonApiError.malformed(f"unexpected query parameter {key[:40]!r}")
 
 
-def _header_value(text: str) -> bool:
-    """Whether `text` survives as a header value: visible ASCII with inner spaces and tabs (a
-    client strips white space at either end, so such a value would not come back as sent)."""
-    inner = all(char == "\t" or " " <= char <= "~" for char in text)
-    return inner and text == text.strip(" \t")
-
-
 def patch_response(request: web.Request, patch: QuiltPatchData, etag: str) -> web.Response:
     """A patch's bytes with Walrus's headers (module doc)."""
     headers = {
@@ -312,18 +293,11 @@ def patch_response(request: web.Request, patch: QuiltPatchData, etag: str) -> we
         "Cache-Control": _CACHE_CONTROL,
         "ETag": f'"{etag}"',
     }
+    from_tags = allowed_headers(patch.tags.items(), request, headers)
     accept = request.headers.get("Accept")
-    content_type = accept if accept and "*" not in accept else None
-    for key, value in patch.tags.items():
-        name = key.lower()
-        if name not in ALLOWED_TAG_HEADERS or not _header_value(value):
-            continue
-        if name == "content-type":
-            content_type = content_type or value
-        elif name not in {header.lower() for header in headers}:
-            headers[key] = value
-    headers["Content-Type"] = content_type or _OCTET_STREAM
-    if _header_value(patch.identifier):
+    headers["Content-Type"] = accept if accept and "*" not in accept else _OCTET_STREAM
+    headers.update(from_tags)
+    if header_value(patch.identifier):
         headers[_IDENTIFIER_HEADER] = patch.identifier
     return web.Response(body=patch.data, headers=headers)
 

@@ -127,6 +127,8 @@ event EpochChangeDone:
 wal: public(immutable(address))
 # The Challenges contract whose certificates rewards depend on (empty: no challenges).
 challenges: public(immutable(address))
+# The Attributes contract holding blob attributes (Attributes.vy; empty: none).
+attributes: public(immutable(address))
 # The current epoch (Move keeps it in the committee: `system::epoch()` reads it there).
 epoch: public(uint32)
 # The Committee.vy contract of the current epoch, which checks certificates.
@@ -168,6 +170,7 @@ def __init__(
     write_price_per_unit_size: uint64,
     staking_contract: address,
     challenges_contract: address,
+    attributes_contract: address,
 ):
     """
     @notice Port of Move `init::initialize_walrus`. With a fixed committee
@@ -180,12 +183,15 @@ def __init__(
     @param staking_contract Staking.vy, or the zero address for a fixed committee.
     @param challenges_contract Challenges.vy (deployed first, attached to this System
         after), or the zero address for a system without storage challenges.
+    @param attributes_contract Attributes.vy (deployed first, attached after), or the zero
+        address for a system without blob attributes.
     """
     assert wal_token != empty(address), "zero address"
     assert epoch_duration_s > 0, "zero epoch duration"
     assert challenges_contract == empty(address) or challenges_contract.is_contract, "challenges is not a contract"
     wal = wal_token
     challenges = challenges_contract
+    attributes = attributes_contract
     self.epoch_duration_s = epoch_duration_s
     self.epoch_start_s = convert(block.timestamp, uint64)
     self.total_capacity_size = total_capacity_size

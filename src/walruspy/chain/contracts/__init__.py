@@ -16,16 +16,20 @@ Deployable contracts (spec/walrus-system.md section 2, porting notes 2.9):
 - ``Challenges``: storage challenges (ours; Walrus paper section 4.6): a seed per epoch from a
   future block's hash, quorum certificates that a node passed, which System's reward settlement
   consults (a separate contract: System is close to the code limit).
+- ``Attributes``: blob attributes (Walrus's blob metadata: ordered key-value pairs that the
+  owner of a blob object sets and removes), also a contract of its own for the code limit.
 
 The lower-case files are Vyper modules the others import. Two deployments exist:
 
 - a fixed committee: deploy ``Wal(supply)`` and ``Committee()``, fill the committee with
   ``add_members`` (batches, each member with a proof of possession of its BLS key for the
-  deployer's address) and ``seal(shard_owners)``, deploy ``Challenges()``, then
-  ``System(wal, committee, ..., staking=0, challenges)`` and ``Challenges.attach(system)``;
+  deployer's address) and ``seal(shard_owners)``, deploy ``Challenges()`` and
+  ``Attributes()``, then ``System(wal, committee, ..., staking=0, challenges, attributes)``,
+  ``Challenges.attach(system)`` and ``Attributes.attach(system)``;
 - staking: deploy ``Wal``, ``Selection``, ``Staking(wal, selection, n_shards, epoch_duration,
-  epoch_zero_duration)``, ``Pools(wal, staking)``, ``Challenges()``, ``System(wal, 0, ...,
-  staking, challenges)``, ``Challenges.attach(system)`` and two empty ``Committee()`` handed
+  epoch_zero_duration)``, ``Pools(wal, staking)``, ``Challenges()``, ``Attributes()``,
+  ``System(wal, 0, ..., staking, challenges, attributes)``, ``Challenges.attach(system)``,
+  ``Attributes.attach(system)`` and two empty ``Committee()`` handed
   over to Staking (``hand_over``), then ``Staking.attach(system, pools, committee_a,
   committee_b)``; nodes register and are staked, and Staking selects every committee, the
   first one included.
@@ -69,7 +73,9 @@ __all__ = [
 #: The directory holding the ``.vy`` sources.
 CONTRACTS_DIR = Path(__file__).resolve().parent
 #: Names of the contracts that are deployed (the others are modules).
-DEPLOYABLE = ("Wal", "Committee", "System", "Selection", "Staking", "Pools", "Challenges")
+DEPLOYABLE = (
+    "Wal", "Committee", "System", "Selection", "Staking", "Pools", "Challenges", "Attributes",
+)  # fmt: skip
 
 #: A contract ABI as ``json.loads`` gives it.
 Abi = list[dict[str, Any]]

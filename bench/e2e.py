@@ -122,7 +122,8 @@ async def bench_devnet(n_nodes: int, sizes: list[str], reps: int, work: Path) ->
               f"{time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
         rows = []
         async with open_client(devnet.client_config()) as client:
-            await client.store(os.urandom(1024), 1)  # warm: encoder workers, connections
+            # Warm the encoder workers and connections.
+            await client.store(os.urandom(1024), 1, deletable=False)
             for name in sizes:
                 row = Row(n_nodes, name, SIZES[name])
                 for _ in range(reps):

@@ -89,7 +89,8 @@ async def bench_quilt(
     ):
         print(f"\nquilt: {n_nodes} nodes, {n_shards} shards: devnet ready in "
               f"{time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
-        await client.store(os.urandom(1024), 1)  # warm: encoder workers, connections
+        # Warm the encoder workers and connections.
+        await client.store(os.urandom(1024), 1, deletable=False)
         start = time.perf_counter()
         for first in range(0, files, per_quilt):
             quilt = await client.quilts.store(

@@ -240,7 +240,7 @@ async def devnet_epoch_change(volume_mb: int) -> dict[str, float]:
             stored = 0
             async with open_client(devnet.client_config()) as client:
                 for size in blob_sizes(volume_mb):
-                    await client.store(blob_data(stored, size), epochs=10)
+                    await client.store(blob_data(stored, size), epochs=10, deletable=False)
                     stored += 1
             joiner = await devnet.add_node(stake_frost=40_000 * 10**9)  # 40,000 WAL
             # Staked before voting_end, it joins at the next change, else at the one after.

@@ -43,7 +43,7 @@ async def test_verified_status_of_each_kind(tmp_path: Path) -> None:
         assert nonexistent.to_json() == {"blobId": str(unknown), "status": "nonexistent"}
         assert nonexistent.describe().startswith("nonexistent")
 
-        permanent = await client.store(b"permanent", epochs=5)
+        permanent = await client.store(b"permanent", epochs=5, deletable=False)
         await network.settle()
         verified = await client.blob_status(permanent.blob_id)
         assert isinstance(verified.status, Permanent) and verified.status.is_certified
@@ -108,7 +108,7 @@ async def test_delete_by_blob_id_and_by_object_id(tmp_path: Path) -> None:
         await network.settle()
         with pytest.raises(ObjectNotFoundError, match="no blob object 0x"):
             await client.delete(object_id=solo.object_id)
-        permanent = await client.store(b"permanent", epochs=2)
+        permanent = await client.store(b"permanent", epochs=2, deletable=False)
         assert permanent.object_id is not None
         with pytest.raises(BlobObjectStateError, match="is permanent"):
             await client.delete(object_id=permanent.object_id)
@@ -203,7 +203,7 @@ async def read_only_client(network: Network) -> AsyncIterator[WalrusClient]:
 async def test_a_client_without_a_wallet_reads_but_does_not_write(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network:
         async with network.client() as writer:
-            stored = await writer.store(b"public", epochs=2)
+            stored = await writer.store(b"public", epochs=2, deletable=False)
         async with read_only_client(network) as reader:
             assert reader.address is None
             assert await reader.read(stored.blob_id) == b"public"
@@ -268,5 +268,11 @@ async def test_open_client_makes_its_own_session_and_encoder(tmp_path: Path) -> 
         assert await client.read(stored.blob_id) == b"own session"
         assert await client.blob_id_of(bytearray(b"own session")) == stored.blob_id
         assert await client.blob_id_of(memoryview(b"own session")) == stored.blob_id
-        with pytest.raises(TypeError, match="a blob is bytes or a path"):
-            await client.store("a str is neither", epochs=1)  # type: ignore[arg-type]
+        # A str names a file, as a Path does; one naming no file says so.
+        source = tmp_path / "as text.bin"
+        source.write_bytes(b"own session")
+        assert await client.blob_id_of(str(source)) == stored.blob_id
+        with pytest.raises(FileNotFoundError, match="a str names a file; pass bytes"):
+            await client.store("not a file but data", epochs=1)
+        with pytest.raises(TypeError, match="a blob is bytes or a file path"):
+            await client.store(1234, epochs=1)  # type: ignore[arg-type]

@@ -85,16 +85,18 @@ async def test_a_store_result_has_walrus_json_shape(tmp_path: Path) -> None:
 
 async def test_an_already_certified_permanent_blob_is_not_stored_again(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
-        first = await client.store(b"twice", epochs=4)
+        first = await client.store(b"twice", epochs=4, deletable=False)
         await network.settle()
-        again = await client.store(b"twice", epochs=2)
+        again = await client.store(b"twice", epochs=2, deletable=False)
         assert again.already_certified
         assert again.certified_by == "event"
         assert again.end_epoch == first.end_epoch
         assert set(again.to_json()["alreadyCertified"]) == {"blobId", "event", "endEpoch"}
-        longer = await client.store(b"twice", epochs=10)  # longer than the stored copy
+        longer = await client.store(
+            b"twice", epochs=10, deletable=False
+        )  # longer than the stored copy
         assert not longer.already_certified
-        forced = await client.store(b"twice", epochs=2, force=True)
+        forced = await client.store(b"twice", epochs=2, deletable=False, force=True)
         assert not forced.already_certified
         assert len(network.chain.blobs) == 3
 

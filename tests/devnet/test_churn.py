@@ -71,7 +71,7 @@ class Writer:
             data = blob_bytes(1000 + self._seed, size)
             self._seed += 1
             try:
-                result = await self.client.store(data, epochs=30)
+                result = await self.client.store(data, epochs=30, deletable=False)
             except WalrusError:
                 self.failed += 1  # not certified: nothing was promised
                 await asyncio.sleep(0.5)

@@ -64,7 +64,7 @@ async def test_stores_across_epoch_changes_certify_and_read_back(
     while (await devnet.deployer.system_info()).epoch < start + 3:
         seed += 1
         data = blob_bytes(seed, 200_000)
-        stored.append((data, await client.store(data, epochs=20)))
+        stored.append((data, await client.store(data, epochs=20, deletable=False)))
     for data, result in stored:
         assert await client.read(result.blob_id) == data
     records = [result.blob for _, result in stored if result.blob is not None]

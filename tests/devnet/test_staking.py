@@ -70,7 +70,7 @@ async def test_a_node_joins_and_another_leaves(
     devnet: Devnet, client: WalrusClient, http: aiohttp.ClientSession
 ) -> None:
     stored = [(blob_bytes(i, 30_000 * (i + 1)), i) for i in range(3)]
-    results = [await client.store(data, epochs=10) for data, _ in stored]
+    results = [await client.store(data, epochs=10, deletable=False) for data, _ in stored]
 
     newcomer = await devnet.add_node(stake_frost=20_000 * WAL)
     assert not devnet.in_committee(newcomer)
@@ -106,7 +106,7 @@ async def test_a_node_joins_and_another_leaves(
 
     for (data, _), result in zip(stored, results, strict=True):
         assert await client.read(result.blob_id) == data
-    later = await client.store(blob_bytes(9, 50_000), epochs=3)
+    later = await client.store(blob_bytes(9, 50_000), epochs=3, deletable=False)
     assert await client.read(later.blob_id) == blob_bytes(9, 50_000)
 
 
@@ -114,7 +114,7 @@ async def test_an_operator_joins_with_the_cli(
     devnet: Devnet, client: WalrusClient, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     data = blob_bytes(21, 40_000)
-    stored = await client.store(data, epochs=10)
+    stored = await client.store(data, epochs=10, deletable=False)
     assert devnet.deployment is not None
     (port,) = free_ports(1)
     directory = tmp_path / "operator"

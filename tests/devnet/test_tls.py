@@ -75,7 +75,7 @@ async def test_every_node_serves_tls_pinned_to_its_key_on_chain(
     assert all(len(member.network_public_key) == 33 for member in committee.members)
     assert all(node.url.startswith("https://") for node in devnet.nodes)
     data = blob_bytes(1, 60_000)
-    stored = await client.store(data, epochs=5)
+    stored = await client.store(data, epochs=5, deletable=False)
     assert await client.read(stored.blob_id) == data
 
 
@@ -84,7 +84,7 @@ async def test_a_node_serving_another_key_is_refused_by_clients_and_peers(
 ) -> None:
     assert devnet.deployer is not None
     data = blob_bytes(2, 80_000)
-    stored = await client.store(data, epochs=5)
+    stored = await client.store(data, epochs=5, deletable=False)
     impostor, healer = devnet.nodes[1], devnet.nodes[0]
     await impostor.stop()
     key = impostor.plan.network_key_path

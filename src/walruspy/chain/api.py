@@ -138,6 +138,11 @@ class StorageRecord:
     end_epoch: int
     storage_size: int
 
+    @property
+    def storage_id_hex(self) -> str:
+        """The storage resource's object ID as text: `0x` and 64 hex digits."""
+        return "0x" + self.storage_id.hex()
+
 
 #: A blob's attribute (Walrus's `BlobAttribute`, Move `metadata::Metadata`): its key-value
 #: pairs, unique keys, in the contract's order.
@@ -183,6 +188,14 @@ class BlobRecord:
     certified_epoch: int | None
     storage: StorageRecord
     deletable: bool
+
+    @property
+    def object_id_hex(self) -> str:
+        """The blob object's ID as text: `0x` and 64 hex digits (`object_id` is its 32 bytes).
+
+        The form results, the CLI and Walrus's JSON (`Blob.id`) show, and operations accept.
+        """
+        return "0x" + self.object_id.hex()
 
     @property
     def end_epoch(self) -> int:

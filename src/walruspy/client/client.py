@@ -11,8 +11,11 @@ The operations are in their own modules: `store` (encode, register, upload, cert
 (metadata, slivers, decode; during an epoch change, from the previous committee first; parts
 of a blob and streams from the source rows holding them: `read_range`, `locate`),
 `status` (the verified blob status). Those that only talk to the chain are here: `delete`,
-`extend`, `list_blobs`, `system_info`. Everything is async; the CLI is the only place that runs
-it synchronously.
+`extend`, `list_blobs`, `system_info`. Everything is async; synchronous callers go through
+`walruspy.Client` (`walruspy.client.sync`), a wrapper that runs this client on its own loop.
+
+Defaults are the CLI's: a store is deletable unless `deletable=False`; a file to store or to
+write is a `str` or any `os.PathLike`; object IDs in results are `0x` text.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ from walruspy.workers import EncoderPool
 WRITE_CHUNK_BYTES = 8 << 20
 
 BlobData = bytes | bytearray | memoryview
+#: A file to store or write: a `str` path or any `os.PathLike` (a `pathlib.Path`).
+FilePath = str | os.PathLike[str]
 
 
 class WalrusClient:
@@ -90,17 +95,19 @@ class WalrusClient:
 
     async def store(
         self,
-        data: BlobData | os.PathLike[str],
+        data: BlobData | FilePath,
         epochs: int,
         *,
-        deletable: bool = False,
+        deletable: bool = True,
         force: bool = False,
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
         on_registered: Callable[[BlobRecord], None] | None = None,
     ) -> StoreResult:
-        """Store `data` (bytes, or the contents of a file) for `epochs` epochs.
+        """Store `data` (bytes, or the contents of the file a `str` or `os.PathLike` names).
 
+        The blob is kept for `epochs` epochs and is deletable unless `deletable=False` (a
+        permanent blob), as the CLI's and Walrus's default since 1.33.
         Returns at once with `already_certified` when the blob is already stored long enough
         (unless `force`). `ignore_resources` skips looking for this account's blob objects
         (reuse of a registration, a certified deletable copy), which lists every object it owns.
@@ -119,19 +126,30 @@ class WalrusClient:
             on_registered=on_registered,
         )
 
-    async def _blob_data(self, data: BlobData | os.PathLike[str]) -> bytes | memoryview:
+    async def _blob_data(self, data: BlobData | FilePath) -> bytes | memoryview:
         """The bytes to store: `data` itself, or the contents of the file it names."""
-        if isinstance(data, os.PathLike):
+        if isinstance(data, str | os.PathLike):
             return await self._read_file(Path(data))
         if isinstance(data, bytes | memoryview):
             return data
         if isinstance(data, bytearray):
             return memoryview(data)
-        raise TypeError(f"a blob is bytes or a path (os.PathLike), not {type(data).__name__}")
+        raise TypeError(
+            f"a blob is bytes or a file path (str or os.PathLike), not {type(data).__name__}"
+        )
 
     async def _read_file(self, path: Path) -> bytes:
         limit = self.env.config.max_blob_bytes
-        size = (await asyncio.to_thread(path.stat)).st_size
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+        except FileNotFoundError as exc:
+            # A str is always a path here: say so, for a caller who meant it as the data.
+            raise FileNotFoundError(
+                exc.errno,
+                f"no file {str(path)[:200]!r} to store (a str names a file; pass "
+                "bytes to store the data itself)",
+                str(path),
+            ) from None
         if size > limit:
             raise BlobTooLargeError(
                 f"{path} has {size} bytes, more than the client's max_blob_bytes of {limit}"
@@ -152,16 +170,26 @@ class WalrusClient:
     async def read(
         self,
         blob_id: BlobId | str,
-        out: os.PathLike[str],
+        out: FilePath,
         *,
         consistency: ConsistencyCheck = ConsistencyCheck.DEFAULT,
         progress: ProgressCallback | None = None,
     ) -> int: ...
 
+    @overload
     async def read(
         self,
         blob_id: BlobId | str,
-        out: os.PathLike[str] | None = None,
+        out: FilePath | None,
+        *,
+        consistency: ConsistencyCheck = ConsistencyCheck.DEFAULT,
+        progress: ProgressCallback | None = None,
+    ) -> bytes | int: ...
+
+    async def read(
+        self,
+        blob_id: BlobId | str,
+        out: FilePath | None = None,
         *,
         consistency: ConsistencyCheck = ConsistencyCheck.DEFAULT,
         progress: ProgressCallback | None = None,
@@ -220,7 +248,7 @@ class WalrusClient:
         committee = await self.env.chain.committee()
         return await verified_status(self.env, _blob_id(blob_id), committee)
 
-    async def blob_id_of(self, data: BlobData | os.PathLike[str]) -> BlobId:
+    async def blob_id_of(self, data: BlobData | FilePath) -> BlobId:
         """The blob ID of `data` for the current committee (encodes it locally)."""
         data = await self._blob_data(data)
         n_shards = (await self.env.chain.committee()).n_shards

@@ -206,8 +206,12 @@ def find_config_file(dirs: Sequence[Path] | None = None) -> Path:
     )
 
 
-def load_config(path: Path | str | None = None) -> ClientConfig:
-    """Read and validate a configuration file (the default locations without `path`)."""
+def load_config(path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Read and validate a configuration file (the default locations without `path`).
+
+    The CLI's `--config` is this `path`, and its defaults are these: the first file found in
+    `default_config_dirs()`.
+    """
     path = Path(path) if path is not None else find_config_file()
     try:
         with path.open("rb") as handle:
@@ -223,8 +227,12 @@ def load_config(path: Path | str | None = None) -> ClientConfig:
     return parse_config(data, path.resolve().parent, source=path)
 
 
-def parse_config(data: object, base_dir: Path, source: Path | None = None) -> ClientConfig:
+def parse_config(
+    data: object, base_dir: str | os.PathLike[str], source: str | os.PathLike[str] | None = None
+) -> ClientConfig:
     """Validate an already parsed configuration; relative paths are taken from `base_dir`."""
+    base_dir = Path(base_dir)
+    source = Path(source) if source is not None else None
     top = _Fields(data, "", base_dir)
     if top.has("contexts"):
         contexts_raw = top.mapping("contexts")

@@ -13,6 +13,8 @@ fan-out's summary (which nodes failed and why, the weight reached of the weight 
         ├── InvalidArgumentError         an argument the network would refuse (epochs out of
         │                                range); also a ValueError
         ├── NoWalletError                a write needs a wallet key and the context has none
+        ├── ClientClosedError            the synchronous `walruspy.Client` was used after close();
+        │                                also a RuntimeError
         ├── InsufficientWalError         the wallet holds less WAL than a payment needs (which
         │                                account, how much it holds, how much is needed)
         ├── BlobTooLargeError            the blob exceeds the configured or the encoding's limit
@@ -56,6 +58,10 @@ class ConfigError(ClientError):
 
 class InvalidArgumentError(ClientError, ValueError):
     """An argument the contracts or nodes would refuse, such as epochs beyond the maximum."""
+
+
+class ClientClosedError(ClientError, RuntimeError):
+    """The synchronous client (`walruspy.Client`) was used after `close()` (or while closing)."""
 
 
 class NoWalletError(ClientError):

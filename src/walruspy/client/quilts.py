@@ -359,13 +359,14 @@ class QuiltClient:
         blobs: Sequence[QuiltStoreBlob],
         epochs: int,
         *,
-        deletable: bool = False,
+        deletable: bool = True,
         force: bool = False,
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
         on_registered: Callable[[BlobRecord], None] | None = None,
     ) -> QuiltStoreResult:
-        """Store `blobs` as one quilt for `epochs` epochs; the options are `WalrusClient.store`'s.
+        """Store `blobs` as one quilt for `epochs` epochs; the options are `WalrusClient.store`'s
+        (deletable unless `deletable=False`, as the CLI).
 
         Raises `InvalidArgumentError` for a quilt that cannot be built (no blobs, duplicate
         identifiers, too many blobs) and `BlobTooLargeError` for one too large.

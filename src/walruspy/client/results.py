@@ -8,7 +8,8 @@ publisher answer what Walrus's do: a store is `{"newlyCreated": {...}}` or
 `BlobStatus`. Object IDs are `0x` + 64 hex digits, blob IDs their 43-character text form, and
 event IDs the node API's `{txDigest, eventSeq}` (walruspy.node_api.schemas). The results'
 own `object_id` attributes are that `0x` text too (the chain's `BlobRecord` inside them keeps
-the raw 32 bytes); the client's operations take an object ID as either.
+the raw 32 bytes as `object_id` and gives the text as `object_id_hex`); the client's operations
+take an object ID as either.
 
 Progress: operations report `ProgressEvent`s (phase, done, total bytes) to an optional callback,
 so a CLI can draw bars; the callback runs on the event loop and must return at once.

@@ -38,12 +38,13 @@ def wallet_address(key: bytes) -> str:
     return str(Account.from_key(key).address)
 
 
-def create_wallet_key(path: Path) -> str:
+def create_wallet_key(path: str | os.PathLike[str]) -> str:
     """Write a new private key to `path` (mode 0600) and return its address.
 
     Refuses (ConfigError) if `path` exists: the file is created exclusively, so a key is never
     overwritten, even by a concurrent call.
     """
+    path = Path(path)
     account = Account.create()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -12,12 +12,22 @@ Every command also takes the limits on slow and greedy clients (`--request-heade
 `--max-connections-per-address`, `--limit-loopback`); their defaults are
 `walruspy.daemon.limits.DAEMON_CONNECTION_LIMITS`, explained in
 `walruspy.node_api.connection_guard.ConnectionLimits`.
+
+The publisher's access control (`publisher` and `daemon`), off by default: without it whoever
+reaches the publisher stores blobs paid from its wallet. Walrus's JWT options
+(`walruspy.daemon.auth`): `--jwt-decode-secret` (0x-hex, else the text's bytes), `--jwt-algorithm`
+(HS256), `--jwt-expiring-sec` (0: exp - iat not checked), `--jwt-verify-upload`,
+`--jwt-cache-size` (10000) and `--jwt-cache-refresh-interval` (5s); any of the first, the third
+or the fourth turns it on. Per-client quotas (`walruspy.daemon.quotas`):
+`--publisher-requests-per-minute` and `--publisher-bytes-per-minute` (0: off), answered 429 with
+`Retry-After`. A bad secret, key or algorithm stops the command before it serves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +37,8 @@ import click
 from walruspy.cli.output import json_option
 
 if TYPE_CHECKING:
+    from walruspy.daemon.auth import JwtConfig
+    from walruspy.daemon.quotas import QuotaLimits
     from walruspy.node_api.connection_guard import ConnectionLimits
 
 __all__ = ["DAEMON_COMMANDS"]
@@ -81,6 +93,7 @@ def _options(command: Callable[..., Any], *, publisher: bool, aggregator: bool) 
             show_default=True,
             help="Largest PUT /v1/quilts body, in KiB (larger ones get 413).",
         )(command)
+        command = _access_options(command)
     command = _connection_options(command)
     command = click.option(
         "--context", "context", default=None, help="Context of the configuration to use."
@@ -98,6 +111,139 @@ def _options(command: Callable[..., Any], *, publisher: bool, aggregator: bool) 
         show_default=True,
         help="HOST:PORT to listen on (port 0 picks a free one).",
     )(command)
+
+
+def _access_options(command: Callable[..., Any]) -> Any:
+    """The publisher's JWT authentication (Walrus's options) and per-client quotas."""
+    options: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (
+            ("--jwt-decode-secret",),
+            {
+                "default": None,
+                "help": "Require a JWT signed with this secret (HS*: 0x-hex or text; other "
+                "algorithms: the public key as 0x-hex). Off by default: anyone who reaches the "
+                "publisher spends its wallet.",
+            },
+        ),
+        (
+            ("--jwt-algorithm",),
+            {
+                "default": "HS256",
+                "show_default": True,
+                "help": "HS256, HS384, HS512, EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, "
+                "PS384 or PS512.",
+            },
+        ),
+        (
+            ("--jwt-expiring-sec",),
+            {
+                "type": click.IntRange(0),
+                "default": 0,
+                "show_default": True,
+                "help": "If above 0, every JWT needs iat and exp - iat equal to this.",
+            },
+        ),
+        (
+            ("--jwt-verify-upload",),
+            {
+                "is_flag": True,
+                "default": False,
+                "help": "Check uploads against the JWT's claims (epochs, max_epochs, size, "
+                "max_size, send_object_to).",
+            },
+        ),
+        (
+            ("--jwt-cache-size",),
+            {
+                "type": click.IntRange(1),
+                "default": 10_000,
+                "show_default": True,
+                "help": "Used JWT IDs (jti) remembered until they expire (replay suppression).",
+            },
+        ),
+        (
+            ("--jwt-cache-refresh-interval",),
+            {
+                "default": "5s",
+                "show_default": True,
+                "help": "Interval between sweeps of expired JWT IDs (e.g. 5s, 500ms, 1m).",
+            },
+        ),
+        (
+            ("--publisher-requests-per-minute",),
+            {
+                "type": click.IntRange(0),
+                "default": 0,
+                "show_default": True,
+                "help": "Uploads per client address per minute, then 429 (0: no quota).",
+            },
+        ),
+        (
+            ("--publisher-bytes-per-minute",),
+            {
+                "type": click.IntRange(0),
+                "default": 0,
+                "show_default": True,
+                "help": "Upload body bytes per client address per minute, then 429 (0: no quota).",
+            },
+        ),
+    ]
+    for names, settings in options:
+        command = click.option(*names, **settings)(command)
+    return command
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration_s(text: str) -> float:
+    """`5s`, `500ms`, `1m`, `1h` or plain seconds; BadParameter otherwise."""
+    match = _DURATION.match(text)
+    seconds = float(match[1]) * _UNIT_S[match[2] or "s"] if match else 0.0
+    if not seconds > 0:
+        raise click.BadParameter(
+            f"{text!r} is not a positive duration such as 5s, 500ms or 1m",
+            param_hint="--jwt-cache-refresh-interval",
+        )
+    return seconds
+
+
+def _jwt_config(options: dict[str, Any]) -> JwtConfig | None:
+    """Walrus's `generate_auth_config`: on with a secret, an expiry or upload checks."""
+    from walruspy.daemon.auth import JWT_ALGORITHMS, JwtConfig, parse_secret
+
+    secret = options.get("jwt_decode_secret")
+    algorithm = options.get("jwt_algorithm", "HS256")
+    if algorithm not in JWT_ALGORITHMS:
+        raise click.BadParameter(
+            f"unsupported algorithm {algorithm!r}: one of {', '.join(JWT_ALGORITHMS)}",
+            param_hint="--jwt-algorithm",
+        )
+    expiring_sec = options.get("jwt_expiring_sec", 0)
+    verify_upload = bool(options.get("jwt_verify_upload", False))
+    if secret is None and expiring_sec == 0 and not verify_upload:
+        return None
+    try:
+        return JwtConfig(
+            key=parse_secret(secret) if secret is not None else None,
+            algorithm=algorithm,
+            expiring_sec=expiring_sec,
+            verify_upload=verify_upload,
+            cache_size=options["jwt_cache_size"],
+            cache_refresh_interval_s=_duration_s(options["jwt_cache_refresh_interval"]),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--jwt-decode-secret") from None
+
+
+def _quota_limits(options: dict[str, Any]) -> QuotaLimits:
+    from walruspy.daemon.quotas import QuotaLimits
+
+    return QuotaLimits(
+        requests_per_minute=options.get("publisher_requests_per_minute") or None,
+        bytes_per_minute=options.get("publisher_bytes_per_minute") or None,
+    )
 
 
 def _connection_options(command: Callable[..., Any]) -> Any:
@@ -145,7 +291,8 @@ def _connection_options(command: Callable[..., Any]) -> Any:
         "--limit-loopback/--no-limit-loopback",
         default=False,
         show_default=True,
-        help="Cap connections from loopback addresses too (everything local on a devnet).",
+        help="Cap connections (and the publisher's quotas) from loopback addresses too "
+        "(everything local on a devnet).",
     )(command)
 
 
@@ -190,7 +337,9 @@ def _serve(mode_name: str, options: dict[str, Any]) -> None:
             "aggregator_max_buffer_size", defaults.aggregator_max_buffer_size
         ),
         connections=_connection_limits(options),
+        quotas=_quota_limits(options),
     )
+    jwt = _jwt_config(options)
 
     def ready(running: RunningDaemon) -> None:
         if as_json:
@@ -207,6 +356,7 @@ def _serve(mode_name: str, options: dict[str, Any]) -> None:
             bind_address=options["bind_address"],
             limits=limits,
             on_ready=ready,
+            jwt=jwt,
         )
     )
 

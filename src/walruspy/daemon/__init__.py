@@ -2,7 +2,8 @@
 
 `make_app(client, mode)` builds the aiohttp application of a `DaemonMode` (publisher,
 aggregator or both), `open_daemon(...)` serves it on an address, and `run_daemon(...)` is what
-the `walruspy publisher|aggregator|daemon` commands run. Limits are in `DaemonLimits`; the
+the `walruspy publisher|aggregator|daemon` commands run. Limits are in `DaemonLimits` (with the
+publisher's per-client `QuotaLimits`), its JWT authentication in `JwtConfig`; the
 OpenAPI document is `openapi.yaml` in this package, served at `/v1/api`.
 """
 
@@ -18,8 +19,10 @@ from walruspy.daemon.app import (
     openapi_document,
     run_daemon,
 )
+from walruspy.daemon.auth import JwtConfig
 from walruspy.daemon.errors import DaemonApiError
 from walruspy.daemon.limits import DaemonLimits
+from walruspy.daemon.quotas import QuotaLimits
 
 __all__ = [
     "DEFAULT_BIND_ADDRESS",
@@ -29,6 +32,8 @@ __all__ = [
     "DaemonLimits",
     "DaemonMode",
     "DaemonRoute",
+    "JwtConfig",
+    "QuotaLimits",
     "RunningDaemon",
     "make_app",
     "open_daemon",

@@ -11,12 +11,16 @@ agree. Every finished request is counted in the metrics and logged as one struct
 the access logger `open_daemon` installs.
 
 Each group of routes has its `AdmissionLimit` (`walruspy.daemon.limits`): beyond its running and
-queued requests, a request is shed with 429. The server runs behind the guard against slow and
-greedy clients (`walruspy.node_api.connection_guard`, `DaemonLimits.connections`). Errors
-raised by handlers (`DaemonApiError`) become AIP-193 JSON bodies; an unknown route is a 404 of
-the same shape; anything else is logged and answered 500 without details. CORS is open (any
-origin, method and header), as Walrus's `daemon_cors_layer`; its headers are added as each
-answer's headers go out, so streamed answers carry them too.
+queued requests, a request is shed with 429. Before that, the publisher's uploads pass its
+access control, as Walrus's `auth_layer` sits outside its load-shedding layers: the client's
+quotas (`walruspy.daemon.quotas`, 429 with `Retry-After`), then, when a `JwtConfig` is given,
+the bearer token (`walruspy.daemon.auth`); both hand the handler `BodyCheck`s for the body.
+Without a `JwtConfig` anyone who reaches the publisher spends its wallet. The server runs behind
+the guard against slow and greedy clients (`walruspy.node_api.connection_guard`,
+`DaemonLimits.connections`). Errors raised by handlers (`DaemonApiError`) become AIP-193 JSON
+bodies; an unknown route is a 404 of the same shape; anything else is logged and answered 500
+without details. CORS is open (any origin, method and header), as Walrus's `daemon_cors_layer`;
+its headers are added as each answer's headers go out, so streamed answers carry them too.
 
 `open_daemon` serves the application on a TCP address until the context exits;
 `run_daemon` is what `walruspy publisher|aggregator|daemon` run: load the client configuration,
@@ -33,7 +37,8 @@ import functools
 import importlib.resources
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +54,7 @@ from walruspy.daemon.aggregator import (
     get_blob_byte_range,
     stream_blob,
 )
+from walruspy.daemon.auth import JwtConfig, JwtVerifier
 from walruspy.daemon.errors import DaemonApiError
 from walruspy.daemon.limits import AdmissionLimit, DaemonLimits, overloaded_response
 from walruspy.daemon.metrics import (
@@ -57,9 +63,10 @@ from walruspy.daemon.metrics import (
     DaemonAccessLogger,
     DaemonMetrics,
 )
-from walruspy.daemon.publisher import BlobTransfer, put_blob
+from walruspy.daemon.publisher import BlobTransfer, BodyCheck, PublisherQuery, put_blob
+from walruspy.daemon.quotas import ClientQuotas
 from walruspy.logs import get_logger
-from walruspy.node_api.connection_guard import GuardedAppRunner
+from walruspy.node_api.connection_guard import GuardedAppRunner, address_key
 from walruspy.node_api.waiting import serve_unavailable
 
 __all__ = [
@@ -95,6 +102,10 @@ _CORS_HEADERS: Final = {
 _ACCESS_LOGGER: Final = logging.getLogger("walruspy.daemon.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A publisher route's handler: the request and the checks of its body.
+UploadHandler = Callable[[web.Request, Sequence[BodyCheck]], Awaitable[web.StreamResponse]]
+#: The wall clock (seconds since the epoch): JWT expiry and quota refills; tests inject one.
+Clock = Callable[[], float]
 
 
 class DaemonMode(enum.Enum):
@@ -180,11 +191,16 @@ class _Daemon:
         mode: DaemonMode,
         limits: DaemonLimits,
         transfer: BlobTransfer | None,
+        *,
+        jwt: JwtConfig | None,
+        clock: Clock,
     ) -> None:
         self.client = client
         self.mode = mode
         self.limits = limits
         self.transfer = transfer
+        self.jwt = JwtVerifier(jwt, clock) if jwt is not None else None
+        self.quotas = ClientQuotas(limits.quotas, clock)
         self.daemon_metrics = DaemonMetrics()
         self.admission = {
             "publisher": AdmissionLimit(
@@ -205,8 +221,12 @@ class _Daemon:
     async def api_docs(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=openapi_document(self.mode), content_type="application/yaml")
 
-    async def put_blob(self, request: web.Request) -> web.StreamResponse:
-        return await put_blob(self.client, request, self.limits.max_body_bytes, self.transfer)
+    async def put_blob(
+        self, request: web.Request, checks: Sequence[BodyCheck]
+    ) -> web.StreamResponse:
+        return await put_blob(
+            self.client, request, self.limits.max_body_bytes, self.transfer, checks
+        )
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         return web.Response(
@@ -231,9 +251,11 @@ class _Daemon:
 
     head_stream_blob = stream_blob
 
-    async def put_quilt(self, request: web.Request) -> web.StreamResponse:
+    async def put_quilt(
+        self, request: web.Request, checks: Sequence[BodyCheck]
+    ) -> web.StreamResponse:
         return await quilts.put_quilt(
-            self.client, request, self.limits.max_quilt_body_bytes, self.transfer
+            self.client, request, self.limits.max_quilt_body_bytes, self.transfer, checks
         )
 
     async def get_patch_by_quilt_patch_id(self, request: web.Request) -> web.StreamResponse:
@@ -247,20 +269,50 @@ class _Daemon:
     async def list_patches_in_quilt(self, request: web.Request) -> web.StreamResponse:
         return await quilts.list_patches_in_quilt(self.client, request)
 
+    def access(self, route: DaemonRoute, request: web.Request) -> list[BodyCheck]:
+        """An upload's quotas, then its JWT (module doc); the checks of its body."""
+        transport = request.transport
+        peername = transport.get_extra_info("peername") if transport is not None else None
+        budget = self.quotas.admit(address_key(peername, self.limits.connections.limit_loopback))
+        checks: list[BodyCheck] = []
+        if budget is not None:
+            if request.content_length is not None:
+                budget.declared(request.content_length)
+            checks.append(budget)
+        if self.jwt is not None:
+            parse = quilts.parse_quilt_query if route.name == "put_quilt" else PublisherQuery.parse
+            query = parse(request.query.items())
+            try:
+                sizes = self.jwt.check(
+                    request.headers.get("Authorization"), query, request.content_length
+                )
+            except DaemonApiError as error:
+                log.info("upload refused", reason=error.reason, route=route.name)
+                raise
+            if sizes is not None:
+                checks.append(sizes)
+        return checks
+
     def limited(self, route: DaemonRoute) -> Handler:
-        """The route's handler behind its group's admission limit and the error rendering."""
-        handler: Handler = getattr(self, route.name)
+        """The route's handler behind its group's admission limit and the error rendering;
+        the publisher's uploads behind its access control first."""
         limit = self.admission[route.group] if route.group is not None else None
 
         async def handle(request: web.Request) -> web.StreamResponse:
             if limit is None:
-                return await _rendered(handler, request)
+                plain: Handler = getattr(self, route.name)
+                return await plain(request)
+            checks = self.access(route, request) if route.group == "publisher" else None
             async with limit.admit() as admitted:
                 if not admitted:
                     return overloaded_response(limit.name)
-                return await _rendered(handler, request)
+                if checks is None:
+                    handler: Handler = getattr(self, route.name)
+                    return await handler(request)
+                upload: UploadHandler = getattr(self, route.name)
+                return await upload(request, checks)
 
-        return handle
+        return functools.partial(_rendered, handle)
 
 
 async def _rendered(handler: Handler, request: web.Request) -> web.StreamResponse:
@@ -309,10 +361,13 @@ def make_app(
     limits: DaemonLimits | None = None,
     *,
     transfer: BlobTransfer | None = None,
+    jwt: JwtConfig | None = None,
+    clock: Clock = time.time,
 ) -> web.Application:
-    """The application serving `mode`'s routes over `client` (see the module docstring)."""
+    """The application serving `mode`'s routes over `client` (see the module docstring);
+    `jwt` turns on the publisher's JWT authentication."""
     limits = limits or DaemonLimits()
-    daemon = _Daemon(client, mode, limits, transfer)
+    daemon = _Daemon(client, mode, limits, transfer, jwt=jwt, clock=clock)
     # Bodies are read in chunks by the publisher against its own limit; this bounds the rest.
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[_frame])
     app[METRICS_KEY] = daemon.daemon_metrics
@@ -347,11 +402,13 @@ async def open_daemon(
     limits: DaemonLimits | None = None,
     *,
     transfer: BlobTransfer | None = None,
+    jwt: JwtConfig | None = None,
+    clock: Clock = time.time,
 ) -> AsyncIterator[RunningDaemon]:
     """Serve `mode` on `bind_address` (port 0 picks a free port) until the context exits."""
     host, port = parse_bind_address(bind_address)
     limits = limits or DaemonLimits()
-    app = make_app(client, mode, limits, transfer=transfer)
+    app = make_app(client, mode, limits, transfer=transfer, jwt=jwt, clock=clock)
     runner = GuardedAppRunner(
         app,
         limits.connections,
@@ -382,6 +439,7 @@ async def run_daemon(
     bind_address: str,
     limits: DaemonLimits,
     on_ready: Callable[[RunningDaemon], None],
+    jwt: JwtConfig | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; `on_ready` is called once the daemon serves."""
     config = load_config(config_path)
@@ -409,8 +467,12 @@ async def run_daemon(
             if mode.serves("publisher"):
                 client.env.require_writer("the publisher")  # refuse to start without a wallet
             transfer = client.transfer_blob if client.address is not None else None
+            if mode.serves("publisher") and jwt is None:
+                log.warning(
+                    "the publisher has no JWT authentication: whoever reaches it spends its wallet"
+                )
             async with open_daemon(
-                client, mode, bind_address, limits, transfer=transfer
+                client, mode, bind_address, limits, transfer=transfer, jwt=jwt
             ) as running:
                 on_ready(running)
                 with contextlib.suppress(asyncio.CancelledError):

@@ -31,6 +31,9 @@ library are translated here, once, with Walrus's statuses and reasons:
 Walrus reads an invalid or inconsistent blob as "no blob" (its read returns None); walruspy says
 which of the two it was, still with 404 and never with the data. Overload answers (429) are plain
 text, as Walrus's load-shedding layer writes them; they are built in `walruspy.daemon.limits`.
+The publisher's access control answers 401, 400, 429 and 504 in the domain
+`auth.publisher.walrus.space` (`walruspy.daemon.auth`) and 429 QUOTA_EXCEEDED with `Retry-After`
+(`walruspy.daemon.quotas`).
 """
 
 from __future__ import annotations
@@ -51,11 +54,13 @@ __all__ = ["DaemonApiError", "read_error", "store_error"]
 #: HTTP codes and the AIP-193 status names that go with them.
 _STATUS_TEXT: Final = {
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
     403: "SIZE_EXCEEDED",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
     416: "RANGE_NOT_SATISFIABLE",
+    429: "RESOURCE_EXHAUSTED",
     451: "UNAVAILABLE_FOR_LEGAL_REASONS",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
@@ -77,11 +82,18 @@ class DaemonApiError(WalrusError):
         *,
         domain: str = DAEMON_ERROR_DOMAIN,
         metadata: Mapping[str, str | int] | None = None,
+        status: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if http_status not in _STATUS_TEXT:
             raise ValueError(f"no error status is defined for HTTP {http_status}")
         super().__init__(message)
         self.http_status = http_status
+        #: The AIP-193 status name; by default the one of the HTTP code (Walrus's publisher
+        #: auth errors say FAILED_PRECONDITION with 400).
+        self.status = status or _STATUS_TEXT[http_status]
+        #: Extra headers of the answer (`Retry-After`, `WWW-Authenticate`).
+        self.headers = dict(headers or {})
         self.reason = reason
         self.message = message
         self.domain = domain
@@ -95,7 +107,7 @@ class DaemonApiError(WalrusError):
         return {
             "error": {
                 "code": self.http_status,
-                "status": _STATUS_TEXT[self.http_status],
+                "status": self.status,
                 "message": self.message,
                 "details": [
                     {
@@ -114,6 +126,7 @@ class DaemonApiError(WalrusError):
             body=json.dumps(self.to_body()).encode(),
             status=self.http_status,
             content_type="application/json",
+            headers=self.headers,
         )
 
     @classmethod

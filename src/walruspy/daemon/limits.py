@@ -12,6 +12,9 @@ Below the routes, the server runs behind `walruspy.node_api.connection_guard` wi
 `DaemonLimits.connections`: request headers have a deadline, bodies a minimum rate, each address
 a cap on its connections. Idle connections and connections still sending headers hold no slot
 of a group; a request whose body trickles holds one until the minimum rate cuts it (408).
+
+`DaemonLimits.quotas` are per-client quotas on the publisher's uploads (requests and bytes per
+minute, off by default: `walruspy.daemon.quotas`), checked before a request takes a slot.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Final
 
 from aiohttp import web
 
+from walruspy.daemon.quotas import NO_QUOTAS, QuotaLimits
 from walruspy.node_api.connection_guard import ConnectionLimits
 
 __all__ = ["DAEMON_CONNECTION_LIMITS", "AdmissionLimit", "DaemonLimits", "overloaded_response"]
@@ -59,6 +63,9 @@ class DaemonLimits:
     aggregator_max_buffer_size: int = 320
     #: Slow and greedy clients: header deadline, minimum body rate, idle timeout, cap per address.
     connections: ConnectionLimits = DAEMON_CONNECTION_LIMITS
+    #: Uploads and upload bytes per client per minute (off: Walrus has none); loopback is
+    #: exempt unless `connections.limit_loopback`.
+    quotas: QuotaLimits = NO_QUOTAS
 
     def __post_init__(self) -> None:
         counts = {

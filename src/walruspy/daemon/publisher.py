@@ -12,12 +12,16 @@ is never buffered whole. The store runs through `WalrusClient.store`; the answer
 `send_object_to` hands the new blob object to that address once it is certified, through the
 `transfer` function the application was built with; without one the publisher answers 501.
 `share` needs shared blob objects, which the contracts do not have: 400.
+
+Access control (`walruspy.daemon.auth`, `walruspy.daemon.quotas`) runs before the handler and
+hands it `BodyCheck`s: a JWT's size claims and a client's byte quota see the declared length,
+the bytes as they are read, and the final size, and refuse the body as soon as it breaks them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
 
@@ -28,7 +32,21 @@ from walruspy.client.results import ENCODING_TYPE_NAME, StoreResult
 from walruspy.daemon.errors import DaemonApiError, store_error
 from walruspy.logs import get_logger
 
-__all__ = ["BlobTransfer", "PublisherQuery", "put_blob", "read_body"]
+__all__ = ["BlobTransfer", "BodyCheck", "PublisherQuery", "put_blob", "read_body"]
+
+
+class BodyCheck(Protocol):
+    """A bound on an upload's body beside the publisher's limit; each method raises
+    `DaemonApiError` to refuse the body."""
+
+    def declared(self, size: int) -> None:
+        """The body's `Content-Length`, before any of it is read."""
+
+    def reading(self, size: int) -> None:
+        """The bytes read so far (called after every chunk)."""
+
+    def finished(self, size: int) -> None:
+        """The body's size once it has been read whole."""
 
 
 class _JsonResult(Protocol):
@@ -140,18 +158,26 @@ def _epochs(text: str | None) -> int:
     return epochs
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: web.Request, limit: int, checks: Sequence[BodyCheck] = ()) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, or
+    by one of `checks` as soon as it breaks it."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(limit, declared)
+    if declared is not None:
+        for check in checks:
+            check.declared(declared)
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(READ_CHUNK_BYTES):
         size += len(chunk)
         if size > limit:
             raise _too_large(limit, None)
+        for check in checks:
+            check.reading(size)
         chunks.append(chunk)
+    for check in checks:
+        check.finished(size)
     return b"".join(chunks)
 
 
@@ -170,11 +196,12 @@ async def put_blob(
     request: web.Request,
     max_body_bytes: int,
     transfer: BlobTransfer | None,
+    checks: Sequence[BodyCheck] = (),
 ) -> web.Response:
     """Handle `PUT /v1/blobs` (see the module docstring)."""
     query = PublisherQuery.parse(request.query.items())
     require_transfer(query, transfer)
-    data = await read_body(request, max_body_bytes)
+    data = await read_body(request, max_body_bytes, checks)
     store = client.store(
         data,
         query.epochs,

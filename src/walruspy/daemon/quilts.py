@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Final, TypeVar
 from urllib.parse import unquote
 
@@ -54,6 +54,7 @@ from walruspy.daemon.errors import DaemonApiError, read_error
 from walruspy.daemon.publisher import (
     READ_CHUNK_BYTES,
     BlobTransfer,
+    BodyCheck,
     PublisherQuery,
     publish,
     require_transfer,
@@ -118,10 +119,12 @@ def _malformed(what: str) -> DaemonApiError:
 
 
 class _Budget:
-    """The bytes of one body read so far, against the limit."""
+    """The bytes of one body's parts read so far, against the limit and the access checks
+    (the parts are at most the body: a check of the parts never refuses a body it would pass)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, checks: Sequence[BodyCheck]) -> None:
         self.limit = limit
+        self.checks = checks
         self.used = 0
 
     async def read(self, part: BodyPartReader) -> bytes:
@@ -130,6 +133,8 @@ class _Budget:
             self.used += len(chunk)
             if self.used > self.limit:
                 raise _too_large(self.limit, None)
+            for check in self.checks:
+                check.reading(self.used)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -189,14 +194,25 @@ def field_name(part: BodyPartReader) -> str:
     return found.get("name", "")
 
 
-async def read_quilt_form(request: web.Request, limit: int) -> list[QuiltStoreBlob]:
-    """The quilt's blobs from the multipart body (module doc), at most `limit` bytes of it."""
+def _check_declared(request: web.Request, limit: int, checks: Sequence[BodyCheck]) -> None:
+    """The body's declared length and type, before any of it is read."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(limit, declared)
     if request.content_type != "multipart/form-data":
         raise _malformed(f"expected multipart/form-data, got {request.content_type[:60]!r}")
-    budget = _Budget(limit)
+    if declared is not None:
+        for check in checks:
+            check.declared(declared)
+
+
+async def read_quilt_form(
+    request: web.Request, limit: int, checks: Sequence[BodyCheck] = ()
+) -> list[QuiltStoreBlob]:
+    """The quilt's blobs from the multipart body (module doc), at most `limit` bytes of it,
+    within `checks` (the whole body's length, declared and received, and its parts' bytes)."""
+    _check_declared(request, limit, checks)
+    budget = _Budget(limit, checks)
     files: list[tuple[str, bytes]] = []
     tags_of: dict[str, dict[str, str]] = {}
     try:
@@ -218,6 +234,10 @@ async def read_quilt_form(request: web.Request, limit: int) -> list[QuiltStoreBl
     except (ValueError, AssertionError, RuntimeError) as exc:
         # aiohttp's multipart reader raises these for bodies that break the format.
         raise _malformed(str(exc) or type(exc).__name__) from exc
+    # The bytes received up to the closing boundary (an epilogue after it, which clients do
+    # not send, may be missing: a body without Content-Length is measured to its last part).
+    for check in checks:
+        check.finished(request.content.total_bytes)
     if not files:
         raise DaemonApiError.malformed("no files provided in multipart form")
     blobs = []
@@ -234,11 +254,12 @@ async def put_quilt(
     request: web.Request,
     max_quilt_body_bytes: int,
     transfer: BlobTransfer | None,
+    checks: Sequence[BodyCheck] = (),
 ) -> web.Response:
     """Handle `PUT /v1/quilts` (see the module docstring)."""
     query = parse_quilt_query(request.query.items())
     require_transfer(query, transfer)
-    blobs = await read_quilt_form(request, max_quilt_body_bytes)
+    blobs = await read_quilt_form(request, max_quilt_body_bytes, checks)
     store = client.quilts.store(
         blobs,
         query.epochs,

@@ -143,6 +143,11 @@ def test_object_ids_are_hex_text(client: Client) -> None:
     assert [record.object_id_hex for record in deleted.deleted] == [stored.object_id]
     burnt = client.store(b"to be burnt", 2)
     assert burnt.object_id is not None
+    client.set_blob_attribute(burnt.object_id, {"content-type": "text/plain", "k": "v"})
+    client.remove_blob_attribute_fields(burnt.object_id, ["k"])
+    assert client.get_blob_attribute(burnt.object_id) == (("content-type", "text/plain"),)
+    client.remove_blob_attribute(burnt.object_id)
+    assert client.get_blob_attribute(burnt.object_id) is None
     assert client.burn_blobs([burnt.object_id]) == [burnt.object_id]
     assert client.address is not None and client.system_info().committee.n_shards == 10
 

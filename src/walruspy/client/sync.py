@@ -31,12 +31,12 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 import walruspy.client
-from walruspy.chain.api import BlobRecord
+from walruspy.chain.api import BlobAttribute, BlobRecord
 from walruspy.client.client import BlobData, FilePath, WalrusClient
 from walruspy.client.config import ClientConfig, ContextConfig, load_config
 from walruspy.client.errors import ClientClosedError
@@ -351,6 +351,24 @@ class Client:
     def burn_blobs(self, object_ids: Sequence[bytes | str]) -> list[str]:
         """`WalrusClient.burn_blobs`: drop blob objects (no refund); their IDs as `0x` text."""
         return self._runner.wait(self._client.burn_blobs(object_ids))
+
+    def get_blob_attribute(self, object_id: bytes | str) -> BlobAttribute | None:
+        """`WalrusClient.get_blob_attribute`: a blob object's key-value pairs, or None."""
+        return self._runner.wait(self._client.get_blob_attribute(object_id))
+
+    def set_blob_attribute(
+        self, object_id: bytes | str, pairs: Mapping[str, str] | Sequence[tuple[str, str]]
+    ) -> None:
+        """`WalrusClient.set_blob_attribute`: insert or update pairs (this account's object)."""
+        self._runner.wait(self._client.set_blob_attribute(object_id, pairs))
+
+    def remove_blob_attribute_fields(self, object_id: bytes | str, keys: Sequence[str]) -> None:
+        """`WalrusClient.remove_blob_attribute_fields`: remove keys, each of which must be there."""
+        self._runner.wait(self._client.remove_blob_attribute_fields(object_id, keys))
+
+    def remove_blob_attribute(self, object_id: bytes | str) -> None:
+        """`WalrusClient.remove_blob_attribute`: remove the whole attribute."""
+        self._runner.wait(self._client.remove_blob_attribute(object_id))
 
     def list_blobs(self, include_expired: bool = False) -> list[BlobRecord]:
         """`WalrusClient.list_blobs`: this account's blob objects (`object_id_hex` is text)."""

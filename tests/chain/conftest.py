@@ -231,6 +231,7 @@ class Deployment:
     user: Any
     challenges: Any = None
     attributes: Any = None
+    shared_blobs: Any = None
 
     def fund(self, account: Any, amount: int = USER_FUNDS) -> None:
         with boa.env.prank(self.owner):
@@ -308,6 +309,11 @@ def attributes_deployer() -> Any:
 
 
 @pytest.fixture(scope="session")
+def shared_blobs_deployer() -> Any:
+    return boa.load_partial(str(CONTRACTS_DIR / "SharedBlobs.vy"))
+
+
+@pytest.fixture(scope="session")
 def committee() -> Committee:
     return vector_committee()
 
@@ -349,11 +355,12 @@ def deploy_system(
     write_price: int = WRITE_PRICE,
     challenges: Any = None,
     attributes: Any = None,
+    shared_blobs: Any = None,
 ) -> Any:
     """Deploy System with a sealed committee contract and the given parameters.
 
-    With `challenges` (a fresh Challenges.vy) or `attributes` (a fresh Attributes.vy), System is
-    deployed naming it and it is attached to System, as `walruspy.chain.deploy` does.
+    With annexes (a fresh Challenges.vy, Attributes.vy or SharedBlobs.vy), System is deployed
+    naming them and each is attached to System, as `walruspy.chain.deploy` does.
     """
     system = system_deployer.deploy(
         wal.address,
@@ -366,8 +373,9 @@ def deploy_system(
         ZERO_ADDRESS,
         ZERO_ADDRESS if challenges is None else challenges.address,
         ZERO_ADDRESS if attributes is None else attributes.address,
+        ZERO_ADDRESS if shared_blobs is None else shared_blobs.address,
     )
-    for annex in (challenges, attributes):
+    for annex in (challenges, attributes, shared_blobs):
         if annex is not None:
             annex.attach(system.address)
     return system
@@ -378,6 +386,7 @@ def deployment(
     system_deployer: Any,
     challenges_deployer: Any,
     attributes_deployer: Any,
+    shared_blobs_deployer: Any,
     wal: Any,
     committee_contract: Any,
     committee: Committee,
@@ -385,11 +394,20 @@ def deployment(
 ) -> Deployment:
     challenges = challenges_deployer.deploy()
     attributes = attributes_deployer.deploy()
+    shared_blobs = shared_blobs_deployer.deploy()
     system = deploy_system(
-        system_deployer, wal, committee_contract, challenges=challenges, attributes=attributes
+        system_deployer,
+        wal,
+        committee_contract,
+        challenges=challenges,
+        attributes=attributes,
+        shared_blobs=shared_blobs,
     )
     user = boa.env.generate_address("user")
-    d = Deployment(wal, committee_contract, system, committee, owner, user, challenges, attributes)
+    d = Deployment(
+        wal, committee_contract, system, committee, owner, user, challenges, attributes,
+        shared_blobs,
+    )  # fmt: skip
     d.fund(user)
     return d
 

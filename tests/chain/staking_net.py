@@ -193,6 +193,7 @@ def deploy_staking_net(
     pools = load("Pools").deploy(wal.address, staking.address)
     challenges = load("Challenges").deploy()
     attributes = load("Attributes").deploy()
+    shared_blobs = load("SharedBlobs").deploy()
     system = load("System").deploy(
         wal.address,
         ZERO_ADDRESS,
@@ -204,9 +205,10 @@ def deploy_staking_net(
         staking.address,
         challenges.address,
         attributes.address,
+        shared_blobs.address,
     )
-    challenges.attach(system.address)
-    attributes.attach(system.address)
+    for annex in (challenges, attributes, shared_blobs):
+        annex.attach(system.address)
     committee_deployer = load("Committee")
     committees = (committee_deployer.deploy(), committee_deployer.deploy())
     for committee in committees:

@@ -139,7 +139,7 @@ def test_attach_once_to_the_system_that_names_it(
         attributes.attach(system.address)
     named = system_deployer.deploy(
         wal.address, committee_contract.address, 60, 10, 1, 1, 1, ZERO_ADDRESS, ZERO_ADDRESS,
-        other.address,
+        other.address, ZERO_ADDRESS,
     )  # fmt: skip
     with boa.env.prank(boa.env.generate_address()), boa.reverts("not the installer"):
         other.attach(named.address)

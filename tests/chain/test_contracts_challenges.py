@@ -111,7 +111,7 @@ def test_attach_once_by_the_installer_to_a_system_that_names_it(
     with boa.reverts("challenges is not a contract"):
         system_deployer.deploy(
             wal.address, committee_contract.address, 60, 10, 1, 1, 1, ZERO_ADDRESS,
-            boa.env.generate_address("eoa"), ZERO_ADDRESS,
+            boa.env.generate_address("eoa"), ZERO_ADDRESS, ZERO_ADDRESS,
         )  # fmt: skip
 
 

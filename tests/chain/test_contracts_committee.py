@@ -205,7 +205,7 @@ def test_system_requires_a_sealed_committee(
     with boa.reverts("committee is not a contract"):
         system_deployer.deploy(
             wal.address, boa.env.generate_address(), 60, 10, 1, 1, 1, ZERO_ADDRESS, ZERO_ADDRESS,
-            ZERO_ADDRESS,
+            ZERO_ADDRESS, ZERO_ADDRESS,
         )  # fmt: skip
 
 

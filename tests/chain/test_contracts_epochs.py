@@ -46,7 +46,7 @@ def test_system_constructor_checks(system_deployer: Any, wal: Any, committee_con
     with boa.reverts("zero address"):
         system_deployer.deploy(
             ZERO_ADDRESS, committee_contract.address, 60, 10, 1, 1, 1, ZERO_ADDRESS, ZERO_ADDRESS,
-            ZERO_ADDRESS,
+            ZERO_ADDRESS, ZERO_ADDRESS,
         )  # fmt: skip
     assert deploy_system(system_deployer, wal, committee_contract, max_epochs_ahead=1000)
 

@@ -60,11 +60,16 @@ def test_contracts_fit_the_size_limits(
         "System": encode(
             [
                 *("address", "address", "uint64", "uint32", "uint64", "uint64", "uint64"),
-                *("address", "address"),
-            ],  # staking, challenges
-            [str(wal.address), str(committee_contract.address), 60, 10, 1 << 30, 1, 1, ZERO, ZERO],
+                *("address", "address", "address", "address"),
+            ],  # staking and the annexes: challenges, attributes, shared blobs
+            [
+                *(str(wal.address), str(committee_contract.address), 60, 10, 1 << 30, 1, 1),
+                *(ZERO, ZERO, ZERO, ZERO),
+            ],
         ),
         "Challenges": b"",
+        "Attributes": b"",
+        "SharedBlobs": b"",
     }[name]
     address, computation = boa.env.deploy(bytecode=bytecode + constructor_args, gas=30_000_000)
     assert not computation.is_error

@@ -83,6 +83,7 @@ def deployment_json(**changes: Any) -> dict[str, Any]:
             "committee": ADDRESS,
             "challenges": ADDRESS,
             "attributes": ADDRESS,
+            "shared_blobs": ADDRESS,
         },
         "deployer": ADDRESS,
         "start_block": 7,

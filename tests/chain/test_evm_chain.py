@@ -29,6 +29,7 @@ from walruspy.chain.api import (
     ChainUnavailableError,
     ChallengeState,
     DeploymentError,
+    SharedBlobRecord,
 )
 from walruspy.chain.deploy import (
     Deployment,
@@ -681,6 +682,9 @@ async def test_blob_attributes_round_trip_within_their_gas_limits(
             return await w3.eth.estimate_gas(call)  # type: ignore[arg-type]
 
         assert await chain.blob_attribute(object_id) is None
+        small = [("content-type", "text/html")]
+        data = attributes.calldata("insert_or_update_pairs", object_id, ["content-type"], ["x"])
+        assert await needed(data) * 1.25 < GasLimits.attribute(small)
         long = [(f"key-{i}", "v" * (i * 97 % 1025)) for i in range(20)]
         data = attributes.calldata(
             "insert_or_update_pairs", object_id, [k for k, _ in long], [v for _, v in long]
@@ -704,6 +708,47 @@ async def test_blob_attributes_round_trip_within_their_gas_limits(
         assert await chain.blob_attribute(object_id) is None
         with pytest.raises(InvalidInputError, match="longer than 1024 bytes"):
             await chain.set_blob_attribute_pairs(object_id, [("k", "v" * 1025)])
+
+
+async def test_shared_blobs_within_their_gas_limits(
+    node: ChainProcess, deployed10: Deployment
+) -> None:
+    """Share, fund and extend through EvmChain; each limit exceeds the estimate by 25%."""
+    signing = COMMITTEE_10
+    async with open_evm_chain(node.url, deployed10, node.keys[0]) as chain:
+        object_id = await register(chain)
+        blob = await chain.get_blob(object_id)
+        assert blob is not None
+        quorum = signing.smallest()
+        await chain.certify_blob(
+            object_id, signing.certificate(blob_cert_message(1, blob.blob_id, object_id), quorum)
+        )
+        w3, shared_blobs = chain._w3, chain._shared_blobs
+
+        async def needed(data: bytes) -> int:
+            call = {"from": chain.address, "to": shared_blobs.address, "data": data}
+            return await w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+
+        await chain.transfer_blob(object_id, shared_blobs.address)
+        await chain._shared_allowance.ensure()
+        share = shared_blobs.calldata("share", object_id, 10**9)
+        assert await needed(share) * 1.25 < GasLimits.SHARE_BLOB
+        shared_id = await chain.share_blob(object_id, 10**9)  # given already: only shared
+        assert await chain.shared_blob(shared_id) == SharedBlobRecord(shared_id, object_id, 10**9)
+        fund = shared_blobs.calldata("fund", shared_id, 10**12)
+        assert await needed(fund) * 1.25 < GasLimits.FUND_SHARED_BLOB
+        await chain.fund_shared_blob(shared_id, 10**12)
+        extend = shared_blobs.calldata("extend", shared_id, 40)
+        limit = GasLimits.paid_epochs(
+            GasLimits.EXTEND_BASE + GasLimits.SHARED_EXTEND_EXTRA, GasLimits.EXTEND_PER_EPOCH, 40
+        )
+        assert await needed(extend) * 1.25 < limit
+        await chain.extend_shared_blob(shared_id, 40)
+        after = await chain.get_blob(object_id)
+        assert after is not None and after.end_epoch == blob.end_epoch + 40
+        record = await chain.shared_blob(shared_id)
+        assert record is not None and 0 < record.funds < 10**9 + 10**12
+        assert await chain.shared_blob(bytes(32)) is None
 
 
 async def test_unreachable_node_and_mismatched_deployment(

@@ -51,6 +51,7 @@ DEPLOYMENT_JSON = {
         "committee": ADDRESS,
         "challenges": ADDRESS,
         "attributes": ADDRESS,
+        "shared_blobs": ADDRESS,
     },
     "deployer": ADDRESS,
     "start_block": 0,

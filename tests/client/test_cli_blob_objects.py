@@ -302,3 +302,61 @@ def test_blob_attributes_set_read_and_removed(
     assert bad.exit_code == 1 and "longer than 1024 bytes" in bad.output
     usage = run(network, config, "set-blob-attribute", object_id)
     assert usage.exit_code == 2 and "--attr" in usage.output
+
+
+# --- shared blobs ---------------------------------------------------------------------------------
+
+
+def test_share_fund_and_extend_a_shared_blob(
+    network: ThreadedNetwork, config: Path, tmp_path: Path
+) -> None:
+    created = _store(network, config, _file(tmp_path, "s", b"to share"), "--epochs", "2")
+    blob = created["newlyCreated"]["blobObject"]
+    settle(network)
+    shared = json.loads(
+        ok(network, config, "share", "--blob-obj-id", blob["id"], "--amount", "5",
+           "--json").stdout
+    )  # fmt: skip
+    shared_id = shared["sharedBlobObjectId"]
+    assert shared["amount"] == 5 and shared_id.startswith("0x")
+    assert blob["id"] not in _owned_ids(network, config)  # given up for good
+    again = run(network, config, "share", "--blob-obj-id", blob["id"])
+    assert again.exit_code == 1 and f"no blob object {blob['id']}" in again.output
+
+    poor = run(network, config, "extend", "--blob-obj-id", shared_id, "--shared",
+               "--epochs-extended", "10")  # fmt: skip
+    assert poor.exit_code == 1 and "has 5 FROST of funds" in poor.output
+    funded = json.loads(
+        ok(network, config, "fund-shared-blob", "--shared-blob-obj-id", shared_id, "--amount",
+           "1000", "--json").stdout
+    )  # fmt: skip
+    assert funded == {"amount": 1000, "funds": 1005}
+    extended = json.loads(
+        ok(network, config, "extend", "--blob-obj-id", shared_id, "--shared",
+           "--epochs-extended", "3", "--json").stdout
+    )  # fmt: skip
+    assert extended["objectId"] == blob["id"] and extended["endEpoch"] == (
+        blob["storage"]["endEpoch"] + 3
+    )
+    text = ok(network, config, "extend", "--blob-obj-id", shared_id, "--shared",
+              "--epochs-extended", "1").stdout  # fmt: skip
+    assert "Shared blob" in text and "from the shared blob's funds" in text
+
+    unknown = "0x" + "ef" * 32
+    missing = run(network, config, "fund-shared-blob", "--shared-blob-obj-id", unknown,
+                  "--amount", "1")  # fmt: skip
+    assert missing.exit_code == 1 and f"no shared blob {unknown}" in missing.output
+    zero = run(network, config, "fund-shared-blob", "--shared-blob-obj-id", shared_id,
+               "--amount", "0")  # fmt: skip
+    assert zero.exit_code == 2
+
+
+def test_store_share(network: ThreadedNetwork, config: Path, tmp_path: Path) -> None:
+    path = _file(tmp_path, "stored-shared", b"stored and shared at once")
+    created = _store(network, config, path, "--epochs", "2", "--share")["newlyCreated"]
+    shared_id = created["sharedBlobObject"]
+    assert shared_id.startswith("0x")
+    assert created["blobObject"]["id"] not in _owned_ids(network, config)
+    text = ok(network, config, "store", str(_file(tmp_path, "t", b"text")), "--epochs", "2",
+              "--share").stdout  # fmt: skip
+    assert "Shared blob object: 0x" in text

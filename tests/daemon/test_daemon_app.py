@@ -145,6 +145,20 @@ async def test_a_blobs_attribute_gives_its_allowed_headers_by_object_id(tmp_path
             assert response.headers["Content-Type"] == "application/octet-stream"  # by blob ID
 
 
+async def test_share_true_makes_a_shared_blob_read_by_its_own_id(tmp_path: Path) -> None:
+    async with network_daemon(tmp_path) as (network, client, url, session):
+        data = blob_data(9, 4000)
+        async with session.put(f"{url}/v1/blobs?epochs=2&share=true", data=data) as response:
+            assert response.status == 200
+            created = (await response.json())["newlyCreated"]
+        shared_id = created["sharedBlobObject"]
+        record = await client.shared_blob(shared_id)
+        assert "0x" + record.blob_object_id.hex() == created["blobObject"]["id"]
+        await network.settle()
+        async with session.get(f"{url}/v1/blobs/by-object-id/{shared_id}") as response:
+            assert response.status == 200 and await response.read() == data
+
+
 async def test_permanent_store_is_already_certified_the_second_time(tmp_path: Path) -> None:
     async with network_daemon(tmp_path) as (network, _client, url, session):
         data = blob_data(8, 3000)
@@ -178,7 +192,8 @@ async def test_permanent_store_is_already_certified_the_second_time(tmp_path: Pa
         ("force=yes", "MALFORMED_REQUEST"),
         ("encoding_type=RS1", "MALFORMED_REQUEST"),
         ("send_object_to=0x1234", "MALFORMED_REQUEST"),
-        ("share=true", "MALFORMED_REQUEST"),
+        ("share=true&send_object_to=0x" + "12" * 20, "MALFORMED_REQUEST"),
+        ("share=maybe", "MALFORMED_REQUEST"),
         ("frobnicate=1", "MALFORMED_REQUEST"),
         ("epochs=1000", "MALFORMED_REQUEST"),  # beyond max_epochs_ahead: the client refuses
         ("epochs=%D9%A3", "MALFORMED_REQUEST"),  # an Arabic-Indic 3: ASCII digits only

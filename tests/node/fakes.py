@@ -26,6 +26,7 @@ from walruspy.chain.api import (
     ChallengeState,
     EpochCommittees,
     Registration,
+    SharedBlobRecord,
     StorageRecord,
     SystemInfo,
 )
@@ -66,6 +67,10 @@ def ChallengeRevert(reason: str) -> ChainRevertError:
     return ChainRevertError(reason, "certify_challenge")
 
 
+#: The address that holds shared blob objects (SharedBlobs.vy's, on a real chain).
+SHARED_BLOBS_ADDRESS = "0x" + "5b" * 20
+
+
 @dataclass(frozen=True, slots=True)
 class FakeSnapshot:
     """A `FakeChain` as it was: the next block, the event count, the blobs and the epoch."""
@@ -92,6 +97,8 @@ class FakeChain:
         self.blobs: dict[bytes, BlobRecord] = {}
         #: Attributes.vy's records: a blob's pairs in order (absent: no attribute).
         self.attributes: dict[bytes, dict[str, str]] = {}
+        #: SharedBlobs.vy's records, by shared blob ID.
+        self.shared: dict[bytes, SharedBlobRecord] = {}
         self._next_block = 1
         # Block hashes depend on the fork: `revert` starts a new one, so blocks mined again at
         # the same heights get new hashes, as after a reorganisation.
@@ -188,6 +195,10 @@ class FakeChain:
         if pairs is None or object_id not in self.blobs:
             return None
         return tuple(pairs.items())
+
+    async def shared_blob(self, shared_blob_id: bytes) -> SharedBlobRecord | None:
+        self._check_up()
+        return self.shared.get(shared_blob_id)
 
     async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
         self._check_up()
@@ -410,6 +421,31 @@ class FakeChain:
     async def burn_blob(self, object_id: bytes) -> None:
         if self.blobs.pop(object_id, None) is None:
             raise ChainRevertError("unknown blob", "burn_blob")
+
+    async def share_blob(self, object_id: bytes, amount: int) -> bytes:
+        if object_id not in self.blobs:
+            raise ChainRevertError("unknown blob", "share")
+        await self.transfer_blob(object_id, SHARED_BLOBS_ADDRESS)
+        shared_blob_id = next(self._objects).to_bytes(32, "big")
+        self.shared[shared_blob_id] = SharedBlobRecord(shared_blob_id, object_id, amount)
+        return shared_blob_id
+
+    async def fund_shared_blob(self, shared_blob_id: bytes, amount: int) -> None:
+        record = self.shared.get(shared_blob_id)
+        if record is None:
+            raise ChainRevertError("unknown shared blob", "fund")
+        self.shared[shared_blob_id] = replace(record, funds=record.funds + amount)
+
+    async def extend_shared_blob(self, shared_blob_id: bytes, extended_epochs: int) -> None:
+        record = self.shared.get(shared_blob_id)
+        if record is None:
+            raise ChainRevertError("unknown shared blob", "extend")
+        blob = self.blobs[record.blob_object_id]
+        cost = -(-blob.storage.storage_size // (1 << 20)) * extended_epochs  # price 1 per unit
+        if cost > record.funds:
+            raise ChainRevertError("insufficient funds", "extend")
+        self.extend(record.blob_object_id, extended_epochs)
+        self.shared[shared_blob_id] = replace(record, funds=record.funds - cost)
 
     async def transfer_blob(self, object_id: bytes, to: str) -> None:
         record = self.blobs[object_id]

@@ -176,6 +176,16 @@ def check_attribute_pairs(pairs: Sequence[tuple[str, str]]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedBlobRecord:
+    """A shared blob (SharedBlobs.vy, Move `shared_blob::SharedBlob`): its own object ID, the
+    blob object it wraps and the FROST left to extend it with."""
+
+    shared_blob_id: bytes
+    blob_object_id: bytes
+    funds: int
+
+
+@dataclass(frozen=True, slots=True)
 class BlobRecord:
     """A blob object (Move `Blob`) as the contract holds it."""
 
@@ -251,6 +261,10 @@ class ChainReader(Protocol):
     async def blob_attribute(self, object_id: bytes) -> BlobAttribute | None:
         """The attribute of the live blob object `object_id` (its key-value pairs in order), or
         None if it has none (or is no live blob)."""
+        ...
+
+    async def shared_blob(self, shared_blob_id: bytes) -> SharedBlobRecord | None:
+        """The shared blob `shared_blob_id`, or None if there is none."""
         ...
 
     async def owned_blobs(self, owner: str) -> Sequence[BlobRecord]:
@@ -342,6 +356,19 @@ class ChainWriter(ChainReader, Protocol):
 
     async def remove_blob_attribute(self, object_id: bytes) -> None:
         """Remove the whole attribute (it must exist) of a blob this account owns."""
+        ...
+
+    async def share_blob(self, object_id: bytes, amount: int) -> bytes:
+        """Share a blob this account owns, funded with `amount` FROST: it gives the object up
+        to SharedBlobs.vy. Returns the shared blob's ID."""
+        ...
+
+    async def fund_shared_blob(self, shared_blob_id: bytes, amount: int) -> None:
+        """Add `amount` FROST of this account's to a shared blob's funds."""
+        ...
+
+    async def extend_shared_blob(self, shared_blob_id: bytes, extended_epochs: int) -> None:
+        """Extend a shared blob's lifetime, paid from its funds."""
         ...
 
     async def burn_blob(self, object_id: bytes) -> None:

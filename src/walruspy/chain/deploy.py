@@ -10,13 +10,14 @@ JSON-RPC only (so the devchain, anvil and a public testnet all work):
    (strictly increasing node ID, the order of Walrus's committee map), each with its proof of
    possession, then `seal` with the shard assignment (byte i = committee index of the holder of
    shard i);
-3. `Challenges()`, the storage challenges (ours, not Walrus's: Challenges.vy), and
-   `Attributes()`, the blob attributes (Attributes.vy): System's annexes;
+3. System's annexes: `Challenges()`, the storage challenges (ours, not Walrus's:
+   Challenges.vy), `Attributes()`, the blob attributes (Attributes.vy), and `SharedBlobs()`,
+   the shared blobs (SharedBlobs.vy);
 4. `System(wal, committee, epoch duration, max epochs ahead, capacity, prices, no staking,
-   challenges, attributes)`, whose constructor starts epoch 1 and emits EpochChangeStart/
-   EpochChangeDone: the block of this transaction is where the event stream of the deployment
-   starts;
-5. `Challenges.attach(system)` and `Attributes.attach(system)`: System knows its annexes from
+   challenges, attributes, shared_blobs)`, whose constructor starts epoch 1 and emits
+   EpochChangeStart/EpochChangeDone: the block of this transaction is where the event stream
+   of the deployment starts;
+5. `attach(system)` on each annex: System knows its annexes from
    its constructor (immutable, so settling rewards reads Challenges for free, and a client that
    knows System finds both), and each annex learns System once, from the deployer only, and
    checks that System names it. The deployment is complete after these transactions.
@@ -72,6 +73,7 @@ from walruspy.core.messages import (
 
 __all__ = [
     "ANNEX_ATTACH_GAS",
+    "ANNEX_CONTRACTS",
     "ATTRIBUTES_DEPLOY_GAS",
     "CHALLENGES_DEPLOY_GAS",
     "DEPLOYMENT_FORMAT",
@@ -80,6 +82,7 @@ __all__ = [
     "MAX_EPOCHS_AHEAD",
     "MAX_SHARDS",
     "MEMBER_BATCH",
+    "SHARED_BLOBS_DEPLOY_GAS",
     "U64",
     "Annexes",
     "DeployParams",
@@ -123,7 +126,9 @@ _SYSTEM_DEPLOY_GAS: Final = 7_200_000
 #: deploy_staking).
 CHALLENGES_DEPLOY_GAS: Final = 1_800_000
 ATTRIBUTES_DEPLOY_GAS: Final = 1_800_000
-ANNEX_ATTACH_GAS: Final = 70_000
+SHARED_BLOBS_DEPLOY_GAS: Final = 1_200_000
+#: SharedBlobs.attach also approves System for its WAL (a fresh allowance slot).
+ANNEX_ATTACH_GAS: Final = 120_000
 _ADD_MEMBERS_BASE_GAS: Final = 220_000
 _ADD_MEMBERS_PER_MEMBER_GAS: Final = 490_000
 _SEAL_BASE_GAS: Final = 160_000
@@ -284,6 +289,8 @@ class Deployment:
     challenges: str
     #: Attributes.vy, the blob attributes.
     attributes: str
+    #: SharedBlobs.vy, the shared blobs.
+    shared_blobs: str
     #: Staking.vy and Pools.vy for an elected committee (`deploy_staking`); None for a
     #: fixed one, where `committee` is the only committee.
     staking: str | None = None
@@ -301,6 +308,7 @@ class Deployment:
             "committee": self.committee,
             "challenges": self.challenges,
             "attributes": self.attributes,
+            "shared_blobs": self.shared_blobs,
         }
         if self.staking is not None and self.pools is not None:
             contracts |= {"staking": self.staking, "pools": self.pools}
@@ -353,6 +361,7 @@ class Deployment:
             abi_digest=digest,
             challenges=address(contracts, "challenges"),
             attributes=address(contracts, "attributes"),
+            shared_blobs=address(contracts, "shared_blobs"),
             staking=staking,
             pools=pools,
         )
@@ -528,7 +537,7 @@ async def deploy(
             system_abi, system_code, wal, committee_address, params.epoch_duration_s,
             params.max_epochs_ahead, params.total_capacity_size,
             params.storage_price_per_unit_size, params.write_price_per_unit_size, _NO_STAKING,
-            annexes.challenges, annexes.attributes,
+            *annexes.addresses(),
         )  # fmt: skip
         system, start_block = await create_contract(
             sender, "System", system_data, _SYSTEM_DEPLOY_GAS
@@ -548,24 +557,39 @@ async def deploy(
         abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
         challenges=annexes.challenges,
         attributes=annexes.attributes,
+        shared_blobs=annexes.shared_blobs,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Annexes:
     """The contracts System names in its constructor and that learn System afterwards
-    (`attach`): Challenges.vy and Attributes.vy, split from System for the code limit."""
+    (`attach`): Challenges.vy, Attributes.vy and SharedBlobs.vy, split from System for the
+    code limit. Their order is System's constructor arguments' (`ANNEX_CONTRACTS`)."""
 
     challenges: str
     attributes: str
+    shared_blobs: str
+
+    def addresses(self) -> tuple[str, str, str]:
+        """The addresses in `ANNEX_CONTRACTS` order."""
+        return (self.challenges, self.attributes, self.shared_blobs)
+
+
+#: The annexes' contract names and creation gas, in System's constructor order.
+ANNEX_CONTRACTS: Final = (
+    ("Challenges", CHALLENGES_DEPLOY_GAS),
+    ("Attributes", ATTRIBUTES_DEPLOY_GAS),
+    ("SharedBlobs", SHARED_BLOBS_DEPLOY_GAS),
+)
 
 
 async def create_annexes(
     sender: TransactionSender, compiled: dict[str, tuple[Abi, bytes]]
 ) -> Annexes:
-    """Deploy Challenges.vy and Attributes.vy (before System, whose constructor names them)."""
+    """Deploy the annexes (before System, whose constructor names them)."""
     addresses = []
-    for name, gas in (("Challenges", CHALLENGES_DEPLOY_GAS), ("Attributes", ATTRIBUTES_DEPLOY_GAS)):
+    for name, gas in ANNEX_CONTRACTS:
         abi, code = compiled[name]
         address, _ = await create_contract(sender, name, constructor_data(abi, code), gas)
         addresses.append(address)
@@ -582,7 +606,7 @@ async def attach_annexes(
     system: str,
 ) -> None:
     """Tell each annex its System (once, from the deployer that created it)."""
-    for name, address in (("Challenges", annexes.challenges), ("Attributes", annexes.attributes)):
+    for (name, _), address in zip(ANNEX_CONTRACTS, annexes.addresses(), strict=True):
         handle = ContractHandle(w3, rpc_url, address, compiled[name][0])
         data = handle.calldata("attach", system)
         await sender.send(f"attach {name}", to=address, data=data, gas=ANNEX_ATTACH_GAS)

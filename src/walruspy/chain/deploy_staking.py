@@ -142,7 +142,7 @@ async def deploy_staking(
         annexes = await create_annexes(sender, compiled)
         system, start_block = await create(
             "System", wal, _NO_ADDRESS, params.epoch_duration_s, params.max_epochs_ahead,
-            params.total_capacity_size, 0, 0, staking, annexes.challenges, annexes.attributes,
+            params.total_capacity_size, 0, 0, staking, *annexes.addresses(),
         )  # fmt: skip
         await attach_annexes(
             sender, w3=w3, rpc_url=rpc_url, compiled=compiled, annexes=annexes, system=system
@@ -174,6 +174,7 @@ async def deploy_staking(
         abi_digest=abi_digest([compiled[name][0] for name in DEPLOYABLE]),
         challenges=annexes.challenges,
         attributes=annexes.attributes,
+        shared_blobs=annexes.shared_blobs,
         staking=staking,
         pools=pools,
     )

@@ -3,7 +3,7 @@
 Theory of operation (spec/walrus-system.md 3.9: an operator joining a network is given the
 chain and the system object, as Walrus's `walrus-node setup` takes `--system-object-id` and
 `--staking-object-id`). A walruspy deployment file names every contract; System knows them all:
-`wal()`, `challenges()`, `attributes()` and `staking()` are its public getters, and Staking's
+`wal()`, `staking()` and its annexes' getters are public, and Staking's
 `pools()` and `committee_contracts(0)` name the pools and the first committee contract. So an
 operator needs only the RPC URL and the System address.
 
@@ -74,10 +74,11 @@ async def discover_deployment(rpc_url: str, system: str) -> Deployment:
             raise DeploymentError(f"no contract at {system} on chain {chain_id} ({rpc_url})")
         handle = ContractHandle(w3, rpc_url, system, abis["System"])
         try:
-            wal, challenges, attributes, staking = await gather_reads(
+            wal, challenges, attributes, shared_blobs, staking = await gather_reads(
                 handle.view("wal"),
                 handle.view("challenges"),
                 handle.view("attributes"),
+                handle.view("shared_blobs"),
                 handle.view("staking"),
             )
         except ChainUnavailableError as exc:
@@ -104,6 +105,7 @@ async def discover_deployment(rpc_url: str, system: str) -> Deployment:
         abi_digest=abi_digest([abis[name] for name in DEPLOYABLE]),
         challenges=to_checksum_address(challenges),
         attributes=to_checksum_address(attributes),
+        shared_blobs=to_checksum_address(shared_blobs),
         staking=to_checksum_address(staking),
         pools=to_checksum_address(pools),
     )

@@ -118,10 +118,16 @@ class GasLimits:
     # Attributes.vy: a call rewrites the blob's whole list of pairs, so its cost grows with
     # the words (32 bytes, rounded up, plus a length word per string) of every pair it holds
     # afterwards: a fresh storage word costs 22.1k, an overwritten one 2.9k, and the list is
-    # copied in memory per key. Measured: 20 fresh pairs of 361 words, 8,640,618 (23.9k per
-    # word).
-    ATTRIBUTE_BASE: Final = 120_000
+    # copied in memory per key. Measured: one small pair, 438,916 (mostly memory: each call
+    # frame holds a whole list of 32 pairs, about 39 KiB); 20 fresh pairs of 361 words,
+    # 8,640,618.
+    ATTRIBUTE_BASE: Final = 600_000
     ATTRIBUTE_PER_WORD: Final = 32_000
+    # SharedBlobs.vy: share (two reads of System, three fresh slots, a WAL pull), fund (a WAL
+    # pull), and extend's extra over System's (two WAL balance reads, the funds slot).
+    SHARE_BLOB: Final = 200_000
+    FUND_SHARED_BLOB: Final = 110_000
+    SHARED_EXTEND_EXTRA: Final = 60_000
     # burn_blob: unlink from the owner's list and clear the record, 102,650 by eth_estimateGas
     # (the cleared slots are refunded after the execution: the limit covers the gross figure).
     BURN_BLOB: Final = 140_000
@@ -197,7 +203,13 @@ class EvmChain(EvmChainReader):
         super().__init__(w3, url, deployment, abis, sender=sender, **reader_options)
         self._sender = sender
         self._allowance = WalAllowance(self._wal, sender, self._system.address)
-        events = {e["name"]: e for e in abis["System"] + abis["Wal"] if e["type"] == "event"}
+        self._shared_allowance = WalAllowance(self._wal, sender, self._shared_blobs.address)
+        events = {
+            e["name"]: e
+            for e in abis["System"] + abis["Wal"] + abis["SharedBlobs"]
+            if e["type"] == "event"
+        }
+        self._blob_shared = event_topic(events["BlobShared"])
         self._object_transferred = event_topic(events["ObjectTransferred"])
         self._wal_transfer = event_topic(events["Transfer"])
 
@@ -326,6 +338,44 @@ class EvmChain(EvmChainReader):
         """Remove a blob's whole attribute (it must exist)."""
         data = self._attributes.calldata("remove_attribute", object_id)
         await self._send("remove blob attribute", self._attributes, data, GasLimits.attribute(()))
+
+    async def share_blob(self, object_id: bytes, amount: int) -> bytes:
+        """Give a blob this account owns to SharedBlobs.vy and share it with `amount` FROST
+        (two transactions: System moves a blob only at its owner's request). A blob already
+        given to SharedBlobs (a share interrupted between the two) is only shared."""
+        record = await self.get_blob(object_id)
+        holder = self._shared_blobs.address.lower()
+        if record is None or record.owner.lower() != holder:
+            await self.transfer_blob(object_id, self._shared_blobs.address)
+        if amount > 0:
+            await self._shared_allowance.ensure()
+        data = self._shared_blobs.calldata("share", object_id, amount)
+        receipt = await self._send("share blob", self._shared_blobs, data, GasLimits.SHARE_BLOB)
+        shared = [
+            bytes(log["topics"][1])
+            for log in receipt["logs"]
+            if log["address"] == self._shared_blobs.address
+            and bytes(log["topics"][0]) == self._blob_shared
+        ]
+        if len(shared) != 1:
+            raise ChainUnavailableError(f"{self.url}: share: no BlobShared log")
+        return shared[0]
+
+    async def fund_shared_blob(self, shared_blob_id: bytes, amount: int) -> None:
+        """Add `amount` FROST to a shared blob's funds."""
+        await self._shared_allowance.ensure()
+        data = self._shared_blobs.calldata("fund", shared_blob_id, amount)
+        await self._send("fund shared blob", self._shared_blobs, data, GasLimits.FUND_SHARED_BLOB)
+
+    async def extend_shared_blob(self, shared_blob_id: bytes, extended_epochs: int) -> None:
+        """Extend a shared blob from its funds (anyone may)."""
+        data = self._shared_blobs.calldata("extend", shared_blob_id, extended_epochs)
+        gas = GasLimits.paid_epochs(
+            GasLimits.EXTEND_BASE + GasLimits.SHARED_EXTEND_EXTRA,
+            GasLimits.EXTEND_PER_EPOCH,
+            extended_epochs,
+        )
+        await self._send("extend shared blob", self._shared_blobs, data, gas)
 
     async def burn_blob(self, object_id: bytes) -> None:
         """Drop a blob object this account owns (the contract checks ownership)."""

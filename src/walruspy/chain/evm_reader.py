@@ -28,6 +28,7 @@ from walruspy.chain.api import (
     ChainUnavailableError,
     ChallengeState,
     EpochCommittees,
+    SharedBlobRecord,
     StorageRecord,
     SystemInfo,
 )
@@ -79,6 +80,7 @@ class EvmChainReader:
         self._wal = ContractHandle(w3, url, deployment.wal, abis["Wal"])
         self._challenges = ContractHandle(w3, url, deployment.challenges, abis["Challenges"])
         self._attributes = ContractHandle(w3, url, deployment.attributes, abis["Attributes"])
+        self._shared_blobs = ContractHandle(w3, url, deployment.shared_blobs, abis["SharedBlobs"])
         self._decoder = EventDecoder(abis["System"] + abis["Challenges"])
         event_sources = [deployment.system, deployment.challenges]
         self.staking: EvmStaking | None = None
@@ -221,6 +223,16 @@ class EvmChainReader:
         if not present:
             return None
         return tuple((str(key), str(value)) for key, value in pairs)
+
+    async def shared_blob(self, shared_blob_id: bytes) -> SharedBlobRecord | None:
+        """The shared blob `shared_blob_id` (SharedBlobs.vy), or None."""
+        try:
+            blob_object_id, funds = await self._shared_blobs.view("shared_blob", shared_blob_id)
+        except ChainRevertError as exc:
+            if exc.reason == "unknown shared blob":
+                return None
+            raise
+        return SharedBlobRecord(shared_blob_id, bytes(blob_object_id), int(funds))
 
     async def _blob_at(
         self, object_id: bytes, block: int, owner: str | None = None

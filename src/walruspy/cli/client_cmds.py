@@ -521,31 +521,101 @@ def burn_blobs_command(
     "--blob-obj-id", "object_id", required=True, callback=_parse_object_id, help="Blob object."
 )
 @click.option("--epochs-extended", type=click.IntRange(1), required=True, help="Epochs to add.")
+@click.option(
+    "--shared",
+    is_flag=True,
+    help="--blob-obj-id is a shared blob's: extend it from its funds (anyone may).",
+)
 @client_options
 def extend_command(
     *,
     object_id: bytes,
     epochs_extended: int,
+    shared: bool,
     config_path: Path | None,
     context: str | None,
     as_json: bool,
 ) -> None:
-    """Keep a certified blob object of this account for more epochs (paid in WAL)."""
+    """Keep a certified blob object of this account (or a shared blob) for more epochs."""
 
     async def operation(client: WalrusClient) -> tuple[ExtendResult, SystemInfo]:
-        extended = await client.extend(object_id, epochs_extended)
+        extended = await client.extend(object_id, epochs_extended, shared=shared)
         return extended, (await client.system_info()).system
 
     result, info = run_client(config_path, context, operation)
     iso, expiry = epoch_time(info, result.end_epoch)
+    kind = "Shared blob" if shared else "Blob object"
     emit(
         {**result.to_json(), "endEpochTime": iso},
         as_json=as_json,
         lines=[
-            f"Blob object {format_object_id(object_id)} extended by {epochs_extended} epochs; "
+            f"{kind} {format_object_id(object_id)} extended by {epochs_extended} epochs; "
             f"it now expires at epoch {result.end_epoch} (exclusive): {expiry}.",
-            f"Cost (excluding gas): {result.cost} FROST",
+            f"Cost (excluding gas): {result.cost} FROST"
+            + (" (from the shared blob's funds)" if shared else ""),
         ],
+    )
+
+
+@click.command("share")
+@click.option(
+    "--blob-obj-id", "object_id", required=True, callback=_parse_object_id, help="Blob object."
+)
+@click.option(
+    "--amount", type=click.IntRange(0), default=None, help="FROST to fund it with at once."
+)
+@client_options
+def share_command(
+    *,
+    object_id: bytes,
+    amount: int | None,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Share a blob object of this account: anyone may then fund it and extend it from its
+    funds; nobody (you neither) can delete, burn or transfer it any more."""
+
+    async def operation(client: WalrusClient) -> str:
+        return await client.share_blob(object_id, amount or 0)
+
+    shared = run_client(config_path, context, operation)
+    funded = f", funded with {amount} FROST" if amount else ""
+    emit(
+        {"sharedBlobObjectId": shared, "amount": amount},
+        as_json=as_json,
+        lines=[f"Success: the blob has been shared, object ID: {shared}{funded}."],
+    )
+
+
+@click.command("fund-shared-blob")
+@click.option(
+    "--shared-blob-obj-id",
+    "shared_blob_id",
+    required=True,
+    callback=_parse_object_id,
+    help="The shared blob.",
+)
+@click.option("--amount", type=click.IntRange(1), required=True, help="FROST to add.")
+@client_options
+def fund_shared_blob_command(
+    *,
+    shared_blob_id: bytes,
+    amount: int,
+    config_path: Path | None,
+    context: str | None,
+    as_json: bool,
+) -> None:
+    """Add WAL of this wallet's to a shared blob's funds, which pay its extensions."""
+
+    async def operation(client: WalrusClient) -> int:
+        return await client.fund_shared_blob(shared_blob_id, amount)
+
+    funds = run_client(config_path, context, operation)
+    emit(
+        {"amount": amount, "funds": funds},
+        as_json=as_json,
+        lines=[f"Success: the blob has been funded with {amount} FROST; its funds: {funds} FROST."],
     )
 
 
@@ -698,6 +768,8 @@ CLIENT_COMMANDS = (
     delete_command,
     burn_blobs_command,
     extend_command,
+    share_command,
+    fund_shared_blob_command,
     list_blobs_command,
     info_command,
 )

@@ -274,6 +274,7 @@ def store_quilt_command(
     dry_run: bool,
     deletable: bool,
     force: bool,
+    share: bool,
     ignore_resources: bool,
     config_path: Path | None,
     context: str | None,
@@ -300,6 +301,7 @@ def store_quilt_command(
                     ignore_resources=ignore_resources,
                     progress=bars,
                     on_registered=registered.append,
+                    share=share,
                 )
         except asyncio.CancelledError:
             state["interruption"] = await _interruption(client, Path("<quilt>"), registered, info)

@@ -93,6 +93,7 @@ def _store_lines(path: Path, result: StoreResult, info: SystemInfo | None) -> li
         if result.operation.kind == "registerFromScratch"
         else "an existing registration of this account was reused"
     )
+    shared = result.shared_blob_object
     return [
         f"Success: {kind} blob stored successfully.",
         f"Path: {path}",
@@ -101,6 +102,7 @@ def _store_lines(path: Path, result: StoreResult, info: SystemInfo | None) -> li
         f"Unencoded size: {result.unencoded_length} bytes",
         f"Encoded size (including replicated metadata): {result.encoded_length} bytes",
         f"Cost (excluding gas): {result.cost} FROST ({how})",
+        *([f"Shared blob object: {shared}"] if shared else []),
         expiry_line,
     ]
 
@@ -178,8 +180,8 @@ def _parse_expiry(_ctx: click.Context, _param: click.Parameter, value: str | Non
 def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every store command takes (`store`, `store-quilt`), for `what` is stored:
     how long (--epochs, --end-epoch or --earliest-expiry-time, given to the command as one
-    `lifetime`), --dry-run, --deletable/--permanent, --force, --ignore-resources and the
-    client's."""
+    `lifetime`), --dry-run, --deletable/--permanent, --force, --share, --ignore-resources and
+    the client's."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
@@ -233,6 +235,12 @@ def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
                 ),
                 click.option(
                     "--force", is_flag=True, help=f"Store even if the {what} is already certified."
+                ),
+                click.option(
+                    "--share",
+                    is_flag=True,
+                    help="Share each new blob object (anyone may then fund and extend it; "
+                    "nobody may delete it).",
                 ),
                 click.option(
                     "--ignore-resources",
@@ -297,6 +305,7 @@ def store_command(
     dry_run: bool,
     deletable: bool,
     force: bool,
+    share: bool,
     ignore_resources: bool,
     config_path: Path | None,
     context: str | None,
@@ -324,6 +333,7 @@ def store_command(
                         ignore_resources=ignore_resources,
                         progress=bars,
                         on_registered=registered.append,
+                        share=share,
                     )
             except (WalrusError, OSError) as exc:
                 run.outcomes.append((path, exc))

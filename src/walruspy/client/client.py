@@ -37,6 +37,8 @@ from walruspy.chain.api import (
     ChainRevertError,
     ChainUnavailableError,
     ChainWriter,
+    SharedBlobRecord,
+    SystemInfo,
     check_attribute_pairs,
 )
 from walruspy.chain.evm import open_evm_chain, open_evm_chain_when_up
@@ -103,6 +105,7 @@ class WalrusClient:
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
         on_registered: Callable[[BlobRecord], None] | None = None,
+        share: bool = False,
     ) -> StoreResult:
         """Store `data` (bytes, or the contents of the file a `str` or `os.PathLike` names).
 
@@ -124,6 +127,7 @@ class WalrusClient:
             ignore_resources=ignore_resources,
             progress=progress,
             on_registered=on_registered,
+            share=share,
         )
 
     async def _blob_data(self, data: BlobData | FilePath) -> bytes | memoryview:
@@ -292,32 +296,81 @@ class WalrusClient:
         shown = format_object_id(object_id) if object_id is not None else None
         return DeleteResult(wanted, shown, targets)
 
-    async def extend(self, object_id: bytes | str, epochs: int) -> ExtendResult:
-        """Keep a certified blob object of this account for `epochs` more epochs."""
+    async def extend(
+        self, object_id: bytes | str, epochs: int, *, shared: bool = False
+    ) -> ExtendResult:
+        """Keep a certified blob object of this account for `epochs` more epochs, paid from the
+        wallet; with `shared`, `object_id` is a shared blob's, paid from its funds (anyone
+        may extend one, as Walrus's `extend --shared`)."""
         writer = self.env.require_writer("extend")
         object_id = _object_id(object_id)
-        record = await self._owned_blob(writer, object_id)
-        info = await self.env.chain.system_info()
         name = format_object_id(object_id)
-        if record.certified_epoch is None:
-            raise BlobObjectStateError(f"blob object {name} is not certified; certify it first")
-        if record.end_epoch <= info.epoch:
-            raise BlobObjectStateError(f"blob object {name} expired at epoch {record.end_epoch}")
-        ahead = record.end_epoch + epochs - info.epoch
-        if epochs < 1 or ahead > info.max_epochs_ahead:
-            raise InvalidArgumentError(
-                f"epochs must be at least 1 and keep the blob at most max_epochs_ahead = "
-                f"{info.max_epochs_ahead} epochs ahead; it ends at epoch {record.end_epoch}, "
-                f"the current epoch is {info.epoch}"
+        info = await self.env.chain.system_info()
+        if not shared:
+            record = await self._owned_blob(writer, object_id)
+            cost = _extension_checked(record, info, epochs, name)
+            try:
+                await writer.extend_blob(object_id, epochs)
+            except ChainRevertError as exc:
+                if exc.reason == UNPAID_REASON:
+                    raise await insufficient_wal(writer, cost, exc.operation) from exc
+                raise
+            return ExtendResult(record, epochs, record.end_epoch + epochs, cost)
+        wrapper = await self._shared_blob(object_id)
+        found = await self.env.chain.get_blob(wrapper.blob_object_id)
+        if found is None:  # a shared blob's object stays with SharedBlobs.vy for good
+            raise ObjectNotFoundError(f"shared blob {name} wraps no blob object any more")
+        cost = _extension_checked(found, info, epochs, name)
+        if cost > wrapper.funds:
+            raise BlobObjectStateError(
+                f"shared blob {name} has {wrapper.funds} FROST of funds; extending it by "
+                f"{epochs} epochs costs {cost}: fund it first (fund-shared-blob)"
             )
-        cost = extension_cost(info, record.storage.storage_size, epochs)
+        await writer.extend_shared_blob(object_id, epochs)
+        return ExtendResult(found, epochs, found.end_epoch + epochs, cost)
+
+    async def share_blob(self, object_id: bytes | str, amount: int = 0) -> str:
+        """Share a blob object of this account, as Walrus's `share`: the object is given up to
+        the SharedBlobs contract for good (nobody can delete or burn it), and anyone may fund
+        it and extend it from its funds. `amount` FROST of this wallet's fund it at once.
+        Returns the shared blob's ID (`0x` text)."""
+        writer = self.env.require_writer("share")
+        object_id = _object_id(object_id)
+        if amount < 0:
+            raise InvalidInputError(f"a shared blob is funded with 0 FROST or more, not {amount}")
+        await self._owned_blob(writer, object_id)
         try:
-            await writer.extend_blob(object_id, epochs)
+            shared = await writer.share_blob(object_id, amount)
         except ChainRevertError as exc:
             if exc.reason == UNPAID_REASON:
-                raise await insufficient_wal(writer, cost, exc.operation) from exc
+                raise await insufficient_wal(writer, amount, exc.operation) from exc
             raise
-        return ExtendResult(record, epochs, record.end_epoch + epochs, cost)
+        return format_object_id(shared)
+
+    async def fund_shared_blob(self, shared_blob_id: bytes | str, amount: int) -> int:
+        """Add `amount` FROST of this wallet's to a shared blob's funds; the funds afterwards."""
+        writer = self.env.require_writer("fund-shared-blob")
+        shared_blob_id = _object_id(shared_blob_id)
+        if amount < 1:
+            raise InvalidInputError(f"fund a shared blob with 1 FROST or more, not {amount}")
+        before = await self._shared_blob(shared_blob_id)
+        try:
+            await writer.fund_shared_blob(shared_blob_id, amount)
+        except ChainRevertError as exc:
+            if exc.reason == UNPAID_REASON:
+                raise await insufficient_wal(writer, amount, exc.operation) from exc
+            raise
+        return before.funds + amount
+
+    async def shared_blob(self, shared_blob_id: bytes | str) -> SharedBlobRecord:
+        """A shared blob: the blob object it wraps and its funds (`ObjectNotFoundError`)."""
+        return await self._shared_blob(_object_id(shared_blob_id))
+
+    async def _shared_blob(self, shared_blob_id: bytes) -> SharedBlobRecord:
+        record = await self.env.chain.shared_blob(shared_blob_id)
+        if record is None:
+            raise ObjectNotFoundError(f"no shared blob {format_object_id(shared_blob_id)}")
+        return record
 
     async def transfer_blob(self, object_id: bytes | str, to: str) -> None:
         """Give a blob object of this account to the EVM address `to` (send_object_to)."""
@@ -411,6 +464,23 @@ class WalrusClient:
     async def system_info(self) -> NetworkInfo:
         """The system's parameters, prices and committee."""
         return NetworkInfo(await self.env.chain.system_info(), await self.env.chain.committee())
+
+
+def _extension_checked(record: BlobRecord, info: SystemInfo, epochs: int, name: str) -> int:
+    """What extending `record` by `epochs` costs, once the extension is known to be allowed:
+    certified, unexpired, and within max_epochs_ahead (errors name `name`)."""
+    if record.certified_epoch is None:
+        raise BlobObjectStateError(f"blob object {name} is not certified; certify it first")
+    if record.end_epoch <= info.epoch:
+        raise BlobObjectStateError(f"blob object {name} expired at epoch {record.end_epoch}")
+    ahead = record.end_epoch + epochs - info.epoch
+    if epochs < 1 or ahead > info.max_epochs_ahead:
+        raise InvalidArgumentError(
+            f"epochs must be at least 1 and keep the blob at most max_epochs_ahead = "
+            f"{info.max_epochs_ahead} epochs ahead; it ends at epoch {record.end_epoch}, "
+            f"the current epoch is {info.epoch}"
+        )
+    return extension_cost(info, record.storage.storage_size, epochs)
 
 
 def _object_id(value: bytes | str) -> bytes:

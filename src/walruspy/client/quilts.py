@@ -364,6 +364,7 @@ class QuiltClient:
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
         on_registered: Callable[[BlobRecord], None] | None = None,
+        share: bool = False,
     ) -> QuiltStoreResult:
         """Store `blobs` as one quilt for `epochs` epochs; the options are `WalrusClient.store`'s
         (deletable unless `deletable=False`, as the CLI).
@@ -387,6 +388,7 @@ class QuiltClient:
             ignore_resources=ignore_resources,
             progress=progress,
             on_registered=on_registered,
+            share=share,
         )
         # The store encodes for the committee it reads itself; a quilt is laid out for one
         # shard count, so a committee that changed size in between would break every patch ID.

@@ -143,6 +143,8 @@ class StoreResult:
     event: EventId | None = None
     phase_s: Mapping[str, float] = field(default_factory=dict)
     upload_summary: str = ""
+    #: The shared blob made of the new object (`store(..., share=True)`), `0x` text.
+    shared_blob_object: str | None = None
 
     @property
     def object_id(self) -> str | None:
@@ -161,13 +163,14 @@ class StoreResult:
             body["endEpoch"] = self.end_epoch
             return {"alreadyCertified": body}
         assert self.blob is not None and self.operation is not None
-        return {
-            "newlyCreated": {
-                "blobObject": blob_record_to_json(self.blob),
-                "resourceOperation": self.operation.to_json(),
-                "cost": self.cost,
-            }
+        created: dict[str, Any] = {
+            "blobObject": blob_record_to_json(self.blob),
+            "resourceOperation": self.operation.to_json(),
+            "cost": self.cost,
         }
+        if self.shared_blob_object is not None:
+            created["sharedBlobObject"] = self.shared_blob_object
+        return {"newlyCreated": created}
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,8 +129,10 @@ async def store_blob(
     ignore_resources: bool,
     progress: ProgressCallback | None,
     on_registered: Callable[[BlobRecord], None] | None = None,
+    share: bool = False,
 ) -> StoreResult:
-    """Store `data` for `epochs` epochs (see the module docstring)."""
+    """Store `data` for `epochs` epochs (see the module docstring); with `share`, a newly
+    created blob object is then shared, unfunded (Walrus's `--share`, `share=true`)."""
     writer = env.require_writer("store")
     started = time.monotonic()
     info = await env.chain.system_info()
@@ -147,6 +149,9 @@ async def store_blob(
     )
     job.phases["encode"] = time.monotonic() - clock
     result = await job.run(epochs, info.epoch, force=force, ignore_resources=ignore_resources)
+    if share and result.blob is not None and not result.already_certified:
+        shared = await writer.share_blob(result.blob.object_id, 0)
+        result = replace(result, shared_blob_object=format_object_id(shared))
     job.phases["total"] = time.monotonic() - started
     log.debug("blob stored", blob_id=str(result.blob_id), phases=job.phases)
     return replace(result, phase_s=job.phases)

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 import walruspy.client
-from walruspy.chain.api import BlobAttribute, BlobRecord
+from walruspy.chain.api import BlobAttribute, BlobRecord, SharedBlobRecord
 from walruspy.client.client import BlobData, FilePath, WalrusClient
 from walruspy.client.config import ClientConfig, ContextConfig, load_config
 from walruspy.client.errors import ClientClosedError
@@ -273,6 +273,7 @@ class Client:
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
         on_registered: Callable[[BlobRecord], None] | None = None,
+        share: bool = False,
     ) -> StoreResult:
         """`WalrusClient.store`: bytes, or the file a `str` or path names; deletable by default."""
         return self._runner.wait(
@@ -284,6 +285,7 @@ class Client:
                 ignore_resources=ignore_resources,
                 progress=progress,
                 on_registered=on_registered,
+                share=share,
             )
         )
 
@@ -340,9 +342,22 @@ class Client:
         """`WalrusClient.delete`: one deletable blob object, or this account's for `blob_id`."""
         return self._runner.wait(self._client.delete(blob_id=blob_id, object_id=object_id))
 
-    def extend(self, object_id: bytes | str, epochs: int) -> ExtendResult:
-        """`WalrusClient.extend`: keep a certified blob object `epochs` more epochs."""
-        return self._runner.wait(self._client.extend(object_id, epochs))
+    def extend(self, object_id: bytes | str, epochs: int, *, shared: bool = False) -> ExtendResult:
+        """`WalrusClient.extend`: keep a certified blob object (or, with `shared`, a shared
+        blob, from its funds) `epochs` more epochs."""
+        return self._runner.wait(self._client.extend(object_id, epochs, shared=shared))
+
+    def share_blob(self, object_id: bytes | str, amount: int = 0) -> str:
+        """`WalrusClient.share_blob`: give a blob object up as a shared blob; its ID."""
+        return self._runner.wait(self._client.share_blob(object_id, amount))
+
+    def fund_shared_blob(self, shared_blob_id: bytes | str, amount: int) -> int:
+        """`WalrusClient.fund_shared_blob`: add FROST to a shared blob; its funds after."""
+        return self._runner.wait(self._client.fund_shared_blob(shared_blob_id, amount))
+
+    def shared_blob(self, shared_blob_id: bytes | str) -> SharedBlobRecord:
+        """`WalrusClient.shared_blob`: the blob object it wraps and its funds."""
+        return self._runner.wait(self._client.shared_blob(shared_blob_id))
 
     def transfer_blob(self, object_id: bytes | str, to: str) -> None:
         """`WalrusClient.transfer_blob`: give a blob object to the EVM address `to`."""
@@ -396,6 +411,7 @@ class SyncQuiltClient:
         ignore_resources: bool = False,
         progress: ProgressCallback | None = None,
         on_registered: Callable[[BlobRecord], None] | None = None,
+        share: bool = False,
     ) -> QuiltStoreResult:
         """`QuiltClient.store`: `blobs` as one quilt; deletable by default."""
         return self._runner.wait(
@@ -407,6 +423,7 @@ class SyncQuiltClient:
                 ignore_resources=ignore_resources,
                 progress=progress,
                 on_registered=on_registered,
+                share=share,
             )
         )
 

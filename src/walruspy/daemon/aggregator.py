@@ -7,7 +7,8 @@ Theory of operation (spec/walrus-system.md 1.3, 4.3; Walrus `get_blob`, `get_blo
   (RFC 9110 would quote it; browsers echo it either way, and a quoted tag matches too); a
   blob's bytes never change, so a match is 304 before any node is asked.
 - `GET /v1/blobs/{blob_id}` (and `/v1/blobs/by-object-id/{object_id}`, which looks the blob
-  object and its attribute up on chain first, and answers the attribute's keys of
+  object, or the one a shared blob of that ID wraps, and its attribute up on chain first,
+  and answers the attribute's keys of
   `ALLOWED_HEADERS` as headers, `allowed_headers`) fetches the verified metadata
   (`WalrusClient.locate`), then streams the blob's source rows as they verify
   (`BlobReader.chunks`): memory stays within the reader's `STREAM_BUFFER_BYTES` of slivers
@@ -400,9 +401,12 @@ async def get_blob_by_object_id(client: WalrusClient, request: web.Request) -> w
     except InvalidInputError as exc:
         raise DaemonApiError.malformed(str(exc)) from exc
     consistency = parse_consistency(request.query.items())
+    chain = client.env.chain
     try:
-        record = await client.env.chain.get_blob(object_id)
-        attribute = await client.env.chain.blob_attribute(object_id) if record else None
+        record = await chain.get_blob(object_id)
+        if record is None and (shared := await chain.shared_blob(object_id)) is not None:
+            record = await chain.get_blob(shared.blob_object_id)  # Walrus: a shared blob's ID
+        attribute = await chain.blob_attribute(record.object_id) if record else None
     except Exception as exc:
         answer = read_error(exc)
         if answer is None:

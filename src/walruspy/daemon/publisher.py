@@ -11,7 +11,8 @@ is never buffered whole. The store runs through `WalrusClient.store`; the answer
 
 `send_object_to` hands the new blob object to that address once it is certified, through the
 `transfer` function the application was built with; without one the publisher answers 501.
-`share` needs shared blob objects, which the contracts do not have: 400.
+`share=true` turns a newly created blob object into a shared blob (SharedBlobs.vy, unfunded):
+the answer's `newlyCreated.sharedBlobObject` is its ID, as Walrus's.
 
 Access control (`walruspy.daemon.auth`, `walruspy.daemon.quotas`) runs before the handler and
 hands it `BodyCheck`s: a JWT's size claims and a client's byte quota see the declared length,
@@ -85,6 +86,7 @@ class PublisherQuery:
     force: bool = False
     reuse_resources: bool = False
     send_object_to: str | None = None
+    share: bool = False
 
     @classmethod
     def parse(cls, pairs: Iterable[tuple[str, str]]) -> PublisherQuery:
@@ -116,18 +118,16 @@ class PublisherQuery:
             raise DaemonApiError.malformed(
                 f"send_object_to {send_to[:60]!r} is not an address (0x and 40 hex digits)"
             )
-        if _boolean(values, "share"):
-            if send_to is not None:
-                raise DaemonApiError.malformed("send_object_to and share are mutually exclusive")
-            raise DaemonApiError.malformed(
-                "share=true needs shared blob objects, which this network's contracts do not have"
-            )
+        share = _boolean(values, "share")
+        if share and send_to is not None:
+            raise DaemonApiError.malformed("send_object_to and share are mutually exclusive")
         return cls(
             epochs=_epochs(values.get("epochs")),
             deletable=not permanent,
             force=_boolean(values, "force"),
             reuse_resources=_boolean(values, "reuse_resources"),
             send_object_to=send_to,
+            share=share,
         )
 
 
@@ -208,6 +208,7 @@ async def put_blob(
         deletable=query.deletable,
         force=query.force,
         ignore_resources=not query.reuse_resources,
+        share=query.share,
     )
     return await publish(store, query, transfer, lambda result: result, "store", size=len(data))
 

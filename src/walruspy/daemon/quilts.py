@@ -266,6 +266,7 @@ async def put_quilt(
         deletable=query.deletable,
         force=query.force,
         ignore_resources=not query.reuse_resources,
+        share=query.share,
     )
     return await publish(
         store,

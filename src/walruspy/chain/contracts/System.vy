@@ -129,6 +129,8 @@ wal: public(immutable(address))
 challenges: public(immutable(address))
 # The Attributes contract holding blob attributes (Attributes.vy; empty: none).
 attributes: public(immutable(address))
+# The SharedBlobs contract holding shared blobs (SharedBlobs.vy; empty: none).
+shared_blobs: public(immutable(address))
 # The current epoch (Move keeps it in the committee: `system::epoch()` reads it there).
 epoch: public(uint32)
 # The Committee.vy contract of the current epoch, which checks certificates.
@@ -171,6 +173,7 @@ def __init__(
     staking_contract: address,
     challenges_contract: address,
     attributes_contract: address,
+    shared_blobs_contract: address,
 ):
     """
     @notice Port of Move `init::initialize_walrus`. With a fixed committee
@@ -185,6 +188,7 @@ def __init__(
         after), or the zero address for a system without storage challenges.
     @param attributes_contract Attributes.vy (deployed first, attached after), or the zero
         address for a system without blob attributes.
+    @param shared_blobs_contract SharedBlobs.vy (likewise), or the zero address.
     """
     assert wal_token != empty(address), "zero address"
     assert epoch_duration_s > 0, "zero epoch duration"
@@ -192,6 +196,7 @@ def __init__(
     wal = wal_token
     challenges = challenges_contract
     attributes = attributes_contract
+    shared_blobs = shared_blobs_contract
     self.epoch_duration_s = epoch_duration_s
     self.epoch_start_s = convert(block.timestamp, uint64)
     self.total_capacity_size = total_capacity_size

@@ -18,18 +18,20 @@ Deployable contracts (spec/walrus-system.md section 2, porting notes 2.9):
   consults (a separate contract: System is close to the code limit).
 - ``Attributes``: blob attributes (Walrus's blob metadata: ordered key-value pairs that the
   owner of a blob object sets and removes), also a contract of its own for the code limit.
+- ``SharedBlobs``: shared blobs (Walrus's ``shared_blob``): blob objects given up by their
+  owners, kept alive from WAL funds that anyone adds.
 
 The lower-case files are Vyper modules the others import. Two deployments exist:
 
 - a fixed committee: deploy ``Wal(supply)`` and ``Committee()``, fill the committee with
   ``add_members`` (batches, each member with a proof of possession of its BLS key for the
-  deployer's address) and ``seal(shard_owners)``, deploy ``Challenges()`` and
-  ``Attributes()``, then ``System(wal, committee, ..., staking=0, challenges, attributes)``,
-  ``Challenges.attach(system)`` and ``Attributes.attach(system)``;
+  deployer's address) and ``seal(shard_owners)``, deploy the annexes ``Challenges()``,
+  ``Attributes()`` and ``SharedBlobs()``, then ``System(wal, committee, ..., staking=0,
+  challenges, attributes, shared_blobs)`` and ``attach(system)`` on each annex;
 - staking: deploy ``Wal``, ``Selection``, ``Staking(wal, selection, n_shards, epoch_duration,
-  epoch_zero_duration)``, ``Pools(wal, staking)``, ``Challenges()``, ``Attributes()``,
-  ``System(wal, 0, ..., staking, challenges, attributes)``, ``Challenges.attach(system)``,
-  ``Attributes.attach(system)`` and two empty ``Committee()`` handed
+  epoch_zero_duration)``, ``Pools(wal, staking)``, the three annexes, ``System(wal, 0, ...,
+  staking, challenges, attributes, shared_blobs)``, ``attach(system)`` on each annex and two
+  empty ``Committee()`` handed
   over to Staking (``hand_over``), then ``Staking.attach(system, pools, committee_a,
   committee_b)``; nodes register and are staked, and Staking selects every committee, the
   first one included.
@@ -75,6 +77,7 @@ CONTRACTS_DIR = Path(__file__).resolve().parent
 #: Names of the contracts that are deployed (the others are modules).
 DEPLOYABLE = (
     "Wal", "Committee", "System", "Selection", "Staking", "Pools", "Challenges", "Attributes",
+    "SharedBlobs",
 )  # fmt: skip
 
 #: A contract ABI as ``json.loads`` gives it.

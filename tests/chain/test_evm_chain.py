@@ -710,6 +710,36 @@ async def test_blob_attributes_round_trip_within_their_gas_limits(
             await chain.set_blob_attribute_pairs(object_id, [("k", "v" * 1025)])
 
 
+async def test_a_blob_registers_on_a_storage_resource_given_back(
+    node: ChainProcess, deployed4: Deployment
+) -> None:
+    """register_blob on the storage a deletion gave back, within its gas limit (25% over)."""
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        object_id = await register(chain, epochs_ahead=5, size=5000)
+        storage = await chain.delete_blob(object_id)
+        assert storage in await chain.owned_storage(chain.address)
+        blob_id, root_hash, size = new_blob(4000)
+        data = chain._system.calldata(
+            "register_blob", storage.storage_id, blob_id.raw, root_hash, size,
+            RS2_ENCODING_TYPE, False,
+        )  # fmt: skip
+        call = {"from": chain.address, "to": chain._system.address, "data": data}
+        needed = await chain._w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+        assert needed * 1.25 < GasLimits.REGISTER_BLOB
+        registration = await chain.register_blob(
+            storage.storage_id, blob_id=blob_id, root_hash=root_hash, unencoded_size=size,
+            deletable=False,
+        )  # fmt: skip
+        assert registration.blob.storage.storage_id == storage.storage_id
+        assert registration.blob.blob_id == blob_id and registration.cost > 0
+        assert storage not in await chain.owned_storage(chain.address)
+        with pytest.raises(ChainRevertError, match=r"not the owner|unknown storage"):
+            await chain.register_blob(
+                storage.storage_id, blob_id=blob_id, root_hash=root_hash, unencoded_size=size,
+                deletable=False,
+            )  # fmt: skip
+
+
 async def test_shared_blobs_within_their_gas_limits(
     node: ChainProcess, deployed10: Deployment
 ) -> None:

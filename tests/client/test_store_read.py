@@ -92,13 +92,38 @@ async def test_an_already_certified_permanent_blob_is_not_stored_again(tmp_path:
         assert again.certified_by == "event"
         assert again.end_epoch == first.end_epoch
         assert set(again.to_json()["alreadyCertified"]) == {"blobId", "event", "endEpoch"}
-        longer = await client.store(
-            b"twice", epochs=10, deletable=False
-        )  # longer than the stored copy
-        assert not longer.already_certified
+        # Longer than the stored copy: Walrus's resource manager extends this account's object.
+        longer = await client.store(b"twice", epochs=10, deletable=False)
+        assert not longer.already_certified and longer.object_id == first.object_id
+        assert longer.to_json()["newlyCreated"]["resourceOperation"] == {
+            "reuseAndExtend": {"encodedLength": first.encoded_length, "epochsExtended": 6}
+        }
+        assert longer.end_epoch == first.end_epoch + 6 and longer.cost > 0
         forced = await client.store(b"twice", epochs=2, deletable=False, force=True)
         assert not forced.already_certified
-        assert len(network.chain.blobs) == 3
+        assert len(network.chain.blobs) == 2
+
+
+async def test_a_storage_resource_given_back_carries_the_next_blob(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        first = await client.store(b"first, deleted", epochs=5, deletable=True)
+        assert first.object_id is not None
+        await client.delete(object_id=first.object_id)
+        [storage] = await network.chain.owned_storage(client.address or "")
+        # Too long a lifetime for the resource: bought from scratch, the resource stays.
+        longer = await client.store(b"second", epochs=9, deletable=True)
+        assert longer.operation is not None and longer.operation.kind == "registerFromScratch"
+        reused = await client.store(b"third, shorter", epochs=3, deletable=False)
+        assert reused.to_json()["newlyCreated"]["resourceOperation"] == {
+            "reuseStorage": {"encodedLength": reused.encoded_length}
+        }
+        assert reused.blob is not None and reused.blob.storage.storage_id == storage.storage_id
+        assert reused.end_epoch == storage.end_epoch  # the resource's own end, past the wanted
+        assert await network.chain.owned_storage(client.address or "") == []
+        await network.settle()
+        assert await client.read(reused.blob_id) == b"third, shorter"
+        skipped = await client.store(b"fourth", epochs=2, ignore_resources=True)
+        assert skipped.operation is not None and skipped.operation.kind == "registerFromScratch"
 
 
 async def test_a_deletable_blob_is_recognised_by_its_object(tmp_path: Path) -> None:

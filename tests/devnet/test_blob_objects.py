@@ -167,3 +167,41 @@ async def test_a_jwt_publisher_stores_only_for_valid_tokens(
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+async def test_lifetimes_and_resources_reused_on_the_real_contracts(
+    devnet: Devnet, tmp_path: Path
+) -> None:
+    info = cli(devnet, "info")["epochInfo"]
+    epoch, start, duration = (
+        info["currentEpoch"], info["startOfCurrentEpoch"], info["epochDurationS"]
+    )  # fmt: skip
+    first = tmp_path / "first.bin"
+    first.write_bytes(blob_bytes(41, 50_000))
+    stored = cli(devnet, "store", str(first), "--end-epoch", str(epoch + 4))["results"][0]
+    blob = stored["blobStoreResult"]["newlyCreated"]["blobObject"]
+    assert blob["storage"]["endEpoch"] == epoch + 4
+    # Longer than stored: this account's certified object is extended, not stored again.
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 6 * duration + 1))
+    again = cli(devnet, "store", str(first), "--earliest-expiry-time", expiry)["results"][0]
+    created = again["blobStoreResult"]["newlyCreated"]
+    assert created["blobObject"]["id"] == blob["id"]
+    extended = created["blobObject"]["storage"]["endEpoch"] - (epoch + 4)
+    assert extended >= 2  # 3 unless an epoch began meanwhile
+    assert created["resourceOperation"] == {
+        "reuseAndExtend": {
+            "encodedLength": blob["storage"]["storageSize"],
+            "epochsExtended": extended,
+        }
+    }
+    # Deleted, its storage resource carries the next blob that fits, for the write fee only.
+    cli(devnet, "delete", "--object-id", blob["id"], "--yes", "--no-status-check")
+    second = tmp_path / "second.bin"
+    second.write_bytes(blob_bytes(42, 40_000))
+    reused = cli(devnet, "store", str(second), "--epochs", "2")["results"][0]
+    operation = reused["blobStoreResult"]["newlyCreated"]["resourceOperation"]
+    assert list(operation) == ["reuseStorage"], operation
+    out = tmp_path / "back.bin"
+    walruspy("read", reused["blobStoreResult"]["newlyCreated"]["blobObject"]["blobId"], "--out",
+             str(out), "--config", str(devnet.client_config_path))  # fmt: skip
+    assert out.read_bytes() == second.read_bytes()

@@ -97,6 +97,8 @@ class FakeChain:
         self.blobs: dict[bytes, BlobRecord] = {}
         #: Attributes.vy's records: a blob's pairs in order (absent: no attribute).
         self.attributes: dict[bytes, dict[str, str]] = {}
+        #: Storage resources owned unwrapped (given back by deletions), by storage ID.
+        self.storage: dict[bytes, StorageRecord] = {}
         #: SharedBlobs.vy's records, by shared blob ID.
         self.shared: dict[bytes, SharedBlobRecord] = {}
         self._next_block = 1
@@ -223,12 +225,19 @@ class FakeChain:
     # --- test helpers (no payment, no certificate) ----------------------------------------
 
     def register(
-        self, blob_id: BlobId, size: int = 1000, epochs_ahead: int = 5, deletable: bool = False
+        self,
+        blob_id: BlobId,
+        size: int = 1000,
+        epochs_ahead: int = 5,
+        deletable: bool = False,
+        storage: StorageRecord | None = None,
     ) -> bytes:
-        """Register a blob object; returns its object ID."""
+        """Register a blob object (on new storage of `size` bytes, or on `storage`); returns its
+        object ID."""
         object_id = hashlib.blake2b(b"obj%d" % next(self._objects), digest_size=32).digest()
-        end = self.epoch + epochs_ahead
-        storage = StorageRecord(object_id, ADDRESS, self.epoch, end, size)
+        if storage is None:
+            storage = StorageRecord(object_id, ADDRESS, self.epoch, self.epoch + epochs_ahead, size)
+        end = storage.end_epoch
         self.blobs[object_id] = BlobRecord(
             object_id, ADDRESS, blob_id, size, 1, self.epoch, None, storage, deletable
         )
@@ -358,8 +367,34 @@ class FakeChain:
         epochs_ahead: int,
         deletable: bool,
     ) -> Registration:
-        object_id = self.register(blob_id, unencoded_size, epochs_ahead, deletable)
+        storage = StorageRecord(
+            next(self._objects).to_bytes(32, "big"),
+            ADDRESS,
+            self.epoch,
+            self.epoch + epochs_ahead,
+            encoded_size,
+        )
+        object_id = self.register(blob_id, unencoded_size, epochs_ahead, deletable, storage)
         return Registration(self.blobs[object_id], encoded_size, b"\x00" * 32)
+
+    async def register_blob(
+        self,
+        storage_id: bytes,
+        *,
+        blob_id: BlobId,
+        root_hash: bytes,
+        unencoded_size: int,
+        deletable: bool,
+    ) -> Registration:
+        storage = self.storage.pop(storage_id, None)
+        if storage is None:
+            raise ChainRevertError("unknown storage", "register_blob")
+        object_id = self.register(blob_id, unencoded_size, 0, deletable, storage)
+        return Registration(self.blobs[object_id], 0, b"\x00" * 32)
+
+    async def owned_storage(self, owner: str) -> Sequence[StorageRecord]:
+        self._check_up()
+        return [s for s in self.storage.values() if s.owner == owner]
 
     async def _verified(
         self, certificate: Certificate, threshold: Threshold, operation: str
@@ -386,6 +421,7 @@ class FakeChain:
     async def delete_blob(self, object_id: bytes) -> StorageRecord:
         storage = self.blobs[object_id].storage
         self.delete(object_id)
+        self.storage[storage.storage_id] = storage
         return storage
 
     def _owned_attribute(self, object_id: bytes, operation: str) -> dict[str, str] | None:

@@ -263,6 +263,10 @@ class ChainReader(Protocol):
         None if it has none (or is no live blob)."""
         ...
 
+    async def owned_storage(self, owner: str) -> Sequence[StorageRecord]:
+        """Every storage resource `owner` holds unwrapped (not in a blob), expired ones too."""
+        ...
+
     async def shared_blob(self, shared_blob_id: bytes) -> SharedBlobRecord | None:
         """The shared blob `shared_blob_id`, or None if there is none."""
         ...
@@ -356,6 +360,19 @@ class ChainWriter(ChainReader, Protocol):
 
     async def remove_blob_attribute(self, object_id: bytes) -> None:
         """Remove the whole attribute (it must exist) of a blob this account owns."""
+        ...
+
+    async def register_blob(
+        self,
+        storage_id: bytes,
+        *,
+        blob_id: BlobId,
+        root_hash: bytes,
+        unencoded_size: int,
+        deletable: bool,
+    ) -> Registration:
+        """Register a blob on a storage resource this account owns (current, large enough);
+        only the write fee is paid."""
         ...
 
     async def share_blob(self, object_id: bytes, amount: int) -> bytes:

@@ -273,6 +273,27 @@ class EvmChainReader:
         records = await gather_reads(*(read(i) for i in ids))
         return [r for r in records if r is not None]
 
+    async def owned_storage(self, owner: str) -> Sequence[StorageRecord]:
+        """Every storage resource `owner` holds unwrapped, at one block."""
+        owner = AsyncWeb3.to_checksum_address(owner)
+        head = await self._head()
+        count = int(await self._system.view("storage_count_of", owner, block=head))
+        pages = await gather_reads(
+            *(
+                self._system.view("storage_ids_of", owner, start, _ID_PAGE, block=head)
+                for start in range(0, count, _ID_PAGE)
+            )
+        )
+        ids = [bytes(i) for page in pages for i in page]
+        limit = asyncio.Semaphore(_MAX_CONCURRENT_READS)
+
+        async def read(storage_id: bytes) -> StorageRecord:
+            async with limit:
+                start, end, size = await self._system.view("storage", storage_id, block=head)
+            return StorageRecord(storage_id, owner, int(start), int(end), int(size))
+
+        return list(await gather_reads(*(read(i) for i in ids)))
+
     async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
         """Up to `limit` events at or after `cursor`, in chain order (evm_events)."""
         tip = await self._events.block()

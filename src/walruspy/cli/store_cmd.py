@@ -88,11 +88,12 @@ def _store_lines(path: Path, result: StoreResult, info: SystemInfo | None) -> li
         ]
     assert result.blob is not None and result.operation is not None
     kind = "Deletable" if result.blob.deletable else "Permanent"
-    how = (
-        "storage was purchased, and a new blob object was registered"
-        if result.operation.kind == "registerFromScratch"
-        else "an existing registration of this account was reused"
-    )
+    how = {
+        "registerFromScratch": "storage was purchased, and a new blob object was registered",
+        "reuseStorage": "a storage resource of this account was reused for a new blob object",
+        "reuseRegistration": "an existing registration of this account was reused",
+        "reuseAndExtend": "a certified blob object of this account was extended",
+    }[result.operation.kind]
     shared = result.shared_blob_object
     return [
         f"Success: {kind} blob stored successfully.",

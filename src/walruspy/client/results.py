@@ -109,15 +109,18 @@ def blob_record_to_json(record: BlobRecord) -> dict[str, Any]:
 class ResourceOperation:
     """How the blob got its registration: bought from scratch, or an owned one reused."""
 
-    kind: Literal["registerFromScratch", "reuseRegistration"]
+    kind: Literal["registerFromScratch", "reuseStorage", "reuseRegistration", "reuseAndExtend"]
     encoded_length: int
-    epochs_ahead: int | None = None
+    #: Epochs bought (registerFromScratch) or added (reuseAndExtend).
+    epochs: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Walrus's `RegisterBlobOp` JSON."""
         body: dict[str, Any] = {"encodedLength": self.encoded_length}
         if self.kind == "registerFromScratch":
-            body["epochsAhead"] = self.epochs_ahead
+            body["epochsAhead"] = self.epochs
+        elif self.kind == "reuseAndExtend":
+            body["epochsExtended"] = self.epochs
         return {self.kind: body}
 
 

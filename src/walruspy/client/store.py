@@ -9,13 +9,19 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    certified permanent registration already lasts until the wanted end epoch ("alreadyCertified"
    with its event); a deletable store looks for a certified deletable blob object of this account
    that lasts long enough ("alreadyCertified" with the object), as Walrus does.
-3. Register: reuse an uncertified registration of this account for the same blob (left by a
-   store that failed or was interrupted after registering: nothing is paid twice) that lasts
-   until the wanted end epoch, else reserve storage of the encoded length and register in one
-   transaction (`reserve_and_register`). The caller's `on_registered` learns of the blob object
-   before the upload starts. A cancellation (Ctrl-C) while the transaction is on its way waits
-   for its outcome (bounded by the receipt timeout), so a paid object is never left unknown to
-   the caller: `on_registered` hears of it before the cancellation goes on.
+3. Reuse, as Walrus's resource manager (unless `ignore_resources`): a certified, unexpired
+   blob object of this account of the same kind that ends too early is extended to the wanted
+   end epoch and the store ends there ("reuseAndExtend": the slivers are on the nodes); else an
+   uncertified registration of this account for the same blob (left by a store that failed or
+   was interrupted after registering: nothing is paid twice) that lasts until the wanted end
+   epoch is reused ("reuseRegistration"); else the smallest storage resource of this account
+   that is current, large enough and lasts long enough carries a new registration, for the
+   write fee only ("reuseStorage", `register_blob`); else storage of the encoded length is
+   bought and registered in one transaction (`reserve_and_register`). The caller's
+   `on_registered` learns of the blob object before the upload starts. A cancellation (Ctrl-C)
+   while the transaction is on its way waits for its outcome (bounded by the receipt timeout),
+   so a paid object is never left unknown to the caller: `on_registered` hears of it before
+   the cancellation goes on.
 4. Upload to every node at once: the metadata, then both slivers of each sliver pair whose shard
    the node holds (pair i lives on shard (i + blob-ID rotation) mod n), then ask for the node's
    signed confirmation and verify it against the node's BLS key, this epoch and this blob (and
@@ -46,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -55,6 +61,8 @@ from walruspy.chain.api import (
     ChainRevertError,
     ChainUnavailableError,
     ChainWriter,
+    Registration,
+    StorageRecord,
     SystemInfo,
 )
 from walruspy.client.errors import (
@@ -64,7 +72,7 @@ from walruspy.client.errors import (
     NoValidStatusError,
     RegistrationExpiredError,
 )
-from walruspy.client.funds import UNPAID_REASON, insufficient_wal, storage_cost
+from walruspy.client.funds import UNPAID_REASON, extension_cost, insufficient_wal, storage_cost
 from walruspy.client.nodes import ClientEnv, Node, retrying
 from walruspy.client.results import (
     Progress,
@@ -194,8 +202,13 @@ class _StoreJob:
             self.phases["status"] = time.monotonic() - clock
             if existing is not None:
                 return existing
+            extended = await self._extend_certified(owned, epoch)
+            if extended is not None:
+                return extended
         clock = time.monotonic()
-        record, operation, cost = await self._register(owned, epochs, epoch)
+        record, operation, cost = await self._register(
+            owned, epochs, epoch, ignore_resources=ignore_resources
+        )
         self.phases["register"] = time.monotonic() - clock
         self._registered(record)
         fanout = await self._upload_and_certify(record)
@@ -244,16 +257,66 @@ class _StoreJob:
             return self._already(status.end_epoch, event=status.status_event)
         return None
 
+    async def _extend_certified(self, owned: list[BlobRecord], epoch: int) -> StoreResult | None:
+        """Walrus's ReuseAndExtend: a certified, unexpired object of this account of the same
+        kind that ends too early is extended to the target end epoch instead of storing the
+        blob again (its slivers are on the nodes already); the longest-lived one is chosen."""
+        candidates = [
+            r
+            for r in owned
+            if r.certified_epoch is not None
+            and r.deletable == self.deletable
+            and epoch < r.end_epoch < self.target_end
+        ]
+        if not candidates:
+            return None
+        record = max(candidates, key=lambda r: r.end_epoch)
+        epochs = self.target_end - record.end_epoch
+        info = await self.env.chain.system_info()
+        cost = extension_cost(info, record.storage.storage_size, epochs)
+        try:
+            await self.writer.extend_blob(record.object_id, epochs)
+        except ChainRevertError as exc:
+            if exc.reason == UNPAID_REASON:
+                raise await insufficient_wal(self.writer, cost, exc.operation) from exc
+            raise
+        storage = replace(record.storage, end_epoch=self.target_end)
+        return StoreResult(
+            blob_id=self.blob_id,
+            unencoded_length=self.encoded.metadata.unencoded_length,
+            encoded_length=self.encoded_length,
+            end_epoch=self.target_end,
+            cost=cost,
+            already_certified=False,
+            blob=replace(record, storage=storage),
+            operation=ResourceOperation("reuseAndExtend", self.encoded_length, epochs),
+        )
+
     async def _register(
-        self, owned: list[BlobRecord], epochs: int, epoch: int
+        self, owned: list[BlobRecord], epochs: int, epoch: int, *, ignore_resources: bool
     ) -> tuple[BlobRecord, ResourceOperation, int]:
-        """Reuse an owned uncertified registration that fits, else reserve and register."""
+        """Reuse an owned uncertified registration that fits, else register on an owned storage
+        resource that fits (Walrus's ReuseStorage), else reserve and register."""
         for record in owned:
             fits = record.end_epoch >= self.target_end and record.registered_epoch <= epoch
             if record.certified_epoch is None and record.deletable == self.deletable and fits:
                 return record, ResourceOperation("reuseRegistration", self.encoded_length), 0
         metadata = self.encoded.metadata
-        registering = asyncio.ensure_future(
+        storage = None if ignore_resources else await self._fitting_storage(epoch)
+        if storage is not None:
+            registration = await self._paid(
+                self.writer.register_blob(
+                    storage.storage_id,
+                    blob_id=self.blob_id,
+                    root_hash=metadata.metadata.root_hash(),
+                    unencoded_size=metadata.unencoded_length,
+                    deletable=self.deletable,
+                ),
+                epochs=0,
+            )
+            operation = ResourceOperation("reuseStorage", self.encoded_length)
+            return registration.blob, operation, registration.cost
+        registration = await self._paid(
             self.writer.reserve_and_register(
                 blob_id=self.blob_id,
                 root_hash=metadata.metadata.root_hash(),
@@ -261,13 +324,34 @@ class _StoreJob:
                 encoded_size=self.encoded_length,
                 epochs_ahead=epochs,
                 deletable=self.deletable,
-            )
+            ),
+            epochs=epochs,
         )
+        operation = ResourceOperation("registerFromScratch", self.encoded_length, epochs)
+        return registration.blob, operation, registration.cost
+
+    async def _fitting_storage(self, epoch: int) -> StorageRecord | None:
+        """The smallest storage resource of this account that can carry the blob until the
+        target end epoch (current, large enough, lasting long enough), if any."""
+        owned = await self.writer.owned_storage(self.writer.address)
+        fitting = [
+            s
+            for s in owned
+            if s.start_epoch <= epoch < s.end_epoch
+            and s.end_epoch >= self.target_end
+            and s.storage_size >= self.encoded_length
+        ]
+        return min(fitting, key=lambda s: (s.storage_size, s.end_epoch), default=None)
+
+    async def _paid(self, transaction: Awaitable[Registration], *, epochs: int) -> Registration:
+        """A registering transaction's outcome, seen through even by a cancellation (the
+        transaction may be on its way and paid for: its outcome is waited for, bounded by the
+        sender's receipt timeout, so the caller learns of the object); an unpaid revert names
+        the wallet and what the storage (`epochs` epochs of it; 0: the write fee) costs."""
+        registering = asyncio.ensure_future(transaction)
         try:
-            registration = await asyncio.shield(registering)
+            return await asyncio.shield(registering)
         except asyncio.CancelledError:
-            # The transaction may be on its way and paid for: wait for its outcome (the
-            # sender bounds it by its receipt timeout) so the caller learns of the object.
             with contextlib.suppress(Exception):
                 self._registered((await registering).blob)
             raise
@@ -276,8 +360,6 @@ class _StoreJob:
                 cost = storage_cost(await self.env.chain.system_info(), self.encoded_length, epochs)
                 raise await insufficient_wal(self.writer, cost, exc.operation) from exc
             raise
-        operation = ResourceOperation("registerFromScratch", self.encoded_length, epochs)
-        return registration.blob, operation, registration.cost
 
     def _registered(self, record: BlobRecord) -> None:
         if self.on_registered is not None:

@@ -1,11 +1,16 @@
-"""Blob objects on a real devnet: shared blobs, attributes across wallets, and a JWT publisher.
+"""Blob objects and reads on a real devnet: shared blobs, attributes across wallets, a JWT
+publisher, lifetimes and resource reuse, and byte ranges by every route.
 
 One devnet (4 nodes, the real contracts, TLS). Each command runs as a process, as users run
 them: a blob is shared with the CLI, funded by the publisher's wallet too, extended from its
 funds and read by its shared ID through the aggregator; `share=true` on the publisher answers
 the shared blob's ID; the client's wallet cannot change the attribute of the publisher's blob;
 a second publisher process started with `--jwt-decode-secret` stores for a valid token and
-refuses a missing, forged, expired or replayed one, naming why.
+refuses a missing, forged, expired or replayed one, naming why; `--end-epoch` and
+`--earliest-expiry-time` store for the epochs they mean, and a store reuses what the wallet
+owns (extends its certified object, registers on its storage resource); a byte range is read
+by `read --range`, the three `Range` forms, the byte-range route and HEAD, and one past the
+end is refused.
 """
 
 from __future__ import annotations
@@ -205,3 +210,36 @@ async def test_lifetimes_and_resources_reused_on_the_real_contracts(
     walruspy("read", reused["blobStoreResult"]["newlyCreated"]["blobObject"]["blobId"], "--out",
              str(out), "--config", str(devnet.client_config_path))  # fmt: skip
     assert out.read_bytes() == second.read_bytes()
+
+
+async def test_ranges_by_every_route_and_past_the_end(
+    devnet: Devnet, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    data = blob_bytes(51, 300_000)
+    async with http.put(f"{devnet.publisher_url}/v1/blobs?epochs=2", data=data) as response:
+        blob_id = (await response.json())["newlyCreated"]["blobObject"]["blobId"]
+    out = tmp_path / "part.bin"
+    walruspy("read", blob_id, "--range", "1000-1999", "--out", str(out), "--config",
+             str(devnet.client_config_path))  # fmt: skip
+    assert out.read_bytes() == data[1000:2000]
+    url = f"{devnet.aggregator_url}/v1/blobs/{blob_id}"
+    for header, part in (
+        ("bytes=10-19", data[10:20]),
+        ("bytes=299990-", data[299_990:]),
+        ("bytes=-5", data[-5:]),
+    ):
+        async with http.get(url, headers={"Range": header}) as response:
+            assert response.status == 206 and await response.read() == part, header
+    async with http.get(url, headers={"Range": "bytes=300000-"}) as response:
+        assert response.status == 416
+        assert response.headers["Content-Range"] == "bytes */300000"
+    ranged = f"{url}/byte-range?start=299000&length=1000"
+    async with http.get(ranged) as response:
+        assert response.status == 200 and await response.read() == data[299_000:]
+    async with http.get(f"{url}/byte-range?start=299500&length=1000") as response:
+        assert response.status == 400
+    async with http.head(url) as response:
+        assert response.status == 200 and response.headers["Content-Length"] == "300000"
+    past = walruspy("read", blob_id, "--range", "299999-300000", "--config",
+                    str(devnet.client_config_path), "--json", check=False)  # fmt: skip
+    assert past.returncode == 1 and "300000" in past.stdout

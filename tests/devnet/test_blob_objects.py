@@ -2,7 +2,7 @@
 publisher, lifetimes and resource reuse, and byte ranges by every route.
 
 One devnet (4 nodes, the real contracts, TLS). Each command runs as a process, as users run
-them: a blob is shared with the CLI, funded by the publisher's wallet too, extended from its
+them: a blob is shared with the CLI, funded again, extended from its
 funds and read by its shared ID through the aggregator; `share=true` on the publisher answers
 the shared blob's ID; the client's wallet cannot change the attribute of the publisher's blob;
 a second publisher process started with `--jwt-decode-secret` stores for a valid token and

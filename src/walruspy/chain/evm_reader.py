@@ -15,8 +15,8 @@ both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
 
 from web3 import AsyncWeb3
 from web3.types import BlockIdentifier
@@ -50,6 +50,8 @@ __all__ = ["EvmChainReader"]
 _MAX_CONCURRENT_READS: Final = 16
 # objects.vy MAX_PAGE: the longest page of IDs one listing view returns.
 _ID_PAGE: Final = 256
+
+T = TypeVar("T")
 # Committee contracts whose members are cached; one per epoch once committees change.
 _COMMITTEE_CACHE_ENTRIES: Final = 4
 _REVERT_UNKNOWN_BLOB: Final = "unknown blob"
@@ -256,43 +258,43 @@ class EvmChainReader:
         """Every blob object `owner` holds (expired ones too, until burnt), at one block."""
         owner = AsyncWeb3.to_checksum_address(owner)
         head = await self._head()
-        count = int(await self._system.view("blob_count_of", owner, block=head))
-        pages = await gather_reads(
-            *(
-                self._system.view("blob_ids_of", owner, start, _ID_PAGE, block=head)
-                for start in range(0, count, _ID_PAGE)
-            )
-        )
-        limit = asyncio.Semaphore(_MAX_CONCURRENT_READS)
 
         async def read(object_id: bytes) -> BlobRecord | None:
-            async with limit:
-                return await self._blob_at(object_id, head, owner)
+            return await self._blob_at(object_id, head, owner)
 
-        ids = [bytes(i) for page in pages for i in page]
-        records = await gather_reads(*(read(i) for i in ids))
+        records = await self._read_owned("blob", owner, head, read)
         return [r for r in records if r is not None]
 
     async def owned_storage(self, owner: str) -> Sequence[StorageRecord]:
         """Every storage resource `owner` holds unwrapped, at one block."""
         owner = AsyncWeb3.to_checksum_address(owner)
         head = await self._head()
-        count = int(await self._system.view("storage_count_of", owner, block=head))
+
+        async def read(storage_id: bytes) -> StorageRecord:
+            start, end, size = await self._system.view("storage", storage_id, block=head)
+            return StorageRecord(storage_id, owner, int(start), int(end), int(size))
+
+        return await self._read_owned("storage", owner, head, read)
+
+    async def _read_owned(
+        self, kind: str, owner: str, head: int, read: Callable[[bytes], Awaitable[T]]
+    ) -> list[T]:
+        """`read` of every object of `kind` ("blob", "storage") in `owner`'s index at `head`
+        (objects.vy `<kind>_count_of` and `<kind>_ids_of`, paged), a bounded number at once."""
+        count = int(await self._system.view(f"{kind}_count_of", owner, block=head))
         pages = await gather_reads(
             *(
-                self._system.view("storage_ids_of", owner, start, _ID_PAGE, block=head)
+                self._system.view(f"{kind}_ids_of", owner, start, _ID_PAGE, block=head)
                 for start in range(0, count, _ID_PAGE)
             )
         )
-        ids = [bytes(i) for page in pages for i in page]
         limit = asyncio.Semaphore(_MAX_CONCURRENT_READS)
 
-        async def read(storage_id: bytes) -> StorageRecord:
+        async def bounded(object_id: bytes) -> T:
             async with limit:
-                start, end, size = await self._system.view("storage", storage_id, block=head)
-            return StorageRecord(storage_id, owner, int(start), int(end), int(size))
+                return await read(object_id)
 
-        return list(await gather_reads(*(read(i) for i in ids)))
+        return list(await gather_reads(*(bounded(bytes(i)) for page in pages for i in page)))
 
     async def events(self, cursor: EventCursor, limit: int) -> Sequence[ChainEvent]:
         """Up to `limit` events at or after `cursor`, in chain order (evm_events)."""

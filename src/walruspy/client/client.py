@@ -34,7 +34,6 @@ from walruspy.chain.api import (
     BlobAttribute,
     BlobRecord,
     ChainReader,
-    ChainRevertError,
     ChainUnavailableError,
     ChainWriter,
     SharedBlobRecord,
@@ -49,7 +48,7 @@ from walruspy.client.errors import (
     InvalidArgumentError,
     ObjectNotFoundError,
 )
-from walruspy.client.funds import UNPAID_REASON, extension_cost, insufficient_wal
+from walruspy.client.funds import extension_cost, paying
 from walruspy.client.nodes import ByteBudget, ClientEnv, NodePool
 from walruspy.client.quilts import QuiltClient
 from walruspy.client.read import BlobReader, ByteRange, check_read_size, locate_blob, read_blob
@@ -309,12 +308,7 @@ class WalrusClient:
         if not shared:
             record = await self._owned_blob(writer, object_id)
             cost = _extension_checked(record, info, epochs, name)
-            try:
-                await writer.extend_blob(object_id, epochs)
-            except ChainRevertError as exc:
-                if exc.reason == UNPAID_REASON:
-                    raise await insufficient_wal(writer, cost, exc.operation) from exc
-                raise
+            await paying(writer, writer.extend_blob(object_id, epochs), cost)
             return ExtendResult(record, epochs, record.end_epoch + epochs, cost)
         wrapper = await self._shared_blob(object_id)
         found = await self.env.chain.get_blob(wrapper.blob_object_id)
@@ -339,13 +333,7 @@ class WalrusClient:
         if amount < 0:
             raise InvalidInputError(f"a shared blob is funded with 0 FROST or more, not {amount}")
         await self._owned_blob(writer, object_id)
-        try:
-            shared = await writer.share_blob(object_id, amount)
-        except ChainRevertError as exc:
-            if exc.reason == UNPAID_REASON:
-                raise await insufficient_wal(writer, amount, exc.operation) from exc
-            raise
-        return format_object_id(shared)
+        return format_object_id(await paying(writer, writer.share_blob(object_id, amount), amount))
 
     async def fund_shared_blob(self, shared_blob_id: bytes | str, amount: int) -> int:
         """Add `amount` FROST of this wallet's to a shared blob's funds; the funds afterwards."""
@@ -354,12 +342,7 @@ class WalrusClient:
         if amount < 1:
             raise InvalidInputError(f"fund a shared blob with 1 FROST or more, not {amount}")
         before = await self._shared_blob(shared_blob_id)
-        try:
-            await writer.fund_shared_blob(shared_blob_id, amount)
-        except ChainRevertError as exc:
-            if exc.reason == UNPAID_REASON:
-                raise await insufficient_wal(writer, amount, exc.operation) from exc
-            raise
+        await paying(writer, writer.fund_shared_blob(shared_blob_id, amount), amount)
         return before.funds + amount
 
     async def shared_blob(self, shared_blob_id: bytes | str) -> SharedBlobRecord:

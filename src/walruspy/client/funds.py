@@ -11,11 +11,14 @@ after the fact. Gas is the other thing a wallet pays: the chain client refuses i
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Awaitable
+from typing import Final, TypeVar
 
-from walruspy.chain.api import ChainWriter, SystemInfo
+from walruspy.chain.api import ChainRevertError, ChainWriter, SystemInfo
 from walruspy.client.errors import InsufficientWalError
 from walruspy.client.results import storage_units
+
+T = TypeVar("T")
 
 #: System.vy's reason when it cannot pull a payment in WAL (`assert success, "unpaid"`).
 UNPAID_REASON: Final = "unpaid"
@@ -31,6 +34,17 @@ def storage_cost(info: SystemInfo, encoded_length: int, epochs: int) -> int:
 def extension_cost(info: SystemInfo, storage_size: int, epochs: int) -> int:
     """FROST that keeping `storage_size` bytes for `epochs` more epochs costs (extend_blob)."""
     return info.storage_price_per_unit_size * storage_units(storage_size) * epochs
+
+
+async def paying(writer: ChainWriter, transaction: Awaitable[T], needed: int) -> T:
+    """`transaction`'s result; a payment the contract refused as unpaid becomes the
+    `InsufficientWalError` that names the account, the `needed` FROST and its balance."""
+    try:
+        return await transaction
+    except ChainRevertError as exc:
+        if exc.reason == UNPAID_REASON:
+            raise await insufficient_wal(writer, needed, exc.operation) from exc
+        raise
 
 
 async def insufficient_wal(

@@ -72,7 +72,13 @@ from walruspy.client.errors import (
     NoValidStatusError,
     RegistrationExpiredError,
 )
-from walruspy.client.funds import UNPAID_REASON, extension_cost, insufficient_wal, storage_cost
+from walruspy.client.funds import (
+    UNPAID_REASON,
+    extension_cost,
+    insufficient_wal,
+    paying,
+    storage_cost,
+)
 from walruspy.client.nodes import ClientEnv, Node, retrying
 from walruspy.client.results import (
     Progress,
@@ -274,12 +280,7 @@ class _StoreJob:
         epochs = self.target_end - record.end_epoch
         info = await self.env.chain.system_info()
         cost = extension_cost(info, record.storage.storage_size, epochs)
-        try:
-            await self.writer.extend_blob(record.object_id, epochs)
-        except ChainRevertError as exc:
-            if exc.reason == UNPAID_REASON:
-                raise await insufficient_wal(self.writer, cost, exc.operation) from exc
-            raise
+        await paying(self.writer, self.writer.extend_blob(record.object_id, epochs), cost)
         storage = replace(record.storage, end_epoch=self.target_end)
         return StoreResult(
             blob_id=self.blob_id,

@@ -11,6 +11,7 @@ committee a read asked and in what order.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -109,9 +110,19 @@ class Spies:
     slivers: list[tuple[int, bool]] = field(default_factory=list)
     statuses: int = 0
     metadata: int = 0
+    #: Sliver requests the nodes are still answering: a read returns once it can decode, while
+    #: the nodes may still answer the requests it no longer needs.
+    in_flight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def failed(self) -> list[tuple[int, bool]]:
         return [entry for entry in self.slivers if not entry[1]]
+
+    async def quiet(self, timeout_s: float = 10.0) -> None:
+        """Wait until no sliver request is being answered (a read's stragglers are counted)."""
+        if self.in_flight:
+            async with asyncio.timeout(timeout_s):
+                await self.idle.wait()
 
     def reset(self) -> None:
         self.slivers.clear()
@@ -130,11 +141,17 @@ def spy_on(network: Network) -> Spies:
         )
 
         async def sliver(*args: Any, _honest: Any = get_sliver, _index: int = index) -> Any:
+            spies.in_flight += 1
+            spies.idle.clear()
             try:
                 answer = await _honest(*args)
             except Exception:
                 spies.slivers.append((_index, False))
                 raise
+            finally:
+                spies.in_flight -= 1
+                if not spies.in_flight:
+                    spies.idle.set()
             spies.slivers.append((_index, True))
             return answer
 
@@ -216,6 +233,7 @@ async def test_an_older_blob_is_read_from_the_previous_committee_during_a_change
 
         # Once the change is done, the current committee is asked (and here, lacking the
         # slivers, fails): which committee is asked is what made the read above succeed.
+        await spies.quiet()  # the first read's last requests may still be answered
         spies.reset()
         done = EpochCommittees(moved, holders, changing=False)
         async with reader(network, done) as client:
@@ -284,6 +302,7 @@ async def test_outside_a_change_no_status_is_asked_and_the_current_committee_is_
             EpochCommittees(current, None, changing=True),
         ]
         for committees in cases:
+            await spies.quiet()
             spies.reset()
             async with reader(network, committees) as client:
                 assert await client.read(blob_id) == data

@@ -55,6 +55,7 @@ from walruspy.cli.client_cmds import (
 from walruspy.cli.options import MultiValueCommand
 from walruspy.cli.output import CommandInterrupted, emit, json_option
 from walruspy.cli.store_cmd import (
+    StoreFlags,
     _interruption,
     _store_lines,
     dry_run_entry,
@@ -272,10 +273,7 @@ def store_quilt_command(
     paths: tuple[Path, ...],
     lifetime: StoreLifetime,
     dry_run: bool,
-    deletable: bool,
-    force: bool,
-    share: bool,
-    ignore_resources: bool,
+    flags: StoreFlags,
     config_path: Path | None,
     context: str | None,
     as_json: bool,
@@ -296,12 +294,9 @@ def store_quilt_command(
                 return await client.quilts.store(
                     blobs,
                     wanted,
-                    deletable=deletable,
-                    force=force,
-                    ignore_resources=ignore_resources,
                     progress=bars,
                     on_registered=registered.append,
-                    share=share,
+                    **flags.options(),
                 )
         except asyncio.CancelledError:
             state["interruption"] = await _interruption(client, Path("<quilt>"), registered, info)

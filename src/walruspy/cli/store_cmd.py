@@ -178,11 +178,31 @@ def _parse_expiry(_ctx: click.Context, _param: click.Parameter, value: str | Non
         raise click.BadParameter(str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class StoreFlags:
+    """--deletable/--permanent, --force, --share and --ignore-resources, as the library's store
+    calls take them (`WalrusClient.store`, `QuiltClient.store`)."""
+
+    deletable: bool
+    force: bool
+    share: bool
+    ignore_resources: bool
+
+    def options(self) -> dict[str, bool]:
+        """The keyword arguments of a store call."""
+        return {
+            "deletable": self.deletable,
+            "force": self.force,
+            "share": self.share,
+            "ignore_resources": self.ignore_resources,
+        }
+
+
 def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every store command takes (`store`, `store-quilt`), for `what` is stored:
     how long (--epochs, --end-epoch or --earliest-expiry-time, given to the command as one
-    `lifetime`), --dry-run, --deletable/--permanent, --force, --share, --ignore-resources and
-    the client's."""
+    `lifetime`), --dry-run, --deletable/--permanent, --force, --share and --ignore-resources
+    (given as one `flags`) and the client's."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
@@ -191,6 +211,10 @@ def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
             epochs: int | Literal["max"] | None,
             end_epoch: int | None,
             earliest_expiry_time: float | None,
+            deletable: bool,
+            force: bool,
+            share: bool,
+            ignore_resources: bool,
             **options: Any,
         ) -> Any:
             given = (epochs, end_epoch, earliest_expiry_time)
@@ -201,7 +225,8 @@ def store_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
             from walruspy.client.lifetime import StoreLifetime
 
             lifetime = StoreLifetime(epochs, end_epoch, earliest_expiry_time)
-            return command(lifetime=lifetime, **options)
+            flags = StoreFlags(deletable, force, share, ignore_resources)
+            return command(lifetime=lifetime, flags=flags, **options)
 
         decorated: Callable[..., Any] = with_lifetime
         for option in reversed(
@@ -304,10 +329,7 @@ def store_command(
     files: tuple[Path, ...],
     lifetime: StoreLifetime,
     dry_run: bool,
-    deletable: bool,
-    force: bool,
-    share: bool,
-    ignore_resources: bool,
+    flags: StoreFlags,
     config_path: Path | None,
     context: str | None,
     as_json: bool,
@@ -329,12 +351,9 @@ def store_command(
                     result = await client.store(
                         path,
                         wanted,
-                        deletable=deletable,
-                        force=force,
-                        ignore_resources=ignore_resources,
                         progress=bars,
                         on_registered=registered.append,
-                        share=share,
+                        **flags.options(),
                     )
             except (WalrusError, OSError) as exc:
                 run.outcomes.append((path, exc))

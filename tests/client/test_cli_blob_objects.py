@@ -23,6 +23,7 @@ from tests.client.test_cli_client import ok, run, settle
 from tests.node.cluster import blob_data
 from walruspy.chain.api import SystemInfo
 from walruspy.cli.main import cli
+from walruspy.cli.output import quiet_library_logs
 from walruspy.client.lifetime import StoreLifetime, parse_expiry_time
 from walruspy.core.errors import InvalidInputError
 
@@ -165,6 +166,7 @@ def test_a_dry_run_prices_and_names_the_blob_without_a_transaction(
                           "--dry-run", "--json").stdout)  # fmt: skip
     assert network.network is not None
     n_shards = str(network.network.chain.n_shards)
+    quiet_library_logs()  # the nodes' logs stay out of the command's stdout (see `run`)
     local_quilt = json.loads(
         CliRunner()
         .invoke(cli, ["quilt-id", "--n-shards", n_shards, "--paths", str(site), "--json"])

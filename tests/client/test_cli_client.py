@@ -25,6 +25,7 @@ import walruspy.client
 from tests.client.network import DEPLOYMENT_JSON, ThreadedNetwork
 from tests.node.cluster import blob_data
 from walruspy.cli.main import cli
+from walruspy.cli.output import quiet_library_logs
 from walruspy.core.blob_id import BlobId
 from walruspy.workers import EncoderPool
 
@@ -78,6 +79,10 @@ def settle(network: ThreadedNetwork) -> None:
 
 
 def run(network: ThreadedNetwork, config: Path, *args: str) -> Result:
+    # The nodes log on their own thread, also while the command runs with its stdout captured:
+    # configured as the command configures the library (stderr, warnings) before it starts,
+    # since each test begins with structlog reset to printing on stdout.
+    quiet_library_logs()
     result = CliRunner().invoke(cli, [*args, "--config", str(config)])
     assert "Traceback" not in result.output, result.output
     return result

@@ -215,6 +215,9 @@ def test_delete_by_blob_id_and_object_id(
     assert [b["id"] for b in payload["deletedBlobs"]] == [second["id"]]
     assert payload["noBlobFound"] is False and "postDeletionStatus" not in payload
     third = stored(network, config, tmp_path, b"delete me as well")["newlyCreated"]["blobObject"]
+    # The nodes apply the certification first: the status before the deletion, which the command
+    # waits to see change, must not be one from before the certification.
+    settle(network)
     after = json.loads(ok(network, config, "delete", "--blob-id", third["blobId"], "--json").stdout)
     # Printed once the nodes applied the deletion, not the status from before it.
     assert after["postDeletionStatus"] == "nonexistent"

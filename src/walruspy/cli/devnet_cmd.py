@@ -1,5 +1,5 @@
-"""`walruspy devnet up|status|add-node|restart-node|fault|down`: a whole local network from the
-shell.
+"""`walruspy devnet up|status|add-node|restart-node|fault|down|exec|add-host`: a whole local
+network from the shell.
 
 `up` starts the devchain, deploys the contracts, makes the nodes' keys and configurations,
 starts every storage node and the daemon as detached processes, waits until each is ready,
@@ -10,11 +10,18 @@ of the machine) `up` resumes it: the same chain state, node data, ports and conf
 `restart-node` brings one node back on its data and port. `fault --node I --mode M` makes a
 node misbehave (node/faults.py: it drops the slivers it acknowledged, to show storage challenges
 catching it), and `status` shows each node's fault. Every process logs to `DIR/logs/NAME.log`.
+
+`up --hosts` puts every process on a host of its own (a network namespace,
+`walruspy.devnet.hosts`) with links shaped by `--latency`, `--jitter`, `--loss` and
+`--bandwidth`; `exec` runs a command on one of those hosts (the client's by default) and
+`add-host` adds an empty one, as an operator's new server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +30,7 @@ from click.core import ParameterSource
 
 from walruspy.cli.chain_cmd import parse_duration_s
 from walruspy.cli.output import emit, json_option
+from walruspy.devnet.hosts import LinkShape, parse_bandwidth, parse_delay_s, parse_loss
 
 __all__ = ["devnet"]
 
@@ -41,6 +49,20 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
         return parse_duration_s(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _parsed(parse: Any) -> Any:
+    """A click callback applying `parse` (ValueError: a usage error naming the option)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
 
 
 def _format_duration(seconds: int) -> str:
@@ -74,6 +96,15 @@ def _endpoint_lines(status: dict[str, Any]) -> list[str]:
         lines.append(
             f"Node {node['index']}: {node['url']}  pid {node['pid']}  {span}  {state}{lies}"
         )
+    if "hosts" in status:
+        links = status["links"]
+        lines.append(
+            f"Hosts: {len(status['hosts'])} network namespaces; links {links['latency_ms']:g} ms"
+            f" ± {links['jitter_ms']:g} ms, loss {links['loss']:.2%}, "
+            + (f"{links['bandwidth_bps'] / 1e6:g} Mbit/s" if links["bandwidth_bps"] else "unshaped")
+            + f" ({links['emulation']})"
+        )
+        lines.extend(f"  {host['name']:<10} {host['address']}" for host in status["hosts"])
     return lines
 
 
@@ -112,6 +143,37 @@ def _given(ctx: click.Context, name: str) -> bool:
     is_flag=True,
     help="Nodes serve plain HTTP (debugging); by default TLS pinned to their on-chain keys.",
 )
+@click.option(
+    "--hosts",
+    "separate_hosts",
+    is_flag=True,
+    help="Run the chain, every node, the daemon and the client on hosts of their own: network "
+    "namespaces joined by a router, with no route out of the machine (needs root). Reach them "
+    "with `walruspy devnet exec`.",
+)
+@click.option(
+    "--latency",
+    "latency_s",
+    callback=_parsed(parse_delay_s),
+    help="With --hosts: one-way delay between two hosts, such as 80ms (a round trip is twice).",
+)
+@click.option(
+    "--jitter",
+    "jitter_s",
+    callback=_parsed(parse_delay_s),
+    help="With --hosts: each packet's delay varies by up to this much, such as 10ms.",
+)
+@click.option(
+    "--loss",
+    callback=_parsed(parse_loss),
+    help="With --hosts: share of packets lost on each link, such as 0.5%.",
+)
+@click.option(
+    "--bandwidth",
+    "bandwidth_bps",
+    callback=_parsed(parse_bandwidth),
+    help="With --hosts: each host's link rate, each way, such as 100mbit or 1gbit.",
+)
 @_DIR_OPTION
 @json_option
 def up_command(
@@ -120,6 +182,11 @@ def up_command(
     n_shards: int,
     epoch_duration_s: int,
     no_tls: bool,
+    separate_hosts: bool,
+    latency_s: float | None,
+    jitter_s: float | None,
+    loss: float | None,
+    bandwidth_bps: int | None,
     directory: Path,
     as_json: bool,
 ) -> None:
@@ -132,6 +199,9 @@ def up_command(
     from walruspy.devnet.state import STATE_FILE
 
     ctx = click.get_current_context()
+    shaping = [latency_s, jitter_s, loss, bandwidth_bps]
+    if not separate_hosts and any(value is not None for value in shaping):
+        raise click.UsageError("--latency, --jitter, --loss and --bandwidth shape --hosts links")
     resumed = (directory / STATE_FILE).exists()
     if resumed:
         request = ResumeRequest(
@@ -139,11 +209,19 @@ def up_command(
             n_shards=n_shards if _given(ctx, "n_shards") else None,
             epoch_duration_s=epoch_duration_s if _given(ctx, "epoch_duration_s") else None,
             tls=False if no_tls else None,
+            hosts=True if separate_hosts else None,
         )
         asyncio.run(devnet_resume(directory, request))
     else:
         try:
-            settings = DevnetSettings(n_nodes, n_shards, epoch_duration_s, tls=not no_tls)
+            shape = None
+            if separate_hosts:
+                shape = LinkShape(
+                    latency_s or 0.0, jitter_s or 0.0, loss or 0.0, bandwidth_bps or 0
+                )
+            settings = DevnetSettings(
+                n_nodes, n_shards, epoch_duration_s, tls=not no_tls, hosts=shape
+            )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         asyncio.run(devnet_up(directory, settings))
@@ -154,7 +232,9 @@ def up_command(
         lines=[
             *(["Resumed the stopped devnet."] if resumed else []),
             *_endpoint_lines(status),
-            f"Try: walruspy store FILE --epochs 2 --config {status['client_config']}",
+            "Try: "
+            + (f"walruspy devnet exec --dir {status['dir']} -- " if "hosts" in status else "")
+            + f"walruspy store FILE --epochs 2 --config {status['client_config']}",
             f"Stop it with: walruspy devnet down --dir {status['dir']}"
             " (`walruspy devnet up` on the same --dir resumes it)",
         ],
@@ -250,6 +330,66 @@ def fault_command(directory: Path, index: int, mode: str, as_json: bool) -> None
 
     result = devnet_fault(directory, index, FaultMode(mode))
     emit(result, as_json=as_json, lines=[f"Node {index}: fault {mode}."])
+
+
+@devnet.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@_DIR_OPTION
+@click.option(
+    "--host",
+    default="client",
+    show_default=True,
+    help="The host to run on: client, chain, daemon, nodeI, or one made with add-host.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def exec_command(directory: Path, host: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND on a host of the devnet (after --), so that it reaches the devnet's network:
+    `walruspy devnet exec --dir D -- walruspy store FILE`. Its exit status is the command's."""
+    from walruspy.devnet.control import exec_argv
+
+    argv = exec_argv(directory, host, command)
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 - the user's own command, as asked
+    except OSError as exc:
+        raise click.ClickException(f"cannot run {argv[0]}: {exc.strerror}") from None
+
+
+@devnet.command("add-host")
+@_DIR_OPTION
+@click.option("--name", required=True, help="The new host's name, such as operator1.")
+@json_option
+def add_host_command(directory: Path, name: str, as_json: bool) -> None:
+    """Add an empty host to a running --hosts devnet (a new operator's server, say); run
+    commands on it with `walruspy devnet exec --host NAME`."""
+    from walruspy.devnet.control import devnet_add_host
+
+    added = devnet_add_host(directory, name)
+    emit(
+        added,
+        as_json=as_json,
+        lines=[
+            f"Host {added['host']} at {added['address']}: walruspy devnet exec --dir "
+            f"{directory} --host {added['host']} -- COMMAND"
+        ],
+    )
+
+
+@devnet.command("advance-epoch")
+@_DIR_OPTION
+@json_option
+def advance_epoch_command(directory: Path, as_json: bool) -> None:
+    """End the current epoch now instead of at its time (moving the chain's clock), and wait
+    until the next committee has taken over its shards."""
+    from walruspy.devnet.resume import advance_epoch
+
+    epoch, committee = asyncio.run(advance_epoch(directory))
+    emit(
+        {"epoch": epoch, "committee": {node: list(shards) for node, shards in committee.items()}},
+        as_json=as_json,
+        lines=[f"Epoch {epoch} began; its committee has {len(committee)} nodes."],
+    )
 
 
 @devnet.command("down")

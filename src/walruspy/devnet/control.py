@@ -11,11 +11,19 @@ checks which recorded processes still run (same pid and same command line); with
 `devnet_add_node` prepares, registers (and stakes for) one more node of a staking devnet,
 starts it detached and records it. `devnet_down` stops them all: SIGTERM, then SIGKILL after a
 bound. The directory, with its logs and data, stays.
+
+On a `--hosts` devnet (`walruspy.devnet.hosts`) every command that talks to the devnet first
+moves into its client host (`enter_client_host`); `devnet_down` also deletes the hosts'
+namespaces, which a resume makes again. `devnet_add_host` adds an empty host (an operator's
+server), and `exec_argv` is the command line of `walruspy devnet exec`, which runs a command
+on one of the hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +35,7 @@ from walruspy.chain.deploy import Deployment
 from walruspy.chain.evm import open_evm_chain
 from walruspy.core.errors import WalrusError
 from walruspy.devnet.errors import DevnetError
+from walruspy.devnet.hosts import HOST_CLIENT, HostsNetwork, enter_netns, node_host
 from walruspy.devnet.network import (
     NODES_READY_S,
     PROBE_TIMEOUT_S,
@@ -35,13 +44,14 @@ from walruspy.devnet.network import (
     process_record,
 )
 from walruspy.devnet.processes import ManagedProcess, same_process, stop_pids
-from walruspy.devnet.resume import ResumeRequest, restart_node, resume_devnet
-from walruspy.devnet.setup import DevnetSettings, fault_file, node_directory
+from walruspy.devnet.resume import ResumeRequest, recorded_hosts, restart_node, resume_devnet
+from walruspy.devnet.setup import LOOPBACK, DevnetSettings, fault_file, node_directory
 from walruspy.devnet.staking import join_node
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
 from walruspy.node.faults import FaultMode, read_fault, write_fault
 
 __all__ = [
+    "devnet_add_host",
     "devnet_add_node",
     "devnet_down",
     "devnet_fault",
@@ -49,8 +59,64 @@ __all__ = [
     "devnet_resume",
     "devnet_status",
     "devnet_up",
+    "enter_client_host",
+    "exec_argv",
     "live_committee",
 ]
+
+
+def enter_client_host(state: DevnetState) -> HostsNetwork | None:
+    """On a `--hosts` devnet, move this thread into its client host; its network."""
+    if state.hosts is None:
+        return None
+    hosts = recorded_hosts(state)
+    enter_netns(hosts.netns(HOST_CLIENT))
+    return hosts
+
+
+def exec_argv(directory: Path | str, host: str, command: Sequence[str]) -> list[str]:
+    """The command line running `command` on `host` of the devnet in `directory`.
+
+    On a `--hosts` devnet that is `ip netns exec` into the host; a devnet on loopback is one
+    host, so the command runs as it is.
+    """
+    if not command:
+        raise DevnetError("no command to run: give it after --, as in `-- walruspy info`")
+    state = DevnetState.load(directory)
+    if state.hosts is None:
+        if host != HOST_CLIENT:
+            raise DevnetError(
+                f"the devnet in {state.dir} runs on this machine's loopback, one host: "
+                f"there is no host {host!r} (start it with --hosts for separate hosts)"
+            )
+        return list(command)
+    netns = recorded_hosts(state).netns(host)
+    if not (Path("/run/netns") / netns).exists():
+        raise DevnetError(
+            f"host {host!r} of the devnet in {state.dir} does not exist now: the devnet is "
+            f"stopped (`walruspy devnet up --dir {state.dir}` resumes it)"
+        )
+    ip = shutil.which("ip") or "ip"
+    return [ip, "netns", "exec", netns, *command]
+
+
+def devnet_add_host(directory: Path | str, name: str) -> dict[str, Any]:
+    """Add an empty host `name` to the running `--hosts` devnet in `directory`: its address."""
+    state = DevnetState.load(directory)
+    if state.hosts is None:
+        raise DevnetError(f"the devnet in {state.dir} was not started with --hosts")
+    if not same_process(state.chain.pid, state.chain.command):
+        raise DevnetError(f"the devnet in {state.dir} is not running (its chain is stopped)")
+    hosts = recorded_hosts(state)
+    if name in hosts.hosts:
+        raise DevnetError(f"the devnet already has a host {name!r}")
+    if not name.replace("-", "").isalnum() or len(name) > 32:
+        raise DevnetError(f"host name {name!r}: letters, digits and dashes, at most 32")
+    address = hosts.allocate(name)
+    hosts.create_host(name)
+    latest = DevnetState.load(directory)  # as it is now: another command may have saved it
+    replace(latest, hosts=hosts.to_json()).save()
+    return {"host": name, "address": address, "netns": hosts.netns(name)}
 
 
 async def devnet_up(directory: Path | str, settings: DevnetSettings) -> DevnetState:
@@ -89,6 +155,7 @@ async def live_committee(directory: Path | str) -> dict[str, tuple[int, ...]] | 
     state = DevnetState.load(directory)
     if not same_process(state.chain.pid, state.chain.command):
         return None
+    enter_client_host(state)
     try:
         deployment = Deployment.load(state.deployment_file)
         async with open_evm_chain(state.chain.url, deployment) as reader:
@@ -113,6 +180,7 @@ def devnet_status(
         in_committee = node.in_committee if committee is None else node.node_id in committee
         entry = {
             "index": node.index,
+            "host": node_host(node.index) if state.hosts is not None else None,
             "nodeId": node.node_id,
             **_process_json(node.process),
             "url": node.url,
@@ -136,6 +204,28 @@ def devnet_status(
         "chain": _process_json(state.chain),
         "daemon": _process_json(state.daemon),
         "nodes": nodes,
+        **_hosts_json(state),
+    }
+
+
+def _hosts_json(state: DevnetState) -> dict[str, Any]:
+    """A `--hosts` devnet's hosts (name, address, namespace) and links; nothing on loopback."""
+    if state.hosts is None:
+        return {}
+    hosts = recorded_hosts(state)
+    shape = hosts.shape
+    return {
+        "hosts": [
+            {"name": name, "address": hosts.address(name), "netns": hosts.netns(name)}
+            for name in hosts.hosts
+        ],
+        "links": {
+            "latency_ms": shape.latency_s * 1000,
+            "jitter_ms": shape.jitter_s * 1000,
+            "loss": shape.loss,
+            "bandwidth_bps": shape.bandwidth_bps,
+            "emulation": "netem" if hosts.netem else ("relay" if hosts.relayed else "none"),
+        },
     }
 
 
@@ -156,12 +246,15 @@ def devnet_fault(directory: Path | str, index: int, mode: FaultMode) -> dict[str
 
 
 async def devnet_down(directory: Path | str) -> list[str]:
-    """Stop every process of the devnet; the names of those that were running."""
+    """Stop every process of the devnet (and delete a `--hosts` devnet's namespaces); the names
+    of those that were running."""
     state = DevnetState.load(directory)
     records = state.processes
     stopped = await asyncio.to_thread(
         stop_pids, [(record.pid, record.command) for record in records]
     )
+    if state.hosts is not None:
+        await asyncio.to_thread(recorded_hosts(state).destroy)
     return [record.name for record in records if record.pid in stopped]
 
 
@@ -179,14 +272,23 @@ async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dic
         epoch_duration_s=state.epoch_duration_s,
         tls=state.tls,
     )
+    index = len(state.nodes)
+    hosts = enter_client_host(state)
+    host = LOOPBACK
+    if hosts is not None:
+        host = hosts.allocate(node_host(index))
+        hosts.create_host(node_host(index))
     plan = await join_node(
         state.chain.url,
         deployment,
         Path(state.dir),
-        len(state.nodes),
+        index,
         settings=settings,
         stake_frost=stake_frost,
+        host=host,
     )
+    if hosts is not None:
+        plan = replace(plan, netns=hosts.netns(node_host(index)))
     process = ManagedProcess(node_spec(Path(state.dir), plan), detached=True)
     process.start()
     async with aiohttp.ClientSession() as session:
@@ -208,5 +310,10 @@ async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dic
         node_id="0x" + plan.node_id.hex(),
         in_committee=False,
     )
-    replace(state, nodes=(*state.nodes, record)).save()
+    latest = DevnetState.load(directory)
+    replace(
+        latest,
+        nodes=(*latest.nodes, record),
+        hosts=hosts.to_json() if hosts is not None else latest.hosts,
+    ).save()
     return {"nodeId": record.node_id, "pid": process.pid, "url": plan.url, "index": plan.index}

@@ -34,7 +34,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -51,9 +51,21 @@ from walruspy.core.committee import Committee
 from walruspy.core.crypto import BlsPublicKey
 from walruspy.core.errors import WalrusError
 from walruspy.devnet.errors import DevnetError
+from walruspy.devnet.hosts import (
+    HOST_CHAIN,
+    HOST_CLIENT,
+    HOST_DAEMON,
+    TUN_DEVICE,
+    HostsNetwork,
+    check_hosts_supported,
+    enter_netns,
+    node_host,
+)
+from walruspy.devnet.links import RELAY_READY_LINE
 from walruspy.devnet.processes import POLL_INTERVAL_S, ManagedProcess, ProcessSpec
 from walruspy.devnet.setup import (
     CLIENT_CONTEXT,
+    LOOPBACK,
     PUBLISHER_CONTEXT,
     DevnetSettings,
     NodePlan,
@@ -179,6 +191,7 @@ class Devnet:
         *,
         detached: bool,
         ports: Sequence[int] | None = None,
+        hosts: HostsNetwork | None = None,
     ) -> None:
         self.directory = directory
         self.settings = settings
@@ -190,18 +203,30 @@ class Devnet:
         if ports is None:
             ports = free_ports(2 + settings.n_nodes + len(settings.lying_nodes))
         self._node_ports = ports[2:]
-        self.chain_rpc = f"http://127.0.0.1:{ports[0]}"
+        #: The hosts of a `--hosts` devnet (a resumed one passes its recorded network).
+        self.hosts = hosts
+        if hosts is None and settings.hosts is not None:
+            self.hosts = HostsNetwork.for_directory(directory, settings.hosts)
+        if self.hosts is not None:
+            for name in (HOST_CHAIN, HOST_CLIENT, HOST_DAEMON):
+                self.hosts.allocate(name)
+        self.chain_rpc = f"http://{self._address(HOST_CHAIN)}:{ports[0]}"
         self.daemon_port = ports[1]
         self.chain_process = ManagedProcess(
             _spec(
                 directory,
                 "chain",
-                "-m walruspy.cli.main chain serve --port {port} --state {state} --dev-methods",
+                "-m walruspy.cli.main chain serve --host {host} --port {port} --state {state}"
+                " --dev-methods",
+                host=self._address(HOST_CHAIN),
                 port=ports[0],
                 state=directory / "chain",
+                netns=self._netns(HOST_CHAIN),
             ),
             detached=detached,
         )
+        #: The delaying relay of a `--hosts` devnet whose links need one.
+        self.relay_process: ManagedProcess | None = None
         self.daemon_process: ManagedProcess | None = None
         self.nodes: list[DevnetNode] = []
         self.deployment: Deployment | None = None
@@ -221,10 +246,18 @@ class Devnet:
         """`DIR/client_config.yaml`: contexts "devnet" (the default) and "publisher"."""
         return self.directory / "client_config.yaml"
 
+    def _address(self, host: str) -> str:
+        """Where the processes of `host` listen (loopback without `--hosts`)."""
+        return LOOPBACK if self.hosts is None else self.hosts.address(host)
+
+    def _netns(self, host: str) -> str | None:
+        """The network namespace of `host` (None without `--hosts`)."""
+        return None if self.hosts is None else self.hosts.netns(host)
+
     @property
     def publisher_url(self) -> str:
         """The publisher's base URL."""
-        return f"http://127.0.0.1:{self.daemon_port}"
+        return f"http://{self._address(HOST_DAEMON)}:{self.daemon_port}"
 
     @property
     def aggregator_url(self) -> str:
@@ -238,10 +271,18 @@ class Devnet:
     # --- start ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Steps 1 to 4 of the module docstring."""
+        """Steps 1 to 4 of the module docstring (with `--hosts`, the hosts first)."""
+        await self._open_hosts()
         await self._start_chain()
         settings = self.settings
-        plans = await asyncio.to_thread(plan_nodes, self.directory, settings, self._node_ports)
+        addresses = None
+        if self.hosts is not None:
+            # Addresses are registered before the nodes' places in the committee are known:
+            # a node's host takes its name from its place once it has one (`_place_nodes`).
+            addresses = [self.hosts.allocate(f"pending{k}") for k in range(settings.n_nodes)]
+        plans = await asyncio.to_thread(
+            plan_nodes, self.directory, settings, self._node_ports, addresses
+        )
         wallets = {
             CLIENT_CONTEXT: self.directory / "wallets" / "client.key",
             PUBLISHER_CONTEXT: self.directory / "wallets" / "publisher.key",
@@ -251,6 +292,7 @@ class Devnet:
             plans = await self._elect(plans, paying, wallets[CLIENT_CONTEXT])
         else:
             self.deployment = await deploy_and_fund(self.chain_rpc, plans, settings, paying)
+        plans = self._place_nodes(plans)
         assert self.deployment is not None
         self.deployment.save(self.deployment_file)
         write_yaml(
@@ -265,8 +307,10 @@ class Devnet:
         await self._start_network(plans)
 
     async def resume(self, plans: Sequence[NodePlan]) -> None:
-        """Start a stopped devnet again (`walruspy.devnet.resume`): the chain on its state,
-        then steps 3 and 4 with the nodes' data and configuration files as they are."""
+        """Start a stopped devnet again (`walruspy.devnet.resume`): its hosts, the chain on
+        its state, then steps 3 and 4 with the nodes' data and configuration files as they
+        are."""
+        await self._open_hosts()
         await self._start_chain()
         self.deployment = Deployment.load(self.deployment_file)
         await self._start_network(plans)
@@ -274,8 +318,55 @@ class Devnet:
     async def attach(self, plans: Sequence[NodePlan]) -> None:
         """Handles on a running detached devnet, starting nothing: its chain client, its
         committee and its nodes (whose `ManagedProcess`es have not started)."""
+        if self.hosts is not None:
+            enter_netns(self.hosts.netns(HOST_CLIENT))
         self.deployment = Deployment.load(self.deployment_file)
         await self._open_chain(plans)
+
+    async def _open_hosts(self) -> None:
+        """With `--hosts`: make the router and every allocated host's namespace (the nodes'
+        come later, `_place_nodes`), start the relay if the links need it, and move this
+        thread into the client host, from where the devnet is set up and watched."""
+        if self.hosts is None:
+            return
+        check_hosts_supported()
+        self.hosts.create()
+        if self.hosts.relayed:
+            shape = self.hosts.shape
+            self.relay_process = ManagedProcess(
+                _spec(
+                    self.directory,
+                    "relay",
+                    "-m walruspy.devnet.links --tun {tun} --latency-ms {latency:g}"
+                    " --jitter-ms {jitter:g} --loss {loss:g}",
+                    tun=TUN_DEVICE,
+                    latency=shape.latency_s * 1000,
+                    jitter=shape.jitter_s * 1000,
+                    loss=shape.loss,
+                    netns=self.hosts.router,
+                ),
+                detached=self.detached,
+            )
+            self.relay_process.start()
+            log = self.relay_process.spec.log_path
+
+            async def relaying() -> bool:
+                return RELAY_READY_LINE in log.read_text(errors="replace")
+
+            await self.relay_process.wait_ready(relaying, CHAIN_READY_S)
+        enter_netns(self.hosts.netns(HOST_CLIENT))
+
+    def _place_nodes(self, plans: list[NodePlan]) -> list[NodePlan]:
+        """With `--hosts`: name each node's host after its place in the committee, make the
+        hosts' namespaces and say where each node runs."""
+        if self.hosts is None:
+            return plans
+        hosts = self.hosts
+        for plan in plans:
+            hosts.rename(hosts.name_of(plan.host), node_host(plan.index))
+        for plan in plans:
+            hosts.create_host(node_host(plan.index))
+        return [replace(plan, netns=hosts.netns(node_host(plan.index))) for plan in plans]
 
     async def _start_chain(self) -> None:
         self.chain_process.start()
@@ -351,11 +442,13 @@ class Devnet:
                 _spec(
                     self.directory,
                     f"{name}-proxy",
-                    "-m walruspy.devnet.proxy --listen 127.0.0.1:{port} --target {target}"
+                    "-m walruspy.devnet.proxy --listen {host}:{port} --target {target}"
                     + (" --network-key {key}" if plan.network_public_key else ""),
+                    host=plan.host,
                     port=plan.proxy_port,
                     target=plan.direct_url,
                     key=plan.network_key_path,
+                    netns=plan.netns,
                 ),
                 detached=detached,
             )
@@ -366,12 +459,14 @@ class Devnet:
             _spec(
                 self.directory,
                 "daemon",
-                "-m walruspy.cli.main daemon --bind-address 127.0.0.1:{port} --config {config}"
+                "-m walruspy.cli.main daemon --bind-address {host}:{port} --config {config}"
                 " --context {context} --max-body-size {kib}",
+                host=self._address(HOST_DAEMON),
                 port=self.daemon_port,
                 config=self.client_config_path,
                 context=PUBLISHER_CONTEXT,
                 kib=-(-self.settings.max_body_bytes // 1024),
+                netns=self._netns(HOST_DAEMON),
             ),
             detached=detached,
         )
@@ -571,14 +666,21 @@ class Devnet:
         if not self.settings.staking:
             raise DevnetError("only a staking devnet can add nodes")
         assert self.deployment is not None
+        index = len(self.nodes)
+        host = LOOPBACK
+        if self.hosts is not None:
+            host = self.hosts.allocate(node_host(index))
+            self.hosts.create_host(node_host(index))
         plan = await join_node(
             self.chain_rpc,
             self.deployment,
             self.directory,
-            len(self.nodes),
+            index,
             settings=self.settings,
             stake_frost=stake_frost,
+            host=host,
         )
+        plan = replace(plan, netns=self._netns(node_host(index)))
         node = self._node(plan, self.detached)
         self.nodes.append(node)
         node.process.start()
@@ -613,6 +715,10 @@ class Devnet:
             deployment_file=str(self.deployment_file),
             tls=self.settings.uses_tls,
             max_body_bytes=self.settings.max_body_bytes,
+            hosts=self.hosts.to_json() if self.hosts is not None else None,
+            relay=(
+                process_record(self.relay_process, "") if self.relay_process is not None else None
+            ),
         )
 
     def save_state(self) -> None:
@@ -620,7 +726,8 @@ class Devnet:
         self.state().save()
 
     async def stop(self) -> None:
-        """Stop every process: daemon, nodes and proxies together, then the chain."""
+        """Stop every process: daemon, nodes and proxies together, then the chain (and with
+        `--hosts` the relay and the hosts)."""
         async with asyncio.TaskGroup() as group:
             if self.daemon_process is not None:
                 group.create_task(self.daemon_process.stop())
@@ -629,6 +736,10 @@ class Devnet:
                 if node.proxy is not None:
                     group.create_task(node.proxy.stop())
         await self.chain_process.stop()
+        if self.relay_process is not None:
+            await self.relay_process.stop()
+        if self.hosts is not None:
+            self.hosts.destroy()
 
 
 def node_spec(directory: Path, plan: NodePlan) -> ProcessSpec:
@@ -638,17 +749,21 @@ def node_spec(directory: Path, plan: NodePlan) -> ProcessSpec:
         f"node{plan.index}",
         "-m walruspy.node run --config {config}",
         config=plan.config_path,
+        netns=plan.netns,
     )
 
 
-def _spec(directory: Path, name: str, template: str, **values: object) -> ProcessSpec:
-    """A process named `name` running `python TEMPLATE`, its `{fields}` filled in.
+def _spec(
+    directory: Path, name: str, template: str, *, netns: str | None = None, **values: object
+) -> ProcessSpec:
+    """A process named `name` running `python TEMPLATE`, its `{fields}` filled in, in the
+    network namespace `netns` (a host of a `--hosts` devnet) if given.
 
     The template is split into arguments before the values go in, so a path with spaces stays
     one argument.
     """
     args = tuple(part.format(**values) for part in template.split())
-    return ProcessSpec(name, args, directory / "logs" / f"{name}.log")
+    return ProcessSpec(name, args, directory / "logs" / f"{name}.log", netns)
 
 
 def process_record(process: ManagedProcess, url: str) -> ProcessRecord:

@@ -58,11 +58,22 @@ class ProcessSpec:
     name: str
     args: tuple[str, ...]
     log_path: Path
+    #: The network namespace to run in (a host of a `--hosts` devnet); None: this one.
+    netns: str | None = None
 
     @property
     def command(self) -> list[str]:
         """The full command line: this interpreter, then the arguments."""
         return [sys.executable, *self.args]
+
+    @property
+    def argv(self) -> list[str]:
+        """What is executed: the command, through `ip netns exec` into its namespace if it
+        has one (which executes the command in place: same pid, and the command line the
+        state file records)."""
+        if self.netns is None:
+            return self.command
+        return ["ip", "netns", "exec", self.netns, *self.command]
 
 
 def _log_tail(path: Path) -> str:
@@ -103,7 +114,7 @@ class ManagedProcess:
             # A detached process gets a session of its own, so it outlives the command that
             # started it and a Ctrl-C in that terminal does not reach it.
             self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                self.spec.command,
+                self.spec.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -35,6 +35,7 @@ import aiohttp
 
 from walruspy.chain.deploy import Deployment
 from walruspy.devnet.errors import DevnetError, StateFileError
+from walruspy.devnet.hosts import HostsNetwork, node_host
 from walruspy.devnet.network import Devnet, process_record
 from walruspy.devnet.processes import same_process, stop_pids
 from walruspy.devnet.setup import (
@@ -49,8 +50,10 @@ from walruspy.node_api.tls import NETWORK_KEY_FILE, load_network_key, public_key
 
 __all__ = [
     "ResumeRequest",
+    "advance_epoch",
     "check_ports_free",
     "check_request",
+    "recorded_hosts",
     "recorded_plans",
     "recorded_ports",
     "recorded_settings",
@@ -68,6 +71,7 @@ class ResumeRequest:
     n_shards: int | None = None
     epoch_duration_s: int | None = None
     tls: bool | None = None
+    hosts: bool | None = None
 
 
 def check_request(state: DevnetState, request: ResumeRequest) -> None:
@@ -85,6 +89,12 @@ def check_request(state: DevnetState, request: ResumeRequest) -> None:
     if request.tls is not None and request.tls != state.tls:
         given = "TLS" if request.tls else "--no-tls"
         wrong.append(f"{given}, but its nodes serve {'TLS' if state.tls else 'plain HTTP'}")
+    if request.hosts is not None and request.hosts != (state.hosts is not None):
+        wrong.append(
+            "--hosts, but it runs on loopback"
+            if request.hosts
+            else "loopback, but it runs on --hosts"
+        )
     if wrong:
         raise DevnetError(
             f"the devnet in {state.dir} exists and cannot change on resume: "
@@ -134,8 +144,11 @@ def check_ports_free(state: DevnetState, named_ports: Sequence[tuple[str, int]])
     """Fail, naming the port and its process, if another process listens on a recorded port.
 
     The probe binds as the servers do (SO_REUSEADDR), so a port whose last connections linger
-    in TIME_WAIT counts as free; only a listener or a bound socket makes it taken.
+    in TIME_WAIT counts as free; only a listener or a bound socket makes it taken. The hosts
+    of a `--hosts` devnet are its own namespaces, where no other process listens.
     """
+    if state.hosts is not None:
+        return
     for name, port in named_ports:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -170,12 +183,23 @@ def recorded_settings(state: DevnetState, deployment: Deployment) -> DevnetSetti
             max_body_bytes=state.max_body_bytes,
             staking=staking,
             tls=state.tls,
+            hosts=recorded_hosts(state).shape if state.hosts is not None else None,
         )
     except ValueError as exc:
         raise StateFileError(f"{state.dir}: the recorded devnet is not a valid one: {exc}") from exc
 
 
-def _node_plan(directory: Path, record: NodeRecord) -> NodePlan:
+def recorded_hosts(state: DevnetState) -> HostsNetwork:
+    """The recorded network of a `--hosts` devnet."""
+    if state.hosts is None:
+        raise StateFileError(f"{state.dir}: the devnet runs on loopback, not on --hosts")
+    try:
+        return HostsNetwork.from_json(state.hosts)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateFileError(f"{state.dir}: its hosts are not recorded properly: {exc}") from exc
+
+
+def _node_plan(directory: Path, record: NodeRecord, hosts: HostsNetwork | None) -> NodePlan:
     node_dir = node_directory(directory, record.index)
     public_key = load_protocol_key(node_dir / "keys" / "protocol.key").public_key()
     try:
@@ -202,12 +226,15 @@ def _node_plan(directory: Path, record: NodeRecord) -> NodePlan:
         proxy_port=_url_port(record.proxy.url, record.proxy.name) if record.proxy else None,
         shards=record.shards,
         network_public_key=network_key,
+        host=urlsplit(record.process.url).hostname or LOOPBACK,
+        netns=hosts.netns(node_host(record.index)) if hosts is not None else None,
     )
 
 
 def recorded_plans(state: DevnetState) -> list[NodePlan]:
     """Every node's plan, rebuilt from its record and the keys in its directory."""
-    plans = [_node_plan(Path(state.dir), record) for record in state.nodes]
+    hosts = recorded_hosts(state) if state.hosts is not None else None
+    plans = [_node_plan(Path(state.dir), record, hosts) for record in state.nodes]
     if [plan.index for plan in plans] != list(range(len(plans))):
         raise StateFileError(f"{state.dir}: the nodes are not numbered 0..{len(plans) - 1}")
     return plans
@@ -237,6 +264,7 @@ async def _open_recorded(state: DevnetState, settings: DevnetSettings) -> AsyncI
             stack,
             detached=True,
             ports=recorded_ports(state),
+            hosts=recorded_hosts(state) if state.hosts is not None else None,
         )
 
 
@@ -273,6 +301,23 @@ async def resume_devnet(directory: Path | str, request: ResumeRequest) -> Devnet
             await devnet.stop()  # only what this call started
             raise
         return devnet.state()
+
+
+async def advance_epoch(directory: Path | str) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """End the running devnet's current epoch now (`Devnet.start_epoch_change`), and wait until
+    the new committee has reported its shards. The new epoch, and the committee's shards by
+    node ID (0x hex)."""
+    state = _load_here(directory)
+    if not same_process(state.chain.pid, state.chain.command):
+        raise DevnetError(f"the devnet in {state.dir} is stopped: `walruspy devnet up` resumes it")
+    settings = recorded_settings(state, Deployment.load(state.deployment_file))
+    plans = await asyncio.to_thread(recorded_plans, state)
+    async with _open_recorded(state, settings) as devnet:
+        await devnet.attach(plans)
+        epoch = await devnet.start_epoch_change()
+        await devnet.wait_epoch_change_done()
+        assert devnet.committee is not None
+        return epoch, {"0x" + m.node_id.hex(): m.shards for m in devnet.committee.members}
 
 
 async def restart_node(directory: Path | str, index: int) -> NodeRecord:

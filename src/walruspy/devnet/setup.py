@@ -48,6 +48,7 @@ from walruspy.chain.evm_rpc import TransactionSender, open_web3
 from walruspy.client.wallet import create_wallet_key
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
+from walruspy.devnet.links import LinkShape
 from walruspy.node.config import ScrubConfig
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
 from walruspy.node_api.client import NodeClient
@@ -122,6 +123,9 @@ class DevnetSettings:
     #: a fast rate and a short pause so that rot is found within seconds.
     scrub_bytes_per_second: int = _SCRUB.bytes_per_second
     scrub_pass_interval_s: float = _SCRUB.pass_interval_s
+    #: Run every process on a host of its own, linked as this says (`walruspy.devnet.hosts`);
+    #: None: everything on this machine's loopback.
+    hosts: LinkShape | None = None
 
     def __post_init__(self) -> None:
         if self.n_nodes < 1 or self.n_shards < self.n_nodes:
@@ -164,6 +168,10 @@ class NodePlan:
     #: The network key's public half when the node serves TLS (registered on chain, pinned by
     #: clients); empty for plain HTTP.
     network_public_key: bytes = b""
+    #: The address the node (and its proxy) listen on: its host's on a `--hosts` devnet.
+    host: str = LOOPBACK
+    #: The network namespace of its host on a `--hosts` devnet.
+    netns: str | None = None
 
     @property
     def member(self) -> CommitteeMember:
@@ -188,7 +196,7 @@ class NodePlan:
     @property
     def direct_url(self) -> str:
         """Where the node itself serves."""
-        return f"{self.scheme}://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -224,10 +232,16 @@ def free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in sockets]
 
 
-def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) -> list[NodePlan]:
+def plan_nodes(
+    directory: Path,
+    settings: DevnetSettings,
+    ports: Sequence[int],
+    hosts: Sequence[str] | None = None,
+) -> list[NodePlan]:
     """Make every node's keys and place the nodes in committee order with their shards.
 
-    `ports` holds one port per node, then one per lying node (its proxy).
+    `ports` holds one port per node, then one per lying node (its proxy); `hosts` one address
+    per node, in committee order (default: all on loopback).
     """
     staged = []
     for index in range(settings.n_nodes):
@@ -248,8 +262,9 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
         node_dir.mkdir(parents=True)
         keys_dir.rename(node_dir / "keys")  # node I holds the keys of committee member I
         port = ports[index]
+        host = LOOPBACK if hosts is None else hosts[index]
         proxy_port = next(proxy_ports) if index in settings.lying_nodes else None
-        address = f"{LOOPBACK}:{proxy_port if proxy_port is not None else port}"
+        address = f"{host}:{proxy_port if proxy_port is not None else port}"
         plans.append(
             NodePlan(
                 index=index,
@@ -261,12 +276,15 @@ def plan_nodes(directory: Path, settings: DevnetSettings, ports: Sequence[int]) 
                 proxy_port=proxy_port,
                 shards=owned,
                 network_public_key=network_key,
+                host=host,
             )
         )
     return plans
 
 
-def add_node_plan(directory: Path, index: int, port: int, *, tls: bool) -> NodePlan:
+def add_node_plan(
+    directory: Path, index: int, port: int, *, tls: bool, host: str = LOOPBACK
+) -> NodePlan:
     """Keys and a place for one more node, `DIR/nodes/nodeI`, outside any committee so far."""
     node_dir = node_directory(directory, index)
     keys = keygen(node_dir / "keys")
@@ -278,10 +296,11 @@ def add_node_plan(directory: Path, index: int, port: int, *, tls: bool) -> NodeP
         node_dir,
         node_id,
         public_key,
-        f"{LOOPBACK}:{port}",
+        f"{host}:{port}",
         port,
         None,
         network_public_key=network_key,
+        host=host,
     )
 
 
@@ -302,7 +321,7 @@ def node_config(
     return {
         "name": f"node{plan.index}",
         "storage_path": str(plan.directory / "db"),
-        "rest_api_address": f"{LOOPBACK}:{plan.port}",
+        "rest_api_address": f"{plan.host}:{plan.port}",
         "public_url": plan.url,
         "protocol_key_path": str(plan.directory / "keys" / "protocol.key"),
         "wallet_key_path": str(plan.directory / "keys" / "wallet.key"),

@@ -103,7 +103,7 @@ async def register_node(rpc_url: str, deployment: Deployment, plan: NodePlan) ->
         proof = sign_proof_of_possession_evm(protocol_key, epoch, bytes.fromhex(chain.address[2:]))
         node_id, _ = await staking.register_candidate(
             name=plan.directory.name,
-            network_address=f"{LOOPBACK}:{plan.port}",
+            network_address=f"{plan.host}:{plan.port}",
             public_key=protocol_key.public_key(),
             proof_of_possession=proof,
             network_public_key=plan.network_public_key,
@@ -168,7 +168,7 @@ def arrange_by_committee(
         directory = plan.directory.with_name(f"node{index}")
         staging.rename(directory)
         proxy_port = next(proxy_ports) if index in lying_nodes else None
-        address = f"{LOOPBACK}:{proxy_port if proxy_port is not None else plan.port}"
+        address = f"{plan.host}:{proxy_port if proxy_port is not None else plan.port}"
         arranged.append(
             replace(
                 plan,
@@ -191,12 +191,14 @@ async def join_node(
     *,
     settings: DevnetSettings,
     stake_frost: int | None,
+    host: str = LOOPBACK,
 ) -> NodePlan:
-    """Prepare node `index` of a running staking devnet: keys, funds, registration, stake and
-    configuration; the caller starts its process. The devnet's wallet stakes, if asked."""
+    """Prepare node `index` of a running staking devnet, listening on `host`: keys, funds,
+    registration, stake and configuration; the caller starts its process. The devnet's wallet
+    stakes, if asked."""
     [port] = free_ports(1)
     plan = await asyncio.to_thread(
-        partial(add_node_plan, directory, index, port, tls=settings.uses_tls)
+        partial(add_node_plan, directory, index, port, tls=settings.uses_tls, host=host)
     )
     await fund_wallets(rpc_url, deployment, [plan.wallet_address])
     plan = replace(plan, node_id=await register_node(rpc_url, deployment, plan))

@@ -101,14 +101,19 @@ class DevnetState:
     tls: bool = False
     #: The publisher's body limit, which a resumed devnet's daemon keeps.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: A `--hosts` devnet's network (`HostsNetwork.to_json`): hosts, addresses, link shape.
+    hosts: dict[str, Any] | None = None
+    #: The delaying relay of a `--hosts` devnet whose links delay where netem is missing.
+    relay: ProcessRecord | None = None
     format: str = field(default=STATE_FORMAT)
 
     @property
     def processes(self) -> list[ProcessRecord]:
-        """Every process, in the order to stop them: daemon, nodes, proxies, chain."""
+        """Every process, in the order to stop them: daemon, nodes, proxies, chain, relay."""
         nodes = [node.process for node in self.nodes]
         proxies = [node.proxy for node in self.nodes if node.proxy is not None]
-        return [self.daemon, *nodes, *proxies, self.chain]
+        relay = [self.relay] if self.relay is not None else []
+        return [self.daemon, *nodes, *proxies, self.chain, *relay]
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of the state file."""
@@ -147,6 +152,8 @@ class DevnetState:
                 deployment_file=str(data["deployment_file"]),
                 tls=bool(data.get("tls", False)),
                 max_body_bytes=int(data.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+                hosts=dict(data["hosts"]) if data.get("hosts") is not None else None,
+                relay=ProcessRecord.from_json(data["relay"]) if data.get("relay") else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateFileError(f"{path} is not a devnet state file: {exc}") from exc

@@ -11,11 +11,17 @@ checks which recorded processes still run (same pid and same command line); with
 `devnet_add_node` prepares, registers (and stakes for) one more node of a staking devnet,
 starts it detached and records it. `devnet_down` stops them all: SIGTERM, then SIGKILL after a
 bound. The directory, with its logs and data, stays.
+
+On an external chain (`devnet up --chain-rpc`) the chain is no process of the devnet's: `down`
+leaves it running, `status` says whether it answers instead of whether a pid runs, and every
+command that needs the chain talks to its URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,12 @@ from walruspy.devnet.network import (
     process_record,
 )
 from walruspy.devnet.processes import ManagedProcess, same_process, stop_pids
-from walruspy.devnet.resume import ResumeRequest, restart_node, resume_devnet
+from walruspy.devnet.resume import (
+    ResumeRequest,
+    recorded_settings,
+    restart_node,
+    resume_devnet,
+)
 from walruspy.devnet.setup import DevnetSettings, fault_file, node_directory
 from walruspy.devnet.staking import join_node
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
@@ -84,10 +95,44 @@ def _process_json(record: ProcessRecord) -> dict[str, Any]:
     return {"pid": record.pid, "running": running, "url": record.url, "log": record.log}
 
 
+#: How long `status` waits for an external chain's answer.
+_CHAIN_PROBE_S = 5.0
+
+
+def _chain_answers(url: str) -> bool:
+    """Whether the Ethereum node at `url` answers `eth_chainId` (an external chain's liveness)."""
+    if not url.startswith(("http://", "https://")):  # what urllib could also open: files
+        return False
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
+        url, body.encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=_CHAIN_PROBE_S) as response:  # noqa: S310
+            return "result" in json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+
+
+def _chain_runs(state: DevnetState) -> bool:
+    """The devchain process runs, or the external chain answers."""
+    if state.chain_external:
+        return _chain_answers(state.chain.url)
+    return same_process(state.chain.pid, state.chain.command)
+
+
+def _chain_json(state: DevnetState) -> dict[str, Any]:
+    if not state.chain_external:
+        return {**_process_json(state.chain), "external": False}
+    running = _chain_answers(state.chain.url)
+    return {"pid": None, "running": running, "url": state.chain.url, "log": None, "external": True}
+
+
 async def live_committee(directory: Path | str) -> dict[str, tuple[int, ...]] | None:
     """Node ID (0x hex) -> shards of the chain's current committee; None if unreadable."""
     state = DevnetState.load(directory)
-    if not same_process(state.chain.pid, state.chain.command):
+    # An external chain that does not answer fails to open (ChainUnavailableError).
+    if not state.chain_external and not same_process(state.chain.pid, state.chain.command):
         return None
     try:
         deployment = Deployment.load(state.deployment_file)
@@ -133,7 +178,7 @@ def devnet_status(
         "deployment_file": state.deployment_file,
         "n_shards": state.n_shards,
         "epoch_duration_s": state.epoch_duration_s,
-        "chain": _process_json(state.chain),
+        "chain": _chain_json(state),
         "daemon": _process_json(state.daemon),
         "nodes": nodes,
     }
@@ -168,17 +213,18 @@ async def devnet_down(directory: Path | str) -> list[str]:
 async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dict[str, Any]:
     """Start one more node of a running staking devnet (detached); its nodeId, pid and url."""
     state = DevnetState.load(directory)
-    if not same_process(state.chain.pid, state.chain.command):
-        raise DevnetError(f"the devnet in {state.dir} is not running (its chain is stopped)")
+    if not await asyncio.to_thread(_chain_runs, state):
+        where = (
+            f"the chain at {state.chain.url} does not answer"
+            if state.chain_external
+            else ("its chain is stopped")
+        )
+        raise DevnetError(f"the devnet in {state.dir} is not running ({where})")
     deployment = Deployment.load(state.deployment_file)
     if deployment.staking is None:
         raise DevnetError("this devnet has a fixed committee: nodes join only by staking")
-    settings = DevnetSettings(
-        n_nodes=len(state.nodes),
-        n_shards=state.n_shards,
-        epoch_duration_s=state.epoch_duration_s,
-        tls=state.tls,
-    )
+    # As recorded: its epochs, TLS, and the chain and funder that pay for the new node.
+    settings = recorded_settings(state, deployment)
     plan = await join_node(
         state.chain.url,
         deployment,

@@ -214,3 +214,44 @@ def test_cli_up_refuses_other_options_and_restart_node_a_stopped_devnet(tmp_path
     missing = walruspy("devnet", "restart-node", "--dir", str(tmp_path / "none"), "--node", "0",
                        "--json", check=False)  # fmt: skip
     assert missing.returncode == 1 and "no devnet state" in json.loads(missing.stdout)["error"]
+
+
+def test_an_external_chain_is_not_the_devnets_process(tmp_path: Path) -> None:
+    state = fake_devnet(tmp_path / "net")
+    # An older file (no chain_external, no funder) reads as the devchain's devnet.
+    data = json.loads((tmp_path / "net" / "devnet.json").read_text())
+    assert data.pop("chain_external") is False and data.pop("funder_key_file") == ""
+    (tmp_path / "net" / "devnet.json").write_text(json.dumps(data))
+    old = DevnetState.load(tmp_path / "net")
+    assert not old.chain_external and old.funder_key() is None
+    assert old.processes[-1] == old.chain
+    # On an external chain (a URL without a port, even) the chain is never stopped or checked
+    # for a port; options on resume must name the same chain and funder.
+    key = tmp_path / "net" / "wallets" / "funder.key"
+    key.parent.mkdir()
+    key.write_text("11" * 32 + "\n")
+    external = replace(
+        state,
+        chain=ProcessRecord("chain", 0, (), "", "http://127.0.0.1:9"),
+        chain_external=True,
+        funder_key_file=str(key),
+    )
+    external.save()
+    loaded = DevnetState.load(tmp_path / "net")
+    assert loaded == external and loaded.funder_key() == bytes([0x11]) * 32
+    assert all(record.name != "chain" for record in loaded.processes)
+    assert recorded_ports(replace(loaded, chain=replace(loaded.chain, url="https://rpc.x")))[0] == 0
+    with pytest.raises(DevnetError) as caught:
+        check_request(loaded, ResumeRequest(chain_rpc="http://other:8545", funder_key=b"\x22" * 32))
+    assert "--chain-rpc http://other:8545, but it runs on http://127.0.0.1:9" in str(caught.value)
+    assert "--chain-key of 0x" in str(caught.value)
+    check_request(loaded, ResumeRequest(chain_rpc="http://127.0.0.1:9", funder_key=b"\x11" * 32))
+
+
+def test_cli_chain_key_needs_chain_rpc(tmp_path: Path) -> None:
+    key = tmp_path / "k.key"
+    key.write_text("11" * 32)
+    up = walruspy("devnet", "up", "--dir", str(tmp_path / "net"), "--chain-key", str(key),
+                  check=False)  # fmt: skip
+    assert up.returncode == 2 and "--chain-key goes with --chain-rpc" in up.stderr
+    assert not (tmp_path / "net").exists()

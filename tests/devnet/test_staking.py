@@ -129,7 +129,13 @@ async def test_an_operator_joins_with_the_cli(
     assert discovered == devnet.deployment.to_json()["contracts"]
     config = setup["configPath"]
     # The wallet needs gas for its transactions (a faucet's job on a public chain).
-    await fund_wallets(devnet.chain_rpc, devnet.deployment, [setup["walletAddress"]], wal_frost=0)
+    await fund_wallets(
+        devnet.chain_rpc,
+        devnet.deployment,
+        [setup["walletAddress"]],
+        funder_key=devnet.settings.funder,
+        wal_frost=0,
+    )
     registered = json.loads(walruspy("node", "register", "--config", config, "--json").stdout)
     walruspy(
         "stake", "--node-id", registered["nodeId"], "--amount", str(20_000 * WAL),

@@ -15,6 +15,11 @@ catching it), and `status` shows each node's fault. Every process logs to `DIR/l
 `walruspy.devnet.hosts`) with links shaped by `--latency`, `--jitter`, `--loss` and
 `--bandwidth`; `exec` runs a command on one of those hosts (the client's by default) and
 `add-host` adds an empty one, as an operator's new server.
+
+`up --chain-rpc URL` runs the devnet on an Ethereum node that runs already (anvil, say) instead
+of starting the devchain: nothing of the devnet then needs the devchain's extras. The account
+that deploys and funds is `--chain-key`'s, since only the user knows which account holds ether
+there; the devnet keeps it for its later commands. `down` leaves that chain running.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, Final
 import click
 from click.core import ParameterSource
 
-from walruspy.cli.chain_cmd import parse_duration_s
+from walruspy.cli.chain_cmd import parse_duration_s, read_private_key
 from walruspy.cli.output import emit, json_option
 from walruspy.devnet.hosts import LinkShape, parse_bandwidth, parse_delay_s, parse_loss
 
@@ -77,7 +82,8 @@ def _endpoint_lines(status: dict[str, Any]) -> list[str]:
     epoch = _format_duration(status["epoch_duration_s"])
     lines = [
         f"Devnet in {status['dir']}",
-        f"Chain RPC:      {status['chain_rpc']}",
+        f"Chain RPC:      {status['chain_rpc']}"
+        + (" (external)" if status["chain"].get("external") else ""),
         f"Publisher:      {status['publisher']}",
         f"Aggregator:     {status['aggregator']}",
         f"Client config:  {status['client_config']}",
@@ -123,6 +129,15 @@ DEFAULT_EPOCH_DURATION: Final = "10m"
 def _given(ctx: click.Context, name: str) -> bool:
     """Whether the option `name` was given (on the command line or from the environment)."""
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def _chain_key(_ctx: click.Context, _param: click.Parameter, value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return read_private_key(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @devnet.command("up")
@@ -174,6 +189,29 @@ def _given(ctx: click.Context, name: str) -> bool:
     callback=_parsed(parse_bandwidth),
     help="With --hosts: each host's link rate, each way, such as 100mbit or 1gbit.",
 )
+@click.option(
+    "--chain-rpc",
+    "chain_rpc",
+    default=None,
+    metavar="URL",
+    help="Run on this Ethereum node's JSON-RPC (e.g. anvil --hardfork prague) instead of "
+    "starting the embedded devchain. It must support evm_increaseTime and evm_mine only for "
+    "tests that move its clock; `devnet down` leaves it running.",
+)
+@click.option(
+    "--chain-key",
+    "chain_key",
+    default=None,
+    metavar="KEY",
+    callback=_chain_key,
+    help="With --chain-rpc: the funded account that deploys the contracts and pays every "
+    "wallet's gas and WAL, as a file holding its hex private key, or env:NAME (as `chain "
+    "deploy --key`). anvil prints its accounts' keys when it starts; with its default "
+    "mnemonic the first is 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80, "
+    "so: echo THAT_KEY > anvil.key, then --chain-key anvil.key. Default: the devchain's first "
+    "dev account, which holds nothing elsewhere. Kept in DIR/wallets/funder.key for add-node "
+    "and get-wal.",
+)
 @_DIR_OPTION
 @json_option
 def up_command(
@@ -187,12 +225,17 @@ def up_command(
     jitter_s: float | None,
     loss: float | None,
     bandwidth_bps: int | None,
+    chain_rpc: str | None,
+    chain_key: bytes | None,
     directory: Path,
     as_json: bool,
 ) -> None:
     """Start a devnet in --dir (new or empty) and leave it running, or resume the stopped
     devnet in --dir: the same chain state, node data, ports and configuration (options given
-    then must match the devnet's)."""
+    then must match the devnet's).
+
+    With --chain-rpc the devnet runs on an Ethereum node that runs already (anvil) and
+    --chain-key names the account that pays; see their help."""
     from walruspy.devnet.control import devnet_resume, devnet_status, devnet_up
     from walruspy.devnet.resume import ResumeRequest
     from walruspy.devnet.setup import DevnetSettings
@@ -202,6 +245,10 @@ def up_command(
     shaping = [latency_s, jitter_s, loss, bandwidth_bps]
     if not separate_hosts and any(value is not None for value in shaping):
         raise click.UsageError("--latency, --jitter, --loss and --bandwidth shape --hosts links")
+    if chain_key is not None and chain_rpc is None:
+        raise click.UsageError(
+            "--chain-key goes with --chain-rpc: the embedded devchain funds from its own account"
+        )
     resumed = (directory / STATE_FILE).exists()
     if resumed:
         request = ResumeRequest(
@@ -210,6 +257,8 @@ def up_command(
             epoch_duration_s=epoch_duration_s if _given(ctx, "epoch_duration_s") else None,
             tls=False if no_tls else None,
             hosts=True if separate_hosts else None,
+            chain_rpc=chain_rpc,
+            funder_key=chain_key,
         )
         asyncio.run(devnet_resume(directory, request))
     else:
@@ -220,7 +269,13 @@ def up_command(
                     latency_s or 0.0, jitter_s or 0.0, loss or 0.0, bandwidth_bps or 0
                 )
             settings = DevnetSettings(
-                n_nodes, n_shards, epoch_duration_s, tls=not no_tls, hosts=shape
+                n_nodes,
+                n_shards,
+                epoch_duration_s,
+                tls=not no_tls,
+                hosts=shape,
+                chain_rpc=chain_rpc,
+                funder_key=chain_key,
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
@@ -251,13 +306,18 @@ def status_command(directory: Path, as_json: bool) -> None:
 
     status = devnet_status(directory, asyncio.run(live_committee(directory)))
     chain, daemon = status["chain"], status["daemon"]
+    chain_text = (
+        f"External chain at {chain['url']} {'answers' if chain['running'] else 'does not answer'}"
+        if chain["external"]
+        else f"Chain pid {chain['pid']} {'running' if chain['running'] else 'stopped'}"
+    )
     emit(
         status,
         as_json=as_json,
         lines=[
             *_endpoint_lines(status),
-            f"Chain pid {chain['pid']} {'running' if chain['running'] else 'stopped'}, "
-            f"daemon pid {daemon['pid']} {'running' if daemon['running'] else 'stopped'}",
+            f"{chain_text}, daemon pid {daemon['pid']} "
+            f"{'running' if daemon['running'] else 'stopped'}",
         ],
     )
 
@@ -396,16 +456,25 @@ def advance_epoch_command(directory: Path, as_json: bool) -> None:
 @_DIR_OPTION
 @json_option
 def down_command(directory: Path, as_json: bool) -> None:
-    """Stop every process of the devnet (its directory stays)."""
+    """Stop every process of the devnet (its directory stays; an external chain keeps
+    running)."""
     from walruspy.devnet.control import devnet_down
+    from walruspy.devnet.state import DevnetState
 
     stopped = asyncio.run(devnet_down(directory))
+    state = DevnetState.load(directory)
+    external = state.chain.url if state.chain_external else None
     emit(
-        {"dir": str(directory.resolve()), "stopped": stopped},
+        {"dir": str(directory.resolve()), "stopped": stopped, "externalChain": external},
         as_json=as_json,
         lines=[
             f"Stopped {len(stopped)} processes: {', '.join(stopped)}"
             if stopped
-            else "No process of this devnet was running."
+            else "No process of this devnet was running.",
+            *(
+                [f"The external chain at {external} is not stopped: not the devnet's."]
+                if external
+                else []
+            ),
         ],
     )

@@ -4,7 +4,8 @@
 yielding a `Devnet` (endpoints, node handles to kill, pause, resume and restart, epoch
 advance); `walruspy devnet up|status|down` does the same from the shell with detached
 processes (`walruspy.devnet.control`), and `up` on a stopped devnet resumes it
-(`walruspy.devnet.resume`).
+(`walruspy.devnet.resume`). With `DevnetSettings.chain_rpc` (`devnet up --chain-rpc URL`) the
+devnet runs on an Ethereum node that runs already, such as anvil, instead of the devchain.
 """
 
 from walruspy.devnet.errors import DevnetError, ProcessError, StateFileError

@@ -17,12 +17,18 @@ moves into its client host (`enter_client_host`); `devnet_down` also deletes the
 namespaces, which a resume makes again. `devnet_add_host` adds an empty host (an operator's
 server), and `exec_argv` is the command line of `walruspy devnet exec`, which runs a command
 on one of the hosts.
+
+On an external chain (`devnet up --chain-rpc`) the chain is no process of the devnet's: `down`
+leaves it running, `status` says whether it answers instead of whether a pid runs, and every
+command that needs the chain talks to its URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +50,13 @@ from walruspy.devnet.network import (
     process_record,
 )
 from walruspy.devnet.processes import ManagedProcess, same_process, stop_pids
-from walruspy.devnet.resume import ResumeRequest, recorded_hosts, restart_node, resume_devnet
+from walruspy.devnet.resume import (
+    ResumeRequest,
+    recorded_hosts,
+    recorded_settings,
+    restart_node,
+    resume_devnet,
+)
 from walruspy.devnet.setup import LOOPBACK, DevnetSettings, fault_file, node_directory
 from walruspy.devnet.staking import join_node
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
@@ -150,10 +162,44 @@ def _process_json(record: ProcessRecord) -> dict[str, Any]:
     return {"pid": record.pid, "running": running, "url": record.url, "log": record.log}
 
 
+#: How long `status` waits for an external chain's answer.
+_CHAIN_PROBE_S = 5.0
+
+
+def _chain_answers(url: str) -> bool:
+    """Whether the Ethereum node at `url` answers `eth_chainId` (an external chain's liveness)."""
+    if not url.startswith(("http://", "https://")):  # what urllib could also open: files
+        return False
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
+        url, body.encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=_CHAIN_PROBE_S) as response:  # noqa: S310
+            return "result" in json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+
+
+def _chain_runs(state: DevnetState) -> bool:
+    """The devchain process runs, or the external chain answers."""
+    if state.chain_external:
+        return _chain_answers(state.chain.url)
+    return same_process(state.chain.pid, state.chain.command)
+
+
+def _chain_json(state: DevnetState) -> dict[str, Any]:
+    if not state.chain_external:
+        return {**_process_json(state.chain), "external": False}
+    running = _chain_answers(state.chain.url)
+    return {"pid": None, "running": running, "url": state.chain.url, "log": None, "external": True}
+
+
 async def live_committee(directory: Path | str) -> dict[str, tuple[int, ...]] | None:
     """Node ID (0x hex) -> shards of the chain's current committee; None if unreadable."""
     state = DevnetState.load(directory)
-    if not same_process(state.chain.pid, state.chain.command):
+    # An external chain that does not answer fails to open (ChainUnavailableError).
+    if not state.chain_external and not same_process(state.chain.pid, state.chain.command):
         return None
     enter_client_host(state)
     try:
@@ -201,7 +247,7 @@ def devnet_status(
         "deployment_file": state.deployment_file,
         "n_shards": state.n_shards,
         "epoch_duration_s": state.epoch_duration_s,
-        "chain": _process_json(state.chain),
+        "chain": _chain_json(state),
         "daemon": _process_json(state.daemon),
         "nodes": nodes,
         **_hosts_json(state),
@@ -261,17 +307,18 @@ async def devnet_down(directory: Path | str) -> list[str]:
 async def devnet_add_node(directory: Path | str, stake_frost: int | None) -> dict[str, Any]:
     """Start one more node of a running staking devnet (detached); its nodeId, pid and url."""
     state = DevnetState.load(directory)
-    if not same_process(state.chain.pid, state.chain.command):
-        raise DevnetError(f"the devnet in {state.dir} is not running (its chain is stopped)")
+    if not await asyncio.to_thread(_chain_runs, state):
+        where = (
+            f"the chain at {state.chain.url} does not answer"
+            if state.chain_external
+            else ("its chain is stopped")
+        )
+        raise DevnetError(f"the devnet in {state.dir} is not running ({where})")
     deployment = Deployment.load(state.deployment_file)
     if deployment.staking is None:
         raise DevnetError("this devnet has a fixed committee: nodes join only by staking")
-    settings = DevnetSettings(
-        n_nodes=len(state.nodes),
-        n_shards=state.n_shards,
-        epoch_duration_s=state.epoch_duration_s,
-        tls=state.tls,
-    )
+    # As recorded: its epochs, TLS, and the chain and funder that pay for the new node.
+    settings = recorded_settings(state, deployment)
     index = len(state.nodes)
     hosts = enter_client_host(state)
     host = LOOPBACK

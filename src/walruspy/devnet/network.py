@@ -4,9 +4,12 @@ Theory of operation (spec/walrus-system.md 1.2, 3, 4.3, 5; STYLE.md 6). `launch_
 in order, each step waiting for the previous one to be ready (polled with a bound, never slept
 for):
 
-1. the devchain, `walruspy chain serve` (ready when it answers `eth_chainId`);
+1. the devchain, `walruspy chain serve` (ready when it answers `eth_chainId`), or, with
+   `DevnetSettings.chain_rpc`, nothing: the devnet runs on that Ethereum node (e.g. anvil),
+   which must answer within a few seconds;
 2. keys, the committee and configuration files (`walruspy.devnet.setup`), the deployment, and
-   the funding of every wallet from the devchain's first account;
+   the funding of every wallet from the funder (the devchain's first account, or the key the
+   user gave for an external chain);
 3. every storage node, `python -m walruspy.node run --config FILE`, each its own process on its
    own port, and a corrupting proxy in front of each lying node (ready when the node's health
    answers and it has applied every event the chain had when the wait began, so its view is
@@ -17,9 +20,15 @@ for):
 lines, URLs) once every process is ready and again whenever a node restarts. `open_devnet` wraps
 it as an async context manager whose exit stops every process (SIGTERM, SIGKILL after a bound)
 and leaves none behind; `walruspy devnet up` starts the same processes detached and leaves them
-running. Node handles kill (SIGKILL), pause (SIGSTOP), resume (SIGCONT) and restart (same data
-directory, same port) their node; `Devnet.advance_epoch` moves the chain clock to the end of the
-epoch, starts the next one and waits until every running node has seen it.
+running. An external chain is never stopped: it is not the devnet's. Node handles kill
+(SIGKILL), pause (SIGSTOP), resume (SIGCONT) and restart (same data directory, same port) their
+node; `Devnet.advance_epoch` moves the chain clock to the end of the epoch, starts the next one
+and waits until every running node has seen it.
+
+The clock moves use only what the devchain (with `--dev-methods`), anvil and hardhat share:
+`evm_increaseTime` (added to every later block's time) and `evm_mine`, checked against the
+latest block's timestamp, which is what the contracts and the nodes' epoch drivers read. The
+nodes themselves need no test method: they take epoch steps once a block's time says so.
 
 A stopped devnet is started again by `Devnet.resume` (the chain on its state, then steps 3 and
 4 on the recorded ports and the files as they are), and `Devnet.attach` gives handles on a
@@ -31,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -41,8 +49,8 @@ from typing import Any, Final
 
 import aiohttp
 
+from walruspy.chain.api import DeploymentError
 from walruspy.chain.deploy import Deployment
-from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.events import EventCursor
 from walruspy.chain.evm import EvmChain, open_evm_chain
 from walruspy.chain.evm_staking import EpochState
@@ -71,11 +79,14 @@ from walruspy.devnet.setup import (
     NodePlan,
     client_config,
     deploy_and_fund,
+    ether_share,
     free_ports,
     fund_wallets,
+    funder_key_path,
     new_wallet,
     node_config,
     plan_nodes,
+    write_funder_key,
     write_yaml,
 )
 from walruspy.devnet.staking import (
@@ -102,6 +113,8 @@ __all__ = [
 #: Start-up bounds on a loaded two-core machine: Python imports take seconds per process, and
 #: ten nodes start at once.
 CHAIN_READY_S: Final = 60.0
+#: An external chain runs already: it answers at once, or something is wrong with it.
+EXTERNAL_CHAIN_READY_S: Final = 10.0
 NODES_READY_S: Final = 180.0
 DAEMON_READY_S: Final = 60.0
 #: Waiting for every node to see a new epoch: a poll interval of the nodes plus processing.
@@ -118,6 +131,9 @@ _MAX_EVENT_PAGES: Final = 10_000
 
 #: Tries at scheduling and starting a challenge (each one step or one mined block).
 _CHALLENGE_STEPS: Final = 10
+#: Tries at moving the chain clock (`Devnet._move_clock_to`): one, or two after a burst of
+#: blocks ran the chain's clock ahead of its offset.
+_CLOCK_STEPS: Final = 5
 
 
 @dataclass(eq=False)
@@ -210,21 +226,27 @@ class Devnet:
         if self.hosts is not None:
             for name in (HOST_CHAIN, HOST_CLIENT, HOST_DAEMON):
                 self.hosts.allocate(name)
-        self.chain_rpc = f"http://{self._address(HOST_CHAIN)}:{ports[0]}"
         self.daemon_port = ports[1]
-        self.chain_process = ManagedProcess(
-            _spec(
-                directory,
-                "chain",
-                "-m walruspy.cli.main chain serve --host {host} --port {port} --state {state}"
-                " --dev-methods",
-                host=self._address(HOST_CHAIN),
-                port=ports[0],
-                state=directory / "chain",
-                netns=self._netns(HOST_CHAIN),
-            ),
-            detached=detached,
-        )
+        #: The devchain's process; None on an external chain (`settings.chain_rpc`), whose
+        #: port in `ports` goes unused.
+        self.chain_process: ManagedProcess | None = None
+        if settings.chain_rpc is not None:
+            self.chain_rpc = settings.chain_rpc
+        else:
+            self.chain_rpc = f"http://{self._address(HOST_CHAIN)}:{ports[0]}"
+            self.chain_process = ManagedProcess(
+                _spec(
+                    directory,
+                    "chain",
+                    "-m walruspy.cli.main chain serve --host {host} --port {port}"
+                    " --state {state} --dev-methods",
+                    host=self._address(HOST_CHAIN),
+                    port=ports[0],
+                    state=directory / "chain",
+                    netns=self._netns(HOST_CHAIN),
+                ),
+                detached=detached,
+            )
         #: The delaying relay of a `--hosts` devnet whose links need one.
         self.relay_process: ManagedProcess | None = None
         self.daemon_process: ManagedProcess | None = None
@@ -275,6 +297,9 @@ class Devnet:
         await self._open_hosts()
         await self._start_chain()
         settings = self.settings
+        # Refuse a funder without ether before minutes of key generation and deployment.
+        await ether_share(self.chain_rpc, settings.funder, settings.n_nodes + 2)
+        write_funder_key(self.directory, settings.funder)
         addresses = None
         if self.hosts is not None:
             # Addresses are registered before the nodes' places in the committee are known:
@@ -304,7 +329,8 @@ class Devnet:
                 plan.config_path,
                 node_config(plan, self.chain_rpc, self.deployment_file, settings),
             )
-        await self._start_network(plans)
+        await self._open_chain(plans)
+        await self._start_network()
 
     async def resume(self, plans: Sequence[NodePlan]) -> None:
         """Start a stopped devnet again (`walruspy.devnet.resume`): its hosts, the chain on
@@ -313,7 +339,16 @@ class Devnet:
         await self._open_hosts()
         await self._start_chain()
         self.deployment = Deployment.load(self.deployment_file)
-        await self._start_network(plans)
+        try:
+            await self._open_chain(plans)
+        except DeploymentError as exc:
+            if self.chain_process is not None:
+                raise
+            raise DevnetError(
+                f"the chain at {self.chain_rpc} does not hold this devnet's contracts (a "
+                f"restarted anvil starts empty unless it keeps its state with --state): {exc}"
+            ) from exc
+        await self._start_network()
 
     async def attach(self, plans: Sequence[NodePlan]) -> None:
         """Handles on a running detached devnet, starting nothing: its chain client, its
@@ -369,21 +404,30 @@ class Devnet:
         return [replace(plan, netns=hosts.netns(node_host(plan.index))) for plan in plans]
 
     async def _start_chain(self) -> None:
-        self.chain_process.start()
-        await self.chain_process.wait_ready(self._chain_answers, CHAIN_READY_S)
+        """Start the devchain, or check that the external chain answers."""
+        if self.chain_process is not None:
+            self.chain_process.start()
+            await self.chain_process.wait_ready(self._chain_answers, CHAIN_READY_S)
+            return
+        try:
+            await wait_until(self._chain_answers, EXTERNAL_CHAIN_READY_S, "an answer")
+        except DevnetError:
+            raise DevnetError(
+                f"the chain at {self.chain_rpc} does not answer (eth_chainId): start it, or "
+                "give the URL of a running Ethereum node with --chain-rpc"
+            ) from None
 
     async def _open_chain(self, plans: Sequence[NodePlan]) -> None:
         """The deployer's chain client, the committee, and a handle per node."""
         assert self.deployment is not None
         self.deployer = await self._stack.enter_async_context(
-            open_evm_chain(self.chain_rpc, self.deployment, dev_account_keys(1)[0])
+            open_evm_chain(self.chain_rpc, self.deployment, self.settings.funder)
         )
         self.committee = await self.deployer.committee()
         self.nodes = [self._node(plan, self.detached) for plan in plans]
 
-    async def _start_network(self, plans: Sequence[NodePlan]) -> None:
-        """Steps 3 and 4, then the state file."""
-        await self._open_chain(plans)
+    async def _start_network(self) -> None:
+        """Steps 3 and 4 (after `_open_chain`), then the state file."""
         for node in self.nodes:
             if node.proxy is not None:
                 node.proxy.start()
@@ -404,13 +448,13 @@ class Devnet:
     ) -> list[NodePlan]:
         """Deploy with staking and elect the first committee (`walruspy.devnet.staking`)."""
         settings = self.settings
-        self.deployment = await deploy_staking_network(
-            self.chain_rpc, settings.n_shards, settings.epoch_duration_s, settings.max_epochs_ahead
-        )
+        self.deployment = await deploy_staking_network(self.chain_rpc, settings)
         receivers = [plan.wallet_address for plan in plans] + paying
-        await fund_wallets(self.chain_rpc, self.deployment, receivers)
+        await fund_wallets(self.chain_rpc, self.deployment, receivers, funder_key=settings.funder)
         staker_key = load_wallet_key(staker_wallet)
-        committee = await elect_first_committee(self.chain_rpc, self.deployment, plans, staker_key)
+        committee = await elect_first_committee(
+            self.chain_rpc, self.deployment, plans, staker_key, settings.funder
+        )
         arranged = await asyncio.to_thread(
             arrange_by_committee, plans, committee, settings.lying_nodes
         )
@@ -540,23 +584,35 @@ class Devnet:
     # --- epochs -----------------------------------------------------------------------------
 
     async def rpc(self, method: str, *params: Any) -> Any:
-        """One JSON-RPC call to the devchain (evm_increaseTime and friends)."""
+        """One JSON-RPC call to the chain (evm_increaseTime and friends)."""
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
         async with self.session.post(self.chain_rpc, json=body) as response:
-            answer = await response.json()
+            answer = await response.json(content_type=None)
         if "error" in answer:
-            raise DevnetError(f"devchain {method}: {answer['error']}")
+            raise DevnetError(f"chain {method} at {self.chain_rpc}: {answer['error']}")
         return answer["result"]
 
+    async def _latest_timestamp(self) -> int:
+        block = await self.rpc("eth_getBlockByNumber", "latest", False)
+        return int(block["timestamp"], 16)
+
     async def _move_clock_to(self, timestamp: int) -> None:
-        """Make the devchain stamp its next block at `timestamp` or later."""
-        # The devchain stamps the next block with the wall clock plus its offset (at least its
-        # parent's time plus one): move the offset so that this time reaches `timestamp`.
-        answer = await self.rpc("evm_increaseTime", "0x0")  # the current offset, in seconds
-        offset = int(answer, 0) if isinstance(answer, str) else int(answer)
-        remaining = timestamp - (time.time() + offset)
-        if remaining > 0:
-            await self.rpc("evm_increaseTime", hex(math.ceil(remaining) + 1))
+        """Mine a block stamped `timestamp` or later, so that the chain's time has reached it.
+
+        A chain stamps a block with its clock (the wall clock plus the offset `evm_increaseTime`
+        adds) but at least its parent's time plus one. Adding the distance from the latest
+        block's time to the offset reaches `timestamp` unless a burst of blocks ran the chain
+        ahead of its clock; then the block mined shows how far is left, and a second step
+        covers it. Neither the wall clock here nor the answer of `evm_increaseTime` (the
+        devchain's and anvil's total offset, hardhat's a string) is relied on.
+        """
+        for _ in range(_CLOCK_STEPS):
+            remaining = timestamp - await self._latest_timestamp()
+            if remaining <= 0:
+                return
+            await self.rpc("evm_increaseTime", hex(remaining))
+            await self.rpc("evm_mine")
+        raise DevnetError(f"the chain at {self.chain_rpc} did not reach time {timestamp}")
 
     async def advance_epoch(self) -> int:
         """End the current epoch now: move the chain clock, start the next epoch, wait for it.
@@ -693,11 +749,17 @@ class Devnet:
     def state(self) -> DevnetState:
         """The state file's content for the processes as they run now."""
         assert self.daemon_process is not None and self.deployment is not None
+        # Devnets made before the funder's key was written have none: the devchain's account.
+        key_file = funder_key_path(self.directory)
         return DevnetState(
             dir=str(self.directory),
             n_shards=self.settings.n_shards,
             epoch_duration_s=self.settings.epoch_duration_s,
-            chain=process_record(self.chain_process, self.chain_rpc),
+            chain=(
+                process_record(self.chain_process, self.chain_rpc)
+                if self.chain_process is not None
+                else ProcessRecord("chain", 0, (), "", self.chain_rpc)
+            ),
             nodes=tuple(
                 NodeRecord(
                     index=node.index,
@@ -719,6 +781,8 @@ class Devnet:
             relay=(
                 process_record(self.relay_process, "") if self.relay_process is not None else None
             ),
+            chain_external=self.chain_process is None,
+            funder_key_file=str(key_file) if key_file.exists() else "",
         )
 
     def save_state(self) -> None:
@@ -726,8 +790,9 @@ class Devnet:
         self.state().save()
 
     async def stop(self) -> None:
-        """Stop every process: daemon, nodes and proxies together, then the chain (and with
-        `--hosts` the relay and the hosts)."""
+        """Stop every process: daemon, nodes and proxies together, then the devchain (an
+        external chain is not the devnet's to stop), and with `--hosts` the relay and the
+        hosts."""
         async with asyncio.TaskGroup() as group:
             if self.daemon_process is not None:
                 group.create_task(self.daemon_process.stop())
@@ -735,7 +800,8 @@ class Devnet:
                 group.create_task(node.process.stop())
                 if node.proxy is not None:
                     group.create_task(node.proxy.stop())
-        await self.chain_process.stop()
+        if self.chain_process is not None:
+            await self.chain_process.stop()
         if self.relay_process is not None:
             await self.relay_process.stop()
         if self.hosts is not None:

@@ -2,7 +2,8 @@
 
 Theory of operation. A devnet's durable parts outlive its processes: the devchain's state
 (`DIR/chain`, durable across kill -9), every node's LMDB store, keys and configuration file,
-the deployment and the client configuration. Resuming is therefore starting the same
+the deployment, the funder's key and the client configuration. An external chain (`devnet up
+--chain-rpc`) keeps its state itself, as long as it runs. Resuming is therefore starting the same
 processes again on the same files and ports, as `DIR/devnet.json` recorded them:
 
 1. the state file is read and checked: the devnet is where it was made (its configuration
@@ -11,8 +12,13 @@ processes again on the same files and ports, as `DIR/devnet.json` recorded them:
    the process it belongs to);
 2. the settings and node plans are rebuilt from the record (node IDs, URLs, ports) and the
    keys on disk (the protocol key; a TLS node is pinned to its network key);
-3. `Devnet.resume` starts the chain on its state, the nodes (and lying proxies) on their data,
-   waits until each is current with the chain, starts the daemon and writes the state file.
+3. `Devnet.resume` starts the chain on its state (or reconnects to the external chain, which
+   must answer and still hold the devnet's contracts), the nodes (and lying proxies) on their
+   data, waits until each is current with the chain, starts the daemon and writes the state
+   file. The funder is the recorded one, so later nodes and `get-wal` pay from the same account.
+
+`attach_devnet` gives handles on a running devnet without starting anything, for scripts and
+tests that move its clock (`Devnet.start_epoch_change`) while the CLI's devnet runs.
 
 Restarting one node (`restart_node`) attaches to the running devnet instead (`Devnet.attach`,
 which starts nothing), stops the node and its lying proxy if they run, starts it again on its
@@ -32,6 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+from eth_account import Account
 
 from walruspy.chain.deploy import Deployment
 from walruspy.devnet.errors import DevnetError, StateFileError
@@ -42,6 +49,7 @@ from walruspy.devnet.setup import (
     LOOPBACK,
     DevnetSettings,
     NodePlan,
+    devchain_funder_key,
     node_directory,
 )
 from walruspy.devnet.state import STATE_FILE, DevnetState, NodeRecord, ProcessRecord
@@ -51,6 +59,7 @@ from walruspy.node_api.tls import NETWORK_KEY_FILE, load_network_key, public_key
 __all__ = [
     "ResumeRequest",
     "advance_epoch",
+    "attach_devnet",
     "check_ports_free",
     "check_request",
     "recorded_hosts",
@@ -72,6 +81,10 @@ class ResumeRequest:
     epoch_duration_s: int | None = None
     tls: bool | None = None
     hosts: bool | None = None
+    #: `--chain-rpc`: the external chain's URL, which must be the recorded one.
+    chain_rpc: str | None = None
+    #: `--chain-key`: the funder's key, which must be the recorded funder's.
+    funder_key: bytes | None = None
 
 
 def check_request(state: DevnetState, request: ResumeRequest) -> None:
@@ -95,6 +108,14 @@ def check_request(state: DevnetState, request: ResumeRequest) -> None:
             if request.hosts
             else "loopback, but it runs on --hosts"
         )
+    if request.chain_rpc is not None and request.chain_rpc != _external_url(state):
+        runs_on = _external_url(state) or "the embedded devchain"
+        wrong.append(f"--chain-rpc {request.chain_rpc}, but it runs on {runs_on}")
+    if request.funder_key is not None:
+        given = str(Account.from_key(request.funder_key).address)
+        recorded = str(Account.from_key(_recorded_funder(state)).address)
+        if given != recorded:
+            wrong.append(f"--chain-key of {given}, but its funder is {recorded}")
     if wrong:
         raise DevnetError(
             f"the devnet in {state.dir} exists and cannot change on resume: "
@@ -102,6 +123,15 @@ def check_request(state: DevnetState, request: ResumeRequest) -> None:
             + ". Leave these options out to resume it as it was, or give another --dir for a "
             "new devnet"
         )
+
+
+def _external_url(state: DevnetState) -> str | None:
+    return state.chain.url if state.chain_external else None
+
+
+def _recorded_funder(state: DevnetState) -> bytes:
+    key = state.funder_key()
+    return key if key is not None else devchain_funder_key()
 
 
 def running_processes(state: DevnetState) -> list[ProcessRecord]:
@@ -130,8 +160,11 @@ def _named_ports(state: DevnetState, nodes: Sequence[NodeRecord]) -> list[tuple[
 
 
 def recorded_ports(state: DevnetState) -> list[int]:
-    """The devnet's ports in `Devnet`'s order: chain, daemon, nodes, then lying nodes' proxies."""
-    chain = _url_port(state.chain.url, "the chain")
+    """The devnet's ports in `Devnet`'s order: chain, daemon, nodes, then lying nodes' proxies.
+
+    An external chain's URL need not name a port, and the devnet does not listen on it: 0.
+    """
+    chain = 0 if state.chain_external else _url_port(state.chain.url, "the chain")
     daemon = _url_port(state.daemon.url, "the daemon")
     nodes = [_url_port(node.process.url, node.process.name) for node in state.nodes]
     proxies = [
@@ -184,6 +217,8 @@ def recorded_settings(state: DevnetState, deployment: Deployment) -> DevnetSetti
             staking=staking,
             tls=state.tls,
             hosts=recorded_hosts(state).shape if state.hosts is not None else None,
+            chain_rpc=_external_url(state),
+            funder_key=state.funder_key(),
         )
     except ValueError as exc:
         raise StateFileError(f"{state.dir}: the recorded devnet is not a valid one: {exc}") from exc
@@ -268,6 +303,18 @@ async def _open_recorded(state: DevnetState, settings: DevnetSettings) -> AsyncI
         )
 
 
+@contextlib.asynccontextmanager
+async def attach_devnet(directory: Path | str) -> AsyncIterator[Devnet]:
+    """A `Devnet` of the running devnet in `directory`: its chain client (the funder's), its
+    committee and node handles, whose processes it neither started nor stops."""
+    state = _load_here(directory)
+    settings = recorded_settings(state, Deployment.load(state.deployment_file))
+    plans = await asyncio.to_thread(recorded_plans, state)
+    async with _open_recorded(state, settings) as devnet:
+        await devnet.attach(plans)
+        yield devnet
+
+
 async def resume_devnet(directory: Path | str, request: ResumeRequest) -> DevnetState:
     """Start the stopped devnet in `directory` again (module docstring); its new state.
 
@@ -286,7 +333,7 @@ async def resume_devnet(directory: Path | str, request: ResumeRequest) -> Devnet
         )
     check_request(state, request)
     named = [
-        ("the chain", _url_port(state.chain.url, "the chain")),
+        *([] if state.chain_external else [("the chain", _url_port(state.chain.url, "the chain"))]),
         ("the daemon", _url_port(state.daemon.url, "the daemon")),
         *_named_ports(state, state.nodes),
     ]
@@ -330,7 +377,7 @@ async def restart_node(directory: Path | str, index: int) -> NodeRecord:
     record = next((node for node in state.nodes if node.index == index), None)
     if record is None:
         raise DevnetError(f"the devnet has no node {index} (nodes 0..{len(state.nodes) - 1})")
-    if not same_process(state.chain.pid, state.chain.command):
+    if not state.chain_external and not same_process(state.chain.pid, state.chain.command):
         raise DevnetError(
             f"the devnet in {state.dir} is stopped (its chain does not run): "
             f"`walruspy devnet up --dir {state.dir}` resumes it with every node"

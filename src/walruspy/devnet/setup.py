@@ -8,16 +8,23 @@ processes read is written under its directory before they start:
     DIR/nodes/nodeI/keys/      protocol.key (BLS) and wallet.key (EVM), as `walruspy node keygen`
     DIR/nodes/nodeI/config.yaml, DIR/nodes/nodeI/db/
     DIR/wallets/client.key, DIR/wallets/publisher.key
+    DIR/wallets/funder.key     the account that deploys and funds (below)
     DIR/client_config.yaml     contexts "devnet" (client wallet) and "publisher" (the daemon's)
     DIR/logs/*.log             one log per process
 
 Node IDs are the blake2b-256 of the node's BLS public key; the committee is the nodes sorted by
 node ID (Walrus's committee order) and shards are dealt contiguously in that order. Ports are
 taken from the kernel (bind to port 0) all at once before any process starts, since the
-committee on chain must name the nodes' addresses before the nodes run. The deployer is the
-devchain's first prefunded account; every node's protocol key signs its proof of possession for
-the deployer's address (the Committee contract checks it), and the deployer sends every wallet
-(each node's, the client's and the publisher's) ether for gas and WAL.
+committee on chain must name the nodes' addresses before the nodes run.
+
+The deployer, or funder, is the devchain's first prefunded account, or on an external chain
+(`DevnetSettings.chain_rpc`, e.g. anvil) the account whose key the user gave, since only the
+user knows which account holds ether there. Every node's protocol key signs its proof of
+possession for the deployer's address (the Committee contract checks it), and the deployer sends
+every wallet (each node's, the client's and the publisher's) ether for gas and WAL. Its key is
+copied to `DIR/wallets/funder.key` so that every later command finds the same account: `devnet
+add-node` and resume through the state file, `get-wal` (which sees only a client configuration)
+beside the context's wallet key.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,10 +52,11 @@ from walruspy.chain.deploy import (
 )
 from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import open_evm_chain
-from walruspy.chain.evm_rpc import TransactionSender, open_web3
+from walruspy.chain.evm_rpc import TransactionSender, open_web3, rpc_errors
 from walruspy.client.wallet import create_wallet_key
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
+from walruspy.devnet.errors import DevnetError
 from walruspy.devnet.links import LinkShape
 from walruspy.node.config import ScrubConfig
 from walruspy.node.keys import keygen, load_protocol_key, load_wallet_key
@@ -56,6 +65,7 @@ from walruspy.node_api.tls import NETWORK_KEY_FILE
 
 __all__ = [
     "CLIENT_CONTEXT",
+    "FUNDER_KEY_FILE",
     "LOOPBACK",
     "PUBLISHER_CONTEXT",
     "DevnetSettings",
@@ -63,11 +73,15 @@ __all__ = [
     "add_node_plan",
     "client_config",
     "deploy_and_fund",
+    "devchain_funder_key",
+    "ether_share",
     "free_ports",
     "fund_wallets",
+    "funder_key_path",
     "new_wallet",
     "node_config",
     "plan_nodes",
+    "write_funder_key",
     "write_yaml",
 ]
 
@@ -79,6 +93,11 @@ FUND_ETH_WEI: Final = 1_000 * 10**18
 #: WAL sent to every wallet: a million WAL (of the billion minted), enough for ~10^5 stores of
 #: 100 MiB for one epoch at Walrus Mainnet's example prices.
 FUND_WAL_FROST: Final = 10**6 * 10**9
+#: The least ether a wallet is sent: gas for hundreds of transactions even at a public test
+#: chain's prices. A funder holding too little for that many wallets is refused up front.
+MIN_FUND_ETH_WEI: Final = 10**18
+#: The funder's key file in a devnet's `wallets` directory (module docstring).
+FUNDER_KEY_FILE: Final = "funder.key"
 #: Gas of a plain ether transfer.
 _ETH_TRANSFER_GAS: Final = 21_000
 #: Where every devnet process listens.
@@ -126,6 +145,12 @@ class DevnetSettings:
     #: Run every process on a host of its own, linked as this says (`walruspy.devnet.hosts`);
     #: None: everything on this machine's loopback.
     hosts: LinkShape | None = None
+    #: An Ethereum node to run on (e.g. anvil) instead of starting the embedded devchain; None
+    #: starts the devchain.
+    chain_rpc: str | None = None
+    #: The account that deploys and funds (module docstring); None: the devchain's first dev
+    #: account, which holds ether only on the devchain. Kept out of repr, as any private key.
+    funder_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.n_nodes < 1 or self.n_shards < self.n_nodes:
@@ -142,6 +167,18 @@ class DevnetSettings:
                 raise ValueError(f"lying node {index} is not one of the {self.n_nodes} nodes")
         if self.scrub_bytes_per_second < 0 or self.scrub_pass_interval_s <= 0:
             raise ValueError("scrub_bytes_per_second must be >= 0, scrub_pass_interval_s > 0")
+        if self.hosts is not None and self.chain_rpc is not None:
+            raise ValueError(
+                "--hosts runs its own chain on a host of the devnet, which has no route out: "
+                "it cannot use an external --chain-rpc"
+            )
+        if self.funder_key is not None and len(self.funder_key) != 32:
+            raise ValueError(f"the funder key has {len(self.funder_key)} bytes, not 32")
+
+    @property
+    def funder(self) -> bytes:
+        """The private key of the account that deploys and funds."""
+        return self.funder_key if self.funder_key is not None else devchain_funder_key()
 
     @property
     def uses_tls(self) -> bool:
@@ -221,6 +258,26 @@ class NodePlan:
         return str(
             Account.from_key(load_wallet_key(self.directory / "keys" / "wallet.key")).address
         )
+
+
+def devchain_funder_key() -> bytes:
+    """The devchain's first prefunded account: the funder unless the user names another."""
+    return dev_account_keys(1)[0]
+
+
+def funder_key_path(directory: Path) -> Path:
+    """Where a devnet in `directory` keeps its funder's key."""
+    return directory / "wallets" / FUNDER_KEY_FILE
+
+
+def write_funder_key(directory: Path, key: bytes) -> Path:
+    """Write the funder's key to `DIR/wallets/funder.key` (mode 0600, a new file); its path."""
+    path = funder_key_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex() + "\n")
+    return path
 
 
 def free_ports(count: int) -> list[int]:
@@ -400,8 +457,8 @@ async def deploy_and_fund(
     settings: DevnetSettings,
     paying_wallets: Sequence[str],
 ) -> Deployment:
-    """Deploy the contracts with the nodes as committee; fund every wallet."""
-    deployer_key = dev_account_keys(1)[0]
+    """Deploy the contracts with the nodes as committee from the funder; fund every wallet."""
+    deployer_key = settings.funder
     deployer = str(Account.from_key(deployer_key).address)
     params = DeployParams(
         members=tuple(plan.member for plan in plans),
@@ -420,8 +477,30 @@ async def deploy_and_fund(
     )
     deployment = await deploy(rpc_url, deployer_key, params)
     receivers = [plan.wallet_address for plan in plans] + list(paying_wallets)
-    await fund_wallets(rpc_url, deployment, receivers)
+    await fund_wallets(rpc_url, deployment, receivers, funder_key=deployer_key)
     return deployment
+
+
+async def ether_share(
+    rpc_url: str, funder_key: bytes, n_wallets: int, eth_wei: int = FUND_ETH_WEI
+) -> int:
+    """The ether the funder can send each of `n_wallets` wallets (`fund_wallets`); DevnetError
+    naming the account if that is under `MIN_FUND_ETH_WEI`."""
+    funder = str(Account.from_key(funder_key).address)
+    w3 = open_web3(rpc_url)
+    try:
+        with rpc_errors(rpc_url, "read the funder's balance"):
+            balance = int(await w3.eth.get_balance(w3.to_checksum_address(funder)))
+    finally:
+        await w3.provider.disconnect()
+    share = min(eth_wei, balance // (2 * max(n_wallets, 1)))
+    if share < MIN_FUND_ETH_WEI:
+        raise DevnetError(
+            f"the devnet's funder {funder} holds {balance / 10**18:g} ether on {rpc_url}: too "
+            f"little to give {n_wallets} wallets 1 ether each (on an external chain, give the "
+            "key of a funded account with `devnet up --chain-key`)"
+        )
+    return share
 
 
 async def fund_wallets(
@@ -429,15 +508,23 @@ async def fund_wallets(
     deployment: Deployment,
     receivers: Sequence[str],
     *,
+    funder_key: bytes,
     eth_wei: int = FUND_ETH_WEI,
     wal_frost: int = FUND_WAL_FROST,
-) -> None:
-    """Send every wallet ether for gas and WAL, from the devchain's first account (an amount
-    of 0 is not sent)."""
-    deployer_key = dev_account_keys(1)[0]
+) -> int:
+    """Send every wallet ether for gas and WAL from the funder (an amount of 0 is not sent);
+    returns the ether sent to each.
+
+    The ether is `eth_wei`, or, from a funder holding less than twice that per wallet, an
+    equal share of half its balance: an anvil account's 10,000 ether cannot give ten nodes
+    1,000 each, and the funder keeps the other half to pay for later nodes and `get-wal`. Less
+    than `MIN_FUND_ETH_WEI` each is refused, naming the account (`ether_share`).
+    """
+    if eth_wei and receivers:
+        eth_wei = await ether_share(rpc_url, funder_key, len(receivers), eth_wei)
     w3 = open_web3(rpc_url)
     try:
-        sender = TransactionSender(w3, rpc_url, deployer_key, deployment.chain_id)
+        sender = TransactionSender(w3, rpc_url, funder_key, deployment.chain_id)
         async with asyncio.TaskGroup() as group:
             for address in receivers if eth_wei else ():
                 group.create_task(
@@ -452,8 +539,9 @@ async def fund_wallets(
     finally:
         await w3.provider.disconnect()
     async with (
-        open_evm_chain(rpc_url, deployment, deployer_key) as chain,
+        open_evm_chain(rpc_url, deployment, funder_key) as chain,
         asyncio.TaskGroup() as group,
     ):
         for address in receivers if wal_frost else ():
             group.create_task(chain.transfer_wal(address, wal_frost))
+    return eth_wei

@@ -23,7 +23,6 @@ from typing import Final
 
 from walruspy.chain.deploy import Deployment
 from walruspy.chain.deploy_staking import StakingParams, deploy_staking
-from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import EvmChain, open_evm_chain
 from walruspy.chain.evm_staking import EvmStaking
 from walruspy.core.committee import Committee
@@ -71,22 +70,20 @@ def staking_of(chain: EvmChain) -> EvmStaking:
     return chain.staking
 
 
-async def deploy_staking_network(
-    rpc_url: str, n_shards: int, epoch_duration_s: int, max_epochs_ahead: int
-) -> Deployment:
-    """The staking contracts from the devchain's first account; epoch 0 may end at once."""
+async def deploy_staking_network(rpc_url: str, settings: DevnetSettings) -> Deployment:
+    """The staking contracts from the devnet's funder; epoch 0 may end at once."""
     params = StakingParams(
-        n_shards=n_shards,
-        epoch_duration_s=epoch_duration_s,
+        n_shards=settings.n_shards,
+        epoch_duration_s=settings.epoch_duration_s,
         epoch_zero_duration_s=0,
-        max_epochs_ahead=max_epochs_ahead,
+        max_epochs_ahead=settings.max_epochs_ahead,
         total_capacity_size=NODE_CAPACITY,
         wal_supply=10**9 * 10**9,  # a billion WAL, as the fixed-committee devnet mints
         # A devnet's few nodes make cheap epoch changes: no storage written ahead (it would
         # cost set-up time and, one block a transaction, push the chain clock ahead).
         reserved_members=0,
     )
-    return await deploy_staking(rpc_url, dev_account_keys(1)[0], params)
+    return await deploy_staking(rpc_url, settings.funder, params)
 
 
 async def register_node(rpc_url: str, deployment: Deployment, plan: NodePlan) -> bytes:
@@ -125,9 +122,14 @@ async def set_network_address(rpc_url: str, deployment: Deployment, plan: NodePl
 
 
 async def elect_first_committee(
-    rpc_url: str, deployment: Deployment, plans: Sequence[NodePlan], staker_key: bytes
+    rpc_url: str,
+    deployment: Deployment,
+    plans: Sequence[NodePlan],
+    staker_key: bytes,
+    funder_key: bytes,
 ) -> Committee:
-    """Register every planned node, stake with each from `staker_key`, start epoch 1.
+    """Register every planned node, stake with each from `staker_key`, start epoch 1 from the
+    funder's account.
 
     Returns the committee of epoch 1 (its epoch change completes once the nodes report).
     """
@@ -137,7 +139,7 @@ async def elect_first_committee(
     async with open_evm_chain(rpc_url, deployment, staker_key) as staker:
         for node_id in node_ids:
             await staking_of(staker).stake(node_id, NODE_STAKE_FROST)
-    async with open_evm_chain(rpc_url, deployment, dev_account_keys(1)[0]) as chain:
+    async with open_evm_chain(rpc_url, deployment, funder_key) as chain:
         for step in ("voting_end", "initiate_epoch_change"):
             if not await chain.advance_epoch():
                 raise DevnetError(f"the first epoch change: {step} was not taken")
@@ -193,14 +195,15 @@ async def join_node(
     stake_frost: int | None,
     host: str = LOOPBACK,
 ) -> NodePlan:
-    """Prepare node `index` of a running staking devnet, listening on `host`: keys, funds,
+    """Prepare node `index` of a running staking devnet, listening on `host`: keys, funds (from
+    `settings`' funder),
     registration, stake and configuration; the caller starts its process. The devnet's wallet
     stakes, if asked."""
     [port] = free_ports(1)
     plan = await asyncio.to_thread(
         partial(add_node_plan, directory, index, port, tls=settings.uses_tls, host=host)
     )
-    await fund_wallets(rpc_url, deployment, [plan.wallet_address])
+    await fund_wallets(rpc_url, deployment, [plan.wallet_address], funder_key=settings.funder)
     plan = replace(plan, node_id=await register_node(rpc_url, deployment, plan))
     if stake_frost is not None:
         staker_key = load_wallet_key(directory / "wallets" / "client.key")

@@ -9,6 +9,13 @@ configuration path. The file is written atomically.
 The URLs hold the ports every process was given at the devnet's first start, and the file
 says whether nodes serve TLS and the publisher's body limit: `walruspy devnet up` resumes a
 stopped devnet from it (`walruspy.devnet.resume`) with the same ports and settings.
+
+A devnet on an external chain (`devnet up --chain-rpc URL`, e.g. anvil) records the chain with
+its URL only (pid 0, no command line, no log) and `chain_external`: it is not the devnet's
+process, so `down` leaves it running and a resume reconnects to it. `funder_key_file` names the
+key of the account that deployed and funds (`DIR/wallets/funder.key`), which later commands use
+too. Files written before these fields existed lack them and read as what those devnets were:
+the embedded devchain, funded by its first dev account.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from walruspy.devnet.errors import StateFileError
+from walruspy.node.keys import load_wallet_key
 
 __all__ = ["STATE_FILE", "STATE_FORMAT", "DevnetState", "NodeRecord", "ProcessRecord"]
 
@@ -105,15 +113,27 @@ class DevnetState:
     hosts: dict[str, Any] | None = None
     #: The delaying relay of a `--hosts` devnet whose links delay where netem is missing.
     relay: ProcessRecord | None = None
+    #: The chain is an Ethereum node the devnet did not start (`chain.url` only; module doc).
+    chain_external: bool = False
+    #: The funder's key file; empty: the devchain's first dev account.
+    funder_key_file: str = ""
     format: str = field(default=STATE_FORMAT)
 
     @property
     def processes(self) -> list[ProcessRecord]:
-        """Every process, in the order to stop them: daemon, nodes, proxies, chain, relay."""
+        """Every process of the devnet's own, in the order to stop them: daemon, nodes, proxies,
+        chain (not an external one, which runs on its own), relay."""
         nodes = [node.process for node in self.nodes]
         proxies = [node.proxy for node in self.nodes if node.proxy is not None]
+        chain = [] if self.chain_external else [self.chain]
         relay = [self.relay] if self.relay is not None else []
-        return [self.daemon, *nodes, *proxies, self.chain, *relay]
+        return [self.daemon, *nodes, *proxies, *chain, *relay]
+
+    def funder_key(self) -> bytes | None:
+        """The funder's private key, from its file; None for the devchain's first account."""
+        if not self.funder_key_file:
+            return None
+        return load_wallet_key(Path(self.funder_key_file))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of the state file."""
@@ -154,6 +174,8 @@ class DevnetState:
                 max_body_bytes=int(data.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
                 hosts=dict(data["hosts"]) if data.get("hosts") is not None else None,
                 relay=ProcessRecord.from_json(data["relay"]) if data.get("relay") else None,
+                chain_external=bool(data.get("chain_external", False)),
+                funder_key_file=str(data.get("funder_key_file", "")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateFileError(f"{path} is not a devnet state file: {exc}") from exc

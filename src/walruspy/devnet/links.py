@@ -48,6 +48,8 @@ _IFF_TUN: Final = 0x0001
 _IFF_NO_PI: Final = 0x1000
 #: Larger than any MTU a devnet link is given, so a read never truncates a packet.
 _MAX_PACKET: Final = 1 << 16
+#: Seconds between two packets of one flow due at the same instant, to keep their order.
+_ORDER_STEP_S: Final = 1e-6
 #: Packets read per wake-up before yielding to the delivery timers.
 _READ_BATCH: Final = 256
 
@@ -133,7 +135,9 @@ class Relay:
                 continue
             # IPv4 source and destination (bytes 12-19); anything shorter is passed on as is.
             pair = packet[12:20]
-            due = max(now + self._delay(), self._last_due.get(pair, 0.0))
+            # Strictly after the flow's previous packet: the loop's timers of one instant
+            # run in no fixed order.
+            due = max(now + self._delay(), self._last_due.get(pair, 0.0) + _ORDER_STEP_S)
             self._last_due[pair] = due
             self.loop.call_at(due, self._deliver, packet)
 

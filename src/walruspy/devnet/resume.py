@@ -315,6 +315,17 @@ async def attach_devnet(directory: Path | str) -> AsyncIterator[Devnet]:
         yield devnet
 
 
+async def advance_epoch(directory: Path | str) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """End the running devnet's current epoch now (`Devnet.start_epoch_change`), and wait until
+    the new committee has reported its shards. The new epoch, and the committee's shards by
+    node ID (0x hex)."""
+    async with attach_devnet(directory) as devnet:
+        epoch = await devnet.start_epoch_change()
+        await devnet.wait_epoch_change_done()
+        assert devnet.committee is not None
+        return epoch, {"0x" + m.node_id.hex(): m.shards for m in devnet.committee.members}
+
+
 async def resume_devnet(directory: Path | str, request: ResumeRequest) -> DevnetState:
     """Start the stopped devnet in `directory` again (module docstring); its new state.
 
@@ -348,23 +359,6 @@ async def resume_devnet(directory: Path | str, request: ResumeRequest) -> Devnet
             await devnet.stop()  # only what this call started
             raise
         return devnet.state()
-
-
-async def advance_epoch(directory: Path | str) -> tuple[int, dict[str, tuple[int, ...]]]:
-    """End the running devnet's current epoch now (`Devnet.start_epoch_change`), and wait until
-    the new committee has reported its shards. The new epoch, and the committee's shards by
-    node ID (0x hex)."""
-    state = _load_here(directory)
-    if not same_process(state.chain.pid, state.chain.command):
-        raise DevnetError(f"the devnet in {state.dir} is stopped: `walruspy devnet up` resumes it")
-    settings = recorded_settings(state, Deployment.load(state.deployment_file))
-    plans = await asyncio.to_thread(recorded_plans, state)
-    async with _open_recorded(state, settings) as devnet:
-        await devnet.attach(plans)
-        epoch = await devnet.start_epoch_change()
-        await devnet.wait_epoch_change_done()
-        assert devnet.committee is not None
-        return epoch, {"0x" + m.node_id.hex(): m.shards for m in devnet.committee.members}
 
 
 async def restart_node(directory: Path | str, index: int) -> NodeRecord:

@@ -269,11 +269,19 @@ def check_targets(rows: list[Row]) -> list[str]:
     lines = []
     for row in rows:
         if row.where != "loopback":
-            ok = row.store_p50 < 25 and row.read_p50 < 15
-            lines.append(
-                f"{row.nodes} nodes on hosts: {row.size} store {row.store_p50:.2f} s (< 25 s), "
-                f"read {row.read_p50:.2f} s (< 15 s, the Walrus paper's testnet): {_ok(ok)}"
-            )
+            # The Walrus paper's testnet (section 7): under 20 MB, writes under 25 s and reads
+            # under 15 s; above 40 MB both grow with the size (a 130 MB read took about 30 s).
+            where = f"{row.nodes} nodes on hosts: {row.size} store {row.store_p50:.2f} s, "
+            if row.size_bytes < 20_000_000:
+                ok = row.store_p50 < 25 and row.read_p50 < 15
+                lines.append(
+                    f"{where}read {row.read_p50:.2f} s (paper: < 25 s and < 15 s): {_ok(ok)}"
+                )
+            else:
+                lines.append(
+                    f"{where}read {row.read_p50:.2f} s (paper: linear in size, 130 MB read in "
+                    "about 30 s)"
+                )
             continue
         where = f"{row.nodes} nodes"
         if row.size == "1KiB":

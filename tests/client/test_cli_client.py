@@ -116,6 +116,11 @@ def test_store_text_and_json(network: ThreadedNetwork, config: Path, tmp_path: P
     again = ok(network, config, "store", str(first), "--epochs", "2")
     assert "already certified" in again.stdout and "Owned blob object: 0x" in again.stdout
 
+    quiet = ok(network, config, "store", str(first), str(second), "--epochs", "2", "--quiet")
+    ids = quiet.stdout.splitlines()
+    assert len(ids) == 2 and all(len(blob_id) == 43 for blob_id in ids), quiet.stdout
+    assert ok(network, config, "blob-id", str(second), "--json").stdout.count(ids[1]) == 1
+
     payload = stored(network, config, tmp_path, b"permanent file", "--permanent")
     created = payload["newlyCreated"]
     assert created["blobObject"]["deletable"] is False

@@ -233,3 +233,23 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 def test_linger_is_walrus_extra_time() -> None:
     config = CommunicationConfig()
     assert config.linger_s(2.0) == pytest.approx(1.5)
+
+
+def test_walruspy_config_names_the_file_before_the_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, elsewhere = tmp_path / "cwd", tmp_path / "devnet"
+    for directory in (here, elsewhere):
+        directory.mkdir()
+    data = base_file(elsewhere)
+    data["contexts"]["devnet"]["rpc_urls"] = ["http://127.0.0.1:9"]
+    write(elsewhere, data)
+    write(here, base_file(here))
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("WALRUSPY_CONFIG", str(elsewhere / "client_config.yaml"))
+    assert load_config().context().rpc_urls == ("http://127.0.0.1:9",)
+    monkeypatch.setenv("WALRUSPY_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match=r"missing\.yaml"):
+        load_config()
+    monkeypatch.delenv("WALRUSPY_CONFIG")
+    assert load_config().context().rpc_urls != ("http://127.0.0.1:9",)

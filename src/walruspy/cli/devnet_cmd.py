@@ -126,6 +126,28 @@ def devnet() -> None:
 DEFAULT_EPOCH_DURATION: Final = "10m"
 
 
+#: Walrus's publisher and aggregator port, which `devnet up` takes when it is free.
+DEFAULT_PUBLISHER_PORT: Final = 31415
+
+
+def _publisher_port(asked: int | None, *, on_hosts: bool) -> int | None:
+    """The daemon's port: the one asked for (0: any), else 31415 if free, else any (None)."""
+    from walruspy.devnet.setup import port_taken
+
+    if asked == 0:
+        return None
+    if asked is not None:
+        taken = None if on_hosts else port_taken(asked)
+        if taken is not None:
+            raise click.BadParameter(
+                f"port {asked} is taken ({taken.strerror})", param_hint="'--publisher-port'"
+            )
+        return asked
+    if on_hosts or port_taken(DEFAULT_PUBLISHER_PORT) is None:
+        return DEFAULT_PUBLISHER_PORT
+    return None
+
+
 def _given(ctx: click.Context, name: str) -> bool:
     """Whether the option `name` was given (on the command line or from the environment)."""
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
@@ -212,6 +234,13 @@ def _chain_key(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     "dev account, which holds nothing elsewhere. Kept in DIR/wallets/funder.key for add-node "
     "and get-wal.",
 )
+@click.option(
+    "--publisher-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help=f"The publisher's (and aggregator's) port on 127.0.0.1. Default: Walrus's "
+    f"{DEFAULT_PUBLISHER_PORT} if it is free, else any free one; 0: any free one.",
+)
 @_DIR_OPTION
 @json_option
 def up_command(
@@ -227,6 +256,7 @@ def up_command(
     bandwidth_bps: int | None,
     chain_rpc: str | None,
     chain_key: bytes | None,
+    publisher_port: int | None,
     directory: Path,
     as_json: bool,
 ) -> None:
@@ -276,6 +306,7 @@ def up_command(
                 hosts=shape,
                 chain_rpc=chain_rpc,
                 funder_key=chain_key,
+                daemon_port=_publisher_port(publisher_port, on_hosts=separate_hosts),
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

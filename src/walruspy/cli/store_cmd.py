@@ -324,12 +324,20 @@ def dry_run_lines(entry: dict[str, Any], epochs: int) -> list[str]:
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @store_options("blobs")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print only the blob ID of each file stored, one a line (for scripts: "
+    "BLOB_ID=$(walruspy store FILE --epochs 2 --quiet)); errors still go to stderr.",
+)
 def store_command(
     *,
     files: tuple[Path, ...],
     lifetime: StoreLifetime,
     dry_run: bool,
     flags: StoreFlags,
+    quiet: bool,
     config_path: Path | None,
     context: str | None,
     as_json: bool,
@@ -367,12 +375,12 @@ def store_command(
     try:
         run_client(config_path, context, operation)
     except KeyboardInterrupt:
-        _report(run, as_json=as_json, interrupted=True)
+        _report(run, as_json=as_json, interrupted=True, quiet=quiet)
         raise CommandInterrupted(
             run.interruption or "Interrupted.",
             {**run.interruption_details, "results": _entries(run)},
         ) from None
-    _report(run, as_json=as_json, interrupted=False)
+    _report(run, as_json=as_json, interrupted=False, quiet=quiet)
 
 
 def _dry_run(
@@ -404,8 +412,9 @@ def _entries(run: _StoreRun) -> list[dict[str, Any]]:
     return [_entry(path, outcome, run.info) for path, outcome in run.outcomes]
 
 
-def _report(run: _StoreRun, *, as_json: bool, interrupted: bool) -> None:
-    """Print every file's outcome; exit with status 1 if one failed (module doc)."""
+def _report(run: _StoreRun, *, as_json: bool, interrupted: bool, quiet: bool = False) -> None:
+    """Print every file's outcome (only its blob ID if `quiet`); exit with status 1 if one
+    failed (module doc)."""
     failures = [(path, exc) for path, exc in run.outcomes if isinstance(exc, Exception)]
     if as_json:
         if interrupted:
@@ -419,9 +428,13 @@ def _report(run: _StoreRun, *, as_json: bool, interrupted: bool) -> None:
     else:
         lines: list[str] = []
         for path, outcome in run.outcomes:
-            if not isinstance(outcome, Exception):
+            if isinstance(outcome, Exception):
+                continue
+            if quiet:
+                lines += [str(outcome.blob_id)]
+            else:
                 lines += [*_store_lines(path, outcome, run.info), ""]
-        emit({}, as_json=False, lines=lines[:-1])
+        emit({}, as_json=False, lines=lines if quiet else lines[:-1])
         for path, exc in failures:
             message = error_text(exc)
             several = len(run.outcomes) > 1 or interrupted

@@ -14,8 +14,10 @@ misspelt limit must not silently fall back to its default); each error names the
 `contexts.devnet.communication.max_node_connections`. Relative paths are taken from the file's
 directory. `client_config_example.yaml` at the repository root lists every field; a test loads it.
 
-Without `--config`, the file is looked for where Walrus looks, with `walruspy` for `walrus`:
-`./client_config.yaml|yml`, `$XDG_CONFIG_HOME/walruspy/`, `~/.config/walruspy/`, `~/.walruspy/`.
+Without `--config`, the file is the one `$WALRUSPY_CONFIG` names (as `AWS_CONFIG_FILE` does for
+boto3: a devnet's `client_config.yaml` for a whole shell session), else it is looked for where
+Walrus looks, with `walruspy` for `walrus`: `./client_config.yaml|yml`,
+`$XDG_CONFIG_HOME/walruspy/`, `~/.config/walruspy/`, `~/.walruspy/`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from walruspy.chain.api import DeploymentError
 from walruspy.chain.deploy import Deployment
 from walruspy.client.errors import ConfigError
 
+#: The environment variable naming the configuration file used without `--config`.
+CONFIG_ENV_VAR = "WALRUSPY_CONFIG"
 #: The file names looked for in each default directory, in order.
 CONFIG_FILE_NAMES = ("client_config.yaml", "client_config.yml")
 #: The largest configuration file read; a real one is a few kilobytes.
@@ -202,16 +206,18 @@ def find_config_file(dirs: Sequence[Path] | None = None) -> Path:
     where = ", ".join(str(d) for d in searched)
     raise ConfigError(
         f"no client configuration found (looked for {' or '.join(CONFIG_FILE_NAMES)} in "
-        f"{where}); pass --config FILE"
+        f"{where}); pass --config FILE or set {CONFIG_ENV_VAR}"
     )
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> ClientConfig:
     """Read and validate a configuration file (the default locations without `path`).
 
-    The CLI's `--config` is this `path`, and its defaults are these: the first file found in
-    `default_config_dirs()`.
+    The CLI's `--config` is this `path`, and its defaults are these: the file
+    `$WALRUSPY_CONFIG` names, else the first file found in `default_config_dirs()`.
     """
+    if path is None and os.environ.get(CONFIG_ENV_VAR):
+        path = Path(os.environ[CONFIG_ENV_VAR]).expanduser()
     path = Path(path) if path is not None else find_config_file()
     try:
         with path.open("rb") as handle:

@@ -218,6 +218,8 @@ class Devnet:
         # components are handed the same one. A resumed devnet passes the ports it recorded.
         if ports is None:
             ports = free_ports(2 + settings.n_nodes + len(settings.lying_nodes))
+            if settings.daemon_port is not None:
+                ports[1] = settings.daemon_port
         self._node_ports = ports[2:]
         #: The hosts of a `--hosts` devnet (a resumed one passes its recorded network).
         self.hosts = hosts

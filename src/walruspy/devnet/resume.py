@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +50,7 @@ from walruspy.devnet.setup import (
     NodePlan,
     devchain_funder_key,
     node_directory,
+    port_taken,
 )
 from walruspy.devnet.state import STATE_FILE, DevnetState, NodeRecord, ProcessRecord
 from walruspy.node.keys import load_protocol_key
@@ -176,23 +176,18 @@ def recorded_ports(state: DevnetState) -> list[int]:
 def check_ports_free(state: DevnetState, named_ports: Sequence[tuple[str, int]]) -> None:
     """Fail, naming the port and its process, if another process listens on a recorded port.
 
-    The probe binds as the servers do (SO_REUSEADDR), so a port whose last connections linger
-    in TIME_WAIT counts as free; only a listener or a bound socket makes it taken. The hosts
-    of a `--hosts` devnet are its own namespaces, where no other process listens.
+    The hosts of a `--hosts` devnet are its own namespaces, where no other process listens.
     """
     if state.hosts is not None:
         return
     for name, port in named_ports:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError as exc:
-                raise DevnetError(
-                    f"port {port} of {name} (recorded in {Path(state.dir) / STATE_FILE}) is "
-                    f"taken by another process ({exc.strerror}): stop that process, or start a "
-                    "new devnet in another --dir"
-                ) from exc
+        taken = port_taken(port)
+        if taken is not None:
+            raise DevnetError(
+                f"port {port} of {name} (recorded in {Path(state.dir) / STATE_FILE}) is "
+                f"taken by another process ({taken.strerror}): stop that process, or start a "
+                "new devnet in another --dir"
+            ) from taken
 
 
 def recorded_settings(state: DevnetState, deployment: Deployment) -> DevnetSettings:

@@ -81,6 +81,7 @@ __all__ = [
     "new_wallet",
     "node_config",
     "plan_nodes",
+    "port_taken",
     "write_funder_key",
     "write_yaml",
 ]
@@ -142,6 +143,9 @@ class DevnetSettings:
     #: a fast rate and a short pause so that rot is found within seconds.
     scrub_bytes_per_second: int = _SCRUB.bytes_per_second
     scrub_pass_interval_s: float = _SCRUB.pass_interval_s
+    #: The publisher's port; None: one the kernel says is free (`walruspy devnet up` asks for
+    #: Walrus's 31415 when it is free, so that the README's URLs hold).
+    daemon_port: int | None = None
     #: Run every process on a host of its own, linked as this says (`walruspy.devnet.hosts`);
     #: None: everything on this machine's loopback.
     hosts: LinkShape | None = None
@@ -278,6 +282,21 @@ def write_funder_key(directory: Path, key: bytes) -> Path:
     with os.fdopen(fd, "w") as handle:
         handle.write(key.hex() + "\n")
     return path
+
+
+def port_taken(port: int) -> OSError | None:
+    """Why `port` of 127.0.0.1 cannot be listened on now, or None if it can.
+
+    The probe binds as the servers do (SO_REUSEADDR), so a port whose last connections linger
+    in TIME_WAIT counts as free; only a listener or a bound socket makes it taken.
+    """
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as exc:
+            return exc
+    return None
 
 
 def free_ports(count: int) -> list[int]:

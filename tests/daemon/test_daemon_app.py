@@ -32,6 +32,7 @@ from walruspy.daemon import (
     openapi_document,
 )
 from walruspy.daemon.errors import DaemonApiError, read_error, store_error
+from walruspy.daemon.explorer import EXPLORER_API, EXPLORER_PAGES, EXPLORER_STATIC
 from walruspy.daemon.publisher import PublisherQuery
 
 pytestmark = pytest.mark.timeout(60)
@@ -402,7 +403,16 @@ async def test_modes_serve_their_routes_and_document_them(mode: DaemonMode) -> N
         for route in app.router.routes()
         if route.resource is not None
     }
-    assert resources == {(r.method, r.template) for r in ROUTES if mode.serves(r.group)}
+    # Besides the API: the explorer's static files in every mode, its pages with the aggregator.
+    explorer = {("GET", EXPLORER_STATIC), ("HEAD", EXPLORER_STATIC)}
+    if mode.serves("aggregator"):
+        explorer |= {
+            (method, path)
+            for method in ("GET", "HEAD")
+            for path in (*EXPLORER_PAGES, *(f"/explorer/api/{p}" for p in EXPLORER_API))
+        }
+    assert resources - explorer == {(r.method, r.template) for r in ROUTES if mode.serves(r.group)}
+    assert explorer <= resources
     async with serving(SlowClient(released=True), mode) as (url, session):
         async with session.get(f"{url}/v1/api") as response:
             assert yaml.safe_load(await response.read()) == document

@@ -42,6 +42,8 @@ def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert "walruspy/chain/contracts/compiled.json" in names
+        for name in ("index.html", "explorer.js", "explorer.css"):  # the explorer's page
+            assert f"walruspy/daemon/explorer_static/{name}" in names
         assert not any(name.startswith(("tests/", "bench/")) for name in names)
         archive.extractall(site)
     (site / "vyper.py").write_text(

@@ -1,4 +1,5 @@
-"""`walruspy publisher|aggregator|daemon`: Walrus's HTTP publisher and aggregator (spec 4.3).
+"""`walruspy publisher|aggregator|daemon|explorer`: Walrus's HTTP publisher and aggregator (spec
+4.3), and the explorer.
 
 Each command loads the client configuration (`--config FILE`, else the default locations, as the
 client commands), opens a client for `--context`, serves Walrus's routes on `--bind-address`
@@ -6,6 +7,11 @@ client commands), opens a client for `--context`, serves Walrus's routes on `--b
 one line once it serves: `walruspy daemon listening on http://HOST:PORT mode=MODE`, or under
 `--json` one JSON object `{"url", "mode"}`. Logs go to stderr (JSON lines under `--json`). The
 publisher's wallet is the context's `wallet_key_path`; the aggregator needs none.
+
+The aggregator and the daemon serve the explorer, a web page of the network and its blobs, at
+`/` (`walruspy.daemon.explorer`); `--no-explorer` turns it off. `walruspy explorer` is an
+aggregator for it: it takes the aggregator's options and `--publisher-url URL`, a publisher its
+upload box sends blobs to (without it the page has no upload box).
 
 Every command also takes the limits on slow and greedy clients (`--request-header-timeout`,
 `--request-body-min-rate`, `--request-body-rate-window`, `--idle-connection-timeout`,
@@ -310,7 +316,7 @@ def _connection_limits(options: dict[str, Any]) -> ConnectionLimits:
 
 
 def _serve(mode_name: str, options: dict[str, Any]) -> None:
-    from walruspy.daemon import DaemonLimits, DaemonMode, RunningDaemon, run_daemon
+    from walruspy.daemon import DaemonLimits, DaemonMode, ExplorerConfig, RunningDaemon, run_daemon
     from walruspy.daemon.app import READY_PREFIX, parse_bind_address
     from walruspy.logs import configure_logging
 
@@ -357,6 +363,10 @@ def _serve(mode_name: str, options: dict[str, Any]) -> None:
             limits=limits,
             on_ready=ready,
             jwt=jwt,
+            explorer=ExplorerConfig(
+                enabled=options.get("explorer", True),
+                publisher_url=(options.get("publisher_url") or "").rstrip("/") or None,
+            ),
         )
     )
 
@@ -379,9 +389,28 @@ def _daemon(**options: Any) -> None:
     _serve("daemon", options)
 
 
+@click.command("explorer")
+@click.option(
+    "--publisher-url",
+    default=None,
+    help="A publisher (http://HOST:PORT) the page's upload box stores blobs through "
+    "(default: no upload box).",
+)
+def _explorer(**options: Any) -> None:
+    """Serve the explorer (a web page of the network and its blobs) with an aggregator."""
+    _serve("aggregator", options)
+
+
+_no_explorer = click.option(
+    "--explorer/--no-explorer",
+    default=True,
+    show_default=True,
+    help="Serve the explorer web page at /.",
+)
 publisher_command = _options(_publisher, publisher=True, aggregator=False)
-aggregator_command = _options(_aggregator, publisher=False, aggregator=True)
-daemon_command = _options(_daemon, publisher=True, aggregator=True)
+aggregator_command = _options(_no_explorer(_aggregator), publisher=False, aggregator=True)
+daemon_command = _options(_no_explorer(_daemon), publisher=True, aggregator=True)
+explorer_command = _options(_explorer, publisher=False, aggregator=True)
 
 #: The commands `walruspy.cli.main` registers.
-DAEMON_COMMANDS = (publisher_command, aggregator_command, daemon_command)
+DAEMON_COMMANDS = (publisher_command, aggregator_command, daemon_command, explorer_command)

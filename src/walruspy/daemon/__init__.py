@@ -4,7 +4,8 @@
 aggregator or both), `open_daemon(...)` serves it on an address, and `run_daemon(...)` is what
 the `walruspy publisher|aggregator|daemon` commands run. Limits are in `DaemonLimits` (with the
 publisher's per-client `QuotaLimits`), its JWT authentication in `JwtConfig`; the
-OpenAPI document is `openapi.yaml` in this package, served at `/v1/api`.
+OpenAPI document is `openapi.yaml` in this package, served at `/v1/api`; the explorer, a web page
+of the network and its blobs, is `ExplorerConfig` (`walruspy.daemon.explorer`).
 """
 
 from walruspy.daemon.app import (
@@ -21,6 +22,7 @@ from walruspy.daemon.app import (
 )
 from walruspy.daemon.auth import JwtConfig
 from walruspy.daemon.errors import DaemonApiError
+from walruspy.daemon.explorer import ExplorerConfig
 from walruspy.daemon.limits import DaemonLimits
 from walruspy.daemon.quotas import QuotaLimits
 
@@ -32,6 +34,7 @@ __all__ = [
     "DaemonLimits",
     "DaemonMode",
     "DaemonRoute",
+    "ExplorerConfig",
     "JwtConfig",
     "QuotaLimits",
     "RunningDaemon",

@@ -1,14 +1,16 @@
 """The publisher / aggregator / daemon HTTP application over one `WalrusClient`.
 
-Theory of operation (spec/walrus-system.md 4.3; Walrus `client/daemon.rs`). A `DaemonMode`
-selects the routes: the publisher serves `PUT /v1/blobs`, the aggregator the blob routes (`GET`
-and `HEAD` of a blob by ID or object ID, Walrus's byte-range and stream routes:
-`walruspy.daemon.aggregator`), the daemon both; every mode serves `GET /status` ("OK" while the
-process runs, which is what readiness checks poll), `GET /metrics` (Prometheus text,
-`walruspy.daemon.metrics`) and `GET /v1/api`, the OpenAPI document (`openapi.yaml` beside this
-module) cut down to the routes this mode serves. A test checks that the document and the routes
-agree. Every finished request is counted in the metrics and logged as one structured line by
-the access logger `open_daemon` installs.
+Theory of operation (spec/walrus-system.md 4.3; Walrus `client/daemon.rs`). A `DaemonMode` selects
+the routes: the publisher serves `PUT /v1/blobs`, the aggregator the blob routes (`GET` and `HEAD`
+of a blob by ID or object ID, Walrus's byte-range and stream routes: `walruspy.daemon.aggregator`),
+the daemon both; every mode serves `GET /status` ("OK" while the process runs, which is what
+readiness checks poll), `GET /metrics` (Prometheus text, `walruspy.daemon.metrics`) and `GET
+/v1/api`, the OpenAPI document (`openapi.yaml` beside this module) cut down to the routes this mode
+serves. A test checks that the document and the routes agree; a browser (`Accept: text/html`) gets
+the document as a page (`walruspy.daemon.openapi_html`). The modes serving the aggregator also
+serve the explorer, a web page of the network and its blobs at `/` (`walruspy.daemon.explorer`).
+Every finished request is counted in the metrics and logged as one structured line by the access
+logger `open_daemon` installs.
 
 Each group of routes has its `AdmissionLimit` (`walruspy.daemon.limits`): beyond its running and
 queued requests, a request is shed with 429. Before that, the publisher's uploads pass its
@@ -56,6 +58,7 @@ from walruspy.daemon.aggregator import (
 )
 from walruspy.daemon.auth import JwtConfig, JwtVerifier
 from walruspy.daemon.errors import DaemonApiError
+from walruspy.daemon.explorer import ExplorerConfig, add_explorer_routes
 from walruspy.daemon.limits import AdmissionLimit, DaemonLimits, overloaded_response
 from walruspy.daemon.metrics import (
     METRICS_CONTENT_TYPE,
@@ -63,6 +66,7 @@ from walruspy.daemon.metrics import (
     DaemonAccessLogger,
     DaemonMetrics,
 )
+from walruspy.daemon.openapi_html import render_openapi_html, wants_html
 from walruspy.daemon.publisher import BlobTransfer, BodyCheck, PublisherQuery, put_blob
 from walruspy.daemon.quotas import ClientQuotas
 from walruspy.logs import get_logger
@@ -182,6 +186,12 @@ def openapi_document(mode: DaemonMode) -> bytes:
     return text.encode()
 
 
+@functools.cache
+def openapi_page(mode: DaemonMode) -> str:
+    """The OpenAPI document of `mode` as an HTML page, for browsers."""
+    return render_openapi_html(yaml.safe_load(openapi_document(mode)))
+
+
 class _Daemon:
     """The handlers, bound to one client and its limits."""
 
@@ -219,7 +229,15 @@ class _Daemon:
         return web.Response(text="OK")
 
     async def api_docs(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=openapi_document(self.mode), content_type="application/yaml")
+        if wants_html(request.headers.get("Accept")):
+            return web.Response(
+                text=openapi_page(self.mode), content_type="text/html", headers={"Vary": "Accept"}
+            )
+        return web.Response(
+            body=openapi_document(self.mode),
+            content_type="application/yaml",
+            headers={"Vary": "Accept"},
+        )
 
     async def put_blob(
         self, request: web.Request, checks: Sequence[BodyCheck]
@@ -314,6 +332,19 @@ class _Daemon:
 
         return functools.partial(_rendered, handle)
 
+    def read_limited(self, handler: Handler) -> Handler:
+        """`handler` behind the aggregator's admission limit (the explorer's JSON endpoints,
+        which ask the chain and the nodes as reads do) and the error rendering."""
+        limit = self.admission["aggregator"]
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            async with limit.admit() as admitted:
+                if not admitted:
+                    return overloaded_response(limit.name)
+                return await handler(request)
+
+        return functools.partial(_rendered, handle)
+
 
 async def _rendered(handler: Handler, request: web.Request) -> web.StreamResponse:
     try:
@@ -363,9 +394,11 @@ def make_app(
     transfer: BlobTransfer | None = None,
     jwt: JwtConfig | None = None,
     clock: Clock = time.time,
+    explorer: ExplorerConfig | None = None,
 ) -> web.Application:
     """The application serving `mode`'s routes over `client` (see the module docstring);
-    `jwt` turns on the publisher's JWT authentication."""
+    `jwt` turns on the publisher's JWT authentication; `explorer` (default: on) the explorer's
+    pages in the modes serving the aggregator."""
     limits = limits or DaemonLimits()
     daemon = _Daemon(client, mode, limits, transfer, jwt=jwt, clock=clock)
     # Bodies are read in chunks by the publisher against its own limit; this bounds the rest.
@@ -375,6 +408,17 @@ def make_app(
     for route in ROUTES:
         if mode.serves(route.group):
             app.router.add_route(route.method, route.template, daemon.limited(route))
+    explorer = explorer or ExplorerConfig()
+    # The page uploads to this daemon (same origin) when it publishes.
+    upload_url = "" if mode.serves("publisher") else explorer.publisher_url
+    add_explorer_routes(
+        app,
+        client,
+        pages=explorer.enabled and mode.serves("aggregator"),
+        upload_url=upload_url,
+        wrap=lambda handler: functools.partial(_rendered, handler),
+        wrap_api=daemon.read_limited,
+    )
     return app
 
 
@@ -404,11 +448,12 @@ async def open_daemon(
     transfer: BlobTransfer | None = None,
     jwt: JwtConfig | None = None,
     clock: Clock = time.time,
+    explorer: ExplorerConfig | None = None,
 ) -> AsyncIterator[RunningDaemon]:
     """Serve `mode` on `bind_address` (port 0 picks a free port) until the context exits."""
     host, port = parse_bind_address(bind_address)
     limits = limits or DaemonLimits()
-    app = make_app(client, mode, limits, transfer=transfer, jwt=jwt, clock=clock)
+    app = make_app(client, mode, limits, transfer=transfer, jwt=jwt, clock=clock, explorer=explorer)
     runner = GuardedAppRunner(
         app,
         limits.connections,
@@ -440,6 +485,7 @@ async def run_daemon(
     limits: DaemonLimits,
     on_ready: Callable[[RunningDaemon], None],
     jwt: JwtConfig | None = None,
+    explorer: ExplorerConfig | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; `on_ready` is called once the daemon serves."""
     config = load_config(config_path)
@@ -472,7 +518,7 @@ async def run_daemon(
                     "the publisher has no JWT authentication: whoever reaches it spends its wallet"
                 )
             async with open_daemon(
-                client, mode, bind_address, limits, transfer=transfer, jwt=jwt
+                client, mode, bind_address, limits, transfer=transfer, jwt=jwt, explorer=explorer
             ) as running:
                 on_ready(running)
                 with contextlib.suppress(asyncio.CancelledError):

@@ -8,6 +8,7 @@ an hour unless a test advances them (`Devnet.advance_epoch`), so no epoch change
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -88,6 +89,16 @@ async def wait_certified(client: Any, blob_id: Any, timeout_s: float = 30) -> An
 
     await wait_until(certified, timeout_s, f"blob {blob_id} reported certified")
     return seen[0]
+
+
+def config(directory: Path) -> str:
+    """The client configuration of the devnet in `directory`."""
+    return str(directory / "client_config.yaml")
+
+
+def status_of(directory: Path) -> dict[str, Any]:
+    """`walruspy devnet status --json` of the devnet in `directory`."""
+    return dict(json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout))
 
 
 def error_reason(body: dict[str, Any]) -> str:

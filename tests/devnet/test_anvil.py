@@ -17,14 +17,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from eth_account import Account
 
 from tests.chain.backends import ChainProcess, running
-from tests.devnet.conftest import blob_bytes, walruspy
+from tests.devnet.conftest import blob_bytes, config, status_of, walruspy
 from walruspy.chain.deploy import Deployment
 from walruspy.core.errors import WalrusError
 from walruspy.devnet import wait_until
@@ -66,14 +65,6 @@ def net(anvil: ChainProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         if (directory / "devnet.json").exists():
             walruspy("devnet", "down", "--dir", str(directory), check=False)
-
-
-def config(directory: Path) -> str:
-    return str(directory / "client_config.yaml")
-
-
-def status_of(directory: Path) -> dict[str, Any]:
-    return dict(json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout))
 
 
 def assert_blob_reads_back(directory: Path) -> None:

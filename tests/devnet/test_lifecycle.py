@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.devnet.conftest import blob_bytes, walruspy
+from tests.devnet.conftest import blob_bytes, config, status_of, walruspy
 from walruspy.devnet.processes import pid_alive
 from walruspy.devnet.state import DevnetState
 
@@ -46,14 +46,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     finally:
         if (directory / "devnet.json").exists():
             walruspy("devnet", "down", "--dir", str(directory), check=False)
-
-
-def config(directory: Path) -> str:
-    return str(directory / "client_config.yaml")
-
-
-def status_of(directory: Path) -> dict[str, Any]:
-    return dict(json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout))
 
 
 def endpoints(status: dict[str, Any]) -> dict[str, Any]:

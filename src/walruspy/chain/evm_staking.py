@@ -424,6 +424,11 @@ class EvmStaking:
         data = self._staking.calldata("set_next_commission", cap_id, commission_rate)
         await self._send("set_next_commission", self._staking, data, StakingGas.SETTER)
 
+    async def set_name(self, cap_id: bytes, name: str) -> None:
+        """The node's name from now on (what explorers and `health` show)."""
+        data = self._staking.calldata("set_name", cap_id, name)
+        await self._send("set_name", self._staking, data, StakingGas.SETTER)
+
     async def set_network_address(self, cap_id: bytes, network_address: str) -> None:
         """Where the node's REST API is from now on."""
         data = self._staking.calldata("set_network_address", cap_id, network_address)

@@ -94,8 +94,8 @@ from walruspy.devnet.staking import (
     deploy_staking_network,
     elect_first_committee,
     join_node,
-    set_network_address,
     staking_of,
+    update_registration,
 )
 from walruspy.devnet.state import DevnetState, NodeRecord, ProcessRecord
 from walruspy.node.keys import load_wallet_key
@@ -457,13 +457,22 @@ class Devnet:
         committee = await elect_first_committee(
             self.chain_rpc, self.deployment, plans, staker_key, settings.funder
         )
+        registered_as = {plan.public_key: plan.directory.name for plan in plans}
         arranged = await asyncio.to_thread(
             arrange_by_committee, plans, committee, settings.lying_nodes
         )
+        # A node registered as `nodeK` that now is node I of the committee is renamed, so that
+        # names, directories and indices agree; a lying node's address becomes its proxy's.
         async with asyncio.TaskGroup() as group:
             for plan in arranged:
-                if plan.proxy_port is not None:
-                    group.create_task(set_network_address(self.chain_rpc, self.deployment, plan))
+                renamed = registered_as[plan.public_key] != plan.directory.name
+                lies = plan.proxy_port is not None
+                if renamed or lies:
+                    group.create_task(
+                        update_registration(
+                            self.chain_rpc, self.deployment, plan, address=lies, name=renamed
+                        )
+                    )
         return arranged
 
     def shards_of(self, public_key: BlsPublicKey) -> tuple[int, ...]:

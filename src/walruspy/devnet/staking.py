@@ -49,8 +49,8 @@ __all__ = [
     "elect_first_committee",
     "join_node",
     "register_node",
-    "set_network_address",
     "staking_of",
+    "update_registration",
 ]
 
 #: What the devnet's wallet stakes with each node: 10,000 WAL, of the million it holds.
@@ -90,7 +90,7 @@ async def register_node(rpc_url: str, deployment: Deployment, plan: NodePlan) ->
     """Register `plan`'s node from its own wallet, at its own port; its node ID.
 
     A lying node's proxy address is set once committee order tells which nodes lie
-    (`arrange_by_committee`, `set_network_address`).
+    (`arrange_by_committee`, `update_registration`).
     """
     keys = plan.directory / "keys"
     protocol_key = load_protocol_key(keys / "protocol.key")
@@ -112,13 +112,19 @@ async def register_node(rpc_url: str, deployment: Deployment, plan: NodePlan) ->
     return node_id
 
 
-async def set_network_address(rpc_url: str, deployment: Deployment, plan: NodePlan) -> None:
-    """Point the node's on-chain address at `plan`'s (its proxy's, for a lying node)."""
+async def update_registration(
+    rpc_url: str, deployment: Deployment, plan: NodePlan, *, address: bool, name: bool
+) -> None:
+    """Point the node's on-chain address at `plan`'s (its proxy's, for a lying node), and its
+    name at its directory's (`nodeI` of its place in the committee), as asked."""
     wallet_key = load_wallet_key(plan.directory / "keys" / "wallet.key")
     async with open_evm_chain(rpc_url, deployment, wallet_key) as chain:
         staking = staking_of(chain)
         [(cap_id, _)] = await staking.node_caps(chain.address)
-        await staking.set_network_address(cap_id, plan.network_address)
+        if address:
+            await staking.set_network_address(cap_id, plan.network_address)
+        if name:
+            await staking.set_name(cap_id, plan.directory.name)
 
 
 async def elect_first_committee(
@@ -153,7 +159,7 @@ def arrange_by_committee(
 
     Lying nodes are named by their committee index, which registration could not know: the
     proxies' ports move to the nodes now at those indices (their on-chain address is then set
-    with `set_network_address`). Directories are renamed to their new index.
+    with `update_registration`). Directories are renamed to their new index.
     """
     by_key = {plan.public_key: plan for plan in plans}
     proxy_ports = iter(sorted(p.proxy_port for p in plans if p.proxy_port is not None))

@@ -56,6 +56,10 @@ function bytes(n) {
 
 function wal(frost) {
   if (frost === null || frost === undefined) return "—";
+  // Prices are often a small fraction of a WAL: below a thousandth, FROST say it exactly.
+  if (frost !== 0 && Math.abs(frost) < FROST_PER_WAL / 1000) {
+    return `${frost.toLocaleString()} FROST`;
+  }
   const value = frost / FROST_PER_WAL;
   return `${value.toLocaleString(undefined, { maximumFractionDigits: 4 })} WAL`;
 }

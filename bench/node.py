@@ -16,7 +16,13 @@
    ratio printed (target: under 5%). Then the scrubber's throughput: MB/s of records verified by
    `scrub_batch` with no rate limit.
 
-Usage: python bench/node.py [--sizes 1,16,64] [--blobs 8] [--only integrity]
+4. Metadata per sliver: every sliver PUT is checked against its blob's stored metadata. What
+   that costs with the metadata parsed and verified again for each sliver (as before
+   `NodeStorage` kept the recent ones verified), against finding it kept (the stored bytes
+   compared with the kept ones), at n = 100 and n = 1000, and so per node and blob when a node
+   holds a tenth of the shards (two slivers a shard).
+
+Usage: python bench/node.py [--sizes 1,16,64] [--blobs 8] [--only integrity|metadata]
 (run from the repository root)
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -32,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 import aiohttp
@@ -41,7 +49,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.node.cluster import blob_data, open_cluster, upload_to  # noqa: E402
 
-from walruspy.core.encoding import EncodedBlob  # noqa: E402
+from walruspy.core.blob_id import BlobId  # noqa: E402
+from walruspy.core.encoding import EncodedBlob, encode_blob  # noqa: E402
+from walruspy.core.metadata import BlobMetadata, UnverifiedBlobMetadataWithId  # noqa: E402
 from walruspy.core.types import SliverPairIndex, SliverType  # noqa: E402
 from walruspy.node import store_integrity  # noqa: E402
 from walruspy.node.store import NodeStore, StoreConfig  # noqa: E402
@@ -261,12 +271,41 @@ def scrub_throughput(mib: int = 256, sliver_kib: int = 256) -> None:
           f"{seconds:.2f} s = {checked / seconds / 1e6:.0f} MB/s (warm page cache)")  # fmt: skip
 
 
+def _parse_and_verify(blob_id: BlobId, raw: bytes, n_shards: int) -> None:
+    UnverifiedBlobMetadataWithId(blob_id, BlobMetadata.from_bcs(raw)).verify(n_shards)
+
+
+def _same_bytes(kept: bytes, raw: bytes) -> None:
+    assert kept == raw
+
+
+def metadata_cost() -> None:
+    """Section 4 of the module docstring."""
+    for n_shards in (100, 1000):
+        encoded = encode_blob(b"x" * 1024, n_shards)
+        raw = encoded.metadata.metadata.to_bcs()
+        kept = bytes(bytearray(raw))  # another object with the same bytes, as read from LMDB
+        parse = functools.partial(_parse_and_verify, encoded.metadata.blob_id, raw, n_shards)
+        compare = functools.partial(_same_bytes, kept, raw)
+        rounds = 200 if n_shards == 100 else 20
+        parse_s = min(timeit.repeat(parse, number=rounds, repeat=5)) / rounds
+        kept_s = min(timeit.repeat(compare, number=1000, repeat=5)) / 1000
+        slivers = 2 * n_shards // 10
+        print(f"metadata per sliver, n = {n_shards} ({len(raw)} B): parsed and verified "
+              f"{parse_s * 1000:.2f} ms, kept {kept_s * 1e6:.2f} us ({parse_s / kept_s:,.0f}x); "
+              f"per node and blob ({slivers} slivers): {slivers * parse_s * 1000:.0f} ms parsed "
+              f"each time, {parse_s * 1000:.2f} ms parsed once")  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,16,64")
     parser.add_argument("--blobs", type=int, default=8)
-    parser.add_argument("--only", choices=["integrity"], default=None)
+    parser.add_argument("--only", choices=["integrity", "metadata"], default=None)
     args = parser.parse_args()
+    metadata_cost()
+    if args.only == "metadata":
+        return
     store_cost()
     await api_cost(args.blobs)
     scrub_throughput()

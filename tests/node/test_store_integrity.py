@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import lmdb
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from walruspy.core.encoding import encode_blob
+from walruspy.core.metadata import BlobMetadata
 from walruspy.core.types import SliverType
+from walruspy.node import storage as storage_module
 from walruspy.node import store_integrity as integrity
+from walruspy.node.metrics import NodeMetrics
 from walruspy.node.scrub import ScrubPosition, advance
+from walruspy.node.storage import NodeStorage, StoreOutcome
 from walruspy.node.store import NodeStore, ScrubBatch, StoreConfig, shard_database_name
 from walruspy.node.store_integrity import (
     ChecksumMismatchError,
@@ -30,6 +37,7 @@ from walruspy.node.store_integrity import (
     unseal,
 )
 from walruspy.node.store_records import StoreCorruptionError, StoreError
+from walruspy.node.view import NodeState
 
 PRIMARY = SliverType.PRIMARY
 
@@ -220,3 +228,39 @@ def test_move_aside_keeps_the_damaged_store(tmp_path: Path) -> None:
     second = move_aside(tmp_path / "db", clock=lambda: 0.0)
     assert second.name == "db.damaged-19700101T000000Z-1"
     assert not (tmp_path / "db").exists()
+
+
+# --- verified metadata kept parsed (storage.NodeStorage) --------------------------------------
+
+
+async def test_verified_metadata_is_kept_parsed_and_checked_against_the_stored_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses = 0
+    real_from_bcs = BlobMetadata.from_bcs
+
+    def counted(raw: bytes) -> BlobMetadata:
+        nonlocal parses
+        parses += 1
+        return real_from_bcs(raw)
+
+    monkeypatch.setattr(storage_module.BlobMetadata, "from_bcs", staticmethod(counted))
+    encoded = [encode_blob(bytes([seed]) * 5000, 10) for seed in (1, 2)]
+    state = cast(NodeState, SimpleNamespace(n_shards=10))
+    with NodeStore.open(StoreConfig(tmp_path / "db", map_size_bytes=1 << 22)) as store:
+        storage = NodeStorage(store, state, NodeMetrics())
+        first = encoded[0].metadata
+        assert await storage.store_metadata(first) is StoreOutcome.STORED
+        for _ in range(3):  # the slivers of an upload: verified on its way in, not parsed again
+            assert await storage.metadata(first.blob_id) == first
+        assert parses == 0
+        fresh = NodeStorage(store, state, NodeMetrics())  # a restarted node: parsed once
+        for _ in range(3):
+            assert await fresh.metadata(first.blob_id) == first
+        assert parses == 1
+        # Other bytes under the same ID, sealed as if by a bug: verified afresh and discarded.
+        store.discard_metadata(first.blob_id.raw)
+        assert store.put_metadata(first.blob_id.raw, encoded[1].metadata.metadata.to_bcs())
+        assert await fresh.metadata(first.blob_id) is None
+        assert parses == 2
+        assert not store.has_metadata(first.blob_id.raw)

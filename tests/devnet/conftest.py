@@ -101,6 +101,24 @@ def status_of(directory: Path) -> dict[str, Any]:
     return dict(json.loads(walruspy("devnet", "status", "--dir", str(directory), "--json").stdout))
 
 
+def assert_blob_reads_back(directory: Path) -> None:
+    """The blob a CLI devnet test stored beside `directory` (blob.id, blob.bin) reads back."""
+    blob_id = (directory.parent / "blob.id").read_text()
+    out = directory.parent / "back.bin"
+    out.unlink(missing_ok=True)
+    walruspy("read", blob_id, "--out", str(out), "--config", config(directory))
+    assert out.read_bytes() == (directory.parent / "blob.bin").read_bytes()
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM a process a test started, SIGKILL if it has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def error_reason(body: dict[str, Any]) -> str:
     """The reason of an AIP-193 error body."""
     return str(body["error"]["details"][0]["reason"])

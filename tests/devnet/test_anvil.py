@@ -23,7 +23,13 @@ import pytest
 from eth_account import Account
 
 from tests.chain.backends import ChainProcess, running
-from tests.devnet.conftest import blob_bytes, config, status_of, walruspy
+from tests.devnet.conftest import (
+    assert_blob_reads_back,
+    blob_bytes,
+    config,
+    status_of,
+    walruspy,
+)
 from walruspy.chain.deploy import Deployment
 from walruspy.core.errors import WalrusError
 from walruspy.devnet import wait_until
@@ -65,14 +71,6 @@ def net(anvil: ChainProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         if (directory / "devnet.json").exists():
             walruspy("devnet", "down", "--dir", str(directory), check=False)
-
-
-def assert_blob_reads_back(directory: Path) -> None:
-    blob_id = (directory.parent / "blob.id").read_text()
-    out = directory.parent / "back.bin"
-    out.unlink(missing_ok=True)
-    walruspy("read", blob_id, "--out", str(out), "--config", config(directory))
-    assert out.read_bytes() == (directory.parent / "blob.bin").read_bytes()
 
 
 def test_the_devnet_runs_on_anvil(anvil: ChainProcess, net: Path) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.devnet.conftest import CLI_TIMEOUT_S, blob_bytes
+from tests.devnet.conftest import CLI_TIMEOUT_S, blob_bytes, stop_process
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 
@@ -258,8 +258,4 @@ def test_an_operator_joins_from_a_host_of_its_own(
         on_host(devnet_dir, "client", "read", blob_id, "--out", str(out), "--config", config)
         assert out.read_bytes() == data
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)

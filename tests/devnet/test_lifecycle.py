@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.devnet.conftest import blob_bytes, config, status_of, walruspy
+from tests.devnet.conftest import (
+    assert_blob_reads_back,
+    blob_bytes,
+    config,
+    status_of,
+    walruspy,
+)
 from walruspy.devnet.processes import pid_alive
 from walruspy.devnet.state import DevnetState
 
@@ -55,14 +61,6 @@ def endpoints(status: dict[str, Any]) -> dict[str, Any]:
         "publisher": status["publisher"],
         "nodes": [(n["nodeId"], n["url"], n["directUrl"], n["shards"]) for n in status["nodes"]],
     }
-
-
-def assert_blob_reads_back(directory: Path) -> None:
-    blob_id = (directory.parent / "blob.id").read_text()
-    out = directory.parent / "back.bin"
-    out.unlink(missing_ok=True)
-    walruspy("read", blob_id, "--out", str(out), "--config", config(directory))
-    assert out.read_bytes() == (directory.parent / "blob.bin").read_bytes()
 
 
 def test_down_then_up_resumes_the_same_devnet(net: Path) -> None:

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, walruspy
+from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes, stop_process, walruspy
 from walruspy.chain.evm_staking import EpochState, EvmStaking
 from walruspy.client import WalrusClient
 from walruspy.core.crypto import BlsPublicKey
@@ -183,9 +183,5 @@ async def test_an_operator_joins_with_the_cli(
             assert served.sliver == encoded.sliver(pair, SliverType.PRIMARY).sliver
         assert await client.read(stored.blob_id) == data
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()

@@ -35,8 +35,8 @@ every node, the chain, the daemon and this client on hosts of their own (`walrus
 under 15 s on its 105-node testnet; the phases say where the time goes. This process moves
 into the client host for that run (and stays there; the loopback runs come first).
 
-Usage: python bench/e2e.py [--nodes 10,4] [--sizes 1KiB,1MiB,16MiB,100MiB] [--reps 5]
-       [--range-nodes 4] [--range-blob 256MiB] [--quilt-nodes 0] [--quilt-files 600]
+Usage: python bench/e2e.py [--nodes 10,4] [--shards 100] [--sizes 1KiB,1MiB,16MiB,100MiB]
+       [--reps 5] [--range-nodes 4] [--range-blob 256MiB] [--quilt-nodes 0] [--quilt-files 600]
        [--quilt-file-size 10240] [--quilt-separate 600] [--quilt-shards 1000] [--json]
        [--hosts [--latency 80ms] [--jitter 0ms] [--loss 0%] [--bandwidth 100mbit]]
 """
@@ -81,6 +81,7 @@ class Row:
     nodes: int
     size: str
     size_bytes: int
+    shards: int = 100
     #: "loopback", or "hosts" (a `--hosts` devnet).
     where: str = "loopback"
     store_s: list[float] = field(default_factory=list)
@@ -116,26 +117,31 @@ class Row:
         }
 
 
-def encode_baseline(size: int) -> float:
+def encode_baseline(size: int, n_shards: int) -> float:
     """Seconds to encode a blob of `size` with the client's encoder pool, in this process."""
     pool = EncoderPool(None)
     try:
         data = os.urandom(size)
-        pool.encode(data, N_SHARDS)  # warm the workers
+        pool.encode(data, n_shards)  # warm the workers
         start = time.perf_counter()
-        pool.encode(data, N_SHARDS)
+        pool.encode(data, n_shards)
         return time.perf_counter() - start
     finally:
         pool.close()
 
 
 async def bench_devnet(
-    n_nodes: int, sizes: list[str], reps: int, work: Path, shape: LinkShape | None = None
+    n_nodes: int,
+    sizes: list[str],
+    reps: int,
+    work: Path,
+    shape: LinkShape | None = None,
+    n_shards: int = N_SHARDS,
 ) -> list[Row]:
     started = time.monotonic()
     where = "loopback" if shape is None else "hosts"
     async with open_devnet(
-        work / f"devnet{n_nodes}-{where}", n_nodes, N_SHARDS, EPOCH_S, hosts=shape
+        work / f"devnet{n_nodes}x{n_shards}-{where}", n_nodes, n_shards, EPOCH_S, hosts=shape
     ) as devnet:
         links = (
             ""
@@ -146,7 +152,7 @@ async def bench_devnet(
                 f"{shape.bandwidth_bps / 1e6:g} Mbit/s"
             )
         )
-        print(f"\n{n_nodes} nodes, {N_SHARDS} shards{links or ' on loopback'}: devnet ready in "
+        print(f"\n{n_nodes} nodes, {n_shards} shards{links or ' on loopback'}: devnet ready in "
               f"{time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
         print_header()
         rows = []
@@ -155,7 +161,7 @@ async def bench_devnet(
             await client.store(os.urandom(1024), 1, deletable=False)
             node_pids = [node.pid for node in devnet.nodes if node.pid is not None]
             for name in sizes:
-                row = Row(n_nodes, name, SIZES[name], where)
+                row = Row(n_nodes, name, SIZES[name], n_shards, where)
                 cpu_before = processes_cpu_s(node_pids)
                 for _ in range(reps):
                     data = os.urandom(row.size_bytes)
@@ -170,7 +176,9 @@ async def bench_devnet(
                     assert back == data, "a blob read back differs from the one stored"
                     del data, back
                 row.node_cpu_s = (processes_cpu_s(node_pids) - cpu_before) / reps
-                row.encode_only_s = await asyncio.to_thread(encode_baseline, row.size_bytes)
+                row.encode_only_s = await asyncio.to_thread(
+                    encode_baseline, row.size_bytes, n_shards
+                )
                 print_row(row)
                 rows.append(row)
     return rows
@@ -302,7 +310,7 @@ def check_targets(rows: list[Row]) -> list[str]:
                     "about 30 s)"
                 )
             continue
-        where = f"{row.nodes} nodes"
+        where = f"{row.nodes} nodes, {row.shards} shards"
         if row.size == "1KiB":
             ok = row.store_p50 < 1.0
             lines.append(f"{where}: store 1 KiB {row.store_p50:.3f} s (< 1 s): {_ok(ok)}")
@@ -333,8 +341,10 @@ async def main(args: argparse.Namespace) -> None:
     range_rows: list[RangeRow] = []
     with tempfile.TemporaryDirectory(prefix="walruspy-e2e-") as tmp:
         n_nodes_list = [int(n) for n in args.nodes.split(",") if n]
-        for n_nodes in n_nodes_list:
-            rows += await bench_devnet(n_nodes, sizes, args.reps, Path(tmp))
+        shard_counts = [int(n) for n in args.shards.split(",") if n]
+        for n_shards in shard_counts:
+            for n_nodes in n_nodes_list:
+                rows += await bench_devnet(n_nodes, sizes, args.reps, Path(tmp), None, n_shards)
         if args.hosts:
             shape = LinkShape(
                 parse_delay_s(args.latency),
@@ -342,8 +352,11 @@ async def main(args: argparse.Namespace) -> None:
                 parse_loss(args.loss),
                 parse_bandwidth(args.bandwidth),
             )
-            for n_nodes in n_nodes_list:
-                rows += await bench_devnet(n_nodes, sizes, args.reps, Path(tmp), shape)
+            for n_shards in shard_counts:
+                for n_nodes in n_nodes_list:
+                    rows += await bench_devnet(
+                        n_nodes, sizes, args.reps, Path(tmp), shape, n_shards
+                    )
         if args.range_nodes:
             range_rows.append(
                 await bench_range(args.range_nodes, args.range_blob, args.reps, Path(tmp))
@@ -374,6 +387,9 @@ if __name__ == "__main__":
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="10,4", help="devnet sizes, comma-separated")
+    parser.add_argument(
+        "--shards", default=str(N_SHARDS), help="shard counts of the devnets, comma-separated"
+    )
     parser.add_argument("--sizes", default=",".join(SIZES), help="blob sizes, comma-separated")
     parser.add_argument("--reps", type=int, default=5, help="blobs per size")
     parser.add_argument(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import VECTORS_DIR
+from walruspy.core import merkle
 from walruspy.core.blob_id import BlobId
 from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import DataTooLargeError
@@ -48,10 +49,18 @@ def _all_vectors() -> list[dict[str, Any]]:
         return [{"missing": True}]
 
 
+@pytest.fixture(params=["hashlib", "compiled"])
+def hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of hashing the Merkle trees: a call of hashlib per hash, or the compiled loop."""
+    compiled = request.param == "compiled"
+    monkeypatch.setattr(merkle, "_compiled_worthwhile", lambda count: compiled)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     "vector", _all_vectors(), ids=lambda v: vector_id(v) if "family" in v else "missing"
 )
-def test_vector(vector: dict[str, Any]) -> None:
+def test_vector(vector: dict[str, Any], hashing: str) -> None:
     if vector.get("missing"):
         load_vectors()  # fails with the path
     content = vector_content(vector)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from walruspy.core.bcs import Reader, Writer
 from walruspy.core.errors import VerificationError
-from walruspy.core.merkle import MerkleTree, leaf_hash
+from walruspy.core.merkle import merkle_root_of_symbols
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE, EncodingParams
 from walruspy.core.rs import expand, split_symbols
@@ -76,7 +78,9 @@ class SliverData:
 
     def merkle_root(self, n_shards: int) -> bytes:
         """The Merkle root over the expanded sliver, as committed in the metadata."""
-        return MerkleTree([leaf_hash(s) for s in self.expanded_symbols(n_shards)]).root
+        expanded = b"".join(self.expanded_symbols(n_shards))
+        symbols = np.frombuffer(expanded, dtype=np.uint8).reshape(n_shards, self.symbol_size)
+        return merkle_root_of_symbols(symbols)
 
     def verify(self, metadata: VerifiedBlobMetadataWithId) -> VerifiedSliver:
         """Check this sliver against verified metadata (spec/encoding.md section 8)."""

@@ -1,0 +1,56 @@
+"""The compiled BLAKE2b loop gives hashlib's digests, for every length and block count."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from walruspy.core import blake2_batch, merkle
+
+#: Around every block boundary, the encoder's leaf (1 + symbol size) and inner (65) lengths.
+WIDTHS = [0, 1, 2, 31, 32, 33, 63, 64, 65, 126, 127, 128, 129, 255, 256, 257, 1000, 2047, 4096]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("prefix", [0, 1, 0xFF])
+def test_digests_are_hashlib_s(width: int, prefix: int) -> None:
+    rng = np.random.default_rng(width * 256 + prefix)
+    rows = rng.integers(0, 256, size=(9, width), dtype=np.uint8)
+    digests = blake2_batch.hash_rows_prefixed(rows, prefix)
+    assert digests.shape == (9, 32)
+    for row, digest in zip(rows, digests, strict=True):
+        expected = hashlib.blake2b(bytes([prefix]) + row.tobytes(), digest_size=32).digest()
+        assert digest.tobytes() == expected
+
+
+def test_many_rows_cross_the_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blake2_batch, "CHUNK_BYTES", 1024)  # 8 rows of 128 bytes per chunk
+    rows = np.random.default_rng(7).integers(0, 256, size=(101, 64), dtype=np.uint8)
+    digests = blake2_batch.hash_rows_prefixed(rows, 1)
+    assert [d.tobytes() for d in digests] == [
+        hashlib.blake2b(b"\x01" + r.tobytes(), digest_size=32).digest() for r in rows
+    ]
+
+
+def test_no_rows() -> None:
+    assert blake2_batch.hash_rows_prefixed(np.empty((0, 64), np.uint8), 1).shape == (0, 32)
+
+
+def test_merkle_roots_agree_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    leaves = np.random.default_rng(3).integers(0, 256, size=(3, 1000, 5), dtype=np.uint8)
+    roots = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(merkle, "_compiled_worthwhile", lambda count, c=compiled: c)
+        roots[compiled] = merkle.merkle_roots(merkle.leaf_hashes(leaves)).tobytes()
+    assert roots[False] == roots[True]
+    tree = merkle.MerkleTree.from_leaves([leaf.tobytes() for leaf in leaves[1]])
+    assert roots[True][32:64] == tree.root
+
+
+def test_a_process_switches_after_enough_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(merkle, "_hashes_asked", 0)
+    monkeypatch.setattr(blake2_batch, "_kernel", None)
+    assert not merkle._compiled_worthwhile(merkle.COMPILED_AFTER_HASHES - 1)
+    assert merkle._compiled_worthwhile(1)

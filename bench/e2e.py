@@ -35,10 +35,18 @@ every node, the chain, the daemon and this client on hosts of their own (`walrus
 under 15 s on its 105-node testnet; the phases say where the time goes. This process moves
 into the client host for that run (and stays there; the loopback runs come first).
 
+Curves (`--plot DIR`, `bench/e2e_plot.py`, needs `pip install -e '.[bench]'`): instead of the
+table, sweeps blob size (1 KiB to 1 GiB), shard count, node count and concurrent clients, and
+draws latency, throughput and peak memory as PNG files into DIR, with the figures in
+DIR/e2e_plot.json; `--plot-from FILE` redraws them from such a file.
+
 Usage: python bench/e2e.py [--nodes 10,4] [--shards 100] [--sizes 1KiB,1MiB,16MiB,100MiB]
        [--reps 5] [--range-nodes 4] [--range-blob 256MiB] [--quilt-nodes 0] [--quilt-files 600]
        [--quilt-file-size 10240] [--quilt-separate 600] [--quilt-shards 1000] [--json]
        [--hosts [--latency 80ms] [--jitter 0ms] [--loss 0%] [--bandwidth 100mbit]]
+       python bench/e2e.py --plot DIR [--plot-sizes ...] [--plot-shards 100,300,1000]
+       [--plot-nodes 4,10,20] [--plot-clients 1,2,4,8,16,32] [--reps 3]
+       python bench/e2e.py --plot-from DIR/e2e_plot.json
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ from pathlib import Path
 import structlog
 
 from e2e_quilt import QuiltRow, bench_quilt
-from walruspy.client import open_client
+from walruspy.client import WalrusClient, open_client
 from walruspy.core.params import EncodingParams
 from walruspy.devnet import open_devnet
 from walruspy.devnet.hosts import LinkShape, parse_bandwidth, parse_delay_s, parse_loss
@@ -155,33 +163,53 @@ async def bench_devnet(
         print(f"\n{n_nodes} nodes, {n_shards} shards{links or ' on loopback'}: devnet ready in "
               f"{time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
         print_header()
-        rows = []
         async with open_client(devnet.client_config()) as client:
-            # Warm the encoder workers and connections.
+            # Warm the connections, and the encoder workers (a 1 KiB blob is encoded inline).
             await client.store(os.urandom(1024), 1, deletable=False)
+            await client.store(os.urandom(1 << 20), 1, deletable=False)
             node_pids = [node.pid for node in devnet.nodes if node.pid is not None]
-            for name in sizes:
-                row = Row(n_nodes, name, SIZES[name], n_shards, where)
-                cpu_before = processes_cpu_s(node_pids)
-                for _ in range(reps):
-                    data = os.urandom(row.size_bytes)
-                    start = time.perf_counter()
-                    result = await client.store(data, 1, deletable=False, ignore_resources=True)
-                    row.store_s.append(time.perf_counter() - start)
-                    for phase in PHASES:
-                        row.phases_s.setdefault(phase, []).append(result.phase_s.get(phase, 0.0))
-                    start = time.perf_counter()
-                    back = await client.read(result.blob_id)
-                    row.read_s.append(time.perf_counter() - start)
-                    assert back == data, "a blob read back differs from the one stored"
-                    del data, back
-                row.node_cpu_s = (processes_cpu_s(node_pids) - cpu_before) / reps
-                row.encode_only_s = await asyncio.to_thread(
-                    encode_baseline, row.size_bytes, n_shards
-                )
-                print_row(row)
-                rows.append(row)
+            return await measure_rows(client, node_pids, sizes, reps, n_nodes, n_shards, where)
+
+
+async def measure_rows(
+    client: WalrusClient,
+    node_pids: list[int],
+    sizes: list[str],
+    reps: int,
+    n_nodes: int,
+    n_shards: int,
+    where: str = "loopback",
+) -> list[Row]:
+    """Store and read `reps` blobs of each size with `client`, printing a row per size."""
+    rows = []
+    for name in sizes:
+        row = Row(n_nodes, name, size_bytes(name), n_shards, where)
+        cpu_before = processes_cpu_s(node_pids)
+        for _ in range(reps):
+            data = os.urandom(row.size_bytes)
+            start = time.perf_counter()
+            result = await client.store(data, 1, deletable=False, ignore_resources=True)
+            row.store_s.append(time.perf_counter() - start)
+            for phase in PHASES:
+                row.phases_s.setdefault(phase, []).append(result.phase_s.get(phase, 0.0))
+            start = time.perf_counter()
+            back = await client.read(result.blob_id)
+            row.read_s.append(time.perf_counter() - start)
+            assert back == data, "a blob read back differs from the one stored"
+            del data, back
+        row.node_cpu_s = (processes_cpu_s(node_pids) - cpu_before) / reps
+        row.encode_only_s = await asyncio.to_thread(encode_baseline, row.size_bytes, n_shards)
+        print_row(row)
+        rows.append(row)
     return rows
+
+
+def size_bytes(name: str) -> int:
+    """Bytes of a size written as in `SIZES`: a whole number and B, KiB, MiB or GiB."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10), ("B", 0)):
+        if name.endswith(unit) and name.removesuffix(unit).isdigit():
+            return int(name.removesuffix(unit)) << shift
+    raise ValueError(f"size {name!r}: expected a whole number and B, KiB, MiB or GiB, as 16MiB")
 
 
 @dataclass
@@ -329,6 +357,12 @@ def _ok(ok: bool) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.plot or args.plot_from:
+        import e2e_plot
+
+        await e2e_plot.run(args)
+        return
+    args.reps = args.reps or 5
     sizes = args.sizes.split(",")
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
@@ -383,6 +417,8 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    from e2e_plot import add_arguments as add_plot_arguments
+
     # The client logs each store at debug level: keep the table readable.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -391,7 +427,7 @@ if __name__ == "__main__":
         "--shards", default=str(N_SHARDS), help="shard counts of the devnets, comma-separated"
     )
     parser.add_argument("--sizes", default=",".join(SIZES), help="blob sizes, comma-separated")
-    parser.add_argument("--reps", type=int, default=5, help="blobs per size")
+    parser.add_argument("--reps", type=int, help="blobs per size (5; 3 with --plot)")
     parser.add_argument(
         "--range-nodes", type=int, default=4, help="nodes of the range-read devnet (0: skip)"
     )
@@ -415,4 +451,5 @@ if __name__ == "__main__":
     parser.add_argument("--jitter", default="0ms", help="--hosts: delay variation")
     parser.add_argument("--loss", default="0%", help="--hosts: packet loss per link")
     parser.add_argument("--bandwidth", default="100mbit", help="--hosts: each link's rate")
+    add_plot_arguments(parser)
     asyncio.run(main(parser.parse_args()))

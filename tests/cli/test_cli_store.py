@@ -250,21 +250,22 @@ def test_ctrl_c_during_the_upload_names_the_object_and_json_says_it_too(
 ) -> None:
     assert network.network is not None
     service = network.network._service(0)
-    honest: Callable[..., Awaitable[Any]] = service.put_sliver
+    # The client uploads small slivers through the batch route: interrupt there.
+    honest: Callable[..., Awaitable[Any]] = service.put_slivers
     main_thread = threading.get_ident()
 
     async def interrupting(*args: Any, **kwargs: Any) -> Any:
-        service.put_sliver = honest
+        service.put_slivers = honest
         ctrl_c(main_thread)
         await asyncio.sleep(HOLD_S)
         return await honest(*args, **kwargs)
 
-    service.put_sliver = interrupting
+    service.put_slivers = interrupting
     path = file_with(tmp_path, "uploading.bin", b"interrupted during the upload")
     try:
         result = store(config, str(path), "--epochs", "3", "--json")
     finally:
-        service.put_sliver = honest
+        service.put_slivers = honest
     assert result.exit_code == 130, result.output
     payload = json.loads(result.stdout)
     assert payload["kind"] == "Interrupted" and payload["certified"] is False

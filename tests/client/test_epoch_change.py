@@ -16,24 +16,33 @@ from tests.node.cluster import blob_data
 from walruspy.chain.api import ChainUnavailableError
 from walruspy.client.errors import RegistrationExpiredError
 from walruspy.core.certificates import Certificate
+from walruspy.core.slivers import slivers_from_bcs
 from walruspy.devnet import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def count_sliver_uploads(network: Network) -> list[int]:
-    """Count the sliver PUTs each node's service has answered."""
+    """Count the slivers each node's service has answered, one at a time or in batches."""
     counts = [0] * len(network.nodes)
     for index in range(len(network.nodes)):
         service = network._service(index)
-        honest = service.put_sliver
+        honest, honest_batch = service.put_sliver, service.put_slivers
 
         async def counted(*args: Any, _honest: Any = honest, _index: int = index) -> Any:
             answer = await _honest(*args)
             counts[_index] += 1
             return answer
 
+        async def counted_batch(
+            blob_id: Any, body: bytes, _honest: Any = honest_batch, _index: int = index
+        ) -> Any:
+            answer = await _honest(blob_id, body)
+            counts[_index] += len(slivers_from_bcs(body, 1 << 16))
+            return answer
+
         service.put_sliver = counted
+        service.put_slivers = counted_batch
     return counts
 
 

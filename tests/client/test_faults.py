@@ -127,14 +127,15 @@ async def test_no_metadata_from_failing_nodes_says_who_failed(tmp_path: Path) ->
 
 async def test_a_hung_node_delays_a_store_only_by_the_bounded_linger(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
-        honest = network._service(3).put_sliver
         hung = asyncio.Event()
+        for name in ("put_sliver", "put_slivers"):  # one at a time, and the batch route
+            honest = getattr(network._service(3), name)
 
-        async def hanging(*args: Any) -> Any:
-            await hung.wait()
-            return await honest(*args)
+            async def hanging(*args: Any, _honest: Any = honest) -> Any:
+                await hung.wait()
+                return await _honest(*args)
 
-        patch(network, 3, "put_sliver", hanging)
+            patch(network, 3, name, hanging)
         started = time.monotonic()
         result = await client.store(blob_data(12, 5000), epochs=2)
         elapsed = time.monotonic() - started

@@ -40,6 +40,7 @@ from walruspy.core.messages import (
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import EncodingParams
 from walruspy.core.recovery import recover_sliver
+from walruspy.core.slivers import SliverData
 from walruspy.core.symbols import SymbolSource
 from walruspy.core.types import (
     SliverIndex,
@@ -56,6 +57,7 @@ from walruspy.node_api.paths import (
     RecoverySymbolsByIds,
     RecoverySymbolsForSliver,
     SymbolId,
+    slivers_path,
 )
 from walruspy.node_api.schemas import (
     Deletable,
@@ -439,3 +441,85 @@ async def test_invalid_blob_is_refused_and_its_data_deleted(target: Target) -> N
     assert await target.client.metadata_status(blob_id) is StoredOnNodeStatus.NONEXISTENT
     with pytest.raises(errors.InvalidBlobError):
         await target.client.put_metadata(encoded.metadata)
+
+
+# --- walruspy's batch upload --------------------------------------------------------------------
+
+
+async def test_a_batch_of_slivers_is_stored_in_one_request(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(20, 5000))
+    blob_id = encoded.metadata.blob_id
+    client = target.client
+    await client.put_metadata(encoded.metadata)
+    pairs = target.pairs(blob_id)
+    slivers = [encoded.sliver(pair, kind) for pair in pairs for kind in SliverType]
+    first = await client.put_slivers(blob_id, slivers)
+    assert first is not None and first.code == 201 and client.batch_upload is True
+    again = await client.put_slivers(blob_id, slivers)
+    assert again is not None and again.code == 200
+    for pair in pairs:
+        for kind in SliverType:
+            got = await client.get_sliver(encoded.metadata, pair, kind)
+            assert got.sliver == encoded.sliver(pair, kind).sliver
+    await client.get_confirmation(blob_id)  # every owned sliver is stored
+
+
+async def test_a_batch_with_one_bad_sliver_stores_none(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(21, 5000))
+    blob_id = encoded.metadata.blob_id
+    client = target.client
+    await client.put_metadata(encoded.metadata)
+    pairs = target.pairs(blob_id)
+    slivers = [encoded.sliver(pair, kind).sliver for pair in pairs for kind in SliverType]
+    bad = slivers[3]
+    flipped = bytes([bad.data[0] ^ 1]) + bad.data[1:]
+    slivers[3] = SliverData(bad.sliver_type, bad.index, bad.symbol_size, flipped)
+    with pytest.raises(errors.InvalidSliverError, match=f"sliver {bad.index} does not match"):
+        await client.put_slivers(blob_id, slivers)
+    for pair in pairs:
+        for kind in SliverType:
+            assert await client.sliver_status(blob_id, pair, kind) is StoredOnNodeStatus.NONEXISTENT
+
+
+async def test_a_batch_with_a_sliver_of_another_node_is_refused(target: Target) -> None:
+    encoded, _ = await target.register(blob_data(22, 5000))
+    blob_id = encoded.metadata.blob_id
+    client = target.client
+    await client.put_metadata(encoded.metadata)
+    owned = target.pairs(blob_id)
+    other = next(SliverPairIndex(p) for p in range(N_SHARDS) if p not in owned)
+    slivers = [encoded.sliver(owned[0], PRIMARY), encoded.sliver(other, PRIMARY)]
+    with pytest.raises(errors.ShardNotAssignedError):
+        await client.put_slivers(blob_id, slivers)
+    assert await client.sliver_status(blob_id, owned[0], PRIMARY) is StoredOnNodeStatus.NONEXISTENT
+
+
+async def test_a_batch_before_metadata_or_registration_is_refused(target: Target) -> None:
+    encoded = encode_blob(blob_data(23, 300), N_SHARDS)
+    blob_id = encoded.metadata.blob_id
+    pair = target.pairs(blob_id)[0]
+    with pytest.raises(errors.NotRegisteredError):
+        await target.client.put_slivers(blob_id, [encoded.sliver(pair, PRIMARY)])
+    await target.register_blob(encoded.metadata, 300)
+    await target.settle()
+    with pytest.raises(errors.MissingMetadataError):
+        await target.client.put_slivers(blob_id, [encoded.sliver(pair, PRIMARY)])
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", errors.InvalidContentTypeError),  # no count
+        (b"\x00", errors.InvalidRequestError),  # no sliver
+        (b"\x01\x02", errors.InvalidContentTypeError),  # no variant 2 of Sliver
+        (b"\x01\x00\x01\xaa\x01\x00\x00", errors.InvalidContentTypeError),  # index cut short
+        (b"\x01\x00\x01\xaa\x01\x00\x00\x00\x00", errors.InvalidContentTypeError),  # one byte more
+        (b"\xff\xff\x03", errors.InvalidContentTypeError),  # more slivers than shards owned
+    ],
+)
+async def test_malformed_batches_are_refused(target: Target, body: bytes, error: type) -> None:
+    blob_id = encode_blob(blob_data(24, 300), N_SHARDS).metadata.blob_id
+    with pytest.raises(error):
+        await target.client.request(
+            "PUT", slivers_path(blob_id), body=body, max_response_bytes=4096
+        )

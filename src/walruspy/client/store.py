@@ -29,7 +29,11 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    NOT_REGISTERED: the request is retried with bounded backoff (`nodes.retrying`). Bounds: each
    node's connection slots, `max_concurrent_writes` sliver uploads and
    `max_data_in_flight_bytes` bytes of sliver data over all nodes, `request_timeout_s` per
-   request and `store_timeout_s` for the whole upload.
+   request and `store_timeout_s` for the whole upload. Slivers go in batches of up to
+   `BATCH_BYTES` through walruspy's batch route (`PUT /v1/blobs/{id}/slivers`, verified by the
+   node as one batch): at n = 1000 a node's 200 slivers of a small blob are one request instead
+   of 200. A sliver larger than that goes alone, and a node without the route (a Walrus node)
+   gets each sliver through Walrus's own route, from its first answer on.
 5. Confirmations are gathered with `gather_weight` until their shard weight is a quorum
    (3w >= 2n + 1, the contract's test). At that moment the certificate is aggregated and posted
    (`certify_blob`) while uploads to the slower nodes go on for Walrus's extra time, 0.5 x (time
@@ -98,6 +102,7 @@ from walruspy.core.messages import (
     SignedMessage,
     decode_message,
 )
+from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
@@ -517,14 +522,36 @@ class _NodeUpload:
         await retrying(lambda: node.call(lambda c: c.put_metadata(metadata)), backoff, rng)
         n = metadata.n_shards
         pairs = [pair_of_shard(ShardIndex(s), metadata.blob_id.raw, n) for s in node.member.shards]
+        slivers = [(pair, kind) for pair in pairs for kind in SliverType]
         try:
             async with asyncio.TaskGroup() as group:
-                for pair in pairs:
-                    for sliver_type in (SliverType.PRIMARY, SliverType.SECONDARY):
-                        group.create_task(self._put_sliver(node, pair, sliver_type))
+                for batch in _batches(slivers, partial(self._size, metadata)):
+                    group.create_task(self._put_batch(node, batch))
         except BaseExceptionGroup as failures:
             raise first_error(failures) from None
         return await self._confirmation(node, retries=True)
+
+    @staticmethod
+    def _size(metadata: VerifiedBlobMetadataWithId, sliver: _SliverKey) -> int:
+        return expected_sliver_length(metadata.params, sliver[1], metadata.symbol_size)
+
+    async def _put_batch(self, node: Node, batch: list[_SliverKey]) -> None:
+        """Upload `batch` in one request, or each sliver alone to a node without batches."""
+        if len(batch) == 1 or node.client.batch_upload is False:
+            await asyncio.gather(*(self._put_sliver(node, *sliver) for sliver in batch))
+            return
+        metadata, env = self.encoded.metadata, self.env
+        size = sum(self._size(metadata, sliver) for sliver in batch)
+
+        async def send() -> bool:
+            async with node.slots, env.write_slots, env.write_bytes.hold(size):
+                slivers = [self.encoded.sliver(pair, kind) for pair, kind in batch]
+                return await node.client.put_slivers(metadata.blob_id, slivers) is not None
+
+        if await retrying(send, env.config.backoff, env.rng):
+            self.uploaded.add(size)
+        else:  # the node has no batch route: Walrus's, one sliver at a time
+            await self._put_batch(node, batch)
 
     async def _confirmation(self, node: Node, *, retries: bool) -> SignedMessage:
         """The node's confirmation, verified; asked again while the node is an epoch behind.
@@ -559,6 +586,30 @@ class _NodeUpload:
 
         await retrying(send, env.config.backoff, env.rng)
         self.uploaded.add(size)
+
+
+#: A sliver: its pair and axis.
+_SliverKey = tuple[SliverPairIndex, SliverType]
+#: Bytes of slivers sent to a node in one request (walruspy's batch route). Large enough that a
+#: small blob's slivers are one request per node, small enough that a large blob's still go over
+#: several connections at once.
+BATCH_BYTES = 2 << 20
+
+
+def _batches(
+    slivers: list[_SliverKey], size: Callable[[_SliverKey], int]
+) -> list[list[_SliverKey]]:
+    """`slivers` in order, cut into batches of at most `BATCH_BYTES` (a larger sliver alone)."""
+    batches: list[list[_SliverKey]] = []
+    total = BATCH_BYTES
+    for sliver in slivers:
+        length = size(sliver)
+        if total + length > BATCH_BYTES:
+            batches.append([])
+            total = 0
+        batches[-1].append(sliver)
+        total += length
+    return batches
 
 
 def _retry_hint(record: BlobRecord, epoch: int) -> str:

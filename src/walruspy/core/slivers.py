@@ -7,17 +7,21 @@ to n symbols and comparing the Merkle root of those symbols with the metadata en
 
 Wire form (BCS `SliverData`): ULEB128(len) ‖ data ‖ symbol_size u16 ‖ index u16, where index is
 the sliver index (not the pair index). The sliver type is not in the bytes: it comes from the URL.
+Many slivers travel as BCS `Vec<Sliver>`, Walrus's enum `Sliver` (variant 0 `Primary`, 1
+`Secondary`, then the `SliverData`), which carries each sliver's type; `verify_slivers` checks a
+batch with one Merkle computation per axis instead of one per sliver.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from walruspy.core.bcs import Reader, Writer
-from walruspy.core.errors import VerificationError
-from walruspy.core.merkle import merkle_root_of_symbols
+from walruspy.core.errors import DecodeError, VerificationError
+from walruspy.core.merkle import leaf_hashes, merkle_root_of_symbols, merkle_roots
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE, EncodingParams
 from walruspy.core.rs import expand, split_symbols
@@ -84,6 +88,13 @@ class SliverData:
 
     def verify(self, metadata: VerifiedBlobMetadataWithId) -> VerifiedSliver:
         """Check this sliver against verified metadata (spec/encoding.md section 8)."""
+        self.check_shape(metadata)
+        if self.merkle_root(metadata.n_shards) != self._committed_root(metadata):
+            raise self._mismatch()
+        return VerifiedSliver(self, metadata.blob_id.raw, _token=_VERIFIED)
+
+    def check_shape(self, metadata: VerifiedBlobMetadataWithId) -> None:
+        """Every check of `verify` but the Merkle root: index, symbol size and length."""
         params = metadata.params
         n = params.n_shards
         if self.index >= n:
@@ -99,12 +110,71 @@ class SliverData:
                 f"{self.sliver_type.value} sliver has {len(self.data)} bytes, "
                 f"expected {expected_len}"
             )
-        committed = metadata.sliver_hash(self.pair_index(n), self.sliver_type)
-        if self.merkle_root(n) != committed:
-            raise VerificationError(
-                f"{self.sliver_type.value} sliver {self.index} does not match the metadata hash"
-            )
-        return VerifiedSliver(self, metadata.blob_id.raw, _token=_VERIFIED)
+
+    def _committed_root(self, metadata: VerifiedBlobMetadataWithId) -> bytes:
+        return metadata.sliver_hash(self.pair_index(metadata.n_shards), self.sliver_type)
+
+    def _mismatch(self) -> VerificationError:
+        return VerificationError(
+            f"{self.sliver_type.value} sliver {self.index} does not match the metadata hash"
+        )
+
+
+def verify_slivers(
+    slivers: Sequence[SliverData], metadata: VerifiedBlobMetadataWithId
+) -> list[VerifiedSliver]:
+    """`SliverData.verify` of many slivers of one blob, with one batched Merkle computation per
+    axis (each sliver still expanded and hashed in full). Raises `VerificationError` naming the
+    first sliver that fails, in the given order."""
+    n = metadata.n_shards
+    for sliver in slivers:
+        sliver.check_shape(metadata)
+    for sliver_type in SliverType:
+        group = [sliver for sliver in slivers if sliver.sliver_type is sliver_type]
+        if not group:
+            continue
+        expanded = b"".join(b"".join(sliver.expanded_symbols(n)) for sliver in group)
+        symbols = np.frombuffer(expanded, dtype=np.uint8).reshape(len(group), n, -1)
+        roots = merkle_roots(leaf_hashes(symbols))
+        for sliver, root in zip(group, roots, strict=True):
+            if bytes(root) != sliver._committed_root(metadata):
+                raise sliver._mismatch()
+    return [VerifiedSliver(sliver, metadata.blob_id.raw, _token=_VERIFIED) for sliver in slivers]
+
+
+#: Walrus's enum `Sliver`: the BCS variant index of each axis.
+_SLIVER_VARIANTS = (SliverType.PRIMARY, SliverType.SECONDARY)
+
+
+def slivers_to_bcs(slivers: Sequence[SliverData]) -> bytes:
+    """BCS `Vec<Sliver>`: each sliver as its variant index and its `SliverData`."""
+    writer = Writer().uleb128(len(slivers))
+    for sliver in slivers:
+        writer.u8(_SLIVER_VARIANTS.index(sliver.sliver_type))
+        writer.fixed(sliver.to_bcs())
+    return writer.finish()
+
+
+def slivers_from_bcs(data: bytes, max_count: int) -> list[tuple[SliverData, bytes]]:
+    """Parse BCS `Vec<Sliver>` strictly: each sliver with the bytes of its `SliverData` (what a
+    node stores). At most `max_count` slivers; raises `DecodeError` or `VerificationError`."""
+    reader = Reader(data)
+    count = reader.uleb128("sliver count", max_count)
+    parsed = []
+    for position in range(count):
+        variant = reader.u8("sliver variant")
+        if variant >= len(_SLIVER_VARIANTS):
+            raise DecodeError(f"sliver {position}: invalid variant {variant} of Sliver")
+        start = len(data) - reader.remaining
+        body = reader.bytes("sliver data", MAX_SLIVER_BYTES)
+        symbol_size = reader.u16("symbol size")
+        index = reader.u16("sliver index")
+        if symbol_size == 0:
+            raise VerificationError(f"sliver {position} has symbol size 0")
+        sliver = SliverData(_SLIVER_VARIANTS[variant], SliverIndex(index), symbol_size, body)
+        parsed.append((sliver, data[start : len(data) - reader.remaining]))
+    reader.finish("slivers")
+    return parsed
 
 
 def expected_sliver_length(

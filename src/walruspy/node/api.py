@@ -62,8 +62,11 @@ BODY_HEADROOM_BYTES = 128
 READ_CHUNK_BYTES = 256 * 1024
 #: The largest BCS Merkle proof: a length byte and 16 digest nodes of 33 bytes (n <= 2^16).
 MAX_PROOF_BYTES = 1 + 16 * 33
-#: Routes served: all of Walrus's, and walruspy's storage-challenge routes.
-SERVED_ROUTES = paths.ROUTES + paths.CHALLENGE_ROUTES
+#: Routes served: all of Walrus's, walruspy's batch upload and its storage-challenge routes.
+SERVED_ROUTES = paths.ROUTES + paths.BATCH_ROUTES + paths.CHALLENGE_ROUTES
+#: Largest batch-upload body. Clients send small slivers in batches (a blob's slivers for one
+#: node at n = 1000 are 200 requests otherwise) and large ones alone.
+MAX_BATCH_BODY_BYTES = 16 << 20
 #: Largest sync-shard body: a BCS signed SYNC_SHARD message (length byte, 55 bytes, a 96-byte
 #: signature) and headroom.
 SYNC_SHARD_BODY_BYTES = 1 + SYNC_SHARD_MESSAGE_BYTES + SIGNATURE_BYTES + BODY_HEADROOM_BYTES
@@ -297,6 +300,13 @@ class NodeApi:
         self._check_upload(request)
         body = await self._read_body(request, self.sliver_limit(sliver_type))
         return _stored(await self.service.put_sliver(blob_id, pair, sliver_type, body))
+
+    async def put_slivers(self, request: web.Request) -> web.StreamResponse:
+        """PUT many slivers of one blob (walruspy's batch upload)."""
+        blob_id = self._blob_id(request)
+        self._check_upload(request)
+        body = await self._read_body(request, MAX_BATCH_BODY_BYTES)
+        return _stored(await self.service.put_slivers(blob_id, body))
 
     async def get_sliver_status(self, request: web.Request) -> web.StreamResponse:
         """GET sliver status."""

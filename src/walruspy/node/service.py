@@ -38,9 +38,13 @@ from walruspy.core.messages import (
     ProtocolMessage,
     SignedMessage,
 )
-from walruspy.core.metadata import BlobMetadata, UnverifiedBlobMetadataWithId
+from walruspy.core.metadata import (
+    BlobMetadata,
+    UnverifiedBlobMetadataWithId,
+    VerifiedBlobMetadataWithId,
+)
 from walruspy.core.params import RS2_ENCODING_TYPE
-from walruspy.core.slivers import SliverData
+from walruspy.core.slivers import SliverData, VerifiedSliver, slivers_from_bcs, verify_slivers
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_of_pair
 from walruspy.node import blob_state
 from walruspy.node.config import ApiLimits
@@ -185,16 +189,77 @@ class NodeService:
         """Store a sliver after every check of the module docstring."""
         sliver = parse_sliver_body(body, sliver_type)
         self._check_pair(pair)
-        n = self.state.n_shards
+        self._check_own_pair(sliver, pair)
+        metadata = await self._upload_metadata(blob_id)
+        shard = self._owned_shard(blob_id, pair)
+        if await self.storage.has_sliver(shard, sliver_type, blob_id):
+            return Stored(200, "sliver already stored")
         try:
-            own_pair = sliver.pair_index(n)
+            verified = await asyncio.to_thread(sliver.verify, metadata)
+        except VerificationError as exc:
+            raise api_errors.InvalidSliverError(str(exc)) from exc
+        # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
+        if await self._store(shard, verified, body) is StoreOutcome.STORED:
+            return Stored(201, "sliver stored successfully")
+        return Stored(200, "sliver already stored")
+
+    async def put_slivers(self, blob_id: BlobId, body: bytes) -> Stored:
+        """Store many slivers of one blob (walruspy's batch upload, BCS `Vec<Sliver>`).
+
+        Each sliver passes every check of `put_sliver` (its pair from its own index); all are
+        verified, as one batch, before any is stored, so a bad one refuses the whole request.
+        """
+        owned = self.state.view.owned_shards
+        try:
+            parsed = slivers_from_bcs(body, max(1, 2 * len(owned)))
+        except DecodeError as exc:
+            raise api_errors.InvalidContentTypeError(f"invalid BCS slivers: {exc}") from exc
+        except VerificationError as exc:
+            raise api_errors.InvalidSliverError(str(exc)) from exc
+        if not parsed:
+            raise api_errors.InvalidRequestError("the batch holds no sliver")
+        n = self.state.n_shards
+        for sliver, _ in parsed:
+            try:
+                sliver.pair_index(n)
+            except InvalidInputError as exc:
+                raise api_errors.IndexOutOfRangeError(str(exc)) from exc
+        metadata = await self._upload_metadata(blob_id)
+        todo: list[tuple[ShardIndex, SliverData, bytes]] = []
+        for sliver, raw in parsed:
+            shard = self._owned_shard(blob_id, sliver.pair_index(n))
+            if not await self.storage.has_sliver(shard, sliver.sliver_type, blob_id):
+                todo.append((shard, sliver, raw))
+        try:
+            verified = await asyncio.to_thread(verify_slivers, [s for _, s, _ in todo], metadata)
+        except VerificationError as exc:
+            raise api_errors.InvalidSliverError(str(exc)) from exc
+        outcomes = await asyncio.gather(
+            *(
+                self._store(shard, one, raw)
+                for (shard, _, raw), one in zip(todo, verified, strict=True)
+            )
+        )
+        stored = sum(outcome is StoreOutcome.STORED for outcome in outcomes)
+        if stored:
+            return Stored(201, f"{stored} of {len(parsed)} slivers stored")
+        return Stored(200, "slivers already stored")
+
+    def _check_own_pair(self, sliver: SliverData, pair: SliverPairIndex) -> None:
+        """The pair of the URL must be the sliver's own."""
+        try:
+            own_pair = sliver.pair_index(self.state.n_shards)
         except InvalidInputError as exc:
             raise api_errors.IndexOutOfRangeError(str(exc)) from exc
         if own_pair != pair:
             raise api_errors.SliverIndexMismatchError(
-                f"{sliver_type.value} sliver {sliver.index} belongs to pair {own_pair}, not {pair}",
+                f"{sliver.sliver_type.value} sliver {sliver.index} belongs to pair {own_pair}, "
+                f"not {pair}",
                 {"sliverPairIndex": pair, "sliverIndex": sliver.index},
             )
+
+    async def _upload_metadata(self, blob_id: BlobId) -> VerifiedBlobMetadataWithId:
+        """The metadata slivers of `blob_id` are checked against; the blob must be registered."""
         info = await self.blob_info(blob_id)
         if isinstance(info, InvalidBlobInfo):
             raise api_errors.InvalidBlobError(f"blob {blob_id} has been marked invalid")
@@ -205,21 +270,13 @@ class NodeService:
         metadata = await self.storage.metadata(blob_id)
         if metadata is None:
             raise api_errors.MissingMetadataError()
-        shard = self._owned_shard(blob_id, pair)
-        if await self.storage.has_sliver(shard, sliver_type, blob_id):
-            return Stored(200, "sliver already stored")
+        return metadata
+
+    async def _store(self, shard: ShardIndex, verified: VerifiedSliver, bcs: bytes) -> StoreOutcome:
         try:
-            verified = await asyncio.to_thread(sliver.verify, metadata)
-        except VerificationError as exc:
-            raise api_errors.InvalidSliverError(str(exc)) from exc
-        try:
-            # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
-            outcome = await self.storage.store_sliver(shard, verified, bcs=body)
+            return await self.storage.store_sliver(shard, verified, bcs=bcs)
         except BlobDataCollectedError as exc:
             raise api_errors.NotRegisteredError(str(exc)) from exc
-        if outcome is StoreOutcome.STORED:
-            return Stored(201, "sliver stored successfully")
-        return Stored(200, "sliver already stored")
 
     def _owned_shard(self, blob_id: BlobId, pair: SliverPairIndex) -> ShardIndex:
         view = self.state.view

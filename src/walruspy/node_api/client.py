@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -46,14 +47,20 @@ from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import SignedMessage, signed_message_to_bcs
 from walruspy.core.metadata import UnverifiedBlobMetadataWithId, VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE
-from walruspy.core.slivers import MAX_SLIVER_BYTES, SliverData, VerifiedSliver
+from walruspy.core.slivers import MAX_SLIVER_BYTES, SliverData, VerifiedSliver, slivers_to_bcs
 from walruspy.core.symbols import RecoverySymbol, symbols_from_bcs
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
 from walruspy.node_api import json_fields as jf
 from walruspy.node_api import paths, schemas
 from walruspy.node_api.challenge_proofs import MAX_PROOF_PAGE_BYTES, proof_page_from_bcs
 from walruspy.node_api.decoding_symbols import DecodingSymbol, decoding_symbols_from_bcs
-from walruspy.node_api.errors import NodeConnectionError, NodeTimeoutError, error_from_response
+from walruspy.node_api.errors import (
+    NodeConnectionError,
+    NodeTimeoutError,
+    UnexpectedResponseError,
+    UnknownNodeApiError,
+    error_from_response,
+)
 from walruspy.node_api.health import ServiceHealthInfo
 from walruspy.node_api.sync_shard import sync_shard_response_from_bcs
 from walruspy.node_api.tls import NodeIdentityError, PeerKeyMismatchError, pinned_context
@@ -143,6 +150,9 @@ class NodeClient:
         self._owns_session = session is None
         #: Bytes of response bodies received by this client (for recovery-cost figures).
         self.bytes_received = 0
+        #: Whether the node has walruspy's batch upload: unknown until asked, False once a node
+        #: answered that it has no such route (a Walrus node).
+        self.batch_upload: bool | None = None
 
     @classmethod
     def for_member(
@@ -305,6 +315,29 @@ class NodeClient:
             paths.sliver_path(blob_id, pair, data.sliver_type), paths.upload_intent_query(pending)
         )
         return await self._upload(path, data.to_bcs())
+
+    async def put_slivers(
+        self,
+        blob_id: BlobId,
+        slivers: Sequence[SliverData | VerifiedSliver],
+        *,
+        pending: bool = False,
+    ) -> UploadOutcome | None:
+        """Upload many slivers of one blob in one request (walruspy's batch route, BCS
+        `Vec<Sliver>`); None, remembered in `batch_upload`, if the node has no such route."""
+        data = [s.sliver if isinstance(s, VerifiedSliver) else s for s in slivers]
+        path = paths.with_query(paths.slivers_path(blob_id), paths.upload_intent_query(pending))
+        try:
+            outcome = await self._upload(path, slivers_to_bcs(data))
+        except (UnexpectedResponseError, UnknownNodeApiError) as exc:
+            # A node without the route: Walrus's answers its framework's plain 404 (or 405), an
+            # older walruspy node an AIP-193 NOT_FOUND. No answer of the route itself is either.
+            if exc.http_status not in {404, 405}:
+                raise
+            self.batch_upload = False
+            return None
+        self.batch_upload = True
+        return outcome
 
     async def sliver_status(
         self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType

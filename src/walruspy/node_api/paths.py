@@ -36,6 +36,8 @@ METADATA_ROUTE = "/v1/blobs/{blob_id}/metadata"
 METADATA_STATUS_ROUTE = "/v1/blobs/{blob_id}/metadata/status"
 SLIVER_ROUTE = "/v1/blobs/{blob_id}/slivers/{sliver_pair_index}/{sliver_type}"
 SLIVER_STATUS_ROUTE = "/v1/blobs/{blob_id}/slivers/{sliver_pair_index}/{sliver_type}/status"
+#: walruspy's batch upload (Walrus has none): many slivers of one blob in one BCS `Vec<Sliver>`.
+SLIVERS_ROUTE = "/v1/blobs/{blob_id}/slivers"
 PERMANENT_CONFIRMATION_ROUTE = "/v1/blobs/{blob_id}/confirmation/permanent"
 DELETABLE_CONFIRMATION_ROUTE = "/v1/blobs/{blob_id}/confirmation/deletable/{object_id}"
 RECOVERY_SYMBOLS_ROUTE = "/v1/blobs/{blob_id}/recoverySymbols"
@@ -96,6 +98,9 @@ CHALLENGE_ROUTES: tuple[Route, ...] = (
     Route("get_challenge_attestation", "GET", CHALLENGE_ATTESTATION_ROUTE),
 )
 
+#: walruspy's routes beyond Walrus's that clients use when a node has them: the batch upload.
+BATCH_ROUTES: tuple[Route, ...] = (Route("put_slivers", "PUT", SLIVERS_ROUTE),)
+
 #: A query string as ordered `(key, value)` pairs.
 QueryPairs: TypeAlias = list[tuple[str, str]]
 
@@ -121,6 +126,11 @@ def sliver_path(blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType)
     """`/v1/blobs/{blob_id}/slivers/{pair}/{type}`."""
     _check_u16(pair, "sliver pair index")
     return _blob(blob_id, f"slivers/{pair}/{sliver_type.value}")
+
+
+def slivers_path(blob_id: BlobId) -> str:
+    """`/v1/blobs/{blob_id}/slivers` (walruspy's batch upload)."""
+    return _blob(blob_id, "slivers")
 
 
 def sliver_status_path(blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType) -> str:

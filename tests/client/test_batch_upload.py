@@ -1,0 +1,76 @@
+"""The client's batched sliver upload, and its fallback to Walrus's route of one sliver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.network import Network, open_network
+from tests.node.cluster import blob_data
+from walruspy.client import store as store_module
+from walruspy.core.slivers import slivers_from_bcs
+from walruspy.node import api
+from walruspy.node_api import paths
+
+N_SHARDS = 10  # open_network's (3, 3, 2, 2)
+
+
+def count_uploads(network: Network) -> dict[str, int]:
+    """Requests and slivers each route of the nodes' services has answered."""
+    counts = {"single": 0, "batches": 0, "batched slivers": 0}
+    for index in range(len(network.nodes)):
+        service = network._service(index)
+        single, batch = service.put_sliver, service.put_slivers
+
+        async def one(*args: Any, _honest: Any = single) -> Any:
+            counts["single"] += 1
+            return await _honest(*args)
+
+        async def many(blob_id: Any, body: bytes, _honest: Any = batch) -> Any:
+            counts["batches"] += 1
+            counts["batched slivers"] += len(slivers_from_bcs(body, 1 << 16))
+            return await _honest(blob_id, body)
+
+        service.put_sliver, service.put_slivers = one, many
+    return counts
+
+
+async def test_a_node_gets_its_slivers_in_one_request(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        counts = count_uploads(network)
+        data = blob_data(1, 20_000)
+        result = await client.store(data, epochs=2)
+        assert await client.read(result.blob_id) == data
+    # Four nodes, one request each, every sliver pair of the blob once.
+    assert counts == {"single": 0, "batches": 4, "batched slivers": 2 * N_SHARDS}
+
+
+async def test_large_slivers_go_in_several_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 3000)
+    async with open_network(tmp_path) as network, network.client() as client:
+        counts = count_uploads(network)
+        data = blob_data(2, 40_000)
+        result = await client.store(data, epochs=2)
+        assert await client.read(result.blob_id) == data
+    assert counts["batched slivers"] + counts["single"] == 2 * N_SHARDS
+    assert counts["batches"] + counts["single"] > 4
+
+
+async def test_a_node_without_the_batch_route_gets_one_sliver_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nodes that serve only Walrus's routes, as a Walrus node does.
+    monkeypatch.setattr(
+        api, "SERVED_ROUTES", tuple(r for r in api.SERVED_ROUTES if r not in paths.BATCH_ROUTES)
+    )
+    async with open_network(tmp_path) as network, network.client() as client:
+        counts = count_uploads(network)
+        for seed in (3, 4):  # the second store knows at once that there are no batches
+            data = blob_data(seed, 20_000)
+            result = await client.store(data, epochs=2)
+            assert await client.read(result.blob_id) == data
+    assert counts == {"single": 2 * 2 * N_SHARDS, "batches": 0, "batched slivers": 0}

@@ -523,3 +523,19 @@ async def test_malformed_batches_are_refused(target: Target, body: bytes, error:
         await target.client.request(
             "PUT", slivers_path(blob_id), body=body, max_response_bytes=4096
         )
+
+
+async def test_a_metadata_upload_may_wait_for_the_registration(tmp_path: Path) -> None:
+    limits = ApiLimits(upload_registration_wait_ms=1500)
+    async with open_cluster(tmp_path, (6, 4), limits=limits) as cluster:
+        target = InProcessTarget(cluster, cluster.nodes[0])
+        encoded = encode_blob(blob_data(25, 300), N_SHARDS)
+        uploading = asyncio.create_task(target.client.put_metadata(encoded.metadata))
+        await asyncio.sleep(0.2)
+        assert not uploading.done()  # waiting for the registration, not refused
+        await target.register_blob(encoded.metadata, 300)
+        assert (await uploading).code == 201
+        # A blob that never gets registered is refused once the wait is over.
+        never = encode_blob(blob_data(26, 300), N_SHARDS)
+        with pytest.raises(errors.NotRegisteredError):
+            await target.client.put_metadata(never.metadata)

@@ -71,6 +71,11 @@ class ApiLimits:
     #: Longest wait for a registration in a confirmation long-poll; 0 disables it (Walrus's
     #: default `confirmation_long_poll_max_millis: 0`).
     confirmation_long_poll_max_ms: int = 0
+    #: Longest wait of a metadata upload for the blob's registration event, which the client
+    #: sends as soon as its registration is on chain: the upload goes on the moment this node
+    #: sees the event, instead of after a NOT_REGISTERED answer and the client's backoff. 0
+    #: answers at once, as Walrus does. Waiters count towards `max_long_polls`.
+    upload_registration_wait_ms: int = 0
     #: Long-polls waiting at once; beyond it requests answer without waiting, as in Walrus.
     max_long_polls: int = 1000
     #: Most slivers one shard-sync answer may be asked for; larger requests are refused with
@@ -323,6 +328,7 @@ def _limits(section: _Section) -> ApiLimits:
         confirmation_long_poll_max_ms=section.integer(
             "confirmation_long_poll_max_ms", 0, 0, 600_000
         ),
+        upload_registration_wait_ms=section.integer("upload_registration_wait_ms", 0, 0, 60_000),
         max_long_polls=section.integer("max_long_polls", 1000, 0, 100_000),
         max_sliver_count_per_sync_request=section.integer(
             "max_sliver_count_per_sync_request", 100_000, 1, 100_000

@@ -20,7 +20,9 @@ Every rejection raises the matching `NodeApiError`, checked in Walrus's order, s
 request gets the same reason from both implementations. Store calls and CPU-heavy checks run in
 worker threads (`asyncio.to_thread`), so the event loop keeps serving. Uploads that precede the
 registration (`pending=true`) are answered like any other: NOT_REGISTERED; this node keeps no
-pending cache.
+pending cache. With `upload_registration_wait_ms` (walruspy; 0, Walrus's behaviour, by default)
+a metadata upload waits that long for the registration event first, as a confirmation long-poll
+does, so an upload sent right after the registration goes on the moment the node sees it.
 """
 
 from __future__ import annotations
@@ -169,9 +171,8 @@ class NodeService:
         except VerificationError as exc:
             raise api_errors.InvalidMetadataError(str(exc)) from exc
         if not blob_state.is_registered(info, self.state.epoch):
-            raise api_errors.NotRegisteredError(
-                f"blob {blob_id} is not registered in epoch {self.state.epoch}"
-            )
+            wait_ms = self.limits.upload_registration_wait_ms
+            await self._wait_for_registration(blob_id, ConfirmationWait(True, wait_ms), wait_ms)
         if await self.storage.store_metadata(verified) is StoreOutcome.STORED:
             return Stored(201, "metadata successfully stored")
         return Stored(200, "metadata already stored")
@@ -365,8 +366,13 @@ class NodeService:
         """Sign a message with the protocol key (in a worker thread: about 1.3 ms)."""
         return await asyncio.to_thread(SignedMessage.sign, self._key, message)
 
-    async def _wait_for_registration(self, blob_id: BlobId, wait: ConfirmationWait) -> None:
-        max_ms = self.limits.confirmation_long_poll_max_ms
+    async def _wait_for_registration(
+        self, blob_id: BlobId, wait: ConfirmationWait, max_ms: int | None = None
+    ) -> None:
+        """Return once the blob is registered, waiting as `wait` asks up to `max_ms` (the
+        confirmation long-poll's bound unless given); NOT_REGISTERED when the wait ends."""
+        if max_ms is None:
+            max_ms = self.limits.confirmation_long_poll_max_ms
         wait_ms = max_ms if wait.wait_ms is None else min(wait.wait_ms, max_ms)
         if wait.wait_for_registration and wait_ms > 0:
             deadline = time.monotonic() + wait_ms / 1000

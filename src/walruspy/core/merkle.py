@@ -204,10 +204,11 @@ def hash_rows_prefixed(rows: U8Array, prefix: bytes) -> U8Array:
     return hash_rows(prefixed)
 
 
-#: Symbols at least this long are hashed in place: copying them costs more than the call, and
-#: hashlib releases the GIL for inputs over 2 KiB (and hashes long inputs faster than the
-#: compiled loop: 650 MB/s against about 500).
-IN_PLACE_LEAF_BYTES = 2048
+#: Symbols at least this long are hashed in place by hashlib: a leaf (prefix and symbol) then
+#: takes more than one BLAKE2b block, so the call costs less than the hashing, which hashlib does
+#: faster than the compiled loop (650 MB/s against about 500), and copying the symbols into
+#: padded rows would cost more than the call. (hashlib also releases the GIL above 2 KiB.)
+IN_PLACE_LEAF_BYTES = blake2_batch.BLOCK_BYTES
 
 
 def leaf_hashes(symbols: U8Array) -> U8Array:

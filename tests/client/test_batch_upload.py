@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from tests.node.cluster import blob_data
 from walruspy.client import store as store_module
 from walruspy.core.slivers import slivers_from_bcs
 from walruspy.node import api
+from walruspy.node_api import errors as api_errors
 from walruspy.node_api import paths
 
 N_SHARDS = 10  # open_network's (3, 3, 2, 2)
@@ -74,3 +76,56 @@ async def test_a_node_without_the_batch_route_gets_one_sliver_at_a_time(
             result = await client.store(data, epochs=2)
             assert await client.read(result.blob_id) == data
     assert counts == {"single": 2 * 2 * N_SHARDS, "batches": 0, "batched slivers": 0}
+
+
+async def test_the_upload_starts_with_the_registration(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        chain = network.chain
+        honest_register = chain.reserve_and_register
+        first_metadata = asyncio.Event()
+        for index in range(len(network.nodes)):
+            service = network._service(index)
+
+            async def seen(*args: Any, _honest: Any = service.put_metadata) -> Any:
+                first_metadata.set()
+                return await _honest(*args)
+
+            service.put_metadata = seen
+
+        async def slow_register(**kwargs: Any) -> Any:
+            # The transaction returns only once a node has been sent the metadata.
+            await asyncio.wait_for(first_metadata.wait(), 10)
+            return await honest_register(**kwargs)
+
+        chain.reserve_and_register = slow_register  # type: ignore[method-assign]
+        data = blob_data(5, 20_000)
+        result = await client.store(data, epochs=2)
+        assert await client.read(result.blob_id) == data
+        assert result.phase_s["register"] > 0
+
+
+async def test_an_early_upload_that_fails_is_done_again(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        chain = network.chain
+        honest_register = chain.reserve_and_register
+        service = network._service(0)
+        honest_put, failed = service.put_metadata, asyncio.Event()
+
+        async def broken_once(*args: Any) -> Any:
+            if not failed.is_set():
+                failed.set()
+                raise api_errors.InternalServerError("a fault for the test")
+            return await honest_put(*args)
+
+        service.put_metadata = broken_once
+
+        async def after_the_failure(**kwargs: Any) -> Any:
+            await asyncio.wait_for(failed.wait(), 10)
+            return await honest_register(**kwargs)
+
+        chain.reserve_and_register = after_the_failure  # type: ignore[method-assign]
+        data = blob_data(6, 20_000)
+        result = await client.store(data, epochs=2)
+        assert await client.read(result.blob_id) == data
+        # Node 0 got its slivers after all, so it confirmed: every node is in the certificate.
+        assert "failed" not in result.upload_summary

@@ -18,15 +18,17 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    that is current, large enough and lasts long enough carries a new registration, for the
    write fee only ("reuseStorage", `register_blob`); else storage of the encoded length is
    bought and registered in one transaction (`reserve_and_register`). The caller's
-   `on_registered` learns of the blob object before the upload starts. A cancellation (Ctrl-C)
-   while the transaction is on its way waits for its outcome (bounded by the receipt timeout),
-   so a paid object is never left unknown to the caller: `on_registered` hears of it before
-   the cancellation goes on.
-4. Upload to every node at once: the metadata, then both slivers of each sliver pair whose shard
-   the node holds (pair i lives on shard (i + blob-ID rotation) mod n), then ask for the node's
+   `on_registered` learns of the blob object as soon as the transaction returns. A cancellation
+   (Ctrl-C) while the transaction is on its way waits for its outcome (bounded by the receipt
+   timeout), so a paid object is never left unknown to the caller: `on_registered` hears of it
+   before the cancellation goes on.
+4. Upload to every node at once, from the moment the registration is sent (nothing sent needs
+   the object): the metadata, then both slivers of each sliver pair whose shard the node holds
+   (pair i lives on shard (i + blob-ID rotation) mod n); once registered, ask for the node's
    signed confirmation and verify it against the node's BLS key, this epoch and this blob (and
    object, for a deletable blob). A node that has not seen the registration yet answers
-   NOT_REGISTERED: the request is retried with bounded backoff (`nodes.retrying`). Bounds: each
+   NOT_REGISTERED: the request is retried with bounded backoff (`nodes.retrying`); our nodes
+   may instead wait for the event (`limits.upload_registration_wait_ms`). Bounds: each
    node's connection slots, `max_concurrent_writes` sliver uploads and
    `max_data_in_flight_bytes` bytes of sliver data over all nodes, `request_timeout_s` per
    request and `store_timeout_s` for the whole upload. Slivers go in batches of up to
@@ -56,7 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -217,12 +219,22 @@ class _StoreJob:
             if extended is not None:
                 return extended
         clock = time.monotonic()
-        record, operation, cost = await self._register(
-            owned, epochs, epoch, ignore_resources=ignore_resources
-        )
-        self.phases["register"] = time.monotonic() - clock
-        self._registered(record)
-        fanout = await self._upload_and_certify(record)
+        # The upload starts with the registration: a node waits for the registration event
+        # (or answers NOT_REGISTERED into the backoff), and nothing it is sent needs the object.
+        delivery = _Delivery(self.env, self.encoded, _upload_progress(self.encoded, self.progress))
+        early = {
+            node.member.node_id: asyncio.create_task(delivery.deliver(node))
+            for node in self.env.pool.nodes(self.committee)
+        }
+        try:
+            record, operation, cost = await self._register(
+                owned, epochs, epoch, ignore_resources=ignore_resources
+            )
+            self.phases["register"] = time.monotonic() - clock
+            self._registered(record)
+            fanout = await self._upload_and_certify(record, delivery, early)
+        finally:
+            await _cancel(early.values())
         return StoreResult(
             blob_id=self.blob_id,
             unencoded_length=self.encoded.metadata.unencoded_length,
@@ -371,11 +383,24 @@ class _StoreJob:
         if self.on_registered is not None:
             self.on_registered(record)
 
-    async def _upload_and_certify(self, record: BlobRecord) -> Fanout[Node, SignedMessage]:
-        """Upload and certify in the current epoch, again in the next if the epoch changes."""
+    async def _upload_and_certify(
+        self, record: BlobRecord, delivery: _Delivery, early: dict[bytes, asyncio.Task[None]]
+    ) -> Fanout[Node, SignedMessage]:
+        """Upload and certify in the current epoch, again in the next if the epoch changes.
+
+        `early`: the deliveries started with the registration, by node ID, for the first
+        attempt to take over.
+        """
         for changes in range(MAX_EPOCH_CHANGES + 1):
             try:
-                return await self._upload_and_certify_in_epoch(record, confirm_first=changes > 0)
+                if changes:
+                    early = {}
+                    delivery = _Delivery(
+                        self.env, self.encoded, _upload_progress(self.encoded, self.progress)
+                    )
+                return await self._upload_and_certify_in_epoch(
+                    record, delivery, early, confirm_first=changes > 0
+                )
             except (NotEnoughConfirmationsError, ChainRevertError) as exc:
                 if changes == MAX_EPOCH_CHANGES:
                     raise
@@ -399,7 +424,12 @@ class _StoreJob:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _upload_and_certify_in_epoch(
-        self, record: BlobRecord, *, confirm_first: bool
+        self,
+        record: BlobRecord,
+        delivery: _Delivery,
+        early: dict[bytes, asyncio.Task[None]],
+        *,
+        confirm_first: bool,
     ) -> Fanout[Node, SignedMessage]:
         """Upload to every node; certify as soon as confirmations reach a quorum."""
         persistence = (
@@ -408,11 +438,10 @@ class _StoreJob:
             else BlobPersistence.PERMANENT
         )
         upload = _NodeUpload(
-            self.env,
-            self.encoded,
+            delivery,
             ConfirmationMessage(self.committee.epoch, self.blob_id.raw, persistence),
             record.object_id if record.deletable else None,
-            _upload_progress(self.encoded, self.progress),
+            early,
             confirm_first,
         )
         nodes = self.env.pool.nodes(self.committee)
@@ -499,25 +528,16 @@ def _upload_progress(encoded: EncodedBlob, callback: ProgressCallback | None) ->
 
 
 @dataclass(frozen=True, slots=True)
-class _NodeUpload:
-    """What every node gets: the metadata, its slivers; what it must sign: `expected`."""
+class _Delivery:
+    """What every node gets: the metadata, then its slivers."""
 
     env: ClientEnv
     encoded: EncodedBlob
-    expected: ConfirmationMessage
-    object_id: bytes | None
     uploaded: Progress
-    #: Ask for the confirmation before uploading (a second epoch: the node may have it all).
-    confirm_first: bool = False
 
-    async def run(self, node: Node) -> SignedMessage:
-        """Metadata, then the slivers of the node's shards, then its verified confirmation."""
+    async def deliver(self, node: Node) -> None:
+        """The metadata, then the slivers of the node's shards, in batches (module doc)."""
         metadata = self.encoded.metadata
-        if self.confirm_first:
-            try:
-                return await self._confirmation(node, retries=False)
-            except WalrusError as exc:
-                log.debug("no confirmation without an upload", node=node.index, error=str(exc))
         backoff, rng = self.env.config.backoff, self.env.rng
         await retrying(lambda: node.call(lambda c: c.put_metadata(metadata)), backoff, rng)
         n = metadata.n_shards
@@ -529,7 +549,6 @@ class _NodeUpload:
                     group.create_task(self._put_batch(node, batch))
         except BaseExceptionGroup as failures:
             raise first_error(failures) from None
-        return await self._confirmation(node, retries=True)
 
     @staticmethod
     def _size(metadata: VerifiedBlobMetadataWithId, sliver: _SliverKey) -> int:
@@ -553,6 +572,60 @@ class _NodeUpload:
         else:  # the node has no batch route: Walrus's, one sliver at a time
             await self._put_batch(node, batch)
 
+    async def _put_sliver(self, node: Node, pair: SliverPairIndex, sliver_type: SliverType) -> None:
+        """Upload one sliver within the node's slots and the global write budgets."""
+        metadata, env = self.encoded.metadata, self.env
+        size = expected_sliver_length(metadata.params, sliver_type, metadata.symbol_size)
+
+        async def send() -> None:
+            # The node's slot first: a task waiting on a slow node holds no global budget.
+            async with node.slots, env.write_slots, env.write_bytes.hold(size):
+                sliver = self.encoded.sliver(pair, sliver_type)  # a copy, only while in flight
+                await node.client.put_sliver(metadata.blob_id, pair, sliver)
+
+        await retrying(send, env.config.backoff, env.rng)
+        self.uploaded.add(size)
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeUpload:
+    """Each node's delivery, then what it must sign: `expected`."""
+
+    delivery: _Delivery
+    expected: ConfirmationMessage
+    object_id: bytes | None
+    #: Deliveries started before this attempt, by node ID; each is taken over once.
+    early: dict[bytes, asyncio.Task[None]]
+    #: Ask for the confirmation before uploading (a second epoch: the node may have it all).
+    confirm_first: bool = False
+
+    @property
+    def env(self) -> ClientEnv:
+        return self.delivery.env
+
+    @property
+    def encoded(self) -> EncodedBlob:
+        return self.delivery.encoded
+
+    async def run(self, node: Node) -> SignedMessage:
+        """The node's delivery (the early one if it went well), then its verified confirmation."""
+        if self.confirm_first:
+            try:
+                return await self._confirmation(node, retries=False)
+            except WalrusError as exc:
+                log.debug("no confirmation without an upload", node=node.index, error=str(exc))
+        early = self.early.pop(node.member.node_id, None)
+        delivered = False
+        if early is not None:
+            try:
+                await early
+                delivered = True
+            except WalrusError as exc:
+                log.debug("the early upload failed; again", node=node.index, error=str(exc))
+        if not delivered:
+            await self.delivery.deliver(node)
+        return await self._confirmation(node, retries=True)
+
     async def _confirmation(self, node: Node, *, retries: bool) -> SignedMessage:
         """The node's confirmation, verified; asked again while the node is an epoch behind.
 
@@ -573,19 +646,16 @@ class _NodeUpload:
         await asyncio.to_thread(signed.verify, node.member.public_key, self.expected)
         return signed
 
-    async def _put_sliver(self, node: Node, pair: SliverPairIndex, sliver_type: SliverType) -> None:
-        """Upload one sliver within the node's slots and the global write budgets."""
-        metadata, env = self.encoded.metadata, self.env
-        size = expected_sliver_length(metadata.params, sliver_type, metadata.symbol_size)
 
-        async def send() -> None:
-            # The node's slot first: a task waiting on a slow node holds no global budget.
-            async with node.slots, env.write_slots, env.write_bytes.hold(size):
-                sliver = self.encoded.sliver(pair, sliver_type)  # a copy, only while in flight
-                await node.client.put_sliver(metadata.blob_id, pair, sliver)
-
-        await retrying(send, env.config.backoff, env.rng)
-        self.uploaded.add(size)
+async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel the deliveries no attempt took over, and wait until they have stopped."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a failure no attempt waited for is not an error
 
 
 #: A sliver: its pair and axis.

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.client.network import Network, open_network
+from tests.client.network import Network, make_context, open_network
 from tests.node.cluster import blob_data
+from walruspy.client import open_client
 from walruspy.client import store as store_module
 from walruspy.core.slivers import slivers_from_bcs
 from walruspy.node import api
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api import paths
+from walruspy.workers import EncoderPool
 
 N_SHARDS = 10  # open_network's (3, 3, 2, 2)
 
@@ -129,3 +131,31 @@ async def test_an_early_upload_that_fails_is_done_again(tmp_path: Path) -> None:
         assert await client.read(result.blob_id) == data
         # Node 0 got its slivers after all, so it confirmed: every node is in the certificate.
         assert "failed" not in result.upload_summary
+
+
+async def test_a_detached_store_returns_once_certified(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network:
+        hung = asyncio.Event()
+        for name in ("put_sliver", "put_slivers"):
+            honest = getattr(network._service(3), name)
+
+            async def hanging(*args: Any, _honest: Any = honest) -> Any:
+                await hung.wait()
+                return await _honest(*args)
+
+            setattr(network._service(3), name, hanging)
+        async with open_client(
+            make_context(),
+            chain=network.chain,
+            session=network.cluster.session,
+            encoder=EncoderPool(0),
+            detach_tails=True,
+        ) as client:
+            result = await client.store(blob_data(7, 20_000), epochs=2)
+            assert result.blob is not None
+            assert network.chain.blobs[result.blob.object_id].certified_epoch is not None
+            # Node 3 still has its upload going: the store did not wait for it.
+            assert len(client.env.tails) == 1
+            hung.set()
+        assert len(client.env.tails) == 0  # closing the client waited for it
+        assert await network._service(3).is_stored_at_all_shards(result.blob_id)

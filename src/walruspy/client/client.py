@@ -565,10 +565,13 @@ async def open_client(
     encoder: EncoderPool | None = None,
     rng: random.Random | None = None,
     wait_for_chain: bool = False,
+    detach_tails: bool = False,
 ) -> AsyncIterator[WalrusClient]:
     """A `WalrusClient` for `config` (its `context`, or the default one); see the module doc.
 
     `wait_for_chain`: wait while no RPC URL answers (the daemon) instead of failing (commands).
+    `detach_tails`: a store returns once certified, its uploads to slower nodes finishing in the
+    background (the daemon); closing the client waits for them.
     """
     selected = config.context(context) if isinstance(config, ClientConfig) else config
     limits = selected.communication
@@ -592,5 +595,7 @@ async def open_client(
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter and node order
             write_slots=asyncio.Semaphore(limits.max_concurrent_writes),
             write_bytes=ByteBudget(limits.max_data_in_flight_bytes),
+            detach_tails=detach_tails,
         )
+        stack.push_async_callback(env.tails.close)  # before the session closes
         yield WalrusClient(env)

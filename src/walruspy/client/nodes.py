@@ -22,7 +22,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -30,6 +30,7 @@ from walruspy.chain.api import ChainReader, ChainWriter
 from walruspy.client.config import BackoffConfig, CommunicationConfig
 from walruspy.client.errors import NoWalletError
 from walruspy.core.committee import Committee, CommitteeMember
+from walruspy.logs import get_logger
 from walruspy.node_api.client import NodeClient
 from walruspy.node_api.errors import (
     ForbiddenBlobError,
@@ -42,6 +43,8 @@ from walruspy.node_api.errors import (
 from walruspy.workers import EncoderPool
 
 T = TypeVar("T")
+
+log = get_logger("walruspy.client.nodes")
 
 #: Node answers that may turn into success if asked again a little later.
 RETRYABLE_ERRORS = (NotRegisteredError, TooManyRequestsError, UnavailableError)
@@ -98,6 +101,30 @@ class NodePool:
         return handles
 
 
+class Tails:
+    """Upload fan-outs still lingering for slower nodes after their store returned."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Let `task` finish on its own (its linger bounds it); its outcome is only logged."""
+        self._running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("an upload tail failed", error=str(task.exception()))
+
+    async def close(self) -> None:
+        """Wait for the tails still running (each ends with its linger)."""
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+
 @dataclass(slots=True)
 class ClientEnv:
     """What every flow of one client needs: the chain, the nodes, the limits, the encoder."""
@@ -112,6 +139,11 @@ class ClientEnv:
     write_slots: asyncio.Semaphore
     #: Bounds the bytes of sliver data in flight in uploads.
     write_bytes: ByteBudget
+    #: Uploads to the slower nodes that go on after a store returned (`detach_tails`).
+    tails: Tails = field(default_factory=Tails)
+    #: Whether a store returns once certified, leaving the uploads to the slower nodes to
+    #: finish on their own (Walrus's detached tail handling: the daemon), or waits for them.
+    detach_tails: bool = False
 
     def require_writer(self, operation: str) -> ChainWriter:
         """The chain writer, or `NoWalletError` naming what needed it."""

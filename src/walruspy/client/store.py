@@ -450,7 +450,10 @@ class _StoreJob:
         reached = asyncio.Event()
         start = time.monotonic()
 
+        at_quorum: list[Fanout[Node, SignedMessage]] = []
+
         def on_reached(so_far: Fanout[Node, SignedMessage]) -> None:
+            at_quorum.append(so_far)
             quorum.extend((success.key.index, success.value) for success in so_far.successes)
             self.phases["upload"] = time.monotonic() - start
             reached.set()
@@ -462,23 +465,37 @@ class _StoreJob:
             await self._certify(record.object_id, certificate)
             self.phases["certify"] = time.monotonic() - clock
 
+        # Every node at once: a committee has at most a few hundred members (the contract's
+        # bound); each node's slots and the global budgets bound the work.
+        fanning = asyncio.create_task(
+            gather_weight(
+                requests,
+                self.committee.quorum_weight,
+                max_concurrency=len(nodes),
+                timeout_s=self.env.config.store_timeout_s,
+                linger_s=self.env.config.linger_s,
+                on_reached=on_reached,
+            )
+        )
+        certifier = asyncio.create_task(certify_at_quorum())
+        detached = False
         try:
-            async with asyncio.TaskGroup() as group:
-                certifier = group.create_task(certify_at_quorum())
-                # Every node at once: a committee has at most a few hundred members (the
-                # contract's bound); each node's slots and the global budgets bound the work.
-                fanout = await gather_weight(
-                    requests,
-                    self.committee.quorum_weight,
-                    max_concurrency=len(nodes),
-                    timeout_s=self.env.config.store_timeout_s,
-                    linger_s=self.env.config.linger_s,
-                    on_reached=on_reached,
-                )
-                if not fanout.reached:
-                    certifier.cancel()
-        except BaseExceptionGroup as failures:
-            raise first_error(failures) from None
+            await asyncio.wait({fanning, certifier}, return_when=asyncio.FIRST_COMPLETED)
+            if certifier.done():
+                certifier.result()  # a failed certification ends the store (and the fan-out)
+                if self.env.detach_tails and not fanning.done():
+                    # Certified: the uploads to the slower nodes finish without the caller.
+                    self.env.tails.keep(fanning)
+                    detached = True
+                    return at_quorum[0]
+            fanout = await fanning
+            if fanout.reached:
+                await certifier
+        finally:
+            if not detached:
+                fanning.cancel()
+                certifier.cancel()
+                await asyncio.gather(fanning, certifier, return_exceptions=True)
         if not fanout.reached:
             raise NotEnoughConfirmationsError(
                 f"storage confirmations for blob {self.blob_id} (object "

@@ -506,7 +506,8 @@ async def run_daemon(
             )
             try:
                 client = await stack.enter_async_context(
-                    open_client(config, context=context, wait_for_chain=True)
+                    # A store answers once certified; uploads to slower nodes finish after.
+                    open_client(config, context=context, wait_for_chain=True, detach_tails=True)
                 )
             finally:
                 await placeholder.aclose()

@@ -41,6 +41,17 @@ def count_uploads(network: Network) -> dict[str, int]:
     return counts
 
 
+def register_after(network: Network, event: asyncio.Event) -> None:
+    """The registering transaction returns only after `event` (at most 10 s)."""
+    honest = network.chain.reserve_and_register
+
+    async def later(**kwargs: Any) -> Any:
+        await asyncio.wait_for(event.wait(), 10)
+        return await honest(**kwargs)
+
+    network.chain.reserve_and_register = later  # type: ignore[method-assign]
+
+
 async def test_a_node_gets_its_slivers_in_one_request(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
         counts = count_uploads(network)
@@ -82,8 +93,6 @@ async def test_a_node_without_the_batch_route_gets_one_sliver_at_a_time(
 
 async def test_the_upload_starts_with_the_registration(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
-        chain = network.chain
-        honest_register = chain.reserve_and_register
         first_metadata = asyncio.Event()
         for index in range(len(network.nodes)):
             service = network._service(index)
@@ -94,12 +103,7 @@ async def test_the_upload_starts_with_the_registration(tmp_path: Path) -> None:
 
             service.put_metadata = seen
 
-        async def slow_register(**kwargs: Any) -> Any:
-            # The transaction returns only once a node has been sent the metadata.
-            await asyncio.wait_for(first_metadata.wait(), 10)
-            return await honest_register(**kwargs)
-
-        chain.reserve_and_register = slow_register  # type: ignore[method-assign]
+        register_after(network, first_metadata)  # once a node has been sent the metadata
         data = blob_data(5, 20_000)
         result = await client.store(data, epochs=2)
         assert await client.read(result.blob_id) == data
@@ -108,8 +112,6 @@ async def test_the_upload_starts_with_the_registration(tmp_path: Path) -> None:
 
 async def test_an_early_upload_that_fails_is_done_again(tmp_path: Path) -> None:
     async with open_network(tmp_path) as network, network.client() as client:
-        chain = network.chain
-        honest_register = chain.reserve_and_register
         service = network._service(0)
         honest_put, failed = service.put_metadata, asyncio.Event()
 
@@ -121,11 +123,7 @@ async def test_an_early_upload_that_fails_is_done_again(tmp_path: Path) -> None:
 
         service.put_metadata = broken_once
 
-        async def after_the_failure(**kwargs: Any) -> Any:
-            await asyncio.wait_for(failed.wait(), 10)
-            return await honest_register(**kwargs)
-
-        chain.reserve_and_register = after_the_failure  # type: ignore[method-assign]
+        register_after(network, failed)
         data = blob_data(6, 20_000)
         result = await client.store(data, epochs=2)
         assert await client.read(result.blob_id) == data

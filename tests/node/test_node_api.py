@@ -30,7 +30,7 @@ from tests.node.process_target import (
     open_node_devnet,
 )
 from walruspy.core.blob_id import BlobId
-from walruspy.core.encoding import encode_blob
+from walruspy.core.encoding import EncodedBlob, encode_blob
 from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import (
     BlobPersistence,
@@ -446,11 +446,16 @@ async def test_invalid_blob_is_refused_and_its_data_deleted(target: Target) -> N
 # --- walruspy's batch upload --------------------------------------------------------------------
 
 
+async def with_metadata(target: Target, seed: int) -> tuple[EncodedBlob, BlobId]:
+    """A blob registered and its metadata uploaded to the node under test."""
+    encoded, _ = await target.register(blob_data(seed, 5000))
+    await target.client.put_metadata(encoded.metadata)
+    return encoded, encoded.metadata.blob_id
+
+
 async def test_a_batch_of_slivers_is_stored_in_one_request(target: Target) -> None:
-    encoded, _ = await target.register(blob_data(20, 5000))
-    blob_id = encoded.metadata.blob_id
+    encoded, blob_id = await with_metadata(target, 20)
     client = target.client
-    await client.put_metadata(encoded.metadata)
     pairs = target.pairs(blob_id)
     slivers = [encoded.sliver(pair, kind) for pair in pairs for kind in SliverType]
     first = await client.put_slivers(blob_id, slivers)
@@ -465,10 +470,8 @@ async def test_a_batch_of_slivers_is_stored_in_one_request(target: Target) -> No
 
 
 async def test_a_batch_with_one_bad_sliver_stores_none(target: Target) -> None:
-    encoded, _ = await target.register(blob_data(21, 5000))
-    blob_id = encoded.metadata.blob_id
+    encoded, blob_id = await with_metadata(target, 21)
     client = target.client
-    await client.put_metadata(encoded.metadata)
     pairs = target.pairs(blob_id)
     slivers = [encoded.sliver(pair, kind).sliver for pair in pairs for kind in SliverType]
     bad = slivers[3]
@@ -482,10 +485,8 @@ async def test_a_batch_with_one_bad_sliver_stores_none(target: Target) -> None:
 
 
 async def test_a_batch_with_a_sliver_of_another_node_is_refused(target: Target) -> None:
-    encoded, _ = await target.register(blob_data(22, 5000))
-    blob_id = encoded.metadata.blob_id
+    encoded, blob_id = await with_metadata(target, 22)
     client = target.client
-    await client.put_metadata(encoded.metadata)
     owned = target.pairs(blob_id)
     other = next(SliverPairIndex(p) for p in range(N_SHARDS) if p not in owned)
     slivers = [encoded.sliver(owned[0], PRIMARY), encoded.sliver(other, PRIMARY)]

@@ -14,8 +14,9 @@ The compiled function is cached on disk by numba (`cache=True`: in `__pycache__`
 module, or numba's user cache directory when that is not writable), so only the first process
 after an install pays the compilation, about 5 s; later ones load it in about 0.4 s. numba
 itself is imported on first use, and `merkle` switches to this loop only once a process has
-hashed enough to pay for that (`merkle.COMPILED_AFTER_HASHES`). The loop is single-threaded:
-the encoder already spreads its hashing over both cores in processes (`walruspy.workers`).
+hashed enough to pay for that (`merkle.COMPILED_AFTER_HASHES`). The loop is single-threaded
+(the encoder already spreads its hashing over both cores in processes, `walruspy.workers`) and
+releases the GIL, so a node verifying slivers in a worker thread keeps serving meanwhile.
 
 Every digest is checked against `hashlib` in the tests, for every block count the encoder meets.
 """
@@ -121,7 +122,7 @@ def _compile() -> Callable[..., None]:
     from numba import njit
 
     _mix = njit(inline="always")(_mix)
-    kernel: Callable[..., None] = njit(cache=True)(_hash_blocks)
+    kernel: Callable[..., None] = njit(cache=True, nogil=True)(_hash_blocks)
     return kernel
 
 

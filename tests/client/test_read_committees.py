@@ -155,6 +155,17 @@ def spy_on(network: Network) -> Spies:
             spies.slivers.append((_index, True))
             return answer
 
+        async def batch(*args: Any, _honest: Any = service.get_slivers) -> Any:
+            # A batch read answers sliver by sliver: it is in flight until its last one.
+            spies.in_flight += 1
+            spies.idle.clear()
+            try:
+                return await _honest(*args)
+            finally:
+                spies.in_flight -= 1
+                if not spies.in_flight:
+                    spies.idle.set()
+
         async def status(*args: Any, _honest: Any = blob_status) -> Any:
             spies.statuses += 1
             return await _honest(*args)
@@ -164,6 +175,7 @@ def spy_on(network: Network) -> Spies:
             return await _honest(*args)
 
         service.get_sliver = sliver
+        service.get_slivers = batch
         service.blob_status = status
         service.get_metadata = metadata
     return spies

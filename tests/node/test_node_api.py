@@ -540,3 +540,39 @@ async def test_a_metadata_upload_may_wait_for_the_registration(tmp_path: Path) -
         never = encode_blob(blob_data(26, 300), N_SHARDS)
         with pytest.raises(errors.NotRegisteredError):
             await target.client.put_metadata(never.metadata)
+
+
+async def test_a_batch_read_answers_the_stored_slivers_in_order(target: Target) -> None:
+    encoded, blob_id = await with_metadata(target, 27)
+    await target.upload(encoded)
+    owned = target.pairs(blob_id)
+    other = next(SliverPairIndex(p) for p in range(N_SHARDS) if p not in owned)
+    asked = list(reversed(owned))
+    found = await target.client.get_slivers(encoded.metadata, asked, SECONDARY)
+    assert found is not None and list(found) == asked and target.client.batch_read is True
+    for pair, sliver in found.items():
+        assert sliver.sliver == encoded.sliver(pair, SECONDARY).sliver
+    with pytest.raises(errors.ShardNotAssignedError):
+        await target.client.get_slivers(encoded.metadata, [owned[0], other], PRIMARY)
+    # A registered blob with nothing stored yet: an empty answer.
+    fresh, fresh_id = await with_metadata(target, 28)
+    assert await target.client.get_slivers(fresh.metadata, target.pairs(fresh_id), PRIMARY) == {}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sliverType=primary",  # no pair
+        "pair=0",  # no type
+        "pair=0&pair=0&sliverType=primary",  # twice the same
+        "pair=0&sliverType=diagonal",
+        "pair=x&sliverType=primary",
+        "&".join(["pair=0"] * 513) + "&sliverType=primary",
+    ],
+)
+async def test_malformed_batch_reads_are_refused(target: Target, query: str) -> None:
+    blob_id = encode_blob(blob_data(29, 300), N_SHARDS).metadata.blob_id
+    with pytest.raises(errors.InvalidRequestError):
+        await target.client.request(
+            "GET", f"{slivers_path(blob_id)}?{query}", max_response_bytes=4096
+        )

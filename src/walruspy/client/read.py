@@ -73,6 +73,7 @@ import collections
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from walruspy.chain.api import ChainError, EpochCommittees
@@ -112,9 +113,11 @@ from walruspy.core.types import (
     pair_index_of_sliver,
     shard_of_pair,
 )
+from walruspy.node_api.client import NodeClient
 from walruspy.node_api.decoding_symbols import DecodingSymbol
+from walruspy.node_api.errors import SliverNotFoundError
 from walruspy.node_api.fanout import Fanout, NodeRequest, gather_weight
-from walruspy.node_api.paths import DecodingSymbolsQuery
+from walruspy.node_api.paths import MAX_BATCH_READ_SLIVERS, DecodingSymbolsQuery
 from walruspy.node_api.schemas import Invalid
 
 T = TypeVar("T")
@@ -199,6 +202,96 @@ def check_read_size(metadata: VerifiedBlobMetadataWithId, max_blob_bytes: int) -
         )
 
 
+class SliverBatches:
+    """Sliver reads of one axis of one blob, coalesced into one batch read per node.
+
+    The reads a fan-out starts together reach `get` in the same turn of the event loop; the
+    first one for a node schedules a flush for the end of that turn, which asks the node for
+    all of them in one request (walruspy's `GET /v1/blobs/{id}/slivers`, verified as a batch)
+    and hands each waiter its sliver, or SLIVER_NOT_FOUND for one the node left out. A node
+    without the route (a Walrus node) gets each read alone, from its first answer on.
+    """
+
+    def __init__(self, metadata: VerifiedBlobMetadataWithId, sliver_type: SliverType) -> None:
+        self.metadata = metadata
+        self.sliver_type = sliver_type
+        self._waiting: dict[bytes, list[tuple[SliverPairIndex, asyncio.Future[Any]]]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def get(self, node: Node, pair: SliverPairIndex) -> VerifiedSliver:
+        """The node's verified sliver of `pair`."""
+        if node.client.batch_read is False:
+            return await self._alone(node, pair)
+        future: asyncio.Future[VerifiedSliver] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault(node.member.node_id, [])
+        waiting.append((pair, future))
+        if len(waiting) == 1:
+            asyncio.get_running_loop().call_soon(self._start_flush, node)
+        return await future
+
+    async def close(self) -> None:
+        """Stop the batch reads still running (their waiters gave up)."""
+        for task in self._flushes:
+            task.cancel()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+
+    def _start_flush(self, node: Node) -> None:
+        task = asyncio.create_task(self._flush(node, self._waiting.pop(node.member.node_id)))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(
+        self, node: Node, waiting: list[tuple[SliverPairIndex, asyncio.Future[Any]]]
+    ) -> None:
+        for start in range(0, len(waiting), MAX_BATCH_READ_SLIVERS):
+            chunk = waiting[start : start + MAX_BATCH_READ_SLIVERS]
+            part = [(pair, f) for pair, f in chunk if not f.done()]  # not given up meanwhile
+            if not part:
+                continue
+            pairs = [pair for pair, _ in part]
+            try:
+                found = await node.call(partial(self._batch, pairs))
+            except Exception as exc:  # every waiter of this request learns it
+                for _, future in part:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for pair, future in part:
+                if future.done():
+                    continue
+                if found is None:  # no batch route: each alone
+                    self._chain(future, self._alone(node, pair))
+                elif pair in found:
+                    future.set_result(found[pair])
+                else:
+                    future.set_exception(SliverNotFoundError())
+
+    def _chain(self, future: asyncio.Future[Any], read: Awaitable[VerifiedSliver]) -> None:
+        async def run() -> None:
+            try:
+                result = await read
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            if not future.done():
+                future.set_result(result)
+
+        task = asyncio.create_task(run())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _batch(
+        self, pairs: list[SliverPairIndex], client: NodeClient
+    ) -> dict[SliverPairIndex, VerifiedSliver] | None:
+        return await client.get_slivers(self.metadata, pairs, self.sliver_type)
+
+    async def _alone(self, node: Node, pair: SliverPairIndex) -> VerifiedSliver:
+        return await node.call(
+            lambda client: client.get_sliver(self.metadata, pair, self.sliver_type)
+        )
+
+
 async def fetch_slivers(
     env: ClientEnv,
     metadata: VerifiedBlobMetadataWithId,
@@ -218,12 +311,14 @@ async def fetch_slivers(
     sliver_bytes = expected_sliver_length(params, sliver_type, metadata.symbol_size)
     tracker = Progress(progress, "download", needed * sliver_bytes)
 
+    batches = SliverBatches(metadata, sliver_type)
+
     def ask(index: int) -> NodeRequest[SliverKey, VerifiedSliver]:
         pair = pair_index_of_sliver(SliverIndex(index), sliver_type, n)
         node = nodes[committee.shard_owner(shard_of_pair(pair, metadata.blob_id.raw, n))]
 
         async def call() -> VerifiedSliver:
-            sliver = await node.call(lambda client: client.get_sliver(metadata, pair, sliver_type))
+            sliver = await batches.get(node, pair)
             tracker.add(len(sliver.sliver.data))
             return sliver
 
@@ -233,18 +328,22 @@ async def fetch_slivers(
         indices = {success.value.sliver.index for success in so_far.successes}
         return indices.issuperset(range(needed))
 
-    return await gather_weight(
-        [ask(index) for index in range(n)],
-        needed,
-        max_concurrency=env.config.max_concurrent_sliver_reads or needed,
-        timeout_s=env.config.read_timeout_s,
-        # Slivers 0..k-1 are the source: with all of them, decoding is a copy; with any other
-        # set it is a Reed-Solomon decode of the whole blob. So once enough verified, the read
-        # waits a little (at most what that decode would cost) for source slivers still coming.
-        linger_s=min(MAX_SOURCE_WAIT_S, metadata.unencoded_length / DECODE_BYTES_PER_S),
-        settled=systematic,
-        give_up=lambda so_far: _denial(so_far, committee) is not None,
-    )
+    try:
+        return await gather_weight(
+            [ask(index) for index in range(n)],
+            needed,
+            max_concurrency=env.config.max_concurrent_sliver_reads or needed,
+            timeout_s=env.config.read_timeout_s,
+            # Slivers 0..k-1 are the source: with all of them, decoding is a copy; with any
+            # other set it is a Reed-Solomon decode of the whole blob. So once enough verified,
+            # the read waits a little (at most what that decode would cost) for source slivers
+            # still coming.
+            linger_s=min(MAX_SOURCE_WAIT_S, metadata.unencoded_length / DECODE_BYTES_PER_S),
+            settled=systematic,
+            give_up=lambda so_far: _denial(so_far, committee) is not None,
+        )
+    finally:
+        await batches.close()
 
 
 #: Failures of a read from one committee that a read from another one may not repeat: nodes

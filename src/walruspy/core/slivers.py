@@ -150,8 +150,16 @@ def slivers_to_bcs(slivers: Sequence[SliverData]) -> bytes:
     """BCS `Vec<Sliver>`: each sliver as its variant index and its `SliverData`."""
     writer = Writer().uleb128(len(slivers))
     for sliver in slivers:
-        writer.u8(_SLIVER_VARIANTS.index(sliver.sliver_type))
-        writer.fixed(sliver.to_bcs())
+        writer.u8(_SLIVER_VARIANTS.index(sliver.sliver_type)).fixed(sliver.to_bcs())
+    return writer.finish()
+
+
+def slivers_bcs_from_parts(sliver_type: SliverType, parts: Sequence[bytes]) -> bytes:
+    """BCS `Vec<Sliver>` of slivers of one axis given as their `SliverData` BCS (as stored)."""
+    variant = bytes([_SLIVER_VARIANTS.index(sliver_type)])
+    writer = Writer().uleb128(len(parts))
+    for part in parts:
+        writer.fixed(variant + part)
     return writer.finish()
 
 

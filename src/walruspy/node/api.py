@@ -301,6 +301,12 @@ class NodeApi:
         body = await self._read_body(request, self.sliver_limit(sliver_type))
         return _stored(await self.service.put_sliver(blob_id, pair, sliver_type, body))
 
+    async def get_slivers(self, request: web.Request) -> web.StreamResponse:
+        """GET many slivers of one blob (walruspy's batch read)."""
+        blob_id = self._blob_id(request)
+        query = self._query(request, paths.SliversQuery.parse)
+        return _bcs(await self.service.get_slivers(blob_id, query.pairs, query.sliver_type))
+
     async def put_slivers(self, request: web.Request) -> web.StreamResponse:
         """PUT many slivers of one blob (walruspy's batch upload)."""
         blob_id = self._blob_id(request)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from walruspy.core.blob_id import BlobId
@@ -46,7 +47,13 @@ from walruspy.core.metadata import (
     VerifiedBlobMetadataWithId,
 )
 from walruspy.core.params import RS2_ENCODING_TYPE
-from walruspy.core.slivers import SliverData, VerifiedSliver, slivers_from_bcs, verify_slivers
+from walruspy.core.slivers import (
+    SliverData,
+    VerifiedSliver,
+    slivers_bcs_from_parts,
+    slivers_from_bcs,
+    verify_slivers,
+)
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_of_pair
 from walruspy.node import blob_state
 from walruspy.node.config import ApiLimits
@@ -314,6 +321,19 @@ class NodeService:
         self.metrics.slivers_retrieved.labels(sliver_type.value).inc()
         self.metrics.sliver_bytes_served.labels(sliver_type.value).inc(len(raw))
         return raw
+
+    async def get_slivers(
+        self, blob_id: BlobId, pairs: Sequence[SliverPairIndex], sliver_type: SliverType
+    ) -> bytes:
+        """BCS `Vec<Sliver>` of the named slivers stored here, in order (walruspy's batch
+        read): each through `get_sliver` and its checks; one not found is left out."""
+        found: list[bytes] = []
+        for pair in pairs:
+            try:
+                found.append(await self.get_sliver(blob_id, pair, sliver_type))
+            except api_errors.SliverNotFoundError:
+                continue
+        return slivers_bcs_from_parts(sliver_type, found)
 
     async def sliver_status(
         self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType

@@ -26,6 +26,7 @@ JSON answer of `MAX_JSON_BYTES`, ...); a larger answer is refused without buffer
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 from collections.abc import Sequence
@@ -47,7 +48,15 @@ from walruspy.core.inconsistency import InconsistencyProof
 from walruspy.core.messages import SignedMessage, signed_message_to_bcs
 from walruspy.core.metadata import UnverifiedBlobMetadataWithId, VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE
-from walruspy.core.slivers import MAX_SLIVER_BYTES, SliverData, VerifiedSliver, slivers_to_bcs
+from walruspy.core.slivers import (
+    MAX_SLIVER_BYTES,
+    SliverData,
+    VerifiedSliver,
+    expected_sliver_length,
+    slivers_from_bcs,
+    slivers_to_bcs,
+    verify_slivers,
+)
 from walruspy.core.symbols import RecoverySymbol, symbols_from_bcs
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
 from walruspy.node_api import json_fields as jf
@@ -153,6 +162,8 @@ class NodeClient:
         #: Whether the node has walruspy's batch upload: unknown until asked, False once a node
         #: answered that it has no such route (a Walrus node).
         self.batch_upload: bool | None = None
+        #: The same for the batch read.
+        self.batch_read: bool | None = None
 
     @classmethod
     def for_member(
@@ -300,6 +311,41 @@ class NodeClient:
         if sliver.pair_index(metadata.n_shards) != pair:
             raise DecodeError(f"asked for pair {pair}, got sliver {sliver.index}")
         return sliver.verify(metadata)
+
+    async def get_slivers(
+        self,
+        metadata: VerifiedBlobMetadataWithId,
+        pairs: Sequence[SliverPairIndex],
+        sliver_type: SliverType,
+        *,
+        timeout_s: float | None = None,
+    ) -> dict[SliverPairIndex, VerifiedSliver] | None:
+        """The `sliver_type` slivers of `pairs` the node stores, verified as one batch, by pair
+        (walruspy's batch read; a sliver the node lacks is absent); None, remembered in
+        `batch_read`, if the node has no such route."""
+        query = paths.SliversQuery(tuple(pairs), sliver_type)
+        length = expected_sliver_length(metadata.params, sliver_type, metadata.symbol_size)
+        try:
+            _, payload = await self.request(
+                "GET",
+                paths.with_query(paths.slivers_path(metadata.blob_id), query.to_query()),
+                max_response_bytes=8 + len(pairs) * (length + 16),
+                timeout_s=timeout_s,
+            )
+        except (UnexpectedResponseError, UnknownNodeApiError) as exc:
+            if exc.http_status not in {404, 405}:  # see put_slivers
+                raise
+            self.batch_read = False
+            return None
+        self.batch_read = True
+        slivers = [sliver for sliver, _ in slivers_from_bcs(payload, len(pairs))]
+        by_pair = {sliver.pair_index(metadata.n_shards): sliver for sliver in slivers}
+        if len(by_pair) != len(slivers) or not set(by_pair) <= set(pairs):
+            raise DecodeError(f"a batch read of {len(pairs)} pairs answered other slivers")
+        if any(sliver.sliver_type is not sliver_type for sliver in slivers):
+            raise DecodeError(f"asked for {sliver_type.value} slivers, got the other axis")
+        verified = await asyncio.to_thread(verify_slivers, slivers, metadata)
+        return dict(zip(by_pair, verified, strict=True))
 
     async def put_sliver(
         self,

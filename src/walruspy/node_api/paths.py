@@ -36,7 +36,8 @@ METADATA_ROUTE = "/v1/blobs/{blob_id}/metadata"
 METADATA_STATUS_ROUTE = "/v1/blobs/{blob_id}/metadata/status"
 SLIVER_ROUTE = "/v1/blobs/{blob_id}/slivers/{sliver_pair_index}/{sliver_type}"
 SLIVER_STATUS_ROUTE = "/v1/blobs/{blob_id}/slivers/{sliver_pair_index}/{sliver_type}/status"
-#: walruspy's batch upload (Walrus has none): many slivers of one blob in one BCS `Vec<Sliver>`.
+#: walruspy's batch routes (Walrus has none): many slivers of one blob in one BCS `Vec<Sliver>`,
+#: uploaded with PUT, read with GET (`SliversQuery`).
 SLIVERS_ROUTE = "/v1/blobs/{blob_id}/slivers"
 PERMANENT_CONFIRMATION_ROUTE = "/v1/blobs/{blob_id}/confirmation/permanent"
 DELETABLE_CONFIRMATION_ROUTE = "/v1/blobs/{blob_id}/confirmation/deletable/{object_id}"
@@ -98,8 +99,13 @@ CHALLENGE_ROUTES: tuple[Route, ...] = (
     Route("get_challenge_attestation", "GET", CHALLENGE_ATTESTATION_ROUTE),
 )
 
-#: walruspy's routes beyond Walrus's that clients use when a node has them: the batch upload.
-BATCH_ROUTES: tuple[Route, ...] = (Route("put_slivers", "PUT", SLIVERS_ROUTE),)
+#: walruspy's routes beyond Walrus's that clients use when a node has them: batch upload, read.
+BATCH_ROUTES: tuple[Route, ...] = (
+    Route("get_slivers", "GET", SLIVERS_ROUTE),
+    Route("put_slivers", "PUT", SLIVERS_ROUTE),
+)
+#: Most slivers one batch read may name (aiohttp's 8,190-byte request line holds about 680).
+MAX_BATCH_READ_SLIVERS = 512
 
 #: A query string as ordered `(key, value)` pairs.
 QueryPairs: TypeAlias = list[tuple[str, str]]
@@ -430,6 +436,43 @@ def parse_recovery_symbols_query(pairs: Iterable[tuple[str, str]]) -> RecoverySy
         SliverType.parse(target_type),
         proof_axis,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SliversQuery:
+    """A batch read: the `sliver_type` slivers of `pairs` (walruspy's `GET .../slivers`)."""
+
+    pairs: tuple[SliverPairIndex, ...]
+    sliver_type: SliverType
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.pairs) <= MAX_BATCH_READ_SLIVERS:
+            raise ValueError(f"between 1 and {MAX_BATCH_READ_SLIVERS} slivers per batch read")
+        for pair in self.pairs:
+            _check_u16(pair, "sliver pair index")
+
+    def to_query(self) -> QueryPairs:
+        """`pair=i&pair=j&sliverType=t`."""
+        pairs: QueryPairs = [("pair", str(pair)) for pair in self.pairs]
+        pairs.append(("sliverType", self.sliver_type.value))
+        return pairs
+
+    @classmethod
+    def parse(cls, pairs: Iterable[tuple[str, str]]) -> SliversQuery:
+        """Parse the query: one `sliverType`, 1 to `MAX_BATCH_READ_SLIVERS` distinct `pair`s."""
+        grouped = _collect(pairs)
+        texts = grouped.get("pair", [])
+        sliver_type = _single(grouped, "sliverType")
+        if sliver_type is None:
+            raise InvalidInputError("missing query parameter 'sliverType'")
+        if not 0 < len(texts) <= MAX_BATCH_READ_SLIVERS:
+            raise InvalidInputError(
+                f"give 1 to {MAX_BATCH_READ_SLIVERS} 'pair' parameters, got {len(texts)}"
+            )
+        indices = [parse_sliver_pair_index(text) for text in texts]
+        if len(set(indices)) != len(indices):
+            raise InvalidInputError("a sliver pair is named twice")
+        return cls(tuple(indices), SliverType.parse(sliver_type))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The client's batched sliver upload, and its fallback to Walrus's route of one sliver."""
+"""Batches: the client's sliver uploads and reads, one request per node, and their fallback to
+Walrus's routes of one sliver; the upload started with the registration; detached tails."""
 
 from __future__ import annotations
 
@@ -157,3 +158,52 @@ async def test_a_detached_store_returns_once_certified(tmp_path: Path) -> None:
             hung.set()
         assert len(client.env.tails) == 0  # closing the client waited for it
         assert await network._service(3).is_stored_at_all_shards(result.blob_id)
+
+
+def count_reads(network: Network) -> dict[str, int]:
+    """Batch reads and single sliver reads the nodes answered."""
+    counts = {"single": 0, "batches": 0}
+    for index in range(len(network.nodes)):
+        service = network._service(index)
+        batch = service.get_slivers
+
+        async def many(*args: Any, _honest: Any = batch) -> Any:
+            counts["batches"] += 1
+            return await _honest(*args)
+
+        service.get_slivers = many
+    return counts
+
+
+async def test_a_read_asks_each_node_once(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(8, 30_000)
+        result = await client.store(data, epochs=2)
+        counts = count_reads(network)
+        assert await client.read(result.blob_id) == data
+    # The 4 primary source slivers live on at most 4 nodes: one batch each at most.
+    assert 1 <= counts["batches"] <= 4
+
+
+async def test_a_node_without_the_batch_read_gets_single_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_read = next(r for r in paths.BATCH_ROUTES if r.method == "GET")
+    served = tuple(r for r in api.SERVED_ROUTES if r != batch_read)
+    monkeypatch.setattr(api, "SERVED_ROUTES", served)
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(9, 30_000)
+        result = await client.store(data, epochs=2)
+        singles = 0
+        for index in range(len(network.nodes)):
+            service = network._service(index)
+
+            async def one(*args: Any, _honest: Any = service.get_sliver) -> Any:
+                nonlocal singles
+                singles += 1
+                return await _honest(*args)
+
+            service.get_sliver = one
+        for _ in range(2):  # the second read knows at once that there are no batches
+            assert await client.read(result.blob_id) == data
+    assert singles >= 2 * 4  # 4 primary source slivers per read, one request each

@@ -46,7 +46,6 @@ import random
 import signal
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,6 +53,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from walruspy.chain.api import ChainWriter
+from walruspy.clock import wall
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.logs import get_logger
 from walruspy.node.api import NodeApi
@@ -104,7 +104,7 @@ class StorageNode:
         protocol_key: BlsPrivateKey,
         *,
         sock: socket.socket | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = wall,
         rng: random.Random | None = None,
         rebuild_store: bool = False,
     ) -> None:

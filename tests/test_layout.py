@@ -21,8 +21,11 @@ ALLOWED = {
     "client": {"core", "chain", "node_api", "workers", "logs", "clock"},
     "node": {"core", "chain", "node_api", "workers", "logs", "clock", "failpoints"},
     "daemon": {"client", "core", "chain", "node_api", "workers", "logs", "clock"},
-    # The simulator runs the whole network in one process, as the devnet does in many.
+    # The simulator runs the whole network in one process, as the devnet does in many (its
+    # network, sim.network and sim.transport, knows aiohttp only; the simulator wires walruspy's
+    # parts over it, reusing the devnet's registration and staking).
     "sim": {
+        "devnet",
         "clock",
         "failpoints",
         "core",

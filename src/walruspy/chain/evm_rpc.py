@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, Final, Protocol
 
@@ -62,6 +61,7 @@ from walruspy.chain.api import (
     ChainUnavailableError,
     InsufficientGasError,
 )
+from walruspy.clock import now
 from walruspy.logs import get_logger
 
 __all__ = [
@@ -350,7 +350,7 @@ class TransactionSender:
         """
         async with self._lock:
             tx, tx_hash = await self._sign_and_send(operation, to, data, gas, value)
-        deadline = time.monotonic() + self._receipt_timeout_s
+        deadline = now() + self._receipt_timeout_s
         receipt = await self._wait_receipt(operation, tx_hash, deadline)
         if self._confirmations:
             receipt = await self._wait_confirmed(operation, tx_hash, receipt, deadline)
@@ -408,14 +408,14 @@ class TransactionSender:
         return InsufficientGasError(self.address, needed_wei, balance, operation)
 
     async def _current_fees(self, operation: str) -> tuple[int, int]:
-        now = time.monotonic()
-        if self._fees is None or now - self._fees_read_at > _FEE_CACHE_S:
+        read_at = now()
+        if self._fees is None or read_at - self._fees_read_at > _FEE_CACHE_S:
             with rpc_errors(self._url, f"{operation}: read the fees"):
                 block = await self._w3.eth.get_block("latest")
                 tip = int(await self._w3.eth.max_priority_fee)
             base = int(block.get("baseFeePerGas", 0))
             self._fees = (2 * base + tip, tip)
-            self._fees_read_at = now
+            self._fees_read_at = read_at
         return self._fees
 
     async def _wait_confirmed(
@@ -442,7 +442,7 @@ class TransactionSender:
                     )
                     receipt = await self._wait_receipt(operation, tx_hash, deadline)
                     continue
-            if time.monotonic() >= deadline:
+            if now() >= deadline:
                 raise ChainUnavailableError(
                     f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} did not reach"
                     f" {self._confirmations} confirmations within {self._receipt_timeout_s:g} s"
@@ -460,7 +460,7 @@ class TransactionSender:
                     return await self._w3.eth.get_transaction_receipt(HexStr(tx_hash.hex()))
                 except TransactionNotFound:
                     pass
-            remaining = deadline - time.monotonic()
+            remaining = deadline - now()
             if remaining <= 0:
                 raise ChainUnavailableError(
                     f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} has no receipt"

@@ -105,6 +105,12 @@ class SimSettings:
     request_timeout_s: float = 10.0
     #: Seconds after certification before nodes recover missing slivers.
     recovery_deferral_s: float = 5.0
+    #: How often a node polls the chain for events and looks at the epoch clock (virtual
+    #: seconds). A devnet polls at 10 Hz; here every poll is a JSON-RPC round trip simulated
+    #: byte by byte and a py-evm query, which would dominate the run's real time, and a store's
+    #: registration is seen within a second anyway.
+    event_polling_interval_s: float = 1.0
+    epoch_check_interval_s: float = 30.0
 
     @property
     def max_faulty(self) -> int:
@@ -352,6 +358,11 @@ async def _set_up(  # noqa: PLR0917 - the one caller is `open_cluster`
     for plan in plans:
         raw = node_config(plan, rpc_url, deployment_file, devnet)
         config = parse_node_config(raw, plan.directory)
+        config = replace(
+            config,
+            chain=replace(config.chain, event_polling_interval_s=settings.event_polling_interval_s),
+            epoch=replace(config.epoch, check_interval_s=settings.epoch_check_interval_s),
+        )
         nodes.append(SimNode(plan.index, plan, config, plan.host))
     client_raw = client_config(rpc_url, deployment_file, {CLIENT_CONTEXT: client_key_path}, devnet)
     cluster = SimCluster(seed, settings, net, rpc_url, deployment, nodes, group)

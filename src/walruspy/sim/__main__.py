@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from walruspy.logs import configure_logging
 from walruspy.sim.cluster import SimSettings, open_cluster
 from walruspy.sim.loop import run
 from walruspy.sim.trace import Trace
@@ -95,8 +96,6 @@ def _replay_command(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The command line (module docstring); the exit status."""
     args = _parser().parse_args(argv)
-    # The nodes log warnings for every fault the simulator injects; the trace says what matters.
-    logging.disable(logging.WARNING if not args.verbose else logging.NOTSET)
     shards = args.shards if args.shards is not None else max(16, 4 * args.nodes)
     settings = SimSettings(n_nodes=args.nodes, n_shards=shards)
     trace = Trace(print if args.verbose else None, network_detail=args.network_detail)
@@ -133,5 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _cli() -> int:
+    # The nodes log a warning for every fault the simulator injects, and an error with its
+    # traceback for each fail point hit: the trace says what matters; --verbose shows them.
+    verbose = "--verbose" in sys.argv[1:]
+    configure_logging(as_json=False, level=logging.WARNING if verbose else logging.CRITICAL)
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli())

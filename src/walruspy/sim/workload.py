@@ -404,6 +404,10 @@ class Simulation:
 
     async def _inject(self, kind: str, node: SimNode, duration_s: float) -> None:
         host = node.host
+        if kind == "failpoint-crash":
+            self.trace.log(f"fault {kind} armed at node.after_sliver_write for {duration_s:.3f}s")
+            await self._failpoint_crash(duration_s)
+            return
         self.faulty_until[host] = float("inf")
         self.trace.log(f"fault {kind} {host} for {duration_s:.3f}s")
         if kind in {"crash", "wipe"}:
@@ -415,9 +419,6 @@ class Simulation:
                 self.cursors.forget(host)
                 before = set()
             await self._restart(node, before)
-        elif kind == "failpoint-crash":
-            await self._failpoint_crash(duration_s)
-            return
         elif kind == "partition":
             others = [n.host for n in self.cluster.nodes if n is not node]
             self.cluster.net.partition([host], [*others, CHAIN_HOST, CLIENT_HOST])

@@ -28,7 +28,9 @@ def test_the_same_seed_gives_the_same_trace_byte_for_byte() -> None:
         traces.append(trace.text())
     assert traces[0] == traces[1]
     lines = traces[0].splitlines()
-    assert lines[0].split()[1:3] == ["start", "seed=21"]
+    # The set-up's network events, then the run.
+    assert lines[0].split()[1] == "net"
+    assert lines[1].split()[1:3] == ["start", "seed=21"]
     assert any(" store " in line for line in lines)
     assert any(" net " in line and "digest=" in line for line in lines)
     # Another seed, another run.

@@ -552,7 +552,8 @@ async def fund_wallets(
     The ether is `eth_wei`, or, from a funder holding less than twice that per wallet, an
     equal share of half its balance: an anvil account's 10,000 ether cannot give ten nodes
     1,000 each, and the funder keeps the other half to pay for later nodes and `get-wal`. Less
-    than `MIN_FUND_ETH_WEI` each is refused, naming the account (`ether_share`).
+    than `MIN_FUND_ETH_WEI` each is refused, naming the account (`ether_share`). `connector`:
+    as `deploy_and_fund`'s.
     """
     if eth_wei and receivers:
         eth_wei = await ether_share(

@@ -6,6 +6,12 @@ between the parties is `walruspy.sim.network.SimNetwork`, which carries real HTT
 between real aiohttp clients and servers over in-memory transports (`walruspy.sim.transport`)
 whose links delay, reorder across connections, lose, reset and partition, all drawn from one
 seeded random generator, so that a run is reproducible.
+
+On those, `walruspy.sim.cluster` sets up a network (the devchain, storage nodes, a client) the
+way the devnet does, `walruspy.sim.workload` drives a seeded workload and fault schedule
+against it, checking the invariants of `walruspy.sim.invariants` as it goes, and
+`python -m walruspy.sim` runs one seed and prints what it did (`walruspy.sim.trace`: the same
+seed gives the same trace, byte for byte).
 """
 
 from __future__ import annotations

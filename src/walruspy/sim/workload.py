@@ -459,8 +459,9 @@ class Simulation:
         self.trace.log(f"restart {node.host} slivers={len(after)} kept={len(before & after)}")
 
     async def _failpoint_crash(self, duration_s: float) -> None:
-        """Arm `node.after_sliver_write`; the node that hits it first crashes just after
-        committing slivers it has not acknowledged, and restarts `duration_s` later."""
+        """Arm `node.after_sliver_write` for `duration_s` at most; the node that hits it first
+        crashes just after committing slivers it has not acknowledged, and restarts
+        `duration_s` later. While it is armed every node counts as faulty (any may hit it)."""
         hit: asyncio.Future[SimNode] = asyncio.get_running_loop().create_future()
 
         def action(name: str) -> None:
@@ -474,12 +475,18 @@ class Simulation:
             self.faulty_until[node.host] = float("inf")  # whichever hits it is faulty
         failpoints.arm("node.after_sliver_write", action)
         try:
-            node = await hit
+            async with asyncio.timeout(duration_s):
+                node = await hit
+        except TimeoutError:
+            for other in self.cluster.nodes:
+                self.faulty_until[other.host] = now()
+            self.trace.log("failpoint node.after_sliver_write not hit: disarmed")
+            return
         finally:
             failpoints.disarm("node.after_sliver_write")
         for other in self.cluster.nodes:
             if other is not node:
-                self.faulty_until.pop(other.host, None)
+                self.faulty_until[other.host] = now()
         self.trace.log(f"failpoint node.after_sliver_write hit by {node.host}")
         before = await self._inventory(node)
         await self.cluster.stop(node, crash=True)

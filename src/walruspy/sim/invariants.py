@@ -11,8 +11,9 @@ the invariant, on the first disagreement:
   most f nodes are faulty (`Simulation` keeps faults within f and says when that holds);
 - `durable-slivers`: every sliver a node held before a crash is held after its restart, for
   every blob still live (what was committed survives; acknowledged slivers were committed);
-- `event-cursor`: a node's event cursor never goes back, and two nodes at the same cursor have
-  applied the same number of events (a node that skipped or repeated one disagrees);
+- `event-cursor`: a node's event cursor never goes back, two nodes at the same cursor have
+  applied the same number of events, and that number is the chain's count of events up to
+  the cursor (a node that skipped or repeated one disagrees);
 - `wal-supply`: WAL is conserved: the balances of every account that may hold WAL (the
   wallets and the contracts) sum to the total supply, which only burns lower, from the minted
   amount;
@@ -25,6 +26,7 @@ node itself reads it), never by bypassing what it checks.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from walruspy.core.types import SliverType
@@ -36,6 +38,7 @@ __all__ = [
     "CursorWatch",
     "InvariantViolation",
     "Inventory",
+    "check_cursors_against_chain",
     "check_read_bytes",
     "check_slivers_survived",
     "check_wal_supply",
@@ -150,6 +153,22 @@ class CursorWatch:
                     f"{seen[0]} and {node} are both at block {position[0]} log {position[1]}"
                     f" but applied {seen[1]} and {progress.events_applied} events",
                 )
+
+
+def check_cursors_against_chain(
+    cursors: dict[str, EventProgress], positions: list[tuple[int, int]]
+) -> None:
+    """`event-cursor`: a node at (block, log index) has applied exactly the chain's events up
+    to and including that position (`positions`, in chain order): none skipped, none twice."""
+    for node, progress in sorted(cursors.items()):
+        at = (progress.block_number, progress.log_index)
+        expected = bisect.bisect_right(positions, at)
+        if progress.events_applied != expected:
+            raise InvariantViolation(
+                "event-cursor",
+                f"{node} is at block {at[0]} log {at[1]} having applied"
+                f" {progress.events_applied} events; the chain has {expected} up to there",
+            )
 
 
 def check_wal_supply(supply: int, held: int, last_supply: int) -> None:

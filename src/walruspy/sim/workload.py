@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from walruspy import failpoints
+from walruspy.chain.events import EventCursor
 from walruspy.client.client import WalrusClient
 from walruspy.clock import now
 from walruspy.core.errors import WalrusError
@@ -48,6 +49,7 @@ from walruspy.sim.invariants import (
     CursorWatch,
     InvariantViolation,
     Inventory,
+    check_cursors_against_chain,
     check_read_bytes,
     check_slivers_survived,
     check_wal_supply,
@@ -74,6 +76,8 @@ LIVENESS_S: Final = 300.0
 OP_TIMEOUT_S: Final = 600.0
 #: Blob sizes drawn (bytes): a few KiB, so encoding stays cheap.
 BLOB_BYTES: Final = (1, 8 << 10)
+#: Chain events read per request by the cursor check.
+EVENTS_PER_PAGE: Final = 1000
 #: The workload's mix: (operation, weight).
 OPERATIONS: Final = (("store", 4), ("read", 4), ("delete", 1), ("extend", 1))
 
@@ -362,7 +366,7 @@ class Simulation:
         live = [b for b in self.blobs if b.live(epoch)]
         for blob in live:
             await self._check_readable(blob, "check-read")
-        self._check_cursors()
+        await self._check_cursors()
         chain = self.cluster.client_chain
         assert chain is not None
         supply, held = await self.cluster.wal_supply()
@@ -373,7 +377,7 @@ class Simulation:
             f" faulty={','.join(self.faulty()) or '-'}"
         )
 
-    def _check_cursors(self) -> None:
+    async def _check_cursors(self) -> None:
         cursors: dict[str, EventProgress] = {}
         for node in self.cluster.nodes:
             if node.node is not None and node.node.processor is not None and node.running:
@@ -381,6 +385,17 @@ class Simulation:
                 if progress is not None:
                     cursors[node.host] = progress
         self.cursors.check(cursors)
+        chain = self.cluster.client_chain
+        assert chain is not None
+        positions: list[tuple[int, int]] = []
+        cursor = EventCursor()
+        while True:
+            page = await chain.events(cursor, EVENTS_PER_PAGE)
+            positions += [(e.event_id.block_number, e.event_id.log_index) for e in page]
+            if len(page) < EVENTS_PER_PAGE:
+                break
+            cursor = EventCursor(positions[-1][0], positions[-1][1] + 1)
+        check_cursors_against_chain(cursors, positions)
 
     # -- faults --
 

@@ -15,8 +15,8 @@ from walruspy.sim.workload import FaultProfile
 
 pytestmark = [pytest.mark.slow, pytest.mark.sim]
 
-#: Ten virtual minutes: a dozen operations, a fault or two, one full check.
-SHORT_S = 600.0
+#: Eight virtual minutes: a score of operations, a fault or two, a full check at the end.
+SHORT_S = 480.0
 
 
 def test_the_same_seed_gives_the_same_trace_byte_for_byte() -> None:
@@ -46,6 +46,7 @@ def test_the_same_seed_gives_the_same_trace_byte_for_byte() -> None:
         (FaultProfile.CRASH, 5),
         (FaultProfile.PARTITION, 6),
         (FaultProfile.MIXED, 7),
+        (FaultProfile.BYZANTINE, 8),
     ],
     ids=lambda value: value.value if isinstance(value, FaultProfile) else str(value),
 )

@@ -28,6 +28,8 @@ Faults on nodes: `crash` resets the node's connections (`SimNetwork.crash`) and 
 task, which closes its store: every write it acknowledged was committed before, and a write in
 flight is lost with its unanswered request. `restart` starts a new `StorageNode` on the same
 store; `wipe` deletes the store first, so the node recovers everything from its peers.
+`start_lying` puts the devnet's lying proxy (`walruspy.devnet.proxy`) in front of a node: a
+Byzantine node that serves corrupted slivers and recovery symbols to clients and peers alike.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from walruspy.chain.evm_rpc import open_web3
 from walruspy.client.client import WalrusClient, open_client
 from walruspy.client.config import parse_config as parse_client_config
 from walruspy.clock import wall
+from walruspy.devnet.proxy import make_proxy_app
 from walruspy.devnet.setup import (
     CLIENT_CONTEXT,
     DevnetSettings,
@@ -76,6 +79,8 @@ __all__ = ["NODE_PORT", "SimCluster", "SimNode", "SimSettings", "derive_rng", "o
 
 #: Every node serves on this port of its own host.
 NODE_PORT: Final = 9185
+#: Where a lying node itself serves, behind the proxy that answers at `NODE_PORT`.
+LYING_PORT: Final = 9186
 CHAIN_HOST: Final = "chain"
 CHAIN_PORT: Final = 8545
 CLIENT_HOST: Final = "client"
@@ -173,8 +178,9 @@ class SimCluster:
         """Connectors from the client's host (for reads the invariants make)."""
         return functools.partial(self.net.connector, CLIENT_HOST)
 
-    async def start(self, node: SimNode) -> None:
-        """Start `node` (a new `StorageNode` on its store) and wait until it is ready."""
+    async def start(self, node: SimNode, *, port: int = NODE_PORT) -> None:
+        """Start `node` (a new `StorageNode` on its store, serving at `port` of its host) and
+        wait until it is ready."""
         assert not node.running, f"node{node.index} is running"
         node.incarnation += 1
         stack = contextlib.AsyncExitStack()
@@ -197,7 +203,7 @@ class SimCluster:
                 chain,
                 load_protocol_key(node.config.protocol_key_path),
                 rng=derive_rng(self.seed, f"node{node.index}/{node.incarnation}"),
-                listen=functools.partial(self.net.serve, node.host, NODE_PORT),
+                listen=functools.partial(self.net.serve, node.host, port),
                 session=session,
             )
         except BaseException:
@@ -232,6 +238,21 @@ class SimCluster:
             await stack.aclose()
         if not crash:
             await self.net.stop(node.host, NODE_PORT)
+
+    async def start_lying(self, node: SimNode) -> None:
+        """Start a stopped `node` behind the devnet's lying proxy (`walruspy.devnet.proxy`):
+        the proxy serves its committee address and flips a byte of every sliver and recovery
+        symbol it returns, the node itself serves at `LYING_PORT`."""
+        assert not node.running
+        target = f"http://{node.host}:{LYING_PORT}"
+        connector = functools.partial(self.net.connector, node.host)
+        await self.net.serve(node.host, NODE_PORT, make_proxy_app(target, connector))
+        await self.start(node, port=LYING_PORT)
+
+    async def stop_lying(self, node: SimNode) -> None:
+        """Crash a lying node and take its proxy away; `start` brings it back honest."""
+        await self.net.stop(node.host, NODE_PORT)
+        await self.stop(node, crash=True)
 
     async def wipe(self, node: SimNode) -> None:
         """Delete the store of a stopped node (a disk replaced): it restarts empty."""

@@ -11,8 +11,9 @@ the cluster's loop, each drawing from its own generator derived from the seed:
   `FAULT_MEAN_S`) and heals it after a drawn duration. Profiles: `none`; `crash` (a node
   crashes and restarts on its store; or a fail point, `node.after_sliver_write`, is armed and
   the node that hits it crashes right after committing slivers it has not acknowledged yet);
-  `partition` (a node is cut off from every other host, or a link turns lossy); `mixed` (all
-  of those, plus disk wipes and a Byzantine node that discards the slivers it stores).
+  `partition` (a node is cut off from every other host, or a link turns lossy); `byzantine`
+  (a node discards the slivers it stores, or serves corrupted slivers and recovery symbols
+  through the devnet's lying proxy); `mixed` (all of those, plus disk wipes).
 
 At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
 node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
@@ -89,6 +90,7 @@ class FaultProfile(enum.Enum):
     CRASH = "crash"
     PARTITION = "partition"
     MIXED = "mixed"
+    BYZANTINE = "byzantine"
 
 
 PROFILES: Final = tuple(p.value for p in FaultProfile)
@@ -104,7 +106,9 @@ _FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
         "lossy-links",
         "wipe",
         "byzantine-discard",
+        "byzantine-corrupt",
     ),
+    FaultProfile.BYZANTINE: ("byzantine-discard", "byzantine-corrupt"),
 }
 
 
@@ -433,6 +437,13 @@ class Simulation:
                 await self.cluster.wipe(node)
                 self.cursors.forget(host)
                 before = set()
+            await self._restart(node, before)
+        elif kind == "byzantine-corrupt":
+            before = await self._inventory(node)
+            await self.cluster.stop(node, crash=True)
+            await self.cluster.start_lying(node)
+            await asyncio.sleep(duration_s)
+            await self.cluster.stop_lying(node)
             await self._restart(node, before)
         elif kind == "partition":
             others = [n.host for n in self.cluster.nodes if n is not node]

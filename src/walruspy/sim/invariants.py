@@ -17,7 +17,8 @@ the invariant, on the first disagreement:
 - `wal-supply`: WAL is conserved: the balances of every account that may hold WAL (the
   wallets and the contracts) sum to the total supply, which only burns lower, from the minted
   amount;
-- `liveness`: after the faults heal, a store certifies within a bounded virtual time;
+- `liveness`: a store certifies while at most f nodes are faulty, and after the faults heal
+  a store certifies within a bounded virtual time;
 - `node-alive`: no node's task dies of an exception of its own.
 
 Each check reads through the public interfaces (the client, the chain, the node's store as the

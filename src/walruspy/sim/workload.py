@@ -163,6 +163,10 @@ class Simulation:
         t = now()
         return sorted(name for name, until in self.faulty_until.items() if until > t)
 
+    def _within_f(self, faulty: list[str]) -> bool:
+        """Whether `faulty` (the nodes faulty at any time during an operation) are at most f."""
+        return len(faulty) <= self.cluster.settings.max_faulty
+
     def _node_died(self, node: SimNode, exc: BaseException) -> None:
         self._fail(InvariantViolation("node-alive", f"node{node.index} died: {exc!r}"))
 
@@ -270,9 +274,11 @@ class Simulation:
             result = await self.client.store(data, epochs, deletable=deletable)
         except WalrusError as exc:
             self.trace.log(f"store {name} size={size} failed: {type(exc).__name__} {faulty=}")
-            if liveness or not faulty:
+            faulty = sorted({*faulty, *self.faulty()})
+            if liveness or self._within_f(faulty):
                 raise InvariantViolation(
-                    "liveness", f"store of {name} failed with no node faulty: {exc}"
+                    "liveness",
+                    f"store of {name} failed with at most f nodes faulty ({faulty}): {exc}",
                 ) from exc
             return
         assert result.blob is not None
@@ -316,13 +322,13 @@ class Simulation:
         except WalrusError as exc:
             # Owed only if live at the end of the read and no node was faulty throughout.
             after = await self._epoch()
-            owed = blob.live(after) and not faulty and not self.faulty()
+            owed = blob.live(after) and self._within_f(sorted({*faulty, *self.faulty()}))
             self.trace.log(f"{what} {blob.name} failed: {type(exc).__name__} owed={owed}")
             if owed:
                 raise InvariantViolation(
                     "readable",
                     f"{blob.name} ({blob.blob_id}, live until epoch {blob.end_epoch}, now"
-                    f" {after}) could not be read with no node faulty: {exc}",
+                    f" {after}) could not be read with at most f nodes faulty: {exc}",
                 ) from exc
             return
         check_read_bytes(blob, data)

@@ -10,6 +10,8 @@ Theory of operation (issue #16). Under `walruspy.sim.loop.run` (virtual time), o
   through `StorageNode(listen=)` and calling its peers and the chain from host `nodeI`;
 - `client`: a `WalrusClient` (`open_client`, no encoder processes: small blobs encode inline)
   whose chain client and node sessions start at host `client`;
+- `publisher:31415`: a daemon (`walruspy.daemon.app`, publisher and aggregator) over that
+  client, which users reach from host `user` (`SimCluster.user_session`);
 - `funder`: the devchain's first account, which deploys and funds.
 
 The set-up is the devnet's, reused: `plan_nodes` makes the nodes' keys and places them in
@@ -56,6 +58,7 @@ from walruspy.chain.evm_rpc import open_web3
 from walruspy.client.client import WalrusClient, open_client
 from walruspy.client.config import parse_config as parse_client_config
 from walruspy.clock import wall
+from walruspy.daemon.app import DaemonMode, make_app
 from walruspy.devnet.proxy import make_proxy_app
 from walruspy.devnet.setup import (
     CLIENT_CONTEXT,
@@ -84,6 +87,10 @@ LYING_PORT: Final = 9186
 CHAIN_HOST: Final = "chain"
 CHAIN_PORT: Final = 8545
 CLIENT_HOST: Final = "client"
+#: The publisher and aggregator (one daemon over the client), and the host its users call from.
+PUBLISHER_HOST: Final = "publisher"
+PUBLISHER_PORT: Final = 31415
+USER_HOST: Final = "user"
 FUNDER_HOST: Final = "funder"
 #: How long a node may take to start and catch up (virtual seconds): far above the few seconds
 #: it takes, so only a hang trips it.
@@ -165,6 +172,9 @@ class SimCluster:
         self.nodes = nodes
         self._group = group
         self.client: WalrusClient | None = None
+        #: Users of the publisher and aggregator at `publisher_url`, from host `user`.
+        self.user_session: aiohttp.ClientSession | None = None
+        self.publisher_url = f"http://{PUBLISHER_HOST}:{PUBLISHER_PORT}"
         self.client_chain: EvmChain | None = None
         #: The client configuration a devnet would write (`client_config`).
         self.client_config: dict[str, Any] = {}
@@ -332,9 +342,18 @@ async def open_cluster(
             cluster = await _set_up(directory, seed, settings, net, devchain.url, group)
             try:
                 await asyncio.gather(*(cluster.start(node) for node in cluster.nodes))
-                async with _open_client(directory, cluster) as client:
+                async with (
+                    _open_client(directory, cluster) as client,
+                    aiohttp.ClientSession(connector=net.connector(USER_HOST)) as users,
+                ):
                     cluster.client = client
-                    yield cluster
+                    cluster.user_session = users
+                    app = make_app(client, DaemonMode.DAEMON, clock=wall)
+                    await net.serve(PUBLISHER_HOST, PUBLISHER_PORT, app)
+                    try:
+                        yield cluster
+                    finally:
+                        await net.stop(PUBLISHER_HOST, PUBLISHER_PORT)
             finally:
                 await cluster.close()
     finally:

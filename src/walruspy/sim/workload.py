@@ -31,15 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from walruspy import failpoints
 from walruspy.chain.events import EventCursor
 from walruspy.client.client import WalrusClient
 from walruspy.clock import now
+from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import WalrusError
 from walruspy.node.faults import FaultMode, write_fault
 from walruspy.node.group_commit import SliverWriter
@@ -80,7 +82,9 @@ BLOB_BYTES: Final = (1, 8 << 10)
 #: Chain events read per request by the cursor check.
 EVENTS_PER_PAGE: Final = 1000
 #: The workload's mix: (operation, weight).
-OPERATIONS: Final = (("store", 4), ("read", 4), ("delete", 1), ("extend", 1))
+OPERATIONS: Final = (("store", 3), ("publish", 1), ("read", 4), ("delete", 1), ("extend", 1))
+#: Share of reads made through the aggregator (HTTP) rather than the client.
+AGGREGATOR_READS: Final = 0.3
 
 
 class FaultProfile(enum.Enum):
@@ -254,6 +258,8 @@ class Simulation:
             async with asyncio.timeout(OP_TIMEOUT_S):
                 if operation == "store":
                     await self._store()
+                elif operation == "publish":
+                    await self._publish()
                 elif operation == "read":
                     await self._read_one()
                 elif operation == "delete":
@@ -297,17 +303,75 @@ class Simulation:
             f" end_epoch={blob.end_epoch}"
         )
 
+    async def _publish(self) -> None:
+        """Store through the publisher's `PUT /v1/blobs`, as a user of the daemon would."""
+        rng = self._ops_rng
+        size = rng.randint(*BLOB_BYTES)
+        data = rng.randbytes(size)
+        epochs = rng.randint(1, 3)
+        deletable = rng.random() < 0.5
+        self._stored += 1
+        name = f"b{self._stored}"
+        faulty = self.faulty()
+        session = self.cluster.user_session
+        assert session is not None
+        query = f"epochs={epochs}&{'deletable' if deletable else 'permanent'}=true"
+        url = f"{self.cluster.publisher_url}/v1/blobs?{query}"
+        async with session.put(url, data=data) as response:
+            status = response.status
+            answer = await response.read()
+        if status != 200:
+            self.trace.log(f"publish {name} size={size} failed: HTTP {status}")
+            faulty = sorted({*faulty, *self.faulty()})
+            if self._within_f(faulty):
+                raise InvariantViolation(
+                    "liveness",
+                    f"publishing {name} failed with at most f nodes faulty ({faulty}):"
+                    f" HTTP {status} {answer[:200]!r}",
+                )
+            return
+        created: dict[str, Any] = json.loads(answer)["newlyCreated"]["blobObject"]
+        blob = BlobModel(
+            name,
+            data,
+            created["blobId"],
+            BlobId.parse(created["blobId"]).raw,
+            bytes.fromhex(created["id"].removeprefix("0x")),
+            bool(created["deletable"]),
+            int(created["storage"]["endEpoch"]),
+        )
+        self.blobs.append(blob)
+        self.trace.log(
+            f"publish {name} size={size} deletable={blob.deletable} blob={blob.blob_id}"
+            f" end_epoch={blob.end_epoch}"
+        )
+
     async def _epoch(self) -> int:
         chain = self.cluster.client_chain
         assert chain is not None
         return (await chain.system_info()).epoch
 
     async def _read(self, blob: BlobModel) -> bytes:
-        data = await self.client.read(blob.blob_id)
-        assert isinstance(data, bytes)
+        if self._ops_rng.random() < AGGREGATOR_READS:
+            data = await self._aggregator_read(blob)
+        else:
+            read = await self.client.read(blob.blob_id)
+            assert isinstance(read, bytes)
+            data = read
         if self.corrupt_reads and data:
             data = bytes([data[0] ^ 1]) + data[1:]
         return data
+
+    async def _aggregator_read(self, blob: BlobModel) -> bytes:
+        """`GET /v1/blobs/{blob_id}` of the aggregator; an error answer raises
+        `AggregatorError` (a `WalrusError`, as the client's own failures)."""
+        session = self.cluster.user_session
+        assert session is not None
+        async with session.get(f"{self.cluster.publisher_url}/v1/blobs/{blob.blob_id}") as answer:
+            body = await answer.read()
+            if answer.status != 200:
+                raise AggregatorError(f"aggregator: HTTP {answer.status} {body[:200]!r}")
+        return body
 
     async def _read_one(self) -> None:
         if not self.blobs:
@@ -548,6 +612,10 @@ class Simulation:
                     await asyncio.to_thread(write_fault, node.config.fault_file, FaultMode.NONE)
             if not node.running:
                 await self.cluster.start(node)
+
+
+class AggregatorError(WalrusError):
+    """The aggregator answered a read with an error status."""
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 ANVIL := .cache/anvil/node_modules/.bin/anvil
 
-.PHONY: demo test lint typecheck pytest install anvil contracts clean
+.PHONY: demo test lint typecheck pytest install anvil contracts clean sim
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,24 @@ pytest: install anvil
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The deterministic simulator on random seeds until SECONDS of real time are up (issue #16):
+# `make sim SECONDS=600 [HOURS=0.25] [FAULTS=mixed] [NODES=4]`. Each run prints its seed and
+# result; a failing one prints the command that replays it, and the target fails at the end.
+SECONDS ?= 600
+HOURS ?= 0.25
+FAULTS ?= mixed
+NODES ?= 4
+sim: install
+	@end=$$(( $$(date +%s) + $(SECONDS) )); failed=""; \
+	while [ $$(date +%s) -lt $$end ]; do \
+		seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+		echo "== seed $$seed"; \
+		$(BIN)/python -m walruspy.sim --seed $$seed --virtual-hours $(HOURS) \
+			--faults $(FAULTS) --nodes $(NODES) || failed="$$failed $$seed"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed seeds:$$failed"; exit 1; fi; \
+	echo "every seed passed"
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -13,11 +13,30 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "walruspy"
 ALLOWED = {
     "core": set(),
     "logs": set(),
-    "chain": {"core", "logs"},
-    "node_api": {"core", "logs"},
-    "client": {"core", "chain", "node_api", "workers", "logs"},
-    "node": {"core", "chain", "node_api", "workers", "logs"},
-    "daemon": {"client", "core", "chain", "node_api", "workers", "logs"},
+    # The one clock (wall and monotonic time, blocking work) and the fail points: leaves.
+    "clock": set(),
+    "failpoints": set(),
+    "chain": {"core", "logs", "clock"},
+    "node_api": {"core", "logs", "clock"},
+    "client": {"core", "chain", "node_api", "workers", "logs", "clock"},
+    "node": {"core", "chain", "node_api", "workers", "logs", "clock", "failpoints"},
+    "daemon": {"client", "core", "chain", "node_api", "workers", "logs", "clock"},
+    # The simulator runs the whole network in one process, as the devnet does in many (its
+    # network, sim.network and sim.transport, knows aiohttp only; the simulator wires walruspy's
+    # parts over it, reusing the devnet's registration and staking).
+    "sim": {
+        "devnet",
+        "clock",
+        "failpoints",
+        "core",
+        "chain",
+        "node_api",
+        "client",
+        "node",
+        "daemon",
+        "workers",
+        "logs",
+    },
     "cli": {
         "client",
         "core",
@@ -29,8 +48,21 @@ ALLOWED = {
         "devnet",
         "demo",
         "logs",
+        "clock",
+        "failpoints",
     },
-    "devnet": {"core", "chain", "node_api", "client", "node", "daemon", "workers", "logs"},
+    "devnet": {
+        "core",
+        "chain",
+        "node_api",
+        "client",
+        "node",
+        "daemon",
+        "workers",
+        "logs",
+        "clock",
+        "failpoints",
+    },
     "workers": {"core"},
     "demo": {"core", "workers", "client", "devnet", "chain", "logs"},
 }

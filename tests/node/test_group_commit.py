@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from walruspy import failpoints
 from walruspy.core.types import SliverType
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.store import NodeStore, NoMetadataError, StoreConfig
@@ -67,3 +68,28 @@ async def test_a_failing_store_fails_its_group_and_the_writer_goes_on(
         await writer.put(0, SliverType.PRIMARY, bid(1), b"x")
     monkeypatch.setattr(store, "put_sliver_group", honest)
     assert await writer.put(0, SliverType.PRIMARY, bid(1), b"x")
+
+
+async def test_a_crash_after_the_commit_reaches_every_waiting_writer(store: NodeStore) -> None:
+    writer = SliverWriter(store)
+    with failpoints.armed("node.after_sliver_write", failpoints.Crash()):
+        results = await asyncio.gather(
+            *(writer.put(0, SliverType.PRIMARY, bid(i), b"s%d" % i) for i in range(20)),
+            return_exceptions=True,
+        )
+    assert all(isinstance(r, failpoints.FailPointCrash) for r in results), results
+    # The first group was committed before the crash: durable, though nobody was told.
+    assert store.get_sliver(0, SliverType.PRIMARY, bid(0)) == b"s0"
+    assert await writer.put(0, SliverType.PRIMARY, bid(50), b"after")  # a new flush starts
+
+
+async def test_an_error_after_the_commit_fails_the_group_that_is_stored(store: NodeStore) -> None:
+    writer = SliverWriter(store)
+    lost_ack = failpoints.Error(OSError("lost ack"))
+    with (
+        failpoints.armed("node.after_sliver_write", lost_ack),
+        pytest.raises(OSError, match="lost ack"),
+    ):
+        await writer.put(0, SliverType.PRIMARY, bid(1), b"x")
+    assert store.get_sliver(0, SliverType.PRIMARY, bid(1)) == b"x"
+    assert not await writer.put(0, SliverType.PRIMARY, bid(1), b"x")  # already stored

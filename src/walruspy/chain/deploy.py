@@ -57,6 +57,7 @@ from walruspy.chain.api import DeploymentError
 from walruspy.chain.contracts import DEPLOYABLE, Abi, load_contract
 from walruspy.chain.evm_rpc import (
     DEFAULT_RECEIPT_TIMEOUT_S,
+    ConnectorFactory,
     ContractHandle,
     TransactionSender,
     open_web3,
@@ -505,8 +506,11 @@ async def deploy(
     params: DeployParams,
     *,
     receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    connector: ConnectorFactory | None = None,
 ) -> Deployment:
     """Deploy WAL, the committee, Challenges and System from `deployer_key`'s account (module doc).
+
+    `connector`: the connectors of the JSON-RPC sessions (`open_web3`; the simulator's network).
 
     The deployer holds the whole WAL supply afterwards. Raises `DeploymentError` before any
     transaction if a member's proof of possession does not verify for the deployer's address,
@@ -518,7 +522,7 @@ async def deploy(
     wal_abi, wal_code = compiled["Wal"]
     committee_abi, committee_code = compiled["Committee"]
     system_abi, system_code = compiled["System"]
-    w3 = open_web3(rpc_url)
+    w3 = open_web3(rpc_url, connector=connector)
     try:
         with rpc_errors(rpc_url, "read the chain id"):
             chain_id = await w3.eth.chain_id

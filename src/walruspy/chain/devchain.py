@@ -46,6 +46,15 @@ interpreter with them. Calls are bounded by a gas cap and a time limit
 (:mod:`walruspy.chain.devchain_calls`, ``--call-gas-cap`` and ``--call-timeout``). The number of
 requests waiting for each kind of thread is bounded.
 
+Inline (``open_devchain(inline=True)``, for the deterministic simulator of issue #16). The
+engine runs on the event loop itself, each request to completion before the loop goes on, and
+the server is handed to ``listen`` (the simulated network's ``serve``) instead of a socket. With
+the simulator's ``clock`` the chain is then a deterministic function of the requests it gets, in
+the order it gets them: there is no thread whose timing could reorder them. The price is that
+the loop stalls for every request (a transaction costs milliseconds of py-evm), which in a
+virtual-time simulation is no time at all; calls still stop at ``call_limits``'s timeout, which
+reads the wall clock (a call that long is a bug in either mode).
+
 Test methods. ``evm_increaseTime`` (add seconds to the clock of every later block),
 ``evm_mine`` (mine an empty block, optionally at a given timestamp), ``evm_snapshot`` (remember
 the head) and ``evm_revert`` (rewind the chain, and its journal, to a snapshot) exist for tests
@@ -69,7 +78,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -152,7 +161,10 @@ class _Worker:
     """
 
     def __init__(self, name: str, threads: int, gate: ChainThreadGate | None = None) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        # No thread: run inline on the event loop (the module doc's "Inline").
+        self._executor = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) if threads else None
+        )
         self._queued = 0
         self._gate = gate
 
@@ -163,6 +175,8 @@ class _Worker:
         if self._gate is not None:
             self._gate.enter()
         try:
+            if self._executor is None:
+                return function(*args)
             return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
         finally:
             self._queued -= 1
@@ -170,7 +184,8 @@ class _Worker:
                 self._gate.leave()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 class Devchain:
@@ -324,6 +339,8 @@ async def open_devchain(
     clock: Callable[[], float] = time.time,
     dev_methods: bool = False,
     call_limits: CallLimits | None = None,
+    inline: bool = False,
+    listen: Callable[[web.BaseRunner], Awaitable[str]] | None = None,
 ) -> AsyncIterator[Devchain]:
     """Run a durable development chain in this event loop, serving JSON-RPC on ``host:port``.
 
@@ -332,6 +349,9 @@ async def open_devchain(
     ones raise :class:`DevchainStateError`. ``dev_methods`` enables the test methods
     (``evm_increaseTime``, ``evm_mine``, ``evm_snapshot``, ``evm_revert``; the module doc says
     why they are off by default); ``call_limits`` bound eth_call and eth_estimateGas.
+    ``inline`` runs the engine on the event loop instead of threads; ``listen``, if given,
+    serves the runner and returns the URL (``host`` and ``port`` are then unused): both for the
+    simulator (module doc, "Inline").
     """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -343,9 +363,9 @@ async def open_devchain(
     }
     with _locked(state_dir), contextlib.ExitStack() as closing:
         gate = ChainThreadGate()
-        chain_worker = _Worker("walruspy-devchain", 1, gate)
+        chain_worker = _Worker("walruspy-devchain", 0 if inline else 1, gate)
         closing.callback(chain_worker.close)
-        call_worker = _Worker("walruspy-devchain-call", CALL_THREADS)
+        call_worker = _Worker("walruspy-devchain-call", 0 if inline else CALL_THREADS)
         closing.callback(call_worker.close)
         abort = threading.Event()  # stops a long replay when we are cancelled meanwhile
         closing.callback(abort.set)
@@ -358,12 +378,16 @@ async def open_devchain(
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
-            listener = socket.create_server((host, port), reuse_port=False)
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted ones inherit
-            site = web.SockSite(runner, listener)
-            await site.start()
-            bound_port = listener.getsockname()[1]
-            yield Devchain(f"http://{host}:{bound_port}", state_dir, engine, failure)
+            if listen is not None:
+                url = await listen(runner)
+            else:
+                listener = socket.create_server((host, port), reuse_port=False)
+                # accepted connections inherit it
+                listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                site = web.SockSite(runner, listener)
+                await site.start()
+                url = f"http://{host}:{listener.getsockname()[1]}"
+            yield Devchain(url, state_dir, engine, failure)
         finally:
             gate.close()  # running calls end now, so the cleanup need not wait for them
             await runner.cleanup()

@@ -53,6 +53,7 @@ from walruspy.chain.evm_reader import EvmChainReader
 from walruspy.chain.evm_rpc import (
     DEFAULT_RECEIPT_TIMEOUT_S,
     DEFAULT_REQUEST_TIMEOUT_S,
+    ConnectorFactory,
     ContractHandle,
     TransactionSender,
     gather_reads,
@@ -575,6 +576,7 @@ def open_evm_chain(
     max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    connector: ConnectorFactory | None = None,
 ) -> contextlib.AbstractAsyncContextManager[EvmChain]: ...
 
 
@@ -588,6 +590,7 @@ def open_evm_chain(
     max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    connector: ConnectorFactory | None = None,
 ) -> contextlib.AbstractAsyncContextManager[EvmChainReader]: ...
 
 
@@ -600,13 +603,16 @@ def open_evm_chain(
     max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    connector: ConnectorFactory | None = None,
 ) -> contextlib.AbstractAsyncContextManager[EvmChainReader]:
     """Connect to `rpc_url` and yield a client of `deployment` (an async context manager).
 
     With `private_key` the client is an `EvmChain` sending transactions from that account;
     without, an `EvmChainReader`. `confirmations` holds events back until that many blocks
     follow theirs (0 for the devchain and anvil, which never reorganise; a public chain wants
-    its finality depth). Entering raises `ChainUnavailableError` if the node cannot be reached
+    its finality depth). `connector` makes the connectors of its JSON-RPC sessions
+    (`walruspy.chain.evm_rpc.ConnectorFactory`; default `aiohttp.TCPConnector`, the simulator
+    passes its network's). Entering raises `ChainUnavailableError` if the node cannot be reached
     and `DeploymentError` if the deployment is not on that chain or not from these contracts.
     """
     return _open(
@@ -617,6 +623,7 @@ def open_evm_chain(
         max_span_blocks=max_span_blocks,
         request_timeout_s=request_timeout_s,
         receipt_timeout_s=receipt_timeout_s,
+        connector=connector,
     )
 
 
@@ -632,6 +639,7 @@ def open_evm_chain_when_up(
     *,
     backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
     confirmations: int = 0,
+    connector: ConnectorFactory | None = None,
 ) -> contextlib.AbstractAsyncContextManager[EvmChain]: ...
 
 
@@ -643,6 +651,7 @@ def open_evm_chain_when_up(
     *,
     backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
     confirmations: int = 0,
+    connector: ConnectorFactory | None = None,
 ) -> contextlib.AbstractAsyncContextManager[EvmChainReader]: ...
 
 
@@ -653,6 +662,7 @@ def open_evm_chain_when_up(
     *,
     backoff_s: tuple[float, float] = WAIT_BACKOFF_S,
     confirmations: int = 0,
+    connector: ConnectorFactory | None = None,
 ) -> contextlib.AbstractAsyncContextManager[EvmChainReader]:
     """`open_evm_chain` on the first of `rpc_urls` that answers, waiting while none does.
 
@@ -663,7 +673,9 @@ def open_evm_chain_when_up(
     """
     if not rpc_urls:
         raise ValueError("no RPC URL to wait for")
-    return _open_when_up(rpc_urls, deployment, private_key, backoff_s, confirmations)
+    return _open_when_up(
+        rpc_urls, deployment, private_key, backoff_s, confirmations, connector=connector
+    )
 
 
 @contextlib.asynccontextmanager
@@ -673,6 +685,8 @@ async def _open_when_up(
     private_key: bytes | None,
     backoff_s: tuple[float, float],
     confirmations: int,
+    *,
+    connector: ConnectorFactory | None,
 ) -> AsyncIterator[EvmChainReader]:
     low, high = backoff_s
     async with contextlib.AsyncExitStack() as stack:
@@ -681,7 +695,13 @@ async def _open_when_up(
             for url in rpc_urls:
                 try:
                     chain = await stack.enter_async_context(
-                        open_evm_chain(url, deployment, private_key, confirmations=confirmations)
+                        open_evm_chain(
+                            url,
+                            deployment,
+                            private_key,
+                            confirmations=confirmations,
+                            connector=connector,
+                        )
                     )
                 except ChainUnavailableError as exc:
                     failures.append(str(exc))
@@ -703,9 +723,10 @@ async def _open(
     max_span_blocks: int,
     request_timeout_s: float,
     receipt_timeout_s: float,
+    connector: ConnectorFactory | None,
 ) -> AsyncIterator[EvmChainReader]:
     abis = await asyncio.to_thread(lambda: {n: load_contract(n)[0] for n in DEPLOYABLE})
-    w3 = open_web3(rpc_url, request_timeout_s)
+    w3 = open_web3(rpc_url, request_timeout_s, connector=connector)
     try:
         await _check_deployment(w3, rpc_url, deployment, abis)
         options: dict[str, Any] = {

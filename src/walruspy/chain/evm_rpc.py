@@ -9,6 +9,9 @@ devchain, anvil or a public testnet are interchangeable. This module holds what 
   is cancelled: web3 issue #3867), with a bounded request time and retries of transient
   connection failures limited to reads (a retried `eth_sendRawTransaction` whose first attempt
   was mined would come back as "nonce too low" and be re-signed: a double payment).
+  The connections come from `aiohttp.TCPConnector` unless a `ConnectorFactory` is given: the
+  seam through which the simulator (`walruspy.sim.network.SimNetwork.connector`) carries the
+  chain client's JSON-RPC over its in-memory network instead of sockets.
   `gather_reads` runs concurrent reads in a task group, so no read outlives a failed sibling,
   and receipt waits check their deadline between polls instead of cancelling a poll in flight.
 * `rpc_errors` translates foreign exceptions at the boundary: a revert becomes
@@ -34,9 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from eth_abi.abi import decode as abi_decode
@@ -59,11 +61,13 @@ from walruspy.chain.api import (
     ChainUnavailableError,
     InsufficientGasError,
 )
+from walruspy.clock import now
 from walruspy.logs import get_logger
 
 __all__ = [
     "DEFAULT_RECEIPT_TIMEOUT_S",
     "DEFAULT_REQUEST_TIMEOUT_S",
+    "ConnectorFactory",
     "ContractHandle",
     "KeepAliveHTTPProvider",
     "TransactionSender",
@@ -106,6 +110,14 @@ _REVERTED_PREFIX: Final = "execution reverted"
 _NO_FUNDS_MESSAGES: Final = ("cannot afford", "enough balance", "insufficient funds")
 
 
+class ConnectorFactory(Protocol):
+    """Makes the connector of one of a provider's sessions (`aiohttp.TCPConnector` is one)."""
+
+    def __call__(self, *, force_close: bool) -> aiohttp.BaseConnector:
+        """A new connector; `force_close`: one connection per request, never pooled."""
+        ...
+
+
 class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
     """JSON-RPC over HTTP on one pool of kept-alive connections per event loop.
 
@@ -115,12 +127,20 @@ class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
     storage node polls the chain several times a second, so those costs were most of its idle
     CPU. Here the pool lives as long as the provider in its loop; reads are retried on
     transient connection failures (a pooled connection the node closed, a restarting node);
-    a send is not (see the module doc), and goes on a connection of its own.
+    a send is not (see the module doc), and goes on a connection of its own. `connector`
+    makes the sessions' connectors (default `aiohttp.TCPConnector`; the simulator's network).
     """
 
-    def __init__(self, url: str, request_timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        request_timeout_s: float,
+        *,
+        connector: ConnectorFactory | None = None,
+    ) -> None:
         super().__init__()
         self.endpoint_uri = url
+        self._connector: ConnectorFactory = connector or aiohttp.TCPConnector
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         # (kept-alive pool for reads, fresh connection per send), for the loop that made them
         self._sessions: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
@@ -136,11 +156,15 @@ class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
             # (closing needs that loop), and its sockets go with it.
             headers = {"Content-Type": "application/json"}
             self._sessions = (
-                aiohttp.ClientSession(timeout=self._timeout, headers=headers),
                 aiohttp.ClientSession(
                     timeout=self._timeout,
                     headers=headers,
-                    connector=aiohttp.TCPConnector(force_close=True),
+                    connector=self._connector(force_close=False),
+                ),
+                aiohttp.ClientSession(
+                    timeout=self._timeout,
+                    headers=headers,
+                    connector=self._connector(force_close=True),
                 ),
             )
             self._sessions_loop = loop
@@ -175,14 +199,23 @@ class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
                 await session.close()
 
 
-def open_web3(url: str, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> AsyncWeb3[Any]:
+def open_web3(
+    url: str,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    *,
+    connector: ConnectorFactory | None = None,
+) -> AsyncWeb3[Any]:
     """An `AsyncWeb3` on `url`: kept-alive connections, bounded requests, reads retried.
+
+    `connector` makes the connectors of its sessions (`KeepAliveHTTPProvider`; default
+    `aiohttp.TCPConnector`).
 
     No middleware: we sign transactions ourselves with explicit gas, fees and chain ID, so
     web3's defaults (ENS names, gas-price strategy, gas estimation, and a validation layer that
     asks the node for its chain ID before every `eth_call`) only cost a round trip or CPU.
     """
-    return AsyncWeb3(KeepAliveHTTPProvider(url, request_timeout_s), middleware=[])
+    provider = KeepAliveHTTPProvider(url, request_timeout_s, connector=connector)
+    return AsyncWeb3(provider, middleware=[])
 
 
 async def gather_reads(*calls: Awaitable[Any]) -> list[Any]:
@@ -317,7 +350,7 @@ class TransactionSender:
         """
         async with self._lock:
             tx, tx_hash = await self._sign_and_send(operation, to, data, gas, value)
-        deadline = time.monotonic() + self._receipt_timeout_s
+        deadline = now() + self._receipt_timeout_s
         receipt = await self._wait_receipt(operation, tx_hash, deadline)
         if self._confirmations:
             receipt = await self._wait_confirmed(operation, tx_hash, receipt, deadline)
@@ -375,14 +408,14 @@ class TransactionSender:
         return InsufficientGasError(self.address, needed_wei, balance, operation)
 
     async def _current_fees(self, operation: str) -> tuple[int, int]:
-        now = time.monotonic()
-        if self._fees is None or now - self._fees_read_at > _FEE_CACHE_S:
+        read_at = now()
+        if self._fees is None or read_at - self._fees_read_at > _FEE_CACHE_S:
             with rpc_errors(self._url, f"{operation}: read the fees"):
                 block = await self._w3.eth.get_block("latest")
                 tip = int(await self._w3.eth.max_priority_fee)
             base = int(block.get("baseFeePerGas", 0))
             self._fees = (2 * base + tip, tip)
-            self._fees_read_at = now
+            self._fees_read_at = read_at
         return self._fees
 
     async def _wait_confirmed(
@@ -409,7 +442,7 @@ class TransactionSender:
                     )
                     receipt = await self._wait_receipt(operation, tx_hash, deadline)
                     continue
-            if time.monotonic() >= deadline:
+            if now() >= deadline:
                 raise ChainUnavailableError(
                     f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} did not reach"
                     f" {self._confirmations} confirmations within {self._receipt_timeout_s:g} s"
@@ -427,7 +460,7 @@ class TransactionSender:
                     return await self._w3.eth.get_transaction_receipt(HexStr(tx_hash.hex()))
                 except TransactionNotFound:
                     pass
-            remaining = deadline - time.monotonic()
+            remaining = deadline - now()
             if remaining <= 0:
                 raise ChainUnavailableError(
                     f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} has no receipt"

@@ -28,7 +28,7 @@ import dataclasses
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
 
@@ -82,17 +82,21 @@ def corrupt_symbols(body: bytes) -> bytes:
     )
 
 
-def make_proxy_app(target: str) -> web.Application:
-    """The proxy in front of the node at `target` (see the module docstring)."""
+def make_proxy_app(
+    target: str, connector: Callable[[], aiohttp.BaseConnector] | None = None
+) -> web.Application:
+    """The proxy in front of the node at `target` (see the module docstring); `connector`
+    makes the connector it reaches the node with (the simulator's network), by default a
+    `TCPConnector` accepting the node's self-signed TLS."""
     app = web.Application(client_max_size=MAX_FORWARDED_BYTES)
     session_key = web.AppKey("session", aiohttp.ClientSession)
 
     async def session_context(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
         # The node behind is ours, on the loopback interface: its self-signed TLS is accepted.
-        connector = aiohttp.TCPConnector(ssl=client_context())
+        made = aiohttp.TCPConnector(ssl=client_context()) if connector is None else connector()
         async with aiohttp.ClientSession(
-            timeout=timeout, auto_decompress=False, connector=connector
+            timeout=timeout, auto_decompress=False, connector=made
         ) as session:
             app[session_key] = session
             yield

@@ -33,8 +33,9 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -52,7 +53,7 @@ from walruspy.chain.deploy import (
 )
 from walruspy.chain.devchain import dev_account_keys
 from walruspy.chain.evm import open_evm_chain
-from walruspy.chain.evm_rpc import TransactionSender, open_web3, rpc_errors
+from walruspy.chain.evm_rpc import ConnectorFactory, TransactionSender, open_web3, rpc_errors
 from walruspy.client.wallet import create_wallet_key
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
@@ -313,16 +314,19 @@ def plan_nodes(
     settings: DevnetSettings,
     ports: Sequence[int],
     hosts: Sequence[str] | None = None,
+    *,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> list[NodePlan]:
     """Make every node's keys and place the nodes in committee order with their shards.
 
     `ports` holds one port per node, then one per lying node (its proxy); `hosts` one address
-    per node, in committee order (default: all on loopback).
+    per node, in committee order (default: all on loopback). `random_bytes` draws the keys
+    (`keygen`; the simulator's is seeded).
     """
     staged = []
     for index in range(settings.n_nodes):
         keys_dir = directory / "nodes" / f".keygen{index}"
-        keys = keygen(keys_dir)
+        keys = keygen(keys_dir, random_bytes=random_bytes)
         public_key = load_protocol_key(keys.protocol_key_path).public_key()
         node_id = hashlib.blake2b(public_key.to_bytes(), digest_size=32).digest()
         network_key = bytes.fromhex(keys.network_public_key_hex) if settings.uses_tls else b""
@@ -478,8 +482,13 @@ async def deploy_and_fund(
     plans: Sequence[NodePlan],
     settings: DevnetSettings,
     paying_wallets: Sequence[str],
+    *,
+    connector: ConnectorFactory | None = None,
 ) -> Deployment:
-    """Deploy the contracts with the nodes as committee from the funder; fund every wallet."""
+    """Deploy the contracts with the nodes as committee from the funder; fund every wallet.
+
+    `connector` makes the JSON-RPC sessions' connectors (the simulator's network).
+    """
     deployer_key = settings.funder
     deployer = str(Account.from_key(deployer_key).address)
     params = DeployParams(
@@ -497,19 +506,24 @@ async def deploy_and_fund(
         storage_price_per_unit_size=100_000,  # Walrus Mainnet's example prices (FROST per MiB)
         write_price_per_unit_size=20_000,
     )
-    deployment = await deploy(rpc_url, deployer_key, params)
+    deployment = await deploy(rpc_url, deployer_key, params, connector=connector)
     receivers = [plan.wallet_address for plan in plans] + list(paying_wallets)
-    await fund_wallets(rpc_url, deployment, receivers, funder_key=deployer_key)
+    await fund_wallets(rpc_url, deployment, receivers, funder_key=deployer_key, connector=connector)
     return deployment
 
 
 async def ether_share(
-    rpc_url: str, funder_key: bytes, n_wallets: int, eth_wei: int = FUND_ETH_WEI
+    rpc_url: str,
+    funder_key: bytes,
+    n_wallets: int,
+    eth_wei: int = FUND_ETH_WEI,
+    *,
+    connector: ConnectorFactory | None = None,
 ) -> int:
     """The ether the funder can send each of `n_wallets` wallets (`fund_wallets`); DevnetError
     naming the account if that is under `MIN_FUND_ETH_WEI`."""
     funder = str(Account.from_key(funder_key).address)
-    w3 = open_web3(rpc_url)
+    w3 = open_web3(rpc_url, connector=connector)
     try:
         with rpc_errors(rpc_url, "read the funder's balance"):
             balance = int(await w3.eth.get_balance(w3.to_checksum_address(funder)))
@@ -533,6 +547,7 @@ async def fund_wallets(
     funder_key: bytes,
     eth_wei: int = FUND_ETH_WEI,
     wal_frost: int = FUND_WAL_FROST,
+    connector: ConnectorFactory | None = None,
 ) -> int:
     """Send every wallet ether for gas and WAL from the funder (an amount of 0 is not sent);
     returns the ether sent to each.
@@ -540,11 +555,14 @@ async def fund_wallets(
     The ether is `eth_wei`, or, from a funder holding less than twice that per wallet, an
     equal share of half its balance: an anvil account's 10,000 ether cannot give ten nodes
     1,000 each, and the funder keeps the other half to pay for later nodes and `get-wal`. Less
-    than `MIN_FUND_ETH_WEI` each is refused, naming the account (`ether_share`).
+    than `MIN_FUND_ETH_WEI` each is refused, naming the account (`ether_share`). `connector`:
+    as `deploy_and_fund`'s.
     """
     if eth_wei and receivers:
-        eth_wei = await ether_share(rpc_url, funder_key, len(receivers), eth_wei)
-    w3 = open_web3(rpc_url)
+        eth_wei = await ether_share(
+            rpc_url, funder_key, len(receivers), eth_wei, connector=connector
+        )
+    w3 = open_web3(rpc_url, connector=connector)
     try:
         sender = TransactionSender(w3, rpc_url, funder_key, deployment.chain_id)
         async with asyncio.TaskGroup() as group:
@@ -561,7 +579,7 @@ async def fund_wallets(
     finally:
         await w3.provider.disconnect()
     async with (
-        open_evm_chain(rpc_url, deployment, funder_key) as chain,
+        open_evm_chain(rpc_url, deployment, funder_key, connector=connector) as chain,
         asyncio.TaskGroup() as group,
     ):
         for address in receivers if wal_frost else ():

@@ -60,13 +60,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final
 
 import aiohttp
 
 from walruspy.chain.api import ChainError, ChainRevertError, ChainWriter
+from walruspy.clock import now, wall
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.challenge import (
@@ -207,7 +207,7 @@ class Challenges:
     def scheduled(self, epoch: int) -> None:
         """The challenge of `epoch` is scheduled: its seed will be known a block later."""
         self._scheduled_epoch = epoch
-        self._scheduled_at = time.monotonic()
+        self._scheduled_at = now()
 
     def certified_on_chain(self, epoch: int, node_id: bytes) -> None:
         """A member's certificate reached the chain (ChallengeCertified)."""
@@ -230,7 +230,7 @@ class Challenges:
         the challenged blobs' while the challenge is open."""
         epoch = self.state.view.epoch
         record = self.record
-        waiting = time.monotonic() - self._scheduled_at < WITHHOLD_BEFORE_START_S
+        waiting = now() - self._scheduled_at < WITHHOLD_BEFORE_START_S
         if self._scheduled_epoch == epoch and (record is None or record.epoch != epoch):
             return waiting
         return blob_id in self._challenged and self.is_open()
@@ -392,7 +392,7 @@ class ChallengeWorker:
         self, record: ChallengeRecord, member: CommitteeMember, slots: asyncio.Semaphore
     ) -> None:
         async with slots:
-            started = time.monotonic()
+            started = now()
             try:
                 await self._verify(record, member)
             except ChallengeUnverifiableError as exc:
@@ -417,7 +417,7 @@ class ChallengeWorker:
                 "challenged node verified",
                 node_id=member.node_id.hex(),
                 epoch=record.epoch,
-                seconds=round(time.monotonic() - started, 3),
+                seconds=round(now() - started, 3),
             )
 
     async def _verify(self, record: ChallengeRecord, member: CommitteeMember) -> None:
@@ -574,7 +574,7 @@ class ChallengeStarter:
         check_interval_s: float,
         max_jitter_s: float,
         rng: random.Random,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = wall,
         backoff_s: tuple[float, float] = RETRY_BACKOFF_S,
     ) -> None:
         self.chain = chain

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -52,9 +51,11 @@ from walruspy.chain.api import (
     ChainWriter,
     EpochCommittees,
 )
+from walruspy.clock import wall
 from walruspy.core.apportionment import NodeShards, ShardAssignment
 from walruspy.core.committee import Committee
 from walruspy.core.types import ShardIndex
+from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import EpochConfig
@@ -192,6 +193,7 @@ class EpochChanges:
                     if isinstance(action, LockShard | DeleteShard):
                         await self.shard_syncer.stop(action.shard)
         await self.storage.apply_shard_changes(statuses, progress)
+        await failpoint_async("epoch.after_shard_records")
         self.last_plan = plan
         if plan is not None:
             await self._start_syncs(plan, view)
@@ -229,7 +231,7 @@ class EpochChangeDriver:
         config: EpochConfig,
         metrics: NodeMetrics,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = wall,
         rng: random.Random | None = None,
         backoff_s: tuple[float, float] = (1.0, 30.0),
     ) -> None:
@@ -333,6 +335,7 @@ class EpochSyncReporter:
             if self.state.epoch != epoch:
                 continue  # the next epoch began meanwhile: report that one
             await self.activate_shards(epoch)
+            await failpoint_async("epoch.before_sync_report")
             if self.state.view.is_member:
                 await self.report(epoch)
             else:

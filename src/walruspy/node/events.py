@@ -40,6 +40,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from walruspy import clock
 from walruspy.chain.api import ChainError, ChainReader, ChainReorganizedError
 from walruspy.chain.events import (
     ChainEvent,
@@ -49,6 +50,7 @@ from walruspy.chain.events import (
     EventCursor,
 )
 from walruspy.core.blob_id import BlobId
+from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.backoff import capped_doubling
@@ -95,7 +97,7 @@ class EventProcessor:
         self.progress: EventProgress | None = storage.store.event_cursor()
         self.block_hash = storage.store.event_block_hash()
         self._applied = asyncio.Condition()
-        self._caught_up_at = time.monotonic()
+        self._caught_up_at = clock.now()
         self.caught_up = asyncio.Event()
         state.events_applied = self.events_applied
 
@@ -136,12 +138,12 @@ class EventProcessor:
                 continue
             await self.apply_all(events)
             if len(events) < self.config.events_per_poll:
-                self._caught_up_at = time.monotonic()
+                self._caught_up_at = clock.now()
                 self.caught_up.set()
                 self.metrics.event_lag_seconds.set(0)
                 await asyncio.sleep(self.config.event_polling_interval_s)
             else:
-                lag = time.monotonic() - self._caught_up_at
+                lag = clock.now() - self._caught_up_at
                 self.metrics.event_lag_seconds.set(lag)
 
     async def apply_all(self, events: Sequence[ChainEvent]) -> None:
@@ -166,6 +168,7 @@ class EventProcessor:
         if transition.anomaly is not None:
             log.error("event contradicts the node's records; ignored", anomaly=transition.anomaly)
         progress = EventProgress.after(self.progress, *position)
+        await failpoint_async("events.after_decide")
         await self.storage.apply_event(
             progress,
             transition.blob_infos,
@@ -175,6 +178,7 @@ class EventProcessor:
             undo_window_blocks=self.config.reorg_window_blocks,
         )
         self._advanced(event, progress, started)
+        await failpoint_async("events.after_persist")
         for action in transition.actions:
             await self._perform(action)
         async with self._applied:
@@ -203,6 +207,7 @@ class EventProcessor:
             else:
                 log.warning("a challenge of another epoch; ignored", epoch=event.epoch)
         progress = EventProgress.after(self.progress, *position)
+        await failpoint_async("events.after_decide")
         await self.storage.apply_event(
             progress,
             {},
@@ -213,6 +218,7 @@ class EventProcessor:
             challenge=record,
         )
         self._advanced(event, progress, started)
+        await failpoint_async("events.after_persist")
         if record is not None:
             own = self.state.view.node_id
             faults = self.syncer.faults

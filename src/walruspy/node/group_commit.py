@@ -14,7 +14,9 @@ flush wait for the next one, which starts as soon as it ends, so a lone write wa
 and a burst pays a few commits. Each write gets its own outcome: new, already stored, or the
 error that refused it alone (no metadata any more, a shard without storage); a store failure
 fails every write of its flush. A caller that gives up waiting (a cancelled request) does not
-withdraw its write: it was verified and may still be committed, which is harmless.
+withdraw its write: it was verified and may still be committed, which is harmless. A crash in
+the flush (the fail point `node.after_sliver_write`, which fires once a group is committed and
+before its writers are told) is handed to every waiting writer, so none waits forever.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from walruspy.core.types import SliverType
+from walruspy.failpoints import failpoint
 from walruspy.node.store import NodeStore
 
 #: Sliver bytes of one flush: large slivers (MiBs) are committed a few at a time, so one
@@ -77,6 +80,7 @@ class SliverWriter:
             items = [(w.shard, w.sliver_type, w.blob_id, w.sliver) for w in group]
             try:
                 outcomes = await asyncio.to_thread(self.store.put_sliver_group, items)
+                failpoint("node.after_sliver_write")
             except asyncio.CancelledError:  # the node is stopping: nobody waits any more
                 for write in [*group, *self._queue]:
                     write.done.cancel()
@@ -86,6 +90,11 @@ class SliverWriter:
                 for write in group:
                     _settle(write.done, exc)
                 continue
+            except BaseException as exc:  # a crash: every writer learns it, then the flush dies
+                for write in [*group, *self._queue]:
+                    _settle(write.done, exc)
+                self._queue.clear()
+                raise
             self.commits += 1
             self.writes += len(group)
             for write, outcome in zip(group, outcomes, strict=True):

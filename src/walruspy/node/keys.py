@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +70,18 @@ def proof_of_possession_hex(protocol_key: BlsPrivateKey, deployer: str) -> str:
     return sign_deployment_pop(protocol_key, deployer).to_bytes().hex()
 
 
-def keygen(out_dir: Path, deployer: str | None = None) -> GeneratedKeys:
+def keygen(
+    out_dir: Path,
+    deployer: str | None = None,
+    *,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+) -> GeneratedKeys:
     """Create `protocol.key`, `wallet.key` and `network.key` in `out_dir` (mode 0600); refuse
     to overwrite.
 
     Given `deployer` (an EVM address), also make the protocol key's proof of possession for it.
+    `random_bytes` draws the protocol and wallet keys (the simulator passes a seeded source so
+    that a seed names the same committee; the TLS network key is always the system's).
     """
     if deployer is not None and not is_address(deployer):
         # A bad address fails here, before any key file exists.
@@ -85,8 +93,8 @@ def keygen(out_dir: Path, deployer: str | None = None) -> GeneratedKeys:
     for path in (protocol_path, wallet_path, network_path):
         if path.exists():
             raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
-    protocol = BlsPrivateKey.generate(secrets.token_bytes)
-    wallet = Account.create()
+    protocol = BlsPrivateKey.generate(random_bytes)
+    wallet = Account.from_key(random_bytes(32))
     _write_new(protocol_path, protocol.to_bytes())
     _write_new(wallet_path, bytes(wallet.key))
     try:

@@ -27,6 +27,10 @@ Theory of operation (spec/walrus-system.md section 3; STYLE.md 6). `StorageNode.
    cancels every task, the API stops, and the store closes: every write acknowledged before was
    synced to disk, so nothing is lost.
 
+The simulator (issue #16, `walruspy.sim`) runs nodes without sockets: `listen` serves the API
+runner on its network instead of a site (it returns the node's URL), and `session`, lent to every
+worker that calls peers, carries those calls over it.
+
 Start-up check (`store_integrity.check_data_file`): a truncated LMDB data file would kill the
 process with SIGBUS once mapped, so it is refused first with one line naming the file, the damage
 and the remedy. With `rebuild_store` (`--rebuild-store`) a damaged store is moved aside (kept,
@@ -46,14 +50,15 @@ import random
 import signal
 import socket
 import ssl
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from walruspy.chain.api import ChainWriter
+from walruspy.clock import wall
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.logs import get_logger
 from walruspy.node.api import NodeApi
@@ -104,11 +109,15 @@ class StorageNode:
         protocol_key: BlsPrivateKey,
         *,
         sock: socket.socket | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = wall,
         rng: random.Random | None = None,
         rebuild_store: bool = False,
+        listen: Callable[[web.BaseRunner], Awaitable[str]] | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.config = config
+        self._listen = listen
+        self._session = session
         self._rebuild_store = rebuild_store
         self.chain = chain
         self.protocol_key = protocol_key
@@ -177,6 +186,7 @@ class StorageNode:
             config=config.blob_recovery,
             chain_config=config.chain,
             rng=self._rng,
+            session=self._session,
         )
         self.faults = Faults(config.fault_file)
         self.syncer = BlobSyncer(
@@ -187,6 +197,7 @@ class StorageNode:
             self.invalidator,
             rng=self._rng,
             faults=self.faults,
+            session=self._session,
         )
         syncer = self.syncer
         self.scrubber = Scrubber(
@@ -199,6 +210,7 @@ class StorageNode:
             key,
             config.shard_sync,
             fetch_metadata=self.syncer.fetch_metadata,
+            session=self._session,
         )
         gc = GarbageCollector(store, metrics, config.epoch.enable_data_deletion)
         epochs = EpochChanges(
@@ -279,6 +291,10 @@ class StorageNode:
             await runner.cleanup()
 
     async def _start_site(self, runner: web.AppRunner) -> None:
+        if self._listen is not None:
+            self.url = await self._listen(runner)
+            log.info("node API serving", url=self.url, name=self.config.name)
+            return
         site: web.BaseSite
         context = await asyncio.to_thread(tls_context, self.config)
         if self._sock is not None:
@@ -306,6 +322,7 @@ class StorageNode:
                     self.chain,
                     self.service.sign,
                     request_timeout_s=self.config.blob_recovery.sliver_request_timeout_s,
+                    session=self._session,
                 ).run()
             )
             group.create_task(self.syncer.run())

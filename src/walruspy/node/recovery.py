@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from walruspy import clock
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.errors import DecodeError, VerificationError, WalrusError
@@ -64,6 +64,7 @@ from walruspy.core.types import (
     pair_of_shard,
     sliver_index_of_pair,
 )
+from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
@@ -172,7 +173,7 @@ class BlobSyncer(BackgroundWorkers):
         delay = self.config.live_upload_deferral_s if defer else 0.0
         self._queued.add(blob_id)
         self._update_backlog()
-        await self._queue.put(_Queued(blob_id, time.monotonic() + delay))
+        await self._queue.put(_Queued(blob_id, clock.now() + delay))
 
     def cancel(self, blob_id: bytes) -> None:
         """Stop a queued or running sync of `blob_id` (the blob was deleted or is invalid)."""
@@ -216,7 +217,7 @@ class BlobSyncer(BackgroundWorkers):
             item = await self._queue.get()
             if item.blob_id not in self._queued:
                 continue  # cancelled while queued
-            await asyncio.sleep(max(0.0, item.not_before - time.monotonic()))
+            await asyncio.sleep(max(0.0, item.not_before - clock.now()))
             if item.blob_id not in self._queued:
                 continue
             self._queued.discard(item.blob_id)
@@ -259,7 +260,7 @@ class BlobSyncer(BackgroundWorkers):
         delay = capped_doubling(failures, low, high) * (0.5 + self._rng.random() / 2)
         self._queued.add(blob_id)
         self._update_backlog()
-        self._queue.put_nowait(_Queued(blob_id, time.monotonic() + delay))
+        self._queue.put_nowait(_Queued(blob_id, clock.now() + delay))
 
     # --- one sync -----------------------------------------------------------------------------
 
@@ -312,6 +313,7 @@ class BlobSyncer(BackgroundWorkers):
                 result = await self.recover_sliver(metadata, shard, sliver_type)
             if isinstance(result, InconsistencyProof):
                 return result
+            await failpoint_async("recovery.before_store")
             await self.storage.store_sliver(shard, result)
             self.metrics.slivers_recovered.labels(sliver_type.value).inc()
             return None

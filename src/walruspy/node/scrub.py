@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from walruspy import clock
 from walruspy.core.types import SliverType
 from walruspy.logs import get_logger
 from walruspy.node.config import ScrubConfig
@@ -150,7 +150,7 @@ class Scrubber:
 
     async def _run(self) -> None:
         position = await self._load_position()
-        saved_at = time.monotonic()
+        saved_at = clock.now()
         rate = self._config.bytes_per_second
         while True:
             await self._handle_reports()
@@ -170,12 +170,12 @@ class Scrubber:
             previous, position = position, advance(tables, position, batch)
             if position.passes > previous.passes:
                 await self._pass_done(position)
-                saved_at = time.monotonic()
+                saved_at = clock.now()
                 await self._pause(self._config.pass_interval_s)
                 continue
-            if time.monotonic() - saved_at >= self._config.save_interval_s:
+            if clock.now() - saved_at >= self._config.save_interval_s:
                 await asyncio.to_thread(self._store.set_scrub_progress, position.encode())
-                saved_at = time.monotonic()
+                saved_at = clock.now()
             await self._pause(batch.size_bytes / rate)
 
     async def _load_position(self) -> ScrubPosition:
@@ -198,8 +198,8 @@ class Scrubber:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, handling corruption reports as they arrive."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
+        deadline = clock.now() + seconds
+        while (remaining := deadline - clock.now()) > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._reported.wait()
@@ -216,7 +216,7 @@ class Scrubber:
                 kind=record.kind.value,
                 shard=record.shard,
             )
-            now = time.monotonic()
+            now = clock.now()
             if len(self._watched) < MAX_TRACKED_REPAIRS:
                 self._watched[_part(record)] = (now, now)
             await self._repair(record.blob_id)
@@ -224,7 +224,7 @@ class Scrubber:
 
     async def _check_watched(self) -> None:
         """Count watched parts stored again; ask again for those still missing a while."""
-        now = time.monotonic()
+        now = clock.now()
         parts = list(self._watched.items())[:REPAIR_CHECKS_PER_STEP]
         if not parts:
             return

@@ -33,13 +33,13 @@ tries the transfer first again (rule L7).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from walruspy.clock import now
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import CommitteeMember
 from walruspy.core.crypto import BlsPrivateKey
@@ -48,6 +48,7 @@ from walruspy.core.messages import sign_sync_shard_request
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.slivers import SliverData, VerifiedSliver
 from walruspy.core.types import ShardIndex, SliverType, shard_of_pair
+from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.backoff import capped_doubling
@@ -117,7 +118,7 @@ class ShardSyncer(BackgroundWorkers):
         *,
         fetch_metadata: MetadataFetcher,
         session: aiohttp.ClientSession | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = now,
     ) -> None:
         super().__init__(metrics.shards_syncing, session)
         self.storage = storage
@@ -260,6 +261,7 @@ class ShardSyncer(BackgroundWorkers):
             left_to_recovery = left_to_recovery or bool(skipped) or bool(not_stored)
             self._count(request.sliver_type, items)
             last_progress_at, failures = self._clock(), 0
+            await failpoint_async("shard_sync.after_page")
 
     def _backoff(self, failures: int) -> float:
         low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s

@@ -53,6 +53,7 @@ from typing import Any
 
 import xxhash
 
+from walruspy.clock import wall
 from walruspy.node.store_records import StoreCorruptionError, StoreError
 
 #: Bytes of the checksum at the end of every sealed record.
@@ -231,7 +232,7 @@ def check_data_file(store_dir: str | os.PathLike[str]) -> None:
     read_data_file_info(Path(store_dir) / DATA_FILE)
 
 
-def move_aside(store_dir: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> Path:
+def move_aside(store_dir: str | os.PathLike[str], clock: Callable[[], float] = wall) -> Path:
     """Rename a damaged store directory next to itself (never deleted); return the new name."""
     source = Path(store_dir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock()))

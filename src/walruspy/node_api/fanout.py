@@ -36,10 +36,11 @@ the one error worth reporting, so that callers can handle it as the error it is.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from walruspy import clock
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -152,7 +153,7 @@ async def gather_weight(
     outcome: Fanout[K, T] = Fanout(threshold)
     remaining_weight = sum(r.weight for r in pending_requests)
     running: dict[asyncio.Task[T], tuple[NodeRequest[K, T], float]] = {}
-    start = time.monotonic()
+    start = clock.now()
     deadline = start + timeout_s
     linger_deadline: float | None = None
     announced = False
@@ -166,7 +167,7 @@ async def gather_weight(
             and not (bound_in_flight and _in_flight(running) >= threshold - outcome.weight)
         ):
             request = pending_requests.pop()
-            running[asyncio.ensure_future(request.call())] = (request, time.monotonic())
+            running[asyncio.ensure_future(request.call())] = (request, clock.now())
 
     def announce() -> None:
         nonlocal announced
@@ -181,13 +182,13 @@ async def gather_weight(
             reached = outcome.reached
             if reached and linger_deadline is None:
                 announce()
-                extra = linger_s(time.monotonic() - start) if callable(linger_s) else linger_s
-                linger_deadline = time.monotonic() + extra
+                extra = linger_s(clock.now() - start) if callable(linger_s) else linger_s
+                linger_deadline = clock.now() + extra
             out_of_reach = stop_if_unreachable and outcome.weight + remaining_weight < threshold
             if not reached and (out_of_reach or (give_up is not None and give_up(outcome))):
                 break  # the threshold is out of reach, or the answers so far settle it
             wait_until = deadline if linger_deadline is None else min(deadline, linger_deadline)
-            budget = wait_until - time.monotonic()
+            budget = wait_until - clock.now()
             if budget <= 0:
                 outcome.timed_out = linger_deadline is None or deadline <= linger_deadline
                 break
@@ -197,7 +198,7 @@ async def gather_weight(
             for task in done:
                 request, started = running.pop(task)
                 remaining_weight -= request.weight
-                _record(outcome, request, task, time.monotonic() - started, accept, weigh, failures)
+                _record(outcome, request, task, clock.now() - started, accept, weigh, failures)
             if outcome.reached and (linger_s == 0 or (settled is not None and settled(outcome))):
                 break
             launch()
@@ -243,7 +244,7 @@ async def _cancel(
         task.cancel()
     if running:
         await asyncio.gather(*running, return_exceptions=True)
-    now = time.monotonic()
+    now = clock.now()
     for request, started in running.values():
         note = UnfinishedRequestError("still running when the fan-out ended")
         outcome.failures.append(NodeFailure(request.key, request.weight, note, now - started))

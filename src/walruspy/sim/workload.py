@@ -1,0 +1,622 @@
+"""`simulate`: a seeded workload and fault schedule on a `SimCluster`, checked as it runs.
+
+Theory of operation (issue #16; TigerBeetle's VOPR, FoundationDB's simulation). Two tasks run on
+the cluster's loop, each drawing from its own generator derived from the seed:
+
+- the **workload** waits an exponential pause (mean `OP_MEAN_S`), then does one operation:
+  store a random blob of a few KiB (deletable or not, for 1-3 epochs), read a known blob,
+  delete a deletable one, or extend one; the result is checked against the model
+  (`walruspy.sim.invariants.BlobModel`) at once;
+- the **fault schedule** of the profile starts one fault at a time (exponential gaps, mean
+  `FAULT_MEAN_S`) and heals it after a drawn duration. Profiles: `none`; `crash` (a node
+  crashes and restarts on its store; or a fail point, `node.after_sliver_write`, is armed and
+  the node that hits it crashes right after committing slivers it has not acknowledged yet);
+  `partition` (a node is cut off from every other host, or a link turns lossy); `byzantine`
+  (a node discards the slivers it stores, or serves corrupted slivers and recovery symbols
+  through the devnet's lying proxy); `mixed` (all of those, plus disk wipes).
+
+At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
+node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
+it missed), so that every invariant that is promised "with at most f faulty" is owed at every
+instant. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
+event cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last
+store must certify within `LIVENESS_S` (`liveness`), then a full check runs.
+
+The first violation ends the run (`SimResult.violation`); so does an exception nobody expected
+(reported as `crash-of-simulator`, since a simulator that dies has found something too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import sys
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from walruspy import failpoints
+from walruspy.chain.events import EventCursor
+from walruspy.client.client import WalrusClient
+from walruspy.clock import now
+from walruspy.core.blob_id import BlobId
+from walruspy.core.errors import WalrusError
+from walruspy.node.faults import FaultMode, write_fault
+from walruspy.node.group_commit import SliverWriter
+from walruspy.node.store_records import EventProgress
+from walruspy.sim.cluster import CHAIN_HOST, CLIENT_HOST, SimCluster, SimNode, derive_rng
+from walruspy.sim.invariants import (
+    BlobModel,
+    CursorWatch,
+    InvariantViolation,
+    Inventory,
+    check_cursors_against_chain,
+    check_read_bytes,
+    check_slivers_survived,
+    check_wal_supply,
+    sliver_inventory,
+)
+from walruspy.sim.trace import Trace
+
+__all__ = ["PROFILES", "FaultProfile", "SimResult", "Simulation"]
+
+#: Mean virtual seconds between two operations.
+OP_MEAN_S: Final = 20.0
+#: Mean virtual seconds between the end of one fault and the start of the next.
+FAULT_MEAN_S: Final = 120.0
+#: A fault lasts between these (virtual seconds).
+FAULT_DURATION_S: Final = (20.0, 300.0)
+#: After its fault heals a node counts as faulty for this long: it catches up with the chain
+#: and recovers what it missed (the nodes' recovery deferral is 5 s, its backoff seconds).
+SETTLE_S: Final = 120.0
+#: Virtual seconds between two full checks.
+CHECK_INTERVAL_S: Final = 600.0
+#: A store after every fault healed must certify within this (virtual seconds).
+LIVENESS_S: Final = 300.0
+#: Bound on one operation of the workload (virtual seconds): far above a store's few seconds.
+OP_TIMEOUT_S: Final = 600.0
+#: Blob sizes drawn (bytes): a few KiB, so encoding stays cheap.
+BLOB_BYTES: Final = (1, 8 << 10)
+#: Chain events read per request by the cursor check.
+EVENTS_PER_PAGE: Final = 1000
+#: The workload's mix: (operation, weight).
+OPERATIONS: Final = (("store", 3), ("publish", 1), ("read", 4), ("delete", 1), ("extend", 1))
+#: Share of reads made through the aggregator (HTTP) rather than the client.
+AGGREGATOR_READS: Final = 0.3
+
+
+class FaultProfile(enum.Enum):
+    """Which faults the schedule draws from (module docstring)."""
+
+    NONE = "none"
+    CRASH = "crash"
+    PARTITION = "partition"
+    MIXED = "mixed"
+    BYZANTINE = "byzantine"
+
+
+PROFILES: Final = tuple(p.value for p in FaultProfile)
+
+_FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
+    FaultProfile.NONE: (),
+    FaultProfile.CRASH: ("crash", "crash", "failpoint-crash"),
+    FaultProfile.PARTITION: ("partition", "lossy-links"),
+    FaultProfile.MIXED: (
+        "crash",
+        "failpoint-crash",
+        "partition",
+        "lossy-links",
+        "wipe",
+        "byzantine-discard",
+        "byzantine-corrupt",
+    ),
+    FaultProfile.BYZANTINE: ("byzantine-discard", "byzantine-corrupt"),
+}
+
+
+@dataclass(slots=True)
+class SimResult:
+    """What a run did, and the first violation if one was found."""
+
+    operations: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    checks: int = 0
+    virtual_s: float = 0.0
+    violation: InvariantViolation | None = None
+    violation_at_s: float | None = None
+
+
+class Simulation:
+    """One run's workload, faults and checks on `cluster` (module docstring)."""
+
+    def __init__(
+        self,
+        cluster: SimCluster,
+        trace: Trace,
+        profile: FaultProfile,
+        *,
+        corrupt_reads: bool = False,
+    ) -> None:
+        self.cluster = cluster
+        self.trace = trace
+        self.profile = profile
+        #: A deliberate bug for the simulator's own test: reads return one flipped byte.
+        self.corrupt_reads = corrupt_reads
+        self.blobs: list[BlobModel] = []
+        self.result = SimResult()
+        self.cursors = CursorWatch()
+        self.faulty_until: dict[str, float] = {}
+        self._ops_rng = derive_rng(cluster.seed, "workload")
+        self._fault_rng = derive_rng(cluster.seed, "faults")
+        self._last_supply: int | None = None
+        self._stored = 0
+        self._failpoint_hit: SimNode | None = None
+        self._down: dict[str, SimNode] = {}
+        cluster.on_node_died = self._node_died
+
+    @property
+    def client(self) -> WalrusClient:
+        """The workload's client."""
+        assert self.cluster.client is not None
+        return self.cluster.client
+
+    def faulty(self) -> list[str]:
+        """Nodes faulty now: down, cut off, lying, or not settled since their fault healed."""
+        t = now()
+        return sorted(name for name, until in self.faulty_until.items() if until > t)
+
+    def _within_f(self, faulty: list[str]) -> bool:
+        """Whether `faulty` (the nodes faulty at any time during an operation) are at most f."""
+        return len(faulty) <= self.cluster.settings.max_faulty
+
+    def _node_died(self, node: SimNode, exc: BaseException) -> None:
+        self._fail(InvariantViolation("node-alive", f"node{node.index} died: {exc!r}"))
+
+    def _fail(self, violation: InvariantViolation) -> None:
+        if self.result.violation is None:
+            self.result.violation = violation
+            self.result.violation_at_s = self.trace.elapsed_s()
+            self.trace.log(f"VIOLATION {violation}")
+
+    # -- the run --
+
+    async def run(self, virtual_s: float) -> SimResult:
+        """Run the workload and faults for `virtual_s` virtual seconds, then heal and check."""
+        start = now()
+        deadline = start + virtual_s
+        self.trace.log(
+            f"start seed={self.cluster.seed} nodes={len(self.cluster.nodes)}"
+            f" shards={self.cluster.settings.n_shards} faults={self.profile.value}"
+            f" virtual_s={virtual_s:g}"
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._guarded(self._workload(deadline))),
+                    group.create_task(self._guarded(self._faults(deadline))),
+                    group.create_task(self._guarded(self._checker(deadline))),
+                ]
+                pending = set(tasks)
+                while pending and self.result.violation is None:
+                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in tasks:
+                    task.cancel()
+            if self.result.violation is None:
+                if now() < deadline:
+                    await asyncio.sleep(deadline - now())
+                await self._guarded(self._finish())
+        finally:
+            failpoints.disarm("node.after_sliver_write")
+        self.result.virtual_s = now() - start
+        self.trace.log(
+            f"end operations={_counts(self.result.operations)}"
+            f" faults={_counts(self.result.faults)} checks={self.result.checks}"
+            f" violation={self.result.violation.invariant if self.result.violation else 'none'}"
+        )
+        return self.result
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except InvariantViolation as violation:
+            self._fail(violation)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(InvariantViolation("crash-of-simulator", f"{type(exc).__name__}: {exc}"))
+
+    async def _finish(self) -> None:
+        await self._heal_all()
+        settle_until = max(self.faulty_until.values(), default=now())
+        if settle_until > now():
+            await asyncio.sleep(settle_until - now())
+        self.trace.log("healed: every fault is over and the nodes have settled")
+        try:
+            async with asyncio.timeout(LIVENESS_S):
+                await self._store(liveness=True)
+        except TimeoutError:
+            raise InvariantViolation(
+                "liveness", f"a store after healing did not certify within {LIVENESS_S:g} s"
+            ) from None
+        await self._full_check()
+
+    # -- workload --
+
+    async def _workload(self, deadline: float) -> None:
+        rng = self._ops_rng
+        names = [name for name, _ in OPERATIONS]
+        weights = [weight for _, weight in OPERATIONS]
+        while True:
+            pause = rng.expovariate(1 / OP_MEAN_S)
+            if now() + pause >= deadline:
+                return
+            await asyncio.sleep(pause)
+            [operation] = rng.choices(names, weights)
+            self.result.operations[operation] = self.result.operations.get(operation, 0) + 1
+            async with asyncio.timeout(OP_TIMEOUT_S):
+                if operation == "store":
+                    await self._store()
+                elif operation == "publish":
+                    await self._publish()
+                elif operation == "read":
+                    await self._read_one()
+                elif operation == "delete":
+                    await self._delete_one()
+                else:
+                    await self._extend_one()
+
+    async def _store(self, *, liveness: bool = False) -> None:
+        rng = self._ops_rng
+        size = rng.randint(*BLOB_BYTES)
+        data = rng.randbytes(size)
+        epochs = rng.randint(1, 3)
+        deletable = rng.random() < 0.5
+        self._stored += 1
+        name = f"b{self._stored}"
+        faulty = self.faulty()
+        try:
+            result = await self.client.store(data, epochs, deletable=deletable)
+        except WalrusError as exc:
+            self.trace.log(f"store {name} size={size} failed: {type(exc).__name__} {faulty=}")
+            faulty = sorted({*faulty, *self.faulty()})
+            if liveness or self._within_f(faulty):
+                raise InvariantViolation(
+                    "liveness",
+                    f"store of {name} failed with at most f nodes faulty ({faulty}): {exc}",
+                ) from exc
+            return
+        assert result.blob is not None
+        blob = BlobModel(
+            name,
+            data,
+            str(result.blob_id),
+            result.blob_id.raw,
+            result.blob.object_id,
+            deletable,
+            result.end_epoch,
+        )
+        self.blobs.append(blob)
+        self.trace.log(
+            f"store {name} size={size} deletable={deletable} blob={blob.blob_id}"
+            f" end_epoch={blob.end_epoch}"
+        )
+
+    async def _publish(self) -> None:
+        """Store through the publisher's `PUT /v1/blobs`, as a user of the daemon would."""
+        rng = self._ops_rng
+        size = rng.randint(*BLOB_BYTES)
+        data = rng.randbytes(size)
+        epochs = rng.randint(1, 3)
+        deletable = rng.random() < 0.5
+        self._stored += 1
+        name = f"b{self._stored}"
+        faulty = self.faulty()
+        session = self.cluster.user_session
+        assert session is not None
+        query = f"epochs={epochs}&{'deletable' if deletable else 'permanent'}=true"
+        url = f"{self.cluster.publisher_url}/v1/blobs?{query}"
+        async with session.put(url, data=data) as response:
+            status = response.status
+            answer = await response.read()
+        if status != 200:
+            self.trace.log(f"publish {name} size={size} failed: HTTP {status}")
+            faulty = sorted({*faulty, *self.faulty()})
+            if self._within_f(faulty):
+                raise InvariantViolation(
+                    "liveness",
+                    f"publishing {name} failed with at most f nodes faulty ({faulty}):"
+                    f" HTTP {status} {answer[:200]!r}",
+                )
+            return
+        created: dict[str, Any] = json.loads(answer)["newlyCreated"]["blobObject"]
+        blob = BlobModel(
+            name,
+            data,
+            created["blobId"],
+            BlobId.parse(created["blobId"]).raw,
+            bytes.fromhex(created["id"].removeprefix("0x")),
+            bool(created["deletable"]),
+            int(created["storage"]["endEpoch"]),
+        )
+        self.blobs.append(blob)
+        self.trace.log(
+            f"publish {name} size={size} deletable={blob.deletable} blob={blob.blob_id}"
+            f" end_epoch={blob.end_epoch}"
+        )
+
+    async def _epoch(self) -> int:
+        chain = self.cluster.client_chain
+        assert chain is not None
+        return (await chain.system_info()).epoch
+
+    async def _read(self, blob: BlobModel) -> bytes:
+        if self._ops_rng.random() < AGGREGATOR_READS:
+            data = await self._aggregator_read(blob)
+        else:
+            read = await self.client.read(blob.blob_id)
+            assert isinstance(read, bytes)
+            data = read
+        if self.corrupt_reads and data:
+            data = bytes([data[0] ^ 1]) + data[1:]
+        return data
+
+    async def _aggregator_read(self, blob: BlobModel) -> bytes:
+        """`GET /v1/blobs/{blob_id}` of the aggregator; an error answer raises
+        `AggregatorError` (a `WalrusError`, as the client's own failures)."""
+        session = self.cluster.user_session
+        assert session is not None
+        async with session.get(f"{self.cluster.publisher_url}/v1/blobs/{blob.blob_id}") as answer:
+            body = await answer.read()
+            if answer.status != 200:
+                raise AggregatorError(f"aggregator: HTTP {answer.status} {body[:200]!r}")
+        return body
+
+    async def _read_one(self) -> None:
+        if not self.blobs:
+            return
+        blob = self._ops_rng.choice(self.blobs)
+        await self._check_readable(blob, "read")
+
+    async def _check_readable(self, blob: BlobModel, what: str) -> None:
+        faulty = self.faulty()
+        try:
+            data = await self._read(blob)
+        except WalrusError as exc:
+            # Owed only if live at the end of the read and no node was faulty throughout.
+            after = await self._epoch()
+            owed = blob.live(after) and self._within_f(sorted({*faulty, *self.faulty()}))
+            self.trace.log(f"{what} {blob.name} failed: {type(exc).__name__} owed={owed}")
+            if owed:
+                raise InvariantViolation(
+                    "readable",
+                    f"{blob.name} ({blob.blob_id}, live until epoch {blob.end_epoch}, now"
+                    f" {after}) could not be read with at most f nodes faulty: {exc}",
+                ) from exc
+            return
+        check_read_bytes(blob, data)
+        self.trace.log(f"{what} {blob.name} ok size={len(data)}")
+
+    async def _delete_one(self) -> None:
+        epoch = await self._epoch()
+        candidates = [b for b in self.blobs if b.deletable and b.live(epoch)]
+        if not candidates:
+            return
+        blob = self._ops_rng.choice(candidates)
+        try:
+            await self.client.delete(object_id=blob.object_id)
+        except WalrusError as exc:
+            self.trace.log(f"delete {blob.name} failed: {type(exc).__name__}")
+            return
+        blob.deleted = True
+        self.trace.log(f"delete {blob.name}")
+
+    async def _extend_one(self) -> None:
+        epoch = await self._epoch()
+        candidates = [b for b in self.blobs if b.live(epoch + 1)]
+        if not candidates:
+            return
+        blob = self._ops_rng.choice(candidates)
+        epochs = self._ops_rng.randint(1, 2)
+        try:
+            result = await self.client.extend(blob.object_id, epochs)
+        except WalrusError as exc:
+            self.trace.log(f"extend {blob.name} failed: {type(exc).__name__}")
+            return
+        blob.end_epoch = result.end_epoch
+        self.trace.log(f"extend {blob.name} by {epochs} to end_epoch={blob.end_epoch}")
+
+    # -- checks --
+
+    async def _checker(self, deadline: float) -> None:
+        while now() + CHECK_INTERVAL_S < deadline:
+            await asyncio.sleep(CHECK_INTERVAL_S)
+            await self._full_check()
+
+    async def _full_check(self) -> None:
+        self.result.checks += 1
+        epoch = await self._epoch()
+        live = [b for b in self.blobs if b.live(epoch)]
+        for blob in live:
+            await self._check_readable(blob, "check-read")
+        await self._check_cursors()
+        chain = self.cluster.client_chain
+        assert chain is not None
+        supply, held = await self.cluster.wal_supply()
+        check_wal_supply(supply, held, supply if self._last_supply is None else self._last_supply)
+        self._last_supply = supply
+        self.trace.log(
+            f"check epoch={epoch} live_blobs={len(live)} wal_supply={supply}"
+            f" faulty={','.join(self.faulty()) or '-'}"
+        )
+
+    async def _check_cursors(self) -> None:
+        cursors: dict[str, EventProgress] = {}
+        for node in self.cluster.nodes:
+            if node.node is not None and node.node.processor is not None and node.running:
+                progress = node.node.processor.progress
+                if progress is not None:
+                    cursors[node.host] = progress
+        self.cursors.check(cursors)
+        chain = self.cluster.client_chain
+        assert chain is not None
+        positions: list[tuple[int, int]] = []
+        cursor = EventCursor()
+        while True:
+            page = await chain.events(cursor, EVENTS_PER_PAGE)
+            positions += [(e.event_id.block_number, e.event_id.log_index) for e in page]
+            if len(page) < EVENTS_PER_PAGE:
+                break
+            cursor = EventCursor(positions[-1][0], positions[-1][1] + 1)
+        check_cursors_against_chain(cursors, positions)
+
+    # -- faults --
+
+    async def _faults(self, deadline: float) -> None:
+        kinds = _FAULT_KINDS[self.profile]
+        if not kinds:
+            return
+        rng = self._fault_rng
+        while True:
+            gap = rng.expovariate(1 / FAULT_MEAN_S)
+            settled = max(self.faulty_until.values(), default=now())
+            start = max(now() + gap, settled)
+            duration = rng.uniform(*FAULT_DURATION_S)
+            kind = rng.choice(kinds)
+            node = rng.choice(self.cluster.nodes)
+            if start + duration >= deadline:
+                return
+            await asyncio.sleep(start - now())
+            self.result.faults[kind] = self.result.faults.get(kind, 0) + 1
+            await self._inject(kind, node, duration)
+
+    async def _inject(self, kind: str, node: SimNode, duration_s: float) -> None:
+        host = node.host
+        if kind == "failpoint-crash":
+            self.trace.log(f"fault {kind} armed at node.after_sliver_write for {duration_s:.3f}s")
+            await self._failpoint_crash(duration_s)
+            return
+        self.faulty_until[host] = float("inf")
+        self.trace.log(f"fault {kind} {host} for {duration_s:.3f}s")
+        if kind in {"crash", "wipe"}:
+            before = await self._inventory(node)
+            await self.cluster.stop(node, crash=True)
+            await asyncio.sleep(duration_s)
+            if kind == "wipe":
+                await self.cluster.wipe(node)
+                self.cursors.forget(host)
+                before = set()
+            await self._restart(node, before)
+        elif kind == "byzantine-corrupt":
+            before = await self._inventory(node)
+            await self.cluster.stop(node, crash=True)
+            await self.cluster.start_lying(node)
+            await asyncio.sleep(duration_s)
+            await self.cluster.stop_lying(node)
+            await self._restart(node, before)
+        elif kind == "partition":
+            others = [n.host for n in self.cluster.nodes if n is not node]
+            self.cluster.net.partition([host], [*others, CHAIN_HOST, CLIENT_HOST])
+            await asyncio.sleep(duration_s)
+            self.cluster.net.heal()
+        elif kind == "lossy-links":
+            for other in [*(n.host for n in self.cluster.nodes if n is not node), CLIENT_HOST]:
+                for a, b in ((host, other), (other, host)):
+                    self.cluster.net.set_link(a, b, latency_s=0.05, jitter_s=0.1, loss=0.2)
+            await asyncio.sleep(duration_s)
+            for other in [*(n.host for n in self.cluster.nodes if n is not node), CLIENT_HOST]:
+                for a, b in ((host, other), (other, host)):
+                    default = self.cluster.settings.link
+                    self.cluster.net.set_link(
+                        a, b, latency_s=default.latency_s, jitter_s=default.jitter_s
+                    )
+        elif kind == "byzantine-discard":
+            fault_file = node.config.fault_file
+            assert fault_file is not None
+            await asyncio.to_thread(write_fault, fault_file, FaultMode.DISCARD)
+            await asyncio.sleep(duration_s)
+            await asyncio.to_thread(write_fault, fault_file, FaultMode.NONE)
+        self.faulty_until[host] = now() + SETTLE_S
+        self.trace.log(f"heal {kind} {host}")
+
+    async def _inventory(self, node: SimNode) -> Inventory:
+        store = node.node.store if node.node is not None else None
+        if store is None:
+            return set()
+        return set(await asyncio.to_thread(sliver_inventory, store))
+
+    async def _restart(self, node: SimNode, before: Inventory) -> None:
+        await self.cluster.start(node)
+        after = await self._inventory(node)
+        epoch = await self._epoch()
+        live = {b.blob_raw for b in self.blobs if b.live(epoch)}
+        check_slivers_survived(node.host, before, after, live)
+        self.trace.log(f"restart {node.host} slivers={len(after)} kept={len(before & after)}")
+
+    async def _failpoint_crash(self, duration_s: float) -> None:
+        """Arm `node.after_sliver_write` for `duration_s` at most; the node that hits it first
+        crashes just after committing slivers it has not acknowledged, and restarts
+        `duration_s` later. While it is armed every node counts as faulty (any may hit it)."""
+        hit: asyncio.Future[SimNode] = asyncio.get_running_loop().create_future()
+
+        def action(name: str) -> None:
+            node = self._node_of_writer()
+            failpoints.disarm(name)
+            if node is not None and not hit.done():
+                hit.set_result(node)
+            raise failpoints.FailPointError(f"{name}: the node crashes here")
+
+        for node in self.cluster.nodes:
+            self.faulty_until[node.host] = float("inf")  # whichever hits it is faulty
+        failpoints.arm("node.after_sliver_write", action)
+        try:
+            async with asyncio.timeout(duration_s):
+                node = await hit
+        except TimeoutError:
+            for other in self.cluster.nodes:
+                self.faulty_until[other.host] = now()
+            self.trace.log("failpoint node.after_sliver_write not hit: disarmed")
+            return
+        finally:
+            failpoints.disarm("node.after_sliver_write")
+        for other in self.cluster.nodes:
+            if other is not node:
+                self.faulty_until[other.host] = now()
+        self.trace.log(f"failpoint node.after_sliver_write hit by {node.host}")
+        before = await self._inventory(node)
+        await self.cluster.stop(node, crash=True)
+        await asyncio.sleep(duration_s)
+        await self._restart(node, before)
+        self.faulty_until[node.host] = now() + SETTLE_S
+        self.trace.log(f"heal failpoint-crash {node.host}")
+
+    def _node_of_writer(self) -> SimNode | None:
+        """The node whose sliver writer is on the stack (the fail point's caller)."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            writer = frame.f_locals.get("self")
+            if isinstance(writer, SliverWriter):
+                for node in self.cluster.nodes:
+                    if node.node is not None and node.node.store is writer.store:
+                        return node
+                return None
+            frame = frame.f_back  # type: ignore[assignment]
+        return None
+
+    async def _heal_all(self) -> None:
+        self.cluster.net.heal()
+        for node in self.cluster.nodes:
+            if node.config.fault_file is not None:
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(write_fault, node.config.fault_file, FaultMode.NONE)
+            if not node.running:
+                await self.cluster.start(node)
+
+
+class AggregatorError(WalrusError):
+    """The aggregator answered a read with an error status."""
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"

@@ -632,6 +632,8 @@ class BlobReader:
         #: Primary slivers fetched or rebuilt so far, and their bytes.
         self.rows_read: list[int] = []
         self.sliver_bytes_read = 0
+        #: The whole blob, decoded once a row could be neither fetched nor rebuilt.
+        self._decoded: asyncio.Task[bytes] | None = None
 
     @property
     def blob_id(self) -> BlobId:
@@ -716,8 +718,44 @@ class BlobReader:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _fetch_row(self, row: int) -> VerifiedSliver:
-        """Source row `row`: from its shard's owner in each committee, else rebuilt."""
-        return await fetch_sliver(self.env, self.metadata, self.committees, SliverType.PRIMARY, row)
+        """Source row `row`: from its shard's owner in each committee, else rebuilt, else cut
+        from the whole blob, decoded once from any p primary slivers (as `read` does).
+
+        Rebuilding needs other nodes' decoding symbols, which they withhold during a storage
+        challenge of the blob; the whole blob needs only slivers, which they serve.
+        """
+        try:
+            return await fetch_sliver(
+                self.env, self.metadata, self.committees, SliverType.PRIMARY, row
+            )
+        except NotEnoughSliversError as exc:
+            if self._decoded is None:
+                self._decoded = asyncio.ensure_future(self._decode_whole())
+            try:
+                data = await asyncio.shield(self._decoded)
+            except (NotEnoughSliversError, InconsistentBlobError) as whole:
+                raise NotEnoughSliversError(f"{exc}; nor decoded whole: {whole}") from exc
+        metadata = self.metadata
+        row_bytes = metadata.params.primary_sliver_length(metadata.symbol_size)
+        cut = data[row * row_bytes : (row + 1) * row_bytes].ljust(row_bytes, b"\0")
+        sliver = SliverData(SliverType.PRIMARY, SliverIndex(row), metadata.symbol_size, cut)
+        return await asyncio.to_thread(sliver.verify, metadata)
+
+    async def _decode_whole(self) -> bytes:
+        failures = []
+        for committee in self.committees:
+            if committee.n_shards != self.metadata.n_shards:
+                continue
+            fanout = await fetch_slivers(
+                self.env, self.metadata, committee, SliverType.PRIMARY, None
+            )
+            if fanout.reached:
+                slivers = [success.value for success in fanout.successes]
+                return await decode(self.metadata, slivers, ConsistencyCheck.DEFAULT)
+            failures.append(fanout.summary())
+        raise NotEnoughSliversError(
+            f"too few primary slivers of blob {self.blob_id}: {'; '.join(failures)}",
+        )
 
 
 async def fetch_sliver(

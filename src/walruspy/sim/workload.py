@@ -37,6 +37,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import aiohttp
+
 from walruspy import failpoints
 from walruspy.chain.events import EventCursor
 from walruspy.client.client import WalrusClient
@@ -367,10 +369,15 @@ class Simulation:
         `AggregatorError` (a `WalrusError`, as the client's own failures)."""
         session = self.cluster.user_session
         assert session is not None
-        async with session.get(f"{self.cluster.publisher_url}/v1/blobs/{blob.blob_id}") as answer:
-            body = await answer.read()
-            if answer.status != 200:
-                raise AggregatorError(f"aggregator: HTTP {answer.status} {body[:200]!r}")
+        url = f"{self.cluster.publisher_url}/v1/blobs/{blob.blob_id}"
+        try:
+            async with session.get(url) as answer:
+                body = await answer.read()
+                status = answer.status
+        except aiohttp.ClientError as exc:  # e.g. a stream the aggregator had to cut short
+            raise AggregatorError(f"aggregator: {type(exc).__name__}: {exc}") from exc
+        if status != 200:
+            raise AggregatorError(f"aggregator: HTTP {status} {body[:200]!r}")
         return body
 
     async def _read_one(self) -> None:

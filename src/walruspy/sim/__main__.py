@@ -82,7 +82,7 @@ def _replay_command(args: argparse.Namespace) -> str:
     parts = [
         "python -m walruspy.sim",
         f"--seed {args.seed}",
-        f"--virtual-hours {args.virtual_hours:g}",
+        f"--virtual-hours {args.virtual_hours}",
         f"--nodes {args.nodes}",
     ]
     if args.shards is not None:

@@ -4,9 +4,10 @@ Theory of operation (issue #16; TigerBeetle's VOPR, FoundationDB's simulation). 
 the cluster's loop, each drawing from its own generator derived from the seed:
 
 - the **workload** waits an exponential pause (mean `OP_MEAN_S`), then does one operation:
-  store a random blob of a few KiB (deletable or not, for 1-3 epochs), read a known blob,
-  delete a deletable one, or extend one; the result is checked against the model
-  (`walruspy.sim.invariants.BlobModel`) at once;
+  store a random blob of a few KiB (deletable or not, for 1-3 epochs) with the client or
+  through the publisher (`PUT /v1/blobs`), read a known blob with the client or, for a share
+  `AGGREGATOR_READS`, through the aggregator, delete a deletable one, or extend one; the
+  result is checked against the model (`walruspy.sim.invariants.BlobModel`) at once;
 - the **fault schedule** of the profile starts one fault at a time (exponential gaps, mean
   `FAULT_MEAN_S`) and heals it after a drawn duration. Profiles: `none`; `crash` (a node
   crashes and restarts on its store; or a fail point, `node.after_sliver_write`, is armed and
@@ -36,6 +37,8 @@ import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import aiohttp
 
 from walruspy import failpoints
 from walruspy.chain.events import EventCursor
@@ -367,10 +370,15 @@ class Simulation:
         `AggregatorError` (a `WalrusError`, as the client's own failures)."""
         session = self.cluster.user_session
         assert session is not None
-        async with session.get(f"{self.cluster.publisher_url}/v1/blobs/{blob.blob_id}") as answer:
-            body = await answer.read()
-            if answer.status != 200:
-                raise AggregatorError(f"aggregator: HTTP {answer.status} {body[:200]!r}")
+        url = f"{self.cluster.publisher_url}/v1/blobs/{blob.blob_id}"
+        try:
+            async with session.get(url) as answer:
+                body = await answer.read()
+                status = answer.status
+        except aiohttp.ClientError as exc:  # e.g. a stream the aggregator had to cut short
+            raise AggregatorError(f"aggregator: {type(exc).__name__}: {exc}") from exc
+        if status != 200:
+            raise AggregatorError(f"aggregator: HTTP {status} {body[:200]!r}")
         return body
 
     async def _read_one(self) -> None:

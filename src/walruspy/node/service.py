@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from walruspy import clock
 from walruspy.core.blob_id import BlobId
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.core.errors import DecodeError, InvalidInputError, VerificationError
@@ -395,8 +396,8 @@ class NodeService:
             max_ms = self.limits.confirmation_long_poll_max_ms
         wait_ms = max_ms if wait.wait_ms is None else min(wait.wait_ms, max_ms)
         if wait.wait_for_registration and wait_ms > 0:
-            deadline = time.monotonic() + wait_ms / 1000
-            while (remaining := deadline - time.monotonic()) > 0:
+            deadline = clock.now() + wait_ms / 1000
+            while (remaining := deadline - clock.now()) > 0:
                 if not await self.registrations.wait(blob_id.raw, remaining):
                     break
                 if blob_state.is_registered(await self.blob_info(blob_id), self.state.epoch):

@@ -29,6 +29,7 @@ from walruspy.core.decoding import primary_rows_of_range, slice_of_row
 from walruspy.core.encoding import EncodedBlob, encode_blob
 from walruspy.core.params import EncodingParams
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType, pair_index_of_sliver
+from walruspy.node_api import errors as api_errors
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -245,6 +246,29 @@ async def test_rows_of_a_stopped_or_lying_node_are_rebuilt(tmp_path: Path) -> No
             middle = await client.read_range(blob_id, (12_345, 20_000))
             assert middle.data == data[12_345:32_345]
         assert rebuilt, "no row was rebuilt from decoding symbols"
+
+
+async def test_rows_no_node_will_rebuild_are_cut_from_the_whole_blob(tmp_path: Path) -> None:
+    # One node lost its slivers during a storage challenge, when every node withholds the
+    # decoding symbols of the blob: the stream decodes the blob from the other primary slivers
+    # (found by the simulator, seed 43 --faults crash).
+    data = blob_data(24, 40_000)
+    async with open_network(tmp_path) as network:
+        blob_id = await _store(network, data)
+        network.refuse_slivers(0, SliverType.PRIMARY)
+        for handle in network.nodes:
+            node = handle.node
+            assert node is not None and node.api is not None
+
+            async def withheld(*args: Any) -> bytes:
+                raise api_errors.UnavailableError("a storage challenge is underway")
+
+            node.api.symbols.decoding_symbols = withheld  # type: ignore[method-assign]
+        async with network.client() as client:
+            whole = await client.read_range(blob_id, ByteRange(0))
+            assert whole.data == data
+            part = await client.read_range(blob_id, (1000, 30_000))
+            assert part.data == data[1000:31_000]
 
 
 def _counted(honest: Any, calls: list[Any]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -54,3 +55,12 @@ def test_a_process_switches_after_enough_hashes(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(blake2_batch, "_kernel", None)
     assert not merkle._compiled_worthwhile(merkle.COMPILED_AFTER_HASHES - 1)
     assert merkle._compiled_worthwhile(1)
+
+
+def test_threads_that_need_the_loop_at_once_load_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A node verifies batches in worker threads: the first two may ask for the loop together.
+    monkeypatch.setattr(blake2_batch, "_kernel", None)
+    rows = np.zeros((10, 64), dtype=np.uint8)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: blake2_batch.hash_rows_prefixed(rows, 1), range(8)))
+    assert all((r == results[0]).all() for r in results)

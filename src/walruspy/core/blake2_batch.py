@@ -23,6 +23,7 @@ Every digest is checked against `hashlib` in the tests, for every block count th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,7 @@ _SIGMA = np.array([_PERMUTATIONS[k % 10] for k in range(12)], dtype=np.uint8)
 _PARAM_WORD0 = 0x01010000 | DIGEST_LEN
 
 _kernel: Callable[..., None] | None = None
+_loading = threading.Lock()
 _U64 = np.uint64
 
 
@@ -121,7 +123,7 @@ def _compile() -> Callable[..., None]:
     global _mix  # noqa: PLW0603 (numba resolves the global when it compiles `_hash_blocks`)
     from numba import njit
 
-    _mix = njit(inline="always")(_mix)
+    _mix = njit(inline="always")(getattr(_mix, "py_func", _mix))  # the Python function
     kernel: Callable[..., None] = njit(cache=True, nogil=True)(_hash_blocks)
     return kernel
 
@@ -132,10 +134,12 @@ def is_loaded() -> bool:
 
 
 def load() -> None:
-    """Compile or load the loop now (a node does this at start, off its event loop)."""
+    """Compile the loop, or load it from numba's cache, once per process (threads that need it
+    at the same time wait for the first)."""
     global _kernel  # noqa: PLW0603 (compiled once per process)
-    if _kernel is None:
-        _kernel = _compile()
+    with _loading:
+        if _kernel is None:
+            _kernel = _compile()
 
 
 def hash_rows_prefixed(rows: U8Array, prefix: int) -> U8Array:

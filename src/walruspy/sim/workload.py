@@ -270,14 +270,25 @@ class Simulation:
                 else:
                     await self._extend_one()
 
-    async def _store(self, *, liveness: bool = False) -> None:
+    def _draw_blob(self) -> tuple[str, bytes, int, bool]:
+        """The next blob to store: its name, bytes, epochs and kind, from the operations' rng."""
         rng = self._ops_rng
-        size = rng.randint(*BLOB_BYTES)
-        data = rng.randbytes(size)
+        data = rng.randbytes(rng.randint(*BLOB_BYTES))
         epochs = rng.randint(1, 3)
         deletable = rng.random() < 0.5
         self._stored += 1
-        name = f"b{self._stored}"
+        return f"b{self._stored}", data, epochs, deletable
+
+    def _keep(self, operation: str, blob: BlobModel) -> None:
+        self.blobs.append(blob)
+        self.trace.log(
+            f"{operation} {blob.name} size={len(blob.data)} deletable={blob.deletable}"
+            f" blob={blob.blob_id} end_epoch={blob.end_epoch}"
+        )
+
+    async def _store(self, *, liveness: bool = False) -> None:
+        name, data, epochs, deletable = self._draw_blob()
+        size = len(data)
         faulty = self.faulty()
         try:
             result = await self.client.store(data, epochs, deletable=deletable)
@@ -300,21 +311,12 @@ class Simulation:
             deletable,
             result.end_epoch,
         )
-        self.blobs.append(blob)
-        self.trace.log(
-            f"store {name} size={size} deletable={deletable} blob={blob.blob_id}"
-            f" end_epoch={blob.end_epoch}"
-        )
+        self._keep("store", blob)
 
     async def _publish(self) -> None:
         """Store through the publisher's `PUT /v1/blobs`, as a user of the daemon would."""
-        rng = self._ops_rng
-        size = rng.randint(*BLOB_BYTES)
-        data = rng.randbytes(size)
-        epochs = rng.randint(1, 3)
-        deletable = rng.random() < 0.5
-        self._stored += 1
-        name = f"b{self._stored}"
+        name, data, epochs, deletable = self._draw_blob()
+        size = len(data)
         faulty = self.faulty()
         session = self.cluster.user_session
         assert session is not None
@@ -343,11 +345,7 @@ class Simulation:
             bool(created["deletable"]),
             int(created["storage"]["endEpoch"]),
         )
-        self.blobs.append(blob)
-        self.trace.log(
-            f"publish {name} size={size} deletable={blob.deletable} blob={blob.blob_id}"
-            f" end_epoch={blob.end_epoch}"
-        )
+        self._keep("publish", blob)
 
     async def _epoch(self) -> int:
         chain = self.cluster.client_chain

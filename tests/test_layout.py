@@ -16,11 +16,13 @@ ALLOWED = {
     # The one clock (wall and monotonic time, blocking work) and the fail points: leaves.
     "clock": set(),
     "failpoints": set(),
-    "chain": {"core", "logs", "clock"},
-    "node_api": {"core", "logs", "clock"},
-    "client": {"core", "chain", "node_api", "workers", "logs", "clock"},
-    "node": {"core", "chain", "node_api", "workers", "logs", "clock", "failpoints"},
-    "daemon": {"client", "core", "chain", "node_api", "workers", "logs", "clock"},
+    # The one retry policy (doubling pauses, capped): a leaf, used wherever a loop retries.
+    "backoff": set(),
+    "chain": {"core", "logs", "clock", "backoff"},
+    "node_api": {"core", "logs", "clock", "backoff"},
+    "client": {"core", "chain", "node_api", "workers", "logs", "clock", "backoff"},
+    "node": {"core", "chain", "node_api", "workers", "logs", "clock", "failpoints", "backoff"},
+    "daemon": {"client", "core", "chain", "node_api", "workers", "logs", "clock", "backoff"},
     # The simulator runs the whole network in one process, as the devnet does in many (its
     # network, sim.network and sim.transport, knows aiohttp only; the simulator wires walruspy's
     # parts over it, reusing the devnet's registration and staking).
@@ -28,6 +30,7 @@ ALLOWED = {
         "devnet",
         "clock",
         "failpoints",
+        "backoff",
         "core",
         "chain",
         "node_api",
@@ -50,6 +53,7 @@ ALLOWED = {
         "logs",
         "clock",
         "failpoints",
+        "backoff",
     },
     "devnet": {
         "core",
@@ -62,6 +66,7 @@ ALLOWED = {
         "logs",
         "clock",
         "failpoints",
+        "backoff",
     },
     "workers": {"core"},
     "demo": {"core", "workers", "client", "devnet", "chain", "logs"},

@@ -65,6 +65,7 @@ from typing import Final
 
 import aiohttp
 
+from walruspy.backoff import Backoff
 from walruspy.chain.api import ChainError, ChainRevertError, ChainWriter
 from walruspy.clock import now, wall
 from walruspy.core.blob_id import BlobId
@@ -94,7 +95,6 @@ from walruspy.core.types import (
     shard_of_pair,
 )
 from walruspy.logs import get_logger
-from walruspy.node.backoff import capped_doubling
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import ChallengeRecord
@@ -106,7 +106,7 @@ from walruspy.node_api.client import NodeClient
 log = get_logger("walruspy.node.challenges")
 
 #: Retrying a peer that does not answer: the first pause and the longest.
-RETRY_BACKOFF_S: Final = (0.5, 15.0)
+RETRY_BACKOFF: Final = Backoff(0.5, 15.0)
 #: Verifications of other nodes run at once: each reads pages of symbols and checks proofs.
 MAX_CONCURRENT_VERIFICATIONS: Final = 4
 #: Longest time every symbol is withheld between a challenge's scheduling and its start. The
@@ -335,14 +335,14 @@ class ChallengeWorker:
         *,
         session: aiohttp.ClientSession | None = None,
         request_timeout_s: float = 30.0,
-        backoff_s: tuple[float, float] = RETRY_BACKOFF_S,
+        backoff: Backoff = RETRY_BACKOFF,
     ) -> None:
         self.challenges = challenges
         self.chain = chain
         self._session = session
         self.sign = sign
         self.request_timeout_s = request_timeout_s
-        self.backoff_s = backoff_s
+        self.backoff = backoff
 
     def _client(self, member: CommitteeMember) -> NodeClient:
         assert self._session is not None
@@ -454,7 +454,7 @@ class ChallengeWorker:
                 raise ChallengeFailedError(f"malformed proof page: {exc}") from exc
             except (api_errors.NodeConnectionError, api_errors.NodeApiError) as exc:
                 failures += 1
-                delay = capped_doubling(failures, *self.backoff_s)
+                delay = self.backoff.delay_s(failures)
                 log.debug("challenge proof not available; retrying", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)
 
@@ -505,7 +505,7 @@ class ChallengeWorker:
             if committee.is_quorum(sum(committee.members[i].weight for i in gathered)):
                 break
             failures += 1
-            await asyncio.sleep(capped_doubling(failures, *self.backoff_s))
+            await asyncio.sleep(self.backoff.delay_s(failures))
         certificate = Certificate.from_signed_messages(sorted(gathered.items()))
         await self._post(record, own, len(sample), certificate)
 
@@ -537,7 +537,7 @@ class ChallengeWorker:
                 return
             except ChainError as exc:
                 failures += 1
-                delay = capped_doubling(failures, *self.backoff_s)
+                delay = self.backoff.delay_s(failures)
                 log.warning("cannot post the challenge certificate", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)
                 continue
@@ -575,7 +575,7 @@ class ChallengeStarter:
         max_jitter_s: float,
         rng: random.Random,
         clock: Callable[[], float] = wall,
-        backoff_s: tuple[float, float] = RETRY_BACKOFF_S,
+        backoff: Backoff = RETRY_BACKOFF,
     ) -> None:
         self.chain = chain
         self.state = state
@@ -583,7 +583,7 @@ class ChallengeStarter:
         self.max_jitter_s = max_jitter_s
         self.rng = rng
         self.clock = clock
-        self.backoff_s = backoff_s
+        self.backoff = backoff
 
     async def run(self) -> None:
         """Start every epoch's challenge (until cancelled)."""
@@ -594,7 +594,7 @@ class ChallengeStarter:
                 failures = 0
             except ChainError as exc:
                 failures += 1
-                pause = capped_doubling(failures, *self.backoff_s)
+                pause = self.backoff.delay_s(failures)
                 log.warning("challenge starter: chain unavailable", error=str(exc), delay_s=pause)
             await asyncio.sleep(pause)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from walruspy.backoff import Backoff
 from walruspy.node.errors import ConfigError
 from walruspy.node_api.connection_guard import ConnectionLimits
 
@@ -53,6 +54,11 @@ class ChainConfig:
     #: 256 blocks is about 50 minutes of Ethereum, far beyond any reorganisation seen since the
     #: merge, and a few thousand records at most.
     reorg_window_blocks: int = 256
+
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy of these bounds (`walruspy.backoff`)."""
+        return Backoff(self.retry_min_backoff_s, self.retry_max_backoff_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,11 @@ class RecoveryConfig:
     #: before it waits for the scan: a peer busy or lying for a moment does not cost 10 minutes.
     sync_retries: int = 5
 
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy of these bounds (`walruspy.backoff`)."""
+        return Backoff(self.retry_min_backoff_s, self.retry_max_backoff_s)
+
 
 @dataclass(frozen=True, slots=True)
 class EpochConfig:
@@ -146,6 +157,11 @@ class ShardSyncConfig:
     #: Walrus `shard_sync_retry_switch_to_recovery_interval_secs`: with no batch stored for this
     #: long, the shard is recovered blob by blob instead (12 h; seconds on a devnet).
     retry_window_s: float = 12 * 3600.0
+
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy of these bounds (`walruspy.backoff`)."""
+        return Backoff(self.retry_min_backoff_s, self.retry_max_backoff_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
+from walruspy.backoff import Backoff
 from walruspy.chain.api import (
     ChainError,
     ChainReader,
@@ -57,7 +58,6 @@ from walruspy.core.committee import Committee
 from walruspy.core.types import ShardIndex
 from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
-from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import EpochConfig
 from walruspy.node.gc import GarbageCollector
 from walruspy.node.metrics import NodeMetrics
@@ -82,12 +82,13 @@ T = TypeVar("T")
 NO_NODE_ID = bytes(32)
 #: Chain reads are retried this many times (with backoff) before the failure propagates.
 MAX_CHAIN_ATTEMPTS = 8
+#: Retrying the chain when no configuration says otherwise: `ChainConfig`'s default bounds.
+DEFAULT_CHAIN_BACKOFF = Backoff(1.0, 30.0)
 
 
 async def retry_chain(
     call: Callable[[], Awaitable[T]],
-    min_backoff_s: float,
-    max_backoff_s: float,
+    backoff: Backoff,
     what: str,
     max_attempts: int | None = MAX_CHAIN_ATTEMPTS,
 ) -> T:
@@ -104,7 +105,7 @@ async def retry_chain(
             attempt += 1
             if max_attempts is not None and attempt >= max_attempts:
                 raise
-            delay = capped_doubling(attempt - 1, min_backoff_s, max_backoff_s)
+            delay = backoff.delay_s(attempt - 1)
             log.warning("chain call failed; retrying", call=what, error=str(exc), delay_s=delay)
             await asyncio.sleep(delay)
 
@@ -134,7 +135,7 @@ class EpochChanges:
         metrics: NodeMetrics,
         *,
         shard_syncer: ShardSyncer | None = None,
-        backoff_s: tuple[float, float] = (1.0, 30.0),
+        backoff: Backoff = DEFAULT_CHAIN_BACKOFF,
     ) -> None:
         self.chain = chain
         self.storage = storage
@@ -142,7 +143,7 @@ class EpochChanges:
         self.gc = gc
         self.metrics = metrics
         self.shard_syncer = shard_syncer
-        self.backoff_s = backoff_s
+        self.backoff = backoff
         #: The plan of the last installed view (for tests and the devnet's figures).
         self.last_plan: EpochShardPlan | None = None
 
@@ -162,7 +163,7 @@ class EpochChanges:
         # The event that brought us here is persisted: the new view must not be skipped, so
         # this waits for the chain as long as it takes (event reads would wait as well).
         committees: EpochCommittees = await retry_chain(
-            self.chain.epoch_committees, *self.backoff_s, what="committee", max_attempts=None
+            self.chain.epoch_committees, self.backoff, what="committee", max_attempts=None
         )
         if committees.current.epoch <= self.state.epoch:
             return
@@ -241,6 +242,7 @@ class EpochChangeDriver:
         self.clock = clock
         # Jitter needs no cryptographic randomness.
         self.rng = rng or random.Random()  # noqa: S311
+        #: The bounds of the retry pause (`walruspy.backoff.Backoff`), low and high.
         self.backoff_s = backoff_s
         # When the next step we know of is due: read again only once it has passed.
         self._step_at: float | None = None
@@ -272,8 +274,7 @@ class EpochChangeDriver:
                 await asyncio.sleep(self.config.check_interval_s)
             except ChainError as exc:
                 failures += 1
-                low, high = self.backoff_s
-                delay = capped_doubling(failures, low, high)
+                delay = Backoff(*self.backoff_s).delay_s(failures)
                 log.warning("epoch driver: chain unavailable", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)
 
@@ -304,7 +305,7 @@ class EpochSyncReporter:
         metrics: NodeMetrics,
         *,
         shard_syncer: ShardSyncer | None = None,
-        backoff_s: tuple[float, float] = (1.0, 30.0),
+        backoff: Backoff = DEFAULT_CHAIN_BACKOFF,
     ) -> None:
         self.chain = chain
         self.state = state
@@ -312,7 +313,7 @@ class EpochSyncReporter:
         self.syncer = syncer
         self.shard_syncer = shard_syncer
         self.metrics = metrics
-        self.backoff_s = backoff_s
+        self.backoff = backoff
         self.reported_epoch = 0
         self._epoch_started = asyncio.Event()
         #: Set while every owned shard of the current epoch is complete (ACTIVE).
@@ -345,13 +346,12 @@ class EpochSyncReporter:
         """Wait for the shard transfers, then recover until a scan finds nothing missing."""
         if self.shard_syncer is not None:
             await self.shard_syncer.wait_idle()
-        low, high = self.backoff_s
         rounds = 0
         while await self.syncer.scan() > 0:
             await self.syncer.wait_idle()
             rounds += 1
             # Syncs that gave up are retried by the next scan, after a pause.
-            await asyncio.sleep(capped_doubling(rounds - 1, low, high) if rounds > 1 else 0)
+            await asyncio.sleep(self.backoff.delay_s(rounds - 1) if rounds > 1 else 0)
 
     async def activate_shards(self, epoch: int) -> None:
         """Rule L6: owned shards left to recovery are complete now; the node is Active."""
@@ -375,7 +375,7 @@ class EpochSyncReporter:
         try:
             sent = await retry_chain(
                 lambda: self.chain.epoch_sync_done(epoch),
-                *self.backoff_s,
+                self.backoff,
                 what="epoch_sync_done",
                 max_attempts=None,
             )

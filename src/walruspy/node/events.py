@@ -53,7 +53,6 @@ from walruspy.core.blob_id import BlobId
 from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node import blob_state
-from walruspy.node.backoff import capped_doubling
 from walruspy.node.challenges import Challenges, derive_record
 from walruspy.node.config import ChainConfig
 from walruspy.node.epoch import EpochChanges
@@ -130,9 +129,7 @@ class EventProcessor:
                 continue
             except ChainError as exc:
                 failures += 1
-                delay = capped_doubling(
-                    failures, self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-                )
+                delay = self.config.backoff.delay_s(failures)
                 log.warning("cannot read events; retrying", error=str(exc), delay_s=delay)
                 await asyncio.sleep(delay)
                 continue

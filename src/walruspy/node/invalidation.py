@@ -61,7 +61,6 @@ from walruspy.core.messages import InvalidBlobIdMessage, SignedMessage
 from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
-from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ChainConfig, RecoveryConfig
 from walruspy.node.epoch import MAX_CHAIN_ATTEMPTS, retry_chain
 from walruspy.node.metrics import NodeMetrics
@@ -280,11 +279,11 @@ class Invalidator(BackgroundWorkers):
             # it fails this flow, never the node.
             log.error("the invalid-blob certificate does not verify", error=str(exc))
             raise InvalidationGaveUpError(f"invalid-blob certificate of {blob_id}: {exc}") from exc
-        low, high = self.chain_config.retry_min_backoff_s, self.chain_config.retry_max_backoff_s
+        backoff = self.chain_config.backoff
         last_error: ChainError | None = None
         for attempt in range(MAX_CHAIN_ATTEMPTS):
             if attempt > 0:
-                delay = capped_doubling(attempt - 1, low, high)
+                delay = backoff.delay_s(attempt - 1)
                 log.warning(
                     "posting the invalid-blob certificate failed; retrying",
                     blob_id=str(blob_id),
@@ -318,8 +317,9 @@ class Invalidator(BackgroundWorkers):
         self, blob_id: BlobId, current: _Round, error: ChainRevertError
     ) -> str | None:
         """A revert: None if the epoch moved on (gather again), else a lost race."""
-        low, high = self.chain_config.retry_min_backoff_s, self.chain_config.retry_max_backoff_s
-        info = await retry_chain(self.chain.system_info, low, high, what="system_info")
+        info = await retry_chain(
+            self.chain.system_info, self.chain_config.backoff, what="system_info"
+        )
         if info.epoch != current.view.epoch:
             log.info(
                 "the epoch moved on before the invalid-blob certificate landed; gathering again",
@@ -343,9 +343,7 @@ class Invalidator(BackgroundWorkers):
         return "lost_race"
 
     async def _backoff(self, attempt: int) -> None:
-        low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        delay = capped_doubling(attempt, low, high)
-        await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+        await asyncio.sleep(self.config.backoff.jittered_s(attempt, self._rng))
 
     def _count_failures(self, view: CommitteeView, failures: list[NodeFailure[int]]) -> None:
         for failure in failures:

@@ -161,9 +161,9 @@ class StorageNode:
     async def _run_with(self, store: NodeStore) -> None:
         """Assemble the node's parts (the one place that does) and serve."""
         config = self.config
-        backoff = (config.chain.retry_min_backoff_s, config.chain.retry_max_backoff_s)
+        backoff = config.chain.backoff
         committees = await retry_chain(
-            self.chain.epoch_committees, *backoff, what="committee", max_attempts=None
+            self.chain.epoch_committees, backoff, what="committee", max_attempts=None
         )
         metrics = NodeMetrics()
         view = CommitteeView.of(committees.current, self.public_key, committees.previous)
@@ -220,7 +220,7 @@ class StorageNode:
             gc,
             metrics,
             shard_syncer=self.shard_syncer,
-            backoff_s=backoff,
+            backoff=backoff,
         )
         self.epochs = epochs
         self.reporter = EpochSyncReporter(
@@ -230,7 +230,7 @@ class StorageNode:
             self.syncer,
             metrics,
             shard_syncer=self.shard_syncer,
-            backoff_s=backoff,
+            backoff=backoff,
         )
         state.views.subscribe(self.reporter.epoch_started)
         # Behind: the node has not seen the current epoch start (it was away, or is new). It

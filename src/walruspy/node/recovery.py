@@ -68,7 +68,6 @@ from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
-from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import RecoveryConfig
 from walruspy.node.gc import successor
 from walruspy.node.metrics import NodeMetrics
@@ -256,8 +255,7 @@ class BlobSyncer(BackgroundWorkers):
             self._failures.pop(blob_id, None)
             return
         self._failures[blob_id] = failures
-        low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        delay = capped_doubling(failures, low, high) * (0.5 + self._rng.random() / 2)
+        delay = self.config.backoff.jittered_s(failures, self._rng)
         self._queued.add(blob_id)
         self._update_backlog()
         self._queue.put_nowait(_Queued(blob_id, clock.now() + delay))
@@ -347,9 +345,7 @@ class BlobSyncer(BackgroundWorkers):
         return peers
 
     async def _backoff(self, attempt: int) -> None:
-        low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        delay = capped_doubling(attempt, low, high)
-        await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+        await asyncio.sleep(self.config.backoff.jittered_s(attempt, self._rng))
 
     def _fan_out_timeout(self, peers: int, request_timeout_s: float) -> float:
         # In the worst case the peers are asked one after the other.

@@ -51,7 +51,6 @@ from walruspy.core.types import ShardIndex, SliverType, shard_of_pair
 from walruspy.failpoints import failpoint_async
 from walruspy.logs import get_logger
 from walruspy.node.background import BackgroundWorkers
-from walruspy.node.backoff import capped_doubling
 from walruspy.node.config import ShardSyncConfig
 from walruspy.node.metrics import NodeMetrics
 from walruspy.node.shard_plan import (
@@ -252,7 +251,7 @@ class ShardSyncer(BackgroundWorkers):
                     await self._finish(shard, ShardStatus.ACTIVE_RECOVER, keep=progress)
                     return "fell_back"
                 failures += 1
-                await asyncio.sleep(self._backoff(failures))
+                await asyncio.sleep(self.config.backoff.delay_s(failures - 1))
                 continue
             progress = advance(progress, batch)
             not_stored = await self.storage.put_synced_slivers(
@@ -262,10 +261,6 @@ class ShardSyncer(BackgroundWorkers):
             self._count(request.sliver_type, items)
             last_progress_at, failures = self._clock(), 0
             await failpoint_async("shard_sync.after_page")
-
-    def _backoff(self, failures: int) -> float:
-        low, high = self.config.retry_min_backoff_s, self.config.retry_max_backoff_s
-        return capped_doubling(failures - 1, low, high)
 
     def _count(self, sliver_type: SliverType, items: Sequence[VerifiedSliver]) -> None:
         self.metrics.shard_sync_slivers.labels(sliver_type.value).inc(len(items))

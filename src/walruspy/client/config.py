@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from walruspy.backoff import Backoff
 from walruspy.chain.api import DeploymentError
 from walruspy.chain.deploy import Deployment
 from walruspy.client.errors import ConfigError
@@ -72,9 +73,14 @@ class BackoffConfig:
                 f"max_backoff_s ({self.max_backoff_s})"
             )
 
+    @property
+    def policy(self) -> Backoff:
+        """These bounds as the one retry policy (`walruspy.backoff`)."""
+        return Backoff(self.min_backoff_s, self.max_backoff_s, self.max_retries)
+
     def delay_s(self, attempt: int) -> float:
         """The delay before retry `attempt` (0-based): doubling from min, capped at max."""
-        return float(min(self.max_backoff_s, self.min_backoff_s * 2 ** min(attempt, 30)))
+        return self.policy.delay_s(attempt)
 
 
 @dataclass(frozen=True, slots=True)

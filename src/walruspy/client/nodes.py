@@ -189,7 +189,7 @@ async def retrying(
             return await request()
         except RETRYABLE_ERRORS:
             # Jitter spreads the retries of many uploads to one lagging node.
-            await asyncio.sleep(backoff.delay_s(attempt) * rng.uniform(0.5, 1.0))
+            await asyncio.sleep(backoff.policy.jittered_s(attempt, rng))
     return await request()
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, overload
 from web3 import AsyncWeb3
 from web3.types import TxParams, TxReceipt
 
+from walruspy.backoff import Backoff
 from walruspy.chain.api import (
     ChainReader,
     ChainRevertError,
@@ -688,7 +689,7 @@ async def _open_when_up(
     *,
     connector: ConnectorFactory | None,
 ) -> AsyncIterator[EvmChainReader]:
-    low, high = backoff_s
+    backoff = Backoff(*backoff_s)
     async with contextlib.AsyncExitStack() as stack:
         for attempt in itertools.count():
             failures = []
@@ -708,7 +709,7 @@ async def _open_when_up(
                     continue
                 yield chain
                 return
-            delay = min(high, low * 2 ** min(attempt, 16))
+            delay = backoff.delay_s(attempt)
             log.warning("the chain does not answer yet; waiting", errors=failures, delay_s=delay)
             await asyncio.sleep(delay)
 

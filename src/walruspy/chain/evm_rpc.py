@@ -55,6 +55,7 @@ from web3.exceptions import (
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
+from walruspy.backoff import Backoff
 from walruspy.chain.api import (
     ChainRejectedError,
     ChainRevertError,
@@ -90,16 +91,16 @@ DEFAULT_RECEIPT_TIMEOUT_S: Final = 120.0
 # Sends are never retried here: the sender decides what a send of unknown fate means.
 _NOT_RETRIED: Final = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
 _READ_RETRIES: Final = 2
-_READ_RETRY_BACKOFF_S: Final = 0.1
+_READ_RETRY: Final = Backoff(low_s=0.1, high_s=0.2, max_retries=_READ_RETRIES)
 # How often a sender re-reads its nonce and re-sends after the node said the nonce was wrong;
 # more than one concurrent writer on one account is a misconfiguration, not a steady state.
 _MAX_NONCE_ATTEMPTS: Final = 3
 # Fees are re-read at most this often: a burst of sends shares one reading, and 2 x base fee
 # covers six full blocks of base-fee growth (12.5% each) meanwhile.
 _FEE_CACHE_S: Final = 1.0
-# Receipt polling starts at once (automining nodes) and backs off to a block-time fraction.
-_FIRST_POLL_S: Final = 0.005
-_MAX_POLL_S: Final = 0.5
+# Receipt polling starts at once (automining nodes) and backs off to a block-time fraction:
+# pauses of 5 ms, doubling up to 0.5 s.
+_POLL: Final = Backoff(low_s=0.005, high_s=0.5)
 
 _ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -189,7 +190,7 @@ class KeepAliveHTTPProvider(AsyncJSONBaseProvider):
             except (aiohttp.ClientConnectionError, TimeoutError):
                 if attempt == attempts - 1:
                     raise
-                await asyncio.sleep(_READ_RETRY_BACKOFF_S * 2**attempt)
+                await asyncio.sleep(_READ_RETRY.delay_s(attempt))
         return self.decode_rpc_response(raw)
 
     async def disconnect(self) -> None:
@@ -422,7 +423,7 @@ class TransactionSender:
         self, operation: str, tx_hash: bytes, receipt: TxReceipt, deadline: float
     ) -> TxReceipt:
         """Wait until `confirmations` blocks follow the receipt's, which is still canonical."""
-        delay = _FIRST_POLL_S
+        polls = 0
         while True:
             with rpc_errors(self._url, f"{operation}: wait for confirmations"):
                 head = int(await self._w3.eth.block_number)
@@ -447,13 +448,13 @@ class TransactionSender:
                     f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} did not reach"
                     f" {self._confirmations} confirmations within {self._receipt_timeout_s:g} s"
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_POLL_S)
+            await asyncio.sleep(_POLL.delay_s(polls))
+            polls += 1
 
     async def _wait_receipt(self, operation: str, tx_hash: bytes, deadline: float) -> TxReceipt:
         # The deadline is checked between polls rather than by cancelling a poll in flight:
         # each poll is already bounded by the request timeout.
-        delay = 0.0
+        polls = 0
         while True:
             with rpc_errors(self._url, f"{operation}: read the receipt"):
                 try:
@@ -466,8 +467,10 @@ class TransactionSender:
                     f"{self._url}: {operation}: transaction 0x{tx_hash.hex()} has no receipt"
                     f" after {self._receipt_timeout_s:g} s"
                 )
+            # The first poll that finds nothing is repeated at once (automining nodes).
+            delay = _POLL.delay_s(polls - 1) if polls > 0 else 0.0
             await asyncio.sleep(min(delay, remaining))
-            delay = min(max(delay * 2, _FIRST_POLL_S), _MAX_POLL_S)
+            polls += 1
 
     async def _replay_reason(self, tx: dict[str, Any], receipt: TxReceipt) -> str:
         """Why a mined transaction reverted: re-run it on the state before its block."""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from walruspy.backoff import Backoff
 from walruspy.cli.options import MultiValueCommand
 from walruspy.cli.output import (
     emit,
@@ -778,6 +779,8 @@ CLIENT_COMMANDS = (
 #: After a deletion, how long `delete` waits for the nodes' status to show it: they apply the
 #: chain's event within a poll or two.
 STATUS_SETTLE_S = 10.0
+#: Looking again while the status has not changed yet: 0.1 s, doubling up to 1 s.
+STATUS_POLL = Backoff(0.1, 1.0)
 
 
 async def _status_before_deletion(
@@ -804,10 +807,10 @@ async def _status_after_change(
     """The blob's status once the nodes show a change from `before` (or after a bounded wait:
     the deletion is on chain either way)."""
     deadline = time.monotonic() + STATUS_SETTLE_S
-    delay = 0.1
+    polls = 0
     while True:
         status = await client.blob_status(blob_id)
         if before is None or status.status != before.status or time.monotonic() >= deadline:
             return status
-        await asyncio.sleep(delay)
-        delay = min(1.0, delay * 2)
+        await asyncio.sleep(STATUS_POLL.delay_s(polls))
+        polls += 1

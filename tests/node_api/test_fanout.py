@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from walruspy.core.errors import VerificationError, WalrusError
 from walruspy.node_api.fanout import NodeRequest, UnfinishedRequestError, gather_weight
 
-#: The failures the node's blob sync counts as a peer's (walruspy.node.recovery.PEER_FAILURES).
+#: The failures the node's blob sync counts as a peer's (walruspy.node.peer_failures.PEER_FAILURES).
 PEER_FAILURES = (WalrusError, TimeoutError)
 
 

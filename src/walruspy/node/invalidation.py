@@ -32,6 +32,10 @@ marked invalid for good, its data deleted and its syncs cancelled, and reads ans
 A flow that gives up is retried by the blob-sync scan: the blob is still certified with data
 missing, so the sync runs again, finds the proof again and submits it.
 
+The decision at the start of each round is pure (`decide_round`, the rules I1-I3 below, in the
+style of `blob_state`); the flow acts on what it returns. Each flow ends with an
+`InvalidationOutcome` (its value is the metric label).
+
 Bounds: `MAX_CONCURRENT_INVALIDATIONS` flows, `MAX_PENDING_INVALIDATIONS` queued blob IDs (with
 their proofs; `submit` waits when the queue is full, as the sync queue does), the blob sync's
 `max_concurrent_requests` per fan-out and its sliver request timeout per member (checking a proof
@@ -46,6 +50,7 @@ import contextlib
 import random
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -64,9 +69,9 @@ from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import ChainConfig, RecoveryConfig
 from walruspy.node.epoch import MAX_CHAIN_ATTEMPTS, retry_chain
 from walruspy.node.metrics import NodeMetrics
-from walruspy.node.recovery import PEER_FAILURES, failure_kind
+from walruspy.node.peer_failures import PEER_FAILURES, PeerFailure, failure_kind
 from walruspy.node.storage import NodeStorage
-from walruspy.node.store_records import InvalidBlobInfo
+from walruspy.node.store_records import BlobInfo, InvalidBlobInfo
 from walruspy.node.view import CommitteeView, NodeState
 from walruspy.node_api.client import NodeClient
 from walruspy.node_api.fanout import NodeFailure, NodeRequest, gather_weight
@@ -86,6 +91,61 @@ NEW_EPOCH_WAIT_S = 30.0
 
 class InvalidationGaveUpError(WalrusError):
     """Not enough attestations, or no accepted post, within the bounded attempts."""
+
+
+class InvalidationOutcome(StrEnum):
+    """How one invalidation flow ended; the value is its metric label."""
+
+    #: This node's certificate was accepted on chain.
+    POSTED = "posted"
+    #: Another node invalidated the blob while this flow ran.
+    LOST_RACE = "lost_race"
+    #: Known invalid before the flow began (a sync queued before the event was applied).
+    ALREADY_INVALID = "already_invalid"
+    #: The blob is no longer registered: the peers have no metadata to check the proof against.
+    SKIPPED = "skipped"
+    #: The attempts ran out, or the chain failed (the next sync scan retries).
+    FAILED = "failed"
+    #: The node is stopping.
+    CANCELLED = "cancelled"
+
+
+# --- pure: what a round does -------------------------------------------------------------------
+#
+# I1. The node's record says the blob is invalid: the flow ends, LOST_RACE if it had begun
+#     gathering (another node was first while it ran), else ALREADY_INVALID.
+# I2. The blob is not registered in the epoch of the node's view: the flow ends, SKIPPED.
+# I3. Otherwise it gathers: in a new round if it has none yet or the view's epoch is not the
+#     round's (attestations are signed for one epoch), else on in the round it has.
+
+
+@dataclass(frozen=True, slots=True)
+class EndFlow:
+    """Stop the flow with `outcome` (rules I1 and I2)."""
+
+    outcome: InvalidationOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class GatherAttestations:
+    """Gather attestations (rule I3): in a fresh round of the view's epoch if `new_round`."""
+
+    new_round: bool
+
+
+def decide_round(
+    info: BlobInfo | None, view_epoch: int, round_epoch: int | None
+) -> EndFlow | GatherAttestations:
+    """What the flow does next, from the blob's record, the view's epoch and the round's
+    epoch (None before the first round)."""
+    if isinstance(info, InvalidBlobInfo):
+        began = round_epoch is not None
+        return EndFlow(
+            InvalidationOutcome.LOST_RACE if began else InvalidationOutcome.ALREADY_INVALID
+        )
+    if not blob_state.is_registered(info, view_epoch):
+        return EndFlow(InvalidationOutcome.SKIPPED)
+    return GatherAttestations(new_round=round_epoch != view_epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,33 +242,32 @@ class Invalidator(BackgroundWorkers):
         try:
             outcome = await self.invalidate(blob_id, proof)
         except asyncio.CancelledError:
-            self.metrics.invalidations.labels("cancelled").inc()
+            self.metrics.invalidations.labels(InvalidationOutcome.CANCELLED).inc()
             raise
         except WalrusError as exc:
             bound.warning("blob invalidation failed; the next sync scan retries", error=str(exc))
-            outcome = "failed"
+            outcome = InvalidationOutcome.FAILED
         self.metrics.invalidations.labels(outcome).inc()
-        bound.info("blob invalidation finished", outcome=outcome)
+        bound.info("blob invalidation finished", outcome=outcome.value)
 
     # --- one flow -----------------------------------------------------------------------------
 
-    async def invalidate(self, blob_id: BlobId, proof: InconsistencyProof) -> str:
-        """Get `blob_id` marked invalid on chain; the outcome as a metric label.
+    async def invalidate(self, blob_id: BlobId, proof: InconsistencyProof) -> InvalidationOutcome:
+        """Get `blob_id` marked invalid on chain; how the flow ended (POSTED, LOST_RACE,
+        ALREADY_INVALID or SKIPPED: `InvalidationOutcome`).
 
-        "posted", "lost_race" (another node was first while this flow ran), "already_invalid"
-        (known invalid before it began: a sync queued before the event was applied) or
-        "skipped" (no longer registered);
-        raises `InvalidationGaveUpError` (or the chain's error) when the attempts run out.
+        Raises `InvalidationGaveUpError` (or the chain's error) when the attempts run out.
         """
         current: _Round | None = None
         for attempt in range(self.config.max_attempts):
             info = await self.storage.blob_info(blob_id)
-            if isinstance(info, InvalidBlobInfo):
-                return "lost_race" if current is not None else "already_invalid"
             view = self.state.view
-            if not blob_state.is_registered(info, view.epoch):
-                return "skipped"
-            if current is None or current.view.epoch != view.epoch:
+            decision = decide_round(
+                info, view.epoch, None if current is None else current.view.epoch
+            )
+            if isinstance(decision, EndFlow):
+                return decision.outcome
+            if current is None or decision.new_round:
                 expected = InvalidBlobIdMessage(view.epoch, blob_id.raw)
                 current = _Round(view, expected, {})
             await self._gather(blob_id, proof, current)
@@ -267,8 +326,8 @@ class Invalidator(BackgroundWorkers):
                 summary=outcome.summary(),
             )
 
-    async def _post(self, blob_id: BlobId, current: _Round) -> str | None:
-        """Post the certificate: "posted" or "lost_race"; None if the epoch moved on."""
+    async def _post(self, blob_id: BlobId, current: _Round) -> InvalidationOutcome | None:
+        """Post the certificate: POSTED or LOST_RACE; None if the epoch moved on."""
         certificate = Certificate.from_signed_messages(sorted(current.attestations.items()))
         try:
             await asyncio.to_thread(
@@ -292,7 +351,8 @@ class Invalidator(BackgroundWorkers):
                 )
                 await asyncio.sleep(delay)
             if isinstance(await self.storage.blob_info(blob_id), InvalidBlobInfo):
-                return "lost_race"  # our event processor saw another node's invalidation
+                # Our event processor saw another node's invalidation.
+                return InvalidationOutcome.LOST_RACE
             try:
                 await self.chain.invalidate_blob_id(certificate)
             except ChainRevertError as exc:
@@ -307,7 +367,7 @@ class Invalidator(BackgroundWorkers):
                 signers=len(certificate.signers),
                 weight=current.weight,
             )
-            return "posted"
+            return InvalidationOutcome.POSTED
         raise InvalidationGaveUpError(
             f"posting the invalid-blob certificate of {blob_id} failed {MAX_CHAIN_ATTEMPTS} "
             f"times: {last_error}"
@@ -315,7 +375,7 @@ class Invalidator(BackgroundWorkers):
 
     async def _after_revert(
         self, blob_id: BlobId, current: _Round, error: ChainRevertError
-    ) -> str | None:
+    ) -> InvalidationOutcome | None:
         """A revert: None if the epoch moved on (gather again), else a lost race."""
         info = await retry_chain(
             self.chain.system_info, self.chain_config.backoff, what="system_info"
@@ -340,7 +400,7 @@ class Invalidator(BackgroundWorkers):
             blob_id=str(blob_id),
             reason=error.reason,
         )
-        return "lost_race"
+        return InvalidationOutcome.LOST_RACE
 
     async def _backoff(self, attempt: int) -> None:
         await asyncio.sleep(self.config.backoff.jittered_s(attempt, self._rng))
@@ -351,7 +411,7 @@ class Invalidator(BackgroundWorkers):
             if kind is None:
                 continue
             self.metrics.invalidity_attestation_failures.labels(kind).inc()
-            if kind == "invalid":
+            if kind is PeerFailure.INVALID:
                 log.warning(
                     "member sent an invalid-blob attestation that fails verification",
                     peer=view.committee.members[failure.key].network_address,

@@ -23,8 +23,13 @@ takes IDs from the bounded queue; each sync
    for this node's primaries, so the node tolerates a liar among fewer peers;
 4. stores each recovered sliver (it verified against the metadata while decoding), or, if the
    decoded sliver does not match the metadata, keeps the `InconsistencyProof`, hands it to the
-   invalidation flow (`invalidation.Invalidator`: f+1 attestations, then the certificate on
-   chain) and stops: the blob was encoded inconsistently and its data must never be served.
+   invalidation flow (an `InvalidationQueue`: the node's `invalidation.Invalidator`, f+1
+   attestations, then the certificate on chain) and stops: the blob was encoded inconsistently
+   and its data must never be served.
+
+Each sync ends with a `SyncOutcome` (its value is the metric label); whether a failed one is
+queued again is the pure rule `decide_retry` (R1-R3 below). Peers' failures are counted by kind
+(`peer_failures`).
 
 Bounds: `max_concurrent_blob_syncs` workers, a queue of `max_pending_syncs` IDs (the event
 processor waits when it is full: backpressure, never a dropped sync), `max_concurrent_requests`
@@ -42,16 +47,17 @@ import random
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from walruspy import clock
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import CommitteeMember
-from walruspy.core.errors import DecodeError, VerificationError, WalrusError
+from walruspy.core.errors import VerificationError, WalrusError
 from walruspy.core.inconsistency import InconsistencyProof, symbols_needed
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.recovery import recover_sliver
@@ -69,26 +75,17 @@ from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.background import BackgroundWorkers
 from walruspy.node.config import RecoveryConfig
+from walruspy.node.faults import Faults
 from walruspy.node.gc import successor
 from walruspy.node.metrics import NodeMetrics
+from walruspy.node.peer_failures import PEER_FAILURES, PeerFailure, failure_kind
 from walruspy.node.storage import NodeStorage
 from walruspy.node.store_records import BlobInfo
 from walruspy.node.view import NodeState
 from walruspy.node_api.client import NodeClient
-from walruspy.node_api.errors import NodeApiError, NodeConnectionError
-from walruspy.node_api.fanout import (
-    NodeFailure,
-    NodeRequest,
-    UnfinishedRequestError,
-    first_error,
-    gather_weight,
-)
+from walruspy.node_api.errors import NodeApiError
+from walruspy.node_api.fanout import NodeFailure, NodeRequest, first_error, gather_weight
 from walruspy.node_api.paths import RecoverySymbolsForSliver
-from walruspy.node_api.tls import NodeIdentityError
-
-if TYPE_CHECKING:
-    from walruspy.node.faults import Faults
-    from walruspy.node.invalidation import Invalidator
 
 log = get_logger("walruspy.node.recovery")
 
@@ -98,9 +95,64 @@ MAX_KEPT_PROOFS = 1000
 UNAVAILABLE_RETRIES = 3
 #: Blob records read per step of the scan for certified blobs that miss data.
 SCAN_BATCH = 1000
-#: What a peer's request may fail with and still be "a peer's failure": our errors and timeouts.
-#: Anything else is a bug and propagates, so it is never silently counted as a peer's failure.
-PEER_FAILURES: tuple[type[BaseException], ...] = (WalrusError, TimeoutError)
+#: Peer failures that are worth a warning in the log, not only a count.
+_WARNED = frozenset({PeerFailure.INVALID, PeerFailure.IDENTITY})
+
+
+class SyncOutcome(StrEnum):
+    """How one blob sync ended; the value is its metric label (`walrus_recover_blob_total`)."""
+
+    #: The blob was recovered: every missing part is stored.
+    RECOVERED = "recovered"
+    #: Nothing to do: the blob is not certified (any more), or nothing is missing.
+    SKIPPED = "skipped"
+    #: A decoded sliver does not match the metadata: the proof went to the invalidation flow.
+    INCONSISTENT = "inconsistent"
+    #: The sync gave up or failed (retried later, then left to the scan).
+    FAILED = "failed"
+    #: The sync was cancelled (the blob was deleted or marked invalid).
+    CANCELLED = "cancelled"
+
+
+# --- pure: whether a finished sync is queued again ------------------------------------------------
+#
+# R1. A sync that did not fail forgets the blob's failures.
+# R2. A failed sync counts one failure more. Past `sync_retries` failures in a row, or with the
+#     queue full (a worker must not wait on its own queue), the failures are forgotten and the
+#     blob is left to the periodic scan.
+# R3. Otherwise the blob is queued again, after the backoff's pause for its count of failures.
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueSync:
+    """Queue the blob again after the pause for `failures` failures in a row (rule R3)."""
+
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetFailures:
+    """Forget the blob's failures (rules R1 and R2): it succeeded, or the scan takes over."""
+
+
+def decide_retry(
+    outcome: SyncOutcome, failures_before: int, sync_retries: int, queue_full: bool
+) -> RequeueSync | ForgetFailures:
+    """What follows a finished sync of a blob that had failed `failures_before` times in a row."""
+    if outcome is not SyncOutcome.FAILED:
+        return ForgetFailures()
+    failures = failures_before + 1
+    if failures > sync_retries or queue_full:
+        return ForgetFailures()
+    return RequeueSync(failures)
+
+
+class InvalidationQueue(Protocol):
+    """Where blob sync hands an inconsistency proof: the invalidation flow (its `submit`)."""
+
+    async def submit(self, blob_id: BlobId, proof: InconsistencyProof) -> bool:
+        """Queue the invalidation of `blob_id`; False if one is queued or running already."""
+        ...
 
 
 class SyncGaveUpError(WalrusError):
@@ -122,7 +174,7 @@ class BlobSyncer(BackgroundWorkers):
         state: NodeState,
         metrics: NodeMetrics,
         config: RecoveryConfig,
-        invalidator: Invalidator,
+        invalidator: InvalidationQueue,
         *,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
@@ -227,7 +279,7 @@ class BlobSyncer(BackgroundWorkers):
             del self._running[item.blob_id]
             self._update_backlog()
             if task.cancelled():
-                self.metrics.blob_syncs.labels("cancelled").inc()
+                self.metrics.blob_syncs.labels(SyncOutcome.CANCELLED).inc()
             elif item.blob_id in self._again:
                 self._again.discard(item.blob_id)
                 if not self._queue.full():  # a worker must not wait on its own queue
@@ -239,22 +291,21 @@ class BlobSyncer(BackgroundWorkers):
             outcome = await self.sync(blob_id)
         except WalrusError as exc:
             bound.warning("blob sync failed", error=str(exc))
-            outcome = "failed"
+            outcome = SyncOutcome.FAILED
         self.metrics.blob_syncs.labels(outcome).inc()
-        bound.info("blob sync finished", outcome=outcome)
-        self._retry_if_failed(blob_id.raw, outcome == "failed")
+        bound.info("blob sync finished", outcome=outcome.value)
+        self._retry_if_failed(blob_id.raw, outcome)
 
-    def _retry_if_failed(self, blob_id: bytes, failed: bool) -> None:
+    def _retry_if_failed(self, blob_id: bytes, outcome: SyncOutcome) -> None:
         """Queue a failed sync again after a capped, doubling backoff, up to `sync_retries`
-        times; the periodic scan covers whatever is still missing after that."""
-        if not failed:
+        times (`decide_retry`); the periodic scan covers whatever is still missing after that."""
+        decision = decide_retry(
+            outcome, self._failures.get(blob_id, 0), self.config.sync_retries, self._queue.full()
+        )
+        if isinstance(decision, ForgetFailures):
             self._failures.pop(blob_id, None)
             return
-        failures = self._failures.get(blob_id, 0) + 1
-        if failures > self.config.sync_retries or self._queue.full():
-            self._failures.pop(blob_id, None)
-            return
-        self._failures[blob_id] = failures
+        failures = self._failures[blob_id] = decision.failures
         delay = self.config.backoff.jittered_s(failures, self._rng)
         self._queued.add(blob_id)
         self._update_backlog()
@@ -262,14 +313,14 @@ class BlobSyncer(BackgroundWorkers):
 
     # --- one sync -----------------------------------------------------------------------------
 
-    async def sync(self, blob_id: BlobId) -> str:
-        """Recover what this node lacks of `blob_id`; the outcome as a metric label."""
+    async def sync(self, blob_id: BlobId) -> SyncOutcome:
+        """Recover what this node lacks of `blob_id`; how it ended."""
         info = await self.storage.blob_info(blob_id)
         if not blob_state.is_certified(info, self.state.epoch):
-            return "skipped"
+            return SyncOutcome.SKIPPED
         missing = await self.missing_parts(blob_id, info)
         if not missing:
-            return "skipped"
+            return SyncOutcome.SKIPPED
         metadata = await self.storage.metadata(blob_id)
         if metadata is None:
             metadata = await self.fetch_metadata(blob_id)
@@ -282,8 +333,8 @@ class BlobSyncer(BackgroundWorkers):
             if proof is not None:
                 self._keep_proof(blob_id, proof)
                 await self.invalidator.submit(blob_id, proof)
-                return "inconsistent"
-        return "recovered"
+                return SyncOutcome.INCONSISTENT
+        return SyncOutcome.RECOVERED
 
     async def missing_parts(
         self, blob_id: BlobId, info: BlobInfo | None
@@ -496,30 +547,15 @@ class BlobSyncer(BackgroundWorkers):
         kind = failure_kind(error)
         if kind is None:
             return
-        if kind in ("invalid", "identity"):
+        if kind in _WARNED:
             log.warning(
                 "peer sent data that fails verification"
-                if kind == "invalid"
+                if kind is PeerFailure.INVALID
                 else "peer refused: its TLS key is not its key on chain",
                 peer=member.network_address,
                 error=str(error)[:300],
             )
         self.metrics.faulty_responses.labels(kind).inc()
-
-
-def failure_kind(error: BaseException) -> str | None:
-    """A peer's failure as a metric label; None for a request cut short once enough arrived."""
-    if isinstance(error, UnfinishedRequestError):
-        return None  # cancelled once enough arrived (or at the timeout): not a fault
-    if isinstance(error, VerificationError | DecodeError):
-        return "invalid"
-    if isinstance(error, NodeApiError):
-        return "error_answer"
-    if isinstance(error, NodeIdentityError):
-        return "identity"
-    if isinstance(error, NodeConnectionError | TimeoutError):
-        return "unreachable"
-    return "other"
 
 
 def _verify_each(

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import aiohttp
@@ -95,6 +96,17 @@ def failure_of(error: BaseException) -> SyncFailure:  # noqa: PLR0911 (one retur
             return SyncFailure.UNREACHABLE  # overloaded or restarting: ask again
         return SyncFailure.REFUSED
     return SyncFailure.REFUSED
+
+
+class ShardSyncOutcome(StrEnum):
+    """How one shard's sync ended; the value is its metric label (`walrus_shard_syncs_total`)."""
+
+    #: Both axes transferred: the shard is ACTIVE (or ACTIVE_RECOVER for what was skipped).
+    SYNCED = "synced"
+    #: The source could not serve it: the shard is left to recovery blob by blob (rule F1/F2).
+    FELL_BACK = "fell_back"
+    #: Stopped before the end: cancelled (`stop`), or the shard was locked meanwhile.
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +208,8 @@ class ShardSyncer(BackgroundWorkers):
                 await self._wake.wait()
 
     async def _run_one(self, shard: ShardIndex, job: _Job) -> None:
-        outcome = "stopped"  # unless the sync ends: cancelled (`stop`), or locked meanwhile
+        # Unless the sync ends: cancelled (`stop`), or locked meanwhile.
+        outcome = ShardSyncOutcome.STOPPED
         try:
             async with self._slots:
                 outcome = await self.sync(shard, job.source, job.progress, job.resumed)
@@ -206,7 +219,7 @@ class ShardSyncer(BackgroundWorkers):
             self._running.pop(shard, None)
             self.metrics.shard_syncs.labels(outcome).inc()
             self._changed()
-        log.info("shard sync finished", shard=shard, outcome=outcome)
+        log.info("shard sync finished", shard=shard, outcome=outcome.value)
 
     async def sync(
         self,
@@ -214,8 +227,8 @@ class ShardSyncer(BackgroundWorkers):
         source: CommitteeMember,
         progress: ShardSyncProgress,
         resumed: bool = False,
-    ) -> str:
-        """Sync one shard to the end; the outcome as a metric label (synced, fell_back)."""
+    ) -> ShardSyncOutcome:
+        """Sync one shard to the end; how it ended (SYNCED or FELL_BACK)."""
         client = NodeClient.for_member(source, self._session)
         last_progress_at = self._clock()
         failures = 0
@@ -225,7 +238,7 @@ class ShardSyncer(BackgroundWorkers):
             request = next_request(progress, self.config.batch_size)
             if isinstance(request, SyncDone):
                 await self._finish(shard, status_after_transfer(left_to_recovery))
-                return "synced"
+                return ShardSyncOutcome.SYNCED
             signed = await asyncio.to_thread(sign_sync_shard_request, self._key, request)
             try:
                 answer = await client.sync_shard(
@@ -249,7 +262,7 @@ class ShardSyncer(BackgroundWorkers):
                         error=str(exc)[:200],
                     )
                     await self._finish(shard, ShardStatus.ACTIVE_RECOVER, keep=progress)
-                    return "fell_back"
+                    return ShardSyncOutcome.FELL_BACK
                 failures += 1
                 await asyncio.sleep(self.config.backoff.delay_s(failures - 1))
                 continue

@@ -3,8 +3,8 @@
 Theory of operation (STYLE.md, "one `Backoff`"; spec/walrus-system.md 5, timeouts and retries).
 Every loop that waits before trying again (the client's node requests and certificate posts, the
 node's chain reads, event polling, epoch steps, blob and shard sync, invalidation and challenges,
-the chain client's read retries, receipt polls and its wait for a chain that is not up yet) takes
-its pause from a `Backoff`:
+the chain client's read retries, receipt polls and its wait for a chain that is not up yet, the
+CLI's wait for a deletion to show) takes its pause from a `Backoff`:
 
 - `delay_s(step)` is `low_s * 2**step`, at most `high_s`, for step 0, 1, 2, ... Each loop keeps
   its own count of failures and says which step it is at (some pause `low_s` after the first

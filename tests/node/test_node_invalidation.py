@@ -180,7 +180,9 @@ async def test_losing_the_race_to_another_node_is_not_an_error(tmp_path: Path) -
         blob = await store_inconsistent_blob(cluster, 2)
         await recover_and_invalidate(cluster, blob)
         assert len(posted) == 1  # a revert is not retried
-        assert outcomes(blob.owner, "lost_race") == 1
+        # The blob sync may start a second flow between the revert and the node applying the
+        # invalidation event; that flow finds the blob invalid before it posts: a lost race too.
+        assert outcomes(blob.owner, "lost_race") >= 1
         assert outcomes(blob.owner, "failed") == 0
         assert blob.owner.task is not None and not blob.owner.task.done()
         await assert_invalid_everywhere(cluster, blob)

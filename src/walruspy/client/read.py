@@ -722,7 +722,9 @@ class BlobReader:
         from the whole blob, decoded once from any p primary slivers (as `read` does).
 
         Rebuilding needs other nodes' decoding symbols, which they withhold during a storage
-        challenge of the blob; the whole blob needs only slivers, which they serve.
+        challenge of the blob; the whole blob needs only slivers, which they serve. A whole
+        blob that fails its consistency check raises `InconsistentBlobError`, as a full read
+        does: its slivers all verified, so no retry will read it.
         """
         try:
             return await fetch_sliver(
@@ -733,7 +735,7 @@ class BlobReader:
                 self._decoded = asyncio.ensure_future(self._decode_whole())
             try:
                 data = await asyncio.shield(self._decoded)
-            except (NotEnoughSliversError, InconsistentBlobError) as whole:
+            except NotEnoughSliversError as whole:
                 raise NotEnoughSliversError(f"{exc}; nor decoded whole: {whole}") from exc
         metadata = self.metadata
         row_bytes = metadata.params.primary_sliver_length(metadata.symbol_size)

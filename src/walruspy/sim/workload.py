@@ -49,6 +49,7 @@ from walruspy.core.errors import WalrusError
 from walruspy.node.faults import FaultMode, write_fault
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.store_records import EventProgress
+from walruspy.sim.byzantine import PROXY_LIES, MaliciousWriter
 from walruspy.sim.cluster import CHAIN_HOST, CLIENT_HOST, SimCluster, SimNode, derive_rng
 from walruspy.sim.invariants import (
     BlobModel,
@@ -88,6 +89,8 @@ EVENTS_PER_PAGE: Final = 1000
 OPERATIONS: Final = (("store", 3), ("publish", 1), ("read", 4), ("delete", 1), ("extend", 1))
 #: Share of reads made through the aggregator (HTTP) rather than the client.
 AGGREGATOR_READS: Final = 0.3
+#: Share of reads that read a forged blob, once the malicious writer has certified one.
+FORGED_READS: Final = 0.2
 
 
 class FaultProfile(enum.Enum):
@@ -114,9 +117,18 @@ _FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
         "wipe",
         "byzantine-discard",
         "byzantine-corrupt",
+        "byzantine-signatures",
+        "byzantine-status",
     ),
-    FaultProfile.BYZANTINE: ("byzantine-discard", "byzantine-corrupt"),
+    FaultProfile.BYZANTINE: (
+        "byzantine-discard",
+        "byzantine-corrupt",
+        "byzantine-signatures",
+        "byzantine-status",
+    ),
 }
+#: The profiles with a malicious writer among the users, and how often it forges a blob.
+_FORGE_WEIGHT: Final[dict[FaultProfile, int]] = {FaultProfile.MIXED: 1, FaultProfile.BYZANTINE: 1}
 
 
 @dataclass(slots=True)
@@ -141,6 +153,8 @@ class Simulation:
         profile: FaultProfile,
         *,
         corrupt_reads: bool = False,
+        skip_forged_checks: bool = False,
+        lanes: int = 1,
     ) -> None:
         self.cluster = cluster
         self.trace = trace
@@ -158,6 +172,12 @@ class Simulation:
         self._failpoint_hit: SimNode | None = None
         self._down: dict[str, SimNode] = {}
         cluster.on_node_died = self._node_died
+        #: The malicious writer (byzantine and mixed profiles); `skip_forged_checks` plants a
+        #: bug: its reads skip the consistency check.
+        self.writer = MaliciousWriter(self, skip_consistency_check=skip_forged_checks)
+        #: Workload tasks running at once, each drawing its pauses and operations from its own
+        #: generator (lane 0's is the one a single lane always used).
+        self.lanes = lanes
 
     @property
     def client(self) -> WalrusClient:
@@ -197,7 +217,10 @@ class Simulation:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._guarded(self._workload(deadline))),
+                    *(
+                        group.create_task(self._guarded(self._workload(deadline, lane)))
+                        for lane in range(self.lanes)
+                    ),
                     group.create_task(self._guarded(self._faults(deadline))),
                     group.create_task(self._guarded(self._checker(deadline))),
                 ]
@@ -244,15 +267,20 @@ class Simulation:
                 "liveness", f"a store after healing did not certify within {LIVENESS_S:g} s"
             ) from None
         await self._full_check()
+        await self.writer.check_invalidated()
 
     # -- workload --
 
-    async def _workload(self, deadline: float) -> None:
-        rng = self._ops_rng
-        names = [name for name, _ in OPERATIONS]
-        weights = [weight for _, weight in OPERATIONS]
+    async def _workload(self, deadline: float, lane: int = 0) -> None:
+        rng = self._ops_rng if lane == 0 else derive_rng(self.cluster.seed, f"workload/{lane}")
+        operations = list(OPERATIONS)
+        if self.profile in _FORGE_WEIGHT:
+            operations.append(("forge", _FORGE_WEIGHT[self.profile]))
+        names = [name for name, _ in operations]
+        weights = [weight for _, weight in operations]
         while True:
-            pause = rng.expovariate(1 / OP_MEAN_S)
+            # Each lane pauses `lanes` times longer: the lanes together keep the one rate.
+            pause = rng.expovariate(1 / (OP_MEAN_S * self.lanes))
             if now() + pause >= deadline:
                 return
             await asyncio.sleep(pause)
@@ -267,6 +295,8 @@ class Simulation:
                     await self._read_one()
                 elif operation == "delete":
                     await self._delete_one()
+                elif operation == "forge":
+                    await self.writer.forge(self._draw_blob)
                 else:
                     await self._extend_one()
 
@@ -352,6 +382,10 @@ class Simulation:
         assert chain is not None
         return (await chain.system_info()).epoch
 
+    async def epoch(self) -> int:
+        """The chain's current epoch, as the client sees it."""
+        return await self._epoch()
+
     async def _read(self, blob: BlobModel) -> bytes:
         if self._ops_rng.random() < AGGREGATOR_READS:
             data = await self._aggregator_read(blob)
@@ -380,6 +414,10 @@ class Simulation:
         return body
 
     async def _read_one(self) -> None:
+        forged = self.writer.choose()
+        if forged is not None and self._ops_rng.random() < FORGED_READS:
+            await self.writer.read(forged, "read")
+            return
         if not self.blobs:
             return
         blob = self._ops_rng.choice(self.blobs)
@@ -410,11 +448,14 @@ class Simulation:
         if not candidates:
             return
         blob = self._ops_rng.choice(candidates)
+        blob.deleting = True  # another lane's read of it is no longer owed
         try:
             await self.client.delete(object_id=blob.object_id)
         except WalrusError as exc:
             self.trace.log(f"delete {blob.name} failed: {type(exc).__name__}")
             return
+        finally:
+            blob.deleting = False
         blob.deleted = True
         self.trace.log(f"delete {blob.name}")
 
@@ -446,6 +487,9 @@ class Simulation:
         live = [b for b in self.blobs if b.live(epoch)]
         for blob in live:
             await self._check_readable(blob, "check-read")
+        for forged in list(self.writer.forged):
+            if epoch < forged.end_epoch:
+                await self.writer.read(forged, "check-read")
         await self._check_cursors()
         chain = self.cluster.client_chain
         assert chain is not None
@@ -514,10 +558,10 @@ class Simulation:
                 self.cursors.forget(host)
                 before = set()
             await self._restart(node, before)
-        elif kind == "byzantine-corrupt":
+        elif kind in PROXY_LIES:
             before = await self._inventory(node)
             await self.cluster.stop(node, crash=True)
-            await self.cluster.start_lying(node)
+            await self.cluster.start_lying(node, PROXY_LIES[kind])
             await asyncio.sleep(duration_s)
             await self.cluster.stop_lying(node)
             await self._restart(node, before)

@@ -64,6 +64,9 @@ INVALIDATION_S: Final = 600.0
 AGGREGATOR_READS: Final = 0.4
 #: Epochs a forged blob is stored for: long enough to see it invalidated.
 FORGED_EPOCHS: Final = 3
+#: Forgeries a run attempts at most: each costs the network a recovery, a proof, f+1
+#: attestations and a transaction, and a few show the flow as well as many.
+MAX_FORGERIES: Final = 3
 #: The aggregator's error codes for a blob that is inconsistent or marked invalid.
 _AGGREGATOR_CODE: Final = re.compile(rb'"(INCONSISTENT_BLOB|INVALID_BLOB)"')
 
@@ -79,10 +82,14 @@ class MaliciousWriter:
         #: A deliberate bug for the simulator's own test (module docstring).
         self.skip_consistency_check = skip_consistency_check
         self.forged: list[ForgedBlob] = []
+        self.attempts = 0
 
     async def forge(self, draw: Callable[[], tuple[str, bytes, int, bool]]) -> None:
         """Store an inconsistently encoded blob of the workload's next draw; if certified,
-        keep it in the model and read it back at once."""
+        keep it in the model and read it back at once. At most `MAX_FORGERIES` a run."""
+        if self.attempts >= MAX_FORGERIES:
+            return
+        self.attempts += 1
         name, data, _, _ = draw()
         name = f"forged-{name}"
         client = self.sim.client

@@ -1,27 +1,34 @@
 """`simulate`: a seeded workload and fault schedule on a `SimCluster`, checked as it runs.
 
-Theory of operation (issue #16; TigerBeetle's VOPR, FoundationDB's simulation). Two tasks run on
+Theory of operation (issue #16; TigerBeetle's VOPR, FoundationDB's simulation). Tasks run on
 the cluster's loop, each drawing from its own generator derived from the seed:
 
-- the **workload** waits an exponential pause (mean `OP_MEAN_S`), then does one operation:
-  store a random blob of a few KiB (deletable or not, for 1-3 epochs) with the client or
-  through the publisher (`PUT /v1/blobs`), read a known blob with the client or, for a share
-  `AGGREGATOR_READS`, through the aggregator, delete a deletable one, or extend one; the
-  result is checked against the model (`walruspy.sim.invariants.BlobModel`) at once;
+- the **workload**, in `lanes` tasks at once (so operations overlap, as a daemon's users'
+  do; each lane pauses `lanes` times longer, so the rate stays one operation per `OP_MEAN_S`),
+  waits an exponential pause, then does one operation: store a random blob of a few KiB
+  (deletable or not, for 1-3 epochs) with the client or through the publisher
+  (`PUT /v1/blobs`), read a known blob with the client or, for a share `AGGREGATOR_READS`,
+  through the aggregator, delete a deletable one, or extend one; in the byzantine and mixed
+  profiles also `forge`: the malicious writer stores an inconsistently encoded blob
+  (`walruspy.sim.byzantine`), which reads (a share `FORGED_READS`) and full checks read back.
+  The result is checked against the model (`walruspy.sim.invariants.BlobModel`) at once; a
+  blob being deleted is no longer owed to another lane's read;
 - the **fault schedule** of the profile starts one fault at a time (exponential gaps, mean
   `FAULT_MEAN_S`) and heals it after a drawn duration. Profiles: `none`; `crash` (a node
   crashes and restarts on its store; or a fail point, `node.after_sliver_write`, is armed and
   the node that hits it crashes right after committing slivers it has not acknowledged yet);
   `partition` (a node is cut off from every other host, or a link turns lossy); `byzantine`
-  (a node discards the slivers it stores, or serves corrupted slivers and recovery symbols
-  through the devnet's lying proxy); `mixed` (all of those, plus disk wipes).
+  (a node discards the slivers it stores, or, behind the devnet's lying proxy, serves corrupted
+  slivers and recovery symbols, signs with a wrong key, or lies about blob statuses:
+  `walruspy.sim.byzantine.PROXY_LIES`); `mixed` (all of those, plus disk wipes).
 
 At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
 node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
 it missed), so that every invariant that is promised "with at most f faulty" is owed at every
 instant. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
 event cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last
-store must certify within `LIVENESS_S` (`liveness`), then a full check runs.
+store must certify within `LIVENESS_S` (`liveness`), then a full check runs, and every forged
+blob old enough must be invalid on chain (`invalidated`).
 
 The first violation ends the run (`SimResult.violation`); so does an exception nobody expected
 (reported as `crash-of-simulator`, since a simulator that dies has found something too).

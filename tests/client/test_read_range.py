@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ from hypothesis import strategies as st
 
 from tests.client.network import TEST_COMMUNICATION, Network, open_network
 from tests.node.cluster import blob_data
-from walruspy.client.errors import BlobTooLargeError, InvalidArgumentError
+from walruspy.client.errors import BlobTooLargeError, InconsistentBlobError, InvalidArgumentError
 from walruspy.client.read import ByteRange, ByteRangeError
+from walruspy.client.store import store_blob
 from walruspy.core.decoding import primary_rows_of_range, slice_of_row
 from walruspy.core.encoding import EncodedBlob, encode_blob
 from walruspy.core.params import EncodingParams
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType, pair_index_of_sliver
 from walruspy.node_api import errors as api_errors
+from walruspy.sim.forgery import InconsistentEncoder
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -269,6 +272,30 @@ async def test_rows_no_node_will_rebuild_are_cut_from_the_whole_blob(tmp_path: P
             assert whole.data == data
             part = await client.read_range(blob_id, (1000, 30_000))
             assert part.data == data[1000:31_000]
+
+
+async def test_a_stream_of_an_inconsistent_blob_says_it_is_inconsistent(tmp_path: Path) -> None:
+    # A malicious writer forged a data row that no node holds: the row cannot be rebuilt, and
+    # the whole blob decoded from the other primary slivers fails the Default check. The stream
+    # said NotEnoughSliversError (the aggregator: 503, "may be transient: retry"), where a full
+    # read says what it is (found by the simulator, seed 1 --faults byzantine).
+    data = blob_data(25, 20_000)
+    async with open_network(tmp_path) as network, network.client() as client:
+        for seed in range(3):  # three forgeries, their rows drawn at random
+            env = replace(client.env, encoder=InconsistentEncoder(random.Random(seed)))
+            result = await store_blob(
+                env,
+                data,
+                epochs=3,
+                deletable=False,
+                force=False,
+                ignore_resources=True,
+                progress=None,
+            )
+            with pytest.raises(InconsistentBlobError):
+                await client.read(result.blob_id)
+            with pytest.raises(InconsistentBlobError):
+                await client.read_range(result.blob_id, ByteRange(0))
 
 
 def _counted(honest: Any, calls: list[Any]) -> Any:

@@ -11,31 +11,11 @@ from walruspy.core.decoding import ConsistencyCheck, decode_blob
 from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import InconsistentBlobError, VerificationError
 from walruspy.core.inconsistency import InconsistencyProof
-from walruspy.core.metadata import BlobMetadata, SliverPairMetadata, UnverifiedBlobMetadataWithId
 from walruspy.core.params import EncodingParams
 from walruspy.core.recovery import recover_sliver
-from walruspy.core.slivers import SliverData
 from walruspy.core.symbols import SymbolSource
 from walruspy.core.types import SliverIndex, SliverType
-
-
-def tampered_encoding(blob: bytes, n: int, pair: int, noise: bytes):
-    """Encode `blob`, then replace primary sliver `pair` by noise and commit to it in the metadata.
-
-    This is what a malicious writer does: every sliver still verifies against the metadata, but the
-    slivers are not one codeword.
-    """
-    enc = encode_blob(blob, n)
-    honest = enc.primary_sliver(pair)
-    fake_data = (noise * (len(honest.data) // max(len(noise), 1) + 1))[: len(honest.data)]
-    if fake_data == honest.data:
-        fake_data = bytes(b ^ 0xFF for b in fake_data)
-    fake = SliverData(SliverType.PRIMARY, SliverIndex(pair), honest.symbol_size, fake_data)
-    hashes = list(enc.metadata.metadata.hashes)
-    hashes[pair] = SliverPairMetadata(fake.merkle_root(n), hashes[pair].secondary_hash)
-    forged = BlobMetadata(enc.metadata.metadata.encoding_type, len(blob), tuple(hashes))
-    metadata = UnverifiedBlobMetadataWithId(forged.compute_blob_id(), forged).verify(n)
-    return enc, metadata, fake
+from walruspy.sim.forgery import tampered_encoding
 
 
 @given(

@@ -16,7 +16,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.core.test_inconsistency import tampered_encoding
 from tests.devnet.conftest import TEST_EPOCH_S, blob_bytes
 from walruspy.client import WalrusClient
 from walruspy.client.errors import BlobInvalidError
@@ -31,6 +30,7 @@ from walruspy.core.types import (
 from walruspy.devnet import Devnet, open_devnet, wait_until
 from walruspy.node_api.client import NodeClient
 from walruspy.node_api.schemas import Invalid
+from walruspy.sim.forgery import tampered_encoding
 
 pytestmark = [
     pytest.mark.devnet,

@@ -21,7 +21,6 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.core.test_inconsistency import tampered_encoding
 from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster, upload_to
 from tests.node.process_target import (
     Devnet,
@@ -67,6 +66,7 @@ from walruspy.node_api.schemas import (
     Permanent,
     StoredOnNodeStatus,
 )
+from walruspy.sim.forgery import tampered_encoding
 
 N_SHARDS = 10
 PRIMARY, SECONDARY = SliverType.PRIMARY, SliverType.SECONDARY

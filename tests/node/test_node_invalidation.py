@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.test_inconsistency import tampered_encoding
 from tests.node.cluster import Cluster, ClusterNode, blob_data, open_cluster
 from walruspy.chain.api import ChainRevertError
 from walruspy.core.blob_id import BlobId
@@ -32,6 +31,7 @@ from walruspy.node.invalidation import Invalidator
 from walruspy.node.symbols import SymbolService
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api.schemas import Invalid
+from walruspy.sim.forgery import tampered_encoding
 
 SHARDS = (1, 1, 1, 1, 1, 1, 1)
 N_SHARDS = len(SHARDS)

@@ -13,7 +13,6 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from tests.core.test_inconsistency import tampered_encoding
 from tests.node.cluster import Cluster, ClusterNode, blob_data, node_config, open_cluster
 from walruspy.core.blob_id import BlobId
 from walruspy.core.encoding import EncodedBlob
@@ -23,6 +22,7 @@ from walruspy.node.config import ApiLimits
 from walruspy.node.store import NodeStore
 from walruspy.node.symbols import SymbolService
 from walruspy.node_api.paths import RecoverySymbolsFilter
+from walruspy.sim.forgery import tampered_encoding
 
 SHARDS = (1, 2, 3, 4)
 

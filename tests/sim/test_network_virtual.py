@@ -9,15 +9,20 @@ It is enough because nothing in these runs uses a socket or a thread.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import selectors
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
+from aiohttp import web
 
 from tests.sim.test_network import _app
+from walruspy import sim
+from walruspy.sim.loop import DEFAULT_EPOCH_S
 from walruspy.sim.network import SimNetwork
-from walruspy.sim.transport import TraceEvent, TraceKind
+from walruspy.sim.transport import SimTransport, TraceEvent, TraceKind
 
 _T = TypeVar("_T")
 
@@ -125,3 +130,69 @@ def test_a_partition_under_virtual_time_costs_no_wall_time() -> None:
     assert run_virtual(lambda: main(30.0)) == "200 at 30.20"
     # Healed after an hour: the client's 60 s timeout fires first.
     assert run_virtual(lambda: main(3600.0)) == "timeout at 60.00"
+
+
+def _closing_order(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Connections in the order opened, and in the order their client ends closed, when a
+    session closes with eight requests in flight (each holding a connection)."""
+    events: list[TraceEvent] = []
+    closed: list[int] = []
+    close = SimTransport.close
+
+    def recording_close(transport: SimTransport) -> None:
+        if transport.host == "client" and not transport.is_closing():
+            closed.append(transport._direction.connection)
+        close(transport)
+
+    monkeypatch.setattr(SimTransport, "close", recording_close)
+
+    async def main() -> None:
+        net = SimNetwork(5, trace=events.append)
+
+        async def slow(request: web.Request) -> web.Response:
+            await asyncio.sleep(3600)
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_get("/slow", slow)
+        await net.serve("server", 80, app)
+        session = aiohttp.ClientSession(connector=net.connector("client", limit=0))
+        requests = [asyncio.create_task(session.get("http://server/slow")) for _ in range(8)]
+        await asyncio.sleep(1)
+        await session.close()  # the connector closes the connections it lent out
+        for request in requests:
+            request.cancel()
+        await asyncio.gather(*requests, return_exceptions=True)
+        await net.close()
+
+    sim.run(main())
+    opened = [e.connection for e in events if e.kind is TraceKind.CONNECT]
+    return opened, closed
+
+
+def test_a_closing_connector_closes_its_connections_in_the_order_it_lent_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # aiohttp keeps them in a set, whose order is their protocols' addresses: each close
+    # draws its FIN's jitter, so the order of the draws changed with the allocation history
+    # (module doc of walruspy.sim.network).
+    opened, closed = _closing_order(monkeypatch)
+    # aiohttp retries each GET once on a new connection, which the closed session closes too.
+    assert opened[:8] == list(range(8))
+    assert closed == opened
+
+
+def test_responses_are_dated_by_the_virtual_clock() -> None:
+    async def main() -> str:
+        net = SimNetwork(1)
+        await net.serve("server", 80, _app())
+        await asyncio.sleep(90)
+        async with (
+            aiohttp.ClientSession(connector=net.connector("client")) as session,
+            session.get("http://server/hello") as response,
+        ):
+            date = response.headers["Date"]
+        await net.close()
+        return date
+
+    assert sim.run(main()) == email.utils.formatdate(DEFAULT_EPOCH_S + 90, usegmt=True)

@@ -100,3 +100,32 @@ def test_a_planted_bug_is_reported_with_the_seed_that_replays_it(
     assert "VIOLATION of read-bytes" in out
     assert "replay: python -m walruspy.sim --seed 3 --virtual-hours 0.05" in out
     assert "--corrupt-reads" in out
+
+
+def test_lying_nodes_and_a_malicious_writer_hold_every_invariant() -> None:
+    """Byzantine seed 102: two nodes in turn sign their confirmations and attestations with a
+    wrong key while two workload lanes store and read at once, and the malicious writer's
+    forged blob never reads as data, through the client or the aggregator, until the nodes
+    have it marked invalid on chain (walruspy.sim.byzantine). `make sim FAULTS=byzantine`
+    covers the status lies and the other seeds."""
+    trace = Trace()
+    result = simulate(102, SHORT_S, profile=FaultProfile.BYZANTINE, trace=trace)
+    assert result.violation is None, f"{result.violation}\n{trace.text()}"
+    text = trace.text()
+    assert "byzantine-signatures" in result.faults, result.faults
+    assert " forge forged-" in text and "refused: InconsistentBlobError" in text
+    assert "refused: BlobInvalidError" in text or "refused: INVALID_BLOB" in text
+
+
+def test_a_planted_bug_returning_a_forged_blob_as_data_is_caught(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The malicious writer's reads skip the consistency check: its first forged blob, read back
+    # at once, decodes to data, which the inconsistent-blob invariant reports.
+    argv = ["--seed", "1", "--virtual-hours", "0.05", "--faults", "byzantine"]
+    status = main([*argv, "--skip-forged-checks"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "VIOLATION of inconsistent-blob" in out
+    assert "read back 3951 bytes of data" in out
+    assert "--faults byzantine --skip-forged-checks" in out

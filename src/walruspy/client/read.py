@@ -216,7 +216,10 @@ class SliverBatches:
         self.metadata = metadata
         self.sliver_type = sliver_type
         self._waiting: dict[bytes, list[tuple[SliverPairIndex, asyncio.Future[Any]]]] = {}
-        self._flushes: set[asyncio.Task[None]] = set()
+        # A dict, not a set: `close` cancels them, and so closes their connections, in the
+        # order they started, not in the order of their addresses (a set of tasks), which no
+        # two runs share (the simulator's traces differed: walruspy.sim.loop).
+        self._flushes: dict[asyncio.Task[None], None] = {}
 
     async def get(self, node: Node, pair: SliverPairIndex) -> VerifiedSliver:
         """The node's verified sliver of `pair`."""
@@ -237,8 +240,7 @@ class SliverBatches:
 
     def _start_flush(self, node: Node) -> None:
         task = asyncio.create_task(self._flush(node, self._waiting.pop(node.member.node_id)))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._keep(task)
 
     async def _flush(
         self, node: Node, waiting: list[tuple[SliverPairIndex, asyncio.Future[Any]]]
@@ -277,9 +279,11 @@ class SliverBatches:
             if not future.done():
                 future.set_result(result)
 
-        task = asyncio.create_task(run())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._keep(asyncio.create_task(run()))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._flushes[task] = None
+        task.add_done_callback(self._flushes.pop)
 
     async def _batch(
         self, pairs: list[SliverPairIndex], client: NodeClient
@@ -722,7 +726,9 @@ class BlobReader:
         from the whole blob, decoded once from any p primary slivers (as `read` does).
 
         Rebuilding needs other nodes' decoding symbols, which they withhold during a storage
-        challenge of the blob; the whole blob needs only slivers, which they serve.
+        challenge of the blob; the whole blob needs only slivers, which they serve. A whole
+        blob that fails its consistency check raises `InconsistentBlobError`, as a full read
+        does: its slivers all verified, so no retry will read it.
         """
         try:
             return await fetch_sliver(
@@ -733,7 +739,7 @@ class BlobReader:
                 self._decoded = asyncio.ensure_future(self._decode_whole())
             try:
                 data = await asyncio.shield(self._decoded)
-            except (NotEnoughSliversError, InconsistentBlobError) as whole:
+            except NotEnoughSliversError as whole:
                 raise NotEnoughSliversError(f"{exc}; nor decoded whole: {whole}") from exc
         metadata = self.metadata
         row_bytes = metadata.params.primary_sliver_length(metadata.symbol_size)

@@ -195,7 +195,9 @@ async def gather_weight(
             done, _ = await asyncio.wait(
                 running, timeout=budget, return_when=asyncio.FIRST_COMPLETED
             )
-            for task in done:
+            # In the order they were launched, not the `done` set's (their addresses'), so
+            # that two runs of one simulation record the same answers in the same order.
+            for task in [task for task in running if task in done]:
                 request, started = running.pop(task)
                 remaining_weight -= request.weight
                 _record(outcome, request, task, clock.now() - started, accept, weigh, failures)

@@ -7,8 +7,10 @@ command that replays it; exit status 1 then, 0 otherwise. `--trace FILE` writes 
 (`walruspy.sim.trace`), which is the same, byte for byte, for the same arguments. The store
 directories live in a temporary directory, removed afterwards.
 
-`--corrupt-reads` plants a bug (every read returns one flipped byte), to see that the simulator
-catches one.
+`--lanes N` runs N workload tasks at once (default `DEFAULT_LANES`), so that operations overlap.
+`--corrupt-reads` plants a bug (every read returns one flipped byte), and `--skip-forged-checks`
+another (the malicious writer's reads of its inconsistent blobs skip the consistency check, so
+such a blob reads as data), to see that the simulator catches them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from walruspy.sim.loop import run
 from walruspy.sim.trace import Trace
 from walruspy.sim.workload import PROFILES, FaultProfile, SimResult, Simulation
 
-__all__ = ["main", "simulate"]
+__all__ = ["DEFAULT_LANES", "main", "simulate"]
+
+#: Workload tasks at once: two, so that operations overlap (a store during a read, a delete
+#: during a store) as a daemon's users' do.
+DEFAULT_LANES = 2
 
 
 def simulate(
@@ -37,6 +43,8 @@ def simulate(
     profile: FaultProfile = FaultProfile.NONE,
     trace: Trace | None = None,
     corrupt_reads: bool = False,
+    skip_forged_checks: bool = False,
+    lanes: int = DEFAULT_LANES,
 ) -> SimResult:
     """Run one simulation to its end or first violation (module docstring)."""
     trace = trace or Trace()
@@ -47,7 +55,14 @@ def simulate(
                 Path(directory), seed, settings, trace=trace.network
             ) as cluster:
                 trace.start()
-                simulation = Simulation(cluster, trace, profile, corrupt_reads=corrupt_reads)
+                simulation = Simulation(
+                    cluster,
+                    trace,
+                    profile,
+                    corrupt_reads=corrupt_reads,
+                    skip_forged_checks=skip_forged_checks,
+                    lanes=lanes,
+                )
                 return await simulation.run(virtual_s)
 
     return run(main())
@@ -74,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--corrupt-reads", action="store_true", help="plant a bug: reads flip a byte"
     )
+    parser.add_argument(
+        "--skip-forged-checks",
+        action="store_true",
+        help="plant a bug: reads of forged blobs skip the consistency check",
+    )
+    parser.add_argument(
+        "--lanes", type=int, default=DEFAULT_LANES, help="workload tasks at once (default 2)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print the trace as it goes")
     return parser
 
@@ -88,8 +111,12 @@ def _replay_command(args: argparse.Namespace) -> str:
     if args.shards is not None:
         parts.append(f"--shards {args.shards}")
     parts.append(f"--faults {args.faults}")
+    if args.lanes != DEFAULT_LANES:
+        parts.append(f"--lanes {args.lanes}")
     if args.corrupt_reads:
         parts.append("--corrupt-reads")
+    if args.skip_forged_checks:
+        parts.append("--skip-forged-checks")
     return " ".join(parts)
 
 
@@ -107,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         profile=FaultProfile(args.faults),
         trace=trace,
         corrupt_reads=args.corrupt_reads,
+        skip_forged_checks=args.skip_forged_checks,
+        lanes=args.lanes,
     )
     real_s = time.perf_counter() - started
     if args.trace is not None:

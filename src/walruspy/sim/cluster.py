@@ -31,7 +31,9 @@ task, which closes its store: every write it acknowledged was committed before, 
 flight is lost with its unanswered request. `restart` starts a new `StorageNode` on the same
 store; `wipe` deletes the store first, so the node recovers everything from its peers.
 `start_lying` puts the devnet's lying proxy (`walruspy.devnet.proxy`) in front of a node: a
-Byzantine node that serves corrupted slivers and recovery symbols to clients and peers alike.
+Byzantine node that, to clients and peers alike, serves corrupted slivers and recovery symbols,
+signs its confirmations and attestations with a key that is not its own, or turns its blob
+statuses around, as the lies chosen say (`Lie`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import contextlib
 import functools
 import random
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -59,7 +61,7 @@ from walruspy.client.client import WalrusClient, open_client
 from walruspy.client.config import parse_config as parse_client_config
 from walruspy.clock import wall
 from walruspy.daemon.app import DaemonMode, make_app
-from walruspy.devnet.proxy import make_proxy_app
+from walruspy.devnet.proxy import Lie, make_proxy_app
 from walruspy.devnet.setup import (
     CLIENT_CONTEXT,
     DevnetSettings,
@@ -249,14 +251,17 @@ class SimCluster:
         if not crash:
             await self.net.stop(node.host, NODE_PORT)
 
-    async def start_lying(self, node: SimNode) -> None:
+    async def start_lying(self, node: SimNode, lies: Collection[Lie] = (Lie.SLIVERS,)) -> None:
         """Start a stopped `node` behind the devnet's lying proxy (`walruspy.devnet.proxy`):
-        the proxy serves its committee address and flips a byte of every sliver and recovery
-        symbol it returns, the node itself serves at `LYING_PORT`."""
+        the proxy serves its committee address and tells `lies` (by default it flips a byte of
+        every sliver and recovery symbol it returns), the node itself serves at `LYING_PORT`."""
         assert not node.running
         target = f"http://{node.host}:{LYING_PORT}"
         connector = functools.partial(self.net.connector, node.host)
-        await self.net.serve(node.host, NODE_PORT, make_proxy_app(target, connector))
+        # The wrong key the proxy signs with, drawn from the seed (the next start's differs).
+        keys = derive_rng(self.seed, f"liar{node.index}/{node.incarnation + 1}")
+        app = make_proxy_app(target, connector, lies=lies, random_bytes=keys.randbytes)
+        await self.net.serve(node.host, NODE_PORT, app)
         await self.start(node, port=LYING_PORT)
 
     async def stop_lying(self, node: SimNode) -> None:

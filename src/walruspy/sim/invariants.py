@@ -19,7 +19,14 @@ the invariant, on the first disagreement:
   amount;
 - `liveness`: a store certifies while at most f nodes are faulty, and after the faults heal
   a store certifies within a bounded virtual time;
-- `node-alive`: no node's task dies of an exception of its own.
+- `node-alive`: no node's task dies of an exception of its own;
+- `inconsistent-blob`: a blob a malicious writer encoded inconsistently (`ForgedBlob`,
+  `walruspy.sim.forgery`) never reads as data, through the client or the aggregator; while at
+  most f nodes are faulty a read fails saying the blob is inconsistent or marked invalid
+  (spec/walrus-system.md 1.3 step 5 and 5, "Inconsistent encoding by a malicious writer");
+- `invalidated`: once the faults have healed, every such blob that was certified and is still
+  live has been marked invalid on chain, as nodes of f+1 shards report (spec 2.8: the node that
+  recovers the forged sliver proves it and gathers the attestations).
 
 Each check reads through the public interfaces (the client, the chain, the node's store as the
 node itself reads it), never by bypassing what it checks.
@@ -37,9 +44,12 @@ from walruspy.node.store_records import EventProgress
 __all__ = [
     "BlobModel",
     "CursorWatch",
+    "ForgedBlob",
     "InvariantViolation",
     "Inventory",
     "check_cursors_against_chain",
+    "check_forged_read",
+    "check_invalidated",
     "check_read_bytes",
     "check_slivers_survived",
     "check_wal_supply",
@@ -68,10 +78,63 @@ class BlobModel:
     deletable: bool
     end_epoch: int
     deleted: bool = False
+    #: A delete is on its way (another operation may run meanwhile): no longer owed.
+    deleting: bool = False
 
     def live(self, epoch: int) -> bool:
-        """Whether the blob must be readable in `epoch`: not deleted, not expired."""
-        return not self.deleted and epoch < self.end_epoch
+        """Whether the blob must be readable in `epoch`: not deleted (nor being deleted), not
+        expired."""
+        return not self.deleted and not self.deleting and epoch < self.end_epoch
+
+
+@dataclass(slots=True)
+class ForgedBlob:
+    """A blob the malicious writer stored inconsistently encoded, and certified."""
+
+    name: str
+    blob_id: str
+    end_epoch: int
+    #: Virtual time of its certification.
+    certified_at_s: float
+    #: The forged primary sliver (a data row).
+    pair: int
+
+
+#: How a read of a forged blob may fail: the client's errors, the aggregator's codes, and an
+#: aggregator's stream cut short after its first verified rows (how it reports a row failing
+#: later: the body is incomplete, never whole data).
+FORGED_READ_ERRORS = frozenset(
+    {"InconsistentBlobError", "BlobInvalidError", "INCONSISTENT_BLOB", "INVALID_BLOB", "truncated"}
+)
+
+
+def check_forged_read(
+    blob: ForgedBlob, got: bytes | None, error: str | None, *, owed_error: bool
+) -> None:
+    """`inconsistent-blob`: a read of `blob` returned no data (`got` is None); with `owed_error`
+    (at most f faulty throughout) its failure `error` names the inconsistency or invalidity."""
+    if got is not None:
+        raise InvariantViolation(
+            "inconsistent-blob",
+            f"{blob.name} ({blob.blob_id}, forged primary sliver {blob.pair}) read back"
+            f" {len(got)} bytes of data",
+        )
+    if owed_error and error not in FORGED_READ_ERRORS:
+        raise InvariantViolation(
+            "inconsistent-blob",
+            f"a read of {blob.name} ({blob.blob_id}) with at most f nodes faulty failed with"
+            f" {error}, not with the blob's inconsistency or invalidity",
+        )
+
+
+def check_invalidated(blob: ForgedBlob, status: str) -> None:
+    """`invalidated`: the verified status of `blob` (its JSON tag) says it is invalid."""
+    if status != "invalid":
+        raise InvariantViolation(
+            "invalidated",
+            f"{blob.name} ({blob.blob_id}, forged primary sliver {blob.pair}, certified at"
+            f" virtual {blob.certified_at_s:.3f} s) is still {status} after the faults healed",
+        )
 
 
 def check_read_bytes(blob: BlobModel, got: bytes) -> None:

@@ -37,6 +37,18 @@ same way.
 its inputs: asyncio runs ready callbacks in FIFO order and timers in (when, insertion) order, and
 the selector's answers no longer depend on real timing. Anything that reads the real clock
 (`time.monotonic()`), starts threads or uses real sockets breaks this; hence `walruspy.clock`.
+
+One input is less visible: object identity. A set iterates in the order of its members' hashes,
+and a task's hash is its address, so whatever iterates a set of tasks, asyncio's own
+`TaskGroup` cancelling its children, the `done` set of `asyncio.wait`, a set of running tasks
+cancelled on close, acts in an order the memory allocator chose. Addresses are not reproduced
+from run to run: the allocation history depends on what the process met outside the simulation
+(aiohttp reformatting its `Date` header when the real second changes, among other things; task
+addresses of two runs of one seed diverged even with the hash seed fixed), so the order of two
+closes at one virtual instant, and with it which connection draws which jitter, changed with the
+machine's load (seed 103, `--faults byzantine`: the FINs of a read's cancelled sliver batches).
+So every task of a `SimLoop` is a `_SimTask`, hashed by the order the loop created it: a set of
+tasks iterates the same way in every run.
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import selectors
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from concurrent.futures import Executor
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
@@ -146,6 +158,23 @@ class _AutojumpSelector(selectors.BaseSelector):
         return []
 
 
+class _SimTask(asyncio.Task[_T]):
+    """A task hashed by its creation order on its loop, never by its address (module doc)."""
+
+    def __init__(
+        self,
+        coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T],
+        *,
+        order: int,
+        **kwargs: Any,
+    ) -> None:
+        self._sim_order = order  # first: the constructor adds the task to a weak set
+        super().__init__(coro, **kwargs)
+
+    def __hash__(self) -> int:
+        return self._sim_order
+
+
 class SimLoop(asyncio.SelectorEventLoop, SimulatedTime):
     """An asyncio event loop on virtual time that autojumps to the next timer when idle."""
 
@@ -163,6 +192,19 @@ class SimLoop(asyncio.SelectorEventLoop, SimulatedTime):
             self.virtual_clock, self._real_work_pending, self._deadlock_error, real_wait_limit_s
         )
         super().__init__(selector)
+        self._tasks_created = 0
+        self.set_task_factory(self._make_task)
+
+    def _make_task(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T],
+        /,
+        **kwargs: Any,
+    ) -> asyncio.Task[_T]:
+        """The task factory: a `_SimTask`, numbered in creation order (module doc)."""
+        self._tasks_created += 1
+        return _SimTask(coro, loop=loop, order=self._tasks_created, **kwargs)
 
     def time(self) -> float:
         """Virtual monotonic seconds."""

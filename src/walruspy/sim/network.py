@@ -53,6 +53,15 @@ found (seed 21, `--faults mixed`: traces of one seed differed from run to run). 
 points that name at `walruspy.clock.now`, which is the running loop's `time()`: the same
 clock, `time.monotonic`, under a real loop, so the change is harmless outside a simulation.
 
+aiohttp's connector also keeps the connections it lent out in a set (`_acquired`), and closing
+it (a node stopping, a session closed) closes them in that set's order, which is their
+protocols' addresses: the order of their FINs, and of the jitter they draw, then changed from
+run to run (the same leak as a set of tasks, `walruspy.sim.loop`). A `SimConnector` keeps them
+in an insertion-ordered set instead. And aiohttp's server dates each response (`Date`) by
+`time.time()`, reformatting the header whenever the real second changes: bytes on the wire,
+and allocations, that depended on the wall clock. They are dated by `walruspy.clock.wall`,
+virtual under the simulation and `time.time()` otherwise.
+
 TLS is not simulated: an `https` URL is carried as plain HTTP, and the server is whatever was
 registered at its host and port.
 """
@@ -60,18 +69,21 @@ registered at its host and port.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import errno
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import aiohttp
 import aiohttp.connector
+import aiohttp.web_response
 from aiohttp import web
 from aiohttp.client_proto import ResponseHandler
 
 from walruspy.clock import now as loop_now
+from walruspy.clock import wall
 from walruspy.sim.transport import (
     Direction,
     Plan,
@@ -105,6 +117,35 @@ _MIN_RTO_S: Final = 0.2
 _FIRST_EPHEMERAL_PORT: Final = 49152
 
 _P = TypeVar("_P", bound=asyncio.Protocol)
+_T = TypeVar("_T")
+
+
+class _InsertionOrderedSet(MutableSet[_T]):
+    """A set that iterates in insertion order, not in its members' (address) hashes' order."""
+
+    def __init__(self) -> None:
+        self._members: dict[_T, None] = {}
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._members
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def add(self, value: _T) -> None:
+        """Add `value` (last, if it is new)."""
+        self._members[value] = None
+
+    def discard(self, value: _T) -> None:
+        """Remove `value` if present."""
+        self._members.pop(value, None)
+
+    def clear(self) -> None:
+        """Remove every member."""
+        self._members.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +182,9 @@ class SimConnector(aiohttp.BaseConnector):
 
     def __init__(self, network: SimNetwork, source: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # Closed in this order when the connector closes (module doc); aiohttp uses only the
+        # set operations that `MutableSet` gives (add, remove, discard, clear, len, iteration).
+        self._acquired = _InsertionOrderedSet()  # type: ignore[assignment]
         self._network = network
         self._source = source
 
@@ -162,10 +206,17 @@ class SimConnector(aiohttp.BaseConnector):
             raise aiohttp.ClientConnectorError(req.connection_key, exc) from exc
 
 
+def _http_date() -> str:
+    """The `Date` of a response, from `walruspy.clock.wall` (RFC 9110 5.6.7's IMF-fixdate)."""
+    return email.utils.formatdate(wall(), usegmt=True)
+
+
 def use_loop_clock_in_aiohttp() -> None:
-    """Make aiohttp's keep-alive expiry read the loop's clock (module doc); idempotent."""
-    # Not exported, but aiohttp reads it by this name at every use.
+    """Make aiohttp's keep-alive expiry read the loop's clock, and its servers' `Date` header
+    the clock's wall time (module doc); idempotent."""
+    # Not exported, but aiohttp reads them by these names at every use.
     aiohttp.connector.monotonic = loop_now  # type: ignore[attr-defined]
+    aiohttp.web_response.rfc822_formatted_time = _http_date  # type: ignore[attr-defined]
 
 
 class SimNetwork:

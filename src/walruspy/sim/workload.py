@@ -1,27 +1,34 @@
 """`simulate`: a seeded workload and fault schedule on a `SimCluster`, checked as it runs.
 
-Theory of operation (issue #16; TigerBeetle's VOPR, FoundationDB's simulation). Two tasks run on
+Theory of operation (issue #16; TigerBeetle's VOPR, FoundationDB's simulation). Tasks run on
 the cluster's loop, each drawing from its own generator derived from the seed:
 
-- the **workload** waits an exponential pause (mean `OP_MEAN_S`), then does one operation:
-  store a random blob of a few KiB (deletable or not, for 1-3 epochs) with the client or
-  through the publisher (`PUT /v1/blobs`), read a known blob with the client or, for a share
-  `AGGREGATOR_READS`, through the aggregator, delete a deletable one, or extend one; the
-  result is checked against the model (`walruspy.sim.invariants.BlobModel`) at once;
+- the **workload**, in `lanes` tasks at once (so operations overlap, as a daemon's users'
+  do; each lane pauses `lanes` times longer, so the rate stays one operation per `OP_MEAN_S`),
+  waits an exponential pause, then does one operation: store a random blob of a few KiB
+  (deletable or not, for 1-3 epochs) with the client or through the publisher
+  (`PUT /v1/blobs`), read a known blob with the client or, for a share `AGGREGATOR_READS`,
+  through the aggregator, delete a deletable one, or extend one; in the byzantine and mixed
+  profiles also `forge`: the malicious writer stores an inconsistently encoded blob
+  (`walruspy.sim.byzantine`), which reads (a share `FORGED_READS`) and full checks read back.
+  The result is checked against the model (`walruspy.sim.invariants.BlobModel`) at once; a
+  blob being deleted is no longer owed to another lane's read;
 - the **fault schedule** of the profile starts one fault at a time (exponential gaps, mean
   `FAULT_MEAN_S`) and heals it after a drawn duration. Profiles: `none`; `crash` (a node
   crashes and restarts on its store; or a fail point, `node.after_sliver_write`, is armed and
   the node that hits it crashes right after committing slivers it has not acknowledged yet);
   `partition` (a node is cut off from every other host, or a link turns lossy); `byzantine`
-  (a node discards the slivers it stores, or serves corrupted slivers and recovery symbols
-  through the devnet's lying proxy); `mixed` (all of those, plus disk wipes).
+  (a node discards the slivers it stores, or, behind the devnet's lying proxy, serves corrupted
+  slivers and recovery symbols, signs with a wrong key, or lies about blob statuses:
+  `walruspy.sim.byzantine.PROXY_LIES`); `mixed` (all of those, plus disk wipes).
 
 At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
 node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
 it missed), so that every invariant that is promised "with at most f faulty" is owed at every
 instant. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
 event cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last
-store must certify within `LIVENESS_S` (`liveness`), then a full check runs.
+store must certify within `LIVENESS_S` (`liveness`), then a full check runs, and every forged
+blob old enough must be invalid on chain (`invalidated`).
 
 The first violation ends the run (`SimResult.violation`); so does an exception nobody expected
 (reported as `crash-of-simulator`, since a simulator that dies has found something too).
@@ -49,6 +56,7 @@ from walruspy.core.errors import WalrusError
 from walruspy.node.faults import FaultMode, write_fault
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.store_records import EventProgress
+from walruspy.sim.byzantine import PROXY_LIES, MaliciousWriter
 from walruspy.sim.cluster import CHAIN_HOST, CLIENT_HOST, SimCluster, SimNode, derive_rng
 from walruspy.sim.invariants import (
     BlobModel,
@@ -88,6 +96,8 @@ EVENTS_PER_PAGE: Final = 1000
 OPERATIONS: Final = (("store", 3), ("publish", 1), ("read", 4), ("delete", 1), ("extend", 1))
 #: Share of reads made through the aggregator (HTTP) rather than the client.
 AGGREGATOR_READS: Final = 0.3
+#: Share of reads that read a forged blob, once the malicious writer has certified one.
+FORGED_READS: Final = 0.2
 
 
 class FaultProfile(enum.Enum):
@@ -114,9 +124,18 @@ _FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
         "wipe",
         "byzantine-discard",
         "byzantine-corrupt",
+        "byzantine-signatures",
+        "byzantine-status",
     ),
-    FaultProfile.BYZANTINE: ("byzantine-discard", "byzantine-corrupt"),
+    FaultProfile.BYZANTINE: (
+        "byzantine-discard",
+        "byzantine-corrupt",
+        "byzantine-signatures",
+        "byzantine-status",
+    ),
 }
+#: The profiles with a malicious writer among the users, and how often it forges a blob.
+_FORGE_WEIGHT: Final[dict[FaultProfile, int]] = {FaultProfile.MIXED: 1, FaultProfile.BYZANTINE: 1}
 
 
 @dataclass(slots=True)
@@ -141,6 +160,8 @@ class Simulation:
         profile: FaultProfile,
         *,
         corrupt_reads: bool = False,
+        skip_forged_checks: bool = False,
+        lanes: int = 1,
     ) -> None:
         self.cluster = cluster
         self.trace = trace
@@ -158,6 +179,12 @@ class Simulation:
         self._failpoint_hit: SimNode | None = None
         self._down: dict[str, SimNode] = {}
         cluster.on_node_died = self._node_died
+        #: The malicious writer (byzantine and mixed profiles); `skip_forged_checks` plants a
+        #: bug: its reads skip the consistency check.
+        self.writer = MaliciousWriter(self, skip_consistency_check=skip_forged_checks)
+        #: Workload tasks running at once, each drawing its pauses and operations from its own
+        #: generator (lane 0's is the one a single lane always used).
+        self.lanes = lanes
 
     @property
     def client(self) -> WalrusClient:
@@ -197,7 +224,10 @@ class Simulation:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._guarded(self._workload(deadline))),
+                    *(
+                        group.create_task(self._guarded(self._workload(deadline, lane)))
+                        for lane in range(self.lanes)
+                    ),
                     group.create_task(self._guarded(self._faults(deadline))),
                     group.create_task(self._guarded(self._checker(deadline))),
                 ]
@@ -244,15 +274,20 @@ class Simulation:
                 "liveness", f"a store after healing did not certify within {LIVENESS_S:g} s"
             ) from None
         await self._full_check()
+        await self.writer.check_invalidated()
 
     # -- workload --
 
-    async def _workload(self, deadline: float) -> None:
-        rng = self._ops_rng
-        names = [name for name, _ in OPERATIONS]
-        weights = [weight for _, weight in OPERATIONS]
+    async def _workload(self, deadline: float, lane: int = 0) -> None:
+        rng = self._ops_rng if lane == 0 else derive_rng(self.cluster.seed, f"workload/{lane}")
+        operations = list(OPERATIONS)
+        if self.profile in _FORGE_WEIGHT:
+            operations.append(("forge", _FORGE_WEIGHT[self.profile]))
+        names = [name for name, _ in operations]
+        weights = [weight for _, weight in operations]
         while True:
-            pause = rng.expovariate(1 / OP_MEAN_S)
+            # Each lane pauses `lanes` times longer: the lanes together keep the one rate.
+            pause = rng.expovariate(1 / (OP_MEAN_S * self.lanes))
             if now() + pause >= deadline:
                 return
             await asyncio.sleep(pause)
@@ -267,6 +302,8 @@ class Simulation:
                     await self._read_one()
                 elif operation == "delete":
                     await self._delete_one()
+                elif operation == "forge":
+                    await self.writer.forge(self._draw_blob)
                 else:
                     await self._extend_one()
 
@@ -352,6 +389,10 @@ class Simulation:
         assert chain is not None
         return (await chain.system_info()).epoch
 
+    async def epoch(self) -> int:
+        """The chain's current epoch, as the client sees it."""
+        return await self._epoch()
+
     async def _read(self, blob: BlobModel) -> bytes:
         if self._ops_rng.random() < AGGREGATOR_READS:
             data = await self._aggregator_read(blob)
@@ -380,6 +421,10 @@ class Simulation:
         return body
 
     async def _read_one(self) -> None:
+        forged = self.writer.choose()
+        if forged is not None and self._ops_rng.random() < FORGED_READS:
+            await self.writer.read(forged, "read")
+            return
         if not self.blobs:
             return
         blob = self._ops_rng.choice(self.blobs)
@@ -410,11 +455,14 @@ class Simulation:
         if not candidates:
             return
         blob = self._ops_rng.choice(candidates)
+        blob.deleting = True  # another lane's read of it is no longer owed
         try:
             await self.client.delete(object_id=blob.object_id)
         except WalrusError as exc:
             self.trace.log(f"delete {blob.name} failed: {type(exc).__name__}")
             return
+        finally:
+            blob.deleting = False
         blob.deleted = True
         self.trace.log(f"delete {blob.name}")
 
@@ -446,6 +494,9 @@ class Simulation:
         live = [b for b in self.blobs if b.live(epoch)]
         for blob in live:
             await self._check_readable(blob, "check-read")
+        for forged in list(self.writer.forged):
+            if epoch < forged.end_epoch:
+                await self.writer.read(forged, "check-read")
         await self._check_cursors()
         chain = self.cluster.client_chain
         assert chain is not None
@@ -514,10 +565,10 @@ class Simulation:
                 self.cursors.forget(host)
                 before = set()
             await self._restart(node, before)
-        elif kind == "byzantine-corrupt":
+        elif kind in PROXY_LIES:
             before = await self._inventory(node)
             await self.cluster.stop(node, crash=True)
-            await self.cluster.start_lying(node)
+            await self.cluster.start_lying(node, PROXY_LIES[kind])
             await asyncio.sleep(duration_s)
             await self.cluster.stop_lying(node)
             await self._restart(node, before)

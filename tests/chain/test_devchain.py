@@ -362,6 +362,26 @@ def test_contract_events_logs_and_reverts(server: Server, compiled: dict[str, An
     assert answer["error"]["data"] == "0x"
 
 
+def test_calls_on_one_block_share_a_state_that_keeps_nothing(
+    server: Server, compiled: dict[str, Any]
+) -> None:
+    """A call thread reuses its VM and state for the next call on the same block: a call's
+    writes, and the accounts and slots it warmed, must not reach the next call, and a new
+    block must be seen at once."""
+    w3 = server.web3()
+    alice = Sender(w3, dev_account_keys(2)[1])
+    contract = alice.deploy(compiled["events"])
+    before = contract.functions.total().call()
+    ping = contract.functions.ping(9, 4)
+    # Executed, never mined: each sees the total the block holds, not the last call's write.
+    assert [ping.call({"from": alice.address}) for _ in range(3)] == [before + 4] * 3
+    estimates = [ping.estimate_gas({"from": alice.address}) for _ in range(3)]
+    assert len(set(estimates)) == 1  # a warm slot left behind would make later ones cheaper
+    assert alice.call(ping, gas=estimates[0]).status == 1
+    assert contract.functions.total().call() == before + 4  # the mined block, not a cached one
+    assert ping.call({"from": alice.address}) == before + 8
+
+
 def test_precompiles_from_a_contract(server: Server, compiled: dict[str, Any]) -> None:
     w3 = server.web3()
     sender = Sender(w3, dev_account_keys(4)[3])

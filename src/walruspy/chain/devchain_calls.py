@@ -242,6 +242,12 @@ def _guarded_class(base: type[ComputationAPI], guard: CallGuard) -> type[Computa
     return guarded
 
 
-def guard_state(state: StateAPI, guard: CallGuard) -> None:
-    """Make every execution on ``state`` (one call's, never a mined block's) check ``guard``."""
-    state.computation_class = _guarded_class(state.computation_class, guard)
+def guard_state(
+    state: StateAPI, guard: CallGuard, base: type[ComputationAPI] | None = None
+) -> None:
+    """Make every execution on ``state`` (one call's, never a mined block's) check ``guard``.
+
+    ``base`` is the fork's own computation class, for a state reused from an earlier call
+    (whose class is that call's guarded one); by default the state's class.
+    """
+    state.computation_class = _guarded_class(base or state.computation_class, guard)

@@ -71,6 +71,7 @@ from walruspy.chain.api import (
     StorageRecord,
     SystemInfo,
 )
+from walruspy.chain.evm_rpc import gather_reads
 from walruspy.client.errors import (
     BlobTooLargeError,
     InvalidArgumentError,
@@ -156,8 +157,7 @@ async def store_blob(
     created blob object is then shared, unfunded (Walrus's `--share`, `share=true`)."""
     writer = env.require_writer("store")
     started = time.monotonic()
-    info = await env.chain.system_info()
-    committee = await env.chain.committee()
+    info, committee = await gather_reads(env.chain.system_info(), env.chain.committee())
     check_epochs(epochs, info)
     params = EncodingParams(committee.n_shards)
     check_size(len(data), params, env.config.max_blob_bytes)

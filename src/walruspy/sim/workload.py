@@ -14,12 +14,16 @@ the cluster's loop, each drawing from its own generator derived from the seed:
   the node that hits it crashes right after committing slivers it has not acknowledged yet);
   `partition` (a node is cut off from every other host, or a link turns lossy); `byzantine`
   (a node discards the slivers it stores, or serves corrupted slivers and recovery symbols
-  through the devnet's lying proxy); `mixed` (all of those, plus disk wipes).
+  through the devnet's lying proxy); `churn` (stake moves, a node joins, a node leaves: the
+  committee changes at the next epoch through the staking contracts, `walruspy.sim.churn`);
+  `mixed` (all of those, plus disk wipes).
 
 At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
 node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
 it missed), so that every invariant that is promised "with at most f faulty" is owed at every
-instant. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
+instant. Under churn, nodes whose shards move count as faulty while they sync them, and the
+nodes count by the shards they hold (`Churn.within_f`), since an elected committee's shares
+differ. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
 event cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last
 store must certify within `LIVENESS_S` (`liveness`), then a full check runs.
 
@@ -49,6 +53,7 @@ from walruspy.core.errors import WalrusError
 from walruspy.node.faults import FaultMode, write_fault
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.store_records import EventProgress
+from walruspy.sim.churn import CHURN_KINDS, Churn
 from walruspy.sim.cluster import CHAIN_HOST, CLIENT_HOST, SimCluster, SimNode, derive_rng
 from walruspy.sim.invariants import (
     BlobModel,
@@ -63,7 +68,7 @@ from walruspy.sim.invariants import (
 )
 from walruspy.sim.trace import Trace
 
-__all__ = ["PROFILES", "FaultProfile", "SimResult", "Simulation"]
+__all__ = ["PROFILES", "FaultProfile", "SimResult", "Simulation", "churns"]
 
 #: Mean virtual seconds between two operations.
 OP_MEAN_S: Final = 20.0
@@ -98,6 +103,7 @@ class FaultProfile(enum.Enum):
     PARTITION = "partition"
     MIXED = "mixed"
     BYZANTINE = "byzantine"
+    CHURN = "churn"
 
 
 PROFILES: Final = tuple(p.value for p in FaultProfile)
@@ -114,9 +120,16 @@ _FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
         "wipe",
         "byzantine-discard",
         "byzantine-corrupt",
+        *CHURN_KINDS,
     ),
     FaultProfile.BYZANTINE: ("byzantine-discard", "byzantine-corrupt"),
+    FaultProfile.CHURN: CHURN_KINDS,
 }
+
+
+def churns(profile: FaultProfile) -> bool:
+    """Whether `profile` changes the committee (its cluster must elect it: `churn_settings`)."""
+    return any(kind in CHURN_KINDS for kind in _FAULT_KINDS[profile])
 
 
 @dataclass(slots=True)
@@ -157,6 +170,7 @@ class Simulation:
         self._stored = 0
         self._failpoint_hit: SimNode | None = None
         self._down: dict[str, SimNode] = {}
+        self.churn = Churn(cluster, trace, self.faulty_until) if churns(profile) else None
         cluster.on_node_died = self._node_died
 
     @property
@@ -172,6 +186,8 @@ class Simulation:
 
     def _within_f(self, faulty: list[str]) -> bool:
         """Whether `faulty` (the nodes faulty at any time during an operation) are at most f."""
+        if self.churn is not None:
+            return self.churn.within_f(faulty)
         return len(faulty) <= self.cluster.settings.max_faulty
 
     def _node_died(self, node: SimNode, exc: BaseException) -> None:
@@ -194,22 +210,27 @@ class Simulation:
             f" shards={self.cluster.settings.n_shards} faults={self.profile.value}"
             f" virtual_s={virtual_s:g}"
         )
+        # The churn watch runs to the end: the last checks are owed its holds too.
+        churn = self.churn.watching(self._guarded) if self.churn else contextlib.nullcontext()
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self._guarded(self._workload(deadline))),
-                    group.create_task(self._guarded(self._faults(deadline))),
-                    group.create_task(self._guarded(self._checker(deadline))),
-                ]
-                pending = set(tasks)
-                while pending and self.result.violation is None:
-                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in tasks:
-                    task.cancel()
-            if self.result.violation is None:
-                if now() < deadline:
-                    await asyncio.sleep(deadline - now())
-                await self._guarded(self._finish())
+            async with churn:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [
+                        group.create_task(self._guarded(self._workload(deadline))),
+                        group.create_task(self._guarded(self._faults(deadline))),
+                        group.create_task(self._guarded(self._checker(deadline))),
+                    ]
+                    pending = set(tasks)
+                    while pending and self.result.violation is None:
+                        _, pending = await asyncio.wait(
+                            pending, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    for task in tasks:
+                        task.cancel()
+                if self.result.violation is None:
+                    if now() < deadline:
+                        await asyncio.sleep(deadline - now())
+                    await self._guarded(self._finish())
         finally:
             failpoints.disarm("node.after_sliver_write")
         self.result.virtual_s = now() - start
@@ -499,6 +520,10 @@ class Simulation:
 
     async def _inject(self, kind: str, node: SimNode, duration_s: float) -> None:
         host = node.host
+        if kind in CHURN_KINDS:
+            assert self.churn is not None
+            await self.churn.step(kind, node)
+            return
         if kind == "failpoint-crash":
             self.trace.log(f"fault {kind} armed at node.after_sliver_write for {duration_s:.3f}s")
             await self._failpoint_crash(duration_s)

@@ -48,6 +48,7 @@ from walruspy.clock import now
 from walruspy.core.apportionment import ShardAssignment
 from walruspy.devnet.staking import NODE_STAKE_FROST, register_node, staking_of
 from walruspy.sim.cluster import STAKER_HOST, SimCluster, SimNode, SimSettings
+from walruspy.sim.invariants import sliver_inventory
 from walruspy.sim.trace import Trace
 
 __all__ = ["CHURN_KINDS", "POLL_S", "SHIFT_FROST", "STANDBY_NODES", "Churn", "churn_settings"]
@@ -74,7 +75,7 @@ class _Hold:
     """A node held faulty while it syncs the shards it gains in `epoch`."""
 
     epoch: int
-    gained: int
+    gained: frozenset[int]
     #: The `faulty_until` this hold last wrote (another fault may write over it).
     until: float
 
@@ -100,7 +101,7 @@ class Churn:
     def _weight(self, host: str) -> int:
         hold = self._holds.get(host)
         if hold is not None and self.faulty_until.get(host) == hold.until:
-            return hold.gained
+            return len(hold.gained)
         node = self._node(host)
         if node is None:
             return 0
@@ -148,7 +149,7 @@ class Churn:
                 self._hold_gainers(state.epoch + 1, self.committees[1], self.committees[2])
             if new_epoch and self._seen is not None:
                 await self._withdraw_due(state.epoch)
-        self._renew_holds(state.epoch)
+        await self._renew_holds(state.epoch)
 
     def _shares(self) -> str:
         current = self.committees[1]
@@ -171,14 +172,14 @@ class Churn:
             if gained:
                 until = max(self.faulty_until.get(node.host, 0.0), now() + self._hold_s())
                 self.faulty_until[node.host] = until
-                self._holds[node.host] = _Hold(epoch, len(gained), until)
+                self._holds[node.host] = _Hold(epoch, frozenset(gained), until)
                 gainers.append(f"{node.host}:+{len(gained)}")
         self.trace.log(f"churn selected epoch={epoch} gainers={','.join(gainers) or '-'}")
 
     def _hold_s(self) -> float:
         return float(self.cluster.settings.epoch_duration_s)
 
-    def _renew_holds(self, epoch: int) -> None:
+    async def _renew_holds(self, epoch: int) -> None:
         for host, hold in sorted(self._holds.items()):
             node = self._node(host)
             mine = self.faulty_until.get(host) == hold.until
@@ -186,7 +187,13 @@ class Churn:
                 del self._holds[host]
                 if mine:
                     self.faulty_until[host] = now()
-                self.trace.log(f"churn synced {host} epoch={hold.epoch}")
+                store = node.node.store if node.node is not None else None
+                held = await asyncio.to_thread(sliver_inventory, store) if store else set()
+                slivers = sum(1 for shard, _, _ in held if shard in hold.gained)
+                self.trace.log(
+                    f"churn synced {host} epoch={hold.epoch} gained shards"
+                    f" {sorted(hold.gained)} hold {slivers} slivers"
+                )
             elif mine and hold.until - now() < 2 * POLL_S and epoch <= hold.epoch:
                 hold.until = now() + 2 * POLL_S
                 self.faulty_until[host] = hold.until
@@ -245,8 +252,7 @@ class Churn:
         moved = "-"
         if donors:
             _, donor, record = donors[0]
-            await _withdraw(staking, record)
-            moved = donor
+            moved = f"{donor} ({await _withdraw(staking, record)})"
         self.trace.log(f"churn stake-shift +{SHIFT_FROST} to {node.host}, - from {moved}")
 
     async def _join(self, staking: EvmStaking, staked: set[str]) -> None:
@@ -276,9 +282,8 @@ class Churn:
     async def _leave(
         self, staking: EvmStaking, records: list[StakedWalRecord], node: SimNode
     ) -> None:
-        for record in records:
-            await _withdraw(staking, record)
-        self.trace.log(f"churn leave {node.host}: {len(records)} stakes withdrawn")
+        done = [await _withdraw(staking, record) for record in records]
+        self.trace.log(f"churn leave {node.host}: stakes {', '.join(done) or 'none'}")
 
     async def _withdraw_due(self, epoch: int) -> None:
         async with self._staker() as chain:
@@ -304,13 +309,17 @@ async def _active_stakes(staking: EvmStaking, owner: str) -> dict[bytes, list[St
     return stakes
 
 
-async def _withdraw(staking: EvmStaking, record: StakedWalRecord) -> None:
-    """Withdraw `record` at once if Pools allows it, else ask to (Pools.vy's rules)."""
+async def _withdraw(staking: EvmStaking, record: StakedWalRecord) -> str:
+    """Withdraw `record` at once if Pools allows it, else ask to (Pools.vy's rules); what
+    was done."""
     if await staking.can_withdraw_early(record.object_id):
         await staking.withdraw_stake(record.object_id)
-        return
-    with contextlib.suppress(ChainRevertError):  # e.g. a stake that is not active yet
+        return "withdrawn"
+    try:
         await staking.request_withdraw_stake(record.object_id)
+    except ChainRevertError as exc:  # e.g. a stake that is not active yet: it stays
+        return f"kept ({exc.reason})"
+    return "requested"
 
 
 def _holds_shards(node: SimNode, epoch: int) -> bool:

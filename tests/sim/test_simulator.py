@@ -16,6 +16,7 @@ import pytest
 
 import walruspy
 from walruspy.sim.__main__ import main, simulate
+from walruspy.sim.cluster import SimSettings
 from walruspy.sim.trace import Trace
 from walruspy.sim.workload import FaultProfile
 
@@ -23,6 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.sim]
 
 #: Eight virtual minutes: a score of operations, a fault or two, a full check at the end.
 SHORT_S = 480.0
+#: The churn test's seed and virtual seconds: a join, then an epoch change that moves shards.
+CHURN_SEED = 1
+CHURN_S = 600.0
 
 
 def test_the_same_seed_gives_the_same_trace_byte_for_byte(tmp_path: Path) -> None:
@@ -89,6 +93,25 @@ def test_seed_7_mixed_reads_every_live_blob_through_the_aggregator() -> None:
     trace = Trace()
     result = simulate(7, SHORT_S, profile=FaultProfile.MIXED, trace=trace)
     assert result.violation is None, result.violation
+
+
+def test_churn_moves_shards_through_staking_and_holds_every_invariant() -> None:
+    """The churn profile: stake moves, a standby node joins, a member leaves; the committee
+    changes at an epoch change and the nodes that gain shards sync them (shard sync, or
+    recovery) while every invariant holds. Epochs of five virtual minutes, so that one selection
+    and the epoch change it decides fit in a short run."""
+    trace = Trace()
+    settings = SimSettings(epoch_duration_s=300)
+    result = simulate(
+        CHURN_SEED, CHURN_S, settings=settings, profile=FaultProfile.CHURN, trace=trace
+    )
+    assert result.violation is None, f"{result.violation}\n{trace.text()}"
+    lines = trace.text().splitlines()
+    assert any(" churn join " in line for line in lines), trace.text()
+    synced = [line for line in lines if " churn synced " in line]
+    assert synced, trace.text()
+    # The nodes that gained shards hold slivers in them: data moved with the shards.
+    assert any(not line.endswith(" hold 0 slivers") for line in synced), synced
 
 
 def test_a_planted_bug_is_reported_with_the_seed_that_replays_it(

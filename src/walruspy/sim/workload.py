@@ -254,9 +254,11 @@ class Simulation:
 
     async def _finish(self) -> None:
         await self._heal_all()
+        # A churn hold may end early, once its node holds its shards: look again after each nap.
         settle_until = max(self.faulty_until.values(), default=now())
-        if settle_until > now():
-            await asyncio.sleep(settle_until - now())
+        while settle_until > now():
+            await asyncio.sleep(min(settle_until - now(), SETTLE_S))
+            settle_until = max(self.faulty_until.values(), default=now())
         self.trace.log("healed: every fault is over and the nodes have settled")
         try:
             async with asyncio.timeout(LIVENESS_S):

@@ -76,7 +76,7 @@ class _Hold:
 
     epoch: int
     gained: frozenset[int]
-    #: The `faulty_until` this hold last wrote (another fault may write over it).
+    #: Until when the hold keeps the node faulty (renewed while it waits).
     until: float
 
 
@@ -147,7 +147,7 @@ class Churn:
             self.trace.log(f"churn epoch={state.epoch} state={state.state.name} {self._shares()}")
             if state.state is EpochState.NEXT_PARAMS_SELECTED:
                 self._hold_gainers(state.epoch + 1, self.committees[1], self.committees[2])
-            if new_epoch and self._seen is not None:
+            if new_epoch:
                 await self._withdraw_due(state.epoch)
         await self._renew_holds(state.epoch)
 
@@ -170,22 +170,26 @@ class Churn:
                 current.shards_of(node.plan.node_id) or ()
             )
             if gained:
-                until = max(self.faulty_until.get(node.host, 0.0), now() + self._hold_s())
-                self.faulty_until[node.host] = until
-                self._holds[node.host] = _Hold(epoch, frozenset(gained), until)
+                hold = _Hold(epoch, frozenset(gained), now() + self._hold_s())
+                self._holds[node.host] = hold
+                self._extend(node.host, hold)
                 gainers.append(f"{node.host}:+{len(gained)}")
         self.trace.log(f"churn selected epoch={epoch} gainers={','.join(gainers) or '-'}")
 
     def _hold_s(self) -> float:
         return float(self.cluster.settings.epoch_duration_s)
 
+    def _extend(self, host: str, hold: _Hold) -> None:
+        """Hold `host` faulty until `hold.until` at least (another fault may hold it longer,
+        and then it weighs all its shards)."""
+        self.faulty_until[host] = max(self.faulty_until.get(host, 0.0), hold.until)
+
     async def _renew_holds(self, epoch: int) -> None:
         for host, hold in sorted(self._holds.items()):
             node = self._node(host)
-            mine = self.faulty_until.get(host) == hold.until
             if epoch >= hold.epoch and node is not None and _holds_shards(node, hold.epoch):
                 del self._holds[host]
-                if mine:
+                if self.faulty_until.get(host) == hold.until:
                     self.faulty_until[host] = now()
                 store = node.node.store if node.node is not None else None
                 held = await asyncio.to_thread(sliver_inventory, store) if store else set()
@@ -194,9 +198,9 @@ class Churn:
                     f"churn synced {host} epoch={hold.epoch} gained shards"
                     f" {sorted(hold.gained)} hold {slivers} slivers"
                 )
-            elif mine and hold.until - now() < 2 * POLL_S and epoch <= hold.epoch:
+            elif hold.until - now() < 2 * POLL_S and epoch <= hold.epoch:
                 hold.until = now() + 2 * POLL_S
-                self.faulty_until[host] = hold.until
+                self._extend(host, hold)
 
     # -- the steps --
 

@@ -3,6 +3,7 @@
 `walruspy.sim.__main__.simulate` runs the whole network (devchain, four nodes, a client) under
 virtual time; each run here costs tens of real seconds, hence `slow` and `sim`. CI runs the
 fixed seeds below (a few minutes in all); `make sim` runs random ones for as long as asked.
+The churn profile (`walruspy.sim.churn`) has a seed of its own, with short epochs.
 """
 
 from __future__ import annotations

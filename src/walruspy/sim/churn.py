@@ -198,8 +198,10 @@ class Churn:
                     f"churn synced {host} epoch={hold.epoch} gained shards"
                     f" {sorted(hold.gained)} hold {slivers} slivers"
                 )
-            elif hold.until - now() < 2 * POLL_S and epoch <= hold.epoch:
-                hold.until = now() + 2 * POLL_S
+            else:
+                if hold.until - now() < 2 * POLL_S and epoch <= hold.epoch:
+                    hold.until = now() + 2 * POLL_S
+                # Again at every look: a fault that healed may have written an earlier time.
                 self._extend(host, hold)
 
     # -- the steps --

@@ -204,6 +204,13 @@ class Simulation:
 
     async def run(self, virtual_s: float) -> SimResult:
         """Run the workload and faults for `virtual_s` virtual seconds, then heal and check."""
+        if self.churn is None:
+            return await self._run(virtual_s)
+        # The churn watch runs to the very end: the last checks are owed its holds too.
+        async with self.churn.watching(self._guarded):
+            return await self._run(virtual_s)
+
+    async def _run(self, virtual_s: float) -> SimResult:
         start = now()
         deadline = start + virtual_s
         self.trace.log(
@@ -211,27 +218,22 @@ class Simulation:
             f" shards={self.cluster.settings.n_shards} faults={self.profile.value}"
             f" virtual_s={virtual_s:g}"
         )
-        # The churn watch runs to the end: the last checks are owed its holds too.
-        churn = self.churn.watching(self._guarded) if self.churn else contextlib.nullcontext()
         try:
-            async with churn:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [
-                        group.create_task(self._guarded(self._workload(deadline))),
-                        group.create_task(self._guarded(self._faults(deadline))),
-                        group.create_task(self._guarded(self._checker(deadline))),
-                    ]
-                    pending = set(tasks)
-                    while pending and self.result.violation is None:
-                        _, pending = await asyncio.wait(
-                            pending, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    for task in tasks:
-                        task.cancel()
-                if self.result.violation is None:
-                    if now() < deadline:
-                        await asyncio.sleep(deadline - now())
-                    await self._guarded(self._finish())
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._guarded(self._workload(deadline))),
+                    group.create_task(self._guarded(self._faults(deadline))),
+                    group.create_task(self._guarded(self._checker(deadline))),
+                ]
+                pending = set(tasks)
+                while pending and self.result.violation is None:
+                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in tasks:
+                    task.cancel()
+            if self.result.violation is None:
+                if now() < deadline:
+                    await asyncio.sleep(deadline - now())
+                await self._guarded(self._finish())
         finally:
             failpoints.disarm("node.after_sliver_write")
         self.result.virtual_s = now() - start

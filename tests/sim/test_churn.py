@@ -39,7 +39,7 @@ def node(index: int, *, reported_epoch: int = 0, complete: bool = False) -> Any:
     return SimpleNamespace(
         host=f"node{index}",
         plan=SimpleNamespace(node_id=IDS[index]),
-        node=SimpleNamespace(reporter=reporter, store=None),
+        node=SimpleNamespace(reporter=reporter, store=None, shard_syncer=None),
         running=True,
     )
 

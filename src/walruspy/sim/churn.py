@@ -47,6 +47,7 @@ from walruspy.chain.evm_staking import EpochState, EvmStaking, StakedWalRecord
 from walruspy.clock import now
 from walruspy.core.apportionment import ShardAssignment
 from walruspy.devnet.staking import NODE_STAKE_FROST, register_node, staking_of
+from walruspy.node.metrics import NAMESPACE
 from walruspy.sim.cluster import STAKER_HOST, SimCluster, SimNode, SimSettings
 from walruspy.sim.invariants import sliver_inventory
 from walruspy.sim.trace import Trace
@@ -194,9 +195,11 @@ class Churn:
                 store = node.node.store if node.node is not None else None
                 held = await asyncio.to_thread(sliver_inventory, store) if store else set()
                 slivers = sum(1 for shard, _, _ in held if shard in hold.gained)
+                synced, recovered = _moved_slivers(node)
                 self.trace.log(
                     f"churn synced {host} epoch={hold.epoch} gained shards"
-                    f" {sorted(hold.gained)} hold {slivers} slivers"
+                    f" {sorted(hold.gained)} hold {slivers} slivers; so far {synced} slivers"
+                    f" by shard sync, {recovered} recovered"
                 )
             else:
                 if hold.until - now() < 2 * POLL_S and epoch <= hold.epoch:
@@ -326,6 +329,22 @@ async def _withdraw(staking: EvmStaking, record: StakedWalRecord) -> str:
     except ChainRevertError as exc:  # e.g. a stake that is not active yet: it stays
         return f"kept ({exc.reason})"
     return "requested"
+
+
+def _moved_slivers(node: SimNode) -> tuple[int, int]:
+    """(slivers fetched by shard sync, slivers recovered) by the node's current run, from its
+    metrics."""
+    syncer = node.node.shard_syncer if node.node is not None else None
+    if syncer is None:
+        return 0, 0
+    totals: dict[str, float] = {}
+    for metric in syncer.metrics.registry.collect():
+        for sample in metric.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return (
+        int(totals.get(f"{NAMESPACE}_shard_sync_slivers_total", 0.0)),
+        int(totals.get(f"{NAMESPACE}_slivers_recovered_total", 0.0)),
+    )
 
 
 def _holds_shards(node: SimNode, epoch: int) -> bool:

@@ -1,7 +1,7 @@
 """Churn: the committee changes across epochs, through the staking contracts.
 
-Theory of operation (issue #16; spec/walrus-system.md 2.2 to 2.4 for stake, selection and the
-epoch change, 3.8 for shard migration). Under the `churn` fault profile, and `mixed`, the cluster
+Theory of operation (issue #16; spec/walrus-system.md 2.2 and 2.3 for epochs, stake and the
+selection of the committee, 3.5 for the epoch change on the nodes and shard sync). Under the `churn` fault profile, and `mixed`, the cluster
 is a staking one (`SimSettings.staking`, with `STANDBY_NODES` planned nodes not started) and the
 fault schedule draws churn steps among its faults (`Churn.step`). The staker wallet of the
 cluster holds every stake; a step only moves stake, the chain decides the rest:

@@ -1,10 +1,11 @@
 """Churn: the committee changes across epochs, through the staking contracts.
 
 Theory of operation (issue #16; spec/walrus-system.md 2.2 and 2.3 for epochs, stake and the
-selection of the committee, 3.5 for the epoch change on the nodes and shard sync). Under the `churn` fault profile, and `mixed`, the cluster
-is a staking one (`SimSettings.staking`, with `STANDBY_NODES` planned nodes not started) and the
-fault schedule draws churn steps among its faults (`Churn.step`). The staker wallet of the
-cluster holds every stake; a step only moves stake, the chain decides the rest:
+selection of the committee, 3.5 for the epoch change on the nodes and shard sync). Under the
+`churn` fault profile, and `mixed`, the cluster is a staking one (`SimSettings.staking`, with
+`STANDBY_NODES` planned nodes not started) and the fault schedule draws churn steps among its
+faults (`Churn.step`). The staker wallet of the cluster holds every stake; a step only moves
+stake, the chain decides the rest:
 
 - `stake-shift`: stake `SHIFT_FROST` more with the drawn member, and ask to withdraw one such
   extra stake of the member that has the most stake otherwise, so that shares keep near equal
@@ -139,18 +140,20 @@ class Churn:
     async def look(self) -> None:
         """One look at the staking state: hold the nodes that gain shards, release those that
         hold them, withdraw what is due."""
-        state = await self._reader().state()
-        seen = (state.epoch, state.state)
-        if seen != self._seen:
+        # One view while nothing changes (every epoch change changes the epoch state); the
+        # whole state and the committees when it does.
+        epoch_state = await self._reader().epoch_state()
+        if self._seen is None or epoch_state is not self._seen[1]:
+            state = await self._reader().state()
             new_epoch = self._seen is None or self._seen[0] != state.epoch
-            self._seen = seen
+            self._seen = (state.epoch, state.state)
             self.committees = await self._reader().committees()
             self.trace.log(f"churn epoch={state.epoch} state={state.state.name} {self._shares()}")
             if state.state is EpochState.NEXT_PARAMS_SELECTED:
                 self._hold_gainers(state.epoch + 1, self.committees[1], self.committees[2])
             if new_epoch:
                 await self._withdraw_due(state.epoch)
-        await self._renew_holds(state.epoch)
+        await self._renew_holds(self._seen[0])
 
     def _shares(self) -> str:
         current = self.committees[1]

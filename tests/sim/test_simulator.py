@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.sim]
 SHORT_S = 480.0
 #: The churn test's seed and virtual seconds: a join, then an epoch change that moves shards.
 CHURN_SEED = 1
-CHURN_S = 600.0
+CHURN_S = 360.0
 
 
 def test_the_same_seed_gives_the_same_trace_byte_for_byte(tmp_path: Path) -> None:

@@ -216,7 +216,10 @@ class SliverBatches:
         self.metadata = metadata
         self.sliver_type = sliver_type
         self._waiting: dict[bytes, list[tuple[SliverPairIndex, asyncio.Future[Any]]]] = {}
-        self._flushes: set[asyncio.Task[None]] = set()
+        #: The batch reads running, in the order they started (a dict: a set's order follows
+        #: the tasks' addresses, and `close` would cancel them in a different order from run to
+        #: run, which the simulator's traces showed).
+        self._flushes: dict[asyncio.Task[None], None] = {}
 
     async def get(self, node: Node, pair: SliverPairIndex) -> VerifiedSliver:
         """The node's verified sliver of `pair`."""
@@ -231,14 +234,18 @@ class SliverBatches:
 
     async def close(self) -> None:
         """Stop the batch reads still running (their waiters gave up)."""
-        for task in self._flushes:
+        running = list(self._flushes)
+        for task in running:
             task.cancel()
-        await asyncio.gather(*self._flushes, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._flushes[task] = None
+        task.add_done_callback(lambda done: self._flushes.pop(done, None))
 
     def _start_flush(self, node: Node) -> None:
         task = asyncio.create_task(self._flush(node, self._waiting.pop(node.member.node_id)))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._track(task)
 
     async def _flush(
         self, node: Node, waiting: list[tuple[SliverPairIndex, asyncio.Future[Any]]]
@@ -278,8 +285,7 @@ class SliverBatches:
                 future.set_result(result)
 
         task = asyncio.create_task(run())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._track(task)
 
     async def _batch(
         self, pairs: list[SliverPairIndex], client: NodeClient

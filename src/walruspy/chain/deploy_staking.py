@@ -48,6 +48,7 @@ from walruspy.chain.deploy import (
 )
 from walruspy.chain.evm_rpc import (
     DEFAULT_RECEIPT_TIMEOUT_S,
+    ConnectorFactory,
     ContractHandle,
     TransactionSender,
     open_web3,
@@ -114,14 +115,16 @@ async def deploy_staking(
     params: StakingParams,
     *,
     receipt_timeout_s: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    connector: ConnectorFactory | None = None,
 ) -> Deployment:
     """Deploy the staking control plane from `deployer_key`'s account (module doc).
 
-    The deployer holds the whole WAL supply afterwards. Raises `ChainUnavailableError`,
+    The deployer holds the whole WAL supply afterwards. `connector` makes the JSON-RPC
+    session's connectors (the simulator's network). Raises `ChainUnavailableError`,
     `ChainRejectedError` (e.g. no ether for gas) or `ChainRevertError` (a contract check).
     """
     compiled = dict(await asyncio.to_thread(lambda: [(n, load_contract(n)) for n in DEPLOYABLE]))
-    w3 = open_web3(rpc_url)
+    w3 = open_web3(rpc_url, connector=connector)
     try:
         with rpc_errors(rpc_url, "read the chain id"):
             chain_id = await w3.eth.chain_id

@@ -24,6 +24,7 @@ from typing import Final
 from walruspy.chain.deploy import Deployment
 from walruspy.chain.deploy_staking import StakingParams, deploy_staking
 from walruspy.chain.evm import EvmChain, open_evm_chain
+from walruspy.chain.evm_rpc import ConnectorFactory
 from walruspy.chain.evm_staking import EvmStaking
 from walruspy.core.committee import Committee
 from walruspy.core.messages import sign_proof_of_possession_evm
@@ -70,8 +71,11 @@ def staking_of(chain: EvmChain) -> EvmStaking:
     return chain.staking
 
 
-async def deploy_staking_network(rpc_url: str, settings: DevnetSettings) -> Deployment:
-    """The staking contracts from the devnet's funder; epoch 0 may end at once."""
+async def deploy_staking_network(
+    rpc_url: str, settings: DevnetSettings, *, connector: ConnectorFactory | None = None
+) -> Deployment:
+    """The staking contracts from the devnet's funder; epoch 0 may end at once. `connector`
+    makes the JSON-RPC sessions' connectors (the simulator's network)."""
     params = StakingParams(
         n_shards=settings.n_shards,
         epoch_duration_s=settings.epoch_duration_s,
@@ -83,18 +87,26 @@ async def deploy_staking_network(rpc_url: str, settings: DevnetSettings) -> Depl
         # cost set-up time and, one block a transaction, push the chain clock ahead).
         reserved_members=0,
     )
-    return await deploy_staking(rpc_url, settings.funder, params)
+    return await deploy_staking(rpc_url, settings.funder, params, connector=connector)
 
 
-async def register_node(rpc_url: str, deployment: Deployment, plan: NodePlan) -> bytes:
-    """Register `plan`'s node from its own wallet, at its own port; its node ID.
+async def register_node(
+    rpc_url: str,
+    deployment: Deployment,
+    plan: NodePlan,
+    *,
+    connector: ConnectorFactory | None = None,
+) -> bytes:
+    """Register `plan`'s node from its own wallet, at its own port; its node ID. `connector`:
+    as `deploy_staking_network`'s.
 
     A lying node's proxy address is set once committee order tells which nodes lie
     (`arrange_by_committee`, `update_registration`).
     """
     keys = plan.directory / "keys"
     protocol_key = load_protocol_key(keys / "protocol.key")
-    async with open_evm_chain(rpc_url, deployment, load_wallet_key(keys / "wallet.key")) as chain:
+    wallet_key = load_wallet_key(keys / "wallet.key")
+    async with open_evm_chain(rpc_url, deployment, wallet_key, connector=connector) as chain:
         staking = staking_of(chain)
         epoch = (await staking.state()).epoch
         proof = sign_proof_of_possession_evm(protocol_key, epoch, bytes.fromhex(chain.address[2:]))
@@ -133,19 +145,24 @@ async def elect_first_committee(
     plans: Sequence[NodePlan],
     staker_key: bytes,
     funder_key: bytes,
+    *,
+    connector: ConnectorFactory | None = None,
 ) -> Committee:
     """Register every planned node, stake with each from `staker_key`, start epoch 1 from the
-    funder's account.
+    funder's account. `connector`: as `deploy_staking_network`'s.
 
     Returns the committee of epoch 1 (its epoch change completes once the nodes report).
     """
     async with asyncio.TaskGroup() as group:
-        registering = [group.create_task(register_node(rpc_url, deployment, p)) for p in plans]
+        registering = [
+            group.create_task(register_node(rpc_url, deployment, p, connector=connector))
+            for p in plans
+        ]
     node_ids = [task.result() for task in registering]
-    async with open_evm_chain(rpc_url, deployment, staker_key) as staker:
+    async with open_evm_chain(rpc_url, deployment, staker_key, connector=connector) as staker:
         for node_id in node_ids:
             await staking_of(staker).stake(node_id, NODE_STAKE_FROST)
-    async with open_evm_chain(rpc_url, deployment, funder_key) as chain:
+    async with open_evm_chain(rpc_url, deployment, funder_key, connector=connector) as chain:
         for step in ("voting_end", "initiate_epoch_change"):
             if not await chain.advance_epoch():
                 raise DevnetError(f"the first epoch change: {step} was not taken")

@@ -9,7 +9,8 @@ seeded random generator, so that a run is reproducible.
 
 On those, `walruspy.sim.cluster` sets up a network (the devchain, storage nodes, a client) the
 way the devnet does, `walruspy.sim.workload` drives a seeded workload and fault schedule
-against it, checking the invariants of `walruspy.sim.invariants` as it goes, and
+against it, checking the invariants of `walruspy.sim.invariants` as it goes (with
+`walruspy.sim.churn` changing the committee through the staking contracts), and
 `python -m walruspy.sim` runs one seed and prints what it did (`walruspy.sim.trace`: the same
 seed gives the same trace, byte for byte).
 """

@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from walruspy.logs import configure_logging
+from walruspy.sim.churn import churn_settings
 from walruspy.sim.cluster import SimSettings, open_cluster
 from walruspy.sim.loop import run
 from walruspy.sim.trace import Trace
-from walruspy.sim.workload import PROFILES, FaultProfile, SimResult, Simulation
+from walruspy.sim.workload import PROFILES, FaultProfile, SimResult, Simulation, churns
 
 __all__ = ["DEFAULT_LANES", "main", "simulate"]
 
@@ -48,6 +49,8 @@ def simulate(
 ) -> SimResult:
     """Run one simulation to its end or first violation (module docstring)."""
     trace = trace or Trace()
+    if churns(profile):
+        settings = churn_settings(settings or SimSettings())
 
     async def main() -> SimResult:
         with tempfile.TemporaryDirectory(prefix="walruspy-sim-") as directory:

@@ -19,6 +19,13 @@ committee order, `deploy_and_fund` deploys a fixed committee and funds every wal
 `node_config`/`client_config` write the configurations a devnet's processes would read (TLS
 off: the network carries plain HTTP). What differs is only where bytes travel.
 
+With `SimSettings.staking` the committee is elected instead, as a staking devnet's is
+(`walruspy.devnet.staking`, spec/walrus-system.md 2.2, 2.3): the staking contracts are deployed,
+every wallet funded, the first `n_nodes` nodes register and a staker wallet (`staker`, apart
+from the client's so that their transactions never share a nonce) stakes with each, then epoch
+1 starts. `standby_nodes` more are planned and funded but neither registered nor started: the
+churn profile (`walruspy.sim.churn`) registers, stakes and starts them later.
+
 Determinism. Everything that decides anything draws from the seed: the network's generator
 (`SimNetwork(seed)`), every key (`plan_nodes(random_bytes=)`, the client's wallet), each node's
 generator (jitter, peer order) and the client's. `_rng(seed, name)` derives an independent
@@ -69,9 +76,11 @@ from walruspy.devnet.setup import (
     client_config,
     deploy_and_fund,
     devchain_funder_key,
+    fund_wallets,
     node_config,
     plan_nodes,
 )
+from walruspy.devnet.staking import deploy_staking_network, elect_first_committee
 from walruspy.node.config import NodeConfig
 from walruspy.node.config import parse_config as parse_node_config
 from walruspy.node.keys import load_protocol_key, load_wallet_key
@@ -94,6 +103,8 @@ PUBLISHER_HOST: Final = "publisher"
 PUBLISHER_PORT: Final = 31415
 USER_HOST: Final = "user"
 FUNDER_HOST: Final = "funder"
+#: The host of the staker wallet (staking only), which stakes with the nodes and withdraws.
+STAKER_HOST: Final = "staker"
 #: How long a node may take to start and catch up (virtual seconds): far above the few seconds
 #: it takes, so only a hang trips it.
 START_TIMEOUT_S: Final = 600.0
@@ -125,6 +136,10 @@ class SimSettings:
     #: registration is seen within a second anyway.
     event_polling_interval_s: float = 1.0
     epoch_check_interval_s: float = 30.0
+    #: Elect the committee by staking (module doc) instead of deploying a fixed one.
+    staking: bool = False
+    #: Nodes planned and funded beyond `n_nodes`, started only when they join (staking only).
+    standby_nodes: int = 0
 
     @property
     def max_faulty(self) -> int:
@@ -172,6 +187,11 @@ class SimCluster:
         self.rpc_url = rpc_url
         self.deployment = deployment
         self.nodes = nodes
+        #: Planned nodes not started yet (`SimSettings.standby_nodes`); one that joins moves
+        #: to `nodes`.
+        self.standby: list[SimNode] = []
+        #: The staker wallet's key (staking only).
+        self.staker_key: bytes | None = None
         self._group = group
         self.client: WalrusClient | None = None
         #: Users of the publisher and aggregator at `publisher_url`, from host `user`.
@@ -310,7 +330,7 @@ def _devnet_settings(settings: SimSettings) -> DevnetSettings:
         epoch_duration_s=settings.epoch_duration_s,
         recovery_deferral_s=settings.recovery_deferral_s,
         request_timeout_s=settings.request_timeout_s,
-        staking=False,
+        staking=settings.staking,
         tls=False,
     )
 
@@ -375,13 +395,14 @@ async def _set_up(  # noqa: PLR0917 - the one caller is `open_cluster`
 ) -> SimCluster:
     devnet = _devnet_settings(settings)
     keys = derive_rng(seed, "keys")
-    hosts = [f"node{i}" for i in range(settings.n_nodes)]
+    n_planned = settings.n_nodes + settings.standby_nodes
+    hosts = [f"node{i}" for i in range(n_planned)]
     plans = await asyncio.to_thread(
         functools.partial(
             plan_nodes,
             directory,
-            devnet,
-            [NODE_PORT] * settings.n_nodes,
+            replace(devnet, n_nodes=n_planned),
+            [NODE_PORT] * n_planned,
             hosts,
             random_bytes=keys.randbytes,
         )
@@ -390,13 +411,15 @@ async def _set_up(  # noqa: PLR0917 - the one caller is `open_cluster`
     client_key_path = directory / "wallets" / "client.key"
     _write_key(client_key_path, client_key)
     client_address = str(Account.from_key(client_key).address)
-    deployment = await deploy_and_fund(
-        rpc_url,
-        plans,
-        devnet,
-        [client_address],
-        connector=functools.partial(net.connector, FUNDER_HOST),
-    )
+    connector = functools.partial(net.connector, FUNDER_HOST)
+    staker_key = None
+    if settings.staking:
+        staker_key = keys.randbytes(32)
+        plans, deployment = await _elect(rpc_url, plans, devnet, client_address, staker_key, net)
+    else:
+        deployment = await deploy_and_fund(
+            rpc_url, plans, devnet, [client_address], connector=connector
+        )
     deployment_file = directory / "deployment.json"
     deployment.save(deployment_file)
     nodes = []
@@ -410,15 +433,45 @@ async def _set_up(  # noqa: PLR0917 - the one caller is `open_cluster`
         )
         nodes.append(SimNode(plan.index, plan, config, plan.host))
     client_raw = client_config(rpc_url, deployment_file, {CLIENT_CONTEXT: client_key_path}, devnet)
-    cluster = SimCluster(seed, settings, net, rpc_url, deployment, nodes, group)
+    cluster = SimCluster(seed, settings, net, rpc_url, deployment, nodes[: settings.n_nodes], group)
+    cluster.standby = nodes[settings.n_nodes :]
+    cluster.staker_key = staker_key
     cluster.wal_holders = [
         str(Account.from_key(devchain_funder_key()).address),
         client_address,
         *(plan.wallet_address for plan in plans),
         *_contract_addresses(deployment),
     ]
+    if staker_key is not None:
+        cluster.wal_holders.append(str(Account.from_key(staker_key).address))
     cluster.client_config = client_raw
     return cluster
+
+
+async def _elect(  # noqa: PLR0917 - the one caller is `_set_up`
+    rpc_url: str,
+    plans: list[NodePlan],
+    devnet: DevnetSettings,
+    client_address: str,
+    staker_key: bytes,
+    net: SimNetwork,
+) -> tuple[list[NodePlan], Deployment]:
+    """A staking deployment whose first committee is the first `n_nodes` of `plans` (module
+    doc); the plans with the node IDs the chain gave them (the standby ones keep theirs until
+    they register)."""
+    connector = functools.partial(net.connector, FUNDER_HOST)
+    deployment = await deploy_staking_network(rpc_url, devnet, connector=connector)
+    staker = str(Account.from_key(staker_key).address)
+    receivers = [plan.wallet_address for plan in plans] + [client_address, staker]
+    await fund_wallets(
+        rpc_url, deployment, receivers, funder_key=devnet.funder, connector=connector
+    )
+    members = plans[: devnet.n_nodes]
+    committee = await elect_first_committee(
+        rpc_url, deployment, members, staker_key, devnet.funder, connector=connector
+    )
+    node_ids = {member.public_key: member.node_id for member in committee.members}
+    return [replace(p, node_id=node_ids.get(p.public_key, p.node_id)) for p in plans], deployment
 
 
 @contextlib.asynccontextmanager

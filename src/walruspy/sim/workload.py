@@ -20,12 +20,16 @@ the cluster's loop, each drawing from its own generator derived from the seed:
   `partition` (a node is cut off from every other host, or a link turns lossy); `byzantine`
   (a node discards the slivers it stores, or, behind the devnet's lying proxy, serves corrupted
   slivers and recovery symbols, signs with a wrong key, or lies about blob statuses:
-  `walruspy.sim.byzantine.PROXY_LIES`); `mixed` (all of those, plus disk wipes).
+  `walruspy.sim.byzantine.PROXY_LIES`); `churn` (stake moves, a node joins, a node leaves: the
+  committee changes at the next epoch through the staking contracts, `walruspy.sim.churn`);
+  `mixed` (all of those, plus disk wipes).
 
 At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
 node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
 it missed), so that every invariant that is promised "with at most f faulty" is owed at every
-instant. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
+instant. Under churn, nodes whose shards move count as faulty while they sync them, and the
+nodes count by the shards they hold (`Churn.within_f`), since an elected committee's shares
+differ. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
 event cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last
 store must certify within `LIVENESS_S` (`liveness`), then a full check runs, and every forged
 blob old enough must be invalid on chain (`invalidated`).
@@ -50,6 +54,7 @@ import aiohttp
 from walruspy import failpoints
 from walruspy.chain.events import EventCursor
 from walruspy.client.client import WalrusClient
+from walruspy.client.errors import RegistrationExpiredError
 from walruspy.clock import now
 from walruspy.core.blob_id import BlobId
 from walruspy.core.errors import WalrusError
@@ -57,6 +62,7 @@ from walruspy.node.faults import FaultMode, write_fault
 from walruspy.node.group_commit import SliverWriter
 from walruspy.node.store_records import EventProgress
 from walruspy.sim.byzantine import PROXY_LIES, MaliciousWriter
+from walruspy.sim.churn import CHURN_KINDS, Churn
 from walruspy.sim.cluster import CHAIN_HOST, CLIENT_HOST, SimCluster, SimNode, derive_rng
 from walruspy.sim.invariants import (
     BlobModel,
@@ -71,7 +77,7 @@ from walruspy.sim.invariants import (
 )
 from walruspy.sim.trace import Trace
 
-__all__ = ["PROFILES", "FaultProfile", "SimResult", "Simulation"]
+__all__ = ["PROFILES", "FaultProfile", "SimResult", "Simulation", "churns"]
 
 #: Mean virtual seconds between two operations.
 OP_MEAN_S: Final = 20.0
@@ -108,6 +114,7 @@ class FaultProfile(enum.Enum):
     PARTITION = "partition"
     MIXED = "mixed"
     BYZANTINE = "byzantine"
+    CHURN = "churn"
 
 
 PROFILES: Final = tuple(p.value for p in FaultProfile)
@@ -126,6 +133,7 @@ _FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
         "byzantine-corrupt",
         "byzantine-signatures",
         "byzantine-status",
+        *CHURN_KINDS,
     ),
     FaultProfile.BYZANTINE: (
         "byzantine-discard",
@@ -133,9 +141,15 @@ _FAULT_KINDS: Final[dict[FaultProfile, tuple[str, ...]]] = {
         "byzantine-signatures",
         "byzantine-status",
     ),
+    FaultProfile.CHURN: CHURN_KINDS,
 }
 #: The profiles with a malicious writer among the users, and how often it forges a blob.
 _FORGE_WEIGHT: Final[dict[FaultProfile, int]] = {FaultProfile.MIXED: 1, FaultProfile.BYZANTINE: 1}
+
+
+def churns(profile: FaultProfile) -> bool:
+    """Whether `profile` changes the committee (its cluster must elect it: `churn_settings`)."""
+    return any(kind in CHURN_KINDS for kind in _FAULT_KINDS[profile])
 
 
 @dataclass(slots=True)
@@ -178,6 +192,7 @@ class Simulation:
         self._stored = 0
         self._failpoint_hit: SimNode | None = None
         self._down: dict[str, SimNode] = {}
+        self.churn = Churn(cluster, trace, self.faulty_until) if churns(profile) else None
         cluster.on_node_died = self._node_died
         #: The malicious writer (byzantine and mixed profiles); `skip_forged_checks` plants a
         #: bug: its reads skip the consistency check.
@@ -199,6 +214,8 @@ class Simulation:
 
     def _within_f(self, faulty: list[str]) -> bool:
         """Whether `faulty` (the nodes faulty at any time during an operation) are at most f."""
+        if self.churn is not None:
+            return self.churn.within_f(faulty)
         return len(faulty) <= self.cluster.settings.max_faulty
 
     def _node_died(self, node: SimNode, exc: BaseException) -> None:
@@ -214,6 +231,13 @@ class Simulation:
 
     async def run(self, virtual_s: float) -> SimResult:
         """Run the workload and faults for `virtual_s` virtual seconds, then heal and check."""
+        if self.churn is None:
+            return await self._run(virtual_s)
+        # The churn watch runs to the very end: the last checks are owed its holds too.
+        async with self.churn.watching(self._guarded):
+            return await self._run(virtual_s)
+
+    async def _run(self, virtual_s: float) -> SimResult:
         start = now()
         deadline = start + virtual_s
         self.trace.log(
@@ -262,9 +286,11 @@ class Simulation:
 
     async def _finish(self) -> None:
         await self._heal_all()
+        # A churn hold may end early, once its node holds its shards: look again after each nap.
         settle_until = max(self.faulty_until.values(), default=now())
-        if settle_until > now():
-            await asyncio.sleep(settle_until - now())
+        while settle_until > now():
+            await asyncio.sleep(min(settle_until - now(), SETTLE_S))
+            settle_until = max(self.faulty_until.values(), default=now())
         self.trace.log("healed: every fault is over and the nodes have settled")
         try:
             async with asyncio.timeout(LIVENESS_S):
@@ -329,6 +355,13 @@ class Simulation:
         faulty = self.faulty()
         try:
             result = await self.client.store(data, epochs, deletable=deletable)
+        except RegistrationExpiredError:
+            # Paid until an epoch that ended before it certified: nothing was promised (a
+            # store of one epoch near its end). The liveness store tries again with another.
+            self.trace.log(f"store {name} size={size} expired while being stored")
+            if liveness:
+                await self._store(liveness=True)
+            return
         except WalrusError as exc:
             self.trace.log(f"store {name} size={size} failed: {type(exc).__name__} {faulty=}")
             faulty = sorted({*faulty, *self.faulty()})
@@ -365,7 +398,7 @@ class Simulation:
         if status != 200:
             self.trace.log(f"publish {name} size={size} failed: HTTP {status}")
             faulty = sorted({*faulty, *self.faulty()})
-            if self._within_f(faulty):
+            if self._within_f(faulty) and b"REGISTRATION_EXPIRED" not in answer:
                 raise InvariantViolation(
                     "liveness",
                     f"publishing {name} failed with at most f nodes faulty ({faulty}):"
@@ -550,6 +583,10 @@ class Simulation:
 
     async def _inject(self, kind: str, node: SimNode, duration_s: float) -> None:
         host = node.host
+        if kind in CHURN_KINDS:
+            assert self.churn is not None
+            await self.churn.step(kind, node)
+            return
         if kind == "failpoint-crash":
             self.trace.log(f"fault {kind} armed at node.after_sliver_write for {duration_s:.3f}s")
             await self._failpoint_crash(duration_s)

@@ -29,6 +29,10 @@ needed. Which exceptions count as a node's failure is the caller's choice (`fail
 client counts any `Exception`; the node counts only its own errors and timeouts, so that a bug
 propagates instead of being silently counted as a peer's failure.
 
+What the loop does between answers is decided by a pure rule, `next_step` (the rules F1-F3
+there, in the style of `walruspy.node.blob_state`): stop, and whether that is a timeout, or wait
+for answers until a given instant. `gather_weight` gathers the facts, asks, and acts.
+
 `first_error` turns the exception group of a task group (one task per node or per sliver) into
 the one error worth reporting, so that callers can handle it as the error it is.
 """
@@ -112,6 +116,47 @@ class Fanout(Generic[K, T]):
         return ", ".join(parts)
 
 
+# --- pure: what the fan-out does between answers ----------------------------------------------
+#
+# F1. Below the threshold, with its weight out of reach or the caller giving up: stop (not a
+#     timeout: the answers settled it).
+# F2. Past the deadline, or, once the threshold is reached, past the linger's end: stop; it timed
+#     out unless the linger ended first (a linger that runs out is the plan, not a timeout).
+# F3. Otherwise wait for answers until the earlier of the deadline and the linger's end.
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """End the fan-out (rules F1, F2); `timed_out` if the deadline, not the answers, ended it."""
+
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WaitUntil:
+    """Wait for the next answer, at most until `until` (rule F3)."""
+
+    until: float
+
+
+def next_step(
+    *,
+    reached: bool,
+    settled_otherwise: bool,
+    now: float,
+    deadline: float,
+    linger_deadline: float | None,
+) -> Stop | WaitUntil:
+    """What the fan-out does next. `settled_otherwise`: the threshold is out of reach or the
+    caller gives up; `linger_deadline` is None until the threshold is reached."""
+    if not reached and settled_otherwise:
+        return Stop(timed_out=False)
+    until = deadline if linger_deadline is None else min(deadline, linger_deadline)
+    if until <= now:
+        return Stop(timed_out=linger_deadline is None or deadline <= linger_deadline)
+    return WaitUntil(until)
+
+
 class UnfinishedRequestError(TimeoutError):
     """Recorded for a node whose request was still running when the fan-out ended."""
 
@@ -185,15 +230,20 @@ async def gather_weight(
                 extra = linger_s(clock.now() - start) if callable(linger_s) else linger_s
                 linger_deadline = clock.now() + extra
             out_of_reach = stop_if_unreachable and outcome.weight + remaining_weight < threshold
-            if not reached and (out_of_reach or (give_up is not None and give_up(outcome))):
-                break  # the threshold is out of reach, or the answers so far settle it
-            wait_until = deadline if linger_deadline is None else min(deadline, linger_deadline)
-            budget = wait_until - clock.now()
-            if budget <= 0:
-                outcome.timed_out = linger_deadline is None or deadline <= linger_deadline
+            now = clock.now()
+            step = next_step(
+                reached=reached,
+                settled_otherwise=not reached
+                and (out_of_reach or (give_up is not None and give_up(outcome))),
+                now=now,
+                deadline=deadline,
+                linger_deadline=linger_deadline,
+            )
+            if isinstance(step, Stop):
+                outcome.timed_out = step.timed_out
                 break
             done, _ = await asyncio.wait(
-                running, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+                running, timeout=step.until - now, return_when=asyncio.FIRST_COMPLETED
             )
             # In the order they were launched, not the `done` set's (their addresses'), so
             # that two runs of one simulation record the same answers in the same order.

@@ -30,6 +30,13 @@ there. Blobs whose records came back are queued for a sync (an undone deletion m
 data). Undo records cover the last `chain.reorg_window_blocks` blocks; a reorganisation deeper
 than that is logged as an error and the node reads on from its cursor.
 
+Polling. A caught-up processor polls every `event_polling_interval_s`; sooner when a request
+starts waiting for a registration the node has not seen (`RegistrationWaiters.wanted`: a
+client asks for its confirmation, or uploads, right after its registration was mined), at most
+once per `MIN_POLL_GAP_S`; and every quarter interval while such requests wait. Walrus's nodes
+follow a stream of checkpoints instead; this is the nearest a poller comes to it without a
+subscription.
+
 Lag: `event_lag_seconds` is the time since the processor last reached the end of the stream (0
 while caught up); `wait_for_events` lets tests and the devnet wait for a given event count.
 """
@@ -37,8 +44,10 @@ while caught up); `wait_for_events` lets tests and the devnet wait for a given e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from walruspy import clock
 from walruspy.chain.api import ChainError, ChainReader, ChainReorganizedError
@@ -63,6 +72,10 @@ from walruspy.node.store_records import BlobInfo, EventProgress, PerObjectBlobIn
 from walruspy.node.view import NodeState, RegistrationWaiters
 
 log = get_logger("walruspy.node.events")
+
+#: The shortest pause between two polls of a caught-up processor, however many requests wait
+#: for registrations it has not seen.
+MIN_POLL_GAP_S: Final = 0.01
 
 
 class EventProcessor:
@@ -138,10 +151,26 @@ class EventProcessor:
                 self._caught_up_at = clock.now()
                 self.caught_up.set()
                 self.metrics.event_lag_seconds.set(0)
-                await asyncio.sleep(self.config.event_polling_interval_s)
+                await self.idle()
             else:
                 lag = clock.now() - self._caught_up_at
                 self.metrics.event_lag_seconds.set(lag)
+
+    async def idle(self) -> None:
+        """The pause of a caught-up poller (module doc, "Polling"): the polling interval; a
+        quarter of it while requests wait for registrations this node has not seen; and only
+        `MIN_POLL_GAP_S` when a request starts waiting for a new one (a client asking for its
+        confirmation, or uploading, right after registering: the event is likely on chain)."""
+        interval = self.config.event_polling_interval_s
+        gap = min(MIN_POLL_GAP_S, interval)
+        await asyncio.sleep(gap)
+        waiters = self.registrations
+        if not waiters.wanted.is_set():
+            pause = max(gap, interval / 4) if waiters.waiting else interval
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause - gap):
+                    await waiters.wanted.wait()
+        waiters.wanted.clear()
 
     async def apply_all(self, events: Sequence[ChainEvent]) -> None:
         """Apply a batch of events in order."""

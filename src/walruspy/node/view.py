@@ -205,12 +205,20 @@ class RegistrationWaiters:
         self._waiting = 0
         #: blob ID -> (event, number of waiters); an entry lives while someone waits.
         self._events: dict[bytes, tuple[asyncio.Event, int]] = {}
+        #: Set when a request starts waiting for a blob nobody waited for: the event processor
+        #: polls the chain at once instead of at its next interval (`EventProcessor.idle`).
+        self.wanted = asyncio.Event()
 
     def notify(self, blob_id: bytes) -> None:
         """The blob was registered: wake its waiters."""
         entry = self._events.get(blob_id)
         if entry is not None:
             entry[0].set()
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait now."""
+        return self._waiting
 
     def has_room(self) -> bool:
         """Whether one more request may wait."""
@@ -222,6 +230,8 @@ class RegistrationWaiters:
             return False
         event, count = self._events.get(blob_id, (asyncio.Event(), 0))
         self._events[blob_id] = (event, count + 1)
+        if count == 0:
+            self.wanted.set()
         self._waiting += 1
         try:
             async with asyncio.timeout(timeout_s):

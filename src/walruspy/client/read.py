@@ -740,12 +740,23 @@ class BlobReader:
             try:
                 data = await asyncio.shield(self._decoded)
             except NotEnoughSliversError as whole:
-                raise NotEnoughSliversError(f"{exc}; nor decoded whole: {whole}") from exc
+                missing = NotEnoughSliversError(f"{exc}; nor decoded whole: {whole}")
+                await self._raise_if_marked_invalid(missing)
+                raise missing from exc
         metadata = self.metadata
         row_bytes = metadata.params.primary_sliver_length(metadata.symbol_size)
         cut = data[row * row_bytes : (row + 1) * row_bytes].ljust(row_bytes, b"\0")
         sliver = SliverData(SliverType.PRIMARY, SliverIndex(row), metadata.symbol_size, cut)
         return await asyncio.to_thread(sliver.verify, metadata)
+
+    async def _raise_if_marked_invalid(self, missing: NotEnoughSliversError) -> None:
+        """Nodes drop an invalid blob's data, so a stream that finds too few slivers asks the
+        current committee whether the blob was marked invalid, as a whole read does
+        (`_read_across`): "invalid" is final, "too few slivers" says to retry."""
+        current = max(self.committees, key=lambda committee: committee.epoch)
+        known = await _status_if_verified(self.env, self.blob_id, current)
+        if known is not None:
+            _raise_if_marked_invalid(known, missing)
 
     async def _decode_whole(self) -> bytes:
         failures = []

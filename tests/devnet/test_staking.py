@@ -31,7 +31,7 @@ from walruspy.devnet import Devnet, open_devnet
 from walruspy.devnet.network import wait_until
 from walruspy.devnet.setup import free_ports, fund_wallets
 from walruspy.node_api.client import NodeClient
-from walruspy.node_api.errors import NodeConnectionError
+from walruspy.node_api.errors import NodeConnectionError, UnavailableError
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -171,8 +171,8 @@ async def test_an_operator_joins_with_the_cli(
             assert code is None, f"the operator's node exited ({code}): {log_path.read_text()}"
             try:
                 health = await api.health()
-            except NodeConnectionError:
-                return False  # not serving yet
+            except (NodeConnectionError, UnavailableError):
+                return False  # not serving yet, or still waiting for its chain (503)
             return health.epoch >= epoch and health.node_status == "Active"
 
         await wait_until(holds_its_shards, 120, "the operator's node holding its shards")

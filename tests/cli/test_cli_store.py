@@ -223,7 +223,7 @@ def test_ctrl_c_before_registration_leaves_nothing(
     network: ThreadedNetwork, chain: InterruptingChain, config: Path, tmp_path: Path
 ) -> None:
     path = file_with(tmp_path, "early.bin", b"interrupted before registration")
-    chain.interrupt_in = "owned_blobs"
+    chain.interrupt_in = "owned_storage"
     result = interrupted_store(config, path)
     assert "nothing was registered for it" in result.stderr
     assert owned(network, blob_id_of(path)) == []

@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -376,3 +377,27 @@ def test_the_retry_hint_follows_the_epoch() -> None:
     assert "in epoch 1 with --epochs 2 or fewer" in _retry_hint(record, 1)
     assert "in epoch 2 with --epochs 1 or fewer" in _retry_hint(record, 2)
     assert "registers it anew" in _retry_hint(record, 3)
+
+
+async def test_the_account_is_listed_only_for_a_blob_the_nodes_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listing reads every object the account holds: a store of a blob no node knows skips it.
+    async with open_network(tmp_path) as network, network.client() as client:
+        listings: list[str] = []
+        listing = network.chain.owned_blobs
+
+        async def counted(owner: str) -> Any:
+            listings.append(owner)
+            return await listing(owner)
+
+        monkeypatch.setattr(network.chain, "owned_blobs", counted)
+        first = await client.store(b"listed once", epochs=2, deletable=True)
+        assert listings == []
+        await network.settle()
+        again = await client.store(b"listed once", epochs=2, deletable=True)
+        assert again.already_certified and again.object_id == first.object_id
+        assert listings == [client.address]
+        longer = await client.store(b"listed once", epochs=4, deletable=True)
+        assert longer.operation is not None and longer.operation.kind == "reuseAndExtend"
+        assert len(listings) == 2

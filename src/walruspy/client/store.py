@@ -5,10 +5,16 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
 
 1. Encode on the encoder pool, off the event loop (`asyncio.to_thread`): n sliver pairs, the
    metadata and the blob ID.
-2. Unless `force`: a permanent store asks the nodes for the blob's verified status and stops if a
-   certified permanent registration already lasts until the wanted end epoch ("alreadyCertified"
-   with its event); a deletable store looks for a certified deletable blob object of this account
-   that lasts long enough ("alreadyCertified" with the object), as Walrus does.
+2. The store asks the nodes for the blob's verified status, then lists this account's blob
+   objects of the blob, unless `ignore_resources`. The listing reads every object the account
+   holds (Walrus's resource manager lists them all as well), so it is skipped when the verified
+   status is "nonexistent": nodes of f+1 shards know no registration of the blob, so the account
+   owns no object of it. The one miss is a registration made within the nodes' event lag (a
+   fraction of a second): a second registration is then paid for instead of reused. Unless
+   `force`: a permanent store stops if a certified permanent registration already lasts until
+   the wanted end epoch ("alreadyCertified" with its event); a deletable store stops if a
+   certified deletable blob object of this account lasts long enough ("alreadyCertified" with
+   the object), as Walrus does.
 3. Reuse, as Walrus's resource manager (unless `ignore_resources`): a certified, unexpired
    blob object of this account of the same kind that ends too early is extended to the wanted
    end epoch and the store ends there ("reuseAndExtend": the slivers are on the nodes); else an
@@ -92,6 +98,7 @@ from walruspy.client.results import (
     ProgressCallback,
     ResourceOperation,
     StoreResult,
+    VerifiedStatus,
 )
 from walruspy.client.status import verified_status
 from walruspy.core.blob_id import BlobId
@@ -112,7 +119,7 @@ from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of
 from walruspy.logs import get_logger
 from walruspy.node_api.fanout import Fanout, NodeRequest, first_error, gather_weight
 from walruspy.node_api.paths import format_object_id
-from walruspy.node_api.schemas import EventId, Permanent
+from walruspy.node_api.schemas import EventId, Nonexistent, Permanent
 
 log = get_logger("walruspy.client.store")
 
@@ -205,14 +212,15 @@ class _StoreJob:
         self, epochs: int, epoch: int, *, force: bool, ignore_resources: bool
     ) -> StoreResult:
         """Steps 2 to 5 of the module docstring."""
+        clock = time.monotonic()
+        verified = None if force and ignore_resources else await self._verified_status()
         owned: list[BlobRecord] = []
-        if not ignore_resources:
+        if not ignore_resources and not _never_registered(verified):
             listed = await self.writer.owned_blobs(self.writer.address)
             owned = [blob for blob in listed if blob.blob_id == self.blob_id]
+        self.phases["status"] = time.monotonic() - clock
         if not force:
-            clock = time.monotonic()
-            existing = await self._already_certified(owned)
-            self.phases["status"] = time.monotonic() - clock
+            existing = self._already_certified(owned, verified)
             if existing is not None:
                 return existing
             extended = await self._extend_certified(owned, epoch)
@@ -262,7 +270,17 @@ class _StoreJob:
             event=event,
         )
 
-    async def _already_certified(self, owned: list[BlobRecord]) -> StoreResult | None:
+    async def _verified_status(self) -> VerifiedStatus | None:
+        """The blob's verified status, or None when no status is reported by f+1 shards."""
+        try:
+            return await verified_status(self.env, self.blob_id, self.committee)
+        except NoValidStatusError as exc:
+            log.debug("no verified status before storing; storing anyway", error=str(exc))
+            return None
+
+    def _already_certified(
+        self, owned: list[BlobRecord], verified: VerifiedStatus | None
+    ) -> StoreResult | None:
         """A result for a blob already certified until the target epoch, else None."""
         if self.deletable:
             for record in owned:
@@ -270,10 +288,7 @@ class _StoreJob:
                 if record.deletable and certified and record.end_epoch >= self.target_end:
                     return self._already(record.end_epoch, blob=record)
             return None
-        try:
-            verified = await verified_status(self.env, self.blob_id, self.committee)
-        except NoValidStatusError as exc:
-            log.debug("no verified status before storing; storing anyway", error=str(exc))
+        if verified is None:
             return None
         status = verified.status
         if isinstance(status, Permanent) and verified.is_certified_until(self.target_end):
@@ -697,6 +712,12 @@ def _batches(
         batches[-1].append(sliver)
         total += length
     return batches
+
+
+def _never_registered(verified: VerifiedStatus | None) -> bool:
+    """Whether nodes of f+1 shards know no registration of the blob, so that this account owns
+    no object of it to reuse or extend (step 2 of the module doc)."""
+    return verified is not None and isinstance(verified.status, Nonexistent)
 
 
 def _retry_hint(record: BlobRecord, epoch: int) -> str:

@@ -401,3 +401,24 @@ async def test_the_account_is_listed_only_for_a_blob_the_nodes_know(
         longer = await client.store(b"listed once", epochs=4, deletable=True)
         assert longer.operation is not None and longer.operation.kind == "reuseAndExtend"
         assert len(listings) == 2
+
+
+async def test_the_epochs_limit_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # max_epochs_ahead is fixed at deployment: a store reads the committee, not the system.
+    async with open_network(tmp_path) as network, network.client() as client:
+        reads: list[str] = []
+        system_info = network.chain.system_info
+
+        async def counted() -> Any:
+            reads.append("system_info")
+            return await system_info()
+
+        monkeypatch.setattr(network.chain, "system_info", counted)
+        for index in range(3):
+            await client.store(f"blob {index}".encode(), epochs=2)
+        assert reads == ["system_info"]
+        limit = (await system_info()).max_epochs_ahead
+        with pytest.raises(InvalidArgumentError, match=f"max_epochs_ahead = {limit}, got"):
+            await client.store(b"too long", epochs=limit + 1)

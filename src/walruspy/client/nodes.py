@@ -144,6 +144,15 @@ class ClientEnv:
     #: Whether a store returns once certified, leaving the uploads to the slower nodes to
     #: finish on their own (Walrus's detached tail handling: the daemon), or waits for them.
     detach_tails: bool = False
+    #: The System's `max_epochs_ahead`, fixed when it was deployed: read once (`epochs_limit`).
+    _max_epochs_ahead: int | None = None
+
+    async def epochs_limit(self) -> int:
+        """The most epochs ahead a blob may be stored for (the System's `max_epochs_ahead`,
+        a constant of the deployment: read on first use, then remembered)."""
+        if self._max_epochs_ahead is None:
+            self._max_epochs_ahead = (await self.chain.system_info()).max_epochs_ahead
+        return self._max_epochs_ahead
 
     def require_writer(self, operation: str) -> ChainWriter:
         """The chain writer, or `NoWalletError` naming what needed it."""

@@ -75,7 +75,6 @@ from walruspy.chain.api import (
     ChainWriter,
     Registration,
     StorageRecord,
-    SystemInfo,
 )
 from walruspy.chain.evm_rpc import gather_reads
 from walruspy.client.errors import (
@@ -128,11 +127,11 @@ log = get_logger("walruspy.client.store")
 MAX_EPOCH_CHANGES = 2
 
 
-def check_epochs(epochs: int, info: SystemInfo) -> None:
+def check_epochs(epochs: int, max_epochs_ahead: int) -> None:
     """Refuse an epoch count the contract would refuse, before any work is done."""
-    if isinstance(epochs, bool) or not 1 <= epochs <= info.max_epochs_ahead:
+    if isinstance(epochs, bool) or not 1 <= epochs <= max_epochs_ahead:
         raise InvalidArgumentError(
-            f"epochs must be between 1 and max_epochs_ahead = {info.max_epochs_ahead}, got {epochs}"
+            f"epochs must be between 1 and max_epochs_ahead = {max_epochs_ahead}, got {epochs}"
         )
 
 
@@ -164,8 +163,9 @@ async def store_blob(
     created blob object is then shared, unfunded (Walrus's `--share`, `share=true`)."""
     writer = env.require_writer("store")
     started = time.monotonic()
-    info, committee = await gather_reads(env.chain.system_info(), env.chain.committee())
-    check_epochs(epochs, info)
+    # The committee gives the epoch; the limit on epochs is a constant of the deployment.
+    committee, limit = await gather_reads(env.chain.committee(), env.epochs_limit())
+    check_epochs(epochs, limit)
     params = EncodingParams(committee.n_shards)
     check_size(len(data), params, env.config.max_blob_bytes)
     encoding = Progress(progress, "encode", len(data))
@@ -173,10 +173,17 @@ async def store_blob(
     encoded = await asyncio.to_thread(env.encoder.encode, data, committee.n_shards)
     encoding.finish()
     job = _StoreJob(
-        env, writer, encoded, committee, deletable, info.epoch + epochs, progress, on_registered
+        env,
+        writer,
+        encoded,
+        committee,
+        deletable,
+        committee.epoch + epochs,
+        progress,
+        on_registered,
     )
     job.phases["encode"] = time.monotonic() - clock
-    result = await job.run(epochs, info.epoch, force=force, ignore_resources=ignore_resources)
+    result = await job.run(epochs, committee.epoch, force=force, ignore_resources=ignore_resources)
     if share and result.blob is not None and not result.already_certified:
         shared = await writer.share_blob(result.blob.object_id, 0)
         result = replace(result, shared_blob_object=format_object_id(shared))

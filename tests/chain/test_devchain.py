@@ -484,15 +484,22 @@ def test_time_travel_and_snapshots(server: Server, compiled: dict[str, Any]) -> 
     assert w3.eth.get_block("latest")["timestamp"] >= before + 3600
     snapshot = server.rpc("evm_snapshot")
     height, nonce = w3.eth.block_number, sender.nonce
+    kept = w3.eth.get_block("latest")
     undone = sender.call(contract.functions.ping(1, 1))
+    assert w3.eth.get_block("latest")["hash"] == undone.blockHash  # answered afresh per block
     assert server.rpc("evm_revert", snapshot) is True
     assert server.rpc("evm_revert", snapshot) is False  # used up
     assert w3.eth.block_number == height
+    assert w3.eth.get_block("latest") == kept == w3.eth.get_block(height)
     assert server.rpc("eth_getTransactionReceipt", undone.transactionHash.to_0x_hex()) is None
     assert w3.eth.get_transaction_count(sender.address) == nonce
     sender.nonce = nonce
     redone = sender.call(contract.functions.ping(2, 2))
     assert redone.blockNumber == height + 1
+    assert w3.eth.get_block(height + 1)["hash"] == redone.blockHash != undone.blockHash
+    assert w3.eth.get_block("latest", full_transactions=True)["transactions"][0]["hash"] == (
+        redone.transactionHash
+    )
     assert contract.functions.total().call() == 2
 
 

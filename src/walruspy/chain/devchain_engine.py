@@ -66,6 +66,8 @@ from walruspy.chain.jsonrpc import RpcError
 from walruspy.chain.precompiles import install_native_precompiles
 
 _T = TypeVar("_T")
+#: Encoded blocks kept for eth_getBlockByNumber (`Engine._encoded_blocks`).
+_ENCODED_BLOCKS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,9 @@ class Engine:
         # Each call thread's last VM and state, reused by its next call on the same block and
         # timestamp (`_CallState`).
         self._call_states = threading.local()
+        # Mined blocks as eth_getBlockByNumber answers them, by (hash, full transactions): a
+        # block never changes under its hash (chain thread only).
+        self._encoded_blocks: dict[tuple[bytes, bool], dict[str, Any]] = {}
 
     @property
     def _chain(self) -> Any:
@@ -402,7 +407,21 @@ class Engine:
             and rpc.parse_quantity(selector, "block") > self._head().block_number
         ):
             return None  # geth answers null for a block not mined yet
-        return self._encode_block(self._block(self._block_number(selector)), full)
+        number = self._block_number(selector)
+        header = (
+            self._head()
+            if selector in tags[:3]
+            else self._chain.get_canonical_block_header_by_number(number)
+        )
+        key = (bytes(header.hash), full)
+        encoded = self._encoded_blocks.get(key)
+        if encoded is None:
+            # Nodes poll the latest block many times a second: each is encoded once.
+            encoded = self._encode_block(self._block(number), full)
+            if len(self._encoded_blocks) >= _ENCODED_BLOCKS:
+                self._encoded_blocks.pop(next(iter(self._encoded_blocks)))
+            self._encoded_blocks[key] = encoded
+        return encoded
 
     def get_block_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
         number = self._canonical_number(rpc.parse_hash(rpc.param(params, 0, "hash"), "hash"))

@@ -37,6 +37,7 @@ from web3.types import TxParams, TxReceipt
 
 from walruspy.backoff import Backoff
 from walruspy.chain.api import (
+    BlobRecord,
     ChainReader,
     ChainRevertError,
     ChainUnavailableError,
@@ -264,7 +265,7 @@ class EvmChain(EvmChainReader):
             epochs_ahead - 1,
         )
         receipt = await self._send("reserve_and_register", self._system, data, gas)
-        return await self._registration(receipt, "reserve_and_register")
+        return await self._registration(receipt, "reserve_and_register", encoded_size)
 
     async def register_blob(
         self,
@@ -285,16 +286,52 @@ class EvmChain(EvmChainReader):
         receipt = await self._send("register_blob", self._system, data, GasLimits.REGISTER_BLOB)
         return await self._registration(receipt, "register_blob")
 
-    async def _registration(self, receipt: TxReceipt, operation: str) -> Registration:
-        """The blob a registering transaction created, and what it paid."""
+    async def _registration(
+        self, receipt: TxReceipt, operation: str, reserved_size: int | None = None
+    ) -> Registration:
+        """The blob a registering transaction created, and what it paid.
+
+        With `reserved_size`, the transaction also reserved the storage (of that size, from
+        the registration's epoch to the blob's end): the blob is then known from the logs
+        alone, its storage being the one object the transaction created and wrapped. Else the
+        blob is read at the transaction's block.
+        """
         registered = [e for e in self._system_events(receipt) if isinstance(e, BlobRegistered)]
         if len(registered) != 1:
             raise ChainUnavailableError(f"{self.url}: {operation}: no BlobRegistered log")
-        object_id = registered[0].object_id
-        blob = await self._blob_at(object_id, receipt["blockNumber"], self.address)
-        if blob is None:
-            raise ChainUnavailableError(f"{self.url}: registered blob {object_id.hex()} not found")
-        return Registration(blob, self._wal_paid(receipt), bytes(receipt["transactionHash"]))
+        event = registered[0]
+        paid, tx_hash = self._wal_paid(receipt), bytes(receipt["transactionHash"])
+        if reserved_size is not None:
+            wrapped = self._objects_wrapped(receipt)
+            if len(wrapped) != 1:
+                raise ChainUnavailableError(
+                    f"{self.url}: {operation}: {len(wrapped)} objects wrapped, not one storage"
+                )
+            storage = StorageRecord(
+                wrapped[0], self.address, event.epoch, event.end_epoch, reserved_size
+            )
+            blob = BlobRecord(
+                event.object_id, self.address, event.blob_id, event.size, event.encoding_type,
+                event.epoch, None, storage, event.deletable,
+            )  # fmt: skip
+            return Registration(blob, paid, tx_hash)
+        found = await self._blob_at(event.object_id, receipt["blockNumber"], self.address)
+        if found is None:
+            raise ChainUnavailableError(
+                f"{self.url}: registered blob {event.object_id.hex()} not found"
+            )
+        return Registration(found, paid, tx_hash)
+
+    def _objects_wrapped(self, receipt: TxReceipt) -> list[bytes]:
+        """The objects of this account the transaction ended (objects.vy `_remove`)."""
+        zero = bytes(32)
+        return [
+            bytes(log["topics"][1])
+            for log in receipt["logs"]
+            if log["address"] == self._system.address
+            and bytes(log["topics"][0]) == self._object_transferred
+            and bytes(log["topics"][3]) == zero
+        ]
 
     async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
         """Post a quorum certificate over the blob's BLOB_CERT message (its availability)."""

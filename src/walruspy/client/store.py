@@ -64,7 +64,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -220,7 +220,11 @@ class _StoreJob:
     ) -> StoreResult:
         """Steps 2 to 5 of the module docstring."""
         clock = time.monotonic()
-        verified = None if force and ignore_resources else await self._verified_status()
+        # This account's storage resources are listed meanwhile, for a registration to use.
+        verified, storage = await gather_reads(
+            self._verified_status(skip=force and ignore_resources),
+            self._owned_storage(skip=ignore_resources),
+        )
         owned: list[BlobRecord] = []
         if not ignore_resources and not _never_registered(verified):
             listed = await self.writer.owned_blobs(self.writer.address)
@@ -242,9 +246,7 @@ class _StoreJob:
             for node in self.env.pool.nodes(self.committee)
         }
         try:
-            record, operation, cost = await self._register(
-                owned, epochs, epoch, ignore_resources=ignore_resources
-            )
+            record, operation, cost = await self._register(owned, storage, epochs, epoch)
             self.phases["register"] = time.monotonic() - clock
             self._registered(record)
             fanout = await self._upload_and_certify(record, delivery, early)
@@ -277,8 +279,11 @@ class _StoreJob:
             event=event,
         )
 
-    async def _verified_status(self) -> VerifiedStatus | None:
-        """The blob's verified status, or None when no status is reported by f+1 shards."""
+    async def _verified_status(self, *, skip: bool) -> VerifiedStatus | None:
+        """The blob's verified status, or None when no status is reported by f+1 shards (or
+        it is not asked: `skip`)."""
+        if skip:
+            return None
         try:
             return await verified_status(self.env, self.blob_id, self.committee)
         except NoValidStatusError as exc:
@@ -333,7 +338,7 @@ class _StoreJob:
         )
 
     async def _register(
-        self, owned: list[BlobRecord], epochs: int, epoch: int, *, ignore_resources: bool
+        self, owned: list[BlobRecord], storage: Sequence[StorageRecord], epochs: int, epoch: int
     ) -> tuple[BlobRecord, ResourceOperation, int]:
         """Reuse an owned uncertified registration that fits, else register on an owned storage
         resource that fits (Walrus's ReuseStorage), else reserve and register."""
@@ -342,11 +347,11 @@ class _StoreJob:
             if record.certified_epoch is None and record.deletable == self.deletable and fits:
                 return record, ResourceOperation("reuseRegistration", self.encoded_length), 0
         metadata = self.encoded.metadata
-        storage = None if ignore_resources else await self._fitting_storage(epoch)
-        if storage is not None:
+        fitting = self._fitting_storage(storage, epoch)
+        if fitting is not None:
             registration = await self._paid(
                 self.writer.register_blob(
-                    storage.storage_id,
+                    fitting.storage_id,
                     blob_id=self.blob_id,
                     root_hash=metadata.metadata.root_hash(),
                     unencoded_size=metadata.unencoded_length,
@@ -370,13 +375,17 @@ class _StoreJob:
         operation = ResourceOperation("registerFromScratch", self.encoded_length, epochs)
         return registration.blob, operation, registration.cost
 
-    async def _fitting_storage(self, epoch: int) -> StorageRecord | None:
+    async def _owned_storage(self, *, skip: bool) -> Sequence[StorageRecord]:
+        return () if skip else await self.writer.owned_storage(self.writer.address)
+
+    def _fitting_storage(
+        self, storage: Sequence[StorageRecord], epoch: int
+    ) -> StorageRecord | None:
         """The smallest storage resource of this account that can carry the blob until the
         target end epoch (current, large enough, lasting long enough), if any."""
-        owned = await self.writer.owned_storage(self.writer.address)
         fitting = [
             s
-            for s in owned
+            for s in storage
             if s.start_epoch <= epoch < s.end_epoch
             and s.end_epoch >= self.target_end
             and s.storage_size >= self.encoded_length

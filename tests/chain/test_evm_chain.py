@@ -374,6 +374,14 @@ async def test_bad_certificates_are_rejected(node: ChainProcess, deployed10: Dep
                 await chain.certify_blob(object_id, certificate)
             assert caught.value.reason == reason
             assert caught.value.operation == "certify_blob"
+        # A committee size given by the caller that is not the chain's: refused, not misread.
+        n_members = len((await chain.committee()).members)
+        with pytest.raises(ChainRevertError) as caught:
+            await chain.certify_blob(
+                object_id, signing.certificate(message, quorum), n_members=n_members + 8
+            )
+        assert caught.value.operation == "certify_blob"
+        assert caught.value.reason == "signers bitmap too long"
         after = await chain.get_blob(object_id)
         assert after is not None and after.certified_epoch is None
         await certify(chain, signing, object_id)  # the real certificate still works

@@ -405,7 +405,10 @@ class FakeChain:
         except VerificationError as exc:
             raise ChainRevertError(str(exc), operation) from exc
 
-    async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
+    async def certify_blob(
+        self, object_id: bytes, certificate: Certificate, *, n_members: int | None = None
+    ) -> None:
+        del n_members  # the fake checks the certificate against its committee
         blob = self.blobs.get(object_id)
         if blob is None:
             raise ChainRevertError("no such blob", "certify_blob")

@@ -332,8 +332,13 @@ class ChainWriter(ChainReader, Protocol):
         """Buy storage for `epochs_ahead` epochs and register the blob on it, in one transaction."""
         ...
 
-    async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
-        """Post the quorum certificate over the blob's BLOB_CERT message (its availability)."""
+    async def certify_blob(
+        self, object_id: bytes, certificate: Certificate, *, n_members: int | None = None
+    ) -> None:
+        """Post the quorum certificate over the blob's BLOB_CERT message (its availability).
+
+        `n_members`: the size of the committee that signed it, if the caller knows it (else it
+        is read: the signers' bitmap has a bit per member)."""
         ...
 
     async def extend_blob(self, object_id: bytes, extended_epochs: int) -> None:

@@ -333,9 +333,16 @@ class EvmChain(EvmChainReader):
             and bytes(log["topics"][3]) == zero
         ]
 
-    async def certify_blob(self, object_id: bytes, certificate: Certificate) -> None:
-        """Post a quorum certificate over the blob's BLOB_CERT message (its availability)."""
-        n_members = await self._n_members()
+    async def certify_blob(
+        self, object_id: bytes, certificate: Certificate, *, n_members: int | None = None
+    ) -> None:
+        """Post a quorum certificate over the blob's BLOB_CERT message (its availability).
+
+        With `n_members` (the signing committee's size) no read precedes the transaction; a
+        committee that changed meanwhile makes the contract refuse it, as it refuses the
+        signatures of a past epoch."""
+        if n_members is None:
+            n_members = await self._n_members()
         data = self._system.calldata(
             "certify_blob", object_id, certificate.signature.to_eip2537(),
             certificate.signers_bitmap(n_members), certificate.serialized_message,

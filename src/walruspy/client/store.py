@@ -547,7 +547,9 @@ class _StoreJob:
         backoff = self.env.config.backoff
         for attempt in range(backoff.max_retries + 1):
             try:
-                await self.writer.certify_blob(object_id, certificate)
+                await self.writer.certify_blob(
+                    object_id, certificate, n_members=len(self.committee.members)
+                )
                 return
             except ChainUnavailableError as exc:
                 if attempt == backoff.max_retries:

@@ -57,7 +57,7 @@ async def test_an_epoch_change_before_certify_gathers_confirmations_again(
         async def all_uploaded() -> bool:
             return sum(uploads) >= 20
 
-        async def epoch_ends_first(object_id: bytes, certificate: Certificate) -> None:
+        async def epoch_ends_first(object_id: bytes, certificate: Certificate, **_: Any) -> None:
             if not refused:
                 # Every node gets its 20 slivers (the upload goes on after the quorum), then
                 # the epoch ends: the quorum was for epoch 1, the chain is now in epoch 2.
@@ -102,7 +102,7 @@ async def test_a_registration_that_ends_with_the_epoch_is_reported(tmp_path: Pat
         chain = network.chain
         honest_certify = chain.certify_blob
 
-        async def epoch_ends_first(object_id: bytes, certificate: Certificate) -> None:
+        async def epoch_ends_first(object_id: bytes, certificate: Certificate, **_: Any) -> None:
             chain.next_epoch()
             await honest_certify(object_id, certificate)
 
@@ -119,7 +119,7 @@ async def test_a_chain_outage_at_certify_is_waited_out(tmp_path: Path) -> None:
         honest_certify = chain.certify_blob
         calls: list[str] = []
 
-        async def flaky(object_id: bytes, certificate: Certificate) -> None:
+        async def flaky(object_id: bytes, certificate: Certificate, **_: Any) -> None:
             calls.append("certify")
             if len(calls) == 1:
                 raise ChainUnavailableError("the RPC endpoint is down")

@@ -4,12 +4,13 @@ Walrus's routes of one sliver; the upload started with the registration; detache
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.client.network import Network, make_context, open_network
+from tests.client.network import TEST_COMMUNICATION, Network, make_context, open_network
 from tests.node.cluster import blob_data
 from walruspy.client import open_client
 from walruspy.client import store as store_module
@@ -29,14 +30,14 @@ def count_uploads(network: Network) -> dict[str, int]:
         service = network._service(index)
         single, batch = service.put_sliver, service.put_slivers
 
-        async def one(*args: Any, _honest: Any = single) -> Any:
+        async def one(*args: Any, _honest: Any = single, **kwargs: Any) -> Any:
             counts["single"] += 1
-            return await _honest(*args)
+            return await _honest(*args, **kwargs)
 
-        async def many(blob_id: Any, body: bytes, _honest: Any = batch) -> Any:
+        async def many(blob_id: Any, body: bytes, _honest: Any = batch, **kwargs: Any) -> Any:
             counts["batches"] += 1
             counts["batched slivers"] += len(slivers_from_bcs(body, 1 << 16))
-            return await _honest(blob_id, body)
+            return await _honest(blob_id, body, **kwargs)
 
         service.put_sliver, service.put_slivers = one, many
     return counts
@@ -98,9 +99,9 @@ async def test_the_upload_starts_with_the_registration(tmp_path: Path) -> None:
         for index in range(len(network.nodes)):
             service = network._service(index)
 
-            async def seen(*args: Any, _honest: Any = service.put_metadata) -> Any:
+            async def seen(*args: Any, _honest: Any = service.put_metadata, **kwargs: Any) -> Any:
                 first_metadata.set()
-                return await _honest(*args)
+                return await _honest(*args, **kwargs)
 
             service.put_metadata = seen
 
@@ -116,11 +117,11 @@ async def test_an_early_upload_that_fails_is_done_again(tmp_path: Path) -> None:
         service = network._service(0)
         honest_put, failed = service.put_metadata, asyncio.Event()
 
-        async def broken_once(*args: Any) -> Any:
+        async def broken_once(*args: Any, **kwargs: Any) -> Any:
             if not failed.is_set():
                 failed.set()
                 raise api_errors.InternalServerError("a fault for the test")
-            return await honest_put(*args)
+            return await honest_put(*args, **kwargs)
 
         service.put_metadata = broken_once
 
@@ -138,9 +139,9 @@ async def test_a_detached_store_returns_once_certified(tmp_path: Path) -> None:
         for name in ("put_sliver", "put_slivers"):
             honest = getattr(network._service(3), name)
 
-            async def hanging(*args: Any, _honest: Any = honest) -> Any:
+            async def hanging(*args: Any, _honest: Any = honest, **kwargs: Any) -> Any:
                 await hung.wait()
-                return await _honest(*args)
+                return await _honest(*args, **kwargs)
 
             setattr(network._service(3), name, hanging)
         async with open_client(
@@ -207,3 +208,60 @@ async def test_a_node_without_the_batch_read_gets_single_reads(
         for _ in range(2):  # the second read knows at once that there are no batches
             assert await client.read(result.blob_id) == data
     assert singles >= 2 * 4  # 4 primary source slivers per read, one request each
+
+
+def pending_flags(network: Network) -> list[bool]:
+    """The `pending` flag of every metadata upload the nodes answered."""
+    flags: list[bool] = []
+    for index in range(len(network.nodes)):
+        service = network._service(index)
+
+        async def noted(*args: Any, _honest: Any = service.put_metadata, **kwargs: Any) -> Any:
+            flags.append(kwargs.get("pending", False))
+            return await _honest(*args, **kwargs)
+
+        service.put_metadata = noted
+    return flags
+
+
+async def test_a_small_blob_goes_as_pending_uploads_and_a_large_one_does_not(
+    tmp_path: Path,
+) -> None:
+    async with open_network(tmp_path) as network:
+        flags = pending_flags(network)
+        limits = replace(TEST_COMMUNICATION, pending_upload_max_blob_bytes=10_000)
+        async with network.client(communication=limits) as client:
+            small = await client.store(blob_data(10, 10_000), epochs=2)
+            assert flags == [True] * 4
+            flags.clear()
+            large = await client.store(blob_data(11, 10_001), epochs=2)
+            # Sent after NOT_REGISTERED answers too: these nodes do not wait for the event.
+            assert len(flags) >= 4 and not any(flags)
+            assert await client.read(small.blob_id) == blob_data(10, 10_000)
+            assert await client.read(large.blob_id) == blob_data(11, 10_001)
+        flags.clear()
+        limits = replace(TEST_COMMUNICATION, pending_uploads=False)
+        async with network.client(communication=limits) as client:
+            await client.store(blob_data(12, 100), epochs=2)
+        assert len(flags) >= 4 and not any(flags)
+
+
+async def test_a_node_that_lost_its_pending_upload_gets_it_again(tmp_path: Path) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        await network.stop(3)  # the other three hold exactly a quorum: node 0 must confirm
+        service = network._service(0)
+        held = service.pending
+        honest_take = held.take
+
+        def forgetful(blob_id: Any) -> Any:
+            metadata, _ = honest_take(blob_id)
+            return metadata, []  # the slivers are lost (as by a restart)
+
+        held.take = forgetful  # type: ignore[method-assign]
+        uploads = count_uploads(network)
+        data = blob_data(13, 20_000)
+        result = await client.store(data, epochs=2)
+        assert "node 0" not in result.upload_summary  # it confirmed, after a second upload
+        assert uploads["batches"] == 3 + 1
+        assert await service.is_stored_at_all_shards(result.blob_id)
+        assert await client.read(result.blob_id) == data

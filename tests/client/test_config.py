@@ -138,6 +138,9 @@ BAD_FIELDS = [
     ("contexts.devnet.communication.backoff.max_backoff_s", 0.01, "min_backoff_s exceeds"),
     ("contexts.devnet.communication.backoff.max_retries", 1000, "backoff.max_retries"),
     ("contexts.devnet.communication.backoff.other", 1, "unknown field"),
+    ("contexts.devnet.communication.pending_uploads_enabled", "yes", "must be true or false"),
+    ("contexts.devnet.communication.optimistic_upload_max_blob_bytes", -1, "optimistic_upload"),
+    ("contexts.devnet.communication.confirmation_long_poll_millis", 1.5, "long_poll_millis"),
 ]
 
 

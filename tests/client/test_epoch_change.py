@@ -29,15 +29,21 @@ def count_sliver_uploads(network: Network) -> list[int]:
         service = network._service(index)
         honest, honest_batch = service.put_sliver, service.put_slivers
 
-        async def counted(*args: Any, _honest: Any = honest, _index: int = index) -> Any:
-            answer = await _honest(*args)
+        async def counted(
+            *args: Any, _honest: Any = honest, _index: int = index, **kwargs: Any
+        ) -> Any:
+            answer = await _honest(*args, **kwargs)
             counts[_index] += 1
             return answer
 
         async def counted_batch(
-            blob_id: Any, body: bytes, _honest: Any = honest_batch, _index: int = index
+            blob_id: Any,
+            body: bytes,
+            _honest: Any = honest_batch,
+            _index: int = index,
+            **kwargs: Any,
         ) -> Any:
-            answer = await _honest(blob_id, body)
+            answer = await _honest(blob_id, body, **kwargs)
             counts[_index] += len(slivers_from_bcs(body, 1 << 16))
             return answer
 

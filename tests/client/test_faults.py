@@ -131,9 +131,9 @@ async def test_a_hung_node_delays_a_store_only_by_the_bounded_linger(tmp_path: P
         for name in ("put_sliver", "put_slivers"):  # one at a time, and the batch route
             honest = getattr(network._service(3), name)
 
-            async def hanging(*args: Any, _honest: Any = honest) -> Any:
+            async def hanging(*args: Any, _honest: Any = honest, **kwargs: Any) -> Any:
                 await hung.wait()
-                return await _honest(*args)
+                return await _honest(*args, **kwargs)
 
             patch(network, 3, name, hanging)
         started = time.monotonic()

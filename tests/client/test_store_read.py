@@ -215,11 +215,11 @@ async def test_lagging_nodes_are_retried_with_backoff(tmp_path: Path) -> None:
         honest = service.put_metadata
         refusals = []
 
-        async def lagging(*args: object) -> object:
+        async def lagging(*args: object, **kwargs: Any) -> object:
             if len(refusals) < 3:
                 refusals.append(1)
                 raise api_errors.NotRegisteredError("not registered yet")
-            return await honest(*args)
+            return await honest(*args, **kwargs)
 
         service.put_metadata = lagging
         await network.stop(0)  # the other three hold exactly a quorum: node 1 must confirm

@@ -576,3 +576,63 @@ async def test_malformed_batch_reads_are_refused(target: Target, query: str) -> 
         await target.client.request(
             "GET", f"{slivers_path(blob_id)}?{query}", max_response_bytes=4096
         )
+
+
+async def test_uploads_before_the_registration_are_held_until_it_lands(target: Target) -> None:
+    # Walrus's pending uploads: verified, held in memory (202), stored when the event comes.
+    epoch = await target.epoch()
+    encoded = encode_blob(blob_data(29, 3000), N_SHARDS)
+    blob_id, client = encoded.metadata.blob_id, target.client
+    assert (await client.put_metadata(encoded.metadata, pending=True)).code == 202
+    assert (await client.put_metadata(encoded.metadata, pending=True)).code == 200
+    pairs = target.pairs(blob_id)
+    primaries = [encoded.sliver(pair, PRIMARY) for pair in pairs]
+    held = await client.put_slivers(blob_id, primaries, pending=True)
+    assert held is not None and held.code == 202
+    for pair in pairs:
+        one = await client.put_sliver(blob_id, pair, encoded.sliver(pair, SECONDARY), pending=True)
+        assert one.code == 202
+    again = await client.put_sliver(blob_id, pairs[0], primaries[0], pending=True)
+    assert again.code == 200
+    # Nothing is stored, nor confirmed, before the registration.
+    assert await client.metadata_status(blob_id) is StoredOnNodeStatus.NONEXISTENT
+    with pytest.raises(errors.NotRegisteredError):
+        await client.get_confirmation(blob_id)
+    await target.register_blob(encoded.metadata, 3000)
+    await target.settle()
+    # Stored with the registration: the node signs without another upload.
+    assert await client.metadata_status(blob_id) is StoredOnNodeStatus.STORED
+    signed = await client.get_confirmation(blob_id)
+    signed.verify(target.node.key.public_key(), ConfirmationMessage(epoch, blob_id.raw))
+    for pair in pairs:
+        got = await client.get_sliver(encoded.metadata, pair, SECONDARY)
+        assert got.sliver == encoded.sliver(pair, SECONDARY).sliver
+
+
+async def test_pending_uploads_are_checked_as_any_other(target: Target) -> None:
+    encoded = encode_blob(blob_data(30, 3000), N_SHARDS)
+    blob_id, client = encoded.metadata.blob_id, target.client
+    pair = target.pairs(blob_id)[0]
+    sliver = encoded.sliver(pair, PRIMARY)
+    with pytest.raises(errors.MissingMetadataError):  # held slivers need held metadata
+        await client.put_slivers(blob_id, [sliver], pending=True)
+    with pytest.raises(errors.NotRegisteredError):  # without the flag: Walrus's answer
+        await client.put_metadata(encoded.metadata)
+    other = encode_blob(blob_data(31, 3000), N_SHARDS).metadata
+    with pytest.raises(errors.InvalidMetadataError):
+        await client.request(
+            "PUT",
+            f"/v1/blobs/{blob_id}/metadata?pending=true",
+            body=other.metadata.to_bcs(),
+            max_response_bytes=4096,
+        )
+    assert (await client.put_metadata(encoded.metadata, pending=True)).code == 202
+    flipped = bytes([sliver.sliver.data[0] ^ 1]) + sliver.sliver.data[1:]
+    bad = SliverData(PRIMARY, sliver.sliver.index, sliver.sliver.symbol_size, flipped)
+    with pytest.raises(errors.InvalidSliverError, match="does not match"):
+        await client.put_slivers(blob_id, [bad], pending=True)
+    other_pair = next(SliverPairIndex(p) for p in range(N_SHARDS) if p not in target.pairs(blob_id))
+    with pytest.raises(errors.ShardNotAssignedError):
+        await client.put_sliver(
+            blob_id, other_pair, encoded.sliver(other_pair, PRIMARY), pending=True
+        )

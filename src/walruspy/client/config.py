@@ -121,6 +121,14 @@ class CommunicationConfig:
     max_blob_bytes: int = _GIB
     #: Retries of NOT_REGISTERED and overload answers.
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    #: Upload a small blob while its registration is on its way, marked `pending=true`: nodes
+    #: verify and hold it until they see the registration (Walrus's `pending_uploads_enabled`).
+    pending_uploads: bool = True
+    #: The largest blob uploaded so (Walrus's `optimistic_upload_max_blob_bytes`).
+    pending_upload_max_blob_bytes: int = 4 << 20
+    #: How long a confirmation request may wait at the node for the blob's registration
+    #: (Walrus's `confirmation_long_poll_millis`; the node bounds it; 0: not at all).
+    confirmation_long_poll_ms: int = 2000
 
     def linger_s(self, time_to_quorum_s: float) -> float:
         """The extra upload time after the quorum was reached."""
@@ -342,6 +350,13 @@ def _communication(fields: _Fields) -> CommunicationConfig:
         sliver_write_extra_time_base_s=base_s,
         max_blob_bytes=integer("max_blob_bytes", d.max_blob_bytes, 0, 1 << 44),
         backoff=BackoffConfig(min_s, max_s, retries),
+        pending_uploads=fields.boolean("pending_uploads_enabled", d.pending_uploads),
+        pending_upload_max_blob_bytes=integer(
+            "optimistic_upload_max_blob_bytes", d.pending_upload_max_blob_bytes, 0, 1 << 44
+        ),
+        confirmation_long_poll_ms=integer(
+            "confirmation_long_poll_millis", d.confirmation_long_poll_ms, 0, 600_000
+        ),
     )
     fields.done()
     return config
@@ -407,6 +422,14 @@ class _Fields:
             return default
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(f"{self.name(key)} must be an integer in [{low}, {high}]: {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.name(key)} must be true or false: {value!r}")
         return value
 
     def optional_integer(self, key: str, low: int, high: int) -> int | None:

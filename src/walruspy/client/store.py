@@ -32,9 +32,14 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    the object): the metadata, then both slivers of each sliver pair whose shard the node holds
    (pair i lives on shard (i + blob-ID rotation) mod n); once registered, ask for the node's
    signed confirmation and verify it against the node's BLS key, this epoch and this blob (and
-   object, for a deletable blob). A node that has not seen the registration yet answers
-   NOT_REGISTERED: the request is retried with bounded backoff (`nodes.retrying`); our nodes
-   may instead wait for the event (`limits.upload_registration_wait_ms`). Bounds: each
+   object, for a deletable blob). A blob of at most `pending_upload_max_blob_bytes` goes as
+   Walrus's pending uploads (`pending=true`): nodes verify and hold it until they see the
+   registration, so the upload overlaps the transaction; the confirmation request then waits
+   at the node for the registration (`confirmation_long_poll_ms`), and a node that lost what
+   it held (a restart) is sent it again. A node that has not seen the registration of a larger
+   blob answers NOT_REGISTERED: the request is retried with bounded backoff
+   (`nodes.retrying`); our nodes may instead wait for the event
+   (`limits.upload_registration_wait_ms`). Bounds: each
    node's connection slots, `max_concurrent_writes` sliver uploads and
    `max_data_in_flight_bytes` bytes of sliver data over all nodes, `request_timeout_s` per
    request and `store_timeout_s` for the whole upload. Slivers go in batches of up to
@@ -116,8 +121,9 @@ from walruspy.core.params import EncodingParams
 from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
 from walruspy.logs import get_logger
+from walruspy.node_api import errors as api_errors
 from walruspy.node_api.fanout import Fanout, NodeRequest, first_error, gather_weight
-from walruspy.node_api.paths import format_object_id
+from walruspy.node_api.paths import ConfirmationWait, format_object_id
 from walruspy.node_api.schemas import EventId, Nonexistent, Permanent
 
 log = get_logger("walruspy.client.store")
@@ -238,18 +244,25 @@ class _StoreJob:
             if extended is not None:
                 return extended
         clock = time.monotonic()
-        # The upload starts with the registration: a node waits for the registration event
-        # (or answers NOT_REGISTERED into the backoff), and nothing it is sent needs the object.
+        # The upload starts with the registration, and nothing it sends needs the object. A
+        # small blob goes as pending uploads, which nodes hold until they see the registration;
+        # a larger one waits at the node for the registration event (or is answered
+        # NOT_REGISTERED into the backoff).
+        config = self.env.config
+        pending = (
+            config.pending_uploads
+            and self.encoded.metadata.unencoded_length <= config.pending_upload_max_blob_bytes
+        )
         delivery = _Delivery(self.env, self.encoded, _upload_progress(self.encoded, self.progress))
         early = {
-            node.member.node_id: asyncio.create_task(delivery.deliver(node))
+            node.member.node_id: asyncio.create_task(delivery.deliver(node, pending=pending))
             for node in self.env.pool.nodes(self.committee)
         }
         try:
             record, operation, cost = await self._register(owned, storage, epochs, epoch)
             self.phases["register"] = time.monotonic() - clock
             self._registered(record)
-            fanout = await self._upload_and_certify(record, delivery, early)
+            fanout = await self._upload_and_certify(record, delivery, early, pending)
         finally:
             await _cancel(early.values())
         return StoreResult(
@@ -415,12 +428,16 @@ class _StoreJob:
             self.on_registered(record)
 
     async def _upload_and_certify(
-        self, record: BlobRecord, delivery: _Delivery, early: dict[bytes, asyncio.Task[None]]
+        self,
+        record: BlobRecord,
+        delivery: _Delivery,
+        early: dict[bytes, asyncio.Task[None]],
+        early_pending: bool,
     ) -> Fanout[Node, SignedMessage]:
         """Upload and certify in the current epoch, again in the next if the epoch changes.
 
         `early`: the deliveries started with the registration, by node ID, for the first
-        attempt to take over.
+        attempt to take over (`early_pending`: as pending uploads).
         """
         for changes in range(MAX_EPOCH_CHANGES + 1):
             try:
@@ -430,7 +447,7 @@ class _StoreJob:
                         self.env, self.encoded, _upload_progress(self.encoded, self.progress)
                     )
                 return await self._upload_and_certify_in_epoch(
-                    record, delivery, early, confirm_first=changes > 0
+                    record, delivery, early, confirm_first=changes > 0, early_pending=early_pending
                 )
             except (NotEnoughConfirmationsError, ChainRevertError) as exc:
                 if changes == MAX_EPOCH_CHANGES:
@@ -461,6 +478,7 @@ class _StoreJob:
         early: dict[bytes, asyncio.Task[None]],
         *,
         confirm_first: bool,
+        early_pending: bool = False,
     ) -> Fanout[Node, SignedMessage]:
         """Upload to every node; certify as soon as confirmations reach a quorum."""
         persistence = (
@@ -474,6 +492,7 @@ class _StoreJob:
             record.object_id if record.deletable else None,
             early,
             confirm_first,
+            early_pending,
         )
         nodes = self.env.pool.nodes(self.committee)
         requests = [NodeRequest(node, node.weight, partial(upload.run, node)) for node in nodes]
@@ -585,18 +604,21 @@ class _Delivery:
     encoded: EncodedBlob
     uploaded: Progress
 
-    async def deliver(self, node: Node) -> None:
-        """The metadata, then the slivers of the node's shards, in batches (module doc)."""
+    async def deliver(self, node: Node, *, pending: bool = False) -> None:
+        """The metadata, then the slivers of the node's shards, in batches (module doc);
+        `pending`: marked so, for the node to hold until it sees the registration."""
         metadata = self.encoded.metadata
         backoff, rng = self.env.config.backoff, self.env.rng
-        await retrying(lambda: node.call(lambda c: c.put_metadata(metadata)), backoff, rng)
+        await retrying(
+            lambda: node.call(lambda c: c.put_metadata(metadata, pending=pending)), backoff, rng
+        )
         n = metadata.n_shards
         pairs = [pair_of_shard(ShardIndex(s), metadata.blob_id.raw, n) for s in node.member.shards]
         slivers = [(pair, kind) for pair in pairs for kind in SliverType]
         try:
             async with asyncio.TaskGroup() as group:
                 for batch in _batches(slivers, partial(self._size, metadata)):
-                    group.create_task(self._put_batch(node, batch))
+                    group.create_task(self._put_batch(node, batch, pending))
         except BaseExceptionGroup as failures:
             raise first_error(failures) from None
 
@@ -604,10 +626,10 @@ class _Delivery:
     def _size(metadata: VerifiedBlobMetadataWithId, sliver: _SliverKey) -> int:
         return expected_sliver_length(metadata.params, sliver[1], metadata.symbol_size)
 
-    async def _put_batch(self, node: Node, batch: list[_SliverKey]) -> None:
+    async def _put_batch(self, node: Node, batch: list[_SliverKey], pending: bool) -> None:
         """Upload `batch` in one request, or each sliver alone to a node without batches."""
         if len(batch) == 1 or node.client.batch_upload is False:
-            await asyncio.gather(*(self._put_sliver(node, *sliver) for sliver in batch))
+            await asyncio.gather(*(self._put_sliver(node, *sliver, pending) for sliver in batch))
             return
         metadata, env = self.encoded.metadata, self.env
         size = sum(self._size(metadata, sliver) for sliver in batch)
@@ -615,14 +637,17 @@ class _Delivery:
         async def send() -> bool:
             async with node.slots, env.write_slots, env.write_bytes.hold(size):
                 slivers = [self.encoded.sliver(pair, kind) for pair, kind in batch]
-                return await node.client.put_slivers(metadata.blob_id, slivers) is not None
+                outcome = await node.client.put_slivers(metadata.blob_id, slivers, pending=pending)
+                return outcome is not None
 
         if await retrying(send, env.config.backoff, env.rng):
             self.uploaded.add(size)
         else:  # the node has no batch route: Walrus's, one sliver at a time
-            await self._put_batch(node, batch)
+            await self._put_batch(node, batch, pending)
 
-    async def _put_sliver(self, node: Node, pair: SliverPairIndex, sliver_type: SliverType) -> None:
+    async def _put_sliver(
+        self, node: Node, pair: SliverPairIndex, sliver_type: SliverType, pending: bool
+    ) -> None:
         """Upload one sliver within the node's slots and the global write budgets."""
         metadata, env = self.encoded.metadata, self.env
         size = expected_sliver_length(metadata.params, sliver_type, metadata.symbol_size)
@@ -631,7 +656,7 @@ class _Delivery:
             # The node's slot first: a task waiting on a slow node holds no global budget.
             async with node.slots, env.write_slots, env.write_bytes.hold(size):
                 sliver = self.encoded.sliver(pair, sliver_type)  # a copy, only while in flight
-                await node.client.put_sliver(metadata.blob_id, pair, sliver)
+                await node.client.put_sliver(metadata.blob_id, pair, sliver, pending=pending)
 
         await retrying(send, env.config.backoff, env.rng)
         self.uploaded.add(size)
@@ -648,6 +673,8 @@ class _NodeUpload:
     early: dict[bytes, asyncio.Task[None]]
     #: Ask for the confirmation before uploading (a second epoch: the node may have it all).
     confirm_first: bool = False
+    #: The early deliveries were pending uploads (held by the node until the registration).
+    early_pending: bool = False
 
     @property
     def env(self) -> ClientEnv:
@@ -674,6 +701,13 @@ class _NodeUpload:
                 log.debug("the early upload failed; again", node=node.index, error=str(exc))
         if not delivered:
             await self.delivery.deliver(node)
+        elif self.early_pending:
+            try:
+                return await self._confirmation(node, retries=True)
+            except (api_errors.MissingSliversError, api_errors.MissingMetadataError) as exc:
+                # What the node held is gone (a restart, its cache's age limit): again, stored.
+                log.debug("the pending upload was lost; again", node=node.index, error=str(exc))
+                await self.delivery.deliver(node)
         return await self._confirmation(node, retries=True)
 
     async def _confirmation(self, node: Node, *, retries: bool) -> SignedMessage:
@@ -683,8 +717,14 @@ class _NodeUpload:
         """
         blob_id, backoff, rng = self.encoded.metadata.blob_id, self.env.config.backoff, self.env.rng
 
+        # Walrus's long poll: a node that has not seen the registration yet waits for it.
+        long_poll = self.env.config.confirmation_long_poll_ms
+        wait = (
+            ConfirmationWait(wait_for_registration=True, wait_ms=long_poll) if long_poll else None
+        )
+
         async def confirm() -> SignedMessage:
-            return await node.call(lambda c: c.get_confirmation(blob_id, self.object_id))
+            return await node.call(lambda c: c.get_confirmation(blob_id, self.object_id, wait=wait))
 
         for attempt in range(backoff.max_retries + 1):
             signed = await (retrying(confirm, backoff, rng) if retries else confirm())

@@ -436,9 +436,10 @@ def node_config(
             "bytes_per_second": settings.scrub_bytes_per_second,
             "pass_interval_s": settings.scrub_pass_interval_s,
         },
-        # A metadata upload that arrives before the node has seen the registration waits for
-        # the event instead of answering NOT_REGISTERED into the client's backoff.
-        "limits": {"upload_registration_wait_ms": 2000},
+        # A metadata upload, or a confirmation request, that arrives before the node has seen
+        # the registration waits for the event instead of answering NOT_REGISTERED into the
+        # client's backoff (the confirmation long poll follows the client's pending uploads).
+        "limits": {"upload_registration_wait_ms": 2000, "confirmation_long_poll_max_ms": 2000},
     }
 
 

@@ -219,11 +219,13 @@ class NodeApi:
         except InvalidInputError as exc:
             raise api_errors.InvalidRequestError(str(exc)) from exc
 
-    def _check_upload(self, request: web.Request) -> None:
-        self._query(request, paths.parse_upload_intent)
+    def _check_upload(self, request: web.Request) -> bool:
+        """Check an upload's query and content type; whether it is `pending=true`."""
+        pending: bool = self._query(request, paths.parse_upload_intent)
         content_type = request.headers.get("Content-Type")
         if content_type is not None and request.content_type != _BCS:
             raise api_errors.InvalidContentTypeError(f"expected Content-Type: {_BCS}")
+        return pending
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
         """The body, refused with BODY_TOO_LARGE as soon as it is known to exceed `limit`."""
@@ -281,9 +283,9 @@ class NodeApi:
     async def put_metadata(self, request: web.Request) -> web.StreamResponse:
         """PUT metadata."""
         blob_id = self._blob_id(request)
-        self._check_upload(request)
+        pending = self._check_upload(request)
         body = await self._read_body(request, self.metadata_limit())
-        return _stored(await self.service.put_metadata(blob_id, body))
+        return _stored(await self.service.put_metadata(blob_id, body, pending=pending))
 
     async def get_metadata_status(self, request: web.Request) -> web.StreamResponse:
         """GET metadata status."""
@@ -297,9 +299,11 @@ class NodeApi:
     async def put_sliver(self, request: web.Request) -> web.StreamResponse:
         """PUT sliver."""
         blob_id, pair, sliver_type = self._sliver_address(request)
-        self._check_upload(request)
+        pending = self._check_upload(request)
         body = await self._read_body(request, self.sliver_limit(sliver_type))
-        return _stored(await self.service.put_sliver(blob_id, pair, sliver_type, body))
+        return _stored(
+            await self.service.put_sliver(blob_id, pair, sliver_type, body, pending=pending)
+        )
 
     async def get_slivers(self, request: web.Request) -> web.StreamResponse:
         """GET many slivers of one blob (walruspy's batch read)."""
@@ -310,9 +314,9 @@ class NodeApi:
     async def put_slivers(self, request: web.Request) -> web.StreamResponse:
         """PUT many slivers of one blob (walruspy's batch upload)."""
         blob_id = self._blob_id(request)
-        self._check_upload(request)
+        pending = self._check_upload(request)
         body = await self._read_body(request, MAX_BATCH_BODY_BYTES)
-        return _stored(await self.service.put_slivers(blob_id, body))
+        return _stored(await self.service.put_slivers(blob_id, body, pending=pending))
 
     async def get_sliver_status(self, request: web.Request) -> web.StreamResponse:
         """GET sliver status."""

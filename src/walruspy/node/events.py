@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from walruspy import clock
@@ -94,6 +94,7 @@ class EventProcessor:
         config: ChainConfig,
         challenges: Challenges,
         immediate_deletion: bool = False,
+        flush_pending: Callable[[BlobId], Awaitable[None]] | None = None,
     ) -> None:
         self.chain = chain
         self.storage = storage
@@ -105,6 +106,8 @@ class EventProcessor:
         self.config = config
         self.challenges = challenges
         self.immediate_deletion = immediate_deletion
+        #: Persists the uploads a blob got before its registration (`NodeService.flush_pending`).
+        self.flush_pending = flush_pending
         # Read once, at start, before the event loop has anything else to do.
         self.progress: EventProgress | None = storage.store.event_cursor()
         self.block_hash = storage.store.event_block_hash()
@@ -317,6 +320,9 @@ class EventProcessor:
         elif isinstance(action, blob_state.CancelSync):
             self.syncer.cancel(action.blob_id)
         elif isinstance(action, blob_state.NotifyRegistered):
+            if self.flush_pending is not None:
+                # Before the waiting confirmation requests wake: they find the slivers stored.
+                await self.flush_pending(BlobId(action.blob_id))
             self.registrations.notify(action.blob_id)
         elif isinstance(action, blob_state.BeginEpoch):
             await self.epochs.begin_epoch(action.epoch)

@@ -260,6 +260,7 @@ class StorageNode:
             config=config.chain,
             challenges=self.challenges,
             immediate_deletion=config.epoch.enable_immediate_data_deletion,
+            flush_pending=self.service.flush_pending,
         )
         self.api = NodeApi(
             self.service,

@@ -18,11 +18,12 @@ blob records, which the event processor keeps) and its own checks:
 
 Every rejection raises the matching `NodeApiError`, checked in Walrus's order, so the same bad
 request gets the same reason from both implementations. Store calls and CPU-heavy checks run in
-worker threads (`asyncio.to_thread`), so the event loop keeps serving. Uploads that precede the
-registration (`pending=true`) are answered like any other: NOT_REGISTERED; this node keeps no
-pending cache. With `upload_registration_wait_ms` (walruspy; 0, Walrus's behaviour, by default)
-a metadata upload waits that long for the registration event first, as a confirmation long-poll
-does, so an upload sent right after the registration goes on the moment the node sees it.
+worker threads (`asyncio.to_thread`), so the event loop keeps serving. Uploads marked
+`pending=true` that precede the registration pass the same checks and are then held in memory
+until the registration event (node/pending.py, Walrus's pending upload caches): 202 "buffered
+pending registration". Without the flag they are refused with NOT_REGISTERED, unless
+`upload_registration_wait_ms` (walruspy; 0, Walrus's behaviour, by default) makes a metadata
+upload wait that long for the registration event first, as a confirmation long-poll does.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ from walruspy.core.slivers import (
     verify_slivers,
 )
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, shard_of_pair
+from walruspy.logs import get_logger
 from walruspy.node import blob_state
 from walruspy.node.config import ApiLimits
 from walruspy.node.metrics import NodeMetrics
+from walruspy.node.pending import PendingLimits, PendingSliver, PendingUploads
 from walruspy.node.storage import BlobDataCollectedError, NodeStorage, StoreOutcome
 from walruspy.node.store_records import (
     BlobInfo,
@@ -72,6 +75,8 @@ from walruspy.node_api import errors as api_errors
 from walruspy.node_api import health
 from walruspy.node_api.paths import ConfirmationWait
 from walruspy.node_api.schemas import BlobStatus, Nonexistent, StoredOnNodeStatus
+
+log = get_logger("walruspy.node.service")
 
 _HEALTH_SHARD_STATUS = {
     ShardStatus.NONE: health.ShardStatus.UNKNOWN,
@@ -125,12 +130,17 @@ class NodeService:
         limits: ApiLimits,
         *,
         registrations: RegistrationWaiters,
+        pending: PendingUploads | None = None,
     ) -> None:
         self.storage = storage
         self.state = state
         self.metrics = metrics
         self.limits = limits
         self.registrations = registrations
+        #: Uploads that came before their registration (`pending=true`; node/pending.py).
+        self.pending = pending or PendingUploads(PendingLimits(), clock.now)
+        #: Flushes of held uploads under way, by blob: a confirmation waits for its blob's.
+        self._flushes: dict[BlobId, asyncio.Event] = {}
         self._key = protocol_key
 
     # --- records ------------------------------------------------------------------------------
@@ -166,12 +176,15 @@ class NodeService:
         self.metrics.metadata_retrieved.inc()
         return metadata.to_bcs()
 
-    async def put_metadata(self, blob_id: BlobId, body: bytes) -> Stored:
-        """Store metadata after Walrus's checks, in Walrus's order."""
+    async def put_metadata(self, blob_id: BlobId, body: bytes, *, pending: bool = False) -> Stored:
+        """Store metadata after Walrus's checks, in Walrus's order; with `pending`, metadata of
+        a blob not registered yet is held until it is (node/pending.py)."""
         info = await self.blob_info(blob_id)
         if isinstance(info, InvalidBlobInfo):
             raise api_errors.InvalidBlobError(f"blob {blob_id} has been marked invalid")
         if await self.storage.has_metadata(blob_id):
+            return Stored(200, "metadata already stored")
+        if self.pending.metadata(blob_id) is not None:
             return Stored(200, "metadata already stored")
         unverified = UnverifiedBlobMetadataWithId(blob_id, parse_metadata_body(body))
         try:
@@ -179,6 +192,10 @@ class NodeService:
         except VerificationError as exc:
             raise api_errors.InvalidMetadataError(str(exc)) from exc
         if not blob_state.is_registered(info, self.state.epoch):
+            if pending:
+                self.pending.add_metadata(verified)
+                await self._flush_if_registered(blob_id)
+                return Stored(202, "metadata buffered pending registration")
             wait_ms = self.limits.upload_registration_wait_ms
             await self._wait_for_registration(blob_id, ConfirmationWait(True, wait_ms), wait_ms)
         if await self.storage.store_metadata(verified) is StoreOutcome.STORED:
@@ -193,13 +210,20 @@ class NodeService:
     # --- slivers ------------------------------------------------------------------------------
 
     async def put_sliver(
-        self, blob_id: BlobId, pair: SliverPairIndex, sliver_type: SliverType, body: bytes
+        self,
+        blob_id: BlobId,
+        pair: SliverPairIndex,
+        sliver_type: SliverType,
+        body: bytes,
+        *,
+        pending: bool = False,
     ) -> Stored:
-        """Store a sliver after every check of the module docstring."""
+        """Store a sliver after every check of the module docstring; with `pending`, a sliver
+        of a blob not registered yet is held until it is (node/pending.py)."""
         sliver = parse_sliver_body(body, sliver_type)
         self._check_pair(pair)
         self._check_own_pair(sliver, pair)
-        metadata = await self._upload_metadata(blob_id)
+        metadata, registered = await self._upload_metadata(blob_id, pending)
         shard = self._owned_shard(blob_id, pair)
         if await self.storage.has_sliver(shard, sliver_type, blob_id):
             return Stored(200, "sliver already stored")
@@ -207,16 +231,23 @@ class NodeService:
             verified = await asyncio.to_thread(sliver.verify, metadata)
         except VerificationError as exc:
             raise api_errors.InvalidSliverError(str(exc)) from exc
+        if not registered:
+            added = await self._hold(blob_id, metadata, [PendingSliver(pair, verified, body)])
+            if added:
+                return Stored(202, "sliver buffered pending registration")
+            if added == 0:
+                return Stored(200, "sliver already stored")
         # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
         if await self._store(shard, verified, body) is StoreOutcome.STORED:
             return Stored(201, "sliver stored successfully")
         return Stored(200, "sliver already stored")
 
-    async def put_slivers(self, blob_id: BlobId, body: bytes) -> Stored:
+    async def put_slivers(self, blob_id: BlobId, body: bytes, *, pending: bool = False) -> Stored:
         """Store many slivers of one blob (walruspy's batch upload, BCS `Vec<Sliver>`).
 
         Each sliver passes every check of `put_sliver` (its pair from its own index); all are
         verified, as one batch, before any is stored, so a bad one refuses the whole request.
+        With `pending`, slivers of a blob not registered yet are held until it is.
         """
         owned = self.state.view.owned_shards
         try:
@@ -233,7 +264,7 @@ class NodeService:
                 sliver.pair_index(n)
             except InvalidInputError as exc:
                 raise api_errors.IndexOutOfRangeError(str(exc)) from exc
-        metadata = await self._upload_metadata(blob_id)
+        metadata, registered = await self._upload_metadata(blob_id, pending)
         todo: list[tuple[ShardIndex, SliverData, bytes]] = []
         for sliver, raw in parsed:
             shard = self._owned_shard(blob_id, sliver.pair_index(n))
@@ -243,6 +274,18 @@ class NodeService:
             verified = await asyncio.to_thread(verify_slivers, [s for _, s, _ in todo], metadata)
         except VerificationError as exc:
             raise api_errors.InvalidSliverError(str(exc)) from exc
+        if not registered:
+            held = [
+                PendingSliver(sliver.pair_index(n), one, raw)
+                for (_, sliver, raw), one in zip(todo, verified, strict=True)
+            ]
+            added = await self._hold(blob_id, metadata, held)
+            if added:
+                return Stored(
+                    202, f"{added} of {len(parsed)} slivers buffered pending registration"
+                )
+            if added == 0:
+                return Stored(200, "slivers already stored")
         outcomes = await asyncio.gather(
             *(
                 self._store(shard, one, raw)
@@ -267,19 +310,93 @@ class NodeService:
                 {"sliverPairIndex": pair, "sliverIndex": sliver.index},
             )
 
-    async def _upload_metadata(self, blob_id: BlobId) -> VerifiedBlobMetadataWithId:
-        """The metadata slivers of `blob_id` are checked against; the blob must be registered."""
+    async def _upload_metadata(
+        self, blob_id: BlobId, pending: bool
+    ) -> tuple[VerifiedBlobMetadataWithId, bool]:
+        """The metadata slivers of `blob_id` are checked against, and whether the blob is
+        registered. An unregistered blob's uploads are refused, unless `pending` and its
+        metadata is held (Walrus `resolve_metadata_for_sliver`)."""
         info = await self.blob_info(blob_id)
         if isinstance(info, InvalidBlobInfo):
             raise api_errors.InvalidBlobError(f"blob {blob_id} has been marked invalid")
         if not blob_state.is_registered(info, self.state.epoch):
+            held = self.pending.metadata(blob_id) if pending else None
+            if held is not None:
+                return held, False
+            if pending:
+                raise api_errors.MissingMetadataError()
             raise api_errors.NotRegisteredError(
                 f"blob {blob_id} is not registered in epoch {self.state.epoch}"
             )
         metadata = await self.storage.metadata(blob_id)
         if metadata is None:
+            if self.pending.has(blob_id):
+                await self.flush_pending(blob_id)  # registered before the event processor flushed
+            # Read again: a flush stores the metadata before it lets go of it, so it is there
+            # now if a flush took it while the first read ran.
+            metadata = await self.storage.metadata(blob_id)
+        if metadata is None:
             raise api_errors.MissingMetadataError()
-        return metadata
+        return metadata, True
+
+    async def flush_pending(self, blob_id: BlobId) -> None:
+        """Persist what came for `blob_id` before its registration (the event processor calls
+        this when it applies the registration, before it wakes the waiting requests); returns
+        once no flush of it is under way."""
+        while (running := self._flushes.get(blob_id)) is not None:
+            await running.wait()
+        if self.pending.metadata(blob_id) is None:
+            return
+        self._flushes[blob_id] = done = asyncio.Event()
+        try:
+            await self._flush(blob_id)
+        finally:
+            del self._flushes[blob_id]
+            done.set()
+
+    async def _flush(self, blob_id: BlobId) -> None:
+        metadata = self.pending.metadata(blob_id)
+        if metadata is None:
+            return
+        # Held until the metadata is stored: an upload verifying against it meanwhile finds it.
+        await self.storage.store_metadata(metadata)
+        _, slivers = self.pending.take(blob_id)
+        view = self.state.view
+        owned = [
+            (shard, held)
+            for held in slivers
+            if (shard := shard_of_pair(held.pair, blob_id.raw, view.n_shards)) in view.owned_shards
+        ]
+        try:
+            await asyncio.gather(
+                *(self.storage.store_sliver(shard, h.sliver, bcs=h.bcs) for shard, h in owned)
+            )
+        except BlobDataCollectedError:
+            log.info(
+                "a blob's pending slivers came after its data was collected", blob_id=str(blob_id)
+            )
+
+    async def _hold(
+        self, blob_id: BlobId, metadata: VerifiedBlobMetadataWithId, slivers: list[PendingSliver]
+    ) -> int | None:
+        """Hold verified slivers of a blob that was not registered when their upload came: how
+        many were new. None if it is registered now, after its held uploads were stored while
+        these were verified: the caller stores them as any upload (the metadata is stored)."""
+        try:
+            added = self.pending.add_slivers(blob_id, slivers)
+        except api_errors.MissingMetadataError:
+            if not blob_state.is_registered(await self.blob_info(blob_id), self.state.epoch):
+                raise
+            await self.storage.store_metadata(metadata)
+            return None
+        await self._flush_if_registered(blob_id)
+        return added
+
+    async def _flush_if_registered(self, blob_id: BlobId) -> None:
+        """Persist what is held for `blob_id` if its registration came meanwhile (the event
+        processor may have flushed before this upload was held)."""
+        if blob_state.is_registered(await self.blob_info(blob_id), self.state.epoch):
+            await self.flush_pending(blob_id)
 
     async def _store(self, shard: ShardIndex, verified: VerifiedSliver, bcs: bytes) -> StoreOutcome:
         try:
@@ -360,6 +477,9 @@ class NodeService:
         info = await self.blob_info(blob_id)
         if not blob_state.is_registered(info, self.state.epoch):
             await self._wait_for_registration(blob_id, wait)
+        # Uploads held before the registration are stored first, if the event processor has
+        # not yet done so (it applies the event, then flushes).
+        await self.flush_pending(blob_id)
         if not await self.is_stored_at_all_shards(blob_id):
             raise api_errors.MissingSliversError(
                 f"blob {blob_id} is not stored on all shards of this node"

@@ -18,10 +18,22 @@ ALLOWED = {
     "failpoints": set(),
     # The one retry policy (doubling pauses, capped): a leaf, used wherever a loop retries.
     "backoff": set(),
-    "chain": {"core", "logs", "clock", "backoff"},
-    "node_api": {"core", "logs", "clock", "backoff"},
-    "client": {"core", "chain", "node_api", "workers", "logs", "clock", "backoff"},
-    "node": {"core", "chain", "node_api", "workers", "logs", "clock", "failpoints", "backoff"},
+    # Awaiting several things at once (concurrent reads, a task group's first error): a leaf.
+    "tasks": set(),
+    "chain": {"core", "logs", "clock", "backoff", "tasks"},
+    "node_api": {"core", "logs", "clock", "backoff", "tasks"},
+    "client": {"core", "chain", "node_api", "workers", "logs", "clock", "backoff", "tasks"},
+    "node": {
+        "core",
+        "chain",
+        "node_api",
+        "workers",
+        "logs",
+        "clock",
+        "failpoints",
+        "backoff",
+        "tasks",
+    },
     "daemon": {"client", "core", "chain", "node_api", "workers", "logs", "clock", "backoff"},
     # The simulator runs the whole network in one process, as the devnet does in many (its
     # network, sim.network and sim.transport, knows aiohttp only; the simulator wires walruspy's
@@ -54,6 +66,7 @@ ALLOWED = {
         "clock",
         "failpoints",
         "backoff",
+        "tasks",
     },
     "devnet": {
         "core",

@@ -42,12 +42,12 @@ from walruspy.chain.evm_events import BlockRef, EventDecoder, LogReader, event_t
 from walruspy.chain.evm_rpc import (
     KeepAliveHTTPProvider,
     TransactionSender,
-    gather_reads,
     open_web3,
     revert_reason,
     rpc_errors,
 )
 from walruspy.core.blob_id import BlobId
+from walruspy.tasks import gather_reads
 
 pytestmark = pytest.mark.timeout(60)
 

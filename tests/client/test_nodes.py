@@ -10,7 +10,7 @@ import pytest
 from walruspy.client.config import BackoffConfig
 from walruspy.client.nodes import ByteBudget, is_forbidden, is_not_found, retrying
 from walruspy.node_api import errors as api_errors
-from walruspy.node_api.fanout import first_error
+from walruspy.tasks import first_error
 
 FAST = BackoffConfig(min_backoff_s=0.001, max_backoff_s=0.004, max_retries=3)
 

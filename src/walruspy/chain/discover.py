@@ -29,7 +29,8 @@ from web3 import AsyncWeb3
 from walruspy.chain.api import ChainUnavailableError, DeploymentError
 from walruspy.chain.contracts import DEPLOYABLE, load_contract
 from walruspy.chain.deploy import Deployment, abi_digest
-from walruspy.chain.evm_rpc import ContractHandle, gather_reads, open_web3, rpc_errors
+from walruspy.chain.evm_rpc import ContractHandle, open_web3, rpc_errors
+from walruspy.tasks import gather_reads
 
 __all__ = ["UNKNOWN_DEPLOYER", "discover_deployment"]
 

@@ -58,7 +58,6 @@ from walruspy.chain.evm_rpc import (
     ConnectorFactory,
     ContractHandle,
     TransactionSender,
-    gather_reads,
     open_web3,
     rpc_errors,
 )
@@ -68,6 +67,7 @@ from walruspy.core.certificates import Certificate
 from walruspy.core.errors import InvalidInputError
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 from walruspy.logs import get_logger
+from walruspy.tasks import gather_reads
 
 log = get_logger("walruspy.chain")
 

@@ -36,12 +36,13 @@ from walruspy.chain.contracts import Abi
 from walruspy.chain.deploy import Deployment
 from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, EventDecoder, LogReader
-from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, gather_reads, rpc_errors
+from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, rpc_errors
 from walruspy.chain.evm_staking import EpochState, EvmStaking
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
 from walruspy.core.errors import WalrusError
+from walruspy.tasks import gather_reads
 
 __all__ = ["EvmChainReader"]
 

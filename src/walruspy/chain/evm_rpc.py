@@ -12,8 +12,9 @@ devchain, anvil or a public testnet are interchangeable. This module holds what 
   The connections come from `aiohttp.TCPConnector` unless a `ConnectorFactory` is given: the
   seam through which the simulator (`walruspy.sim.network.SimNetwork.connector`) carries the
   chain client's JSON-RPC over its in-memory network instead of sockets.
-  `gather_reads` runs concurrent reads in a task group, so no read outlives a failed sibling,
-  and receipt waits check their deadline between polls instead of cancelling a poll in flight.
+  Concurrent reads go through `walruspy.tasks.gather_reads`, so no read outlives a failed
+  sibling, and receipt waits check their deadline between polls instead of cancelling a poll
+  in flight.
 * `rpc_errors` translates foreign exceptions at the boundary: a revert becomes
   `ChainRevertError` with the contract's reason string, a transaction the node refuses becomes
   `ChainRejectedError`, anything else (refused connection, timeout, an error object for a read,
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, Protocol
 
 import aiohttp
@@ -69,6 +70,7 @@ from walruspy.chain.api import (
 )
 from walruspy.clock import now
 from walruspy.logs import get_logger
+from walruspy.tasks import gather_reads
 
 __all__ = [
     "DEFAULT_RECEIPT_TIMEOUT_S",
@@ -77,7 +79,6 @@ __all__ = [
     "ContractHandle",
     "KeepAliveHTTPProvider",
     "TransactionSender",
-    "gather_reads",
     "open_web3",
     "revert_reason",
     "rpc_errors",
@@ -222,25 +223,6 @@ def open_web3(
     """
     provider = KeepAliveHTTPProvider(url, request_timeout_s, connector=connector)
     return AsyncWeb3(provider, middleware=[])
-
-
-async def gather_reads(*calls: Awaitable[Any]) -> list[Any]:
-    """Await `calls` concurrently, in a task group: the first failure cancels the others.
-
-    Unlike `asyncio.gather`, no call outlives a failed sibling (one that did would go on
-    using, and re-open, a connection pool its client has closed); the failure is raised as
-    itself, not as an ExceptionGroup.
-    """
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_awaited(call)) for call in calls]
-    except BaseExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
-async def _awaited(call: Awaitable[Any]) -> Any:
-    return await call
 
 
 def revert_reason(data: bytes | str | None, message: str = "") -> str:
@@ -454,10 +436,11 @@ class TransactionSender:
         read_at = now()
         if self._fees is None or read_at - self._fees_read_at > _FEE_CACHE_S:
             with rpc_errors(self._url, f"{operation}: read the fees"):
-                block = await self._w3.eth.get_block("latest")
-                tip = int(await self._w3.eth.max_priority_fee)
+                block, tip = await gather_reads(
+                    self._w3.eth.get_block("latest"), self._w3.eth.max_priority_fee
+                )
             base = int(block.get("baseFeePerGas", 0))
-            self._fees = (2 * base + tip, tip)
+            self._fees = (2 * base + int(tip), int(tip))
             self._fees_read_at = read_at
         return self._fees
 

@@ -30,10 +30,11 @@ from web3.types import BlockIdentifier, TxReceipt
 from walruspy.chain.api import ChainRevertError, ChainUnavailableError
 from walruspy.chain.contracts import Abi
 from walruspy.chain.evm_events import event_topic
-from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, gather_reads, rpc_errors
+from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, rpc_errors
 from walruspy.chain.evm_wal import WalAllowance, wal_transferred
 from walruspy.core.apportionment import ShardAssignment
 from walruspy.core.crypto import BlsPublicKey, BlsSignature
+from walruspy.tasks import gather_reads
 
 __all__ = [
     "EpochState",

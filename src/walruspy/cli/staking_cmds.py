@@ -462,7 +462,7 @@ def _node_json(
 
 
 async def _staking_committee(staking: EvmStaking) -> dict[str, Any]:
-    from walruspy.chain.evm_rpc import gather_reads
+    from walruspy.tasks import gather_reads
 
     state = await staking.state()
     _, current, upcoming = await staking.committees()

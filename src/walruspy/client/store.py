@@ -81,7 +81,6 @@ from walruspy.chain.api import (
     Registration,
     StorageRecord,
 )
-from walruspy.chain.evm_rpc import gather_reads
 from walruspy.client.errors import (
     BlobTooLargeError,
     InvalidArgumentError,
@@ -122,9 +121,10 @@ from walruspy.core.slivers import expected_sliver_length
 from walruspy.core.types import ShardIndex, SliverPairIndex, SliverType, pair_of_shard
 from walruspy.logs import get_logger
 from walruspy.node_api import errors as api_errors
-from walruspy.node_api.fanout import Fanout, NodeRequest, first_error, gather_weight
+from walruspy.node_api.fanout import Fanout, NodeRequest, gather_weight
 from walruspy.node_api.paths import ConfirmationWait, format_object_id
 from walruspy.node_api.schemas import EventId, Nonexistent, Permanent
+from walruspy.tasks import first_error, gather_reads
 
 log = get_logger("walruspy.client.store")
 

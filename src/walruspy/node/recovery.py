@@ -84,8 +84,9 @@ from walruspy.node.store_records import BlobInfo
 from walruspy.node.view import NodeState
 from walruspy.node_api.client import NodeClient
 from walruspy.node_api.errors import NodeApiError
-from walruspy.node_api.fanout import NodeFailure, NodeRequest, first_error, gather_weight
+from walruspy.node_api.fanout import NodeFailure, NodeRequest, gather_weight
 from walruspy.node_api.paths import RecoverySymbolsForSliver
+from walruspy.tasks import first_error
 
 log = get_logger("walruspy.node.recovery")
 

@@ -32,9 +32,6 @@ propagates instead of being silently counted as a peer's failure.
 What the loop does between answers is decided by a pure rule, `next_step` (the rules F1-F3
 there, in the style of `walruspy.node.blob_state`): stop, and whether that is a timeout, or wait
 for answers until a given instant. `gather_weight` gathers the facts, asks, and acts.
-
-`first_error` turns the exception group of a task group (one task per node or per sliver) into
-the one error worth reporting, so that callers can handle it as the error it is.
 """
 
 from __future__ import annotations
@@ -301,13 +298,3 @@ async def _cancel(
         note = UnfinishedRequestError("still running when the fan-out ended")
         outcome.failures.append(NodeFailure(request.key, request.weight, note, now - started))
     running.clear()
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first error in a (nested) exception group that is not a cancellation."""
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return first_error(error)
-        if not isinstance(error, asyncio.CancelledError):
-            return error
-    return group

@@ -18,6 +18,7 @@ from walruspy.core.slivers import slivers_from_bcs
 from walruspy.node import api
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api import paths
+from walruspy.node_api.client import NodeClient
 from walruspy.workers import EncoderPool
 
 N_SHARDS = 10  # open_network's (3, 3, 2, 2)
@@ -186,6 +187,27 @@ async def test_a_read_asks_each_node_once(tmp_path: Path) -> None:
     assert 1 <= counts["batches"] <= 4
 
 
+async def test_a_stream_asks_each_node_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The aggregator streams row by row: the rows it fetches together go in one batch per node.
+    singles: list[int] = []
+    honest = NodeClient.get_sliver
+
+    async def single(self: NodeClient, *args: Any, **kwargs: Any) -> Any:
+        singles.append(1)
+        return await honest(self, *args, **kwargs)
+
+    monkeypatch.setattr(NodeClient, "get_sliver", single)
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(14, 30_000)
+        result = await client.store(data, epochs=2)
+        counts = count_reads(network)
+        reader = await client.locate(result.blob_id)
+        assert b"".join([chunk async for chunk in reader.chunks()]) == data
+    assert 1 <= counts["batches"] <= 4 and singles == []
+
+
 async def test_a_node_without_the_batch_read_gets_single_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -259,6 +281,16 @@ async def test_a_node_that_lost_its_pending_upload_gets_it_again(tmp_path: Path)
 
         held.take = forgetful  # type: ignore[method-assign]
         uploads = count_uploads(network)
+        counted, was_held = service.put_slivers, asyncio.Event()
+
+        async def holding(*args: Any, **kwargs: Any) -> Any:
+            answer = await counted(*args, **kwargs)
+            if answer.code == 202:
+                was_held.set()
+            return answer
+
+        service.put_slivers = holding
+        register_after(network, was_held)  # node 0 holds its slivers when the blob registers
         data = blob_data(13, 20_000)
         result = await client.store(data, epochs=2)
         assert "node 0" not in result.upload_summary  # it confirmed, after a second upload

@@ -638,6 +638,8 @@ class BlobReader:
         self.sliver_bytes_read = 0
         #: The whole blob, decoded once a row could be neither fetched nor rebuilt.
         self._decoded: asyncio.Task[bytes] | None = None
+        #: Rows fetched together from one node go in one batch read, verified off the loop.
+        self._batches = SliverBatches(metadata, SliverType.PRIMARY)
 
     @property
     def blob_id(self) -> BlobId:
@@ -720,6 +722,7 @@ class BlobReader:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            await self._batches.close()
 
     async def _fetch_row(self, row: int) -> VerifiedSliver:
         """Source row `row`: from its shard's owner in each committee, else rebuilt, else cut
@@ -732,7 +735,12 @@ class BlobReader:
         """
         try:
             return await fetch_sliver(
-                self.env, self.metadata, self.committees, SliverType.PRIMARY, row
+                self.env,
+                self.metadata,
+                self.committees,
+                SliverType.PRIMARY,
+                row,
+                batches=self._batches,
             )
         except NotEnoughSliversError as exc:
             if self._decoded is None:
@@ -781,17 +789,23 @@ async def fetch_sliver(
     committees: Sequence[Committee],
     sliver_type: SliverType,
     index: int,
+    *,
+    batches: SliverBatches | None = None,
 ) -> VerifiedSliver:
     """Sliver `index` of `sliver_type`, verified: from its shard's owner in each committee (of
-    the blob's shard count) in turn, else rebuilt from decoding symbols (`rebuild_sliver`)."""
+    the blob's shard count) in turn, else rebuilt from decoding symbols (`rebuild_sliver`).
+    With `batches` (of this blob and axis), reads from the current committee started together
+    go to each node as one batch."""
     n = metadata.n_shards
     pair = pair_index_of_sliver(SliverIndex(index), sliver_type, n)
     shard = shard_of_pair(pair, metadata.blob_id.raw, n)
     failures: list[str] = []
     usable = [c for c in committees if c.n_shards == n]
-    for committee in usable:
+    for attempt, committee in enumerate(usable):
         node = env.pool.nodes(committee)[committee.shard_owner(shard)]
         try:
+            if batches is not None and attempt == 0:
+                return await batches.get(node, pair)
             return await node.call(lambda client: client.get_sliver(metadata, pair, sliver_type))
         except Exception as exc:  # a node's failure, as in every fan-out
             failures.append(f"{node}: {str(exc) or type(exc).__name__}")

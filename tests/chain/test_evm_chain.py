@@ -17,6 +17,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -52,6 +53,7 @@ from walruspy.chain.events import (
     InvalidBlobId,
 )
 from walruspy.chain.evm import EvmChain, GasLimits, open_evm_chain
+from walruspy.chain.evm_rpc import ContractHandle
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import Committee, CommitteeMember
@@ -249,6 +251,26 @@ async def test_committee_round_trip(
     assert [m.public_key for m in committee.members] == [k.public_key() for k in signing.keys]
     assert [m.node_id for m in committee.members] == sorted(m.node_id for m in committee.members)
     assert committee.total_aggregated_key == signing.committee.total_aggregated_key
+
+
+async def test_committees_are_read_again_only_at_a_new_block(
+    node: ChainProcess, deployed4: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    views: list[str] = []
+    honest = ContractHandle.view
+
+    async def counted(self: ContractHandle, name: str, *args: Any, **kwargs: Any) -> Any:
+        views.append(name)
+        return await honest(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(ContractHandle, "view", counted)
+    async with open_evm_chain(node.url, deployed4, node.keys[0]) as chain:
+        first = await chain.epoch_committees()
+        read = len(views)
+        assert read > 0
+        assert await chain.epoch_committees() == first and len(views) == read
+        node.rpc("evm_mine")  # a new block: its state may differ
+        assert await chain.epoch_committees() == first and len(views) > read
 
 
 # -- the blob lifecycle -----------------------------------------------------------------

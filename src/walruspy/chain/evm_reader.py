@@ -108,6 +108,9 @@ class EvmChainReader:
         )
         self._members: dict[tuple[str, int], tuple[tuple[CommitteeMember, ...], int]] = {}
         self._n_shards: int | None = None
+        #: The last `epoch_committees` answer and the hash of the block it was read at: the
+        #: chain's state changes only with a new block, and every read asks for it.
+        self._committees_at: tuple[bytes, EpochCommittees] | None = None
 
     async def _head(self) -> int:
         with rpc_errors(self.url, "read the block number"):
@@ -167,9 +170,15 @@ class EvmChainReader:
 
         Under staking the previous epoch's Committee contract keeps its members until the next
         epoch change refills it, and the change is underway while Staking waits for the new
-        committee's `epoch_sync_done` reports. A fixed committee has no previous one.
+        committee's `epoch_sync_done` reports. A fixed committee has no previous one. Every
+        read of a blob asks for them: while the latest block is the one of the last answer (its
+        hash, so a reorganisation is seen), that answer is given again without a view.
         """
-        head = await self._head()
+        with rpc_errors(self.url, "read the latest block"):
+            block = await self._w3.eth.get_block("latest")
+        head, block_hash = int(block["number"]), bytes(block["hash"])
+        if self._committees_at is not None and self._committees_at[0] == block_hash:
+            return self._committees_at[1]
         reads = [
             self._system.view("epoch", block=head),
             self._system.view("committee", block=head),
@@ -186,7 +195,9 @@ class EvmChainReader:
         if int(previous_address, 16) != 0 and previous_address != address and epoch > 0:
             previous = await self._committee_at(previous_address, epoch - 1, head)
         changing = self.staking is not None and values[3] is EpochState.EPOCH_CHANGE_SYNC
-        return EpochCommittees(current, previous, changing)
+        committees = EpochCommittees(current, previous, changing)
+        self._committees_at = (block_hash, committees)
+        return committees
 
     async def _committee_members(
         self, address: str, epoch: int, block: BlockIdentifier = "latest"

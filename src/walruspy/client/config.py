@@ -350,7 +350,7 @@ def _communication(fields: _Fields) -> CommunicationConfig:
         sliver_write_extra_time_base_s=base_s,
         max_blob_bytes=integer("max_blob_bytes", d.max_blob_bytes, 0, 1 << 44),
         backoff=BackoffConfig(min_s, max_s, retries),
-        pending_uploads=fields.boolean("pending_uploads_enabled", d.pending_uploads),
+        pending_uploads=fields.flag("pending_uploads_enabled", d.pending_uploads),
         pending_upload_max_blob_bytes=integer(
             "optimistic_upload_max_blob_bytes", d.pending_upload_max_blob_bytes, 0, 1 << 44
         ),
@@ -424,12 +424,12 @@ class _Fields:
             raise ConfigError(f"{self.name(key)} must be an integer in [{low}, {high}]: {value!r}")
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.get(key)
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.name(key)} must be true or false: {value!r}")
+            raise ConfigError(f"{self.name(key)} must be true or false, got {value!r}")
         return value
 
     def optional_integer(self, key: str, low: int, high: int) -> int | None:

@@ -490,7 +490,10 @@ class FakeChain:
         record = self.blobs[object_id]
         self.blobs[object_id] = replace(record, owner=to)
 
-    async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
+    async def invalidate_blob_id(
+        self, certificate: Certificate, *, n_members: int | None = None
+    ) -> BlobId:
+        del n_members  # the fake checks the certificate against its committee
         certified = await self._verified(certificate, "validity", "invalidate_blob_id")
         message = certified.message
         if not isinstance(message, InvalidBlobIdMessage):
@@ -542,8 +545,14 @@ class FakeChain:
         return True
 
     async def certify_challenge(
-        self, node_id: bytes, blobs_checked: int, certificate: Certificate
+        self,
+        node_id: bytes,
+        blobs_checked: int,
+        certificate: Certificate,
+        *,
+        n_members: int | None = None,
     ) -> None:
+        del n_members  # the fake checks the certificate against its committee
         self._check_up()
         _, seed = self._challenges.get(self.epoch, (0, b""))
         if not seed:

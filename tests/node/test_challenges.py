@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,6 +145,30 @@ async def test_a_node_fetching_at_challenge_time_fails(tmp_path: Path) -> None:
             for node in cluster.nodes
         )
         assert refused > 0
+
+
+async def test_a_failed_round_costs_the_challenge_not_the_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_cluster(tmp_path, (3, 3, 2, 2)) as cluster:
+        await cluster.store_blob(blob_data(20, 3_000))
+        unlucky = cluster.nodes[1].member.node_id
+        certify = cluster.chain.certify_challenge
+
+        async def certify_or_fail(node_id: bytes, *args: Any, **kwargs: Any) -> None:
+            if node_id == unlucky:
+                raise RuntimeError("a defect in the chain layer")
+            await certify(node_id, *args, **kwargs)
+
+        monkeypatch.setattr(cluster.chain, "certify_challenge", certify_or_fail)
+        await start_challenge(cluster)
+        others = {node.member.node_id for node in cluster.nodes} - {unlucky}
+        await wait_passed(cluster, others, None)
+        node = cluster.nodes[1]
+        assert node.task is not None and not node.task.done()
+        # It still attests for the others and serves requests.
+        assert set(runs(cluster.nodes[1]).challenges.attestations) >= others
+        await cluster.client(node).health()
 
 
 def test_every_node_derives_the_same_record() -> None:

@@ -70,11 +70,11 @@ def record_invalidations(
     calls: list[Certificate] = []
     post = cluster.chain.invalidate_blob_id
 
-    async def recording(certificate: Certificate) -> BlobId:
+    async def recording(certificate: Certificate, *, n_members: int | None = None) -> BlobId:
         calls.append(certificate)
         if before is not None:
             await before(certificate)
-        return await post(certificate)
+        return await post(certificate, n_members=n_members)
 
     cluster.chain.invalidate_blob_id = recording  # type: ignore[method-assign]
     return calls

@@ -398,8 +398,11 @@ class ChainWriter(ChainReader, Protocol):
         (nodes keep the data until its end epoch; the blob can no longer be extended)."""
         ...
 
-    async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
-        """Post a validity certificate over INVALID_BLOB_ID: the blob is marked invalid."""
+    async def invalidate_blob_id(
+        self, certificate: Certificate, *, n_members: int | None = None
+    ) -> BlobId:
+        """Post a validity certificate over INVALID_BLOB_ID: the blob is marked invalid.
+        `n_members` as for `certify_blob`."""
         ...
 
     async def advance_epoch(self) -> bool:
@@ -418,9 +421,15 @@ class ChainWriter(ChainReader, Protocol):
         ...
 
     async def certify_challenge(
-        self, node_id: bytes, blobs_checked: int, certificate: Certificate
+        self,
+        node_id: bytes,
+        blobs_checked: int,
+        certificate: Certificate,
+        *,
+        n_members: int | None = None,
     ) -> None:
-        """Post `node_id`'s certificate for this epoch's storage challenge (ChallengeCertified)."""
+        """Post `node_id`'s certificate for this epoch's storage challenge (ChallengeCertified).
+        `n_members` as for `certify_blob`."""
         ...
 
     async def epoch_sync_done(self, epoch: int) -> bool:

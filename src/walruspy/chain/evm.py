@@ -64,7 +64,7 @@ from walruspy.chain.evm_rpc import (
 from walruspy.chain.evm_wal import WalAllowance, wal_transferred
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
-from walruspy.core.errors import InvalidInputError
+from walruspy.core.errors import InvalidInputError, VerificationError
 from walruspy.core.params import RS2_ENCODING_TYPE, EncodingParams
 from walruspy.logs import get_logger
 from walruspy.tasks import gather_reads
@@ -187,6 +187,15 @@ class GasLimits:
                 "give fewer or shorter values"
             )
         return gas
+
+
+def _signers_bitmap(certificate: Certificate, n_members: int, operation: str) -> bytes:
+    """The certificate's signers bitmap for a committee of `n_members`; a signer that is no
+    member (the committee shrank since it signed) is refused here as the contract refuses it."""
+    try:
+        return certificate.signers_bitmap(n_members)
+    except VerificationError as exc:
+        raise ChainRevertError("signers bitmap names a non-member", operation) from exc
 
 
 def _string_words(text: str) -> int:
@@ -345,7 +354,8 @@ class EvmChain(EvmChainReader):
             n_members = await self._n_members()
         data = self._system.calldata(
             "certify_blob", object_id, certificate.signature.to_eip2537(),
-            certificate.signers_bitmap(n_members), certificate.serialized_message,
+            _signers_bitmap(certificate, n_members, "certify_blob"),
+            certificate.serialized_message,
         )  # fmt: skip
         gas = GasLimits.certificate(n_members, len(certificate.signers))
         await self._send("certify_blob", self._system, data, gas)
@@ -454,12 +464,18 @@ class EvmChain(EvmChainReader):
         data = self._system.calldata("burn_blob", object_id)
         await self._send("burn_blob", self._system, data, GasLimits.BURN_BLOB)
 
-    async def invalidate_blob_id(self, certificate: Certificate) -> BlobId:
-        """Post a validity certificate over INVALID_BLOB_ID: the blob ID is marked invalid."""
-        n_members = await self._n_members()
+    async def invalidate_blob_id(
+        self, certificate: Certificate, *, n_members: int | None = None
+    ) -> BlobId:
+        """Post a validity certificate over INVALID_BLOB_ID: the blob ID is marked invalid.
+
+        `n_members`: the signing committee's size, as for `certify_blob`."""
+        if n_members is None:
+            n_members = await self._n_members()
         data = self._system.calldata(
             "invalidate_blob_id", certificate.signature.to_eip2537(),
-            certificate.signers_bitmap(n_members), certificate.serialized_message,
+            _signers_bitmap(certificate, n_members, "invalidate_blob_id"),
+            certificate.serialized_message,
         )  # fmt: skip
         gas = GasLimits.certificate(n_members, len(certificate.signers))
         receipt = await self._send("invalidate_blob_id", self._system, data, gas)
@@ -520,14 +536,23 @@ class EvmChain(EvmChainReader):
         )
 
     async def certify_challenge(
-        self, node_id: bytes, blobs_checked: int, certificate: Certificate
+        self,
+        node_id: bytes,
+        blobs_checked: int,
+        certificate: Certificate,
+        *,
+        n_members: int | None = None,
     ) -> None:
         """Post a quorum certificate that `node_id` passed this epoch's challenge, over the
         CHALLENGE_ATTESTATION of the current epoch, the node, the seed and `blobs_checked`
-        (the contract rebuilds that message: `certificate.serialized_message` is not sent)."""
-        n_members = await self._n_members()
+        (the contract rebuilds that message: `certificate.serialized_message` is not sent).
+
+        `n_members`: the signing committee's size, as for `certify_blob`."""
+        if n_members is None:
+            n_members = await self._n_members()
         data = self._challenges.calldata(
-            "certify_challenge", node_id, blobs_checked, certificate.signers_bitmap(n_members),
+            "certify_challenge", node_id, blobs_checked,
+            _signers_bitmap(certificate, n_members, "certify_challenge"),
             certificate.signature.to_eip2537(),
         )  # fmt: skip
         gas = min(

@@ -366,7 +366,10 @@ class ChallengeWorker:
             if record is None or record.epoch != self.challenges.state.view.epoch:
                 await self.challenges.started.wait()
                 continue
-            await self.take_part(record)
+            try:
+                await self.take_part(record)
+            except Exception:  # a defect costs this node the epoch's challenge, not its life
+                log.exception("storage challenge round failed", epoch=record.epoch)
             await self.challenges.started.wait()
 
     async def take_part(self, record: ChallengeRecord) -> None:
@@ -507,7 +510,7 @@ class ChallengeWorker:
             failures += 1
             await asyncio.sleep(self.backoff.delay_s(failures))
         certificate = Certificate.from_signed_messages(sorted(gathered.items()))
-        await self._post(record, own, len(sample), certificate)
+        await self._post(record, own, len(sample), certificate, committee.n_members)
 
     async def _holds(self, sample: Sequence[bytes]) -> bool:
         shards = self.challenges.state.view.owned_shards
@@ -520,12 +523,19 @@ class ChallengeWorker:
         return True
 
     async def _post(
-        self, record: ChallengeRecord, own: bytes, blobs_checked: int, certificate: Certificate
+        self,
+        record: ChallengeRecord,
+        own: bytes,
+        blobs_checked: int,
+        certificate: Certificate,
+        n_members: int,
     ) -> None:
         failures = 0
         while own not in self.challenges.certified:
             try:
-                await self.chain.certify_challenge(own, blobs_checked, certificate)
+                await self.chain.certify_challenge(
+                    own, blobs_checked, certificate, n_members=n_members
+                )
             except ChainRevertError as exc:
                 if "already certified" in exc.reason:
                     break

@@ -354,7 +354,9 @@ class Invalidator(BackgroundWorkers):
                 # Our event processor saw another node's invalidation.
                 return InvalidationOutcome.LOST_RACE
             try:
-                await self.chain.invalidate_blob_id(certificate)
+                await self.chain.invalidate_blob_id(
+                    certificate, n_members=current.view.committee.n_members
+                )
             except ChainRevertError as exc:
                 return await self._after_revert(blob_id, current, exc)
             except ChainError as exc:  # unreachable or refusing (nonce, funds): retried

@@ -30,9 +30,9 @@ from walruspy.core.encoding import encode_blob
 from walruspy.core.errors import InconsistentBlobError, NotEnoughSymbolsError
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import EncodingParams
-from walruspy.core.rs import decode_source
-from walruspy.core.slivers import SliverData, VerifiedSliver
-from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
+from walruspy.core.rs import decode_block
+from walruspy.core.slivers import SliverData, VerifiedSliver, expanded_roots
+from walruspy.core.types import SliverPairIndex, SliverType
 
 
 class ConsistencyCheck(enum.Enum):
@@ -150,20 +150,15 @@ def _source_slivers(
     """The k source slivers of one axis (k x length symbols) from any k of its n slivers.
 
     If `chosen` are not the source slivers themselves, each of the `length` symbol positions is
-    decoded on its own: k symbols of the code with k source symbols give its k source symbols
-    (column by column from primary slivers, row by row from secondary ones).
+    a codeword of the code with k source symbols, of which k symbols are known (column by column
+    from primary slivers, row by row from secondary ones): all are decoded in one call.
     """
     indices = list(chosen)
     data = np.stack([np.frombuffer(chosen[i].data, dtype=np.uint8) for i in indices])
     data = data.reshape(k, length, symbol_size)
     if indices == list(range(k)):
         return data
-    source = np.empty((k, length, symbol_size), dtype=np.uint8)
-    for position in range(length):
-        symbols = {i: data[row, position].tobytes() for row, i in enumerate(indices)}
-        decoded = b"".join(decode_source(k, n, symbols))
-        source[:, position, :] = np.frombuffer(decoded, dtype=np.uint8).reshape(k, symbol_size)
-    return source
+    return decode_block(k, n, {i: data[row] for row, i in enumerate(indices)})
 
 
 def _check_strict(metadata: VerifiedBlobMetadataWithId, blob: bytes) -> None:
@@ -188,14 +183,12 @@ def _check_consistency(
     if check is ConsistencyCheck.STRICT:
         _check_strict(metadata, blob)
         return
-    ss = metadata.symbol_size
-    for i in range(metadata.params.n_primary_source_symbols):
-        if i in received_rows:
-            continue
-        sliver = SliverData(SliverType.PRIMARY, SliverIndex(i), ss, rows[i].tobytes())
-        if sliver.merkle_root(metadata.n_shards) != metadata.sliver_hash(
-            SliverPairIndex(i), SliverType.PRIMARY
-        ):
+    decoded = [i for i in range(metadata.params.n_primary_source_symbols) if i not in received_rows]
+    if not decoded:
+        return
+    roots = expanded_roots(rows[decoded], metadata.n_shards)
+    for i, root in zip(decoded, roots, strict=True):
+        if bytes(root) != metadata.sliver_hash(SliverPairIndex(i), SliverType.PRIMARY):
             raise InconsistentBlobError(
                 f"blob {metadata.blob_id} is inconsistently encoded: decoded primary sliver {i} "
                 "does not match its metadata hash"

@@ -38,7 +38,7 @@ from walruspy.core.metadata import (
     trust_computed_metadata,
 )
 from walruspy.core.params import DIGEST_LEN, RS2_ENCODING_TYPE, EncodingParams
-from walruspy.core.rs import repair_symbols
+from walruspy.core.rs import repair_block
 from walruspy.core.slivers import SliverData, VerifiedSliver, trust_encoded_sliver
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType
 
@@ -117,19 +117,14 @@ def fill_source(buffers: EncodingBuffers, blob: bytes | memoryview) -> None:
 
 def expand_rows(layout: EncodingLayout, buffers: EncodingBuffers, rows: range) -> None:
     """Phase 1: for each row r, the n symbols M[r][:] go into column r of the secondary slivers."""
-    n, s, ss = layout.n, layout.s, layout.symbol_size
+    n, s = layout.n, layout.s
     if not rows:
         return
-    repairs = np.empty((len(rows), n - s, ss), dtype=np.uint8)
-    for offset, r in enumerate(rows):
-        data = buffers.source[r].tobytes()
-        repair = repair_symbols([data[k : k + ss] for k in range(0, len(data), ss)], n)
-        repairs[offset] = np.frombuffer(b"".join(repair), dtype=np.uint8).reshape(-1, ss)
-    # One transposing copy per phase instead of a strided write per row.
-    buffers.secondary[:s, rows.start : rows.stop, :] = buffers.source[
-        rows.start : rows.stop
-    ].transpose(1, 0, 2)
-    buffers.secondary[s:, rows.start : rows.stop, :] = repairs.transpose(1, 0, 2)
+    # Symbol i of every row is shard i of one call (rs.repair_block); its (n - s, rows, ss)
+    # result is already the secondary slivers' layout.
+    block = buffers.source[rows.start : rows.stop].transpose(1, 0, 2)
+    buffers.secondary[:s, rows.start : rows.stop, :] = block
+    buffers.secondary[s:, rows.start : rows.stop, :] = repair_block(block, n)
 
 
 def expand_columns(layout: EncodingLayout, buffers: EncodingBuffers, columns: range) -> None:
@@ -139,11 +134,10 @@ def expand_columns(layout: EncodingLayout, buffers: EncodingBuffers, columns: ra
     for start in range(columns.start, columns.stop, batch):
         stop = min(start + batch, columns.stop)
         block = np.empty((stop - start, n, ss), dtype=np.uint8)
-        for offset, j in enumerate(range(start, stop)):
-            data = buffers.secondary[j].tobytes()
-            repair = repair_symbols([data[k : k + ss] for k in range(0, len(data), ss)], n)
-            block[offset, :p] = buffers.secondary[j]
-            block[offset, p:] = np.frombuffer(b"".join(repair), dtype=np.uint8).reshape(-1, ss)
+        block[:, :p] = buffers.secondary[start:stop]
+        block[:, p:] = repair_block(buffers.secondary[start:stop].transpose(1, 0, 2), n).transpose(
+            1, 0, 2
+        )
         in_source = range(start, min(stop, s))
         if in_source:
             cut = len(in_source)

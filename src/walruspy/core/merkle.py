@@ -245,8 +245,3 @@ def merkle_roots(leaf_hash_array: U8Array) -> U8Array:
         pairs = np.ascontiguousarray(level).reshape(-1, 2 * DIGEST_LEN)
         level = hash_rows_prefixed(pairs, INNER_PREFIX).reshape(n_trees, width // 2, DIGEST_LEN)
     return np.ascontiguousarray(level[:, 0, :])
-
-
-def merkle_root_of_symbols(symbols: U8Array) -> bytes:
-    """The root of one tree over the rows of a 2-D array of symbols (one leaf per row)."""
-    return bytes(merkle_roots(leaf_hashes(symbols[np.newaxis]))[0])

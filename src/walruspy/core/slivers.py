@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from walruspy.core.bcs import Reader, Writer
 from walruspy.core.errors import DecodeError, VerificationError
-from walruspy.core.merkle import leaf_hashes, merkle_root_of_symbols, merkle_roots
+from walruspy.core.merkle import leaf_hashes, merkle_roots
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_N_SHARDS, MAX_SYMBOL_SIZE, EncodingParams
-from walruspy.core.rs import expand, split_symbols
+from walruspy.core.rs import expand, repair_block, split_symbols
 from walruspy.core.types import SliverIndex, SliverPairIndex, SliverType, pair_index_of_sliver
 
 #: The largest sliver data BCS may announce: a primary sliver at the maximum n and symbol size.
@@ -82,9 +83,8 @@ class SliverData:
 
     def merkle_root(self, n_shards: int) -> bytes:
         """The Merkle root over the expanded sliver, as committed in the metadata."""
-        expanded = b"".join(self.expanded_symbols(n_shards))
-        symbols = np.frombuffer(expanded, dtype=np.uint8).reshape(n_shards, self.symbol_size)
-        return merkle_root_of_symbols(symbols)
+        data = np.frombuffer(self.data, dtype=np.uint8).reshape(1, -1, self.symbol_size)
+        return bytes(expanded_roots(data, n_shards)[0])
 
     def verify(self, metadata: VerifiedBlobMetadataWithId) -> VerifiedSliver:
         """Check this sliver against verified metadata (spec/encoding.md section 8)."""
@@ -120,12 +120,22 @@ class SliverData:
         )
 
 
+def expanded_roots(slivers: npt.NDArray[np.uint8], n_shards: int) -> npt.NDArray[np.uint8]:
+    """The Merkle roots (C, 32) of C slivers of one axis, (C, length, ss), each expanded to
+    `n_shards` symbols: every sliver is a codeword of the same code, extended in one call."""
+    count, length, symbol_size = slivers.shape
+    symbols = np.empty((count, n_shards, symbol_size), dtype=np.uint8)
+    symbols[:, :length] = slivers
+    symbols[:, length:] = repair_block(slivers.transpose(1, 0, 2), n_shards).transpose(1, 0, 2)
+    return merkle_roots(leaf_hashes(symbols))
+
+
 def verify_slivers(
     slivers: Sequence[SliverData], metadata: VerifiedBlobMetadataWithId
 ) -> list[VerifiedSliver]:
-    """`SliverData.verify` of many slivers of one blob, with one batched Merkle computation per
-    axis (each sliver still expanded and hashed in full). Raises `VerificationError` naming the
-    first sliver that fails, in the given order."""
+    """`SliverData.verify` of many slivers of one blob, with one batched extension and Merkle
+    computation per axis (each sliver still expanded and hashed in full). Raises
+    `VerificationError` naming the first sliver that fails, in the given order."""
     n = metadata.n_shards
     for sliver in slivers:
         sliver.check_shape(metadata)
@@ -133,9 +143,8 @@ def verify_slivers(
         group = [sliver for sliver in slivers if sliver.sliver_type is sliver_type]
         if not group:
             continue
-        expanded = b"".join(b"".join(sliver.expanded_symbols(n)) for sliver in group)
-        symbols = np.frombuffer(expanded, dtype=np.uint8).reshape(len(group), n, -1)
-        roots = merkle_roots(leaf_hashes(symbols))
+        data = np.frombuffer(b"".join(sliver.data for sliver in group), dtype=np.uint8)
+        roots = expanded_roots(data.reshape(len(group), -1, metadata.symbol_size), n)
         for sliver, root in zip(group, roots, strict=True):
             if bytes(root) != sliver._committed_root(metadata):
                 raise sliver._mismatch()

@@ -11,6 +11,7 @@ import itertools
 import json
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -130,6 +131,13 @@ def test_paths_match_walrus_client_tests() -> None:
         paths.with_query(paths.HEALTH_ROUTE, paths.health_query(True)) == "/v1/health?detailed=true"
     )
     assert paths.with_query(paths.HEALTH_ROUTE, paths.health_query(False)) == "/v1/health"
+
+
+@given(pairs=st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=6))
+def test_a_query_is_urlencoded(pairs: list[tuple[str, str]]) -> None:
+    # Plain keys and values are joined as they are; anything else is quoted as urlencode does.
+    expected = f"/p?{urlencode(pairs)}" if pairs else "/p"
+    assert paths.with_query("/p", pairs) == expected
 
 
 def _template_regex(template: str) -> re.Pattern[str]:

@@ -13,7 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from walruspy.core.errors import VerificationError, WalrusError
-from walruspy.node_api.fanout import NodeRequest, UnfinishedRequestError, gather_weight
+from walruspy.node_api.fanout import (
+    NodeRequest,
+    NodeSuccess,
+    UnfinishedRequestError,
+    gather_weight,
+)
 
 #: The failures the node's blob sync counts as a peer's (walruspy.node.peer_failures.PEER_FAILURES).
 PEER_FAILURES = (WalrusError, TimeoutError)
@@ -56,6 +61,8 @@ async def test_failures_are_values_and_the_summary_names_them() -> None:
     assert out.weight == 7
     assert "reached weight 7 of the 10 needed" in out.summary()
     assert "b: b refused" in out.summary()
+    out.successes.append(NodeSuccess("d", 2, "d", 0.0))  # the weight follows what is added
+    assert out.weight == 9
 
 
 async def test_gives_up_when_the_threshold_is_out_of_reach() -> None:

@@ -100,11 +100,23 @@ class BlobMetadata:
             )
         length = reader.u64("unencoded length")
         count = reader.uleb128("number of sliver pairs", MAX_N_SHARDS)
-        if count * (2 * (DIGEST_LEN + 1)) > reader.remaining:
+        if count * _PAIR_BYTES > reader.remaining:
             raise DecodeError(f"truncated metadata: {count} sliver pairs announced")
-        hashes = tuple(
-            SliverPairMetadata(_read_node(reader), _read_node(reader)) for _ in range(count)
-        )
+        # Every node must be a digest (tag 1, then 32 bytes): the tags are checked at once, and
+        # only a table that fails is read node by node, to name the first bad tag.
+        table = reader.fixed(count * _PAIR_BYTES, "sliver hashes")
+        if table[::_NODE_BYTES] == bytes([_NODE_DIGEST]) * (2 * count):
+            hashes = tuple(
+                SliverPairMetadata(
+                    table[k + 1 : k + _NODE_BYTES], table[k + _NODE_BYTES + 1 : k + _PAIR_BYTES]
+                )
+                for k in range(0, len(table), _PAIR_BYTES)
+            )
+        else:
+            nodes = Reader(table)
+            hashes = tuple(
+                SliverPairMetadata(_read_node(nodes), _read_node(nodes)) for _ in range(count)
+            )
         return cls(encoding_type, length, hashes)
 
     @classmethod
@@ -114,6 +126,11 @@ class BlobMetadata:
         value = cls.read(reader)
         reader.finish("blob metadata")
         return value
+
+
+#: BCS bytes of a `Node::Digest` and of a pair of them.
+_NODE_BYTES = DIGEST_LEN + 1
+_PAIR_BYTES = 2 * _NODE_BYTES
 
 
 def _read_node(reader: Reader) -> bytes:

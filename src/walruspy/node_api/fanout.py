@@ -90,11 +90,18 @@ class Fanout(Generic[K, T]):
     failures: list[NodeFailure[K]] = field(default_factory=list)
     not_asked: list[K] = field(default_factory=list)
     timed_out: bool = False
+    # The weight of successes[:_counted]: successes are only ever appended, and the weight is
+    # asked after every answer (a read of 334 slivers summed them 55,000 times).
+    _counted: int = field(default=0, repr=False, compare=False)
+    _weight: int = field(default=0, repr=False, compare=False)
 
     @property
     def weight(self) -> int:
         """The weight of the successful nodes."""
-        return sum(s.weight for s in self.successes)
+        if self._counted != len(self.successes):
+            self._weight += sum(s.weight for s in self.successes[self._counted :])
+            self._counted = len(self.successes)
+        return self._weight
 
     @property
     def reached(self) -> bool:

@@ -64,3 +64,13 @@ def test_threads_that_need_the_loop_at_once_load_it_once(monkeypatch: pytest.Mon
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: blake2_batch.hash_rows_prefixed(rows, 1), range(8)))
     assert all((r == results[0]).all() for r in results)
+
+
+@pytest.mark.parametrize("n_leaves", [0, 1, 2, 3, 4, 5, 7, 8, 9, 1000, 1001])
+def test_a_tree_hashed_level_by_level_is_the_same_tree(n_leaves: int) -> None:
+    leaves = np.random.default_rng(n_leaves).integers(0, 256, size=(n_leaves, 6), dtype=np.uint8)
+    one_by_one = merkle.MerkleTree.from_leaves([leaf.tobytes() for leaf in leaves])
+    batched = merkle.MerkleTree.from_leaf_array(merkle.leaf_hashes(leaves))
+    assert (batched.root, batched.n_leaves) == (one_by_one.root, one_by_one.n_leaves)
+    for index in range(n_leaves):
+        assert batched.proof(index) == one_by_one.proof(index)

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from walruspy.core.bcs import Reader, Writer
 from walruspy.core.errors import DecodeError, VerificationError
-from walruspy.core.merkle import MerkleProof, MerkleTree, leaf_hash
+from walruspy.core.merkle import MerkleProof, MerkleTree, leaf_hashes
 from walruspy.core.metadata import VerifiedBlobMetadataWithId
 from walruspy.core.params import MAX_SYMBOL_SIZE
 from walruspy.core.slivers import SliverData
@@ -157,7 +159,9 @@ class SymbolSource:
     def __init__(self, sliver: SliverData, n_shards: int) -> None:
         self._sliver = sliver
         self._expanded = sliver.expanded_symbols(n_shards)
-        self._tree = MerkleTree([leaf_hash(s) for s in self._expanded])
+        symbols = np.frombuffer(b"".join(self._expanded), dtype=np.uint8)
+        leaves = leaf_hashes(symbols.reshape(n_shards, sliver.symbol_size))
+        self._tree = MerkleTree.from_leaf_array(leaves)
 
     def symbol_for(self, target_index: int) -> RecoverySymbol:
         """The symbol of this sliver at position `target_index`, for the orthogonal sliver."""

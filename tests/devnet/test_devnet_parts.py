@@ -17,6 +17,7 @@ from walruspy.core.slivers import SliverData
 from walruspy.core.types import SliverIndex, SliverType
 from walruspy.devnet import wait_until
 from walruspy.devnet.errors import ProcessError, StateFileError
+from walruspy.devnet.network import NODE_NICE, node_spec
 from walruspy.devnet.processes import (
     ManagedProcess,
     ProcessSpec,
@@ -85,6 +86,22 @@ async def test_managed_process_signals(tmp_path: Path) -> None:
         if process.running:
             await process.kill()
     assert log_lines(process) == 2
+
+
+async def test_a_nice_process_runs_below_this_one(tmp_path: Path) -> None:
+    # Storage nodes run below the devchain and the client (network.NODE_NICE).
+    spec = ProcessSpec("nice", SLEEPER, tmp_path / "nice.log", nice=NODE_NICE)
+    process = ManagedProcess(spec)
+    process.start()
+    try:
+        await wait_started(process, 1)
+        assert process.pid is not None
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == min(own + NODE_NICE, 19)
+    finally:
+        await process.kill()
+    plan = add_node_plan(tmp_path, 0, free_ports(1)[0], tls=False)
+    assert node_spec(tmp_path, plan).nice == NODE_NICE
 
 
 async def test_wait_ready_fails_with_the_log_tail(tmp_path: Path) -> None:

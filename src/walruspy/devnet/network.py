@@ -819,6 +819,13 @@ class Devnet:
             self.hosts.destroy()
 
 
+#: The storage nodes' `nice`. A devnet runs the devchain, the client and every node on one
+#: machine, where a real network has the chain and each node on machines of their own: ten nodes
+#: verifying an upload at equal priority starved the devchain of the transactions every store
+#: waits for. Below it, they take what the chain and the client leave.
+NODE_NICE = 5
+
+
 def node_spec(directory: Path, plan: NodePlan) -> ProcessSpec:
     """The process of a devnet's storage node: `python -m walruspy.node run --config FILE`."""
     return _spec(
@@ -827,11 +834,18 @@ def node_spec(directory: Path, plan: NodePlan) -> ProcessSpec:
         "-m walruspy.node run --config {config}",
         config=plan.config_path,
         netns=plan.netns,
+        nice=NODE_NICE,
     )
 
 
 def _spec(
-    directory: Path, name: str, template: str, *, netns: str | None = None, **values: object
+    directory: Path,
+    name: str,
+    template: str,
+    *,
+    netns: str | None = None,
+    nice: int = 0,
+    **values: object,
 ) -> ProcessSpec:
     """A process named `name` running `python TEMPLATE`, its `{fields}` filled in, in the
     network namespace `netns` (a host of a `--hosts` devnet) if given.
@@ -840,7 +854,7 @@ def _spec(
     one argument.
     """
     args = tuple(part.format(**values) for part in template.split())
-    return ProcessSpec(name, args, directory / "logs" / f"{name}.log", netns)
+    return ProcessSpec(name, args, directory / "logs" / f"{name}.log", netns, nice)
 
 
 def process_record(process: ManagedProcess, url: str) -> ProcessRecord:

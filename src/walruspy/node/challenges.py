@@ -384,7 +384,7 @@ class ChallengeWorker:
                 for member in members:
                     group.create_task(self._verify_guarded(record, member, slots))
                 if own is not None and record.sample_of(own) is not None:
-                    group.create_task(self._certify_self(record, own))
+                    group.create_task(self._certify_self_guarded(record, own))
                 group.create_task(_cancel_group_when(epoch_over))
         except* _EpochOverError:
             log.info("storage challenge over with its epoch", epoch=record.epoch)
@@ -479,6 +479,14 @@ class ChallengeWorker:
             log.warning("challenged blob is inconsistent", blob_id=blob_id.hex(), error=str(exc))
         except ValueError as exc:  # this verifier lacks or lost its own sliver
             raise ChallengeUnverifiableError(str(exc)) from exc
+
+    async def _certify_self_guarded(self, record: ChallengeRecord, own: bytes) -> None:
+        """`_certify_self`; a defect there costs this node its own certificate, not the
+        attestations it owes the other members (their verifications run on)."""
+        try:
+            await self._certify_self(record, own)
+        except Exception:
+            log.exception("getting this node's challenge certificate failed", epoch=record.epoch)
 
     async def _certify_self(self, record: ChallengeRecord, own: bytes) -> None:
         view = self.challenges.state.view

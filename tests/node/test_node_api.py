@@ -28,6 +28,7 @@ from tests.node.process_target import (
     ProcessTarget,
     open_node_devnet,
 )
+from walruspy import failpoints
 from walruspy.core.blob_id import BlobId
 from walruspy.core.encoding import EncodedBlob, encode_blob
 from walruspy.core.inconsistency import InconsistencyProof
@@ -607,6 +608,34 @@ async def test_uploads_before_the_registration_are_held_until_it_lands(target: T
     for pair in pairs:
         got = await client.get_sliver(encoded.metadata, pair, SECONDARY)
         assert got.sliver == encoded.sliver(pair, SECONDARY).sliver
+
+
+async def test_a_failed_write_of_held_slivers_costs_them_not_the_node(
+    in_process_target: InProcessTarget,
+) -> None:
+    # The event processor stores held slivers when it applies the registration. A write that
+    # fails there (a full disk, say) used to end the event processor and the node with it
+    # (the simulator found it: seed 2202360623 of mixed, at the fail point below).
+    target = in_process_target
+    encoded = encode_blob(blob_data(32, 3000), N_SHARDS)
+    blob_id, client = encoded.metadata.blob_id, target.client
+    pairs = target.pairs(blob_id)
+    assert (await client.put_metadata(encoded.metadata, pending=True)).code == 202
+    primaries = [encoded.sliver(pair, PRIMARY) for pair in pairs]
+    held = await client.put_slivers(blob_id, primaries, pending=True)
+    assert held is not None and held.code == 202
+    with failpoints.armed("node.after_sliver_write", failpoints.Error(OSError("disk full"))):
+        await target.register_blob(encoded.metadata, 3000)
+        await target.settle()
+    assert target.node.task is not None and not target.node.task.done()
+    # The metadata is stored and the slivers are missing: the writer sends them again.
+    assert await client.metadata_status(blob_id) is StoredOnNodeStatus.STORED
+    with pytest.raises(errors.MissingSliversError):
+        await client.get_confirmation(blob_id)
+    await target.upload(encoded)
+    signed = await client.get_confirmation(blob_id)
+    message = ConfirmationMessage(await target.epoch(), blob_id.raw, BlobPersistence.PERMANENT)
+    signed.verify(target.node.key.public_key(), message)
 
 
 async def test_pending_uploads_are_checked_as_any_other(target: Target) -> None:

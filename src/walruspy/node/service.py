@@ -367,14 +367,30 @@ class NodeService:
             for held in slivers
             if (shard := shard_of_pair(held.pair, blob_id.raw, view.n_shards)) in view.owned_shards
         ]
-        try:
-            await asyncio.gather(
-                *(self.storage.store_sliver(shard, h.sliver, bcs=h.bcs) for shard, h in owned)
-            )
-        except BlobDataCollectedError:
+        outcomes = await asyncio.gather(
+            *(self.storage.store_sliver(shard, h.sliver, bcs=h.bcs) for shard, h in owned),
+            return_exceptions=True,
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if any(isinstance(failure, BlobDataCollectedError) for failure in failures):
             log.info(
                 "a blob's pending slivers came after its data was collected", blob_id=str(blob_id)
             )
+        elif failures:
+            # The event processor calls this: a write that failed (a full disk, say) costs
+            # these slivers, not the node. The writer sends them again when the confirmation
+            # it asks for finds them missing, and a certified blob's missing slivers are
+            # recovered from the other nodes.
+            log.warning(
+                "pending slivers could not be stored",
+                blob_id=str(blob_id),
+                failed=len(failures),
+                of=len(owned),
+                error=repr(failures[0]),
+            )
+        for failure in failures:
+            if not isinstance(failure, Exception):  # a cancellation or a crash goes on up
+                raise failure
 
     async def _hold(
         self, blob_id: BlobId, metadata: VerifiedBlobMetadataWithId, slivers: list[PendingSliver]

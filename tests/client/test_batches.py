@@ -187,6 +187,37 @@ async def test_a_read_asks_each_node_once(tmp_path: Path) -> None:
     assert 1 <= counts["batches"] <= 4
 
 
+async def test_a_read_asks_for_other_slivers_only_what_a_failed_node_held(
+    tmp_path: Path,
+) -> None:
+    # Each node is asked for its source slivers in one request; when one fails, the others
+    # are asked for repair slivers only while those in flight cannot cover what is missing.
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(10, 30_000)
+        result = await client.store(data, epochs=2)
+        asked: list[tuple[int, list[int]]] = []
+        for index in range(len(network.nodes)):
+            service = network._service(index)
+
+            async def many(
+                blob_id: Any,
+                pairs: Any,
+                sliver_type: Any,
+                _honest: Any = service.get_slivers,
+                _index: int = index,
+            ) -> Any:
+                asked.append((_index, [int(pair) for pair in pairs]))
+                if asked[0][0] == _index:  # the node asked first is down
+                    raise api_errors.UnavailableError("down for the test")
+                return await _honest(blob_id, pairs, sliver_type)
+
+            service.get_slivers = many
+        assert await client.read(result.blob_id) == data
+    pairs = [pair for _, batch in asked for pair in batch]
+    assert len(set(pairs)) == len(pairs)  # no sliver asked twice
+    assert len(pairs) < 10  # not every sliver of the n = 10
+
+
 async def test_a_stream_asks_each_node_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -130,15 +130,18 @@ MAX_SOURCE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class SliverKey:
-    """One sliver request: which node, which pair, which axis (a fan-out key)."""
+class SliverGroup:
+    """One request for slivers: which node, which pairs, which axis (a fan-out key)."""
 
     node: Node
-    pair: SliverPairIndex
+    pairs: tuple[SliverPairIndex, ...]
     sliver_type: SliverType
 
     def __str__(self) -> str:
-        return f"{self.node}, {self.sliver_type.value} sliver of pair {self.pair}"
+        pairs = ", ".join(str(pair) for pair in self.pairs[:4])
+        more = f" and {len(self.pairs) - 4} more" if len(self.pairs) > 4 else ""
+        plural = "s" if len(self.pairs) > 1 else ""
+        return f"{self.node}, {self.sliver_type.value} sliver{plural} of pair{plural} {pairs}{more}"
 
 
 def _failed_weight(fanout: Fanout[Any, Any], test: Callable[[BaseException], bool]) -> int:
@@ -238,6 +241,34 @@ class SliverBatches:
             task.cancel()
         await asyncio.gather(*self._flushes, return_exceptions=True)
 
+    async def read_many(
+        self, node: Node, pairs: Sequence[SliverPairIndex]
+    ) -> dict[SliverPairIndex, VerifiedSliver | Exception]:
+        """The node's verified slivers of `pairs`, asked at once (in batches of at most
+        `MAX_BATCH_READ_SLIVERS`, each verified as one), and for each pair it did not serve the
+        error that says why (SLIVER_NOT_FOUND for one a batch left out). A node without the
+        batch route is asked for each sliver alone, all at once. A batch that fails raises."""
+        answers: dict[SliverPairIndex, VerifiedSliver | Exception] = {}
+        if node.client.batch_read is not False:
+            for start in range(0, len(pairs), MAX_BATCH_READ_SLIVERS):
+                part = pairs[start : start + MAX_BATCH_READ_SLIVERS]
+                found = await node.call(partial(self._batch, part))
+                if found is None:  # no batch route: each alone, from here on
+                    break
+                for pair in part:
+                    answers[pair] = found[pair] if pair in found else SliverNotFoundError()
+            else:
+                return answers
+        alone = [pair for pair in pairs if pair not in answers]
+        results = await asyncio.gather(
+            *(self._alone(node, pair) for pair in alone), return_exceptions=True
+        )
+        for pair, result in zip(alone, results, strict=True):
+            if not isinstance(result, VerifiedSliver | Exception):
+                raise result  # a cancellation goes on up
+            answers[pair] = result
+        return answers
+
     def _start_flush(self, node: Node) -> None:
         task = asyncio.create_task(self._flush(node, self._waiting.pop(node.member.node_id)))
         self._keep(task)
@@ -245,48 +276,25 @@ class SliverBatches:
     async def _flush(
         self, node: Node, waiting: list[tuple[SliverPairIndex, asyncio.Future[Any]]]
     ) -> None:
-        for start in range(0, len(waiting), MAX_BATCH_READ_SLIVERS):
-            chunk = waiting[start : start + MAX_BATCH_READ_SLIVERS]
-            part = [(pair, f) for pair, f in chunk if not f.done()]  # not given up meanwhile
-            if not part:
+        try:
+            answers = await self.read_many(node, [pair for pair, _ in waiting])
+        except Exception as exc:  # every waiter of this request learns it
+            answers = dict.fromkeys((pair for pair, _ in waiting), exc)
+        for pair, future in waiting:
+            if future.done():  # given up meanwhile
                 continue
-            pairs = [pair for pair, _ in part]
-            try:
-                found = await node.call(partial(self._batch, pairs))
-            except Exception as exc:  # every waiter of this request learns it
-                for _, future in part:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for pair, future in part:
-                if future.done():
-                    continue
-                if found is None:  # no batch route: each alone
-                    self._chain(future, self._alone(node, pair))
-                elif pair in found:
-                    future.set_result(found[pair])
-                else:
-                    future.set_exception(SliverNotFoundError())
-
-    def _chain(self, future: asyncio.Future[Any], read: Awaitable[VerifiedSliver]) -> None:
-        async def run() -> None:
-            try:
-                result = await read
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                return
-            if not future.done():
-                future.set_result(result)
-
-        self._keep(asyncio.create_task(run()))
+            answer = answers[pair]
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         self._flushes[task] = None
         task.add_done_callback(self._flushes.pop)
 
     async def _batch(
-        self, pairs: list[SliverPairIndex], client: NodeClient
+        self, pairs: Sequence[SliverPairIndex], client: NodeClient
     ) -> dict[SliverPairIndex, VerifiedSliver] | None:
         return await client.get_slivers(self.metadata, pairs, self.sliver_type)
 
@@ -302,8 +310,10 @@ async def fetch_slivers(
     committee: Committee,
     sliver_type: SliverType,
     progress: ProgressCallback | None,
-) -> Fanout[SliverKey, VerifiedSliver]:
-    """Verified slivers of one axis until enough to decode (see the module doc)."""
+) -> Fanout[SliverGroup, list[VerifiedSliver]]:
+    """Verified slivers of one axis until enough to decode (see the module doc): each node is
+    asked for its source slivers in one request, and for its other slivers only if some fail.
+    Each success is the list of slivers one request brought (`fetched`)."""
     params = metadata.params
     n = params.n_shards
     needed = (
@@ -314,40 +324,64 @@ async def fetch_slivers(
     nodes = env.pool.nodes(committee)
     sliver_bytes = expected_sliver_length(params, sliver_type, metadata.symbol_size)
     tracker = Progress(progress, "download", needed * sliver_bytes)
-
+    in_flight = env.config.max_concurrent_sliver_reads or needed
     batches = SliverBatches(metadata, sliver_type)
 
-    def ask(index: int) -> NodeRequest[SliverKey, VerifiedSliver]:
-        pair = pair_index_of_sliver(SliverIndex(index), sliver_type, n)
-        node = nodes[committee.shard_owner(shard_of_pair(pair, metadata.blob_id.raw, n))]
+    def ask(
+        node: Node, pairs: tuple[SliverPairIndex, ...]
+    ) -> NodeRequest[SliverGroup, list[VerifiedSliver]]:
+        async def call() -> list[VerifiedSliver]:
+            answers = await batches.read_many(node, pairs)
+            slivers = [answer for answer in answers.values() if isinstance(answer, VerifiedSliver)]
+            if not slivers:
+                errors = [answer for answer in answers.values() if isinstance(answer, Exception)]
+                raise next((e for e in errors if not is_not_found(e)), errors[0])
+            tracker.add(len(slivers) * sliver_bytes)
+            return slivers
 
-        async def call() -> VerifiedSliver:
-            sliver = await batches.get(node, pair)
-            tracker.add(len(sliver.sliver.data))
-            return sliver
+        return NodeRequest(SliverGroup(node, pairs, sliver_type), len(pairs), call)
 
-        return NodeRequest(SliverKey(node, pair, sliver_type), 1, call)
+    # The source slivers 0..needed-1 first, then the others, each wave asked a node at a time.
+    requests = []
+    for wave in (range(needed), range(needed, n)):
+        by_node: dict[int, list[SliverPairIndex]] = {}
+        for index in wave:
+            pair = pair_index_of_sliver(SliverIndex(index), sliver_type, n)
+            owner = committee.shard_owner(shard_of_pair(pair, metadata.blob_id.raw, n))
+            by_node.setdefault(owner, []).append(pair)
+        for owner, pairs in by_node.items():
+            for start in range(0, len(pairs), in_flight):
+                requests.append(ask(nodes[owner], tuple(pairs[start : start + in_flight])))
 
-    def systematic(so_far: Fanout[SliverKey, VerifiedSliver]) -> bool:
-        indices = {success.value.sliver.index for success in so_far.successes}
+    def systematic(so_far: Fanout[SliverGroup, list[VerifiedSliver]]) -> bool:
+        indices = {sliver.sliver.index for sliver in fetched(so_far)}
         return indices.issuperset(range(needed))
 
     try:
         return await gather_weight(
-            [ask(index) for index in range(n)],
+            requests,
             needed,
-            max_concurrency=env.config.max_concurrent_sliver_reads or needed,
+            max_concurrency=max(1, len(requests)),
             timeout_s=env.config.read_timeout_s,
             # Slivers 0..k-1 are the source: with all of them, decoding is a copy; with any
             # other set it is a Reed-Solomon decode of the whole blob. So once enough verified,
             # the read waits a little (at most what that decode would cost) for source slivers
             # still coming.
             linger_s=min(MAX_SOURCE_WAIT_S, metadata.unencoded_length / DECODE_BYTES_PER_S),
+            weigh=len,
             settled=systematic,
             give_up=lambda so_far: _denial(so_far, committee) is not None,
+            # Others only for what is missing, and never more than `in_flight` slivers at once.
+            bound_in_flight=True,
+            max_in_flight_weight=in_flight,
         )
     finally:
         await batches.close()
+
+
+def fetched(fanout: Fanout[SliverGroup, list[VerifiedSliver]]) -> list[VerifiedSliver]:
+    """The slivers of every successful request of `fetch_slivers`."""
+    return [sliver for success in fanout.successes for sliver in success.value]
 
 
 #: Failures of a read from one committee that a read from another one may not repeat: nodes
@@ -519,8 +553,7 @@ async def _read_blob(
         fanout = await fetch_slivers(env, metadata, committee, sliver_type, progress)
         attempts.append(fanout)
         if fanout.reached:
-            slivers = [success.value for success in fanout.successes]
-            return await decode(metadata, slivers, consistency)
+            return await decode(metadata, fetched(fanout), consistency)
     primary, secondary = attempts
     # Nodes that lost one axis of a blob may still hold the other: only a denial on both
     # axes (the last one asked) says the blob is gone, e.g. deleted since its metadata came.
@@ -775,8 +808,7 @@ class BlobReader:
                 self.env, self.metadata, committee, SliverType.PRIMARY, None
             )
             if fanout.reached:
-                slivers = [success.value for success in fanout.successes]
-                return await decode(self.metadata, slivers, ConsistencyCheck.DEFAULT)
+                return await decode(self.metadata, fetched(fanout), ConsistencyCheck.DEFAULT)
             failures.append(fanout.summary())
         raise NotEnoughSliversError(
             f"too few primary slivers of blob {self.blob_id}: {'; '.join(failures)}",

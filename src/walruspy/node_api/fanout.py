@@ -9,7 +9,8 @@ node's blob sync. `gather_weight` is that one helper, shared by the client and t
 
 - requests start in the caller's order, at most `max_concurrency` at once and, with
   `bound_in_flight`, only while the weight in flight is below the weight still missing (Walrus
-  asks nodes until their shards cover what it needs, and more only when some fail);
+  asks nodes until their shards cover what it needs, and more only when some fail), and
+  below `max_in_flight_weight` (a read's cap on slivers in flight, asked a node at a time);
 - it returns as soon as the success weight reaches `threshold` and, after an optional `linger_s`
   (Walrus keeps uploading to slow nodes for a while after the quorum, so that more honest nodes
   get their slivers directly; a read waits a little for the slivers that decode without
@@ -179,6 +180,7 @@ async def gather_weight(
     settled: Callable[[Fanout[K, T]], bool] | None = None,
     stop_if_unreachable: bool = True,
     bound_in_flight: bool = False,
+    max_in_flight_weight: int | None = None,
     failures: tuple[type[BaseException], ...] = (Exception,),
 ) -> Fanout[K, T]:
     """Run `requests` until the success weight reaches `threshold` (see the module docstring).
@@ -193,7 +195,8 @@ async def gather_weight(
     runs on the event loop, between answers). `settled` is asked after each answer while the
     fan-out lingers; True ends the linger. With `bound_in_flight`, a request starts only while
     the weight of the requests in flight is below `threshold` minus the weight reached. An
-    exception that is not one of `failures` is raised once the stragglers are cancelled.
+    exception that is not one of `failures` is raised once the stragglers are cancelled. With
+    `max_in_flight_weight`, a request starts only while the weight in flight is below it.
     """
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be at least 1")
@@ -214,6 +217,9 @@ async def gather_weight(
             and len(running) < max_concurrency
             # with a bound: only while the requests in flight cannot bring what is missing
             and not (bound_in_flight and _in_flight(running) >= threshold - outcome.weight)
+            and not (
+                max_in_flight_weight is not None and _in_flight(running) >= max_in_flight_weight
+            )
         ):
             request = pending_requests.pop()
             running[asyncio.ensure_future(request.call())] = (request, clock.now())

@@ -74,7 +74,12 @@ async def test_an_aggregator_uploads_only_to_a_publisher_it_is_given(
 
 async def test_health_shows_a_stopped_node_unhealthy(tmp_path: Path) -> None:
     async with explorer(tmp_path) as (network, _client, url, session):
-        nodes = (await get_json(session, f"{url}/explorer/api/health"))["nodes"]
+        # A node reports RecoveryInProgress while it catches up at its start, then Active.
+        for _ in range(50):
+            nodes = (await get_json(session, f"{url}/explorer/api/health"))["nodes"]
+            if {node["status"] for node in nodes} == {"Active"}:
+                break
+            await _wait_for_health_ttl()
         assert len(nodes) == 4 and all(node["healthy"] for node in nodes)
         assert all(node["version"] == "0.1.0" and node["error"] is None for node in nodes)
         assert {node["status"] for node in nodes} == {"Active"}

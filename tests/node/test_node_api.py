@@ -50,6 +50,7 @@ from walruspy.core.types import (
 )
 from walruspy.node.api import SERVED_ROUTES
 from walruspy.node.config import ApiLimits
+from walruspy.node.store_records import StoreError
 from walruspy.node_api import errors
 from walruspy.node_api.paths import (
     ConfirmationWait,
@@ -624,7 +625,9 @@ async def test_a_failed_write_of_held_slivers_costs_them_not_the_node(
     primaries = [encoded.sliver(pair, PRIMARY) for pair in pairs]
     held = await client.put_slivers(blob_id, primaries, pending=True)
     assert held is not None and held.code == 202
-    with failpoints.armed("node.after_sliver_write", failpoints.Error(OSError("disk full"))):
+    with failpoints.armed(
+        "node.after_sliver_write", failpoints.Error(StoreError("the store is full"))
+    ):
         await target.register_blob(encoded.metadata, 3000)
         await target.settle()
     assert target.node.task is not None and not target.node.task.done()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from walruspy.core import blake2_batch, encoding, merkle
+from walruspy.core import encoding
 from walruspy.core.encoding import EncodedBlob, EncodingBuffers, EncodingLayout
 from walruspy.core.types import SliverType
 
@@ -97,13 +97,6 @@ def _run_phase(shared: _SharedBuffers, phase: str, start: int, stop: int) -> byt
         mapping.close()
 
 
-def _warm(compiled: bool) -> None:
-    """A worker's first task (`EncoderPool.warm_up`): with `compiled`, load the compiled
-    hashing loop (the imports are done by then)."""
-    if compiled:
-        blake2_batch.hash_rows_prefixed(np.zeros((1, 32), dtype=np.uint8), 0)
-
-
 def _split(total: int, parts: int) -> list[range]:
     bounds = [total * k // parts for k in range(parts + 1)]
     return [range(bounds[k], bounds[k + 1]) for k in range(parts)]
@@ -131,31 +124,13 @@ class EncoderPool:
         )
         # One blob at a time: the phases already use every core.
         self._lock = threading.Lock()
-        self._warming: list[Future[None]] = []
-
-    def uses_workers(self, n_shards: int, blob_length: int) -> bool:
-        """Whether a blob of `blob_length` bytes for `n_shards` shards is encoded in parallel."""
-        layout = EncodingLayout.for_blob(n_shards, blob_length)
-        matrix_bytes = layout.n * layout.n * layout.symbol_size
-        return self._executor is not None and matrix_bytes >= MIN_PARALLEL_MATRIX_BYTES
-
-    def warm_up(self, n_shards: int, blob_length: int) -> None:
-        """Start the workers now, in the background, if a blob of `blob_length` bytes for
-        `n_shards` shards will use them: a worker takes about half a second to start (Python,
-        numpy, and at large n numba's compiled hashing), which a command can spend reading its
-        input instead of waiting in its first encode. Does not wait."""
-        if self._warming or not self.uses_workers(n_shards, blob_length):
-            return
-        assert self._executor is not None
-        # The leaves alone are 2 n^2 hashes: past the threshold the workers hash compiled.
-        compiled = 2 * n_shards * n_shards >= merkle.COMPILED_AFTER_HASHES
-        self._warming = [self._executor.submit(_warm, compiled) for _ in range(self.workers)]
 
     def encode(self, blob: bytes | memoryview, n_shards: int) -> EncodedBlob:
         """Encode `blob` for `n_shards` shards on every core."""
-        if not self.uses_workers(n_shards, len(blob)):
-            return encoding.encode_blob(blob, n_shards)
         layout = EncodingLayout.for_blob(n_shards, len(blob))
+        matrix_bytes = layout.n * layout.n * layout.symbol_size
+        if self._executor is None or matrix_bytes < MIN_PARALLEL_MATRIX_BYTES:
+            return encoding.encode_blob(blob, n_shards)
         with self._lock:
             return self._encode_shared(blob, layout)
 

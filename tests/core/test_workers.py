@@ -37,16 +37,3 @@ def test_no_shared_memory_file_outlives_the_encoding(pool: EncoderPool) -> None:
 def test_a_pool_without_workers_encodes_inline() -> None:
     with EncoderPool(workers=0) as pool:
         assert pool.encode(b"abc", 4).metadata == encode_blob(b"abc", 4).metadata
-
-
-def test_warming_up_starts_the_workers_only_for_a_blob_that_uses_them() -> None:
-    with EncoderPool(workers=1) as pool:
-        pool.warm_up(100, 1000)  # encoded inline: nothing to start
-        assert not pool.uses_workers(100, 1000) and pool._warming == []
-        assert pool.uses_workers(400, 1000)
-        pool.warm_up(400, 1000)  # 2 x 400^2 leaf hashes: the worker loads the compiled loop
-        pool.warm_up(400, 1000)  # once
-        assert len(pool._warming) == 1
-        pool._warming[0].result(timeout=120)  # the worker started and loaded it
-        blob = os.urandom(1000)
-        assert pool.encode(blob, 400).metadata == encode_blob(blob, 400).metadata

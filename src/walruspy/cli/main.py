@@ -135,7 +135,7 @@ def blob_id_command(
     file: Path, n_shards: int | None, config_path: Path | None, context: str | None, as_json: bool
 ) -> None:
     """Compute the blob ID of FILE locally by encoding it (nothing is sent anywhere)."""
-    from walruspy.workers import default_pool
+    from walruspy.workers import encode
 
     if n_shards is None:
 
@@ -143,10 +143,8 @@ def blob_id_command(
             return (await client.env.chain.committee()).n_shards
 
         n_shards = run_client(config_path, context, committee_size)
-    pool = default_pool()
-    pool.warm_up(n_shards, file.stat().st_size)  # the workers start while the file is read
     data = file.read_bytes()
-    encoded = pool.encode(data, n_shards)
+    encoded = encode(data, n_shards)
     params = encoded.metadata.params
     # Walrus's `BlobIdOutput` keys (camelCase, as every other command), then ours.
     result = {

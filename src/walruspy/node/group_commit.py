@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from walruspy.core.types import SliverType
@@ -60,11 +61,23 @@ class SliverWriter:
         Raises what refused it: `NoMetadataError`, `ValueError` (a shard without storage), or
         the store's error.
         """
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(shard, sliver_type, blob_id, sliver, done))
-        if self._flusher is None or self._flusher.done():
+        (new,) = await self.put_many([(shard, sliver_type, blob_id, sliver)])
+        return new
+
+    async def put_many(self, items: Sequence[tuple[int, SliverType, bytes, bytes]]) -> list[bool]:
+        """`put` of each (shard, type, blob ID, BCS sliver), queued together (so they share
+        commits) and awaited as futures, with no task each; raises the first error once every
+        write has its outcome."""
+        loop = asyncio.get_running_loop()
+        writes = [_Write(*item, loop.create_future()) for item in items]
+        self._queue.extend(writes)
+        if writes and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.create_task(self._flush_all())
-        return await done
+        outcomes = await asyncio.gather(*(write.done for write in writes), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [bool(outcome) for outcome in outcomes]
 
     def _next_group(self) -> list[_Write]:
         group = [self._queue.popleft()]

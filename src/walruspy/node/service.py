@@ -238,7 +238,7 @@ class NodeService:
             if added == 0:
                 return Stored(200, "sliver already stored")
         # BCS is canonical and the parse was strict: the body is the sliver's BCS, as is.
-        if await self._store(shard, verified, body) is StoreOutcome.STORED:
+        if await self._store([(shard, verified, body)]) == [StoreOutcome.STORED]:
             return Stored(201, "sliver stored successfully")
         return Stored(200, "sliver already stored")
 
@@ -265,11 +265,13 @@ class NodeService:
             except InvalidInputError as exc:
                 raise api_errors.IndexOutOfRangeError(str(exc)) from exc
         metadata, registered = await self._upload_metadata(blob_id, pending)
-        todo: list[tuple[ShardIndex, SliverData, bytes]] = []
-        for sliver, raw in parsed:
-            shard = self._owned_shard(blob_id, sliver.pair_index(n))
-            if not await self.storage.has_sliver(shard, sliver.sliver_type, blob_id):
-                todo.append((shard, sliver, raw))
+        keys = [(self._owned_shard(blob_id, s.pair_index(n)), s.sliver_type) for s, _ in parsed]
+        stored = await self.storage.has_slivers(blob_id, keys)
+        todo = [
+            (shard, sliver, raw)
+            for (shard, _), (sliver, raw), known in zip(keys, parsed, stored, strict=True)
+            if not known
+        ]
         try:
             verified = await asyncio.to_thread(verify_slivers, [s for _, s, _ in todo], metadata)
         except VerificationError as exc:
@@ -286,15 +288,12 @@ class NodeService:
                 )
             if added == 0:
                 return Stored(200, "slivers already stored")
-        outcomes = await asyncio.gather(
-            *(
-                self._store(shard, one, raw)
-                for (shard, _, raw), one in zip(todo, verified, strict=True)
-            )
+        outcomes = await self._store(
+            [(shard, one, raw) for (shard, _, raw), one in zip(todo, verified, strict=True)]
         )
-        stored = sum(outcome is StoreOutcome.STORED for outcome in outcomes)
-        if stored:
-            return Stored(201, f"{stored} of {len(parsed)} slivers stored")
+        new = sum(outcome is StoreOutcome.STORED for outcome in outcomes)
+        if new:
+            return Stored(201, f"{new} of {len(parsed)} slivers stored")
         return Stored(200, "slivers already stored")
 
     def _check_own_pair(self, sliver: SliverData, pair: SliverPairIndex) -> None:
@@ -367,30 +366,20 @@ class NodeService:
             for held in slivers
             if (shard := shard_of_pair(held.pair, blob_id.raw, view.n_shards)) in view.owned_shards
         ]
-        outcomes = await asyncio.gather(
-            *(self.storage.store_sliver(shard, h.sliver, bcs=h.bcs) for shard, h in owned),
-            return_exceptions=True,
-        )
-        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if any(isinstance(failure, BlobDataCollectedError) for failure in failures):
+        try:
+            await self.storage.store_slivers([(shard, h.sliver, h.bcs) for shard, h in owned])
+        except BlobDataCollectedError:
             log.info(
                 "a blob's pending slivers came after its data was collected", blob_id=str(blob_id)
             )
-        elif failures:
+        except Exception as exc:
             # The event processor calls this: a write that failed (a full disk, say) costs
             # these slivers, not the node. The writer sends them again when the confirmation
             # it asks for finds them missing, and a certified blob's missing slivers are
             # recovered from the other nodes.
             log.warning(
-                "pending slivers could not be stored",
-                blob_id=str(blob_id),
-                failed=len(failures),
-                of=len(owned),
-                error=repr(failures[0]),
+                "pending slivers could not be stored", blob_id=str(blob_id), error=repr(exc)
             )
-        for failure in failures:
-            if not isinstance(failure, Exception):  # a cancellation or a crash goes on up
-                raise failure
 
     async def _hold(
         self, blob_id: BlobId, metadata: VerifiedBlobMetadataWithId, slivers: list[PendingSliver]
@@ -414,9 +403,11 @@ class NodeService:
         if blob_state.is_registered(await self.blob_info(blob_id), self.state.epoch):
             await self.flush_pending(blob_id)
 
-    async def _store(self, shard: ShardIndex, verified: VerifiedSliver, bcs: bytes) -> StoreOutcome:
+    async def _store(
+        self, items: Sequence[tuple[ShardIndex, VerifiedSliver, bytes]]
+    ) -> list[StoreOutcome]:
         try:
-            return await self.storage.store_sliver(shard, verified, bcs=bcs)
+            return await self.storage.store_slivers(items)
         except BlobDataCollectedError as exc:
             raise api_errors.NotRegisteredError(str(exc)) from exc
 

@@ -210,7 +210,13 @@ class NodeStorage:
 
     async def has_sliver(self, shard: ShardIndex, sliver_type: SliverType, blob_id: BlobId) -> bool:
         """Whether `shard` stores that sliver."""
-        return await asyncio.to_thread(self.store.has_sliver, shard, sliver_type, blob_id.raw)
+        return (await self.has_slivers(blob_id, [(shard, sliver_type)]))[0]
+
+    async def has_slivers(
+        self, blob_id: BlobId, keys: Sequence[tuple[ShardIndex, SliverType]]
+    ) -> list[bool]:
+        """`has_sliver` of each (shard, type) of `blob_id`, in one read."""
+        return await asyncio.to_thread(self.store.has_slivers, blob_id.raw, keys)
 
     async def sliver(
         self, shard: ShardIndex, sliver_type: SliverType, blob_id: BlobId
@@ -227,21 +233,35 @@ class NodeStorage:
         which may run while the sliver was verified, must not leave it behind
         (`BlobDataCollectedError`).
         """
-        data = sliver.sliver
-        raw = data.to_bcs() if bcs is None else bcs
+        (outcome,) = await self.store_slivers([(shard, sliver, bcs)])
+        return outcome
+
+    async def store_slivers(
+        self, items: Sequence[tuple[ShardIndex, VerifiedSliver, bytes | None]]
+    ) -> list[StoreOutcome]:
+        """`store_sliver` of each (shard, sliver, BCS or None) of one blob, written together;
+        raises the first refusal once every write has its outcome."""
+        writes = [
+            (shard, one.sliver.sliver_type, one.blob_id, bcs or one.sliver.to_bcs())
+            for shard, one, bcs in items
+        ]
         try:
-            new = await self._writer.put(shard, data.sliver_type, sliver.blob_id, raw)
+            news = await self._writer.put_many(writes)
         except NoMetadataError as exc:
             raise BlobDataCollectedError(
-                f"blob 0x{sliver.blob_id.hex()} is no longer stored here (its data was "
+                f"blob 0x{writes[0][2].hex()} is no longer stored here (its data was "
                 f"collected in epoch {self._state.epoch})"
             ) from exc
-        if not new:
-            return StoreOutcome.ALREADY_STORED
-        label = data.sliver_type.value
-        self._metrics.slivers_stored.labels(label).inc()
-        self._metrics.sliver_bytes_stored.labels(label).inc(len(data.data))
-        return StoreOutcome.STORED
+        outcomes = []
+        for (_, one, _), new in zip(items, news, strict=True):
+            if not new:
+                outcomes.append(StoreOutcome.ALREADY_STORED)
+                continue
+            label = one.sliver.sliver_type.value
+            self._metrics.slivers_stored.labels(label).inc()
+            self._metrics.sliver_bytes_stored.labels(label).inc(len(one.sliver.data))
+            outcomes.append(StoreOutcome.STORED)
+        return outcomes
 
     async def missing_parts(
         self,

@@ -701,13 +701,15 @@ class NodeStore:
 
     def has_sliver(self, shard: int, sliver_type: SliverType, blob_id: bytes) -> bool:
         """Whether the shard stores that sliver, without copying it."""
-        check_id(blob_id, "blob_id")
-        db = self._shard_db(shard, sliver_type)
-        if db is None:
-            return False
+        return self.has_slivers(blob_id, [(shard, sliver_type)])[0]
 
-        def body(txn: lmdb.Transaction[bytes]) -> bool:
-            return bool(txn.cursor(db=db).set_key(blob_id))
+    def has_slivers(self, blob_id: bytes, keys: Sequence[tuple[int, SliverType]]) -> list[bool]:
+        """`has_sliver` for slivers of one blob, each (shard, type), in one read transaction."""
+        check_id(blob_id, "blob_id")
+        dbs = [self._shard_db(shard, sliver_type) for shard, sliver_type in keys]
+
+        def body(txn: lmdb.Transaction[bytes]) -> list[bool]:
+            return [db is not None and bool(txn.cursor(db=db).set_key(blob_id)) for db in dbs]
 
         return self._read(body)
 

@@ -53,7 +53,7 @@ from walruspy.chain.events import (
     InvalidBlobId,
 )
 from walruspy.chain.evm import EvmChain, GasLimits, open_evm_chain
-from walruspy.chain.evm_rpc import ContractHandle
+from walruspy.chain.evm_rpc import ContractHandle, block_header, open_web3
 from walruspy.core.blob_id import BlobId
 from walruspy.core.certificates import Certificate
 from walruspy.core.committee import Committee, CommitteeMember
@@ -849,6 +849,25 @@ async def test_unreachable_node_and_mismatched_deployment(
     async with open_evm_chain(node.url, deployed4, secrets.token_bytes(32)) as broke:
         with pytest.raises(ChainRejectedError, match="transfer WAL"):
             await broke.transfer_wal(broke.address, 0)  # no ether for gas
+
+
+async def test_block_headers_read_from_the_answer_match_web3s_blocks(node: ChainProcess) -> None:
+    # Readers take a block's number, hash and time from the JSON-RPC answer itself.
+    w3 = open_web3(node.url)
+    try:
+        node.rpc("evm_mine")
+        latest = await block_header(w3)
+        assert latest is not None
+        block = await w3.eth.get_block(latest.number)
+        assert (latest.number, latest.hash, latest.timestamp) == (
+            block["number"],
+            bytes(block["hash"]),
+            block["timestamp"],
+        )
+        assert await block_header(w3, latest.number) == latest
+        assert await block_header(w3, latest.number + 1000) is None  # not (yet) on the chain
+    finally:
+        await w3.provider.disconnect()
 
 
 # -- reorganisations ---------------------------------------------------------------------

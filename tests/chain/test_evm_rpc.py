@@ -384,12 +384,16 @@ class FakeLogs:
         found = [log for log in self.logs if low <= log["blockNumber"] <= high]
         return list(reversed(found))  # any order: the reader sorts
 
-    async def get_block(self, number: int) -> dict[str, Any]:
-        return {"number": number, "hash": block_hash_of(number)}
+    async def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        # The reader reads blocks from the JSON-RPC answer itself (`evm_rpc.block_header`).
+        assert method == "eth_getBlockByNumber" and params[1] is False
+        number = int(params[0], 16)
+        block = {"number": hex(number), "hash": "0x" + block_hash_of(number).hex()}
+        return {"jsonrpc": "2.0", "id": 1, "result": block | {"timestamp": "0x0"}}
 
 
 def reader_over(logs: FakeLogs, abi: Any, start_block: int = 0, span: int = 64) -> LogReader:
-    w3: Any = type("W3", (), {"eth": logs})()
+    w3: Any = type("W3", (), {"eth": logs, "provider": logs})()
     decoder = EventDecoder(abi)
     return LogReader(w3, URL, SYSTEM, decoder, start_block=start_block, max_span_blocks=span)
 

@@ -47,7 +47,7 @@ from typing import Any, Final
 from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
-from web3.exceptions import BlockNotFound, Web3RPCError
+from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
 from walruspy.chain.api import ChainReorganizedError, ChainUnavailableError
@@ -66,7 +66,7 @@ from walruspy.chain.events import (
     EventId,
     InvalidBlobId,
 )
-from walruspy.chain.evm_rpc import rpc_errors
+from walruspy.chain.evm_rpc import block_header, rpc_errors
 from walruspy.core.blob_id import BlobId
 
 __all__ = ["DEFAULT_MAX_SPAN_BLOCKS", "BlockRef", "EventDecoder", "LogReader", "event_topic"]
@@ -283,11 +283,10 @@ class LogReader:
         """Block `number` (the latest by default) as number and hash; a block the chain does
         not have (yet) is returned with an empty hash."""
         with rpc_errors(self._url, "read a block"):
-            try:
-                block = await self._w3.eth.get_block("latest" if number is None else number)
-            except BlockNotFound:
-                return BlockRef(-1 if number is None else number, b"")
-        return BlockRef(int(block["number"]), bytes(block["hash"]))
+            header = await block_header(self._w3, number)
+        if header is None:
+            return BlockRef(-1 if number is None else number, b"")
+        return BlockRef(header.number, header.hash)
 
     def _decode(self, log: LogReceipt) -> ChainEvent | None:
         try:

@@ -36,7 +36,13 @@ from walruspy.chain.contracts import Abi
 from walruspy.chain.deploy import Deployment
 from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, EventDecoder, LogReader
-from walruspy.chain.evm_rpc import ContractHandle, TransactionSender, rpc_errors
+from walruspy.chain.evm_rpc import (
+    BlockHeader,
+    ContractHandle,
+    TransactionSender,
+    block_header,
+    rpc_errors,
+)
 from walruspy.chain.evm_staking import EpochState, EvmStaking
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee, CommitteeMember
@@ -174,9 +180,8 @@ class EvmChainReader:
         read of a blob asks for them: while the latest block is the one of the last answer (its
         hash, so a reorganisation is seen), that answer is given again without a view.
         """
-        with rpc_errors(self.url, "read the latest block"):
-            block = await self._w3.eth.get_block("latest")
-        head, block_hash = int(block["number"]), bytes(block["hash"])
+        latest = await self._latest_block()
+        head, block_hash = latest.number, latest.hash
         if self._committees_at is not None and self._committees_at[0] == block_hash:
             return self._committees_at[1]
         reads = [
@@ -358,9 +363,14 @@ class EvmChainReader:
 
     async def chain_time(self) -> int:
         """The timestamp of the latest block, in seconds."""
+        return (await self._latest_block()).timestamp
+
+    async def _latest_block(self) -> BlockHeader:
         with rpc_errors(self.url, "read the latest block"):
-            block = await self._w3.eth.get_block("latest")
-        return int(block["timestamp"])
+            header = await block_header(self._w3)
+        if header is None:
+            raise ChainUnavailableError(f"{self.url}: the node answered no latest block")
+        return header
 
     async def wal_balance(self, owner: str) -> int:
         """WAL (in FROST) held by `owner`."""

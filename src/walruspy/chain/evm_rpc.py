@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import aiohttp
@@ -254,6 +255,35 @@ def _rpc_message(exc: Web3RPCError) -> str:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
     return str(exc.user_message or exc.message)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    """What the chain's readers take from a block: its number, hash and time (seconds)."""
+
+    number: int
+    hash: bytes
+    timestamp: int
+
+
+async def block_header(w3: AsyncWeb3[Any], number: int | None = None) -> BlockHeader | None:
+    """Block `number` (the latest by default), or None if the node has no such block (yet).
+
+    Read from the JSON-RPC answer itself: web3's `get_block` formats every field of the block
+    (measured on the devchain: 0.57 ms of CPU per call against 0.23 ms), and nodes ask for the
+    latest block at each poll of the chain. Call it inside `rpc_errors`: an error answer raises
+    `Web3RPCError`, a malformed one `KeyError`, `TypeError` or `ValueError`.
+    """
+    tag = "latest" if number is None else hex(number)
+    response = await w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), [tag, False])
+    if "error" in response:
+        raise Web3RPCError(f"eth_getBlockByNumber: {response['error']}", rpc_response=response)
+    block = response.get("result")
+    if block is None:
+        return None
+    return BlockHeader(
+        int(block["number"], 16), bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16)
+    )
 
 
 @contextlib.contextmanager

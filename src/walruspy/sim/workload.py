@@ -25,14 +25,15 @@ the cluster's loop, each drawing from its own generator derived from the seed:
   `mixed` (all of those, plus disk wipes).
 
 At most f = (n-1)/3 nodes are faulty at once: a fault starts only when no node is faulty, and a
-node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what
-it missed), so that every invariant that is promised "with at most f faulty" is owed at every
-instant. Under churn, nodes whose shards move count as faulty while they sync them, and the
-nodes count by the shards they hold (`Churn.within_f`), since an elected committee's shares
-differ. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the
-event cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last
-store must certify within `LIVENESS_S` (`liveness`), then a full check runs, and every forged
-blob old enough must be invalid on chain (`invalidated`).
+node counts as faulty until `SETTLE_S` after its fault heals (time to catch up and recover what it
+missed; after discarding its slivers, time for the periodic scan that finds them missing,
+`rescan_interval_s`, as well), so that every invariant that is promised "with at most f faulty" is
+owed at every instant. Under churn, nodes whose shards move count as faulty while they sync them,
+and the nodes count by the shards they hold (`Churn.within_f`), since an elected committee's shares
+differ. Every `CHECK_INTERVAL_S` a full check runs: every live blob reads back identical, the event
+cursors, the WAL supply. At the end every fault heals, the nodes settle, and a last store must
+certify within `LIVENESS_S` (`liveness`), then a full check runs, and every forged blob old
+enough must be invalid on chain (`invalidated`).
 
 The first violation ends the run (`SimResult.violation`); so does an exception nobody expected
 (reported as `crash-of-simulator`, since a simulator that dies has found something too).
@@ -592,6 +593,7 @@ class Simulation:
             await self._failpoint_crash(duration_s)
             return
         self.faulty_until[host] = float("inf")
+        settle_s = SETTLE_S
         self.trace.log(f"fault {kind} {host} for {duration_s:.3f}s")
         if kind in {"crash", "wipe"}:
             before = await self._inventory(node)
@@ -631,7 +633,10 @@ class Simulation:
             await asyncio.to_thread(write_fault, fault_file, FaultMode.DISCARD)
             await asyncio.sleep(duration_s)
             await asyncio.to_thread(write_fault, fault_file, FaultMode.NONE)
-        self.faulty_until[host] = now() + SETTLE_S
+            # Honest again, but its slivers are gone and nothing tells it so: the node finds
+            # them missing at its next periodic scan, and recovers them then.
+            settle_s += node.config.blob_recovery.rescan_interval_s
+        self.faulty_until[host] = now() + settle_s
         self.trace.log(f"heal {kind} {host}")
 
     async def _inventory(self, node: SimNode) -> Inventory:

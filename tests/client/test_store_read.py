@@ -7,6 +7,7 @@ nodes 0 and 1 together are 2f.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import replace
@@ -29,6 +30,7 @@ from walruspy.client.errors import (
 )
 from walruspy.client.results import ProgressEvent
 from walruspy.core import errors as core_errors
+from walruspy.core.blob_id import BlobId
 from walruspy.core.decoding import ConsistencyCheck
 from walruspy.core.encoding import encode_blob
 from walruspy.core.metadata import BlobMetadata, SliverPairMetadata, UnverifiedBlobMetadataWithId
@@ -125,6 +127,45 @@ async def test_a_storage_resource_given_back_carries_the_next_blob(tmp_path: Pat
         assert await client.read(reused.blob_id) == b"third, shorter"
         skipped = await client.store(b"fourth", epochs=2, ignore_resources=True)
         assert skipped.operation is not None and skipped.operation.kind == "registerFromScratch"
+
+
+async def test_concurrent_stores_do_not_register_on_the_same_storage_resource(
+    tmp_path: Path,
+) -> None:
+    # The simulator's finding (seed 74595531 of byzantine): two stores of one client both
+    # picked the account's one fitting resource, and the second registration was refused
+    # ("unknown storage"). Each claims its own now, and a resource used meanwhile by another
+    # client of the account is passed over.
+    async with open_network(tmp_path) as network, network.client() as client:
+        given = await client.store(b"given back", epochs=5, deletable=True)
+        assert given.object_id is not None
+        await client.delete(object_id=given.object_id)
+        first, second = await asyncio.gather(
+            client.store(b"one of two", epochs=3, deletable=True),
+            client.store(b"two of two", epochs=3, deletable=True),
+        )
+        kinds = sorted(r.operation.kind for r in (first, second) if r.operation is not None)
+        assert kinds == ["registerFromScratch", "reuseStorage"]
+        # Another client of the account takes the resource between a listing and its use.
+        await client.delete(object_id=(first if first.object_id else second).object_id or b"")
+        [storage] = await network.chain.owned_storage(client.address or "")
+        listing = network.chain.owned_storage
+
+        async def stale(owner: str) -> Any:
+            found = await listing(owner)
+            if found:  # used meanwhile: gone by the time the registration is sent
+                await network.chain.register_blob(
+                    storage.storage_id,
+                    blob_id=BlobId(bytes(32)),
+                    root_hash=bytes(32),
+                    unencoded_size=1,
+                    deletable=True,
+                )
+            return found
+
+        network.chain.owned_storage = stale  # type: ignore[method-assign]
+        third = await client.store(b"three", epochs=3, deletable=True)
+        assert third.operation is not None and third.operation.kind == "registerFromScratch"
 
 
 async def test_a_deletable_blob_is_recognised_by_its_object(tmp_path: Path) -> None:

@@ -144,6 +144,9 @@ class ClientEnv:
     #: Whether a store returns once certified, leaving the uploads to the slower nodes to
     #: finish on their own (Walrus's detached tail handling: the daemon), or waits for them.
     detach_tails: bool = False
+    #: Owned storage resources that stores of this client are registering on now: a
+    #: concurrent store picks another one (`client/store.py`, step 2 of its module doc).
+    claimed_storage: set[bytes] = field(default_factory=set)
     #: The System's `max_epochs_ahead`, fixed when it was deployed: read once (`epochs_limit`).
     _max_epochs_ahead: int | None = None
 

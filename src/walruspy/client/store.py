@@ -22,8 +22,10 @@ Theory of operation (spec/walrus-system.md 1.2 steps 0-7 and 5; Walrus `store_pi
    was interrupted after registering: nothing is paid twice) that lasts until the wanted end
    epoch is reused ("reuseRegistration"); else the smallest storage resource of this account
    that is current, large enough and lasts long enough carries a new registration, for the
-   write fee only ("reuseStorage", `register_blob`); else storage of the encoded length is
-   bought and registered in one transaction (`reserve_and_register`). The caller's
+   write fee only ("reuseStorage", `register_blob`); concurrent stores of one client each claim
+   a different resource (`ClientEnv.claimed_storage`), and a resource another transaction used
+   meanwhile (the contract answers "unknown storage") is passed over; else storage of the
+   encoded length is bought and registered in one transaction (`reserve_and_register`). The caller's
    `on_registered` learns of the blob object as soon as the transaction returns. A cancellation
    (Ctrl-C) while the transaction is on its way waits for its outcome (bounded by the receipt
    timeout), so a paid object is never left unknown to the caller: `on_registered` hears of it
@@ -72,6 +74,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Final
 
 from walruspy.chain.api import (
     BlobRecord,
@@ -127,6 +130,9 @@ from walruspy.node_api.schemas import EventId, Nonexistent, Permanent
 from walruspy.tasks import first_error, gather_reads
 
 log = get_logger("walruspy.client.store")
+
+#: What the contract says of a storage resource another transaction has used (objects.vy).
+STORAGE_TAKEN_REASONS: Final = frozenset({"unknown storage", "not the owner"})
 
 #: Epoch changes one store goes through before it gives up (an epoch lasts minutes at least, so
 #: more than one change during an upload means an upload far slower than the epochs).
@@ -360,20 +366,32 @@ class _StoreJob:
             if record.certified_epoch is None and record.deletable == self.deletable and fits:
                 return record, ResourceOperation("reuseRegistration", self.encoded_length), 0
         metadata = self.encoded.metadata
-        fitting = self._fitting_storage(storage, epoch)
+        claimed = self.env.claimed_storage
+        fitting = self._fitting_storage([s for s in storage if s.storage_id not in claimed], epoch)
         if fitting is not None:
-            registration = await self._paid(
-                self.writer.register_blob(
-                    fitting.storage_id,
-                    blob_id=self.blob_id,
-                    root_hash=metadata.metadata.root_hash(),
-                    unencoded_size=metadata.unencoded_length,
-                    deletable=self.deletable,
-                ),
-                epochs=0,
-            )
-            operation = ResourceOperation("reuseStorage", self.encoded_length)
-            return registration.blob, operation, registration.cost
+            claimed.add(fitting.storage_id)
+            try:
+                registration = await self._paid(
+                    self.writer.register_blob(
+                        fitting.storage_id,
+                        blob_id=self.blob_id,
+                        root_hash=metadata.metadata.root_hash(),
+                        unencoded_size=metadata.unencoded_length,
+                        deletable=self.deletable,
+                    ),
+                    epochs=0,
+                )
+            except ChainRevertError as exc:
+                if exc.reason not in STORAGE_TAKEN_REASONS:
+                    raise
+                # Used meanwhile by another client of this account (or a store of this one
+                # that listed it before): buy storage instead.
+                log.info("an owned storage resource was taken meanwhile", reason=exc.reason)
+            else:
+                operation = ResourceOperation("reuseStorage", self.encoded_length)
+                return registration.blob, operation, registration.cost
+            finally:
+                claimed.discard(fitting.storage_id)
         registration = await self._paid(
             self.writer.reserve_and_register(
                 blob_id=self.blob_id,

@@ -18,6 +18,8 @@ import pytest
 
 from tests.client.network import TEST_COMMUNICATION, Network, open_network
 from tests.node.cluster import blob_data
+from walruspy.chain.events import EventId
+from walruspy.client import read as read_module
 from walruspy.client.errors import (
     BlobExpiredError,
     BlobInvalidError,
@@ -28,7 +30,7 @@ from walruspy.client.errors import (
     NotEnoughConfirmationsError,
     NotEnoughSliversError,
 )
-from walruspy.client.results import ProgressEvent
+from walruspy.client.results import ProgressEvent, VerifiedStatus
 from walruspy.core import errors as core_errors
 from walruspy.core.blob_id import BlobId
 from walruspy.core.decoding import ConsistencyCheck
@@ -45,6 +47,7 @@ from walruspy.core.types import (
 )
 from walruspy.node_api import errors as api_errors
 from walruspy.node_api.paths import format_object_id
+from walruspy.node_api.schemas import Invalid
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -278,6 +281,28 @@ async def test_an_inconsistently_encoded_blob_is_reported_not_returned(tmp_path:
         await network.stop(holder)  # the forged systematic sliver is out of reach: decode needed
         with pytest.raises(InconsistentBlobError, match="does not match its metadata hash"):
             await client.read(blob_id)
+
+
+async def test_an_inconsistent_blob_still_served_reads_as_marked_invalid_once_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nodes drop an invalid blob's data as each applies the invalidation: a read may still
+    # decode it from those that have not, and find it inconsistent. Once nodes of f+1 shards
+    # say it was marked invalid, the read says so (a devnet test met the race in a full run).
+    async with open_network(tmp_path) as network, network.client() as client:
+        blob_id, _ = await store_forged_blob(network, blob_data(7, 4000))
+        with pytest.raises(InconsistentBlobError):
+            await client.read(blob_id, consistency=ConsistencyCheck.STRICT)
+        n = network.chain.n_shards
+        marked = VerifiedStatus(blob_id, Invalid(EventId(9, 0)), n, n, n)  # type: ignore[arg-type]
+
+        async def invalid(*_: Any) -> VerifiedStatus:
+            return marked
+
+        monkeypatch.setattr(read_module, "_status_if_verified", invalid)
+        with pytest.raises(BlobInvalidError, match="marked invalid") as failure:
+            await client.read(blob_id, consistency=ConsistencyCheck.STRICT)
+        assert isinstance(failure.value.__cause__, InconsistentBlobError)
 
 
 async def store_forged_blob(network: Network, data: bytes) -> tuple[object, int]:

@@ -445,7 +445,9 @@ async def _read_across(
     `attempt` gets the committees left to try, the one to read from first. Nodes drop an
     invalid blob's data, at different moments: whichever step finds it missing (the metadata,
     or the slivers after a lagging node served the metadata), the read asks whether it was
-    marked invalid before it reports "not found" or "too few slivers".
+    marked invalid before it reports "not found" or "too few slivers"; and a read that
+    decodes it from nodes that have not dropped it yet, and finds it inconsistent, says it was
+    marked invalid if it was.
     """
     known: VerifiedStatus | None = None
     certified_epoch: int | None = None
@@ -461,6 +463,9 @@ async def _read_across(
             return await attempt(order[position:])
         except OTHER_COMMITTEE_MAY_FIX as exc:
             failures.append((committee, exc))
+        except InconsistentBlobError as exc:
+            await _raise_if_invalid(env, blob_id, committees.current, known, exc)
+            raise
     _, last = failures[-1]
     for committee, earlier in failures[:-1]:
         last.add_note(
@@ -468,10 +473,7 @@ async def _read_across(
             f"failed: {earlier}"
         )
     if isinstance(last, BlobNotFoundError | NotEnoughSliversError):
-        if known is None:
-            known = await _status_if_verified(env, blob_id, committees.current)
-        if known is not None:
-            _raise_if_marked_invalid(known, last)
+        await _raise_if_invalid(env, blob_id, committees.current, known, last)
     if type(last) is BlobNotFoundError:
         try:
             history = await env.chain.blob_events(blob_id)
@@ -575,6 +577,21 @@ async def _status_if_verified(
         return await verified_status(env, blob_id, committee)
     except NoValidStatusError:
         return None
+
+
+async def _raise_if_invalid(
+    env: ClientEnv,
+    blob_id: BlobId,
+    committee: Committee,
+    known: VerifiedStatus | None,
+    failure: Exception,
+) -> None:
+    """`BlobInvalidError` from `failure` if the blob was marked invalid (by the status `known`
+    already, else by a verified status asked of `committee`)."""
+    if known is None:
+        known = await _status_if_verified(env, blob_id, committee)
+    if known is not None:
+        _raise_if_marked_invalid(known, failure)
 
 
 def _raise_if_marked_invalid(verified: VerifiedStatus, missing: Exception | None) -> None:
@@ -795,9 +812,7 @@ class BlobReader:
         current committee whether the blob was marked invalid, as a whole read does
         (`_read_across`): "invalid" is final, "too few slivers" says to retry."""
         current = max(self.committees, key=lambda committee: committee.epoch)
-        known = await _status_if_verified(self.env, self.blob_id, current)
-        if known is not None:
-            _raise_if_marked_invalid(known, missing)
+        await _raise_if_invalid(self.env, self.blob_id, current, None, missing)
 
     async def _decode_whole(self) -> bytes:
         failures = []

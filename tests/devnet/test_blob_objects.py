@@ -138,7 +138,7 @@ async def test_a_jwt_publisher_stores_only_for_valid_tokens(
             try:
                 async with http.get(f"{url}/status") as response:
                     return response.status == 200
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):  # not listening yet, or still starting
                 return False
 
         await wait_until(serving, 120, "the JWT publisher serving")

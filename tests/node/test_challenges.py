@@ -183,3 +183,43 @@ def test_every_node_derives_the_same_record() -> None:
     sizes = {len(sample) for _, sample in record.samples}
     assert sizes == {sample_size(3000)} and 2000 < sample_size(3000) <= 2063
     assert len({sample for _, sample in record.samples}) == 4  # each member its own sample
+
+
+async def test_the_starter_reads_the_challenge_once_until_its_window_opens() -> None:
+    """Every node runs a starter: before the window opens each look reads the chain's clock
+    only, not the challenge's state (four views a node a second was most of the devchain's
+    work under a steady store load)."""
+    import random
+    from types import SimpleNamespace
+
+    from tests.node.fakes import FakeChain
+    from walruspy.node.challenges import ChallengeStarter
+
+    chain = FakeChain([], 10)
+    chain.epoch_started_at = chain.now + 30  # the fake's window opens with its epoch
+    reads = 0
+    read_state = chain.challenge_state
+
+    async def counted(epoch: int) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_state(epoch)
+
+    chain.challenge_state = counted  # type: ignore[method-assign]
+    state = SimpleNamespace(view=SimpleNamespace(epoch=chain.epoch))
+    starter = ChallengeStarter(
+        chain,  # type: ignore[arg-type]
+        state,  # type: ignore[arg-type]
+        check_interval_s=10.0,
+        max_jitter_s=0.0,
+        rng=random.Random(1),
+        clock=lambda: 0.0,
+    )
+    assert [await starter.step() for _ in range(3)] == [10.0, 10.0, 10.0]
+    chain.now += 25
+    assert await starter.step() == 5.0
+    assert reads == 1 and chain.epoch not in chain._challenges
+    chain.now += 5
+    await starter.step()  # the window is open: scheduled
+    await starter.step()  # the seed block is mined: started
+    assert reads == 3 and (await read_state(chain.epoch)).started

@@ -602,6 +602,8 @@ class ChallengeStarter:
         self.rng = rng
         self.clock = clock
         self.backoff = backoff
+        #: When the challenge window of the epoch last read opens (chain seconds).
+        self._window: dict[int, int] = {}
 
     async def run(self) -> None:
         """Start every epoch's challenge (until cancelled)."""
@@ -617,12 +619,22 @@ class ChallengeStarter:
             await asyncio.sleep(pause)
 
     async def step(self) -> float:
-        """Take the step that is due, if any; the pause until the next look."""
+        """Take the step that is due, if any; the pause until the next look.
+
+        Until the window opens only the chain's clock is read: the window of an epoch does
+        not move (its middle), so it is read once, with the challenge's state."""
         epoch = self.state.view.epoch
+        opens = self._window.get(epoch)
+        if opens is not None:
+            now = max(float(await self.chain.chain_time()), self.clock())
+            if now < opens:
+                return min(self.check_interval_s, opens - now)
         challenge = await self.chain.challenge_state(epoch)
         if challenge.started:
             await self.state.views.wait_for_epoch(epoch + 1)
             return 0.0
+        if challenge.window_opens_at:
+            self._window = {epoch: challenge.window_opens_at}
         now = max(float(await self.chain.chain_time()), self.clock())
         if now < challenge.window_opens_at:
             return min(self.check_interval_s, challenge.window_opens_at - now)

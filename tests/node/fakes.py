@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -116,6 +116,9 @@ class FakeChain:
         #: epoch -> (seed block, seed) and (epoch, node ID) -> blobs checked.
         self._challenges: dict[int, tuple[int, bytes]] = {}
         self._challenge_passed: dict[tuple[int, bytes], int] = {}
+        #: `watch_heads` callbacks, called for each block mined.
+        self._head_watchers: list[Callable[[], None]] = []
+        self.push_heads = True
         self._emit_epoch_start()
 
     # --- internals ------------------------------------------------------------------------
@@ -128,6 +131,8 @@ class FakeChain:
     def _event_ids(self, count: int) -> list[EventId]:
         block = self._next_block
         self._next_block += 1
+        for on_head in list(self._head_watchers):
+            on_head()  # rings now; the watcher reads the event the caller appends next
         tx = hashlib.blake2b(block.to_bytes(8, "little"), digest_size=32).digest()
         block_hash = hashlib.blake2b(b"%d/%d" % (self._fork, block), digest_size=32).digest()
         self._block_hashes[block] = block_hash
@@ -213,6 +218,15 @@ class FakeChain:
             raise ChainReorganizedError(cursor.block_number, "fake chain: block replaced")
         found = [e for e in self.events_log if cursor.admits(e.event_id)]
         return found[:limit]
+
+    async def watch_heads(self, on_head: Callable[[], None], ws_url: str | None = None) -> None:
+        if not self.push_heads:
+            return  # as an endpoint without subscriptions
+        self._head_watchers.append(on_head)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._head_watchers.remove(on_head)
 
     async def blob_events(self, blob_id: BlobId) -> Sequence[ChainEvent]:
         self._check_up()

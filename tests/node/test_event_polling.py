@@ -1,13 +1,19 @@
 """When a caught-up event processor polls again (`EventProcessor.idle`, module doc "Polling" of
-walruspy.node.events), on the simulator's virtual clock: exact instants, no real waiting."""
+walruspy.node.events), on the simulator's virtual clock: exact instants, no real waiting; and a
+node whose chain pushes new heads applies an event at once, not at its next poll."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from tests.node.cluster import open_cluster
 from walruspy.clock import now
+from walruspy.core.blob_id import BlobId
 from walruspy.node.events import MIN_POLL_GAP_S, EventProcessor
 from walruspy.node.view import RegistrationWaiters
 from walruspy.sim.loop import run
@@ -15,19 +21,22 @@ from walruspy.sim.loop import run
 INTERVAL_S = 60.0
 
 
-def poller(waiters: RegistrationWaiters) -> Any:
-    """What `idle` reads of its processor: the polling interval and the registration waiters."""
+def poller(waiters: RegistrationWaiters, new_head: asyncio.Event | None = None) -> Any:
+    """What `idle` reads of its processor: the polling interval, the registration waiters and
+    the new-head bell."""
     return SimpleNamespace(
-        config=SimpleNamespace(event_polling_interval_s=INTERVAL_S), registrations=waiters
+        config=SimpleNamespace(event_polling_interval_s=INTERVAL_S),
+        registrations=waiters,
+        _new_head=new_head or asyncio.Event(),
     )
 
 
-def idle_time(scenario: Any) -> float:
+def idle_time(scenario: Any, new_head: asyncio.Event | None = None) -> float:
     async def main() -> float:
         waiters = RegistrationWaiters(max_waiters=8)
         background = asyncio.create_task(scenario(waiters))
         start = now()
-        await EventProcessor.idle(poller(waiters))
+        await EventProcessor.idle(poller(waiters, new_head))
         background.cancel()
         return now() - start
 
@@ -70,3 +79,50 @@ def test_while_requests_wait_it_polls_every_quarter_interval() -> None:
         return now() - start
 
     assert run(main()) == INTERVAL_S / 4
+
+
+def test_a_new_head_makes_it_poll_at_once() -> None:
+    bell = asyncio.Event()
+
+    async def mined(_waiters: RegistrationWaiters) -> None:
+        await asyncio.sleep(7)
+        bell.set()
+
+    assert idle_time(mined, bell) == 7.0
+    assert not bell.is_set()  # rung once: the next pause waits for the next head
+
+    async def twice() -> tuple[float, float]:
+        waiters, head = RegistrationWaiters(max_waiters=8), asyncio.Event()
+        head.set()  # a block mined during the last poll
+        start = now()
+        await EventProcessor.idle(poller(waiters, head))
+        middle = now()
+        await EventProcessor.idle(poller(waiters, head))
+        return middle - start, now() - middle
+
+    assert run(twice()) == (0.0, INTERVAL_S)
+
+
+async def test_a_node_applies_an_event_when_the_head_is_pushed(tmp_path: Path) -> None:
+    """An in-process node on the fake chain, which pushes its heads (as the devchain and anvil
+    do over a WebSocket): with a poll interval of a minute, a registration still reaches it at
+    once; on a chain without subscriptions it waits for the next poll."""
+    for push in (True, False):
+        async with open_cluster(tmp_path / str(push), start=False) as cluster:
+            node = cluster.nodes[0]
+            node.config = replace(
+                node.config, chain=replace(node.config.chain, event_polling_interval_s=60.0)
+            )
+            cluster.chain.push_heads = push
+            await cluster.start(node)
+            assert node.node is not None and node.node.processor is not None
+            processor = node.node.processor
+            async with asyncio.timeout(30):
+                await processor.caught_up.wait()
+            await asyncio.sleep(0.2)  # well into its minute of idling
+            applied = processor.events_applied
+            cluster.chain.register(BlobId(bytes(32)))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await processor.wait_for_events(applied + 1)
+            assert (processor.events_applied > applied) is push

@@ -21,7 +21,7 @@ Errors:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -282,6 +282,11 @@ class ChainReader(Protocol):
         Raises `ChainReorganizedError` if `cursor.block_hash` is set and block
         `cursor.block_number` is no longer that block (or no longer exists).
         """
+        ...
+
+    async def watch_heads(self, on_head: Callable[[], None], ws_url: str | None = None) -> None:
+        """Call `on_head` as each block is mined, for as long as the chain pushes new heads
+        (until cancelled); return at once if it does not (then only polling sees them)."""
         ...
 
     async def blob_events(self, blob_id: BlobId) -> Sequence[ChainEvent]:

@@ -223,19 +223,23 @@ def _disabled(name: str) -> rpc.RpcMethod:
     return method
 
 
-def _rpc_methods(
+def _rpc_methods(  # noqa: PLR0917 - one call site, each argument a different kind
     engine: Engine,
     chain_worker: _Worker,
     call_worker: _Worker,
     failure: asyncio.Future[None],
     dev_methods: bool,
+    heads: rpc.HeadFeed,
 ) -> dict[str, rpc.RpcMethod]:
     def on_worker(
         function: Callable[[list[Any]], Any], mutating: bool = False, worker: _Worker = chain_worker
     ) -> rpc.RpcMethod:
         async def method(params: list[Any]) -> Any:
             try:
-                return await worker.run(partial(engine.run, function, mutating=mutating), params)
+                result = await worker.run(partial(engine.run, function, mutating=mutating), params)
+                if mutating:
+                    heads.changed()
+                return result
             except DevchainError as exc:
                 _log.error("devchain stopped: %s", exc, exc_info=exc)
                 if not failure.done():
@@ -373,8 +377,10 @@ async def open_devchain(
         engine, journal = await chain_worker.run(start, state_dir, requested, clock, abort)
         closing.callback(journal.close)
         failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        methods = _rpc_methods(engine, chain_worker, call_worker, failure, dev_methods)
-        app = rpc.make_jsonrpc_app(methods)
+        latest = partial(engine.run, engine.get_block_by_number, mutating=False)
+        heads = rpc.HeadFeed(partial(chain_worker.run, latest, ["latest", False]))
+        methods = _rpc_methods(engine, chain_worker, call_worker, failure, dev_methods, heads)
+        app = rpc.make_jsonrpc_app(methods, heads=heads)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:

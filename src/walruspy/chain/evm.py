@@ -802,6 +802,7 @@ async def _open(
         options: dict[str, Any] = {
             "confirmations": confirmations,
             "max_span_blocks": max_span_blocks,
+            "connector": connector,
         }
         if private_key is None:
             yield EvmChainReader(w3, rpc_url, deployment, abis, **options)

@@ -38,12 +38,14 @@ from walruspy.chain.events import ChainEvent, EventCursor
 from walruspy.chain.evm_events import DEFAULT_MAX_SPAN_BLOCKS, EventDecoder, LogReader
 from walruspy.chain.evm_rpc import (
     BlockHeader,
+    ConnectorFactory,
     ContractHandle,
     TransactionSender,
     block_header,
     rpc_errors,
 )
 from walruspy.chain.evm_staking import EpochState, EvmStaking
+from walruspy.chain.new_heads import follow_new_heads, websocket_url
 from walruspy.core.blob_id import BlobId
 from walruspy.core.committee import Committee, CommitteeMember
 from walruspy.core.crypto import BlsPublicKey
@@ -77,11 +79,13 @@ class EvmChainReader:
         confirmations: int = 0,
         max_span_blocks: int = DEFAULT_MAX_SPAN_BLOCKS,
         sender: TransactionSender | None = None,
+        connector: ConnectorFactory | None = None,
     ) -> None:
         if confirmations < 0:
             raise ValueError("confirmations cannot be negative")
         self._w3 = w3
         self.url = url
+        self._connector = connector
         self.deployment = deployment
         self._abis = abis
         self._confirmations = confirmations
@@ -319,6 +323,13 @@ class EvmChainReader:
         if self._confirmations:
             tip = await self._events.block(max(0, tip.number - self._confirmations))
         return await self._events.read(cursor, limit, tip)
+
+    async def watch_heads(self, on_head: Callable[[], None], ws_url: str | None = None) -> None:
+        """Call `on_head` as each block is mined, for as long as the endpoint pushes its heads
+        (chain/new_heads.py; `ws_url` defaults to the WebSocket beside the JSON-RPC URL);
+        return at once if it has no subscriptions."""
+        url = ws_url or websocket_url(self.url)
+        await follow_new_heads(url, on_head, connector=self._connector)
 
     async def blob_events(self, blob_id: BlobId) -> Sequence[ChainEvent]:
         """Every event that names `blob_id`, in chain order (evm_events)."""

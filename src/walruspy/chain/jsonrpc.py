@@ -10,7 +10,11 @@ anvil. This module holds everything that is about the protocol rather than the c
   endpoint that accepts a single request or a batch (answered in order, one call after
   another), applies the limits below, and turns a :class:`RpcError` raised by a method into
   a JSON-RPC error object; any other exception becomes ``-32603 internal error`` with no
-  details (they go to the log).
+  details (they go to the log). With a :class:`HeadFeed` the same path also takes WebSocket
+  connections (``GET /`` with an upgrade, as anvil serves both on one port): the same
+  requests, plus ``eth_subscribe(["newHeads"])``, whose notifications carry each new head,
+  so that a follower of the chain learns of a block the moment it is mined instead of at
+  its next poll.
 * ``parse_*`` read request parameters (hex quantities, data, addresses) and raise
   ``-32602 invalid params`` on anything malformed; ``encode_*`` render py-evm blocks,
   transactions, receipts and logs the way geth does (hex quantities, ``0x`` data,
@@ -23,14 +27,17 @@ a transaction the chain refuses is ``-32000`` with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_abi.abi import decode as abi_decode
 from eth_typing import Address
@@ -47,6 +54,7 @@ __all__ = [
     "PARSE_ERROR",
     "SERVER_ERROR",
     "CallRequest",
+    "HeadFeed",
     "IndexedLog",
     "JsonRpcLimits",
     "RpcError",
@@ -551,10 +559,97 @@ def parse_body(body: bytes) -> Any:
         return RpcError(PARSE_ERROR, f"parse error: {str(exc)[:100]}")
 
 
+async def _answer(
+    methods: Mapping[str, RpcMethod], payload: object, bounds: JsonRpcLimits
+) -> object | None:
+    """The answer to a parsed body: one request or a batch (None: nothing to answer)."""
+    if isinstance(payload, RpcError):
+        return _error_response(None, payload)
+    if not isinstance(payload, list):
+        return await _call_one(methods, payload)
+    if not payload:
+        return _error_response(None, RpcError(INVALID_REQUEST, "empty batch"))
+    if len(payload) > bounds.max_batch_entries:
+        too_many = RpcError(
+            LIMIT_EXCEEDED, f"batch of more than {bounds.max_batch_entries} requests"
+        )
+        return _error_response(None, too_many)
+    answers = [answer for entry in payload if (answer := await _call_one(methods, entry))]
+    return answers or None
+
+
+class HeadFeed:
+    """The ``newHeads`` subscriptions of the WebSocket endpoint (``eth_subscribe``, as geth and
+    anvil serve it): each head the chain reaches is pushed to every subscriber.
+
+    ``changed`` is called after anything that may have mined or rewound a block; the head is
+    then read through ``latest`` (a block as eth_getBlockByNumber gives it) and pushed once
+    per new block hash. A subscriber that cannot take a message is dropped.
+    """
+
+    def __init__(self, latest: Callable[[], Awaitable[dict[str, Any] | None]]) -> None:
+        self._latest = latest
+        self._subscribers: dict[str, web.WebSocketResponse] = {}
+        self._pushed_hash: str | None = None
+        self._pushing: asyncio.Task[None] | None = None
+        self._again = False
+
+    def subscribe(self, socket: web.WebSocketResponse) -> str:
+        subscription = "0x" + secrets.token_hex(16)
+        self._subscribers[subscription] = socket
+        return subscription
+
+    def unsubscribe(self, subscription: str) -> bool:
+        return self._subscribers.pop(subscription, None) is not None
+
+    def changed(self) -> None:
+        """The head may have moved: push it (soon, in a task of its own)."""
+        if not self._subscribers:
+            return
+        if self._pushing is not None and not self._pushing.done():
+            self._again = True  # read the head once more when this push is done
+            return
+        self._pushing = asyncio.create_task(self._push())
+
+    async def _push(self) -> None:
+        self._again = True
+        while self._again and self._subscribers:
+            self._again = False
+            try:
+                block = await self._latest()
+            except (RpcError, RuntimeError) as exc:  # stopped or stopping: requests say so
+                _log.warning("cannot read the head for newHeads subscribers: %s", exc)
+                return
+            if block is None or block["hash"] == self._pushed_hash:
+                continue
+            self._pushed_hash = block["hash"]
+            header = {k: v for k, v in block.items() if k not in _NOT_IN_HEADERS}
+            for subscription, socket in list(self._subscribers.items()):
+                message = {
+                    "jsonrpc": "2.0",
+                    "method": "eth_subscription",
+                    "params": {"subscription": subscription, "result": header},
+                }
+                try:
+                    await socket.send_str(json.dumps(message, separators=(",", ":")))
+                except (ConnectionError, RuntimeError):
+                    self._subscribers.pop(subscription, None)
+
+
+#: Fields of a block that a newHeads notification leaves out (geth sends the header only).
+_NOT_IN_HEADERS: Final = frozenset(
+    {"transactions", "uncles", "withdrawals", "size", "totalDifficulty"}
+)
+
+
 def make_jsonrpc_app(
-    methods: Mapping[str, RpcMethod], limits: JsonRpcLimits | None = None
+    methods: Mapping[str, RpcMethod],
+    limits: JsonRpcLimits | None = None,
+    heads: HeadFeed | None = None,
 ) -> web.Application:
-    """An aiohttp application answering JSON-RPC 2.0 requests with ``methods``."""
+    """An aiohttp application answering JSON-RPC 2.0 requests with ``methods``: over HTTP
+    (``POST /``) and, with ``heads``, over a WebSocket (``GET /``), which also takes
+    ``eth_subscribe(["newHeads"])`` and ``eth_unsubscribe``."""
     bounds = limits or JsonRpcLimits()
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -563,22 +658,54 @@ def make_jsonrpc_app(
         except web.HTTPRequestEntityTooLarge:
             too_large = RpcError(LIMIT_EXCEEDED, f"request body over {bounds.max_body_bytes} bytes")
             return _json_response(_error_response(None, too_large), status=413)
-        payload = parse_body(body)
-        if isinstance(payload, RpcError):
-            return _json_response(_error_response(None, payload))
-        if not isinstance(payload, list):
-            answer = await _call_one(methods, payload)
-            return web.Response(status=204) if answer is None else _json_response(answer)
-        if not payload:
-            return _json_response(_error_response(None, RpcError(INVALID_REQUEST, "empty batch")))
-        if len(payload) > bounds.max_batch_entries:
-            too_many = RpcError(
-                LIMIT_EXCEEDED, f"batch of more than {bounds.max_batch_entries} requests"
-            )
-            return _json_response(_error_response(None, too_many))
-        answers = [answer for entry in payload if (answer := await _call_one(methods, entry))]
-        return _json_response(answers) if answers else web.Response(status=204)
+        answer = await _answer(methods, parse_body(body), bounds)
+        return web.Response(status=204) if answer is None else _json_response(answer)
 
     app = web.Application(client_max_size=bounds.max_body_bytes)
     app.router.add_post("/", handle)
+    if heads is not None:
+        app.router.add_get("/", partial(_websocket, methods, bounds, heads))
     return app
+
+
+async def _websocket(
+    methods: Mapping[str, RpcMethod],
+    bounds: JsonRpcLimits,
+    heads: HeadFeed,
+    request: web.Request,
+) -> web.StreamResponse:
+    """One WebSocket connection: JSON-RPC requests in text frames, answered in order, and the
+    notifications of its subscriptions, which end with it."""
+    socket = web.WebSocketResponse(max_msg_size=bounds.max_body_bytes, heartbeat=30.0)
+    if not socket.can_prepare(request).ok:
+        return web.Response(status=400, text="GET / takes a WebSocket upgrade; POST JSON-RPC")
+    await socket.prepare(request)
+    own: set[str] = set()
+
+    async def subscribe(params: list[Any]) -> str:
+        kind = param(params, 0, "subscription")
+        if kind != "newHeads":
+            raise RpcError(INVALID_PARAMS, f"unsupported subscription {kind!r} (only newHeads)")
+        subscription = heads.subscribe(socket)
+        own.add(subscription)
+        return subscription
+
+    async def unsubscribe(params: list[Any]) -> bool:
+        subscription = param(params, 0, "subscription")
+        if subscription not in own:
+            return False
+        own.discard(subscription)
+        return heads.unsubscribe(subscription)
+
+    served = {**methods, "eth_subscribe": subscribe, "eth_unsubscribe": unsubscribe}
+    try:
+        async for message in socket:
+            if message.type != WSMsgType.TEXT:
+                continue  # close and error frames end the loop; binary frames carry no JSON-RPC
+            answer = await _answer(served, parse_body(message.data.encode()), bounds)
+            if answer is not None:
+                await socket.send_str(json.dumps(answer, separators=(",", ":")))
+    finally:
+        for subscription in own:
+            heads.unsubscribe(subscription)
+    return socket

@@ -54,6 +54,11 @@ class ChainConfig:
     #: 256 blocks is about 50 minutes of Ethereum, far beyond any reorganisation seen since the
     #: merge, and a few thousand records at most.
     reorg_window_blocks: int = 256
+    #: Read the events as soon as the endpoint pushes a new head (`eth_subscribe` newHeads over
+    #: a WebSocket, chain/new_heads.py) rather than at the next poll only.
+    subscribe_new_heads: bool = True
+    #: The endpoint's WebSocket URL, if not the JSON-RPC URL's own (ws:// for http://).
+    ws_url: str | None = None
 
     @property
     def backoff(self) -> Backoff:
@@ -329,7 +334,11 @@ def _chain(section: _Section) -> ChainConfig:
         retry_max_backoff_s=section.number("retry_max_backoff_s", 30.0, low, 3600),
         confirmations=section.integer("confirmations", 0, 0, 10_000),
         reorg_window_blocks=section.integer("reorg_window_blocks", 256, 0, 1_000_000),
+        subscribe_new_heads=section.flag("subscribe_new_heads", True),
+        ws_url=section.text("ws_url", "") or None,
     )
+    if config.ws_url is not None and not config.ws_url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"chain.ws_url must be a ws(s) URL, got {config.ws_url!r}")
     section.done()
     return config
 

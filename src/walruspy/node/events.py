@@ -44,7 +44,6 @@ while caught up); `wait_for_events` lets tests and the devnet wait for a given e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -114,6 +113,8 @@ class EventProcessor:
         self._applied = asyncio.Condition()
         self._caught_up_at = clock.now()
         self.caught_up = asyncio.Event()
+        #: Set when the chain pushes a new head (`ChainReader.watch_heads`).
+        self._new_head = asyncio.Event()
         state.events_applied = self.events_applied
 
     @property
@@ -134,7 +135,13 @@ class EventProcessor:
             await self._applied.wait_for(lambda: self.events_applied >= count)
 
     async def run(self) -> None:
-        """Poll and apply events until cancelled."""
+        """Poll and apply events until cancelled (and follow the chain's new heads)."""
+        async with asyncio.TaskGroup() as group:
+            if self.config.subscribe_new_heads:
+                group.create_task(self.chain.watch_heads(self._new_head.set, self.config.ws_url))
+            await self._poll()
+
+    async def _poll(self) -> None:
         failures = 0
         while True:
             try:
@@ -160,20 +167,19 @@ class EventProcessor:
                 self.metrics.event_lag_seconds.set(lag)
 
     async def idle(self) -> None:
-        """The pause of a caught-up poller (module doc, "Polling"): the polling interval; a
-        quarter of it while requests wait for registrations this node has not seen; and only
-        `MIN_POLL_GAP_S` when a request starts waiting for a new one (a client asking for its
-        confirmation, or uploading, right after registering: the event is likely on chain)."""
+        """The pause of a caught-up poller (module doc, "Polling"): until the chain pushes a
+        new head; else the polling interval; a quarter of it while requests wait for
+        registrations this node has not seen; and only `MIN_POLL_GAP_S` when a request starts
+        waiting for a new one (a client asking for its confirmation, or uploading, right after
+        registering: the event is likely on chain)."""
         interval = self.config.event_polling_interval_s
         gap = min(MIN_POLL_GAP_S, interval)
-        await asyncio.sleep(gap)
         waiters = self.registrations
-        if not waiters.wanted.is_set():
+        if not await _either(self._new_head, None, gap) and not waiters.wanted.is_set():
             pause = max(gap, interval / 4) if waiters.waiting else interval
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(pause - gap):
-                    await waiters.wanted.wait()
+            await _either(self._new_head, waiters.wanted, pause - gap)
         waiters.wanted.clear()
+        self._new_head.clear()
 
     async def apply_all(self, events: Sequence[ChainEvent]) -> None:
         """Apply a batch of events in order."""
@@ -328,3 +334,16 @@ class EventProcessor:
             await self.epochs.begin_epoch(action.epoch)
         else:
             log.info("epoch change done", epoch=action.epoch)
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event | None, timeout_s: float) -> bool:
+    """Wait until `first` or `second` is set, at most `timeout_s`; whether one is."""
+    waits = [asyncio.ensure_future(event.wait()) for event in (first, second) if event is not None]
+    try:
+        done, _ = await asyncio.wait(
+            waits, timeout=max(0.0, timeout_s), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return bool(done)

@@ -366,30 +366,47 @@ def tip(number: int) -> BlockRef:
 
 
 class FakeLogs:
-    """eth_getLogs over a fixed list, refusing ranges wider than `max_span` blocks."""
+    """eth_getLogs over a fixed list, refusing ranges wider than `max_span` blocks; blocks and
+    logs are read from the JSON-RPC answers themselves (`evm_rpc.block_header`, `raw_logs`)."""
 
     def __init__(self, logs: list[dict[str, Any]], max_span: int) -> None:
         self.logs = logs
         self.max_span = max_span
         self.queries: list[tuple[int, int]] = []
-        self.fail: Exception | None = None
-
-    async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        low, high = query["fromBlock"], query["toBlock"]
-        self.queries.append((low, high))
-        if self.fail is not None:
-            raise self.fail
-        if high - low + 1 > self.max_span:
-            raise rpc_error("query exceeds max block range", code=-32005)
-        found = [log for log in self.logs if low <= log["blockNumber"] <= high]
-        return list(reversed(found))  # any order: the reader sorts
+        self.blocks_read: list[int] = []
+        self.fail: Web3RPCError | None = None
 
     async def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        # The reader reads blocks from the JSON-RPC answer itself (`evm_rpc.block_header`).
+        if method == "eth_getLogs":
+            return self._get_logs(params[0])
         assert method == "eth_getBlockByNumber" and params[1] is False
         number = int(params[0], 16)
+        self.blocks_read.append(number)
         block = {"number": hex(number), "hash": "0x" + block_hash_of(number).hex()}
         return {"jsonrpc": "2.0", "id": 1, "result": block | {"timestamp": "0x0"}}
+
+    def _get_logs(self, query: dict[str, Any]) -> dict[str, Any]:
+        low, high = int(query["fromBlock"], 16), int(query["toBlock"], 16)
+        self.queries.append((low, high))
+        if self.fail is not None:
+            return {"jsonrpc": "2.0", "id": 1, **(self.fail.rpc_response or {})}
+        if high - low + 1 > self.max_span:
+            error = {"code": -32005, "message": "query exceeds max block range"}
+            return {"jsonrpc": "2.0", "id": 1, "error": error}
+        found = [log for log in self.logs if low <= log["blockNumber"] <= high]
+        encoded = [
+            {
+                "address": log["address"],
+                "topics": ["0x" + bytes(topic).hex() for topic in log["topics"]],
+                "data": "0x" + bytes(log["data"]).hex(),
+                "blockNumber": hex(log["blockNumber"]),
+                "logIndex": hex(log["logIndex"]),
+                "transactionHash": "0x" + log["transactionHash"].hex(),
+                "blockHash": "0x" + log["blockHash"].hex(),
+            }
+            for log in reversed(found)  # any order: the reader sorts
+        ]
+        return {"jsonrpc": "2.0", "id": 1, "result": encoded}
 
 
 def reader_over(logs: FakeLogs, abi: Any, start_block: int = 0, span: int = 64) -> LogReader:
@@ -489,6 +506,24 @@ async def test_challenge_events_are_decoded_in_order_with_the_others(system_abi:
     assert (started.epoch, started.seed, started.event_id.block_number) == (2, seed, 6)
     assert type(started.seed) is bytes and type(certified.node_id) is bytes
     assert (certified.epoch, certified.node_id, certified.blobs_checked) == (2, node_id, 640)
+
+
+async def test_the_next_block_proves_the_last_one_scanned_by_its_parent_hash(
+    system_abi: Any,
+) -> None:
+    """A poller reads each new block as it comes: the tip's parent hash shows the block it
+    scanned last is still on the chain, so it is not asked for again; a tip whose parent is
+    another block is a reorganisation, and the reader checks its cursor as usual."""
+    logs = FakeLogs(sample_logs(LogFactory(system_abi)), max_span=1000)
+    reader = reader_over(logs, system_abi)
+    everything = await reader.read(EventCursor(), 10_000, tip(260))
+    cursor = everything[-1].event_id.cursor_after
+    after = BlockRef(261, block_hash_of(261), parent_hash=block_hash_of(260))
+    assert await reader.read(cursor, 10, after) == []
+    assert logs.blocks_read == [] and logs.queries[-1] == (261, 261)
+    forked = BlockRef(262, b"\x01" * 32, parent_hash=b"\x02" * 32)
+    await reader.read(cursor, 10, forked)
+    assert logs.blocks_read == [cursor.block_number]  # the cursor's block, checked by hash
 
 
 async def test_a_polling_reader_does_not_rescan_blocks(system_abi: Any) -> None:

@@ -48,7 +48,6 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import Web3RPCError
-from web3.types import FilterParams, LogReceipt
 
 from walruspy.chain.api import ChainReorganizedError, ChainUnavailableError
 from walruspy.chain.contracts import Abi
@@ -66,7 +65,7 @@ from walruspy.chain.events import (
     EventId,
     InvalidBlobId,
 )
-from walruspy.chain.evm_rpc import block_header, rpc_errors
+from walruspy.chain.evm_rpc import block_header, raw_logs, rpc_errors
 from walruspy.core.blob_id import BlobId
 
 __all__ = ["DEFAULT_MAX_SPAN_BLOCKS", "BlockRef", "EventDecoder", "LogReader", "event_topic"]
@@ -113,6 +112,9 @@ class BlockRef:
 
     number: int
     hash: bytes
+    #: Its parent's hash, where the node gave it: one block on from a block known to be on the
+    #: chain, it proves that block still is without asking for it again.
+    parent_hash: bytes = b""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -155,7 +157,7 @@ class EventDecoder:
         """topic0 of every event the decoder knows."""
         return list(self._layouts)
 
-    def decode(self, log: LogReceipt) -> ChainEvent | None:
+    def decode(self, log: Mapping[str, Any]) -> ChainEvent | None:
         """The event of `log`, or None for a log of another kind."""
         topics = [bytes(t) for t in log["topics"]]
         layout = self._layouts.get(topics[0]) if topics else None
@@ -260,6 +262,8 @@ class LogReader:
             return True
         if tip.number < last.number:
             return False
+        if tip.number == last.number + 1 and tip.parent_hash:
+            return tip.parent_hash == last.hash
         return await self.block_hash(last.number) == last.hash
 
     async def _check_cursor(self, cursor: EventCursor) -> None:
@@ -286,9 +290,9 @@ class LogReader:
             header = await block_header(self._w3, number)
         if header is None:
             return BlockRef(-1 if number is None else number, b"")
-        return BlockRef(header.number, header.hash)
+        return BlockRef(header.number, header.hash, header.parent_hash)
 
-    def _decode(self, log: LogReceipt) -> ChainEvent | None:
+    def _decode(self, log: Mapping[str, Any]) -> ChainEvent | None:
         try:
             return self._decoder.decode(log)
         except (ValueError, TypeError, KeyError) as exc:
@@ -317,21 +321,21 @@ class LogReader:
 
     async def _get_logs(
         self, from_block: int, to_block: int, key: bytes | None = None
-    ) -> list[LogReceipt] | None:
+    ) -> list[dict[str, Any]] | None:
         """The logs of the range (with `key` as first indexed field, if given), or None after
         halving a span the node found too large."""
         topics: list[Any] = [["0x" + t.hex() for t in self._decoder.topics]]
         if key is not None:
             topics.append("0x" + key.hex())
-        query: FilterParams = {
+        query = {
             "address": self._address,
-            "fromBlock": from_block,
-            "toBlock": to_block,
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
             "topics": topics,
         }
         with rpc_errors(self._url, "read events"):
             try:
-                logs = list(await self._w3.eth.get_logs(query))
+                logs = await raw_logs(self._w3, query)
             except Web3RPCError as exc:
                 if _is_too_large(exc) and to_block > from_block:
                     self._span = max(1, (to_block - from_block + 1) // 2)

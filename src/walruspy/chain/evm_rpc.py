@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -264,6 +264,7 @@ class BlockHeader:
     number: int
     hash: bytes
     timestamp: int
+    parent_hash: bytes = b""
 
 
 async def block_header(w3: AsyncWeb3[Any], number: int | None = None) -> BlockHeader | None:
@@ -281,9 +282,38 @@ async def block_header(w3: AsyncWeb3[Any], number: int | None = None) -> BlockHe
     block = response.get("result")
     if block is None:
         return None
+    parent = block.get("parentHash")
     return BlockHeader(
-        int(block["number"], 16), bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16)
+        int(block["number"], 16),
+        bytes.fromhex(block["hash"][2:]),
+        int(block["timestamp"], 16),
+        bytes.fromhex(parent[2:]) if isinstance(parent, str) else b"",
     )
+
+
+async def raw_logs(w3: AsyncWeb3[Any], query: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """eth_getLogs for `query` (JSON-RPC values: hex block numbers and topics), read from the
+    answer itself as `block_header` reads blocks (web3's formatters cost more CPU than the
+    request, and nodes ask at every new block): each log's topics, data and hashes as bytes,
+    its block number and index as ints. Errors as `block_header`'s."""
+    response = await w3.provider.make_request(RPCEndpoint("eth_getLogs"), [dict(query)])
+    if "error" in response:
+        raise Web3RPCError(f"eth_getLogs: {response['error']}", rpc_response=response)
+    found = response.get("result")
+    if not isinstance(found, list):
+        raise TypeError(f"eth_getLogs answered {type(found).__name__}, not a list")
+    return [
+        {
+            "address": log["address"],
+            "topics": [bytes.fromhex(topic[2:]) for topic in log["topics"]],
+            "data": bytes.fromhex(log["data"][2:]),
+            "blockNumber": int(log["blockNumber"], 16),
+            "logIndex": int(log["logIndex"], 16),
+            "transactionHash": bytes.fromhex(log["transactionHash"][2:]),
+            "blockHash": bytes.fromhex(log["blockHash"][2:]),
+        }
+        for log in found
+    ]
 
 
 @contextlib.contextmanager

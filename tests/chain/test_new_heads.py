@@ -103,3 +103,22 @@ async def test_the_devchain_websocket_speaks_json_rpc_and_subscriptions(tmp_path
             await ask("evm_mine")
             with pytest.raises(TimeoutError):
                 await ws.receive(timeout=0.5)  # unsubscribed: nothing more
+
+
+async def test_the_devchain_stops_at_once_with_subscribers_connected(tmp_path: Path) -> None:
+    """Open WebSockets are closed at shutdown (going away), not waited for: aiohttp would
+    otherwise hold the stop for its whole shutdown timeout, a minute."""
+    async with aiohttp.ClientSession() as http:
+        chain_context = open_devchain(tmp_path)
+        chain = await chain_context.__aenter__()
+        ws = await http.ws_connect(websocket_url(chain.url))
+        request = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
+        await ws.send_str(json.dumps(request))
+        assert "result" in json.loads((await ws.receive(timeout=10)).data)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await chain_context.__aexit__(None, None, None)
+        assert loop.time() - started < 10
+        closing = await ws.receive(timeout=10)
+        assert closing.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
+        await ws.close()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_abi.abi import decode as abi_decode
 from eth_typing import Address
@@ -664,7 +664,15 @@ def make_jsonrpc_app(
     app = web.Application(client_max_size=bounds.max_body_bytes)
     app.router.add_post("/", handle)
     if heads is not None:
-        app.router.add_get("/", partial(_websocket, methods, bounds, heads))
+        sockets: set[web.WebSocketResponse] = set()
+        app.router.add_get("/", partial(_websocket, methods, bounds, heads, sockets))
+
+        async def close_sockets(app: web.Application) -> None:
+            # Open WebSockets would hold the shutdown for aiohttp's whole shutdown timeout.
+            for socket in list(sockets):
+                await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+        app.on_shutdown.append(close_sockets)
     return app
 
 
@@ -672,6 +680,7 @@ async def _websocket(
     methods: Mapping[str, RpcMethod],
     bounds: JsonRpcLimits,
     heads: HeadFeed,
+    sockets: set[web.WebSocketResponse],
     request: web.Request,
 ) -> web.StreamResponse:
     """One WebSocket connection: JSON-RPC requests in text frames, answered in order, and the
@@ -680,6 +689,7 @@ async def _websocket(
     if not socket.can_prepare(request).ok:
         return web.Response(status=400, text="GET / takes a WebSocket upgrade; POST JSON-RPC")
     await socket.prepare(request)
+    sockets.add(socket)
     own: set[str] = set()
 
     async def subscribe(params: list[Any]) -> str:
@@ -706,6 +716,7 @@ async def _websocket(
             if answer is not None:
                 await socket.send_str(json.dumps(answer, separators=(",", ":")))
     finally:
+        sockets.discard(socket)
         for subscription in own:
             heads.unsubscribe(subscription)
     return socket

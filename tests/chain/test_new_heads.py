@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from tests.chain.backends import ChainProcess
+from tests.chain.test_evm_rpc import chain_id_node
 from walruspy.chain.devchain import open_devchain
 from walruspy.chain.new_heads import follow_new_heads, websocket_url
 
@@ -54,23 +54,13 @@ async def test_each_block_mined_rings(node: ChainProcess) -> None:
 
 
 async def test_an_endpoint_without_websocket_leaves_polling_alone() -> None:
-    async def post_only(request: web.Request) -> web.Response:
-        return web.json_response({"jsonrpc": "2.0", "id": 1, "result": "0x1"})
-
-    app = web.Application()
-    app.router.add_post("/", post_only)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with chain_id_node() as w3:  # JSON-RPC over POST only: GET / answers 405
         rings: list[None] = []
         async with asyncio.timeout(10):  # it returns: no retry loop against a plain HTTP server
-            await follow_new_heads(f"ws://127.0.0.1:{port}/", lambda: rings.append(None))
+            await follow_new_heads(
+                websocket_url(w3.provider.endpoint_uri), lambda: rings.append(None)
+            )
         assert rings == []
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_devchain_websocket_speaks_json_rpc_and_subscriptions(tmp_path: Path) -> None:

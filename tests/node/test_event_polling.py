@@ -28,6 +28,7 @@ def poller(waiters: RegistrationWaiters, new_head: asyncio.Event | None = None) 
         config=SimpleNamespace(event_polling_interval_s=INTERVAL_S),
         registrations=waiters,
         _new_head=new_head or asyncio.Event(),
+        _polled_at=float("-inf"),
     )
 
 
@@ -126,3 +127,32 @@ async def test_a_node_applies_an_event_when_the_head_is_pushed(tmp_path: Path) -
                 async with asyncio.timeout(2):
                     await processor.wait_for_events(applied + 1)
             assert (processor.events_applied > applied) is push
+
+
+def test_however_fast_blocks_come_polls_start_a_gap_apart() -> None:
+    async def main() -> float:
+        waiters, head = RegistrationWaiters(max_waiters=8), asyncio.Event()
+        processor = poller(waiters, head)
+        processor._polled_at = now()  # a poll just started, and a block came meanwhile
+        head.set()
+        start = now()
+        await EventProcessor.idle(processor)
+        return now() - start
+
+    assert run(main()) == MIN_POLL_GAP_S
+
+
+async def test_a_failing_push_leaves_the_polls_alone(tmp_path: Path) -> None:
+    async with open_cluster(tmp_path, start=False) as cluster:
+
+        async def broken(on_head: Any, ws_url: str | None = None) -> None:
+            raise RuntimeError("a defect in the push")
+
+        cluster.chain.watch_heads = broken  # type: ignore[method-assign]
+        node = cluster.nodes[0]
+        await cluster.start(node)
+        assert node.node is not None and node.node.processor is not None
+        applied = node.node.processor.events_applied
+        cluster.chain.register(BlobId(bytes(32)))
+        async with asyncio.timeout(30):
+            await node.node.processor.wait_for_events(applied + 1)

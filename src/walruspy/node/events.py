@@ -30,12 +30,16 @@ there. Blobs whose records came back are queued for a sync (an undone deletion m
 data). Undo records cover the last `chain.reorg_window_blocks` blocks; a reorganisation deeper
 than that is logged as an error and the node reads on from its cursor.
 
-Polling. A caught-up processor polls every `event_polling_interval_s`; sooner when a request
-starts waiting for a registration the node has not seen (`RegistrationWaiters.wanted`: a
-client asks for its confirmation, or uploads, right after its registration was mined), at most
-once per `MIN_POLL_GAP_S`; and every quarter interval while such requests wait. Walrus's nodes
-follow a stream of checkpoints instead; this is the nearest a poller comes to it without a
-subscription.
+Polling. A caught-up processor polls as soon as the chain pushes a new head
+(`ChainReader.watch_heads`: `eth_subscribe` newHeads over the endpoint's WebSocket,
+chain/new_heads.py), which is the nearest an EVM endpoint comes to the stream of checkpoints
+Walrus's nodes follow. Nothing is read from the push but its arrival, so polling stays the one
+path by which events arrive, and it goes on beside the push, for an endpoint without one and for
+a push that was lost: every `event_polling_interval_s`; sooner when a request starts waiting for
+a registration the node has not seen (`RegistrationWaiters.wanted`: a client asks for its
+confirmation, or uploads, right after its registration was mined); and every quarter interval
+while such requests wait. However fast blocks or requests come, polls start at least
+`MIN_POLL_GAP_S` apart. A failure of the push is logged and leaves polling alone.
 
 Lag: `event_lag_seconds` is the time since the processor last reached the end of the stream (0
 while caught up); `wait_for_events` lets tests and the devnet wait for a given event count.
@@ -115,6 +119,8 @@ class EventProcessor:
         self.caught_up = asyncio.Event()
         #: Set when the chain pushes a new head (`ChainReader.watch_heads`).
         self._new_head = asyncio.Event()
+        #: When the last poll started (`clock.now()`).
+        self._polled_at = float("-inf")
         state.events_applied = self.events_applied
 
     @property
@@ -138,13 +144,20 @@ class EventProcessor:
         """Poll and apply events until cancelled (and follow the chain's new heads)."""
         async with asyncio.TaskGroup() as group:
             if self.config.subscribe_new_heads:
-                group.create_task(self.chain.watch_heads(self._new_head.set, self.config.ws_url))
+                group.create_task(self._watch_heads())
             await self._poll()
+
+    async def _watch_heads(self) -> None:
+        try:
+            await self.chain.watch_heads(self._new_head.set, self.config.ws_url)
+        except Exception as exc:  # a defect of the push must not stop the polls
+            log.error("following the chain's new heads failed; polling alone", error=repr(exc))
 
     async def _poll(self) -> None:
         failures = 0
         while True:
             try:
+                self._polled_at = clock.now()
                 events = await self.chain.events(self.cursor, self.config.events_per_poll)
                 failures = 0
             except ChainReorganizedError as exc:
@@ -178,6 +191,8 @@ class EventProcessor:
         if not await _either(self._new_head, None, gap) and not waiters.wanted.is_set():
             pause = max(gap, interval / 4) if waiters.waiting else interval
             await _either(self._new_head, waiters.wanted, pause - gap)
+        # However fast blocks come: polls start at least a gap apart.
+        await asyncio.sleep(max(0.0, self._polled_at + gap - clock.now()))
         waiters.wanted.clear()
         self._new_head.clear()
 

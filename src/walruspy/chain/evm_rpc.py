@@ -304,7 +304,6 @@ async def raw_logs(w3: AsyncWeb3[Any], query: Mapping[str, Any]) -> list[dict[st
         raise TypeError(f"eth_getLogs answered {type(found).__name__}, not a list")
     return [
         {
-            "address": log["address"],
             "topics": [bytes.fromhex(topic[2:]) for topic in log["topics"]],
             "data": bytes.fromhex(log["data"][2:]),
             "blockNumber": int(log["blockNumber"], 16),

@@ -55,6 +55,11 @@ async def follow_new_heads(
     and once on each (re)connection, until cancelled; return if the endpoint has no
     newHeads subscription."""
     failures = 0
+
+    def subscribed() -> None:
+        nonlocal failures
+        failures = 0
+
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s)
     async with aiohttp.ClientSession(
         connector=connector(force_close=False) if connector else None, timeout=timeout
@@ -69,11 +74,8 @@ async def follow_new_heads(
                         "params": ["newHeads"],
                     }
                     await ws.send_str(json.dumps(request))
-                    if not await _subscribed(ws, url, on_head):
+                    if not await _ring(ws, url, on_head, subscribed):
                         return
-                    failures = 0
-                    on_head()  # blocks mined while we were not connected
-                    await _ring(ws, on_head)
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status in _NO_WEBSOCKET:
                     log.info(
@@ -93,15 +95,20 @@ async def follow_new_heads(
             await asyncio.sleep(delay)
 
 
-async def _subscribed(
-    ws: aiohttp.ClientWebSocketResponse, url: str, on_head: Callable[[], None]
+async def _ring(
+    ws: aiohttp.ClientWebSocketResponse,
+    url: str,
+    on_head: Callable[[], None],
+    subscribed: Callable[[], None],
 ) -> bool:
-    """Wait for the answer to eth_subscribe: True if subscribed, False if refused; raises
-    ConnectionError if the connection ends first."""
+    """`on_head` for each notification, and once when the subscription is answered (for blocks
+    mined while not connected), until the connection ends (ConnectionError); False at once if
+    the endpoint refuses the subscription. A head may come before the answer (the server's
+    tasks race)."""
     async for message in ws:
         answer = _json(message)
         if answer.get("method") == "eth_subscription":
-            on_head()  # a head pushed before the answer (the server's tasks raced)
+            on_head()
         elif answer.get("id") == _SUBSCRIBE_ID:
             if "error" in answer:
                 log.info(
@@ -110,14 +117,7 @@ async def _subscribed(
                     error=str(answer["error"])[:200],
                 )
                 return False
-            return True
-    raise ConnectionError("the connection closed before the subscription was answered")
-
-
-async def _ring(ws: aiohttp.ClientWebSocketResponse, on_head: Callable[[], None]) -> None:
-    """`on_head` for each notification until the connection ends (ConnectionError)."""
-    async for message in ws:
-        if _json(message).get("method") == "eth_subscription":
+            subscribed()
             on_head()
     raise ConnectionError(f"the connection closed ({ws.close_code})")
 

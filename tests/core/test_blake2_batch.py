@@ -27,8 +27,8 @@ def test_digests_are_hashlib_s(width: int, prefix: int) -> None:
 
 
 def test_many_rows_cross_the_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blake2_batch, "CHUNK_BYTES", 1024)  # 8 rows of 128 bytes per chunk
-    rows = np.random.default_rng(7).integers(0, 256, size=(101, 64), dtype=np.uint8)
+    monkeypatch.setattr(blake2_batch, "CHUNK_BYTES", 1024)  # one group of lanes per chunk
+    rows = np.random.default_rng(7).integers(0, 256, size=(300, 64), dtype=np.uint8)
     digests = blake2_batch.hash_rows_prefixed(rows, 1)
     assert [d.tobytes() for d in digests] == [
         hashlib.blake2b(b"\x01" + r.tobytes(), digest_size=32).digest() for r in rows
@@ -74,3 +74,18 @@ def test_a_tree_hashed_level_by_level_is_the_same_tree(n_leaves: int) -> None:
     assert (batched.root, batched.n_leaves) == (one_by_one.root, one_by_one.n_leaves)
     for index in range(n_leaves):
         assert batched.proof(index) == one_by_one.proof(index)
+
+
+@pytest.mark.parametrize("width", [1, 127, 128, 200, 201, 2000])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_leaf_hashes_of_every_symbol_length(
+    monkeypatch: pytest.MonkeyPatch, width: int, compiled: bool
+) -> None:
+    # Symbols longer than LONGEST_ROW_BYTES (200 here) are hashed in place by hashlib.
+    monkeypatch.setattr(blake2_batch, "LONGEST_ROW_BYTES", 200)
+    monkeypatch.setattr(merkle, "_compiled_worthwhile", lambda count: compiled)
+    symbols = np.random.default_rng(width).integers(0, 256, size=(2, 5, width), dtype=np.uint8)
+    digests = merkle.leaf_hashes(symbols)
+    assert digests.shape == (2, 5, 32)
+    for symbol, digest in zip(symbols.reshape(-1, width), digests.reshape(-1, 32), strict=True):
+        assert digest.tobytes() == merkle.leaf_hash(symbol.tobytes())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
 from web3 import AsyncWeb3
@@ -118,9 +119,8 @@ class EvmChainReader:
         )
         self._members: dict[tuple[str, int], tuple[tuple[CommitteeMember, ...], int]] = {}
         self._n_shards: int | None = None
-        #: The last `epoch_committees` answer and the hash of the block it was read at: the
-        #: chain's state changes only with a new block, and every read asks for it.
-        self._committees_at: tuple[bytes, EpochCommittees] | None = None
+        #: The last `epoch_committees` answer (`_CommitteesRead`).
+        self._committees_read: _CommitteesRead | None = None
 
     async def _head(self) -> int:
         with rpc_errors(self.url, "read the block number"):
@@ -180,18 +180,27 @@ class EvmChainReader:
 
         Under staking the previous epoch's Committee contract keeps its members until the next
         epoch change refills it, and the change is underway while Staking waits for the new
-        committee's `epoch_sync_done` reports. A fixed committee has no previous one. Every
-        read of a blob asks for them: while the latest block is the one of the last answer (its
-        hash, so a reorganisation is seen), that answer is given again without a view.
+        committee's `epoch_sync_done` reports. A fixed committee has no previous one.
+
+        Every read of a blob asks for them, so the last answer is given again, without a view,
+        for as long as it provably holds (`_CommitteesRead.holds_at`): at the block it was
+        read at, and at a later block stamped before the epoch can end while no change is
+        underway, once the block it was read at is found still on the chain (one header read,
+        so a reorganisation is seen). Walrus's client keeps its committees the same way and
+        refreshes them when the epoch may have changed.
         """
         latest = await self._latest_block()
-        head, block_hash = latest.number, latest.hash
-        if self._committees_at is not None and self._committees_at[0] == block_hash:
-            return self._committees_at[1]
+        cached = self._committees_read
+        if cached is not None and await self._still_holds(cached, latest):
+            self._committees_read = replace(cached, number=latest.number, hash=latest.hash)
+            return cached.committees
+        head = latest.number
         reads = [
             self._system.view("epoch", block=head),
             self._system.view("committee", block=head),
             self._system.view("previous_committee", block=head),
+            self._system.view("epoch_start_s", block=head),
+            self._system.view("epoch_duration_s", block=head),
         ]
         if self.staking is not None:
             reads.append(self.staking.epoch_state(block=head))
@@ -203,10 +212,20 @@ class EvmChainReader:
         previous = None
         if int(previous_address, 16) != 0 and previous_address != address and epoch > 0:
             previous = await self._committee_at(previous_address, epoch - 1, head)
-        changing = self.staking is not None and values[3] is EpochState.EPOCH_CHANGE_SYNC
+        changing = self.staking is not None and values[5] is EpochState.EPOCH_CHANGE_SYNC
         committees = EpochCommittees(current, previous, changing)
-        self._committees_at = (block_hash, committees)
+        ends_at = int(values[3]) + int(values[4])
+        self._committees_read = _CommitteesRead(head, latest.hash, committees, ends_at)
         return committees
+
+    async def _still_holds(self, cached: _CommitteesRead, latest: BlockHeader) -> bool:
+        if latest.hash == cached.hash:
+            return True
+        if not cached.holds_at(latest):
+            return False
+        with rpc_errors(self.url, "read a block"):
+            then = await block_header(self._w3, cached.number)
+        return then is not None and then.hash == cached.hash
 
     async def _committee_members(
         self, address: str, epoch: int, block: BlockIdentifier = "latest"
@@ -392,6 +411,32 @@ class EvmChainReader:
         with rpc_errors(self.url, "read the balance"):
             balance = await self._w3.eth.get_balance(AsyncWeb3.to_checksum_address(owner))
         return int(balance)
+
+
+@dataclass(frozen=True, slots=True)
+class _CommitteesRead:
+    """An `epoch_committees` answer and the block it holds at (number and hash).
+
+    No epoch can start in a block stamped before `ends_at`, the epoch's start plus its duration
+    in System: `advance_epoch` asserts it, and Staking's `initiate_epoch_change` waits a whole
+    epoch from the end of the last change, which came after System's start of this epoch. The
+    previous committee, and whether a change is underway, change only with the epoch, except
+    while a change is underway (its end comes with the new committee's sync reports, at any
+    block). So the answer holds at any later block of the same chain stamped before `ends_at`,
+    unless a change was underway."""
+
+    number: int
+    hash: bytes
+    committees: EpochCommittees
+    ends_at: int
+
+    def holds_at(self, latest: BlockHeader) -> bool:
+        """Whether the answer holds at `latest`, if the block it was read at is an ancestor."""
+        return (
+            not self.committees.changing
+            and latest.number > self.number
+            and latest.timestamp < self.ends_at
+        )
 
 
 def _member(info: Sequence[Any], shards: tuple[int, ...]) -> CommitteeMember:

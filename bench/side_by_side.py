@@ -29,6 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 #: Tahoe's shares.needed, shares.happy and shares.total by node count (see the docstring).
 TAHOE_ENCODING = {10: (3, 7, 10), 4: (2, 4, 4)}
@@ -124,13 +125,17 @@ def measure(args: argparse.Namespace, nodes: int, work: Path) -> list[Row]:
     ]
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], file: TextIO = sys.stdout) -> None:
     """The side-by-side table."""
-    print(f"{'nodes':>5}  {'op':<4} {'size':>8} {'walruspy s':>11} {'Tahoe s':>9}  walruspy speed")
+    header = (
+        f"{'nodes':>5}  {'op':<4} {'size':>8} {'walruspy s':>11} {'Tahoe s':>9}  walruspy speed"
+    )
+    print(header, file=file)
     for row in rows:
         print(
             f"{row.nodes:>5}  {row.op:<4} {f'{row.size_mib} MiB':>8} {row.walruspy_s:>11.3f}"
-            f" {row.tahoe_s:>9.3f}  {row.speed:.2f}x"
+            f" {row.tahoe_s:>9.3f}  {row.speed:.2f}x",
+            file=file,
         )
 
 
@@ -150,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as directory:
         for nodes in (int(n) for n in args.nodes.split(",")):
             rows.extend(measure(args, nodes, Path(directory)))
-            print_table(rows)  # so far: a later failure keeps what was measured
+            print_table(rows, sys.stderr)  # so far: a later failure keeps what was measured
     print(
         f"\nbench/side_by_side.py: medians of {args.runs} runs, one after the other, curl over HTTP"
     )

@@ -217,17 +217,18 @@ def _compiled_worthwhile(count: int) -> bool:
 
 def hash_rows_prefixed(rows: U8Array, prefix: bytes) -> U8Array:
     """BLAKE2b-256 of `prefix + row` for every row of a 2-D uint8 array (a one-byte prefix)."""
-    if _compiled_worthwhile(rows.shape[0]):
+    return _hash_prefixed(rows, prefix, compiled=_compiled_worthwhile(rows.shape[0]))
+
+
+def _hash_prefixed(rows: U8Array, prefix: bytes, *, compiled: bool) -> U8Array:
+    """`hash_rows_prefixed` by the compiled loop, or by hashlib over prefixed copies."""
+    if compiled:
         return blake2_batch.hash_rows_prefixed(rows, prefix[0])
-    return hash_rows(_prefixed(rows, prefix))
-
-
-def _prefixed(rows: U8Array, prefix: bytes) -> U8Array:
     count, width = rows.shape
     prefixed = np.empty((count, width + 1), dtype=np.uint8)
     prefixed[:, 0] = prefix[0]
     prefixed[:, 1:] = rows
-    return prefixed
+    return hash_rows(prefixed)
 
 
 def leaf_hashes(symbols: U8Array) -> U8Array:
@@ -241,9 +242,10 @@ def leaf_hashes(symbols: U8Array) -> U8Array:
     shape = symbols.shape
     width = shape[-1]
     flat = np.ascontiguousarray(symbols.reshape(-1, width))
-    if width <= blake2_batch.LONGEST_ROW_BYTES and _compiled_worthwhile(flat.shape[0]):
-        digests = blake2_batch.hash_rows_prefixed(flat, LEAF_PREFIX[0])
-    elif width >= blake2_batch.BLOCK_BYTES:
+    compiled = width <= blake2_batch.LONGEST_ROW_BYTES and _compiled_worthwhile(flat.shape[0])
+    if compiled or width < blake2_batch.BLOCK_BYTES:
+        digests = _hash_prefixed(flat, LEAF_PREFIX, compiled=compiled)
+    else:
         data = memoryview(flat.data).cast("B")  # slices of it are views, not copies
         base = hashlib.blake2b(LEAF_PREFIX, digest_size=DIGEST_LEN)
         hashed = []
@@ -252,8 +254,6 @@ def leaf_hashes(symbols: U8Array) -> U8Array:
             h.update(data[k : k + width])
             hashed.append(h.digest())
         digests = np.frombuffer(b"".join(hashed), dtype=np.uint8)
-    else:
-        digests = hash_rows(_prefixed(flat, LEAF_PREFIX))
     return digests.reshape(*shape[:-1], DIGEST_LEN)
 
 

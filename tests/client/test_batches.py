@@ -187,6 +187,44 @@ async def test_a_read_asks_each_node_once(tmp_path: Path) -> None:
     assert 1 <= counts["batches"] <= 4
 
 
+async def test_metadata_reads_that_lose_the_race_keep_their_connections(
+    tmp_path: Path,
+) -> None:
+    async with open_network(tmp_path) as network, network.client() as client:
+        data = blob_data(9, 20_000)
+        result = await client.store(data, epochs=2)
+        # Node i answers metadata after i x 50 ms: of the three nodes asked at once, one wins
+        # and the others are still working when the read has its metadata.
+        for index in range(len(network.nodes)):
+            honest = network._service(index).get_metadata
+
+            async def slow(blob_id: Any, _honest: Any = honest, _s: float = 0.05 * index) -> Any:
+                await asyncio.sleep(_s)
+                return await _honest(blob_id)
+
+            network._service(index).get_metadata = slow
+        connector = network.cluster.session.connector
+        assert connector is not None
+        opened = 0
+        create = connector._create_connection
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal opened
+            opened += 1
+            return await create(*args, **kwargs)
+
+        connector._create_connection = counted  # type: ignore[method-assign]
+        opened_by_read = []
+        for _ in range(8):
+            assert await client.read(result.blob_id) == data
+            await client.env.tails.settled()  # the losers finish in the background
+            opened_by_read.append(opened)
+        # A node may need a second connection, for its sliver batch while a losing metadata
+        # read still runs: once. A cancelled metadata read would close its connection, and
+        # the next read of that node open one again (two a read, before the losers finished).
+        assert opened_by_read[-1] - opened_by_read[0] <= len(network.nodes), opened_by_read
+
+
 async def test_a_read_asks_for_other_slivers_only_what_a_failed_node_held(
     tmp_path: Path,
 ) -> None:

@@ -102,26 +102,48 @@ class NodePool:
 
 
 class Tails:
-    """Upload fan-outs still lingering for slower nodes after their store returned."""
+    """Requests that go on after their caller returned: upload fan-outs lingering for slower
+    nodes once their store is certified, and reads that lost a race (`finish_quietly`)."""
 
     def __init__(self) -> None:
-        self._running: set[asyncio.Task[Any]] = set()
+        # Each task, and whether closing the client cancels it rather than waiting for it.
+        self._running: dict[asyncio.Task[Any], bool] = {}
 
     def __len__(self) -> int:
         return len(self._running)
 
-    def keep(self, task: asyncio.Task[Any]) -> None:
-        """Let `task` finish on its own (its linger bounds it); its outcome is only logged."""
-        self._running.add(task)
+    def keep(self, task: asyncio.Task[Any], *, cancel_on_close: bool = False) -> None:
+        """Let `task` finish on its own (its linger or timeout bounds it); its outcome is only
+        logged. With `cancel_on_close`, closing the client stops it instead of waiting."""
+        self._running[task] = cancel_on_close
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
-            log.debug("an upload tail failed", error=str(task.exception()))
+            log.debug("a request left to finish failed", error=str(task.exception()))
+
+    async def finish_quietly(self, request: Awaitable[T]) -> T:
+        """`request`'s answer; if the caller gives up first, the request still runs to its end
+        in the background. A node answer read to the end leaves its connection open for the
+        next request, where one cancelled mid-answer closes it (and the next request to that
+        node pays a new TCP and TLS handshake). For small answers only: the rest is read."""
+        task = asyncio.ensure_future(request)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.keep(task, cancel_on_close=True)
+            raise
+
+    async def settled(self) -> None:
+        """Wait until every request left to finish has finished."""
+        await asyncio.gather(*self._running, return_exceptions=True)
 
     async def close(self) -> None:
-        """Wait for the tails still running (each ends with its linger)."""
+        """Wait for the upload tails still running (each ends with its linger); stop the rest."""
+        for task, cancel in self._running.items():
+            if cancel:
+                task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
 
 

@@ -10,6 +10,9 @@ Theory of operation (spec/walrus-system.md 1.3, 2.2 and 5; Walrus `retrieve_meta
    is Walrus's code (`committees.is_quorum(n_not_found + n_forbidden)`); its doc comment and our
    spec say f+1, but a quorum is what keeps a certified blob readable while up to f faulty and
    f lagging honest nodes deny it. With fewer, `NoMetadataReceivedError` says who failed how.
+   The reads that lose the race are read to their end unseen (`Tails.finish_quietly`): one
+   cancelled mid-answer closes its connection, and the next read from that node would pay a
+   new TLS handshake (two per read of a 1 MiB blob, measured).
 2. Slivers. Primary slivers are requested by sliver index, so the systematic ones (0..n-2f-1,
    which decode without any Reed-Solomon work) come first; each is verified against the
    metadata as it arrives (a corrupted sliver fails the Merkle check and is counted as that
@@ -173,7 +176,10 @@ async def retrieve_metadata(
 
     def ask(node: Node) -> NodeRequest[Node, VerifiedBlobMetadataWithId]:
         async def call() -> VerifiedBlobMetadataWithId:
-            return await node.call(lambda client: client.get_metadata(blob_id, committee.n_shards))
+            # The reads that lose the race finish unseen, so their connections stay open.
+            return await env.tails.finish_quietly(
+                node.call(lambda client: client.get_metadata(blob_id, committee.n_shards))
+            )
 
         return NodeRequest(node, node.weight, call)
 

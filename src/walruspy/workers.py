@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from walruspy.core import encoding
+from walruspy.core import blake2_batch, encoding
 from walruspy.core.encoding import EncodedBlob, EncodingBuffers, EncodingLayout
 from walruspy.core.types import SliverType
 
@@ -97,6 +97,11 @@ def _run_phase(shared: _SharedBuffers, phase: str, start: int, stop: int) -> byt
         mapping.close()
 
 
+def _warm_worker() -> None:
+    """Worker side of `EncoderPool.warm`."""
+    blake2_batch.warm()
+
+
 def _split(total: int, parts: int) -> list[range]:
     bounds = [total * k // parts for k in range(parts + 1)]
     return [range(bounds[k], bounds[k + 1]) for k in range(parts)]
@@ -124,6 +129,15 @@ class EncoderPool:
         )
         # One blob at a time: the phases already use every core.
         self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Start the workers and load the compiled hashing in them and, in a thread, in this
+        process, without waiting: for a long-running process (the daemon), whose first store
+        would otherwise wait for all of it (1.5 s for a 1 MiB blob, measured)."""
+        blake2_batch.warm_in_background()
+        if self._executor is not None:
+            for _ in range(self.workers):
+                self._executor.submit(_warm_worker)
 
     def encode(self, blob: bytes | memoryview, n_shards: int) -> EncodedBlob:
         """Encode `blob` for `n_shards` shards on every core."""

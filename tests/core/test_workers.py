@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +40,34 @@ def test_no_shared_memory_file_outlives_the_encoding(pool: EncoderPool) -> None:
 def test_a_pool_without_workers_encodes_inline() -> None:
     with EncoderPool(workers=0) as pool:
         assert pool.encode(b"abc", 4).metadata == encode_blob(b"abc", 4).metadata
+
+
+WARM = """
+import threading
+from walruspy.core import blake2_batch
+from walruspy.workers import EncoderPool
+
+def loaded() -> bool:
+    return blake2_batch.is_loaded() and bool(blake2_batch._kernel.signatures)
+
+if __name__ == "__main__":
+    assert not blake2_batch.is_loaded()
+    with EncoderPool(workers=1) as pool:
+        pool.warm()  # returns at once
+        for thread in threading.enumerate():
+            if thread.name == "warm-blake2":
+                thread.join()
+        # The worker took the warm-up first: its loop is loaded, with machine code for it.
+        in_worker = pool._executor.submit(loaded).result()
+        print(loaded(), in_worker)
+"""
+
+
+def test_a_warmed_pool_has_the_compiled_hashing_loaded_everywhere(tmp_path: Path) -> None:
+    script = tmp_path / "warm.py"
+    script.write_text(WARM)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["True", "True"]

@@ -49,6 +49,7 @@ import yaml
 from aiohttp import web
 
 from walruspy.client import WalrusClient, load_config, open_client
+from walruspy.core import blake2_batch
 from walruspy.daemon import quilts
 from walruspy.daemon.aggregator import (
     get_blob,
@@ -513,6 +514,9 @@ async def run_daemon(
                 await placeholder.aclose()
             if mode.serves("publisher"):
                 client.env.require_writer("the publisher")  # refuse to start without a wallet
+                client.env.encoder.warm()  # the first store then starts at full speed
+            else:
+                blake2_batch.warm_in_background()  # reads hash every sliver they verify
             transfer = client.transfer_blob if client.address is not None else None
             if mode.serves("publisher") and jwt is None:
                 log.warning(

@@ -59,6 +59,7 @@ from aiohttp import web
 
 from walruspy.chain.api import ChainWriter
 from walruspy.clock import wall
+from walruspy.core import blake2_batch
 from walruspy.core.crypto import BlsPrivateKey
 from walruspy.logs import get_logger
 from walruspy.node.api import NodeApi
@@ -149,6 +150,8 @@ class StorageNode:
 
     async def run(self) -> None:
         """Run the node until cancelled."""
+        # Every sliver it takes or serves is hashed: the compiled loop loads meanwhile.
+        blake2_batch.warm_in_background()
         store_config = StoreConfig(self.config.storage_path)
         store = await asyncio.to_thread(open_store, store_config, self._rebuild_store)
         self.store = store

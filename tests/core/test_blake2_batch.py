@@ -1,9 +1,13 @@
-"""The compiled BLAKE2b loop gives hashlib's digests, for every length and block count."""
+"""The compiled BLAKE2b loop gives hashlib's digests, for every length and block count, as
+numba's JIT compiles it and as it is built ahead of time; a process takes the build only where
+it may hold the GIL, and the JIT wherever the build is missing or broken."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +18,28 @@ from walruspy.core import blake2_batch, merkle
 WIDTHS = [0, 1, 2, 31, 32, 33, 63, 64, 65, 126, 127, 128, 129, 255, 256, 257, 1000, 2047, 4096]
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The loop built ahead of time (about 7 s), in a directory of this test's own."""
+    path = blake2_batch.ahead_of_time_path()
+    assert path is not None, "this machine has /proc/cpuinfo"
+    return blake2_batch.build_ahead_of_time(tmp_path_factory.mktemp("aot") / path.name)
+
+
+@pytest.fixture(params=["jit", "ahead of time"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Each way of compiling the loop, made the one this process hashes with."""
+    if request.param == "jit":
+        loop = blake2_batch._compile()
+    else:
+        loaded = blake2_batch._load_ahead_of_time(request.getfixturevalue("built"))
+        assert loaded is not None
+        loop = loaded
+    monkeypatch.setattr(blake2_batch, "_kernel", loop)
+    return loop
+
+
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("prefix", [0, 1, 0xFF])
 def test_digests_are_hashlib_s(width: int, prefix: int) -> None:
@@ -26,6 +52,7 @@ def test_digests_are_hashlib_s(width: int, prefix: int) -> None:
         assert digest.tobytes() == expected
 
 
+@pytest.mark.usefixtures("kernel")
 def test_many_rows_cross_the_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(blake2_batch, "CHUNK_BYTES", 1024)  # one group of lanes per chunk
     rows = np.random.default_rng(7).integers(0, 256, size=(300, 64), dtype=np.uint8)
@@ -53,8 +80,16 @@ def test_merkle_roots_agree_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> No
 def test_a_process_switches_after_enough_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(merkle, "_hashes_asked", 0)
     monkeypatch.setattr(blake2_batch, "_kernel", None)
+    monkeypatch.setattr(blake2_batch, "_built", False)  # no build for this machine
     assert not merkle._compiled_worthwhile(merkle.COMPILED_AFTER_HASHES - 1)
     assert merkle._compiled_worthwhile(1)
+
+
+def test_with_a_build_a_process_switches_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(merkle, "_hashes_asked", 0)
+    monkeypatch.setattr(blake2_batch, "_kernel", None)
+    monkeypatch.setattr(blake2_batch, "_built", True)
+    assert merkle._compiled_worthwhile(10)
 
 
 def test_threads_that_need_the_loop_at_once_load_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,3 +124,55 @@ def test_leaf_hashes_of_every_symbol_length(
     assert digests.shape == (2, 5, 32)
     for symbol, digest in zip(symbols.reshape(-1, width), digests.reshape(-1, 32), strict=True):
         assert digest.tobytes() == merkle.leaf_hash(symbol.tobytes())
+
+
+def test_a_process_takes_the_build_unless_it_needs_the_gil_free(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blake2_batch, "ahead_of_time_path", lambda: built)
+    monkeypatch.setattr(blake2_batch, "_built", None)
+    monkeypatch.setattr(blake2_batch, "_kernel", None)
+    assert blake2_batch.starts_quickly()  # nothing loaded yet, and loading costs nothing
+    blake2_batch.load()
+    assert not hasattr(blake2_batch._kernel, "py_func")  # the C extension's function
+    monkeypatch.setattr(blake2_batch, "_kernel", None)
+    blake2_batch.load(releasing_gil=True)  # a node, the daemon: numba's dispatcher
+    assert hasattr(blake2_batch._kernel, "py_func")
+
+
+def test_without_a_build_or_with_a_broken_one_the_jit_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "blake2_batch_aot_missing.so"
+    monkeypatch.setattr(blake2_batch, "ahead_of_time_path", lambda: missing)
+    monkeypatch.setattr(blake2_batch, "_built", None)
+    monkeypatch.setattr(blake2_batch, "_kernel", None)
+    assert not blake2_batch.starts_quickly()
+    broken = tmp_path / "blake2_batch_aot_broken.so"
+    broken.write_bytes(b"not an ELF file")
+    assert blake2_batch._load_ahead_of_time(broken) is None
+    monkeypatch.setattr(blake2_batch, "ahead_of_time_path", lambda: broken)
+    blake2_batch.load()
+    assert hasattr(blake2_batch._kernel, "py_func")
+    rows = np.arange(70, dtype=np.uint8).reshape(2, 35)
+    assert blake2_batch.hash_rows_prefixed(rows, 0)[1].tobytes() == (
+        hashlib.blake2b(b"\x00" + rows[1].tobytes(), digest_size=32).digest()
+    )
+
+
+def test_installing_builds_the_loop_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "blake2_batch_aot_test.so"
+    monkeypatch.setattr(blake2_batch, "ahead_of_time_path", lambda: target)
+    target.write_bytes(b"")  # there already: nothing to build
+    blake2_batch.main()
+    assert capsys.readouterr().out == f"the hashing loop is built: {target}\n"
+    target.unlink()
+
+    def no_compiler(path: Path | None = None) -> Path:
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(blake2_batch, "build_ahead_of_time", no_compiler)
+    blake2_batch.main()  # says so, and leaves the JIT: no failure
+    assert "not built ahead of time (no C compiler)" in capsys.readouterr().out

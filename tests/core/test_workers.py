@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,3 +72,42 @@ def test_a_warmed_pool_has_the_compiled_hashing_loaded_everywhere(tmp_path: Path
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["True", "True"]
+
+
+FORKED = """
+import os
+from walruspy.core.encoding import encode_blob
+from walruspy.workers import EncoderPool
+
+blob = os.urandom(300_000)
+with EncoderPool(workers=1, fork=True) as pool:
+    method = pool._executor._mp_context.get_start_method()
+    same = pool.encode(blob, 100).metadata == encode_blob(blob, 100).metadata
+print(method, same)
+"""
+
+
+def test_a_short_command_forks_its_workers(tmp_path: Path) -> None:
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["fork", "True"]
+
+
+def test_a_process_with_other_threads_spawns_its_workers() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with EncoderPool(workers=1, fork=True) as pool:
+            assert pool._executor is not None
+            assert pool._executor._mp_context.get_start_method() == "spawn"  # type: ignore[attr-defined]
+            assert pool.encode(b"xyz" * 100_000, 100).metadata == (
+                encode_blob(b"xyz" * 100_000, 100).metadata
+            )
+    finally:
+        stop.set()
+        other.join()

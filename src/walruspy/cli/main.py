@@ -135,7 +135,7 @@ def blob_id_command(
     file: Path, n_shards: int | None, config_path: Path | None, context: str | None, as_json: bool
 ) -> None:
     """Compute the blob ID of FILE locally by encoding it (nothing is sent anywhere)."""
-    from walruspy.workers import encode
+    from walruspy.workers import EncoderPool
 
     if n_shards is None:
 
@@ -144,7 +144,8 @@ def blob_id_command(
 
         n_shards = run_client(config_path, context, committee_size)
     data = file.read_bytes()
-    encoded = encode(data, n_shards)
+    with EncoderPool(fork=True) as pool:  # no event loop runs now: a forked worker is ready at once
+        encoded = pool.encode(data, n_shards)
     params = encoded.metadata.params
     # Walrus's `BlobIdOutput` keys (camelCase, as every other command), then ours.
     result = {

@@ -203,7 +203,8 @@ def hash_rows(rows: U8Array) -> U8Array:
 #: (`blake2_batch`), whose first use costs about 0.4 s (importing numba, loading the compiled code
 #: from its cache): hashlib does this many in about 0.1 s. A process that hashes this much (an
 #: encoder at n = 1000, a node verifying slivers, a reader) goes on hashing, and the loop is
-#: about ten times faster than a Python call per hash; a short command at n = 100 never pays for it.
+#: about ten times faster than a Python call per hash; a short command at n = 100 never pays for
+#: it. With the loop built ahead of time for this machine, loading it is free: no waiting then.
 COMPILED_AFTER_HASHES = 100_000
 _hashes_asked = 0
 
@@ -212,7 +213,7 @@ def _compiled_worthwhile(count: int) -> bool:
     """Whether `count` more hashes go to the compiled loop (see `COMPILED_AFTER_HASHES`)."""
     global _hashes_asked  # noqa: PLW0603 (a per-process tally; a lost update only delays it)
     _hashes_asked += count
-    return _hashes_asked >= COMPILED_AFTER_HASHES or blake2_batch.is_loaded()
+    return _hashes_asked >= COMPILED_AFTER_HASHES or blake2_batch.starts_quickly()
 
 
 def hash_rows_prefixed(rows: U8Array, prefix: bytes) -> U8Array:

@@ -337,6 +337,9 @@ def build_ahead_of_time(path: Path | None = None) -> Path:
         compiler.export("hash_blocks", _SIGNATURE)(_hash_blocks)  # type: ignore[no-untyped-call]
         compiler.compile()
         os.replace(Path(scratch) / target.name, target)
+    for stale in target.parent.glob(f"{_AOT_PREFIX}*"):  # builds of older code or numpy
+        if stale != target:
+            stale.unlink(missing_ok=True)
     return target
 
 

@@ -64,14 +64,19 @@ if __name__ == "__main__":
 """
 
 
-def test_a_warmed_pool_has_the_compiled_hashing_loaded_everywhere(tmp_path: Path) -> None:
-    script = tmp_path / "warm.py"
-    script.write_text(WARM)
+def printed_by(source: str, tmp_path: Path) -> list[str]:
+    """The words a script prints, run in a fresh interpreter (nothing loaded, no threads)."""
+    script = tmp_path / "script.py"
+    script.write_text(source)
     run = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split() == ["True", "True"]
+    return run.stdout.split()
+
+
+def test_a_warmed_pool_has_the_compiled_hashing_loaded_everywhere(tmp_path: Path) -> None:
+    assert printed_by(WARM, tmp_path) == ["True", "True"]
 
 
 FORKED = """
@@ -88,13 +93,7 @@ print(method, same)
 
 
 def test_a_short_command_forks_its_workers(tmp_path: Path) -> None:
-    script = tmp_path / "forked.py"
-    script.write_text(FORKED)
-    run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split() == ["fork", "True"]
+    assert printed_by(FORKED, tmp_path) == ["fork", "True"]
 
 
 def test_a_process_with_other_threads_spawns_its_workers() -> None:

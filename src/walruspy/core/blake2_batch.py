@@ -17,17 +17,17 @@ module, or numba's user cache directory when that is not writable), so only the 
 after an install pays the compilation, about 4 s; later ones load it in about 0.4 s (0.7 s on a
 busy machine), importing numba included. A command that hashes a blob once pays that every time
 (at n = 1000 it is most of `walruspy blob-id`), so `make install` also builds the loop ahead of
-time (`blake2_batch.main`): numba.pycc compiles the same function for this
-processor into a C extension beside the cache, keyed by this module's code, numpy's version and
-the processor's features, which imports in 0.3 ms and hashes as fast (86 to 114 ns a hash,
-measured). It holds the GIL while it runs (pycc cannot release it), so processes that hash in
-worker threads while they serve (storage nodes, the daemon) load the JIT's loop at start
-(`warm_in_background`), and only the others take the build. Without a C compiler, or for
-another processor, the JIT serves alone. `merkle` switches to this loop only once a process has
-hashed enough to pay for loading it (`merkle.COMPILED_AFTER_HASHES`), or at once when loading
-costs nothing (`starts_quickly`). The JIT's loop is single-threaded (the encoder already
-spreads its hashing over both cores in processes, `walruspy.workers`) and releases the GIL, so
-a node verifying slivers in a worker thread keeps serving meanwhile.
+time (`blake2_batch.main`): numba.pycc compiles the same function for this processor into a C
+extension beside the cache, keyed by this module's code, numpy's version and the processor's
+features, which imports in 0.3 ms and hashes as fast (86 to 114 ns a hash, measured). It holds
+the GIL while it runs (pycc cannot release it), so processes that hash in worker threads while
+they serve (storage nodes, the daemon) load the JIT's loop at start (`warm_in_background`), and
+only the others take the build. Without a C compiler, or for another processor, the JIT serves
+alone. `merkle` switches to this loop only once a process has hashed enough to pay for loading
+it (`merkle.COMPILED_AFTER_HASHES`), or at once when loading costs nothing (`starts_quickly`).
+The JIT's loop is single-threaded (the encoder already spreads its hashing over both cores in
+processes, `walruspy.workers`) and releases the GIL, so a node verifying slivers in a worker
+thread keeps serving meanwhile.
 
 Every digest is checked against `hashlib` in the tests, for every block count the encoder meets.
 """
@@ -186,14 +186,20 @@ def _hash_blocks(words: Any, length: int, out: Any) -> None:
                 out[start + i, k] = h[k, i]
 
 
-def _compile() -> Callable[..., None]:
-    """Compile the hashing loop (or load it from numba's cache); LLVM inlines the functions it
-    calls."""
+def _jit_helpers() -> None:
+    """Make the functions the loop calls numba's, so that LLVM inlines them into it."""
     global _g, _compress  # noqa: PLW0603 (compiled once per process, like `_kernel`)
     from numba import njit
 
     _g = njit(getattr(_g, "py_func", _g))
     _compress = njit(getattr(_compress, "py_func", _compress))
+
+
+def _compile() -> Callable[..., None]:
+    """Compile the hashing loop (or load it from numba's cache)."""
+    from numba import njit
+
+    _jit_helpers()
     kernel: Callable[..., None] = njit(cache=True, nogil=True, boundscheck=False)(_hash_blocks)
     return kernel
 
@@ -311,11 +317,9 @@ def build_ahead_of_time(path: Path | None = None) -> Path:
     """Build the loop ahead of time into a C extension at `path` (this machine's by default)
     with numba.pycc and the system's C compiler: about 7 s, once per machine and version. The
     build is written beside its final place and renamed, so a reader never sees half of it."""
-    global _g, _compress  # noqa: PLW0603 (the same compiled helpers as `_compile`)
     target = path or ahead_of_time_path()
     if target is None:
         raise RuntimeError("no ahead-of-time build on this system (no /proc/cpuinfo)")
-    from numba import njit
     from numba.core.errors import NumbaPendingDeprecationWarning
 
     with warnings.catch_warnings():
@@ -324,8 +328,7 @@ def build_ahead_of_time(path: Path | None = None) -> Path:
         warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
         from numba.pycc import CC  # type: ignore[attr-defined]
 
-    _g = njit(getattr(_g, "py_func", _g))
-    _compress = njit(getattr(_compress, "py_func", _compress))
+    _jit_helpers()
     name = target.name.split(".")[0]
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
